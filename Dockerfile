@@ -1,0 +1,38 @@
+# Mediation session server.
+#   docker build -t mediation-server .
+#   docker run -p 8080:8080 -v mediation-data:/var/lib/mediation mediation-server
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# aiortc, av, cryptography and asyncpg ship self-contained manylinux wheels
+# (FFmpeg, libvpx, opus, OpenSSL bundled), so no extra runtime libraries.
+RUN groupadd --system --gid 10001 mediation \
+ && useradd --system --uid 10001 --gid mediation --home-dir /var/lib/mediation \
+        --no-create-home --shell /usr/sbin/nologin mediation \
+ && mkdir -p /var/lib/mediation \
+ && chown mediation:mediation /var/lib/mediation
+
+WORKDIR /usr/src/mediation
+COPY pyproject.toml README.md ./
+COPY server/ server/
+COPY signaling/ signaling/
+COPY recording/ recording/
+RUN pip install --no-cache-dir . \
+ && cd / && rm -rf /usr/src/mediation
+
+ENV MEDIATION_DATA_DIR=/var/lib/mediation \
+    MEDIATION_HOST=0.0.0.0 \
+    MEDIATION_PORT=8080
+
+USER mediation
+WORKDIR /var/lib/mediation
+VOLUME /var/lib/mediation
+EXPOSE 8080
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"]
+
+CMD ["mediation-server"]

@@ -1,0 +1,29 @@
+"""Run the server: ``python -m server`` or the ``mediation-server`` console script."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+
+from server import jsonlog
+from server.app import create_app
+from server.settings import Settings, SettingsError
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"mediation-server: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    jsonlog.configure(settings.log_level)
+    logging.getLogger("mediation").info(
+        "listening", extra={"host": settings.host, "port": settings.port, "data_dir": str(settings.data_dir)}
+    )
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

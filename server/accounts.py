@@ -1,0 +1,194 @@
+"""Staff accounts, password hashing, sessions, and turning a bearer token into a Principal."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from server.access import NOBODY, Principal
+from server.audit import AuditLog
+from server.database import Database
+from server.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
+from server.models import Case, JoinLink, Party, StaffSession, StaffUser
+from server.ratelimit import SlidingWindow
+from server.settings import Settings
+from server.tokens import hash_token, new_id, new_token, token_kind
+
+log = logging.getLogger("mediation.accounts")
+
+COOKIE_NAME = "mediation_session"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Accounts:
+    """Owns staff users and their sessions, and authenticates every request."""
+
+    def __init__(self, settings: Settings, db: Database, audit: AuditLog) -> None:
+        self._settings = settings
+        self._db = db
+        self._audit = audit
+        self._hasher = PasswordHasher(
+            time_cost=settings.password_time_cost, memory_cost=settings.password_memory_kib, parallelism=1
+        )
+        # A hash to verify against when the username is unknown, so both paths cost the same.
+        self._decoy_hash = self._hasher.hash("decoy password that matches nothing")
+        self._login_by_user = SlidingWindow(settings.login_attempts_per_minute, 60.0)
+        self._login_by_address = SlidingWindow(settings.login_attempts_per_minute * 5, 60.0)
+
+    async def hash_password(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def _password_matches(self, stored: str, password: str) -> bool:
+        try:
+            return await asyncio.to_thread(self._hasher.verify, stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    async def create_staff(self, *, username: str, display_name: str, role: str, password: str, actor: str) -> StaffUser:
+        password_hash = await self.hash_password(password)
+        user = StaffUser(
+            user_id=new_id("usr"), username=username, display_name=display_name, role=role,
+            password_hash=password_hash, disabled=False, created_at=_now(),
+        )
+        try:
+            async with self._db.write() as session:
+                session.add(user)
+                await session.flush()
+                await self._audit.append(
+                    session, actor=actor, action="staff_created",
+                    detail={"user_id": user.user_id, "username": username, "role": role},
+                )
+        except IntegrityError:
+            raise Conflict(f"username {username!r} is taken", code="username_taken", field="username") from None
+        return user
+
+    async def list_staff(self) -> list[StaffUser]:
+        async with self._db.read() as session:
+            return list((await session.execute(select(StaffUser).order_by(StaffUser.username))).scalars())
+
+    async def disable_staff(self, user_id: str, actor: str) -> StaffUser:
+        async with self._db.write() as session:
+            user = await session.get(StaffUser, user_id)
+            if user is None:
+                raise NotFound(f"no staff user {user_id}", field="user_id")
+            if actor.endswith(user_id):
+                raise Conflict("administrators cannot disable themselves", code="self_disable")
+            user.disabled = True
+            sessions = (await session.execute(
+                select(StaffSession).where(StaffSession.user_id == user_id, StaffSession.revoked_at.is_(None))
+            )).scalars()
+            now = _now()
+            for staff_session in sessions:
+                staff_session.revoked_at = now
+            await self._audit.append(session, actor=actor, action="staff_disabled", detail={"user_id": user_id})
+        return user
+
+    async def login(self, username: str, password: str, address: str) -> tuple[str, dt.datetime, StaffUser]:
+        for limiter, key in ((self._login_by_user, username.lower()), (self._login_by_address, address)):
+            retry = limiter.hit(key)
+            if retry is not None:
+                raise TooManyRequests(
+                    f"too many sign-in attempts; retry in {retry} s", headers={"Retry-After": str(retry)}
+                )
+        async with self._db.read() as session:
+            user = (await session.execute(select(StaffUser).where(StaffUser.username == username))).scalar_one_or_none()
+        matches = await self._password_matches(user.password_hash if user else self._decoy_hash, password)
+        if user is None or not matches or user.disabled:
+            async with self._db.write() as session:
+                await self._audit.append(
+                    session, actor="anonymous", action="login_failed",
+                    detail={"username": username[:64], "address": address},
+                )
+            raise Unauthorized("unknown username or wrong password", code="bad_credentials")
+        token, token_hash = new_token("stf")
+        now = _now()
+        expires_at = now + dt.timedelta(seconds=self._settings.session_ttl_seconds)
+        async with self._db.write() as session:
+            session.add(StaffSession(token_hash=token_hash, user_id=user.user_id, created_at=now, expires_at=expires_at))
+            await self._audit.append(
+                session, actor=f"{user.role}:{user.user_id}", action="login", detail={"address": address}
+            )
+        return token, expires_at, user
+
+    async def logout(self, token: str, principal: Principal) -> None:
+        async with self._db.write() as session:
+            staff_session = await session.get(StaffSession, hash_token(token))
+            if staff_session is not None and staff_session.revoked_at is None:
+                staff_session.revoked_at = _now()
+                await self._audit.append(session, actor=principal.actor, action="logout")
+
+    async def user(self, user_id: str) -> StaffUser:
+        async with self._db.read() as session:
+            user = await session.get(StaffUser, user_id)
+        if user is None:
+            raise NotFound(f"no staff user {user_id}", field="user_id")
+        return user
+
+    @staticmethod
+    def presented_token(request: web.Request) -> tuple[str | None, str | None]:
+        """The bearer token and where it came from ("header" or "cookie")."""
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise Unauthorized("Authorization header must be 'Bearer <token>'", code="bad_token")
+            return value.strip(), "header"
+        cookie = request.cookies.get(COOKIE_NAME)
+        if cookie:
+            return cookie, "cookie"
+        return None, None
+
+    async def authenticate(self, request: web.Request) -> Principal:
+        """Resolve the caller; a token that is malformed, unknown, expired or revoked is a 401."""
+        token, source = self.presented_token(request)
+        if token is None:
+            return NOBODY
+        kind = token_kind(token)
+        if kind is None:
+            raise Unauthorized("the token is malformed", code="bad_token")
+        if source == "cookie" and request.method not in ("GET", "HEAD", "OPTIONS"):
+            self._check_origin(request)
+        digest = hash_token(token)
+        now = _now()
+        async with self._db.read() as session:
+            if kind == "stf":
+                row = (await session.execute(
+                    select(StaffSession, StaffUser).join(StaffUser, StaffUser.user_id == StaffSession.user_id)
+                    .where(StaffSession.token_hash == digest)
+                )).one_or_none()
+                if row is None or row[0].revoked_at is not None or row[0].expires_at <= now or row[1].disabled:
+                    raise Unauthorized("the session has expired or was ended; sign in again", code="bad_token")
+                return Principal(kind="staff", role=row[1].role, subject_id=row[1].user_id, via="session")
+            if kind == "rcp":
+                row = (await session.execute(
+                    select(Case, Party).join(Party, Party.case_id == Case.case_id)
+                    .where(Case.receipt_hash == digest, Party.role == "borrower")
+                )).one_or_none()
+                if row is None or row[0].receipt_expires_at <= now:
+                    raise Unauthorized("the receipt is unknown or has expired", code="bad_token")
+                return Principal(kind="party", role="borrower", subject_id=row[1].party_id,
+                                 case_id=row[0].case_id, via="receipt")
+            link = (await session.execute(select(JoinLink).where(JoinLink.token_hash == digest))).scalar_one_or_none()
+            if link is None or link.revoked_at is not None or link.expires_at <= now:
+                raise Unauthorized("the join link is unknown, expired or revoked", code="bad_token")
+            return Principal(kind="party", role=link.role, subject_id=link.party_id, case_id=link.case_id,
+                             link_id=link.link_id, session_id=link.session_id, via="join_link")
+
+    def _check_origin(self, request: web.Request) -> None:
+        # Cookie-authenticated writes must come from our own pages (SameSite is the first line).
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return
+        own = f"{request.scheme}://{request.host}"
+        if origin != own and origin not in self._settings.allowed_origins:
+            raise Forbidden(f"cross-origin request from {origin[:100]!r} refused", code="bad_origin")

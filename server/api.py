@@ -1,0 +1,246 @@
+"""The HTTP API's endpoints: who may call each one, what it takes, what it answers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from server import schemas
+from server.accounts import COOKIE_NAME, Accounts
+from server.audit import public_key_pem
+from server.errors import NotFound, TooManyRequests
+from server.models import StaffUser
+from server.routing import Call, Router
+from server.services import SERVICES
+
+router = Router()
+
+CASE_OFFICER = ("case_officer",)
+CASE_READERS = ("case_officer", "mediator", "bank_representative", "compliance_officer")
+SCHEDULERS = ("case_officer", "mediator")
+
+
+def _staff_view(user: StaffUser) -> schemas.StaffView:
+    return schemas.StaffView(user_id=user.user_id, username=user.username, display_name=user.display_name,
+                             role=user.role, disabled=user.disabled, age_recipient=user.age_recipient)
+
+
+def _address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+@router.route("GET", "/healthz", allow=("anonymous",), summary="Liveness", tag="operations",
+              response=schemas.Health)
+async def healthz(call: Call) -> schemas.Health:
+    return schemas.Health(status="ok")
+
+
+@router.route("GET", "/readyz", allow=("anonymous",), summary="Readiness: the case record answers",
+              tag="operations", response=schemas.Health)
+async def readyz(call: Call) -> schemas.Health:
+    await call.request.app[SERVICES].db.ping()
+    return schemas.Health(status="ok")
+
+
+@router.route("GET", "/metrics", allow=("anonymous",), summary="Prometheus metrics", tag="operations",
+              raw_media_type="text/plain")
+async def metrics(call: Call) -> web.Response:
+    body = generate_latest(call.request.app[SERVICES].metrics.registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+@router.route("GET", "/api/openapi.json", allow=("anonymous",), summary="This API's OpenAPI 3.1 document",
+              tag="operations", raw_media_type="application/json")
+async def openapi(call: Call) -> dict:
+    return call.request.app[SERVICES].openapi
+
+
+@router.route("GET", "/api/audit/checkpoint", allow=("compliance_officer", "administrator"),
+              summary="Read the latest signed audit checkpoint", tag="audit", response=schemas.CheckpointView)
+async def latest_checkpoint(call: Call) -> schemas.CheckpointView:
+    services = call.request.app[SERVICES]
+    checkpoint = await services.audit.checkpoint() or await services.latest_checkpoint()
+    if checkpoint is None:
+        raise NotFound("the audit log has no checkpoint yet")
+    return schemas.CheckpointView(
+        tree_size=checkpoint.tree_size, root_hash=checkpoint.root_hash.hex(), signed_at=checkpoint.signed_at,
+        key_id=checkpoint.key_id, signature=checkpoint.signature.hex(),
+        public_key_pem=public_key_pem(services.audit.public_key),
+    )
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+@router.route("POST", "/api/auth/login", allow=("anonymous",), summary="Sign in as staff", tag="accounts",
+              body=schemas.LoginIn, response=schemas.LoginView)
+async def login(call: Call) -> web.Response:
+    services = call.request.app[SERVICES]
+    token, expires_at, user = await services.accounts.login(call.body.username, call.body.password,
+                                                            _address(call.request))
+    view = schemas.LoginView(token=token, expires_at=expires_at, user=_staff_view(user))
+    response = web.Response(text=view.model_dump_json(), content_type="application/json")
+    response.set_cookie(COOKIE_NAME, token, max_age=services.settings.session_ttl_seconds, httponly=True,
+                        samesite="Strict", secure=services.settings.cookie_secure, path="/")
+    return response
+
+
+@router.route("POST", "/api/auth/logout", allow=(*CASE_READERS, "administrator"), summary="Sign out",
+              tag="accounts", status=204)
+async def logout(call: Call) -> web.Response:
+    token, _ = Accounts.presented_token(call.request)
+    await call.request.app[SERVICES].accounts.logout(token or "", call.principal)
+    response = web.Response(status=204)
+    response.del_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+@router.route("GET", "/api/auth/me", allow=(*CASE_READERS, "administrator", "party"),
+              summary="Who am I", tag="accounts", response=schemas.WhoAmI)
+async def whoami(call: Call) -> schemas.WhoAmI:
+    principal = call.principal
+    if principal.kind == "party":
+        return schemas.WhoAmI(kind="party", role=principal.role, case_id=principal.case_id,
+                              party_id=principal.subject_id)
+    user = await call.request.app[SERVICES].accounts.user(principal.subject_id or "")
+    return schemas.WhoAmI(kind="staff", role=principal.role, user=_staff_view(user))
+
+
+@router.route("GET", "/api/staff", allow=("administrator", "case_officer"), summary="List staff accounts",
+              tag="accounts", response=schemas.StaffList)
+async def list_staff(call: Call) -> schemas.StaffList:
+    users = await call.request.app[SERVICES].accounts.list_staff()
+    return schemas.StaffList(staff=[_staff_view(u) for u in users])
+
+
+@router.route("POST", "/api/staff", allow=("administrator",), summary="Create a staff account", tag="accounts",
+              body=schemas.StaffCreateIn, response=schemas.StaffView, status=201)
+async def create_staff(call: Call) -> schemas.StaffView:
+    body = call.body
+    user = await call.request.app[SERVICES].accounts.create_staff(
+        username=body.username, display_name=body.display_name, role=body.role, password=body.password,
+        actor=call.principal.actor,
+    )
+    return _staff_view(user)
+
+
+@router.route("POST", "/api/staff/{user_id}/disable", allow=("administrator",),
+              summary="Disable a staff account", tag="accounts", response=schemas.StaffView)
+async def disable_staff(call: Call) -> schemas.StaffView:
+    user = await call.request.app[SERVICES].accounts.disable_staff(call.path["user_id"], call.principal.actor)
+    return _staff_view(user)
+
+
+# --- applications and the party's own view ----------------------------------------------------
+
+
+@router.route("POST", "/api/applications", allow=("anonymous",), summary="File an application",
+              tag="applications", body=schemas.ApplicationIn, response=schemas.ReceiptView, status=201)
+async def file_application(call: Call) -> schemas.ReceiptView:
+    services = call.request.app[SERVICES]
+    retry = services.application_limit.hit(_address(call.request))
+    if retry is not None:
+        raise TooManyRequests(f"too many applications from this address; retry in {retry} s",
+                              headers={"Retry-After": str(retry)})
+    return await services.cases.file_application(call.body)
+
+
+@router.route("GET", "/api/party/case", allow=("party",), summary="Read my own case", tag="applications",
+              response=schemas.PartyCaseView)
+async def party_case(call: Call) -> schemas.PartyCaseView:
+    token, _ = Accounts.presented_token(call.request)
+    receipt = token if call.principal.via == "receipt" else None
+    return await call.request.app[SERVICES].cases.party_view(call.principal, receipt)
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+
+@router.route("GET", "/api/cases", allow=CASE_READERS, summary="List cases", tag="cases",
+              query=schemas.CaseListQuery, response=schemas.CaseList)
+async def list_cases(call: Call) -> schemas.CaseList:
+    return await call.request.app[SERVICES].cases.list_cases(call.principal, call.query)
+
+
+@router.route("GET", "/api/cases/{case_id}", allow=CASE_READERS, summary="Read a case", tag="cases",
+              response=schemas.CaseView)
+async def read_case(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.case_view(call.path["case_id"])
+
+
+@router.route("POST", "/api/cases/{case_id}/parties/{party_id}/verify", allow=CASE_OFFICER,
+              summary="Verify a party's identity", tag="review", body=schemas.VerifyPartyIn,
+              response=schemas.CaseView)
+async def verify_party(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.verify_party(
+        call.principal, call.path["case_id"], call.path["party_id"], call.body)
+
+
+@router.route("POST", "/api/cases/{case_id}/accept", allow=CASE_OFFICER, summary="Accept a case",
+              tag="review", response=schemas.CaseView)
+async def accept_case(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.accept(call.principal, call.path["case_id"])
+
+
+@router.route("POST", "/api/cases/{case_id}/reject", allow=CASE_OFFICER, summary="Reject a case",
+              tag="review", body=schemas.RejectIn, response=schemas.CaseView)
+async def reject_case(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.reject(call.principal, call.path["case_id"], call.body)
+
+
+@router.route("PUT", "/api/cases/{case_id}/assignments", allow=CASE_OFFICER,
+              summary="Assign the mediator and bank representative", tag="review", body=schemas.AssignIn,
+              response=schemas.CaseView)
+async def assign_staff(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.assign(call.principal, call.path["case_id"], call.body)
+
+
+@router.route("POST", "/api/cases/{case_id}/sessions", allow=SCHEDULERS, summary="Propose a session time",
+              tag="schedule", body=schemas.ProposeSessionIn, response=schemas.CaseView, status=201)
+async def propose_session(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.propose_session(call.principal, call.path["case_id"], call.body)
+
+
+@router.route("POST", "/api/cases/{case_id}/sessions/{session_id}/confirm",
+              allow=("party", "bank_representative"), summary="Confirm a session time", tag="schedule",
+              body=schemas.ConfirmSessionIn, response=schemas.CaseView)
+async def confirm_session(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.confirm_session(
+        call.principal, call.path["case_id"], call.path["session_id"], call.body)
+
+
+@router.route("POST", "/api/cases/{case_id}/sessions/{session_id}/cancel", allow=SCHEDULERS,
+              summary="Cancel a session", tag="schedule", response=schemas.CaseView)
+async def cancel_session(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.cancel_session(
+        call.principal, call.path["case_id"], call.path["session_id"])
+
+
+@router.route("POST", "/api/cases/{case_id}/join-links", allow=SCHEDULERS, summary="Issue a join link",
+              tag="schedule", body=schemas.IssueLinkIn, response=schemas.IssuedLinkView, status=201)
+async def issue_link(call: Call) -> schemas.IssuedLinkView:
+    return await call.request.app[SERVICES].cases.issue_link(call.principal, call.path["case_id"], call.body)
+
+
+@router.route("GET", "/api/cases/{case_id}/join-links", allow=SCHEDULERS, summary="List join links",
+              tag="schedule", response=schemas.JoinLinkList)
+async def list_links(call: Call) -> schemas.JoinLinkList:
+    return await call.request.app[SERVICES].cases.list_links(call.path["case_id"])
+
+
+@router.route("DELETE", "/api/cases/{case_id}/join-links/{link_id}", allow=SCHEDULERS,
+              summary="Revoke a join link", tag="schedule", response=schemas.JoinLinkView)
+async def revoke_link(call: Call) -> schemas.JoinLinkView:
+    return await call.request.app[SERVICES].cases.revoke_link(
+        call.principal, call.path["case_id"], call.path["link_id"])
+
+
+@router.route("POST", "/api/cases/{case_id}/close", allow=("case_officer", "mediator"), summary="Close a case",
+              tag="cases", body=schemas.CloseIn, response=schemas.CaseView)
+async def close_case(call: Call) -> schemas.CaseView:
+    return await call.request.app[SERVICES].cases.close(call.principal, call.path["case_id"], call.body)

@@ -1,0 +1,294 @@
+"""The append-only audit log: RFC 6962 Merkle leaves in the case record, checkpoints signed with Ed25519."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import merkle
+from server.database import Database
+from server.models import AuditCheckpoint, AuditEntry
+
+log = logging.getLogger("mediation.audit")
+
+CHECKPOINT_CONTEXT = b"mediation-audit-checkpoint/v1\n"
+# Any fixed 64-bit number; it names the lock that orders appends across nodes on PostgreSQL.
+_PG_APPEND_LOCK = 0x6D656469_61756474
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the same object always gives the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def checkpoint_message(tree_size: int, root_hash: bytes, signed_at: dt.datetime) -> bytes:
+    return CHECKPOINT_CONTEXT + f"{tree_size}\n{root_hash.hex()}\n{signed_at.isoformat()}\n".encode()
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Read the server's audit key, creating it (0600, exclusively) on first start."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first; read theirs
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+            log.info("created audit signing key", extra={"key_id": key_id(key.public_key())})
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ValueError(f"audit key file {path} does not hold an Ed25519 private key")
+    return loaded
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    loaded = serialization.load_pem_public_key(pem)
+    if not isinstance(loaded, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return loaded
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class AuditLog:
+    """Appends entries inside the caller's transaction and signs checkpoints of the tree."""
+
+    def __init__(self, db: Database, signing_key: Ed25519PrivateKey) -> None:
+        self._db = db
+        self._key = signing_key
+        self.public_key = signing_key.public_key()
+        self.key_id = key_id(self.public_key)
+        self._range = merkle.CompactRange()
+
+    async def append(
+        self,
+        session: AsyncSession,
+        *,
+        actor: str,
+        action: str,
+        case_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Add one entry in the caller's write transaction; returns its sequence number."""
+        if not self._db.is_sqlite:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_APPEND_LOCK})
+        # On SQLite the caller holds Database.write's lock, so max+1 cannot race.
+        last = (await session.execute(select(func.max(AuditEntry.seq)))).scalar_one()
+        seq = 0 if last is None else last + 1
+        recorded_at = _now()
+        entry = {
+            "seq": seq,
+            "recorded_at": recorded_at.isoformat(),
+            "actor": actor,
+            "action": action,
+            "case_id": case_id,
+            "detail": detail or {},
+        }
+        canonical = canonical_json(entry)
+        session.add(
+            AuditEntry(
+                seq=seq,
+                recorded_at=recorded_at,
+                actor=actor,
+                action=action,
+                case_id=case_id,
+                canonical=canonical,
+                leaf_hash=merkle.leaf_hash(canonical),
+            )
+        )
+        await session.flush()
+        return seq
+
+    async def checkpoint(self) -> AuditCheckpoint | None:
+        """Sign the current tree head if the tree grew since the last checkpoint."""
+        async with self._db.read() as session:
+            rows = (
+                await session.execute(
+                    select(AuditEntry.seq, AuditEntry.leaf_hash)
+                    .where(AuditEntry.seq >= self._range.size)
+                    .order_by(AuditEntry.seq)
+                )
+            ).all()
+            latest = (
+                await session.execute(select(func.max(AuditCheckpoint.tree_size)))
+            ).scalar_one()
+        for seq, leaf in rows:
+            if seq != self._range.size:
+                raise RuntimeError(f"audit log has a gap: expected entry {self._range.size}, found {seq}")
+            self._range.append(leaf)
+        size = self._range.size
+        if size == 0 or (latest is not None and latest >= size):
+            return None
+        signed_at = _now()
+        root = self._range.root()
+        signature = self._key.sign(checkpoint_message(size, root, signed_at))
+        checkpoint = AuditCheckpoint(
+            tree_size=size, root_hash=root, signed_at=signed_at, key_id=self.key_id, signature=signature
+        )
+        try:
+            async with self._db.write() as session:
+                session.add(checkpoint)
+        except IntegrityError:
+            return None  # another node signed this size first
+        return checkpoint
+
+    async def run_checkpoints(self, interval: float) -> None:
+        """Checkpoint every ``interval`` seconds until cancelled; one failure does not stop it."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.checkpoint()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - logged; the next tick retries
+                log.exception("audit checkpoint failed")
+
+
+@dataclasses.dataclass
+class VerificationReport:
+    entries: int = 0
+    checkpoints: int = 0
+    unsigned_tail: int = 0
+    inclusion_proofs_checked: int = 0
+    consistency_proofs_checked: int = 0
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.checkpoints > 0
+
+
+class _Levels:
+    """All levels of an RFC 6962 tree, for O(log n) inclusion proofs of every leaf."""
+
+    def __init__(self, leaves: list[bytes]) -> None:
+        self.levels = [leaves]
+        while len(self.levels[-1]) > 1:
+            below = self.levels[-1]
+            above = [merkle.node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            if len(below) % 2:
+                above.append(below[-1])  # an unpaired right edge is promoted unchanged
+            self.levels.append(above)
+
+    def proof(self, index: int) -> list[bytes]:
+        path = []
+        for level in self.levels[:-1]:
+            sibling = index - 1 if index % 2 else index + 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index //= 2
+        return path
+
+
+async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) -> VerificationReport:
+    """Recompute every leaf and root; check signatures, inclusion of every entry and consistency."""
+    report = VerificationReport()
+    async with db.read() as session:
+        entries = (await session.execute(select(AuditEntry).order_by(AuditEntry.seq))).scalars().all()
+        checkpoints = (
+            await session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
+        ).scalars().all()
+    report.entries = len(entries)
+    report.checkpoints = len(checkpoints)
+    leaves: list[bytes] = []
+    for position, entry in enumerate(entries):
+        if entry.seq != position:
+            report.problems.append(f"entry at position {position} has seq {entry.seq}: an entry is missing or moved")
+        recomputed = merkle.leaf_hash(entry.canonical)
+        if recomputed != entry.leaf_hash:
+            report.problems.append(f"entry {entry.seq}: stored leaf hash does not match its content")
+        try:
+            body = json.loads(entry.canonical)
+        except ValueError:
+            report.problems.append(f"entry {entry.seq}: content is not valid JSON")
+            body = {}
+        expected = {"seq": entry.seq, "actor": entry.actor, "action": entry.action, "case_id": entry.case_id,
+                    "recorded_at": entry.recorded_at.isoformat()}
+        for name, value in expected.items():
+            if body.get(name) != value:
+                report.problems.append(f"entry {entry.seq}: column {name} ({value!r}) differs from the hashed content")
+        leaves.append(recomputed)
+    if not checkpoints:
+        report.problems.append("no signed checkpoint: nothing vouches for the log")
+        return report
+    tree = _Levels(leaves) if leaves else None
+    previous: AuditCheckpoint | None = None
+    for checkpoint in checkpoints:
+        public = trusted_keys.get(checkpoint.key_id)
+        if public is None:
+            report.problems.append(f"checkpoint {checkpoint.tree_size}: signed by unknown key {checkpoint.key_id}")
+        else:
+            try:
+                public.verify(
+                    checkpoint.signature,
+                    checkpoint_message(checkpoint.tree_size, checkpoint.root_hash, checkpoint.signed_at),
+                )
+            except InvalidSignature:
+                report.problems.append(f"checkpoint {checkpoint.tree_size}: bad signature")
+        if checkpoint.tree_size > len(leaves):
+            report.problems.append(
+                f"checkpoint {checkpoint.tree_size}: log holds only {len(leaves)} entries: entries were deleted"
+            )
+            previous = checkpoint
+            continue
+        root = merkle.root_from_leaf_hashes(leaves[: checkpoint.tree_size])
+        if root != checkpoint.root_hash:
+            report.problems.append(
+                f"checkpoint {checkpoint.tree_size}: root {checkpoint.root_hash.hex()[:16]}… does not match "
+                f"the entries (recomputed {root.hex()[:16]}…): entries were edited, removed or reordered"
+            )
+        if previous is not None and previous.tree_size <= len(leaves):
+            proof = merkle.consistency_proof(leaves[: checkpoint.tree_size], previous.tree_size)
+            report.consistency_proofs_checked += 1
+            if not merkle.verify_consistency(
+                previous.tree_size, checkpoint.tree_size, previous.root_hash, checkpoint.root_hash, proof
+            ):
+                report.problems.append(
+                    f"checkpoints {previous.tree_size} and {checkpoint.tree_size} are not consistent"
+                )
+        previous = checkpoint
+    latest = checkpoints[-1]
+    if tree is not None and latest.tree_size <= len(leaves):
+        # Inclusion proofs are taken against the tree of the latest checkpoint's size.
+        signed = _Levels(leaves[: latest.tree_size]) if latest.tree_size != len(leaves) else tree
+        for index in range(latest.tree_size):
+            report.inclusion_proofs_checked += 1
+            if not merkle.verify_inclusion(
+                leaves[index], index, latest.tree_size, signed.proof(index), latest.root_hash
+            ):
+                report.problems.append(f"entry {index}: not included in checkpoint {latest.tree_size}")
+    report.unsigned_tail = max(0, len(leaves) - latest.tree_size)
+    return report

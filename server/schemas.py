@@ -1,0 +1,321 @@
+"""Request and response bodies of the HTTP API; they validate input and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+
+
+def _no_control(value: str, *, multiline: bool) -> str:
+    value = unicodedata.normalize("NFC", value)
+    allowed = "\n\t" if multiline else ""
+    for char in value:
+        category = unicodedata.category(char)
+        if (category == "Cc" and char not in allowed) or category == "Cs" or char in "\u2028\u2029":
+            raise ValueError(f"contains a control character U+{ord(char):04X}")
+    return value
+
+
+def _line(value: str) -> str:
+    return _no_control(value, multiline=False)
+
+
+def _paragraph(value: str) -> str:
+    return _no_control(value, multiline=True).replace("\r\n", "\n")
+
+
+def Line(max_length: int, min_length: int = 1) -> type[str]:  # noqa: N802 - a type factory
+    return Annotated[  # type: ignore[return-value]
+        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(_line),
+    ]
+
+
+def Paragraph(max_length: int, min_length: int = 0) -> type[str]:  # noqa: N802 - a type factory
+    return Annotated[  # type: ignore[return-value]
+        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(_paragraph),
+    ]
+
+
+def IdOf(prefix: str) -> type[str]:  # noqa: N802 - a type factory
+    return Annotated[str, StringConstraints(pattern=rf"^{prefix}_[0-9a-f]{{32}}$")]  # type: ignore[return-value]
+
+
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,24}$")]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{5,30}$")]
+MinorUnits = Annotated[int, Field(ge=0, le=10**15, description="Amount in integer minor units (e.g. fen, cents)")]
+StaffRole = Literal["case_officer", "mediator", "bank_representative", "compliance_officer", "administrator"]
+CaseState = Literal["submitted", "accepted", "scheduled", "rejected", "closed"]
+
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class View(BaseModel):
+    """A response body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- applications -----------------------------------------------------------------------------
+
+
+class BorrowerIn(Body):
+    name: Line(200)
+    email: Email | None = None
+    phone: Phone | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> BorrowerIn:
+        if self.email is None and self.phone is None:
+            raise ValueError("give an email or a phone number so the mediation body can reach you")
+        return self
+
+
+class ApplicationIn(Body):
+    borrower: BorrowerIn
+    lender: Line(200)
+    loan_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}$")]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    principal_minor: Annotated[int, Field(ge=1, le=10**15)]
+    overdue_minor: MinorUnits
+    days_overdue: Annotated[int, Field(ge=0, le=36500)]
+    proposal: Paragraph(4000) = ""
+
+
+class ReceiptView(View):
+    case_id: str
+    case_number: str
+    receipt_token: str = Field(description="Shown once; the party's key to its case view. Keep it private.")
+    receipt_expires_at: dt.datetime
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+class LoginIn(Body):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class StaffView(View):
+    user_id: str
+    username: str
+    display_name: str
+    role: StaffRole
+    disabled: bool
+    age_recipient: str | None = None
+
+
+class LoginView(View):
+    token: str
+    expires_at: dt.datetime
+    user: StaffView
+
+
+class StaffCreateIn(Body):
+    username: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9._-]{2,63}$")]
+    display_name: Line(120)
+    role: StaffRole
+    password: Annotated[str, StringConstraints(min_length=12, max_length=256)]
+
+
+class StaffList(View):
+    staff: list[StaffView]
+
+
+class WhoAmI(View):
+    kind: Literal["staff", "party"]
+    role: str
+    user: StaffView | None = None
+    case_id: str | None = None
+    party_id: str | None = None
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+
+class PartyView(View):
+    party_id: str
+    role: Literal["borrower", "lender"]
+    name: str
+    email: str | None
+    phone: str | None
+    verified_at: dt.datetime | None
+    verification_method: str | None
+
+
+class AssignmentView(View):
+    role: Literal["mediator", "bank_representative"]
+    user_id: str
+    display_name: str
+    assigned_at: dt.datetime
+
+
+class SessionView(View):
+    session_id: str
+    starts_at: dt.datetime
+    duration_minutes: int
+    mode: Literal["video", "chat"]
+    state: Literal["proposed", "confirmed", "cancelled"]
+    confirmed_by: list[str] = Field(description="party_ids that confirmed")
+
+
+class CaseView(View):
+    case_id: str
+    case_number: str
+    state: CaseState
+    lender: str
+    loan_reference: str
+    currency: str
+    principal_minor: int
+    overdue_minor: int
+    days_overdue: int
+    overdue_bucket: Literal["short", "medium", "long"]
+    proposal: str
+    rejection_reason: str | None
+    outcome: str | None
+    closing_note: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    parties: list[PartyView]
+    assignments: list[AssignmentView]
+    sessions: list[SessionView]
+
+
+class CaseSummary(View):
+    case_id: str
+    case_number: str
+    state: CaseState
+    lender: str
+    overdue_bucket: str
+    created_at: dt.datetime
+
+
+class CaseList(View):
+    cases: list[CaseSummary]
+    page: int
+    per_page: int
+    total: int
+
+
+class CaseListQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    state: CaseState | None = None
+    page: Annotated[int, Field(ge=1, le=100000)] = 1
+    per_page: Annotated[int, Field(ge=1, le=100)] = 20
+
+
+class VerifyPartyIn(Body):
+    method: Literal["id_card", "passport", "bank_authorization", "video_check", "other"]
+    reference: Line(120) = Field(description="Which document or check; never the document number in full")
+
+
+class RejectIn(Body):
+    reason: Paragraph(2000, min_length=1)
+
+
+class AssignIn(Body):
+    mediator_id: IdOf("usr") | None = None
+    bank_representative_id: IdOf("usr") | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> AssignIn:
+        if self.mediator_id is None and self.bank_representative_id is None:
+            raise ValueError("give mediator_id, bank_representative_id or both")
+        return self
+
+
+class ProposeSessionIn(Body):
+    starts_at: AwareDatetime
+    duration_minutes: Annotated[int, Field(ge=15, le=480)] = 60
+    mode: Literal["video", "chat"] = "video"
+
+
+class ConfirmSessionIn(Body):
+    party_id: IdOf("pty") | None = Field(
+        default=None, description="Which party confirms; staff confirming for the lender give the lender's party_id"
+    )
+
+
+class IssueLinkIn(Body):
+    party_id: IdOf("pty")
+    session_id: IdOf("ses")
+
+
+class JoinLinkView(View):
+    link_id: str
+    party_id: str
+    session_id: str
+    role: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+    status: Literal["active", "expired", "revoked"]
+
+
+class IssuedLinkView(JoinLinkView):
+    token: str = Field(description="Shown once; stored only as a hash")
+    url: str
+
+
+class JoinLinkList(View):
+    links: list[JoinLinkView]
+
+
+class CloseIn(Body):
+    outcome: Literal["settled", "not_settled", "withdrawn"]
+    note: Paragraph(2000) = ""
+
+
+class NoticeView(View):
+    notice_id: str
+    kind: str
+    text: str
+    link: str | None = None
+    created_at: dt.datetime
+
+
+class PartyCaseView(View):
+    case_id: str
+    case_number: str
+    state: CaseState
+    lender: str
+    party: PartyView
+    rejection_reason: str | None
+    outcome: str | None
+    sessions: list[SessionView]
+    notices: list[NoticeView]
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+class CheckpointView(View):
+    tree_size: int
+    root_hash: str
+    signed_at: dt.datetime
+    key_id: str
+    signature: str
+    public_key_pem: str
+
+
+class Health(View):
+    status: Literal["ok"]
+
+
+class ErrorView(View):
+    error: str
+    message: str
+    field: str | None = None
+    request_id: str | None = None

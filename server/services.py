@@ -1,0 +1,39 @@
+"""The parts the composition root wires together, reachable from handlers through one app key."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from server.accounts import Accounts
+from server.audit import AuditLog
+from server.cases import CaseDesk
+from server.database import Database
+from server.metrics import Metrics
+from server.models import AuditCheckpoint
+from server.ratelimit import SlidingWindow
+from server.settings import Settings
+
+
+@dataclasses.dataclass
+class Services:
+    settings: Settings
+    db: Database
+    audit: AuditLog
+    accounts: Accounts
+    cases: CaseDesk
+    metrics: Metrics
+    application_limit: SlidingWindow
+    openapi: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    async def latest_checkpoint(self) -> AuditCheckpoint | None:
+        async with self.db.read() as session:
+            return (await session.execute(
+                select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+            )).scalar_one_or_none()
+
+
+SERVICES = web.AppKey("services", Services)

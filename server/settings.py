@@ -1,0 +1,187 @@
+"""Settings read once from ``MEDIATION_*`` environment variables, each with an embedded default."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+PREFIX = "MEDIATION_"
+
+
+class SettingsError(ValueError):
+    """A variable holds a value we cannot use; the message names both."""
+
+
+class Secret:
+    """A string that never prints its value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected one of true/false/1/0/yes/no/on/off")
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port between 0 and 65535")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _host(raw: str) -> str:
+    raw = raw.strip()
+    if not raw or any(ch.isspace() or ch in "/:@" for ch in raw.strip("[]")) and not _is_ip(raw):
+        raise ValueError("expected an IP address or host name")
+    return raw
+
+
+def _is_ip(raw: str) -> bool:
+    try:
+        ipaddress.ip_address(raw.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _url_list(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in items:
+        if not item.split(":", 1)[0] in {"stun", "turn", "turns"}:
+            raise ValueError(f"{item!r} is not a stun:, turn: or turns: URL")
+    return items
+
+
+def _origin_list(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    for item in items:
+        if item != "*" and not (item.startswith("http://") or item.startswith("https://")):
+            raise ValueError(f"{item!r} is not an http(s) origin")
+    return items
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _database_url(raw: str) -> str:
+    raw = raw.strip()
+    if not (raw.startswith("sqlite+aiosqlite://") or raw.startswith("postgresql+asyncpg://")):
+        raise ValueError("expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+    return raw
+
+
+def _redis_url(raw: str) -> str:
+    raw = raw.strip()
+    if raw and not (raw.startswith("redis://") or raw.startswith("rediss://") or raw.startswith("unix://")):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _field(env: str, cast: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
+    return dataclasses.field(default=default, metadata={"env": env, "cast": cast, "secret": secret})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every knob of the server; defaults run embedded on one machine with no other service."""
+
+    host: str = _field("HOST", _host, "127.0.0.1")
+    port: int = _field("PORT", _port, 8080)
+    data_dir: Path = _field("DATA_DIR", Path, Path("data"))
+    # Empty means SQLite in data_dir.
+    database_url: str = _field("DATABASE_URL", _database_url, "")
+    redis_url: str = _field("REDIS_URL", _redis_url, "")
+    log_level: str = _field("LOG_LEVEL", _log_level, "INFO")
+    public_url: str = _field("PUBLIC_URL", str, "")
+    allowed_origins: tuple[str, ...] = _field("ALLOWED_ORIGINS", _origin_list, ())
+    cookie_secure: bool = _field("COOKIE_SECURE", _bool, False)
+    session_ttl_seconds: int = _field("SESSION_TTL_SECONDS", _positive_int, 8 * 3600)
+    join_link_ttl_seconds: int = _field("JOIN_LINK_TTL_SECONDS", _positive_int, 7 * 24 * 3600)
+    receipt_ttl_seconds: int = _field("RECEIPT_TTL_SECONDS", _positive_int, 180 * 24 * 3600)
+    max_body_bytes: int = _field("MAX_BODY_BYTES", _positive_int, 64 * 1024)
+    login_attempts_per_minute: int = _field("LOGIN_ATTEMPTS_PER_MINUTE", _positive_int, 10)
+    applications_per_minute: int = _field("APPLICATIONS_PER_MINUTE", _positive_int, 30)
+    audit_checkpoint_seconds: int = _field("AUDIT_CHECKPOINT_SECONDS", _positive_int, 10)
+    audit_key_file: str = _field("AUDIT_KEY_FILE", str, "")
+    stun_urls: tuple[str, ...] = _field("STUN_URLS", _url_list, ())
+    turn_urls: tuple[str, ...] = _field("TURN_URLS", _url_list, ())
+    turn_secret: Secret = _field("TURN_SECRET", Secret, Secret(""), secret=True)
+    turn_ttl_seconds: int = _field("TURN_TTL_SECONDS", _positive_int, 3600)
+    # Argon2id cost; tests lower it, production keeps the default.
+    password_memory_kib: int = _field("PASSWORD_MEMORY_KIB", _positive_int, 64 * 1024)
+    password_time_cost: int = _field("PASSWORD_TIME_COST", _positive_int, 3)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings; an unknown ``MEDIATION_*`` variable or a bad value raises SettingsError."""
+        environ = os.environ if environ is None else environ
+        known = {PREFIX + f.metadata["env"] for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+        if unknown:
+            raise SettingsError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))})")
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.metadata["env"]
+            if name not in environ:
+                continue
+            raw = environ[name]
+            try:
+                values[f.name] = f.metadata["cast"](raw)
+            except ValueError as exc:
+                shown = "**********" if f.metadata["secret"] else repr(raw)
+                raise SettingsError(f"{name}={shown} is invalid: {exc}") from None
+        return cls(**values)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'mediation.db').resolve()}"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return Path(self.audit_key_file) if self.audit_key_file else self.data_dir / "audit-signing.key"
+
+    @property
+    def records_dir(self) -> Path:
+        return self.data_dir / "records"

@@ -1,0 +1,579 @@
+"""Real PostgreSQL and Redis servers for tests.
+
+These are plain helpers, not fixtures: each server runs on a free TCP port on
+127.0.0.1 out of a fresh temporary directory, and ``stop()`` shuts it down and
+removes that directory. Usage::
+
+    with PostgresServer() as pg:
+        engine = create_async_engine(pg.dsn)
+        ...
+        pg.restart()          # fast shutdown + start on the same port/data dir
+
+    redis = RedisServer().start()
+    try:
+        client = redis.asyncio.from_url(redis.url)
+        ...
+    finally:
+        redis.stop()
+
+A missing server binary raises ``RuntimeError`` naming the Debian package to
+install (``scripts/setup.sh`` installs them); tests never skip for that.
+
+PostgreSQL refuses to run as root, so when the tests run as root the server
+processes run as the ``postgres`` system user (created by the Debian
+``postgresql`` package) out of a directory owned by that user.
+
+Only the standard library is used; the API is synchronous.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+__all__ = ["PostgresServer", "RedisServer", "free_port"]
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+
+# Where Debian installs the PostgreSQL server binaries (one dir per version).
+PG_BINDIR_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without libpq's PG* variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(extra)
+    return env
+
+
+def _traversable_by_all(path: Path) -> bool:
+    """True when every directory from / down to ``path`` is o+x."""
+    path = path.resolve()
+    for part in [path, *path.parents]:
+        try:
+            if not part.stat().st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _services_base_dir() -> Path:
+    """A world-traversable (0755) directory to hold the servers' temp dirs.
+
+    A server that runs as another user (postgres, when we are root) must be
+    able to reach its directory, so every parent has to be traversable.
+    """
+    candidates = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")]
+    for parent in candidates:
+        if not parent.is_dir() or not _traversable_by_all(parent):
+            continue
+        base = parent / f"mediation-test-services-{os.geteuid()}"
+        try:
+            base.mkdir(mode=0o755, exist_ok=True)
+            if base.stat().st_uid == os.geteuid():
+                base.chmod(0o755)
+        except OSError:
+            continue
+        if _traversable_by_all(base) and os.access(base, os.W_OK):
+            return base
+    raise RuntimeError(
+        "no world-traversable temporary directory found for test servers "
+        f"(tried {', '.join(map(str, candidates))})"
+    )
+
+
+_live: "weakref.WeakSet[_Service]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    # Safety net for servers a test forgot to stop.
+    for service in list(_live):
+        try:
+            service.stop()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+
+
+class _Service:
+    """Common process handling: temp dir, log file, start/stop/restart."""
+
+    name = "service"
+    #: signal for a clean (fast) shutdown
+    stop_signal = signal.SIGTERM
+
+    def __init__(self) -> None:
+        self.port: int | None = None
+        self.tmpdir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._initialized = False
+
+    # -- to be provided by subclasses ---------------------------------------
+
+    def _check_binaries(self) -> None:
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Create the on-disk state in ``self.tmpdir`` (first start only)."""
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _popen_kwargs(self) -> dict:
+        return {}
+
+    def _is_ready(self) -> bool:
+        raise NotImplementedError
+
+    def _after_first_start(self) -> None:
+        """Runs once, after the server first accepts connections."""
+
+    # -- public API ----------------------------------------------------------
+
+    @property
+    def log_path(self) -> Path:
+        assert self.tmpdir is not None
+        return self.tmpdir / f"{self.name}.log"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self):
+        """Start the server (no-op if running); returns ``self``."""
+        if self.running:
+            return self
+        self._check_binaries()
+        if self.tmpdir is None:
+            self.tmpdir = Path(
+                tempfile.mkdtemp(prefix=f"{self.name}-", dir=_services_base_dir())
+            )
+            self.port = free_port()
+            self._initialized = False
+            _live.add(self)
+        try:
+            if not self._initialized:
+                self._prepare()
+            self._launch()
+            if not self._initialized:
+                self._after_first_start()
+                self._initialized = True
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Shut the server down and remove its directory. Idempotent."""
+        self._terminate()
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+        self._initialized = False
+        _live.discard(self)
+
+    def restart(self):
+        """Clean shutdown, then start again on the same port and directory."""
+        if self.tmpdir is None:
+            raise RuntimeError(f"{self.name} server was never started")
+        self._terminate()
+        return self.start()
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL), keeping its data; ``start()`` recovers.
+
+    PostgreSQL runs with ``synchronous_commit=off``: transactions committed
+    in the last few hundred milliseconds before a kill may be lost, unless
+    they ran with ``SET synchronous_commit = on``.
+    """
+        proc = self._proc
+        if proc is None:
+            return
+        self._killpg(signal.SIGKILL)
+        proc.wait()
+        self._proc = None
+
+    def log_tail(self, max_bytes: int = 4000) -> str:
+        if self.tmpdir is None:
+            return ""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - max_bytes))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<{type(self).__name__} port={self.port} {state}>"
+
+    # -- internals -----------------------------------------------------------
+
+    def _launch(self) -> None:
+        assert self.tmpdir is not None
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.tmpdir,
+                # Own process group: a Ctrl-C aimed at pytest does not reach
+                # the server, and stop() can clean up every child.
+                start_new_session=True,
+                **self._popen_kwargs(),
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._proc = None
+                raise RuntimeError(
+                    f"{self.name} server exited with code {code} while starting "
+                    f"on port {self.port}; log tail:\n{self.log_tail()}"
+                )
+            if self._is_ready():
+                return
+            if time.monotonic() > deadline:
+                self._terminate()
+                raise RuntimeError(
+                    f"{self.name} server did not accept connections on port "
+                    f"{self.port} within {START_TIMEOUT:.0f} s; log tail:\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def _killpg(self, sig: int) -> None:
+        assert self._proc is not None
+        try:
+            os.killpg(self._proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                proc.send_signal(self.stop_signal)
+                try:
+                    proc.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self._killpg(signal.SIGKILL)
+                    proc.wait()
+        finally:
+            self._proc = None
+
+
+class PostgresServer(_Service):
+    """A throwaway PostgreSQL cluster with database ``mediation``.
+
+    Role ``mediation`` (login, createdb) owns database ``mediation``; the
+    cluster's superuser is ``postgres``. Authentication is ``trust``.
+    Durability is traded for speed (fsync, synchronous_commit and
+    full_page_writes off); ``settings`` adds or overrides ``-c name=value``
+    server options, e.g. ``{"max_connections": "20"}``.
+    """
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown
+
+    host = HOST
+    user = "mediation"
+    database = "mediation"
+    superuser = "postgres"
+    os_user = "postgres"  # system account used when running as root
+
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.bindir: Path | None = None
+        self.settings = {
+            "listen_addresses": HOST,
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            **(settings or {}),
+        }
+
+    @property
+    def dsn(self) -> str:
+        """SQLAlchemy URL (asyncpg driver) for the ``mediation`` database."""
+        return (
+            f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{self.database}"
+        )
+
+    @property
+    def superuser_dsn(self) -> str:
+        return f"postgresql+asyncpg://{self.superuser}@{self.host}:{self.port}/postgres"
+
+    @property
+    def datadir(self) -> Path:
+        assert self.tmpdir is not None
+        return self.tmpdir / "data"
+
+    @property
+    def socketdir(self) -> Path:
+        assert self.tmpdir is not None
+        return self.tmpdir / "sock"
+
+    # -- binaries ------------------------------------------------------------
+
+    @staticmethod
+    def find_bindir() -> Path:
+        """Directory holding ``initdb`` and ``postgres``."""
+
+        def ok(d: str | Path | None) -> bool:
+            return bool(d) and all(
+                os.access(os.path.join(d, exe), os.X_OK) for exe in ("initdb", "postgres")
+            )
+
+        pg_config = shutil.which("pg_config")
+        if pg_config:
+            try:
+                out = subprocess.run(
+                    [pg_config, "--bindir"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=False,
+                ).stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                out = ""
+            if ok(out):
+                return Path(out)
+
+        def version_key(d: str) -> tuple[int, ...]:
+            ver = Path(d).parent.name
+            return tuple(int(x) for x in re.findall(r"\d+", ver)) or (0,)
+
+        for d in sorted(glob.glob(PG_BINDIR_GLOB), key=version_key, reverse=True):
+            if ok(d):
+                return Path(d)
+
+        postgres = shutil.which("postgres")
+        if postgres and ok(os.path.dirname(postgres)):
+            return Path(os.path.dirname(postgres))
+
+        raise RuntimeError(
+            "PostgreSQL server binaries (initdb, postgres) not found via pg_config, "
+            f"{PG_BINDIR_GLOB} or PATH; install the Debian package 'postgresql' "
+            "(apt-get install postgresql), e.g. by running scripts/setup.sh"
+        )
+
+    def _check_binaries(self) -> None:
+        if self.bindir is None:
+            self.bindir = self.find_bindir()
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam(self.os_user)
+            except KeyError:
+                raise RuntimeError(
+                    "PostgreSQL refuses to run as root and the 'postgres' system "
+                    "user does not exist; install the Debian package 'postgresql' "
+                    "(it creates that user)"
+                ) from None
+
+    def _bin(self, name: str) -> str:
+        assert self.bindir is not None
+        path = self.bindir / name
+        if not os.access(path, os.X_OK):
+            found = shutil.which(name)
+            if found is None:
+                raise RuntimeError(
+                    f"PostgreSQL program {name!r} not found in {self.bindir} or PATH; "
+                    "install the Debian package 'postgresql-client'"
+                )
+            return found
+        return str(path)
+
+    def _as_server_user(self) -> dict:
+        """subprocess kwargs that drop root privileges to the postgres user."""
+        if os.geteuid() != 0:
+            return {}
+        pw = pwd.getpwnam(self.os_user)
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+    def _popen_kwargs(self) -> dict:
+        assert self.tmpdir is not None
+        return {
+            **self._as_server_user(),
+            "env": _clean_env(LC_ALL="C", HOME=str(self.tmpdir)),
+        }
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _prepare(self) -> None:
+        assert self.tmpdir is not None
+        self.socketdir.mkdir()
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(self.os_user)
+            for p in (self.tmpdir, self.socketdir):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        result = subprocess.run(
+            [
+                self._bin("initdb"),
+                "-D", str(self.datadir),
+                "-U", self.superuser,
+                "-A", "trust",
+                "-E", "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            cwd=self.tmpdir,
+            timeout=120,
+            check=False,
+            **self._popen_kwargs(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"initdb failed with code {result.returncode}:\n"
+                f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
+
+    def _command(self) -> list[str]:
+        cmd = [
+            self._bin("postgres"),
+            "-D", str(self.datadir),
+            "-p", str(self.port),
+            "-k", str(self.socketdir),
+        ]
+        for name, value in self.settings.items():
+            cmd += ["-c", f"{name}={value}"]
+        return cmd
+
+    def _is_ready(self) -> bool:
+        # pg_isready exits 0 only once the server accepts connections (not
+        # while it is still starting up or recovering).
+        try:
+            result = subprocess.run(
+                [
+                    self._bin("pg_isready"),
+                    "-q",
+                    "-h", HOST,
+                    "-p", str(self.port),
+                    "-U", self.superuser,
+                    "-d", "postgres",
+                    "-t", "2",
+                ],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                env=_clean_env(),
+                timeout=10,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return result.returncode == 0
+
+    def psql(self, sql: str, *, user: str | None = None, database: str = "postgres") -> str:
+        """Run SQL with psql over TCP; returns its stdout (unaligned, tuples only)."""
+        if not self.running:
+            raise RuntimeError("postgres server is not running")
+        result = subprocess.run(
+            [
+                self._bin("psql"),
+                "-X", "-q", "-A", "-t",
+                "-v", "ON_ERROR_STOP=1",
+                "-h", HOST,
+                "-p", str(self.port),
+                "-U", user or self.superuser,
+                "-d", database,
+                "-c", sql,
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=_clean_env(),
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"psql failed with code {result.returncode} running {sql!r}:\n"
+                f"{result.stderr[-2000:]}"
+            )
+        return result.stdout
+
+    def _after_first_start(self) -> None:
+        self.psql(f'CREATE ROLE "{self.user}" LOGIN CREATEDB')
+        self.psql(f'CREATE DATABASE "{self.database}" OWNER "{self.user}"')
+
+
+class RedisServer(_Service):
+    """A throwaway Redis server without persistence."""
+
+    name = "redis"
+    stop_signal = signal.SIGTERM
+
+    host = HOST
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.binary: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def _check_binaries(self) -> None:
+        if self.binary is None:
+            self.binary = shutil.which("redis-server")
+            if self.binary is None:
+                raise RuntimeError(
+                    "redis-server not found on PATH; install the Debian package "
+                    "'redis-server' (apt-get install redis-server), e.g. by running "
+                    "scripts/setup.sh"
+                )
+
+    def _command(self) -> list[str]:
+        assert self.binary is not None and self.tmpdir is not None
+        return [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", HOST,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.tmpdir),
+            "--daemonize", "no",
+            "--logfile", "",
+        ]
+
+    def _is_ready(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False

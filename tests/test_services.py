@@ -1,0 +1,166 @@
+"""The test-service helpers start real PostgreSQL and Redis servers."""
+
+from __future__ import annotations
+
+import socket
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from tests import services
+from tests.services import PostgresServer, RedisServer, free_port
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_free_port_is_bindable():
+    port = free_port()
+    assert 1024 <= port <= 65535
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+async def _pg_connect(pg: PostgresServer) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        host="127.0.0.1", port=pg.port, user="mediation", database="mediation"
+    )
+
+
+async def test_postgres_start_query_restart_stop():
+    pg = PostgresServer()
+    try:
+        pg.start()
+        assert pg.running
+        assert pg.dsn == f"postgresql+asyncpg://mediation@127.0.0.1:{pg.port}/mediation"
+        tmpdir = pg.tmpdir
+        assert tmpdir is not None and tmpdir.is_dir()
+
+        conn = await _pg_connect(pg)
+        try:
+            assert await conn.fetchval("select 1") == 1
+            assert await conn.fetchval("select current_user") == "mediation"
+            owner = await conn.fetchval(
+                "select pg_get_userbyid(datdba) from pg_database "
+                "where datname = current_database()"
+            )
+            assert owner == "mediation"
+            await conn.execute("create table kept (v int)")
+            await conn.execute("insert into kept values (42)")
+        finally:
+            await conn.close()
+
+        port = pg.port
+        pg.restart()
+        assert pg.running
+        assert pg.port == port
+
+        conn = await _pg_connect(pg)
+        try:
+            assert await conn.fetchval("select 1") == 1
+            assert await conn.fetchval("select v from kept") == 42
+        finally:
+            await conn.close()
+    finally:
+        pg.stop()
+
+    assert not pg.running
+    assert not _port_open(port)
+    assert not tmpdir.exists()
+    pg.stop()  # idempotent
+
+
+async def test_postgres_restart_drops_open_connections():
+    with PostgresServer() as pg:
+        conn = await _pg_connect(pg)
+        try:
+            pg.restart()
+            with pytest.raises((asyncpg.PostgresError, ConnectionError, OSError)):
+                await conn.fetchval("select 1")
+        finally:
+            await conn.close()
+        conn = await _pg_connect(pg)
+        try:
+            assert await conn.fetchval("select 1") == 1
+        finally:
+            await conn.close()
+
+
+async def test_postgres_recovers_after_kill():
+    with PostgresServer() as pg:
+        # synchronous_commit is off server-wide; make this commit reach the
+        # WAL before the crash.
+        pg.psql(
+            "set synchronous_commit = on; create table t (v int); insert into t values (7)",
+            user="mediation",
+            database="mediation",
+        )
+        pg.kill()
+        assert not pg.running
+        pg.start()
+        conn = await _pg_connect(pg)
+        try:
+            assert await conn.fetchval("select v from t") == 7
+        finally:
+            await conn.close()
+
+
+def test_postgres_missing_binaries_fail_loudly(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(services, "PG_BINDIR_GLOB", str(tmp_path / "none" / "*" / "bin"))
+    pg = PostgresServer()
+    with pytest.raises(RuntimeError, match="postgresql"):
+        pg.start()
+    assert not pg.running
+    assert pg.tmpdir is None
+
+
+async def test_redis_start_ping_restart_stop():
+    server = RedisServer()
+    try:
+        server.start()
+        assert server.running
+        assert server.url == f"redis://127.0.0.1:{server.port}/0"
+        tmpdir = server.tmpdir
+        assert tmpdir is not None and tmpdir.is_dir()
+
+        client = aioredis.from_url(server.url)
+        try:
+            assert await client.ping() is True
+            await client.set("k", "v")
+        finally:
+            await client.aclose()
+
+        port = server.port
+        server.restart()
+        assert server.running
+        assert server.port == port
+
+        client = aioredis.from_url(server.url)
+        try:
+            assert await client.ping() is True
+            # No persistence: a restart starts empty.
+            assert await client.get("k") is None
+        finally:
+            await client.aclose()
+    finally:
+        server.stop()
+
+    assert not server.running
+    assert not _port_open(port)
+    assert not tmpdir.exists()
+    server.stop()  # idempotent
+
+
+def test_redis_missing_binary_fails_loudly(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    server = RedisServer()
+    with pytest.raises(RuntimeError, match="redis-server"):
+        server.start()
+    assert server.tmpdir is None
