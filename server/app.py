@@ -46,7 +46,9 @@ async def security_headers(
 
 def create_app(settings: Settings) -> web.Application:
     """An app whose services start and stop with it (aiohttp cleanup contexts)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[security_headers])
+    metrics = Metrics()
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[security_headers, metrics.middleware(), error_middleware])
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -54,7 +56,6 @@ def create_app(settings: Settings) -> web.Application:
         await db.migrate()
         audit = AuditLog(db, load_or_create_signing_key(settings.audit_key_path))
         accounts = Accounts(settings, db, audit)
-        metrics = Metrics()
         services = Services(
             settings=settings, db=db, audit=audit, accounts=accounts,
             cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
@@ -86,10 +87,5 @@ def create_app(settings: Settings) -> web.Application:
     async def check_member(principal, case_id: str) -> None:
         await app[SERVICES].cases.check_member(principal, case_id)
 
-    async def measure(request: web.Request, handler):
-        return await app[SERVICES].metrics.middleware()(request, handler)
-
-    app.middlewares.append(web.middleware(measure))
-    app.middlewares.append(error_middleware)
     router.install(app, authenticate, check_member, settings.max_body_bytes)
     return app

@@ -120,7 +120,6 @@ async def error_middleware(
     request_id = request.headers.get("X-Request-Id", "")
     if not (0 < len(request_id) <= 64 and request_id.isascii() and request_id.replace("-", "").isalnum()):
         request_id = secrets.token_hex(8)
-    request["request_id"] = request_id
     try:
         response = await handler(request)
     except ApiError as exc:

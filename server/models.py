@@ -153,7 +153,7 @@ class SessionConfirmation(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("scheduled_sessions.session_id"), primary_key=True)
     party_id: Mapped[str] = mapped_column(ForeignKey("parties.party_id"), primary_key=True)
     confirmed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    confirmed_by: Mapped[str] = mapped_column(String(40))
+    confirmed_by: Mapped[str] = mapped_column(String(80))
 
 
 class JoinLink(Base):

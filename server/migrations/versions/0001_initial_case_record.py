@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 14:43:11.033952
+Create Date: 2026-11-28 14:46:13.604835
 """
 
 from alembic import op
@@ -242,7 +242,7 @@ def upgrade() -> None:
     sa.Column('session_id', sa.String(length=40), nullable=False),
     sa.Column('party_id', sa.String(length=40), nullable=False),
     sa.Column('confirmed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('confirmed_by', sa.String(length=40), nullable=False),
+    sa.Column('confirmed_by', sa.String(length=80), nullable=False),
     sa.ForeignKeyConstraint(['party_id'], ['parties.party_id'], name=op.f('fk_session_confirmations_party_id_parties')),
     sa.ForeignKeyConstraint(['session_id'], ['scheduled_sessions.session_id'], name=op.f('fk_session_confirmations_session_id_scheduled_sessions')),
     sa.PrimaryKeyConstraint('session_id', 'party_id', name=op.f('pk_session_confirmations'))
