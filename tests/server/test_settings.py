@@ -1,0 +1,49 @@
+"""Settings come from MEDIATION_* variables; a bad value stops start-up naming variable and value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.settings import Settings, SettingsError
+
+
+def test_settings_defaults_run_embedded() -> None:
+    settings = Settings.from_env({})
+    assert settings.effective_database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.redis_url == "" and settings.port == 8080 and settings.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MEDIATION_PORT", "eighty"), ("MEDIATION_PORT", "70000"), ("MEDIATION_DATABASE_URL", "mysql://x"),
+     ("MEDIATION_COOKIE_SECURE", "perhaps"), ("MEDIATION_STUN_URLS", "http://stun.example"),
+     ("MEDIATION_SESSION_TTL_SECONDS", "-5"), ("MEDIATION_LOG_LEVEL", "chatty")],
+)
+def test_settings_bad_value_names_variable_and_value(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: value})
+    assert variable in str(caught.value) and repr(value) in str(caught.value)
+
+
+def test_settings_unknown_variable_fails_loudly() -> None:
+    with pytest.raises(SettingsError, match="MEDIATION_PROT"):
+        Settings.from_env({"MEDIATION_PROT": "8080"})
+
+
+def test_settings_secret_never_prints() -> None:
+    settings = Settings.from_env({"MEDIATION_TURN_SECRET": "hunter2-turn-secret"})
+    assert settings.turn_secret.reveal() == "hunter2-turn-secret"
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.turn_secret)
+
+
+def test_settings_invalid_value_stops_startup_with_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server"], env={"MEDIATION_PORT": "not-a-port", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 2
+    assert "MEDIATION_PORT='not-a-port'" in result.stderr
