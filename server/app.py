@@ -1,4 +1,4 @@
-"""The composition root: builds the aiohttp application from settings."""
+"""The composition root: builds the aiohttp application, its HTTP API and its rooms, from settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
+import socketio
 from aiohttp import web
 
 from server import __version__
@@ -19,19 +21,27 @@ from server.errors import error_middleware
 from server.metrics import Metrics
 from server.notifier import CaseViewNotifier
 from server.ratelimit import SlidingWindow
+from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
 from server.settings import Settings
+from signaling.namespace import RoomNamespace, RoomSettings
+from signaling.roomstate import MemoryRoomStore, RoomStore
 
 log = logging.getLogger("mediation.app")
 
-_API_HEADERS = {
+WEB_CLIENT = Path(__file__).resolve().parents[1] / "web_client"
+
+_COMMON_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Cache-Control": "no-store",
 }
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Pages: our own scripts and styles only, no inline code; media from the camera and peers.
+_PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+             "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+             "form-action 'self'; frame-ancestors 'none'")
 
 
 @web.middleware
@@ -39,9 +49,21 @@ async def security_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     response = await handler(request)
-    for name, value in _API_HEADERS.items():
+    for name, value in _COMMON_HEADERS.items():
         response.headers.setdefault(name, value)
+    page = not (request.path.startswith("/api/") or request.path in ("/metrics", "/healthz", "/readyz"))
+    response.headers.setdefault("Content-Security-Policy", _PAGE_CSP if page else _API_CSP)
+    if not page:
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def _room_store(settings: Settings) -> RoomStore:
+    if settings.redis_url:
+        from signaling.redisstate import RedisRoomStore
+
+        return RedisRoomStore(settings.redis_url)
+    return MemoryRoomStore()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -49,23 +71,35 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[security_headers, metrics.middleware(), error_middleware])
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(settings.effective_database_url)
+    audit = AuditLog(db, load_or_create_signing_key(settings.audit_key_path))
+    services = Services(
+        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit),
+        cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
+        application_limit=SlidingWindow(settings.applications_per_minute, 60.0),
+    )
+    services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
+    app[SERVICES] = services
 
-    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = Database(settings.effective_database_url)
+    store = _room_store(settings)
+    manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+    origins = [o for o in (*settings.allowed_origins, settings.public_url.rstrip("/")) if o] or None
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
+                               max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
+    rooms = RoomNamespace(RoomHooks(db, audit), store, RoomSettings(
+        stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
+        turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
+    ))
+    sio.register_namespace(rooms)
+    sio.attach(app, socketio_path="socket.io")
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
         await db.migrate()
-        audit = AuditLog(db, load_or_create_signing_key(settings.audit_key_path))
-        accounts = Accounts(settings, db, audit)
-        services = Services(
-            settings=settings, db=db, audit=audit, accounts=accounts,
-            cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
-            application_limit=SlidingWindow(settings.applications_per_minute, 60.0),
-        )
-        services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
-        app[SERVICES] = services
         checkpoints = asyncio.create_task(audit.run_checkpoints(settings.audit_checkpoint_seconds),
                                           name="audit-checkpoints")
         log.info("started", extra={"database": "sqlite" if db.is_sqlite else "postgresql",
+                                   "rooms": "redis" if settings.redis_url else "in-process",
                                    "audit_key_id": audit.key_id})
         try:
             yield
@@ -73,19 +107,23 @@ def create_app(settings: Settings) -> web.Application:
             checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checkpoints
+            await rooms.close()
+            await store.close()
             try:
                 await audit.checkpoint()
             except Exception:  # noqa: BLE001 - shutting down; the next start checkpoints
                 log.exception("final audit checkpoint failed")
             await db.close()
 
-    app.cleanup_ctx.append(services_ctx)
-
-    async def authenticate(request: web.Request):
-        return await app[SERVICES].accounts.authenticate(request)
-
-    async def check_member(principal, case_id: str) -> None:
-        await app[SERVICES].cases.check_member(principal, case_id)
-
-    router.install(app, authenticate, check_member, settings.max_body_bytes)
+    app.cleanup_ctx.append(lifetime)
+    router.install(app, services.accounts.authenticate, services.cases.check_member, settings.max_body_bytes)
+    _add_pages(app)
     return app
+
+
+def _add_pages(app: web.Application) -> None:
+    async def room_page(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_CLIENT / "room.html")
+
+    app.router.add_get("/room", room_page)
+    app.router.add_static("/static/", WEB_CLIENT, follow_symlinks=False, show_index=False)

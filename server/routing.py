@@ -157,7 +157,7 @@ def _wrap(endpoint: Endpoint, authenticate: Authenticator, check_member: Members
             raw = await _read_json(request, max_body)
             try:
                 json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise BadRequest(f"body is not valid JSON: {exc}", code="malformed_json") from None
             try:
                 call.body = endpoint.body.model_validate_json(raw)
@@ -235,9 +235,10 @@ def openapi_document(endpoints: list[Endpoint], *, title: str, version: str) -> 
                 "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{endpoint.response.__name__}"}}},
             }
         elif endpoint.raw_media_type is not None:
+            raw_type = "object" if endpoint.raw_media_type == "application/json" else "string"
             responses[str(endpoint.status)] = {
                 "description": endpoint.summary,
-                "content": {endpoint.raw_media_type: {"schema": {"type": "string"}}},
+                "content": {endpoint.raw_media_type: {"schema": {"type": raw_type}}},
             }
         else:
             responses[str(endpoint.status)] = {"description": endpoint.summary}

@@ -147,6 +147,7 @@ class Settings:
     turn_urls: tuple[str, ...] = _field("TURN_URLS", _url_list, ())
     turn_secret: Secret = _field("TURN_SECRET", Secret, Secret(""), secret=True)
     turn_ttl_seconds: int = _field("TURN_TTL_SECONDS", _positive_int, 3600)
+    reconnect_grace_seconds: int = _field("RECONNECT_GRACE_SECONDS", _positive_int, 60)
     # Argon2id cost; tests lower it, production keeps the default.
     password_memory_kib: int = _field("PASSWORD_MEMORY_KIB", _positive_int, 64 * 1024)
     password_time_cost: int = _field("PASSWORD_TIME_COST", _positive_int, 3)

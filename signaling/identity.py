@@ -1,0 +1,41 @@
+"""Who a socket is, and the hooks the composition root gives the signaling layer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """A participant as the case record knows it, resolved once at connect."""
+
+    participant_id: str
+    role: str  # mediator | bank_representative | borrower | lender | recorder
+    name: str
+    case_id: str
+    session_id: str
+    mode: str  # video | chat
+    link_id: str | None = None
+
+
+class Refused(Exception):
+    """A connection refused with a code and a reason the client can show."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Hooks(Protocol):
+    """What signaling needs from the case record; supplied by the server package."""
+
+    async def authenticate(self, auth: Any, environ: dict[str, Any]) -> Identity:
+        """Resolve the handshake's credentials, or raise Refused."""
+
+    async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
+        """Append a room event to the audit log."""
+
+    async def participant_removed(self, identity: Identity, target_participant_id: str) -> None:
+        """Make the removed participant's credentials stop working for this session."""

@@ -1,0 +1,93 @@
+"""The shape of every client request's payload; anything else is refused as invalid_payload."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_CHAT_CHARS = 2000
+MAX_SIGNAL_BYTES = 64 * 1024
+
+ParticipantId = Annotated[str, StringConstraints(pattern=r"^(pty|usr|rec)_[0-9a-f]{32}$")]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def normalise_text(value: str) -> str:
+    """NFC, CRLF to LF, trimmed; control characters other than newline and tab refused."""
+    value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").strip()
+    for char in value:
+        category = unicodedata.category(char)
+        if (category == "Cc" and char not in "\n\t") or category in ("Cs", "Co") or char in "\u2028\u2029\u202e\u202d":
+            raise ValueError(f"contains a control character U+{ord(char):04X}")
+    return value
+
+
+def _reason(value: str) -> str:
+    return normalise_text(value)
+
+
+Reason = Annotated[str, StringConstraints(max_length=200), AfterValidator(_reason)]
+
+
+class Empty(Payload):
+    pass
+
+
+class Target(Payload):
+    participant_id: ParticipantId
+
+
+class Refuse(Payload):
+    participant_id: ParticipantId
+    reason: Reason = ""
+
+
+class SendChat(Payload):
+    # Checked for length after normalisation, in the handler, to give specific error codes.
+    text: Annotated[str, StringConstraints(max_length=MAX_CHAT_CHARS * 4)]
+
+
+class Typing(Payload):
+    active: bool
+
+
+class MediaState(Payload):
+    audio: bool
+    video: bool
+
+
+def _bounded_object(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value)) > MAX_SIGNAL_BYTES:
+        raise ValueError(f"payload larger than {MAX_SIGNAL_BYTES} bytes")
+    return value
+
+
+class Signal(Payload):
+    to: ParticipantId
+    kind: Literal["offer", "answer", "ice_candidate"]
+    payload: Annotated[dict[str, Any], AfterValidator(_bounded_object)]
+
+
+class MuteChat(Payload):
+    participant_id: ParticipantId
+    muted: bool
+
+
+class RequestMuteMedia(Payload):
+    participant_id: ParticipantId
+    audio: bool
+    video: bool
+
+
+class LockRoom(Payload):
+    locked: bool
+
+
+class DeleteMessage(Payload):
+    seq: Annotated[int, Field(ge=1, le=10**9)]

@@ -1,0 +1,126 @@
+"""Room state (roster, lobby, lock, caucus, mutes, chat) behind one interface; the in-process store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+LOBBY, ADMITTED = "lobby", "admitted"
+
+
+@dataclasses.dataclass
+class Member:
+    participant_id: str
+    role: str
+    name: str
+    status: str = LOBBY
+    sid: str | None = None
+    connected: bool = True
+    disconnected_at: float | None = None
+    audio: bool = False
+    video: bool = False
+    chat_muted: bool = False
+
+
+@dataclasses.dataclass
+class Room:
+    session_id: str
+    case_id: str
+    mode: str  # "video" or "chat"
+    members: dict[str, Member] = dataclasses.field(default_factory=dict)
+    locked: bool = False
+    ended: bool = False
+    caucus: list[str] | None = None  # participant_ids inside the caucus, mediator included
+    removed: list[str] = dataclasses.field(default_factory=list)
+    deleted: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # seq -> {by, at}
+
+    @property
+    def mediator(self) -> Member | None:
+        for member in self.members.values():
+            if member.role == "mediator":
+                return member
+        return None
+
+    def mediator_present(self) -> bool:
+        mediator = self.mediator
+        return mediator is not None and mediator.connected
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Room:
+        members = {pid: Member(**m) for pid, m in data.pop("members").items()}
+        return cls(members=members, **data)
+
+
+class RoomStore(Protocol):
+    """Where rooms live: this process (embedded) or Redis (several nodes). Both behave alike."""
+
+    def transaction(self, session_id: str) -> contextlib.AbstractAsyncContextManager[Room | None]:
+        """Exclusive access to one room across all nodes; changes are saved when the block exits cleanly."""
+
+    async def create(self, room: Room) -> Room:
+        """Create the room unless it exists; return the stored one."""
+
+    async def get(self, session_id: str) -> Room | None: ...
+
+    async def append_chat(self, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        """Give the message the room's next sequence number (from 1), store and return it.
+
+        Callers hold the room's transaction, so numbering and storing are ordered with it."""
+
+    async def chat_messages(self, session_id: str) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryRoomStore:
+    """The embedded default: rooms in this process's memory."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, Any]] = {}
+        self._chats: dict[str, list[dict[str, Any]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, session_id: str) -> AsyncIterator[Room | None]:
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            stored = self._rooms.get(session_id)
+            room = Room.from_dict(_copy(stored)) if stored is not None else None
+            yield room
+            if room is not None:
+                self._rooms[session_id] = _copy(room.to_dict())
+
+    async def create(self, room: Room) -> Room:
+        async with self._locks.setdefault(room.session_id, asyncio.Lock()):
+            if room.session_id not in self._rooms:
+                self._rooms[room.session_id] = _copy(room.to_dict())
+            return Room.from_dict(_copy(self._rooms[room.session_id]))
+
+    async def get(self, session_id: str) -> Room | None:
+        stored = self._rooms.get(session_id)
+        return Room.from_dict(_copy(stored)) if stored is not None else None
+
+    async def append_chat(self, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        messages = self._chats.setdefault(session_id, [])
+        stored = {**message, "seq": len(messages) + 1}
+        messages.append(stored)
+        return dict(stored)
+
+    async def chat_messages(self, session_id: str) -> list[dict[str, Any]]:
+        return [dict(m) for m in self._chats.get(session_id, [])]
+
+    async def close(self) -> None:
+        self._rooms.clear()
+        self._chats.clear()
+
+
+def _copy(data: dict[str, Any]) -> dict[str, Any]:
+    # Rooms are plain JSON-shaped data; a deep copy keeps callers from mutating the store.
+    return copy.deepcopy(data)

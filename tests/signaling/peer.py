@@ -1,0 +1,65 @@
+"""A scripted room participant: a real python-socketio client that records every notice it gets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import socketio
+
+WAIT = 10.0
+
+
+class Participant:
+    def __init__(self, base: str, auth: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self.base = base
+        self.auth = auth
+        self.headers = headers or {}
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self._changed = asyncio.Event()
+        self.client.on("*", self._record, namespace="/room")
+        self.client.on("connect_error", self._refused, namespace="/room")
+        self.refusal: Any = None
+        self.participant_id: str | None = None
+
+    async def _record(self, event: str, data: Any = None) -> None:
+        self.events.append((event, data))
+        self._changed.set()
+
+    async def _refused(self, data: Any = None) -> None:
+        self.refusal = data.get("data", data) if isinstance(data, dict) else data
+        self._changed.set()
+
+    async def connect(self) -> None:
+        await self.client.connect(self.base, namespaces=["/room"], auth=self.auth, headers=self.headers,
+                                  transports=["websocket"], wait_timeout=WAIT)
+
+    async def join(self) -> dict[str, Any]:
+        await self.connect()
+        result = await self.request("join_room", {})
+        assert result["ok"], result
+        self.participant_id = result["participant_id"]
+        return result
+
+    async def request(self, event: str, data: Any = None) -> dict[str, Any]:
+        return await self.client.call(event, data, namespace="/room", timeout=WAIT)
+
+    async def wait_for(self, event: str, predicate=lambda data: True, *, after: int = 0) -> Any:
+        """The first ``event`` (from index ``after``) whose data satisfies ``predicate``."""
+        async def scan() -> Any:
+            while True:
+                for name, data in self.events[after:]:
+                    if name == event and predicate(data):
+                        return data
+                self._changed.clear()
+                await self._changed.wait()
+        return await asyncio.wait_for(scan(), WAIT)
+
+    def seen(self, event: str) -> list[Any]:
+        return [data for name, data in self.events if name == event]
+
+    async def close(self) -> None:
+        if self.client.connected:
+            await self.client.disconnect()
+        await self.client.shutdown()
