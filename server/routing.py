@@ -131,8 +131,15 @@ async def _read_json(request: web.Request, max_body: int) -> bytes:
 
 def _wrap(endpoint: Endpoint, authenticate: Authenticator, check_member: MembershipCheck, max_body: int):
     async def handle(request: web.Request) -> web.StreamResponse:
-        principal = await authenticate(request)
-        if principal.grant not in endpoint.allow:
+        if ANONYMOUS in endpoint.allow:
+            # Public routes serve everyone; a stale cookie must not stand in the way of signing in.
+            try:
+                principal = await authenticate(request)
+            except Unauthorized:
+                principal = NOBODY
+        else:
+            principal = await authenticate(request)
+        if ANONYMOUS not in endpoint.allow and principal.grant not in endpoint.allow:
             if principal is NOBODY or principal.kind == "anonymous":
                 raise Unauthorized("sign in first: this operation needs a staff session or a party link",
                                    headers={"WWW-Authenticate": 'Bearer realm="mediation"'})

@@ -101,3 +101,12 @@ async def test_password_is_stored_as_argon2id_hash(api: Api) -> None:
     user_id, _ = await api.staff("administrator")
     user = await api.services.accounts.user(user_id)
     assert user.password_hash.startswith("$argon2id$") and STAFF_PASSWORD not in user.password_hash
+
+
+async def test_login_with_stale_session_cookie_still_signs_in(api: Api) -> None:
+    _, token = await api.staff("case_officer", "officer.chen")
+    await api.call("POST", "/api/auth/logout", token=token)
+    status, body = await api.call("POST", "/api/auth/login", json={"username": "officer.chen",
+                                                                  "password": STAFF_PASSWORD},
+                                  headers={"Cookie": f"mediation_session={token}"})
+    assert status == 200 and body["token"] != token

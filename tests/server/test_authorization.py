@@ -1,0 +1,513 @@
+"""The whole authorization matrix: every endpoint, called by every kind of caller, on its own and another case.
+
+The expected outcome of each cell is written here by hand from the product's intent (who may do what, and
+which cases each caller reaches); it is deliberately not read from the ``allow=`` sets in ``server/api.py``.
+Every route registered in ``server.api.router`` must have an entry, so a new route without a decision fails.
+
+"allow" means the call passes authorization and, since every allowed cell gets a valid body and a case in a
+state where the action is legal, succeeds with a 2xx. "deny" means exactly 401 for an anonymous caller and
+exactly 403 for an authenticated one, each with a JSON error body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from server.api import router
+from server.models import JoinLink, StaffUser
+from tests.conftest import STAFF_PASSWORD, Api, application, future
+
+Route = tuple[str, str]
+
+# --- the intended matrix ----------------------------------------------------------------------
+
+ANONYMOUS = "anonymous"
+PARTY = "party"
+CASE_OFFICER = "case_officer"
+MEDIATOR = "mediator"
+BANK = "bank_representative"
+COMPLIANCE = "compliance_officer"
+ADMIN = "administrator"
+STAFF = (CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN)
+
+# The callers of the matrix. The two party callers belong to the "own" case: one holds the borrower's
+# receipt, the other a join link issued for the borrower. The mediator and bank representative are the ones
+# assigned to the "own" case; the "other" case has different parties, mediator and bank representative.
+RECEIPT = "receipt"
+JOIN_LINK = "join_link"
+PRINCIPALS = (ANONYMOUS, RECEIPT, JOIN_LINK, *STAFF)
+GRANT = {ANONYMOUS: ANONYMOUS, RECEIPT: PARTY, JOIN_LINK: PARTY, **{role: role for role in STAFF}}
+
+OWN, OTHER = "own", "other"
+EVERYONE = frozenset({ANONYMOUS, PARTY, *STAFF})
+
+# (method, path) -> the grants that may call it. Case routes are further limited by ``reaches_case``.
+EXPECTED: dict[Route, frozenset[str]] = {
+    # operations, sign-in and applications: open to everyone, signed in or not
+    ("GET", "/healthz"): EVERYONE,
+    ("GET", "/readyz"): EVERYONE,
+    ("GET", "/metrics"): EVERYONE,
+    ("GET", "/api/openapi.json"): EVERYONE,
+    ("POST", "/api/auth/login"): EVERYONE,
+    ("POST", "/api/applications"): EVERYONE,
+    # audit: compliance officers and administrators read the checkpoint
+    ("GET", "/api/audit/checkpoint"): frozenset({COMPLIANCE, ADMIN}),
+    # accounts: any staff signs out; everyone signed in may ask who they are
+    ("POST", "/api/auth/logout"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN}),
+    ("GET", "/api/auth/me"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN, PARTY}),
+    # staff management: administrators; case officers may list staff to assign people
+    ("GET", "/api/staff"): frozenset({ADMIN, CASE_OFFICER}),
+    ("POST", "/api/staff"): frozenset({ADMIN}),
+    ("POST", "/api/staff/{user_id}/disable"): frozenset({ADMIN}),
+    # a party's own view
+    ("GET", "/api/party/case"): frozenset({PARTY}),
+    # reading cases: everyone working cases, never administrators
+    ("GET", "/api/cases"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE}),
+    ("GET", "/api/cases/{case_id}"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE}),
+    # review: case officers only
+    ("POST", "/api/cases/{case_id}/parties/{party_id}/verify"): frozenset({CASE_OFFICER}),
+    ("POST", "/api/cases/{case_id}/accept"): frozenset({CASE_OFFICER}),
+    ("POST", "/api/cases/{case_id}/reject"): frozenset({CASE_OFFICER}),
+    ("PUT", "/api/cases/{case_id}/assignments"): frozenset({CASE_OFFICER}),
+    # scheduling: case officers and mediators propose and cancel; parties and the bank confirm
+    ("POST", "/api/cases/{case_id}/sessions"): frozenset({CASE_OFFICER, MEDIATOR}),
+    ("POST", "/api/cases/{case_id}/sessions/{session_id}/confirm"): frozenset({PARTY, BANK}),
+    ("POST", "/api/cases/{case_id}/sessions/{session_id}/cancel"): frozenset({CASE_OFFICER, MEDIATOR}),
+    # join links: case officers and mediators issue, list and revoke
+    ("POST", "/api/cases/{case_id}/join-links"): frozenset({CASE_OFFICER, MEDIATOR}),
+    ("GET", "/api/cases/{case_id}/join-links"): frozenset({CASE_OFFICER, MEDIATOR}),
+    ("DELETE", "/api/cases/{case_id}/join-links/{link_id}"): frozenset({CASE_OFFICER, MEDIATOR}),
+    # closing: case officers and mediators
+    ("POST", "/api/cases/{case_id}/close"): frozenset({CASE_OFFICER, MEDIATOR}),
+}
+
+
+def reaches_case(principal: str, scope: str) -> bool:
+    """Case membership as intended: who may touch the "own" case and the "other" one."""
+    if principal in (CASE_OFFICER, COMPLIANCE):
+        return True  # their reach covers every case
+    if principal in (MEDIATOR, BANK):
+        return scope == OWN  # only the case they are assigned to
+    if principal in (RECEIPT, JOIN_LINK):
+        return scope == OWN  # a party sees only its own case
+    return False  # administrators manage accounts, not cases; anonymous callers reach nothing
+
+
+def is_case_route(route: Route) -> bool:
+    return "{case_id}" in route[1]
+
+
+def expected_allow(route: Route, principal: str, scope: str | None) -> bool:
+    if GRANT[principal] not in EXPECTED[route]:
+        return False
+    return scope is None or reaches_case(principal, scope)
+
+
+REGISTERED: list[Route] = [(endpoint.method, endpoint.path) for endpoint in router.endpoints]
+
+# --- the world each route is called in ---------------------------------------------------------
+
+# The stage a fresh case must reach before an allowed cell may act on it (the action is legal there).
+# Routes not listed only read, so every cell shares the two standing cases.
+FRESH_STAGE: dict[Route, str] = {
+    ("POST", "/api/cases/{case_id}/parties/{party_id}/verify"): "submitted",
+    ("POST", "/api/cases/{case_id}/accept"): "verified",
+    ("POST", "/api/cases/{case_id}/reject"): "submitted",
+    ("PUT", "/api/cases/{case_id}/assignments"): "scheduled",
+    ("POST", "/api/cases/{case_id}/sessions"): "scheduled",
+    ("POST", "/api/cases/{case_id}/sessions/{session_id}/confirm"): "scheduled",
+    ("POST", "/api/cases/{case_id}/sessions/{session_id}/cancel"): "scheduled",
+    ("POST", "/api/cases/{case_id}/join-links"): "scheduled",
+    ("DELETE", "/api/cases/{case_id}/join-links/{link_id}"): "scheduled",
+    ("POST", "/api/cases/{case_id}/close"): "scheduled",
+}
+
+_names = itertools.count()
+
+
+async def _expect(api: Api, status: int, method: str, path: str, *, token: str | None = None,
+                  json: Any = None) -> Any:
+    got, body = await api.call(method, path, token=token, json=json)
+    assert got == status, f"setup {method} {path}: expected {status}, got {got}: {body}"
+    return body
+
+
+@dataclasses.dataclass
+class CaseWorld:
+    """One case and the handles a caller needs to act on it."""
+
+    case_id: str
+    receipt: str
+    borrower_id: str
+    lender_id: str
+    mediator_id: str | None = None
+    bank_id: str | None = None
+    session_id: str | None = None  # confirmed by both parties
+    pending_session_id: str | None = None  # proposed, confirmed by nobody yet
+    link_token: str | None = None  # the borrower's join link for session_id
+    lender_link_id: str | None = None  # the lender's join link for session_id
+
+
+@dataclasses.dataclass
+class Desk:
+    """The staff of one server and the two standing cases: "own" (the matrix's parties and assigned staff)
+    and "other" (its own parties, a different mediator and bank representative)."""
+
+    api: Api
+    users: dict[str, tuple[str, str]]  # role or "<role>@other" -> (user_id, token)
+    login_username: str
+    own: CaseWorld | None = None
+    other: CaseWorld | None = None
+
+    @classmethod
+    async def open(cls, api: Api) -> Desk:
+        users = {role: await api.staff(role) for role in STAFF}
+        users[f"{MEDIATOR}@{OTHER}"] = await api.staff(MEDIATOR)
+        users[f"{BANK}@{OTHER}"] = await api.staff(BANK)
+        login_username = f"sign-in-{next(_names)}"
+        await api.services.accounts.create_staff(username=login_username, display_name="Sign In",
+                                                 role=MEDIATOR, password=STAFF_PASSWORD, actor="test:setup")
+        desk = cls(api=api, users=users, login_username=login_username)
+        desk.own = await desk.new_case("scheduled", OWN)
+        desk.other = await desk.new_case("scheduled", OTHER)
+        return desk
+
+    def token(self, role: str) -> str:
+        return self.users[role][1]
+
+    def side(self, role: str, scope: str) -> tuple[str, str]:
+        return self.users[role if scope == OWN else f"{role}@{OTHER}"]
+
+    async def new_case(self, stage: str, scope: str) -> CaseWorld:
+        """A fresh case walked to ``stage``: "submitted", "verified" or "scheduled" (assigned to the
+        ``scope`` side's mediator and bank representative, one confirmed session with a join link for each
+        party, and a second session proposed and not yet confirmed)."""
+        api, officer = self.api, self.token(CASE_OFFICER)
+        receipt = await _expect(api, 201, "POST", "/api/applications", json=application())
+        case_path = f"/api/cases/{receipt['case_id']}"
+        case = await _expect(api, 200, "GET", case_path, token=officer)
+        parties = {p["role"]: p["party_id"] for p in case["parties"]}
+        world = CaseWorld(case_id=receipt["case_id"], receipt=receipt["receipt_token"],
+                          borrower_id=parties["borrower"], lender_id=parties["lender"])
+        if stage == "submitted":
+            return world
+        for party_id in parties.values():
+            await _expect(api, 200, "POST", f"{case_path}/parties/{party_id}/verify", token=officer,
+                          json={"method": "id_card", "reference": "checked at desk"})
+        if stage == "verified":
+            return world
+        assert stage == "scheduled", stage
+        (world.mediator_id, mediator), (world.bank_id, bank) = self.side(MEDIATOR, scope), self.side(BANK, scope)
+        await _expect(api, 200, "POST", f"{case_path}/accept", token=officer)
+        await _expect(api, 200, "PUT", f"{case_path}/assignments", token=officer,
+                      json={"mediator_id": world.mediator_id, "bank_representative_id": world.bank_id})
+        body = await _expect(api, 201, "POST", f"{case_path}/sessions", token=mediator,
+                             json={"starts_at": future(48), "duration_minutes": 60, "mode": "video"})
+        world.session_id = body["sessions"][0]["session_id"]
+        confirm = f"{case_path}/sessions/{world.session_id}/confirm"
+        await _expect(api, 200, "POST", confirm, token=world.receipt, json={})
+        body = await _expect(api, 200, "POST", confirm, token=bank, json={})
+        assert body["state"] == "scheduled", body
+        link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=mediator,
+                             json={"party_id": world.borrower_id, "session_id": world.session_id})
+        world.link_token = link["token"]
+        link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=mediator,
+                             json={"party_id": world.lender_id, "session_id": world.session_id})
+        world.lender_link_id = link["link_id"]
+        body = await _expect(api, 201, "POST", f"{case_path}/sessions", token=mediator,
+                             json={"starts_at": future(72), "duration_minutes": 45, "mode": "chat"})
+        (pending,) = [s["session_id"] for s in body["sessions"] if s["session_id"] != world.session_id]
+        world.pending_session_id = pending
+        return world
+
+    async def victim(self) -> str:
+        """A staff account nobody in the matrix uses, to be disabled."""
+        user = await self.api.services.accounts.create_staff(
+            username=f"victim-{next(_names)}", display_name="Victim", role=MEDIATOR, password=STAFF_PASSWORD,
+            actor="test:setup")
+        return user.user_id
+
+
+# How to call each route validly: the path ids (taken from the case the cell targets) and a body.
+Builder = Callable[[Desk, CaseWorld], Awaitable[tuple[dict[str, str], Any]]]
+REQUESTS: dict[Route, Builder] = {}
+
+
+def request_for(method: str, path: str) -> Callable[[Builder], Builder]:
+    def register(builder: Builder) -> Builder:
+        REQUESTS[(method, path)] = builder
+        return builder
+
+    return register
+
+
+def _no_body(*routes: Route) -> None:
+    async def build(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+        return {"case_id": world.case_id}, None
+
+    for route in routes:
+        REQUESTS[route] = build
+
+
+_no_body(("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
+         ("GET", "/api/audit/checkpoint"), ("POST", "/api/auth/logout"), ("GET", "/api/auth/me"),
+         ("GET", "/api/staff"), ("GET", "/api/party/case"), ("GET", "/api/cases"),
+         ("GET", "/api/cases/{case_id}"), ("POST", "/api/cases/{case_id}/accept"),
+         ("GET", "/api/cases/{case_id}/join-links"))
+
+
+@request_for("POST", "/api/auth/login")
+async def _login(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {}, {"username": desk.login_username, "password": STAFF_PASSWORD}
+
+
+@request_for("POST", "/api/staff")
+async def _create_staff(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {}, {"username": f"new-staff-{next(_names)}", "display_name": "New Staff", "role": "mediator",
+                "password": "a long enough password"}
+
+
+@request_for("POST", "/api/staff/{user_id}/disable")
+async def _disable_staff(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"user_id": await desk.victim()}, None
+
+
+@request_for("POST", "/api/applications")
+async def _file(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {}, application()
+
+
+@request_for("POST", "/api/cases/{case_id}/parties/{party_id}/verify")
+async def _verify(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id, "party_id": world.borrower_id}, {"method": "passport", "reference": "seen"}
+
+
+@request_for("POST", "/api/cases/{case_id}/reject")
+async def _reject(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, {"reason": "not a consumer loan"}
+
+
+@request_for("PUT", "/api/cases/{case_id}/assignments")
+async def _assign(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, {"mediator_id": world.mediator_id, "bank_representative_id": world.bank_id}
+
+
+@request_for("POST", "/api/cases/{case_id}/sessions")
+async def _propose(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, {"starts_at": future(96), "duration_minutes": 30, "mode": "video"}
+
+
+@request_for("POST", "/api/cases/{case_id}/sessions/{session_id}/confirm")
+async def _confirm(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id, "session_id": world.pending_session_id or ""}, {}
+
+
+@request_for("POST", "/api/cases/{case_id}/sessions/{session_id}/cancel")
+async def _cancel(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id, "session_id": world.session_id or ""}, None
+
+
+@request_for("POST", "/api/cases/{case_id}/join-links")
+async def _issue_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, {"party_id": world.borrower_id, "session_id": world.session_id}
+
+
+@request_for("DELETE", "/api/cases/{case_id}/join-links/{link_id}")
+async def _revoke_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id, "link_id": world.lender_link_id or ""}, None
+
+
+@request_for("POST", "/api/cases/{case_id}/close")
+async def _close(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, {"outcome": "settled", "note": "agreement filed"}
+
+
+# --- one cell ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Cell:
+    route: Route
+    principal: str
+    scope: str | None
+    allow: bool
+    token: str | None = None
+    path: str = ""
+    body: Any = None
+
+    def __str__(self) -> str:
+        where = f" on {self.scope} case" if self.scope else ""
+        return f"{self.route[0]} {self.route[1]} as {self.principal}{where}"
+
+
+async def prepare(desk: Desk, cell: Cell) -> None:
+    """Pick the case the cell acts on (fresh if an allowed cell changes it), the token and a valid request."""
+    assert desk.own is not None and desk.other is not None
+    world = desk.own if cell.scope != OTHER else desk.other
+    stage = FRESH_STAGE.get(cell.route)
+    if cell.allow and stage is not None:
+        world = await desk.new_case(stage, cell.scope or OWN)
+    # The parties are always those of an "own" case: the cell's case when it is the own one.
+    party_world = world if cell.scope == OWN else desk.own
+    if cell.principal == JOIN_LINK and party_world.link_token is None:
+        party_world = desk.own  # a join link exists only once a session is confirmed
+    tokens = {ANONYMOUS: None, RECEIPT: party_world.receipt, JOIN_LINK: party_world.link_token}
+    cell.token = tokens[cell.principal] if cell.principal in tokens else desk.token(cell.principal)
+    ids, cell.body = await REQUESTS[cell.route](desk, world)
+    cell.path = cell.route[1].format(**ids) if "{" in cell.route[1] else cell.route[1]
+
+
+async def check(api: Api, cell: Cell) -> str | None:
+    """Call the cell's request; return why its outcome is wrong, or None."""
+    status, body = await api.call(cell.route[0], cell.path, token=cell.token, json=cell.body)
+    shown = str(body)[:160]
+    if cell.allow:
+        if not 200 <= status < 300:
+            return f"{cell}: expected allow (2xx), got {status} {shown}"
+        return None
+    want = 401 if cell.principal == ANONYMOUS else 403
+    if status != want:
+        return f"{cell}: expected deny ({want}), got {status} {shown}"
+    codes = {"unauthorized"} if want == 401 else {"forbidden", "not_case_member"}
+    if not (isinstance(body, dict) and body.get("error") in codes and isinstance(body.get("message"), str)
+            and body["message"]):
+        return f"{cell}: deny body is not a JSON error with error in {sorted(codes)} and a message: {shown}"
+    return None
+
+
+def cells_of(route: Route) -> list[Cell]:
+    scopes: tuple[str | None, ...] = (OWN, OTHER) if is_case_route(route) else (None,)
+    return [Cell(route=route, principal=principal, scope=scope, allow=expected_allow(route, principal, scope))
+            for principal in PRINCIPALS for scope in scopes]
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+def test_route_table_registered_endpoints_match_exactly() -> None:
+    registered = set(REGISTERED)
+    assert len(registered) == len(REGISTERED), "a (method, path) is registered twice"
+    assert sorted(registered - set(EXPECTED)) == [], "routes without an authorization expectation"
+    assert sorted(set(EXPECTED) - registered) == [], "expectations for routes that are not registered"
+    assert sorted(registered - set(REQUESTS)) == [], "routes without a request builder"
+
+
+def test_route_table_every_route_allows_someone_and_denies_someone() -> None:
+    for route in EXPECTED:
+        if EXPECTED[route] == EVERYONE:
+            continue  # public by design
+        outcomes = {cell.allow for cell in cells_of(route)}
+        assert outcomes == {True, False}, f"{route}: every cell has the same outcome {outcomes}"
+
+
+@pytest.mark.parametrize("route", REGISTERED, ids=[f"{m} {p}" for m, p in REGISTERED])
+async def test_endpoint_every_principal_and_case_gets_intended_outcome(api: Api, route: Route) -> None:
+    assert route in EXPECTED, f"{route} has no authorization expectation: add it to EXPECTED"
+    assert route in REQUESTS, f"{route} has no request builder: add one to REQUESTS"
+    desk = await Desk.open(api)
+    cells = cells_of(route)
+    # Prepare every cell before calling any: a cell may end its caller's session (logout).
+    for cell in cells:
+        await prepare(desk, cell)
+    wrong = [problem for cell in cells if (problem := await check(api, cell)) is not None]
+    if wrong:
+        pytest.fail(f"{len(wrong)} of {len(cells)} cells wrong:\n" + "\n".join(wrong), pytrace=False)
+
+
+async def _refused_everywhere(desk: Desk, token: str, label: str) -> list[str]:
+    """Call every non-public route with ``token``; return the calls that were not a 401 JSON error.
+
+    Public routes serve a dead token's holder as anonymous (so a stale cookie never blocks signing in)."""
+    assert desk.own is not None
+    wrong = []
+    for route in REGISTERED:
+        if EXPECTED[route] == EVERYONE:
+            continue
+        ids, body = await REQUESTS[route](desk, desk.own)
+        path = route[1].format(**ids) if "{" in route[1] else route[1]
+        status, answer = await desk.api.call(route[0], path, token=token, json=body)
+        if status != 401 or not (isinstance(answer, dict) and answer.get("error") == "bad_token"):
+            shown = str(answer)[:160]
+            wrong.append(f"{route[0]} {route[1]} with {label}: expected 401 bad_token, got {status} {shown}")
+    return wrong
+
+
+async def test_disabled_staff_token_on_every_endpoint_is_refused_401(api: Api) -> None:
+    desk = await Desk.open(api)
+    assert desk.own is not None
+    # One disabled user of each role, the mediator and bank representative assigned to the own case first.
+    doomed = {role: await api.staff(role) for role in STAFF}
+    await _expect(api, 200, "PUT", f"/api/cases/{desk.own.case_id}/assignments", token=desk.token(CASE_OFFICER),
+                  json={"mediator_id": doomed[MEDIATOR][0], "bank_representative_id": doomed[BANK][0]})
+    for user_id, token in doomed.values():
+        assert (await api.call("GET", "/api/auth/me", token=token))[0] == 200
+        await _expect(api, 200, "POST", f"/api/staff/{user_id}/disable", token=desk.token(ADMIN))
+    wrong = []
+    for role, (_, token) in doomed.items():
+        wrong += await _refused_everywhere(desk, token, f"disabled {role}")
+    assert not wrong, "\n".join(wrong)
+    # Nor can a disabled user sign in again.
+    users = {u["user_id"]: u["username"] for u in
+             (await _expect(api, 200, "GET", "/api/staff", token=desk.token(ADMIN)))["staff"]}
+    status, body = await api.call("POST", "/api/auth/login",
+                                  json={"username": users[doomed[CASE_OFFICER][0]], "password": STAFF_PASSWORD})
+    assert status == 401 and body["error"] == "bad_credentials", body
+
+
+async def test_disabled_flag_with_live_session_on_every_endpoint_is_refused_401(api: Api) -> None:
+    # The disabled flag alone refuses the token, even if the user's sessions were somehow left open.
+    desk = await Desk.open(api)
+    doomed = {role: await api.staff(role) for role in STAFF}
+    async with api.services.db.write() as session:
+        await session.execute(update(StaffUser).where(StaffUser.user_id.in_([u for u, _ in doomed.values()]))
+                              .values(disabled=True))
+    wrong = []
+    for role, (_, token) in doomed.items():
+        wrong += await _refused_everywhere(desk, token, f"disabled {role} with a live session")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_revoked_join_link_on_every_endpoint_is_refused_401(api: Api) -> None:
+    desk = await Desk.open(api)
+    assert desk.own is not None and desk.own.session_id is not None
+    case_path = f"/api/cases/{desk.own.case_id}"
+    link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=desk.token(MEDIATOR),
+                         json={"party_id": desk.own.borrower_id, "session_id": desk.own.session_id})
+    assert (await api.call("GET", "/api/party/case", token=link["token"]))[0] == 200
+    await _expect(api, 200, "DELETE", f"{case_path}/join-links/{link['link_id']}", token=desk.token(CASE_OFFICER))
+    wrong = await _refused_everywhere(desk, link["token"], "revoked join link")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_expired_join_link_on_every_endpoint_is_refused_401(api: Api) -> None:
+    desk = await Desk.open(api)
+    assert desk.own is not None and desk.own.link_token is not None
+    assert (await api.call("GET", "/api/party/case", token=desk.own.link_token))[0] == 200
+    # Move the link's expiry into the past in the case record (no waiting for a clock).
+    async with api.services.db.write() as session:
+        link_ids = (await session.execute(
+            select(JoinLink.link_id).where(JoinLink.case_id == desk.own.case_id,
+                                           JoinLink.party_id == desk.own.borrower_id))).scalars().all()
+        assert len(link_ids) == 1, link_ids
+        await session.execute(update(JoinLink).where(JoinLink.link_id == link_ids[0])
+                              .values(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+    _, listed = await api.call("GET", f"/api/cases/{desk.own.case_id}/join-links", token=desk.token(CASE_OFFICER))
+    assert {entry["link_id"]: entry["status"] for entry in listed["links"]}[link_ids[0]] == "expired"
+    wrong = await _refused_everywhere(desk, desk.own.link_token, "expired join link")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_closed_case_join_link_on_every_endpoint_is_refused_401(api: Api) -> None:
+    desk = await Desk.open(api)
+    assert desk.own is not None and desk.own.link_token is not None
+    await _expect(api, 200, "POST", f"/api/cases/{desk.own.case_id}/close", token=desk.token(MEDIATOR),
+                  json={"outcome": "withdrawn"})
+    wrong = await _refused_everywhere(desk, desk.own.link_token, "join link of a closed case")
+    assert not wrong, "\n".join(wrong)
