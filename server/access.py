@@ -10,7 +10,9 @@ PARTY_ROLES = ("borrower", "lender")
 ANONYMOUS = "anonymous"
 PARTY = "party"
 
-Kind = Literal["anonymous", "staff", "party"]
+RECORDER = "recorder"
+
+Kind = Literal["anonymous", "staff", "party", "recorder"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +31,9 @@ class Principal:
     @property
     def grant(self) -> str:
         """The name used in route permissions: a staff role, "party" or "anonymous"."""
-        return PARTY if self.kind == "party" else self.role
+        if self.kind == "party":
+            return PARTY
+        return RECORDER if self.kind == "recorder" else self.role
 
     @property
     def actor(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -20,6 +21,7 @@ from server.models import Case, JoinLink, Party, StaffSession, StaffUser
 from server.ratelimit import SlidingWindow
 from server.settings import Settings
 from server.tokens import hash_token, new_id, new_token, token_kind
+from signaling.identity import Identity
 
 log = logging.getLogger("mediation.accounts")
 
@@ -33,8 +35,10 @@ def _now() -> dt.datetime:
 class Accounts:
     """Owns staff users and their sessions, and authenticates every request."""
 
-    def __init__(self, settings: Settings, db: Database, audit: AuditLog) -> None:
+    def __init__(self, settings: Settings, db: Database, audit: AuditLog,
+                 recorder_lookup: Callable[[str], Identity | None] | None = None) -> None:
         self._settings = settings
+        self._recorder_lookup = recorder_lookup
         self._db = db
         self._audit = audit
         self._hasher = PasswordHasher(
@@ -153,6 +157,12 @@ class Accounts:
         token, source = self.presented_token(request)
         if token is None:
             return NOBODY
+        if token.startswith("rtk_") and source == "header" and self._recorder_lookup is not None:
+            recorder = self._recorder_lookup(token)
+            if recorder is None:
+                raise Unauthorized("the recorder credential is not valid", code="bad_token")
+            return Principal(kind="recorder", role="recorder", subject_id=recorder.participant_id,
+                             case_id=recorder.case_id, session_id=recorder.session_id, via="recorder")
         kind = token_kind(token)
         if kind is None:
             raise Unauthorized("the token is malformed", code="bad_token")

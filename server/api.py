@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from server import schemas
 from server.accounts import COOKIE_NAME, Accounts
 from server.audit import public_key_pem
-from server.errors import NotFound, TooManyRequests
+from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from server.models import StaffUser
 from server.routing import Call, Router
 from server.services import SERVICES
@@ -244,3 +244,70 @@ async def revoke_link(call: Call) -> schemas.JoinLinkView:
               tag="cases", body=schemas.CloseIn, response=schemas.CaseView)
 async def close_case(call: Call) -> schemas.CaseView:
     return await call.request.app[SERVICES].cases.close(call.principal, call.path["case_id"], call.body)
+
+
+# --- sealed records ---------------------------------------------------------------------------
+
+MAX_SEGMENT_BYTES = 32 * 1024 * 1024
+
+
+def _record_view(record) -> schemas.RecordView:
+    return schemas.RecordView(record_id=record.record_id, kind=record.kind, session_id=record.session_id,
+                              sha256=record.sha256, size=record.size, recipients=record.recipients,
+                              created_at=record.created_at, audit_seq=record.audit_seq)
+
+
+@router.route("PUT", "/api/staff/me/recipient", allow=("compliance_officer",),
+              summary="Register my age public key", tag="records", body=schemas.RecipientIn,
+              response=schemas.StaffView)
+async def register_recipient(call: Call) -> schemas.StaffView:
+    user = await call.request.app[SERVICES].records.register_recipient(call.principal, call.body.recipient)
+    return _staff_view(user)
+
+
+@router.route("GET", "/api/cases/{case_id}/records", allow=("compliance_officer",),
+              summary="List a case's sealed records", tag="records", response=schemas.RecordList)
+async def list_records(call: Call) -> schemas.RecordList:
+    records = await call.request.app[SERVICES].records.list(call.path["case_id"])
+    return schemas.RecordList(records=[_record_view(r) for r in records])
+
+
+@router.route("GET", "/api/cases/{case_id}/records/manifest", allow=("compliance_officer",),
+              summary="Read a case's record manifest with audit proofs", tag="records",
+              raw_media_type="application/json")
+async def record_manifest(call: Call) -> dict:
+    return await call.request.app[SERVICES].records.manifest(call.principal, call.path["case_id"])
+
+
+@router.route("GET", "/api/cases/{case_id}/records/{record_id}", allow=("compliance_officer",),
+              summary="Download a sealed record", tag="records", raw_media_type="application/octet-stream")
+async def download_record(call: Call) -> web.Response:
+    record, data = await call.request.app[SERVICES].records.download(
+        call.principal, call.path["case_id"], call.path["record_id"])
+    return web.Response(body=data, content_type="application/octet-stream",
+                        headers={"X-Record-SHA256": record.sha256,
+                                 "Content-Disposition": f'attachment; filename="{record.record_id}.age"'})
+
+
+@router.route("POST", "/api/recordings/{session_id}/segments", allow=("recorder",),
+              summary="File a sealed recording segment", tag="records", query=schemas.SegmentQuery,
+              response=schemas.SegmentView, status=201)
+async def file_segment(call: Call) -> schemas.SegmentView:
+    principal = call.principal
+    if principal.session_id != call.path["session_id"]:
+        raise Forbidden("this recorder records another session")
+    if call.request.content_type != "application/octet-stream":
+        raise BadRequest("segments are sent as application/octet-stream", code="unsupported_media_type")
+    data = await call.request.content.read(MAX_SEGMENT_BYTES + 1)
+    if len(data) > MAX_SEGMENT_BYTES:
+        raise PayloadTooLarge(f"segment exceeds {MAX_SEGMENT_BYTES} bytes")
+    if not data.startswith(b"age-encryption.org/v1\n"):
+        raise BadRequest("a segment must be age v1 ciphertext", code="not_sealed")
+    services = call.request.app[SERVICES]
+    recipients = services.recorders.recipients(principal.session_id or "")
+    query = call.query
+    record = await services.records.file_ciphertext(
+        case_id=principal.case_id or "", session_id=principal.session_id, kind="recording",
+        name=f"{query.participant_id}/{query.index:06d}.webm.age", ciphertext=data, recipients=recipients,
+        actor=principal.actor, participant_id=query.participant_id, index=query.index)
+    return schemas.SegmentView(record_id=record.record_id, sha256=record.sha256, size=record.size)

@@ -21,14 +21,20 @@ from server.errors import error_middleware
 from server.metrics import Metrics
 from server.notifier import CaseViewNotifier
 from server.ratelimit import SlidingWindow
+from server.recorders import ProcessRecorders
+from server.records import CaseRecords
 from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
 from server.settings import Settings
+from recording.storage import DirectoryStorage
 from signaling.namespace import RoomNamespace, RoomSettings
 from signaling.roomstate import MemoryRoomStore, RoomStore
 
 log = logging.getLogger("mediation.app")
+
+# Where this node's own workers (the recorder) reach it; tests that bind port 0 set it once bound.
+OWN_URL = web.AppKey("own_url", dict)
 
 WEB_CLIENT = Path(__file__).resolve().parents[1] / "web_client"
 
@@ -62,7 +68,8 @@ def _room_store(settings: Settings) -> RoomStore:
     if settings.redis_url:
         from signaling.redisstate import RedisRoomStore
 
-        return RedisRoomStore(settings.redis_url)
+        # Turns may seal records to the case (milliseconds); 15 s leaves a wide margin on a slow disk.
+        return RedisRoomStore(settings.redis_url, lock_ttl=15.0, lock_wait=20.0)
     return MemoryRoomStore()
 
 
@@ -74,20 +81,25 @@ def create_app(settings: Settings) -> web.Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.effective_database_url)
     audit = AuditLog(db, load_or_create_signing_key(settings.audit_key_path))
+    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir))
+    own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
+    recorders = ProcessRecorders(lambda: own_url["value"], records.recipients)
     services = Services(
-        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit),
+        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, recorders.participant),
         cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
-        application_limit=SlidingWindow(settings.applications_per_minute, 60.0),
+        application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
+        recorders=recorders,
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
     app[SERVICES] = services
+    app[OWN_URL] = own_url
 
     store = _room_store(settings)
     manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
     origins = [o for o in (*settings.allowed_origins, settings.public_url.rstrip("/")) if o] or None
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
                                max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
-    rooms = RoomNamespace(RoomHooks(db, audit), store, RoomSettings(
+    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, RoomSettings(
         stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
         turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
     ))
@@ -108,6 +120,7 @@ def create_app(settings: Settings) -> web.Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await checkpoints
             await rooms.close()
+            await recorders.close()
             await store.close()
             try:
                 await audit.checkpoint()

@@ -9,12 +9,30 @@ from typing import Any
 
 from sqlalchemy import select
 
+import json
+import logging
+from typing import Protocol
+
 from server.accounts import COOKIE_NAME
 from server.audit import AuditLog
 from server.database import Database
-from server.models import Assignment, Case, JoinLink, Party, ScheduledSession, StaffSession, StaffUser
+from server.models import (
+    Assignment,
+    AuditEntry,
+    Case,
+    Consent,
+    JoinLink,
+    Party,
+    ScheduledSession,
+    StaffSession,
+    StaffUser,
+)
+from server.records import CaseRecords
+from server.tokens import new_id
 from server.tokens import hash_token, token_kind
 from signaling.identity import Identity, Refused
+
+log = logging.getLogger("mediation.rooms")
 
 _SESSION_ID = re.compile(r"^ses_[0-9a-f]{32}$")
 ROOM_ROLES = ("mediator", "bank_representative")
@@ -36,12 +54,24 @@ def _cookie_token(environ: dict[str, Any]) -> str | None:
     return morsel.value if morsel is not None else None
 
 
-class RoomHooks:
-    """Implements signaling's Hooks against the case record and the audit log."""
+class Recorders(Protocol):
+    """Starts and stops the recording peer of a session."""
 
-    def __init__(self, db: Database, audit: AuditLog) -> None:
+    async def start(self, identity: Identity) -> None: ...
+
+    async def stop(self, session_id: str, reason: str) -> None: ...
+
+    async def authenticate(self, token: str) -> Identity | None: ...
+
+
+class RoomHooks:
+    """Implements signaling's Hooks against the case record, its sealed records and the audit log."""
+
+    def __init__(self, db: Database, audit: AuditLog, records: CaseRecords, recorders: Recorders) -> None:
         self._db = db
         self._audit = audit
+        self._records = records
+        self._recorders = recorders
 
     async def authenticate(self, auth: Any, environ: dict[str, Any]) -> Identity:
         if auth is None:
@@ -50,10 +80,15 @@ class RoomHooks:
             raise Refused("bad_token", "auth must be {token, session_id}")
         token = auth.get("token") or _cookie_token(environ)
         session_id = auth.get("session_id")
-        if not isinstance(token, str) or token_kind(token) is None:
+        if not isinstance(token, str) or (token_kind(token) is None and not token.startswith("rtk_")):
             raise Refused("bad_token", "a join link or a staff sign-in is needed to enter a room")
         if session_id is not None and (not isinstance(session_id, str) or not _SESSION_ID.match(session_id)):
             raise Refused("bad_session", "session_id is not a valid session id")
+        if isinstance(token, str) and token.startswith("rtk_"):
+            identity = await self._recorders.authenticate(token)
+            if identity is None or (session_id is not None and session_id != identity.session_id):
+                raise Refused("bad_token", "this recorder credential is not valid")
+            return identity
         kind = token_kind(token)
         if kind == "jln":
             return await self._by_link(token, session_id)
@@ -136,3 +171,80 @@ class RoomHooks:
                 await self._audit.append(session, actor=f"{identity.role}:{identity.participant_id}",
                                          action="link_revoked", case_id=identity.case_id,
                                          detail={"link_id": link.link_id, "reason": "removed_from_room"})
+
+    async def room_opened(self, identity: Identity) -> bool:
+        sealed = bool(await self._records.recipients(identity.case_id))
+        if not sealed:
+            log.warning("room opened with no recipients: its chat will not be recorded",
+                        extra={"case_id": identity.case_id, "session_id": identity.session_id})
+        return sealed
+
+    async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
+        body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")}
+        await self._records.seal_and_file(
+            case_id=identity.case_id, session_id=identity.session_id, kind="chat",
+            name=f"{message['seq']:08d}.json.age", plaintext=json.dumps(body, ensure_ascii=False).encode(),
+            actor=_actor(identity), participant_id=identity.participant_id, index=message["seq"])
+
+    async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:
+        now = _now()
+        async with self._db.write() as session:
+            if notice_sha256 is not None:
+                consent = Consent(consent_id=new_id("con"), case_id=identity.case_id,
+                                  session_id=identity.session_id, party_id=identity.participant_id,
+                                  notice_sha256=notice_sha256, given_at=now)
+                session.add(consent)
+            else:
+                consent = (await session.execute(
+                    select(Consent).where(Consent.session_id == identity.session_id,
+                                          Consent.party_id == identity.participant_id,
+                                          Consent.withdrawn_at.is_(None))
+                    .order_by(Consent.given_at.desc()).limit(1)
+                )).scalar_one_or_none()
+                if consent is not None:
+                    consent.withdrawn_at = now
+        evidence = {"participant_id": identity.participant_id, "role": identity.role, "name": identity.name,
+                    "session_id": identity.session_id, "action": "given" if notice_sha256 else "withdrawn",
+                    "notice_sha256": notice_sha256, "at": now.isoformat()}
+        await self._records.seal_and_file(
+            case_id=identity.case_id, session_id=identity.session_id, kind="consent",
+            name=f"{identity.participant_id}-{now:%Y%m%dT%H%M%S%f}.json.age",
+            plaintext=json.dumps(evidence, ensure_ascii=False).encode(), actor=_actor(identity),
+            participant_id=identity.participant_id)
+
+    async def start_recorder(self, identity: Identity) -> None:
+        await self._recorders.start(identity)
+
+    async def stop_recorder(self, identity: Identity, reason: str) -> None:
+        await self._recorders.stop(identity.session_id, reason)
+
+    async def session_ended(self, identity: Identity, messages: list[dict[str, Any]],
+                            deleted: dict[str, dict[str, Any]]) -> None:
+        """The transcript: every room event of the audit log for this session, and every message."""
+        async with self._db.read() as session:
+            entries = (await session.execute(
+                select(AuditEntry).where(AuditEntry.case_id == identity.case_id).order_by(AuditEntry.seq)
+            )).scalars().all()
+        events = []
+        for entry in entries:
+            body = json.loads(entry.canonical)
+            if body["detail"].get("session_id") != identity.session_id or body["action"] == "record_sealed":
+                continue
+            events.append({"seq": entry.seq, "at": body["recorded_at"], "actor": body["actor"],
+                           "action": body["action"], "detail": body["detail"]})
+        transcript = {
+            "case_id": identity.case_id, "session_id": identity.session_id, "ended_at": _now().isoformat(),
+            "ended_by": _actor(identity), "events": events,
+            "messages": [
+                {**{k: m[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")},
+                 "deleted": deleted.get(str(m["seq"]))}
+                for m in messages
+            ],
+        }
+        await self._records.seal_and_file(
+            case_id=identity.case_id, session_id=identity.session_id, kind="transcript", name="transcript.json.age",
+            plaintext=json.dumps(transcript, ensure_ascii=False).encode(), actor=_actor(identity))
+
+
+def _actor(identity: Identity) -> str:
+    return "system" if identity.role == "system" else f"{identity.role}:{identity.participant_id}"

@@ -12,16 +12,17 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from server.access import ANONYMOUS, NOBODY, PARTY, STAFF_ROLES, Principal
+from server.access import ANONYMOUS, NOBODY, PARTY, RECORDER, STAFF_ROLES, Principal
 from server.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed
 from server.schemas import ErrorView
 
 # Path parameters and the id prefix each must carry.
-PATH_PARAMS = {"case_id": "cas", "party_id": "pty", "session_id": "ses", "link_id": "lnk", "user_id": "usr"}
+PATH_PARAMS = {"case_id": "cas", "party_id": "pty", "session_id": "ses", "link_id": "lnk", "user_id": "usr",
+               "record_id": "rec"}
 _PATH_PATTERNS = {name: re.compile(rf"^{prefix}_[0-9a-f]{{32}}$") for name, prefix in PATH_PARAMS.items()}
 _PLACEHOLDER = re.compile(r"{(\w+)}")
 
-GRANTS = (ANONYMOUS, PARTY, *STAFF_ROLES)
+GRANTS = (ANONYMOUS, PARTY, RECORDER, *STAFF_ROLES)
 
 
 @dataclasses.dataclass

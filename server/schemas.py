@@ -298,6 +298,42 @@ class PartyCaseView(View):
     notices: list[NoticeView]
 
 
+# --- sealed records ---------------------------------------------------------------------------
+
+
+class RecipientIn(Body):
+    recipient: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="An age X25519 public key (age1…). Never send the secret key.")
+
+
+class RecordView(View):
+    record_id: str
+    kind: str
+    session_id: str | None
+    sha256: str
+    size: int
+    recipients: list[str]
+    created_at: dt.datetime
+    audit_seq: int | None
+
+
+class RecordList(View):
+    records: list[RecordView]
+
+
+class SegmentQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    participant_id: Annotated[str, StringConstraints(pattern=r"^(pty|usr)_[0-9a-f]{32}$")]
+    index: Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class SegmentView(View):
+    record_id: str
+    sha256: str
+    size: int
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 

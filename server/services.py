@@ -15,6 +15,8 @@ from server.database import Database
 from server.metrics import Metrics
 from server.models import AuditCheckpoint
 from server.ratelimit import SlidingWindow
+from server.recorders import ProcessRecorders
+from server.records import CaseRecords
 from server.settings import Settings
 
 
@@ -27,6 +29,8 @@ class Services:
     cases: CaseDesk
     metrics: Metrics
     application_limit: SlidingWindow
+    records: CaseRecords
+    recorders: ProcessRecorders
     openapi: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     async def latest_checkpoint(self) -> AuditCheckpoint | None:

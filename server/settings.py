@@ -96,6 +96,13 @@ def _origin_list(raw: str) -> tuple[str, ...]:
     return items
 
 
+def _age_recipient(raw: str) -> str:
+    raw = raw.strip()
+    if raw and not (raw.startswith("age1") and raw.isalnum() and raw == raw.lower()):
+        raise ValueError("expected an age X25519 recipient (age1…), never a secret key")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -133,6 +140,8 @@ class Settings:
     redis_url: str = _field("REDIS_URL", _redis_url, "")
     log_level: str = _field("LOG_LEVEL", _log_level, "INFO")
     public_url: str = _field("PUBLIC_URL", str, "")
+    # How this node's own recorder workers reach it; empty means http://HOST:PORT.
+    internal_url: str = _field("INTERNAL_URL", str, "")
     allowed_origins: tuple[str, ...] = _field("ALLOWED_ORIGINS", _origin_list, ())
     cookie_secure: bool = _field("COOKIE_SECURE", _bool, False)
     session_ttl_seconds: int = _field("SESSION_TTL_SECONDS", _positive_int, 8 * 3600)
@@ -148,6 +157,8 @@ class Settings:
     turn_secret: Secret = _field("TURN_SECRET", Secret, Secret(""), secret=True)
     turn_ttl_seconds: int = _field("TURN_TTL_SECONDS", _positive_int, 3600)
     reconnect_grace_seconds: int = _field("RECONNECT_GRACE_SECONDS", _positive_int, 60)
+    # An operator's escrow key: every record is also sealed to it. Empty means none.
+    escrow_recipient: str = _field("ESCROW_RECIPIENT", _age_recipient, "")
     # Argon2id cost; tests lower it, production keeps the default.
     password_memory_kib: int = _field("PASSWORD_MEMORY_KIB", _positive_int, 64 * 1024)
     password_time_cost: int = _field("PASSWORD_TIME_COST", _positive_int, 3)
@@ -169,7 +180,7 @@ class Settings:
             try:
                 values[f.name] = f.metadata["cast"](raw)
             except ValueError as exc:
-                shown = "**********" if f.metadata["secret"] else repr(raw)
+                shown = "**********" if f.metadata["secret"] or "SECRET-KEY" in raw.upper() else repr(raw)
                 raise SettingsError(f"{name}={shown} is invalid: {exc}") from None
         return cls(**values)
 

@@ -39,3 +39,22 @@ class Hooks(Protocol):
 
     async def participant_removed(self, identity: Identity, target_participant_id: str) -> None:
         """Make the removed participant's credentials stop working for this session."""
+
+    async def room_opened(self, identity: Identity) -> bool:
+        """Called when a room is created; True if its records can be sealed (the case has recipients)."""
+
+    async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
+        """Seal one chat message into the case record before it is acknowledged."""
+
+    async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:
+        """Keep consent (a notice hash) or its withdrawal (None) as sealed evidence."""
+
+    async def start_recorder(self, identity: Identity) -> None:
+        """Start the recording peer for the identity's session (it joins as a participant)."""
+
+    async def stop_recorder(self, identity: Identity, reason: str) -> None:
+        """Stop the session's recording peer; segments sealed so far stay on the record."""
+
+    async def session_ended(self, identity: Identity, messages: list[dict[str, Any]],
+                            deleted: dict[str, dict[str, Any]]) -> None:
+        """Seal the session's transcript; called once when the mediator ends the session."""

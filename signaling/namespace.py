@@ -16,6 +16,7 @@ import socketio
 from pydantic import BaseModel, ValidationError
 
 from signaling import payloads
+from signaling.consent import NOTICE_HASHES, notice_view
 from signaling.ice import ice_servers
 from signaling.identity import Hooks, Identity, Refused
 from signaling.roomstate import ADMITTED, LOBBY, Member, Room, RoomStore
@@ -24,6 +25,9 @@ from signaling.throttle import TokenBucket
 log = logging.getLogger("mediation.signaling")
 
 NAMESPACE = "/room"
+# The recording peer only negotiates media and leaves; it never chats or moderates.
+RECORDER_REQUESTS = frozenset({"signal", "media_state", "leave_room"})
+PARTY_ROLES = frozenset({"borrower", "lender", "bank_representative"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +74,7 @@ class Turn:
     outbox: list[tuple[str, Any, str]] = dataclasses.field(default_factory=list)
     disconnects: list[str] = dataclasses.field(default_factory=list)
     audits: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    after_save: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
     roster_changed: bool = False
     isolation_changed: bool = False
 
@@ -251,6 +256,8 @@ class RoomNamespace(socketio.AsyncNamespace):
             if event != "join_room":
                 if turn.member.sid != sid:
                     raise SignalError("not_joined", "this socket was replaced by a newer connection")
+                if turn.member.role == "recorder" and event not in RECORDER_REQUESTS:
+                    raise SignalError("forbidden", f"the recorder may not {event.replace('_', ' ')}")
                 if mediator and turn.member.role != "mediator":
                     raise SignalError("forbidden", f'role "{turn.member.role}" may not {event.replace("_", " ")}')
                 if admitted and turn.member.status != ADMITTED:
@@ -291,6 +298,8 @@ class RoomNamespace(socketio.AsyncNamespace):
     async def _flush(self, turn: Turn | None) -> None:
         if turn is None:
             return
+        for action in turn.after_save:
+            await action()
         for event, data, to in turn.outbox:
             await self.emit(event, data, to=to)
         if turn.roster_changed or turn.isolation_changed:
@@ -330,13 +339,18 @@ class RoomNamespace(socketio.AsyncNamespace):
     async def on_join_room(self, turn: Turn, _payload: payloads.Empty) -> dict[str, Any]:
         room, member, identity = turn.room, turn.member, turn.identity
         self._check_entry_or_fail(room, identity)
+        if not room.opened:
+            room.sealed = await self._hooks.room_opened(identity)
+            room.opened = True
+        if member.role == "recorder" and not room.recording:
+            raise SignalError("forbidden", "no recording is running in this room")
         returning = identity.participant_id in room.members
         if returning and member.sid is not None and member.sid != turn.sid:
             turn.send(member.sid, "error", {"code": "replaced", "message": "you joined from another window",
                                             "event": "join_room"})
             turn.disconnects.append(member.sid)
         member.sid, member.connected, member.disconnected_at = turn.sid, True, None
-        if member.role == "mediator":
+        if member.role in ("mediator", "recorder"):
             member.status = ADMITTED  # the mediator's control survives its reconnects
         room.members[member.participant_id] = member
         turn.roster_changed = True
@@ -346,7 +360,7 @@ class RoomNamespace(socketio.AsyncNamespace):
             "status": member.status, "mode": room.mode, "case_id": room.case_id, "session_id": room.session_id,
             "ice_servers": ice_servers(self._settings.stun_urls, self._settings.turn_urls, self._settings.turn_secret,
                                        member.participant_id, self._settings.turn_ttl_seconds),
-            "room": room_view(room, member),
+            "room": room_view(room, member), "records_sealed": room.sealed, "recording_notice": notice_view(),
         }
 
     def _check_entry_or_fail(self, room: Room, identity: Identity) -> None:
@@ -381,6 +395,8 @@ class RoomNamespace(socketio.AsyncNamespace):
             raise SignalError("not_in_lobby", f"{target.name} is not waiting in the lobby")
         target.status = ADMITTED
         turn.send(target.sid, "admitted", {})
+        if turn.room.recording and target.role in PARTY_ROLES and target.participant_id not in turn.room.consents:
+            await self._stop_recording(turn, reason="consent_missing")
         turn.roster_changed = True
         turn.isolation_changed = bool(turn.room.caucus)
         turn.audit("participant_admitted", participant_id=target.participant_id, role=target.role)
@@ -426,10 +442,13 @@ class RoomNamespace(socketio.AsyncNamespace):
         channel = "caucus" if in_caucus else "main"
         admitted = [m.participant_id for m in room.members.values() if m.status == ADMITTED]
         audience = list(room.caucus or []) if in_caucus else admitted
-        message = await self._store.append_chat(room.session_id, {
-            "sent_at": _now_iso(), "participant_id": member.participant_id, "name": member.name,
-            "role": member.role, "text": text, "channel": channel, "audience": audience,
-        })
+        draft = {"sent_at": _now_iso(), "participant_id": member.participant_id, "name": member.name,
+                 "role": member.role, "text": text, "channel": channel, "audience": audience}
+        if room.sealed:
+            # Sealed into the case record before it is stored, seen or acknowledged: if sealing
+            # fails, nothing of the message exists anywhere.
+            await self._hooks.chat_message(turn.identity, {**draft, "seq": await self._store.next_seq(room.session_id)})
+        message = await self._store.append_chat(room.session_id, draft)
         delivered = public_message(message)
         for recipient in live_recipients(room, channel):
             turn.send(recipient.sid, "chat_message", delivered)
@@ -507,7 +526,15 @@ class RoomNamespace(socketio.AsyncNamespace):
     @request(payloads.Empty, mediator=True)
     async def on_end_session(self, turn: Turn, _payload: payloads.Empty) -> None:
         room = turn.room
+        if room.recording:
+            await self._stop_recording(turn, reason="session_ended")
         room.ended, room.caucus = True, None
+        if room.sealed:
+            await self._hooks.session_ended(turn.identity, await self._store.chat_messages(room.session_id),
+                                            dict(room.deleted))
+            session_id = room.session_id
+            # Forget the plaintext only once the ended room is saved and the transcript sealed.
+            turn.after_save.append(lambda: self._store.purge_chat(session_id))
         for member in room.members.values():
             if member.sid:
                 turn.send(member.sid, "session_ended", {})
@@ -532,6 +559,70 @@ class RoomNamespace(socketio.AsyncNamespace):
             if member is not None:
                 turn.send(member.sid, "message_deleted", {"seq": payload.seq})
         turn.audit("message_deleted", seq=payload.seq, author=message["participant_id"])
+
+    @request(payloads.GiveConsent, admitted=False)
+    async def on_give_consent(self, turn: Turn, payload: payloads.GiveConsent) -> None:
+        member = turn.member
+        if member.role not in PARTY_ROLES:
+            raise SignalError("forbidden", f'role "{member.role}" does not give recording consent')
+        if payload.notice_sha256 not in NOTICE_HASHES:
+            raise SignalError("unknown_notice", "that is not the recording notice this server shows")
+        turn.room.consents[member.participant_id] = {"notice_sha256": payload.notice_sha256, "at": _now_iso()}
+        turn.roster_changed = True
+        turn.audit("consent_given", notice_sha256=payload.notice_sha256)
+        await self._hooks.consent_changed(turn.identity, payload.notice_sha256)
+
+    @request(payloads.Empty, admitted=False)
+    async def on_withdraw_consent(self, turn: Turn, _payload: payloads.Empty) -> None:
+        member, room = turn.member, turn.room
+        if member.participant_id not in room.consents:
+            raise SignalError("no_consent", "you have not given consent")
+        del room.consents[member.participant_id]
+        turn.roster_changed = True
+        turn.audit("consent_withdrawn")
+        await self._hooks.consent_changed(turn.identity, None)
+        if room.recording:
+            await self._stop_recording(turn, reason="consent_withdrawn")
+
+    @request(payloads.Empty, mediator=True)
+    async def on_start_recording(self, turn: Turn, _payload: payloads.Empty) -> None:
+        room = turn.room
+        if room.recording:
+            raise SignalError("recording_active", "the session is already being recorded")
+        if room.mode != "video":
+            raise SignalError("chat_only", "a chat-only session has no media to record; its chat is sealed")
+        if not room.sealed:
+            raise SignalError("no_recipients", "no compliance officer key is registered; nothing can be sealed")
+        missing = [m.name for m in room.members.values()
+                   if m.status == ADMITTED and m.role in PARTY_ROLES and m.participant_id not in room.consents]
+        if missing:
+            raise SignalError("consent_missing", f"waiting for consent from {', '.join(sorted(missing))}")
+        room.recording = True
+        turn.roster_changed = True
+        for member in room.members.values():
+            turn.send(member.sid, "recording_started", {})
+        turn.audit("recording_started")
+        await self._hooks.start_recorder(turn.identity)
+
+    @request(payloads.Empty, mediator=True)
+    async def on_stop_recording(self, turn: Turn, _payload: payloads.Empty) -> None:
+        if not turn.room.recording:
+            raise SignalError("not_recording", "no recording is running")
+        await self._stop_recording(turn, reason="mediator")
+
+    async def _stop_recording(self, turn: Turn, *, reason: str) -> None:
+        room = turn.room
+        room.recording = False
+        turn.roster_changed = True
+        for member in room.members.values():
+            turn.send(member.sid, "recording_stopped", {"reason": reason})
+        for member in list(room.members.values()):
+            if member.role == "recorder":
+                del room.members[member.participant_id]
+                if member.sid:
+                    turn.disconnects.append(member.sid)
+        turn.audit("recording_stopped", reason=reason)
+        await self._hooks.stop_recorder(turn.identity, reason)
 
     @request(payloads.Target, mediator=True)
     async def on_open_caucus(self, turn: Turn, payload: payloads.Target) -> None:
@@ -657,6 +748,7 @@ def room_view(room: Room, viewer: Member) -> dict[str, Any]:
             "participant_id": member.participant_id, "role": member.role, "name": member.name,
             "status": member.status, "connected": member.connected, "audio": member.audio, "video": member.video,
             "chat_muted": member.chat_muted, "in_caucus": member.participant_id in caucus,
+            "consented": member.participant_id in room.consents,
         }
         if viewer_outside and member.participant_id in caucus:
             # Nothing of the caucus's presence crosses to those left out of it.
@@ -665,7 +757,7 @@ def room_view(room: Room, viewer: Member) -> dict[str, Any]:
     view: dict[str, Any] = {
         "session_id": room.session_id, "mode": room.mode, "locked": room.locked, "ended": room.ended,
         "mediator_present": room.mediator_present(), "participants": participants,
-        "caucus": {"active": bool(caucus)},
+        "caucus": {"active": bool(caucus)}, "recording": room.recording,
         "isolated_from": isolated_from(room, viewer) if viewer.status == ADMITTED else [],
     }
     if caucus and not viewer_outside and not in_lobby:

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 MAX_CHAT_CHARS = 2000
 MAX_SIGNAL_BYTES = 64 * 1024
 
-ParticipantId = Annotated[str, StringConstraints(pattern=r"^(pty|usr|rec)_[0-9a-f]{32}$")]
+ParticipantId = Annotated[str, StringConstraints(pattern=r"^(pty|usr|rcd)_[0-9a-f]{32}$")]
 
 
 class Payload(BaseModel):
@@ -91,3 +91,7 @@ class LockRoom(Payload):
 
 class DeleteMessage(Payload):
     seq: Annotated[int, Field(ge=1, le=10**9)]
+
+
+class GiveConsent(Payload):
+    notice_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

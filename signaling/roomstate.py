@@ -37,6 +37,10 @@ class Room:
     caucus: list[str] | None = None  # participant_ids inside the caucus, mediator included
     removed: list[str] = dataclasses.field(default_factory=list)
     deleted: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # seq -> {by, at}
+    consents: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # pid -> {notice_sha256, at}
+    recording: bool = False
+    sealed: bool = False  # whether records of this room are sealed to recipients (fixed when it opens)
+    opened: bool = False
 
     @property
     def mediator(self) -> Member | None:
@@ -74,7 +78,13 @@ class RoomStore(Protocol):
 
         Callers hold the room's transaction, so numbering and storing are ordered with it."""
 
+    async def next_seq(self, session_id: str) -> int:
+        """The number the next appended message will get (callers hold the room's transaction)."""
+
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]: ...
+
+    async def purge_chat(self, session_id: str) -> None:
+        """Forget the room's chat text once it is sealed into the transcript."""
 
     async def close(self) -> None: ...
 
@@ -113,8 +123,14 @@ class MemoryRoomStore:
         messages.append(stored)
         return dict(stored)
 
+    async def next_seq(self, session_id: str) -> int:
+        return len(self._chats.get(session_id, [])) + 1
+
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]:
         return [dict(m) for m in self._chats.get(session_id, [])]
+
+    async def purge_chat(self, session_id: str) -> None:
+        self._chats.pop(session_id, None)
 
     async def close(self) -> None:
         self._rooms.clear()

@@ -75,6 +75,8 @@ class Api:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         async with self.session.request(method, self.base + path, json=json, data=data, headers=headers) as resp:
+            if resp.content_type == "application/octet-stream":
+                return resp.status, await resp.read()
             text = await resp.text()
             if resp.content_type == "application/json" and text:
                 import json as _json

@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pyrage
 import pytest
 from sqlalchemy import select, update
 
@@ -47,6 +48,7 @@ GRANT = {ANONYMOUS: ANONYMOUS, RECEIPT: PARTY, JOIN_LINK: PARTY, **{role: role f
 
 OWN, OTHER = "own", "other"
 EVERYONE = frozenset({ANONYMOUS, PARTY, *STAFF})
+RECORDER = "recorder"  # a grant held only by the recording worker; not a principal of this matrix
 
 # (method, path) -> the grants that may call it. Case routes are further limited by ``reaches_case``.
 EXPECTED: dict[Route, frozenset[str]] = {
@@ -86,6 +88,13 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("DELETE", "/api/cases/{case_id}/join-links/{link_id}"): frozenset({CASE_OFFICER, MEDIATOR}),
     # closing: case officers and mediators
     ("POST", "/api/cases/{case_id}/close"): frozenset({CASE_OFFICER, MEDIATOR}),
+    # sealed records: only compliance officers register keys, list, and download (every case)
+    ("PUT", "/api/staff/me/recipient"): frozenset({COMPLIANCE}),
+    ("GET", "/api/cases/{case_id}/records"): frozenset({COMPLIANCE}),
+    ("GET", "/api/cases/{case_id}/records/manifest"): frozenset({COMPLIANCE}),
+    ("GET", "/api/cases/{case_id}/records/{record_id}"): frozenset({COMPLIANCE}),
+    # recording segments: only a running recorder worker, which no person holds (tests/recording)
+    ("POST", "/api/recordings/{session_id}/segments"): frozenset({RECORDER}),
 }
 
 
@@ -130,6 +139,7 @@ FRESH_STAGE: dict[Route, str] = {
 }
 
 _names = itertools.count()
+RECIPIENT_KEY = str(pyrage.x25519.Identity.generate().to_public())
 
 
 async def _expect(api: Api, status: int, method: str, path: str, *, token: str | None = None,
@@ -153,6 +163,7 @@ class CaseWorld:
     pending_session_id: str | None = None  # proposed, confirmed by nobody yet
     link_token: str | None = None  # the borrower's join link for session_id
     lender_link_id: str | None = None  # the lender's join link for session_id
+    record_id: str | None = None  # a sealed record filed on the case
 
 
 @dataclasses.dataclass
@@ -175,6 +186,9 @@ class Desk:
         await api.services.accounts.create_staff(username=login_username, display_name="Sign In",
                                                  role=MEDIATOR, password=STAFF_PASSWORD, actor="test:setup")
         desk = cls(api=api, users=users, login_username=login_username)
+        # A compliance key, so that the case's records can be sealed to someone.
+        await _expect(api, 200, "PUT", "/api/staff/me/recipient", token=users[COMPLIANCE][1],
+                      json={"recipient": RECIPIENT_KEY})
         desk.own = await desk.new_case("scheduled", OWN)
         desk.other = await desk.new_case("scheduled", OTHER)
         return desk
@@ -225,6 +239,11 @@ class Desk:
                              json={"starts_at": future(72), "duration_minutes": 45, "mode": "chat"})
         (pending,) = [s["session_id"] for s in body["sessions"] if s["session_id"] != world.session_id]
         world.pending_session_id = pending
+        record = await api.services.records.seal_and_file(
+            case_id=world.case_id, session_id=world.session_id, kind="consent", name=f"{next(_names)}.json.age",
+            plaintext=b'{"test": true}', actor="test:setup")
+        assert record is not None
+        world.record_id = record.record_id
         return world
 
     async def victim(self) -> str:
@@ -324,6 +343,24 @@ async def _revoke_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], An
     return {"case_id": world.case_id, "link_id": world.lender_link_id or ""}, None
 
 
+_no_body(("GET", "/api/cases/{case_id}/records"), ("GET", "/api/cases/{case_id}/records/manifest"))
+
+
+@request_for("PUT", "/api/staff/me/recipient")
+async def _register_recipient(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {}, {"recipient": RECIPIENT_KEY}
+
+
+@request_for("GET", "/api/cases/{case_id}/records/{record_id}")
+async def _download(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id, "record_id": world.record_id or ""}, None
+
+
+@request_for("POST", "/api/recordings/{session_id}/segments")
+async def _segment(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"session_id": world.session_id or ""}, None
+
+
 @request_for("POST", "/api/cases/{case_id}/close")
 async def _close(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
     return {"case_id": world.case_id}, {"outcome": "settled", "note": "agreement filed"}
@@ -403,6 +440,9 @@ def test_route_table_every_route_allows_someone_and_denies_someone() -> None:
     for route in EXPECTED:
         if EXPECTED[route] == EVERYONE:
             continue  # public by design
+        if EXPECTED[route] == {RECORDER}:
+            assert not any(cell.allow for cell in cells_of(route))
+            continue  # the recorder's own route: every person is refused
         outcomes = {cell.allow for cell in cells_of(route)}
         assert outcomes == {True, False}, f"{route}: every cell has the same outcome {outcomes}"
 

@@ -1,0 +1,118 @@
+"""Recording peers: one worker process per recorded session, started and stopped on the room's word."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Callable
+
+from signaling.identity import Identity
+
+log = logging.getLogger("mediation.recorders")
+
+RECORDER_NAME = "录制 · Recorder"
+
+
+@dataclasses.dataclass
+class _Running:
+    identity: Identity
+    token_hash: bytes
+    recipients: list[str]
+    process: asyncio.subprocess.Process
+    waiter: asyncio.Task[None]
+
+
+class ProcessRecorders:
+    """Starts ``python -m recording.worker`` per session; the worker joins the room as a participant.
+
+    Media work runs in that process, never on the signaling event loop. Its credential lives only
+    in this node's memory and dies with the worker: the worker connects back to this node.
+    """
+
+    def __init__(self, base_url: Callable[[], str], recipients: Callable[[str], object],
+                 segment_seconds: float = 5.0) -> None:
+        self._base_url = base_url
+        self._recipients = recipients
+        self._segment_seconds = segment_seconds
+        self._running: dict[str, _Running] = {}
+        self._tokens: dict[bytes, Identity] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    async def start(self, identity: Identity) -> None:
+        running = self._running.get(identity.session_id)
+        if running is not None and running.process.returncode is None:
+            return
+        recipients = await self._recipients(identity.case_id)  # type: ignore[misc]
+        token = f"rtk_{secrets.token_urlsafe(32)}"
+        token_hash = hashlib.sha256(token.encode()).digest()
+        recorder = Identity(participant_id=f"rcd_{secrets.token_hex(16)}", role="recorder", name=RECORDER_NAME,
+                            case_id=identity.case_id, session_id=identity.session_id, mode=identity.mode)
+        self._tokens[token_hash] = recorder
+        env = {**os.environ, "RECORDER_TOKEN": token, "RECORDER_RECIPIENTS": ",".join(recipients)}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "recording.worker", "--url", self._base_url(), "--session", identity.session_id,
+            "--segment-seconds", str(self._segment_seconds), env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        waiter = asyncio.create_task(self._reap(identity.session_id, process, token_hash))
+        self._running[identity.session_id] = _Running(recorder, token_hash, list(recipients), process, waiter)
+        log.info("recorder started", extra={"session_id": identity.session_id, "pid": process.pid})
+
+    async def _reap(self, session_id: str, process: asyncio.subprocess.Process, token_hash: bytes) -> None:
+        code = await process.wait()
+        self._tokens.pop(token_hash, None)
+        running = self._running.get(session_id)
+        if running is not None and running.process is process:
+            del self._running[session_id]
+        level = logging.INFO if code == 0 else logging.ERROR
+        log.log(level, "recorder exited", extra={"session_id": session_id, "returncode": code})
+
+    async def stop(self, session_id: str, reason: str) -> None:
+        """Called inside the room's turn: returns at once; the worker, disconnected by the room, flushes
+        its last segment and exits, and is killed if it has not within 30 s."""
+        running = self._running.get(session_id)
+        if running is None:
+            return
+        watcher = asyncio.create_task(self._ensure_exit(running, reason))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _ensure_exit(self, running: _Running, reason: str) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(running.waiter), 30)
+        except asyncio.TimeoutError:
+            log.error("recorder did not exit; killing it",
+                      extra={"session_id": running.identity.session_id, "reason": reason})
+            with contextlib.suppress(ProcessLookupError):
+                running.process.kill()
+
+    async def authenticate(self, token: str) -> Identity | None:
+        return self._tokens.get(hashlib.sha256(token.encode()).digest())
+
+    def participant(self, token: str) -> Identity | None:
+        return self._tokens.get(hashlib.sha256(token.encode()).digest())
+
+    def recipients(self, session_id: str) -> list[str]:
+        """The keys this session's recorder seals to (fixed when it started)."""
+        running = self._running.get(session_id)
+        return list(running.recipients) if running is not None else []
+
+    async def close(self) -> None:
+        for watcher in self._watchers:
+            watcher.cancel()
+        for running in list(self._running.values()):
+            with contextlib.suppress(ProcessLookupError):
+                running.process.terminate()
+        for running in list(self._running.values()):
+            try:
+                await asyncio.wait_for(asyncio.shield(running.waiter), 10)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    running.process.kill()
+                await running.waiter

@@ -1,0 +1,150 @@
+"""Room state in Redis, shared by every server node: a per-room lock, the room as JSON, the chat as a list."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from signaling.roomstate import Room
+
+log = logging.getLogger("mediation.signaling.redis")
+
+# Compare-and-delete: only the holder of the token may release the lock.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Write the room back only while still holding its lock; refresh every key's expiry.
+_SAVE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
+return 1
+"""
+
+# Number and store in one step, so the list index is always seq - 1 (delete_message relies on it).
+# ARGV[1] is the rest of the message's JSON object after "seq": its other fields and the closing brace.
+_APPEND = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], '{"seq":' .. seq .. ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return seq
+"""
+
+
+class RoomLockTimeout(TimeoutError):
+    """Another node held the room's lock for longer than we may wait."""
+
+
+class RoomLockLost(RuntimeError):
+    """The lock expired before the transaction ended; its changes were not saved."""
+
+
+class RedisRoomStore:
+    """Rooms in Redis: several server processes share them; ``transaction`` excludes across processes."""
+
+    def __init__(self, url: str, *, prefix: str = "mediation", lock_ttl: float = 5.0, lock_wait: float = 10.0,
+                 room_ttl: float = 7 * 24 * 3600) -> None:
+        if lock_ttl <= 0 or lock_wait <= 0 or room_ttl <= 0:
+            raise ValueError("lock_ttl, lock_wait and room_ttl must be positive")
+        # No automatic retries: a retried script after a lost reply could append a message twice.
+        # Every Redis error reaches the caller, who reports it; nothing is lost silently.
+        self._redis = aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=5.0,
+                                              socket_connect_timeout=5.0)
+        self._prefix = prefix
+        self._lock_ttl_ms = int(lock_ttl * 1000)
+        self._lock_wait = lock_wait
+        self._room_ttl_ms = int(room_ttl * 1000)
+        self._release = self._redis.register_script(_RELEASE)
+        self._save = self._redis.register_script(_SAVE)
+        self._append = self._redis.register_script(_APPEND)
+
+    def _keys(self, session_id: str) -> tuple[str, str, str, str]:
+        """The room's (room, chat, seq, lock) keys."""
+        # The braces are a Redis Cluster hash tag: a room's keys share a slot, so scripts may touch them all.
+        room = f"{self._prefix}:room:{{{session_id}}}"
+        return room, f"{room}:chat", f"{room}:seq", f"{room}:lock"
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, session_id: str) -> AsyncIterator[Room | None]:
+        room_key, chat_key, seq_key, lock_key = self._keys(session_id)
+        token = await self._acquire(lock_key, session_id)
+        try:
+            raw = await self._redis.get(room_key)
+            room = Room.from_dict(json.loads(raw)) if raw is not None else None
+            yield room
+            if room is not None:
+                saved = await self._save(keys=[lock_key, room_key, chat_key, seq_key],
+                                         args=[token, json.dumps(room.to_dict()), self._room_ttl_ms])
+                if not saved:
+                    raise RoomLockLost(f"room {session_id}: the lock expired during the transaction; not saved")
+        finally:
+            await self._unlock(lock_key, token)
+
+    async def _acquire(self, lock_key: str, session_id: str) -> str:
+        """Take the room's lock, waiting with a short jittered backoff; raise RoomLockTimeout past the wait."""
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + self._lock_wait
+        delay = 0.002
+        while not await self._redis.set(lock_key, token, nx=True, px=self._lock_ttl_ms):
+            if time.monotonic() >= deadline:
+                raise RoomLockTimeout(f"room {session_id} stayed locked for {self._lock_wait:g} s")
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.05)
+        return token
+
+    async def _unlock(self, lock_key: str, token: str) -> None:
+        """Release the lock if still ours."""
+        try:
+            await self._release(keys=[lock_key], args=[token])
+        except Exception:  # noqa: BLE001 - the lock expires on its own; the outcome is already decided
+            log.warning("could not release a room lock; it expires in %d ms", self._lock_ttl_ms, exc_info=True)
+
+    async def create(self, room: Room) -> Room:
+        room_key = self._keys(room.session_id)[0]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(room_key, json.dumps(room.to_dict()), nx=True, px=self._room_ttl_ms)
+            pipe.get(room_key)
+            _, raw = await pipe.execute()
+        return Room.from_dict(json.loads(raw))
+
+    async def get(self, session_id: str) -> Room | None:
+        raw = await self._redis.get(self._keys(session_id)[0])
+        return Room.from_dict(json.loads(raw)) if raw is not None else None
+
+    async def append_chat(self, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        body = {key: value for key, value in message.items() if key != "seq"}
+        rest = "," + json.dumps(body)[1:] if body else "}"
+        _, chat_key, seq_key, _ = self._keys(session_id)
+        seq = await self._append(keys=[chat_key, seq_key], args=[rest, self._room_ttl_ms])
+        return {**body, "seq": int(seq)}
+
+    async def next_seq(self, session_id: str) -> int:
+        _, _, seq_key, _ = self._keys(session_id)
+        return int(await self._redis.get(seq_key) or 0) + 1
+
+    async def chat_messages(self, session_id: str) -> list[dict[str, Any]]:
+        raw = await self._redis.lrange(self._keys(session_id)[1], 0, -1)
+        return [json.loads(item) for item in raw]
+
+    async def purge_chat(self, session_id: str) -> None:
+        _, chat_key, seq_key, _ = self._keys(session_id)
+        # Both go together: numbering must keep matching the list's positions.
+        await self._redis.delete(chat_key, seq_key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

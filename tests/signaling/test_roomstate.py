@@ -1,0 +1,277 @@
+"""The RoomStore contract, run against the embedded store and against Redis: both must behave alike."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from signaling.redisstate import RedisRoomStore, RoomLockLost, RoomLockTimeout
+from signaling.roomstate import ADMITTED, Member, MemoryRoomStore, Room, RoomStore
+from tests.services import RedisServer, free_port
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Keys of their own for each test, on the module's one Redis server."""
+    return f"test{next(_prefixes)}"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[RoomStore]:
+    if request.param == "memory":
+        made: RoomStore = MemoryRoomStore()
+    else:
+        made = RedisRoomStore(request.getfixturevalue("redis_server").url, prefix=prefix)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+@pytest.fixture
+async def redis_nodes(redis_server: RedisServer, prefix: str) -> AsyncIterator[tuple[RedisRoomStore, RedisRoomStore]]:
+    """Two stores on the same keys, as two server processes would have."""
+    first, second = RedisRoomStore(redis_server.url, prefix=prefix), RedisRoomStore(redis_server.url, prefix=prefix)
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+def new_room(session_id: str = "ses_1", mode: str = "video") -> Room:
+    return Room(session_id=session_id, case_id="cas_1", mode=mode)
+
+
+def message(text: str) -> dict:
+    return {"sent_at": "2026-01-01T00:00:00.000+00:00", "participant_id": "pty_1", "name": "Li Wei",
+            "role": "borrower", "text": text, "channel": "main", "audience": ["pty_1", "usr_1"]}
+
+
+async def test_create_is_idempotent_and_returns_the_stored_room(store: RoomStore) -> None:
+    created = await store.create(new_room(mode="video"))
+    assert created.to_dict() == new_room(mode="video").to_dict()
+    again = await store.create(new_room(mode="chat"))
+    assert again.mode == "video"
+    assert (await store.get("ses_1")).to_dict() == created.to_dict()
+
+
+async def test_get_of_an_unknown_room_is_none(store: RoomStore) -> None:
+    assert await store.get("ses_unknown") is None
+    assert await store.chat_messages("ses_unknown") == []
+    async with store.transaction("ses_unknown") as room:
+        assert room is None
+    assert await store.get("ses_unknown") is None
+
+
+async def test_a_transactions_changes_are_saved_whole(store: RoomStore) -> None:
+    await store.create(new_room())
+    async with store.transaction("ses_1") as room:
+        room.members["pty_1"] = Member(participant_id="pty_1", role="borrower", name="李伟", status=ADMITTED,
+                                       sid="abc", chat_muted=True)
+        room.caucus = ["usr_1", "pty_1"]
+        room.deleted["3"] = {"by": "usr_1", "at": "2026-01-01T00:00:00+00:00"}
+        room.locked = True
+        expected = room.to_dict()
+    stored = await store.get("ses_1")
+    assert stored.to_dict() == expected
+    assert stored.members["pty_1"].name == "李伟" and stored.mediator is None
+
+
+async def test_a_transaction_that_raises_saves_nothing(store: RoomStore) -> None:
+    await store.create(new_room())
+    with pytest.raises(ZeroDivisionError):
+        async with store.transaction("ses_1") as room:
+            room.locked = True
+            room.removed.append("pty_1")
+            raise ZeroDivisionError
+    assert (await store.get("ses_1")).to_dict() == new_room().to_dict()
+    async with store.transaction("ses_1") as room:  # the lock was released
+        assert room is not None and not room.locked
+
+
+async def test_rooms_handed_out_are_copies(store: RoomStore) -> None:
+    created = await store.create(new_room())
+    created.locked = True
+    fetched = await store.get("ses_1")
+    fetched.removed.append("pty_1")
+    stored = await store.append_chat("ses_1", message("hello"))
+    stored["text"] = "changed"
+    assert (await store.get("ses_1")).to_dict() == new_room().to_dict()
+    assert (await store.chat_messages("ses_1"))[0]["text"] == "hello"
+
+
+async def test_concurrent_transactions_on_one_room_serialise(store: RoomStore) -> None:
+    await store.create(new_room())
+
+    async def add(n: int) -> None:
+        async with store.transaction("ses_1") as room:
+            seen = len(room.removed)
+            await asyncio.sleep(0)  # give every other transaction the chance to interleave
+            room.removed.append(f"pty_{n}")
+            assert len(room.removed) == seen + 1
+
+    await asyncio.gather(*(add(n) for n in range(20)))
+    assert sorted((await store.get("ses_1")).removed) == sorted(f"pty_{n}" for n in range(20))
+
+
+async def test_chat_is_numbered_from_one_without_gaps_under_concurrent_appends(store: RoomStore) -> None:
+    await store.create(new_room())
+    results = await asyncio.gather(*(store.append_chat("ses_1", message(f"m{n}")) for n in range(30)))
+    assert sorted(r["seq"] for r in results) == list(range(1, 31))
+    for result in results:
+        assert result == {**message(result["text"]), "seq": result["seq"]}
+    stored = await store.chat_messages("ses_1")
+    assert [m["seq"] for m in stored] == list(range(1, 31))
+    assert {m["seq"]: m for m in stored} == {r["seq"]: r for r in results}
+    # Every room counts on its own.
+    assert (await store.append_chat("ses_2", message("other room")))["seq"] == 1
+
+
+async def test_chat_keeps_text_and_empty_lists_exactly(store: RoomStore) -> None:
+    odd = {**message('quote " backslash \\ 我 </script> {"seq":99}'), "audience": [], "seq": 42}
+    stored = await store.append_chat("ses_1", odd)
+    assert stored == {**odd, "seq": 1}
+    assert await store.chat_messages("ses_1") == [stored]
+    assert await store.append_chat("ses_1", {}) == {"seq": 2}
+    assert (await store.chat_messages("ses_1"))[1] == {"seq": 2}
+
+
+async def test_purged_chat_is_gone_and_numbering_matches_what_is_kept(store: RoomStore) -> None:
+    await store.create(new_room())
+    for n in range(3):
+        await store.append_chat("ses_1", message(f"m{n}"))
+    await store.append_chat("ses_2", message("kept"))
+    await store.purge_chat("ses_1")
+    assert await store.chat_messages("ses_1") == []
+    assert [m["text"] for m in await store.chat_messages("ses_2")] == ["kept"]
+    assert (await store.append_chat("ses_1", message("after"))) == {**message("after"), "seq": 1}
+    assert (await store.get("ses_1")).to_dict() == new_room().to_dict()
+
+
+# --- Redis only: what several nodes need ----------------------------------------------------------
+
+
+async def test_two_nodes_see_each_others_writes(redis_nodes: tuple[RedisRoomStore, RedisRoomStore]) -> None:
+    first, second = redis_nodes
+    await first.create(new_room())
+    assert (await second.create(new_room(mode="chat"))).mode == "video"
+    async with second.transaction("ses_1") as room:
+        room.locked = True
+    assert (await first.get("ses_1")).locked
+    await first.append_chat("ses_1", message("from the first"))
+    assert (await second.append_chat("ses_1", message("from the second")))["seq"] == 2
+    assert [m["text"] for m in await first.chat_messages("ses_1")] == ["from the first", "from the second"]
+
+
+async def test_two_nodes_exclude_each_other(redis_nodes: tuple[RedisRoomStore, RedisRoomStore]) -> None:
+    first, second = redis_nodes
+    await first.create(new_room())
+    entered = asyncio.Event()
+
+    async def other_node() -> bool:
+        async with second.transaction("ses_1") as room:
+            entered.set()
+            return room.locked
+
+    async with first.transaction("ses_1") as room:
+        waiting = asyncio.create_task(other_node())
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(entered.wait()), 0.3)
+        room.locked = True
+    assert await asyncio.wait_for(waiting, 5) is True  # it entered after us and saw our write
+
+    async def add(node: RedisRoomStore, n: int) -> None:
+        async with node.transaction("ses_1") as room:
+            await asyncio.sleep(0)
+            room.removed.append(f"pty_{n}")
+
+    await asyncio.gather(*(add(first if n % 2 else second, n) for n in range(20)))
+    assert len((await first.get("ses_1")).removed) == 20
+
+
+async def test_a_lock_held_too_long_times_out_clearly(redis_server: RedisServer, prefix: str) -> None:
+    holder = RedisRoomStore(redis_server.url, prefix=prefix)
+    impatient = RedisRoomStore(redis_server.url, prefix=prefix, lock_wait=0.2)
+    try:
+        await holder.create(new_room())
+        async with holder.transaction("ses_1"):
+            with pytest.raises(RoomLockTimeout, match="ses_1"):
+                async with impatient.transaction("ses_1"):
+                    pytest.fail("entered a locked room")
+    finally:
+        await holder.close()
+        await impatient.close()
+
+
+async def test_a_transaction_that_outlives_its_lock_is_refused_not_saved(redis_server: RedisServer,
+                                                                          prefix: str) -> None:
+    slow = RedisRoomStore(redis_server.url, prefix=prefix, lock_ttl=0.2)
+    other = RedisRoomStore(redis_server.url, prefix=prefix)
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await slow.create(new_room())
+        with pytest.raises(RoomLockLost):
+            async with slow.transaction("ses_1") as room:
+                room.locked = True
+                async with asyncio.timeout(5):
+                    while await client.exists(f"{prefix}:room:{{ses_1}}:lock"):
+                        await asyncio.sleep(0.02)
+                async with other.transaction("ses_1") as theirs:
+                    theirs.removed.append("pty_9")
+        stored = await other.get("ses_1")
+        assert stored.removed == ["pty_9"] and not stored.locked
+    finally:
+        await client.aclose()
+        await slow.close()
+        await other.close()
+
+
+async def test_room_keys_expire_and_writes_refresh_them(redis_server: RedisServer, prefix: str) -> None:
+    store = RedisRoomStore(redis_server.url, prefix=prefix, room_ttl=3600)
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await store.create(new_room())
+        await store.append_chat("ses_1", message("hi"))
+        await client.pexpire(f"{prefix}:room:{{ses_1}}", 10_000)
+        async with store.transaction("ses_1") as room:
+            room.locked = True
+        keys = [f"{prefix}:room:{{ses_1}}{suffix}" for suffix in ("", ":chat", ":seq")]
+        for key in keys:
+            assert 3_500_000 < await client.pttl(key) <= 3_600_000, key
+        assert await client.exists(f"{prefix}:room:{{ses_1}}:lock") == 0
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+async def test_redis_being_unreachable_surfaces_as_errors() -> None:
+    store = RedisRoomStore(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await store.create(new_room())
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await store.get("ses_1")
+        with pytest.raises(redis.exceptions.ConnectionError):
+            async with store.transaction("ses_1"):
+                pytest.fail("entered without a lock")
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await store.append_chat("ses_1", message("lost?"))
+    finally:
+        await store.close()
