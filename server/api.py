@@ -308,6 +308,7 @@ async def file_segment(call: Call) -> schemas.SegmentView:
     query = call.query
     record = await services.records.file_ciphertext(
         case_id=principal.case_id or "", session_id=principal.session_id, kind="recording",
-        name=f"{query.participant_id}/{query.index:06d}.webm.age", ciphertext=data, recipients=recipients,
-        actor=principal.actor, participant_id=query.participant_id, index=query.index)
+        name=f"{query.participant_id}/{query.part:04d}/{query.index:06d}.webm.age", ciphertext=data,
+        recipients=recipients, actor=principal.actor, participant_id=query.participant_id, index=query.index,
+        part=query.part)
     return schemas.SegmentView(record_id=record.record_id, sha256=record.sha256, size=record.size)

@@ -195,7 +195,8 @@ class Consent(Base):
     consent_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), index=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("scheduled_sessions.session_id"))
-    party_id: Mapped[str] = mapped_column(ForeignKey("parties.party_id"))
+    # A party (pty_…) joining by link, or the bank representative (usr_…) joining as staff.
+    participant_id: Mapped[str] = mapped_column(String(40))
     notice_sha256: Mapped[str] = mapped_column(String(64))
     given_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable
 
 from signaling.identity import Identity
@@ -57,7 +58,7 @@ class ProcessRecorders:
         env = {**os.environ, "RECORDER_TOKEN": token, "RECORDER_RECIPIENTS": ",".join(recipients)}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "recording.worker", "--url", self._base_url(), "--session", identity.session_id,
-            "--segment-seconds", str(self._segment_seconds), env=env,
+            "--segment-seconds", str(self._segment_seconds), "--started-at", repr(time.time()), env=env,
             stdin=asyncio.subprocess.DEVNULL,
         )
         waiter = asyncio.create_task(self._reap(identity.session_id, process, token_hash))

@@ -81,7 +81,8 @@ class CaseRecords:
 
     async def file_ciphertext(self, *, case_id: str, session_id: str | None, kind: str, name: str,
                               ciphertext: bytes, recipients: list[str], actor: str,
-                              participant_id: str | None = None, index: int | None = None) -> SealedRecord:
+                              participant_id: str | None = None, index: int | None = None,
+                              part: int | None = None) -> SealedRecord:
         """Store ciphertext sealed elsewhere (the recorder) and enter it on the case and in the audit log."""
         key = record_key(case_id, session_id, kind, name)
         digest = hashlib.sha256(ciphertext).hexdigest()
@@ -96,7 +97,7 @@ class CaseRecords:
                 session, actor=actor, action="record_sealed", case_id=case_id,
                 detail={"record_id": record.record_id, "kind": kind, "sha256": digest, "size": len(ciphertext),
                         "storage_key": key, "session_id": session_id, "participant_id": participant_id,
-                        "index": index, "recipients": recipients},
+                        "index": index, "part": part, "recipients": recipients},
             )
         return record
 
@@ -147,6 +148,7 @@ class CaseRecords:
                 "record_id": record.record_id, "key": record.storage_key, "kind": record.kind,
                 "sha256": record.sha256, "size": record.size, "session_id": record.session_id,
                 "participant_id": detail.get("participant_id"), "index": detail.get("index"),
+                "part": detail.get("part"),
                 "created_at": record.created_at.isoformat(), "recipients": record.recipients,
                 "audit_seq": record.audit_seq, "proof": None,
             }

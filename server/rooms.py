@@ -191,13 +191,13 @@ class RoomHooks:
         async with self._db.write() as session:
             if notice_sha256 is not None:
                 consent = Consent(consent_id=new_id("con"), case_id=identity.case_id,
-                                  session_id=identity.session_id, party_id=identity.participant_id,
+                                  session_id=identity.session_id, participant_id=identity.participant_id,
                                   notice_sha256=notice_sha256, given_at=now)
                 session.add(consent)
             else:
                 consent = (await session.execute(
                     select(Consent).where(Consent.session_id == identity.session_id,
-                                          Consent.party_id == identity.participant_id,
+                                          Consent.participant_id == identity.participant_id,
                                           Consent.withdrawn_at.is_(None))
                     .order_by(Consent.given_at.desc()).limit(1)
                 )).scalar_one_or_none()
@@ -208,7 +208,7 @@ class RoomHooks:
                     "notice_sha256": notice_sha256, "at": now.isoformat()}
         await self._records.seal_and_file(
             case_id=identity.case_id, session_id=identity.session_id, kind="consent",
-            name=f"{identity.participant_id}-{now:%Y%m%dT%H%M%S%f}.json.age",
+            name=f"{identity.participant_id}-{now:%Y%m%d-%H%M%S-%f}.json.age",
             plaintext=json.dumps(evidence, ensure_ascii=False).encode(), actor=_actor(identity),
             participant_id=identity.participant_id)
 

@@ -325,6 +325,7 @@ class SegmentQuery(Body):
     model_config = ConfigDict(extra="forbid", strict=False)
 
     participant_id: Annotated[str, StringConstraints(pattern=r"^(pty|usr)_[0-9a-f]{32}$")]
+    part: Annotated[int, Field(ge=0, le=9999)] = 0
     index: Annotated[int, Field(ge=0, le=1_000_000)]
 
 

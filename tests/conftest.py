@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.app import create_app
+from server.app import OWN_URL, create_app
 from server.services import SERVICES, Services
 from server.settings import Settings
 from tests.services import PostgresServer
@@ -127,6 +127,8 @@ async def _serve(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
+    # The recorder worker connects back to this node; only now is its port known.
+    app[OWN_URL]["value"] = str(server.make_url("")).rstrip("/")
     try:
         async with aiohttp.ClientSession() as session:
             yield Api(session=session, base=str(server.make_url("")).rstrip("/"), app=app)

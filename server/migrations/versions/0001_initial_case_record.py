@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 14:46:13.604835
+Create Date: 2026-11-28 15:11:51.927219
 """
 
 from alembic import op
@@ -174,13 +174,12 @@ def upgrade() -> None:
     sa.Column('consent_id', sa.String(length=40), nullable=False),
     sa.Column('case_id', sa.String(length=40), nullable=False),
     sa.Column('session_id', sa.String(length=40), nullable=False),
-    sa.Column('party_id', sa.String(length=40), nullable=False),
+    sa.Column('participant_id', sa.String(length=40), nullable=False),
     sa.Column('notice_sha256', sa.String(length=64), nullable=False),
     sa.Column('given_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('withdrawn_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('sealed_record_id', sa.String(length=40), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.case_id'], name=op.f('fk_consents_case_id_cases')),
-    sa.ForeignKeyConstraint(['party_id'], ['parties.party_id'], name=op.f('fk_consents_party_id_parties')),
     sa.ForeignKeyConstraint(['session_id'], ['scheduled_sessions.session_id'], name=op.f('fk_consents_session_id_scheduled_sessions')),
     sa.PrimaryKeyConstraint('consent_id', name=op.f('pk_consents'))
     )

@@ -1,0 +1,524 @@
+"""The compliance officer's offline tool: verify a downloaded case bundle, decrypt it, and write what it holds.
+
+    python -m recording.compliance open --identity KEYFILE --bundle DIR --out OUTDIR [--audit-public-key PEM]
+
+Every object is checked before its plaintext is used: size and SHA-256 against the manifest,
+its audit entry against the manifest (the entry commits to the object's key and SHA-256), the
+entry's inclusion in a checkpoint, the checkpoint's Ed25519 signature, then age decryption.
+An object failing any check contributes nothing to the outputs. Every problem is reported;
+an output that misses anything is written with an ".INCOMPLETE" suffix (or not at all), and
+the exit status is 0 only if everything verified: 1 if the bundle has problems, 2 if the tool
+could not start (arguments, identity file, output directory).
+
+Outputs, all 0600 in 0700 directories under OUTDIR (which must be new or empty):
+
+    REPORT.txt                                 every problem and warning, and the result
+    <session_id>/<participant_id>.webm         the participant's segments joined in index order
+    <session_id>/transcript.txt, transcript.json
+    <session_id>/chat.txt, chat/<seq:08d>.json
+    <session_id>/consents/<participant_id>/<index:04d>.json
+    agreements/<version:04d>.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import stat
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyrage
+
+from recording import transcript
+from recording.bundle import (
+    BundleError,
+    BundleObject,
+    CheckpointVerifier,
+    Manifest,
+    audit_key_id,
+    check_audit_entry,
+    load_audit_public_key,
+    parse_manifest,
+)
+from recording.records import FIRST_INDEX, RecordKind
+
+__all__ = ["SetupError", "load_identities", "main", "open_bundle"]
+
+INCOMPLETE = ".INCOMPLETE"
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+# Transcripts first: the segment counts they declare decide whether a recording is complete.
+_KIND_ORDER = [RecordKind.TRANSCRIPT, RecordKind.CHAT_MESSAGE, RecordKind.CONSENT, RecordKind.AGREEMENT,
+               RecordKind.RECORDING_SEGMENT]
+
+Group = tuple[str, ...]
+
+
+class SetupError(Exception):
+    """The tool cannot start: bad arguments, identity file or output directory."""
+
+
+def load_identities(path: Path) -> list[pyrage.x25519.Identity]:
+    """Read age X25519 identities from an identity file; errors never quote the file's lines."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SetupError(f"cannot read identity file {str(path)!r}: {exc.strerror}") from None
+    if raw.startswith((b"age-encryption.org/v1", b"-----BEGIN AGE ENCRYPTED FILE-----")):
+        raise SetupError(f"identity file {str(path)!r} is itself encrypted; decrypt it with `age -d` first")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SetupError(f"identity file {str(path)!r} is not a text file") from None
+    identities = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("AGE-PLUGIN-"):
+            raise SetupError(f"identity file {str(path)!r} line {number} is a plugin identity, not supported here")
+        try:
+            identities.append(pyrage.x25519.Identity.from_str(line))
+        except pyrage.IdentityError:
+            raise SetupError(
+                f"identity file {str(path)!r} line {number} is not an age X25519 identity (AGE-SECRET-KEY-1…)"
+            ) from None
+    if not identities:
+        raise SetupError(f"identity file {str(path)!r} holds no identity")
+    return identities
+
+
+class _OutputDir:
+    """OUTDIR: created 0700 (or adopted if empty); every file created exclusively, 0600."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        try:
+            root.mkdir(mode=_DIR_MODE, parents=True)
+        except FileExistsError:
+            if not root.is_dir() or any(root.iterdir()):
+                raise SetupError(f"output directory {str(root)!r} exists and is not empty; "
+                                 "give a new one so no earlier result is mixed in") from None
+            os.chmod(root, _DIR_MODE)
+        except OSError as exc:
+            raise SetupError(f"cannot create output directory {str(root)!r}: {exc.strerror}") from None
+
+    def create(self, relative: str) -> BinaryIO:
+        path = self.root / relative
+        for parent in reversed(path.relative_to(self.root).parents):
+            (self.root / parent).mkdir(mode=_DIR_MODE, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, _FILE_MODE)
+        return os.fdopen(fd, "wb")
+
+    def write(self, relative: str, data: bytes) -> None:
+        with self.create(relative) as handle:
+            handle.write(data)
+
+    def rename(self, relative: str, new_relative: str) -> None:
+        os.rename(self.root / relative, self.root / new_relative)
+
+    def remove(self, relative: str) -> None:
+        os.unlink(self.root / relative)
+
+
+@dataclasses.dataclass
+class Report:
+    """Problems (each tied to the output it spoils, or to everything), warnings and outputs."""
+
+    problems: list[tuple[Group | None, str]] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    outputs: list[str] = dataclasses.field(default_factory=list)
+    verified: int = 0
+    listed: int = 0
+
+    def problem(self, group: Group | None, message: str) -> None:
+        self.problems.append((group, message))
+
+    def spoiled(self, group: Group) -> bool:
+        """Whether a problem touches this output: its own, its session's ("session", id), or everything's (None)."""
+        return any(g is None or g == group or (g[0] == "session" and group[1:2] == g[1:2]) for g, _ in self.problems)
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def render(self) -> str:
+        lines = [f"Objects listed: {self.listed}; verified and opened: {self.verified}", ""]
+        if self.problems:
+            lines.append(f"PROBLEMS ({len(self.problems)}):")
+            lines += [f"  ! {message}" for _, message in self.problems]
+            lines.append("")
+        if self.warnings:
+            lines.append(f"WARNINGS ({len(self.warnings)}):")
+            lines += [f"  ~ {message}" for message in self.warnings]
+            lines.append("")
+        lines.append("Written:")
+        lines += [f"  {name}" for name in self.outputs] or ["  nothing"]
+        lines.append("")
+        if self.complete:
+            lines.append(f"RESULT: COMPLETE - all {self.verified} objects verified against the signed audit log and opened")
+        else:
+            lines.append(f"RESULT: INCOMPLETE - {len(self.problems)} problem(s); outputs ending in {INCOMPLETE} are "
+                         "partial, and anything listed above as not written is missing")
+        return "\n".join(lines) + "\n"
+
+
+def _group(kind: object, session_id: object, participant_id: object, index: object) -> Group | None:
+    """Return the output an object belongs to, or None if the fields do not say."""
+    if not isinstance(session_id, (str, type(None))) or not isinstance(participant_id, (str, type(None))):
+        return None
+    session = session_id or "-"
+    if kind == RecordKind.RECORDING_SEGMENT and participant_id:
+        return ("recording", session, participant_id)
+    if kind == RecordKind.CHAT_MESSAGE:
+        return ("chat", session)
+    if kind == RecordKind.TRANSCRIPT:
+        return ("transcript", session)
+    if kind == RecordKind.CONSENT and participant_id:
+        return ("consent", session, participant_id, str(index))
+    if kind == RecordKind.AGREEMENT:
+        return ("agreement", str(index))
+    return None
+
+
+def _sequence_key(obj_kind: RecordKind, session_id: str | None, participant_id: str | None) -> Group:
+    """The objects whose indices must run FIRST_INDEX, FIRST_INDEX + 1, … without a gap."""
+    if obj_kind in (RecordKind.RECORDING_SEGMENT, RecordKind.CONSENT):
+        return (obj_kind.value, session_id or "-", participant_id or "-")
+    return (obj_kind.value, session_id or "-")
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """Render indices compactly: [0, 1, 2, 5] -> "0-2, 5"."""
+    ordered = sorted(set(indices))
+    if not ordered:
+        return "none"
+    parts, start, prev = [], ordered[0], ordered[0]
+    for value in ordered[1:]:
+        if value != prev + 1:
+            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = value
+        prev = value
+    parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(parts)
+
+
+def _read_ciphertext(bundle: Path, obj: BundleObject) -> tuple[bytes | None, list[str]]:
+    """Read an object's file (its key is validated, so it stays inside the bundle) and check size and hash."""
+    path = bundle / obj.key
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, [f"MISSING: the bundle has no file {obj.key}"]
+    except OSError as exc:
+        return None, [f"cannot read {obj.key}: {exc.strerror}"]
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None, [f"{obj.key} is not a regular file"]
+        data = handle.read(obj.size + 1)  # never read more than one byte past what is expected
+    problems = []
+    if len(data) < obj.size:
+        problems.append(f"TRUNCATED: the file has {len(data)} bytes, the manifest says {obj.size}")
+    elif len(data) > obj.size:
+        problems.append(f"TOO LONG: the file has {info.st_size} bytes, the manifest says {obj.size}")
+    else:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != obj.sha256:
+            problems.append(f"SHA-256 MISMATCH: the file hashes to {digest}, the manifest says {obj.sha256}")
+    return data, problems
+
+
+def _decrypt(data: bytes, identities: list[pyrage.x25519.Identity], obj: BundleObject) -> tuple[bytes | None, str | None]:
+    try:
+        return pyrage.decrypt(data, identities), None
+    except pyrage.DecryptError as exc:
+        message = str(exc)
+    if "No matching keys" in message:
+        ours = {str(i.to_public()) for i in identities}
+        listed = "" if ours & set(obj.recipients) else " (the manifest does not list your public key among its recipients)"
+        return None, f"NOT SEALED TO YOUR KEY: none of your identities opens it{listed}"
+    if message == "decryption error":
+        return None, "DECRYPTION AUTHENTICATION FAILED: the ciphertext was altered or cut short after sealing"
+    if "fill whole buffer" in message:
+        return None, "DECRYPTION FAILED: the ciphertext ends before its header does (truncated)"
+    return None, f"DECRYPTION FAILED: {message}"
+
+
+class _Opener:
+    """One run of `open`: checks each object, routes verified plaintext to its output, then names outputs."""
+
+    def __init__(self, bundle: Path, manifest: Manifest, identities: list[pyrage.x25519.Identity],
+                 verifier: CheckpointVerifier, out: _OutputDir, report: Report) -> None:
+        self.bundle, self.manifest, self.identities = bundle, manifest, identities
+        self.verifier, self.out, self.report = verifier, out, report
+        self.indices: dict[Group, list[int]] = defaultdict(list)
+        self.declared: dict[str, dict[str, int]] = {}  # session -> participant -> segments
+        self.transcript_chat: dict[str, set[int]] = {}  # session -> chat seqs the transcript holds
+        self.chat: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.chat_missing: dict[str, dict[int, str]] = defaultdict(dict)
+        self.recordings: dict[Group, tuple[str, BinaryIO]] = {}
+
+    def run(self) -> None:
+        for entry in self.manifest.malformed:
+            hint = entry.hint
+            group = _group(hint.get("kind"), hint.get("session_id"), hint.get("participant_id"), hint.get("index"))
+            self.report.problem(group, f"manifest entry #{entry.position} is malformed: {entry.problem}")
+            # Its index still counts as listed: the entry is reported as malformed, not as a gap too.
+            if group is not None and hint.get("kind") in FIRST_INDEX and isinstance(hint.get("index"), int):
+                self.indices[_sequence_key(RecordKind(hint["kind"]), hint.get("session_id"),
+                                           hint.get("participant_id"))].append(hint["index"])
+        keys = Counter(obj.key for obj in self.manifest.objects)
+        objects = sorted(self.manifest.objects,
+                         key=lambda o: (_KIND_ORDER.index(o.kind), o.session_id or "", o.participant_id or "",
+                                        o.index if o.index is not None else -1))
+        finished = False
+        try:
+            for obj in objects:
+                if obj.index is not None:
+                    self.indices[_sequence_key(obj.kind, obj.session_id, obj.participant_id)].append(obj.index)
+                group = _group(obj.kind, obj.session_id, obj.participant_id, obj.index)
+                if keys[obj.key] > 1:
+                    self.report.problem(group, f"{obj.describe()}: listed {keys[obj.key]} times in the manifest")
+                    if obj.kind == RecordKind.CHAT_MESSAGE and obj.index is not None:
+                        self.chat_missing[obj.session_id or "-"][obj.index] = "listed more than once"
+                    continue
+                plaintext = self._verify_and_open(obj, group)
+                if plaintext is not None:
+                    self.report.verified += 1
+                    self._route(obj, group, plaintext)
+            for fork in self.verifier.forks:
+                self.report.problem(None, fork)
+            self._check_sequences()
+            self._finish_chat()
+            finished = True
+        finally:
+            # Interrupted by an unexpected error, no joined file may look complete.
+            self._finish_recordings(aborted=not finished)
+
+    def _verify_and_open(self, obj: BundleObject, group: Group | None) -> bytes | None:
+        problems = []
+        signature_problem = self.verifier.check(obj.checkpoint)
+        if signature_problem:
+            problems.append(signature_problem)
+        problems += check_audit_entry(obj, self.manifest.case_id)
+        data, file_problems = _read_ciphertext(self.bundle, obj)
+        problems += file_problems
+        plaintext = None
+        if data is not None:
+            # Decrypted even when a check failed, to report every fault; then the plaintext is dropped.
+            plaintext, decrypt_problem = _decrypt(data, self.identities, obj)
+            if decrypt_problem:
+                problems.append(decrypt_problem)
+        for problem in problems:
+            self.report.problem(group, f"{obj.describe()}: {problem}")
+        if problems and obj.kind == RecordKind.CHAT_MESSAGE and obj.index is not None:
+            self.chat_missing[obj.session_id or "-"][obj.index] = "failed verification (see problems)"
+        return None if problems else plaintext
+
+    def _route(self, obj: BundleObject, group: Group | None, plaintext: bytes) -> None:
+        session = obj.session_id or "-"
+        if obj.kind == RecordKind.TRANSCRIPT:
+            self.out.write(f"{session}/transcript.json", plaintext)
+            self.report.outputs.append(f"{session}/transcript.json")
+            self._render_transcript(obj, group, session, plaintext)
+        elif obj.kind == RecordKind.CHAT_MESSAGE:
+            name = f"{session}/chat/{obj.index:08d}.json"
+            self.out.write(name, plaintext)
+            self.report.outputs.append(name)
+            try:
+                message = json.loads(plaintext)
+                if not isinstance(message, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                self.report.problem(group, f"{obj.describe()}: decrypted, but is not a JSON chat message")
+                self.chat_missing[session][obj.index] = "not a readable chat message"
+            else:
+                self.chat[session].append({**message, "seq": obj.index})
+        elif obj.kind == RecordKind.CONSENT:
+            name = f"{session}/consents/{obj.participant_id}/{obj.index:04d}.json"
+            self.out.write(name, plaintext)
+            self.report.outputs.append(name)
+        elif obj.kind == RecordKind.AGREEMENT:
+            name = f"agreements/{obj.index:04d}.json"
+            self.out.write(name, plaintext)
+            self.report.outputs.append(name)
+        elif group is not None:
+            if group not in self.recordings:
+                name = f"{session}/{obj.participant_id}.webm.partial"
+                self.recordings[group] = (name, self.out.create(name))
+            self.recordings[group][1].write(plaintext)
+
+    def _render_transcript(self, obj: BundleObject, group: Group | None, session: str, plaintext: bytes) -> None:
+        try:
+            doc = json.loads(plaintext)
+            text = transcript.render_transcript(doc)
+            self.declared[session] = transcript.declared_segments(doc)
+        except ValueError as exc:
+            self.report.problem(group, f"{obj.describe()}: decrypted, but cannot be read as a transcript: {exc}")
+            return
+        self.transcript_chat[session] = {
+            e["seq"] for e in doc["events"] if e.get("type") == "chat" and isinstance(e.get("seq"), int)
+        }
+        self.out.write(f"{session}/transcript.txt", text.encode())
+        self.report.outputs.append(f"{session}/transcript.txt")
+
+    def _check_sequences(self) -> None:
+        # What a verified transcript says was sealed must be there too: this alone catches
+        # objects missing from the END of a sequence, which leave no gap.
+        for session, counts in self.declared.items():
+            for participant_id, count in counts.items():
+                if count:
+                    self.indices.setdefault((RecordKind.RECORDING_SEGMENT.value, session, participant_id), [])
+        for session, seqs in self.transcript_chat.items():
+            if seqs:
+                self.indices.setdefault((RecordKind.CHAT_MESSAGE.value, session), [])
+        for key, indices in sorted(self.indices.items()):
+            kind, session = RecordKind(key[0]), key[1]
+            first = FIRST_INDEX[kind]
+            end = max(indices, default=first - 1) + 1
+            if kind == RecordKind.RECORDING_SEGMENT:
+                end = max(end, first + self.declared.get(session, {}).get(key[2], 0))
+            if kind == RecordKind.CHAT_MESSAGE:
+                end = max(end, max(self.transcript_chat.get(session, set()), default=0) + 1)
+            missing = sorted(set(range(first, end)) - set(indices))
+            if not missing:
+                continue
+            # A missing consent or agreement spoils no other output, but the result all the same.
+            group = _group(kind, session, key[2] if len(key) > 2 else None, None)
+            self.report.problem(group, f"{kind} {'/'.join(key[1:])}: index(es) {_ranges(missing)} MISSING from the "
+                                       f"bundle (present: {_ranges(indices)})")
+            if kind == RecordKind.CHAT_MESSAGE:
+                for seq in missing:
+                    self.chat_missing[session][seq] = "not in the bundle"
+        sessions = {key[1] for key in self.indices if key[0] in (RecordKind.RECORDING_SEGMENT.value,
+                                                                 RecordKind.CHAT_MESSAGE.value)}
+        for session in sorted(sessions - set(self.declared) - {"-"}):
+            self.report.problem(("session", session),
+                                f"session {session} has no verified transcript, so nothing vouches that its "
+                                "recordings and chat are whole (segments or messages cut from the end leave no gap)")
+
+    def _finish_chat(self) -> None:
+        for session in sorted(set(self.chat) | set(self.chat_missing)):
+            group = ("chat", session)
+            spoiled = self.report.spoiled(group)
+            heading = f"Chat of session {session} of case {self.manifest.case_id}\n"
+            if spoiled:
+                heading += "INCOMPLETE: messages are missing or failed verification; see REPORT.txt\n"
+            text = transcript.render_chat(self.chat.get(session, []), self.chat_missing.get(session, {}))
+            name = f"{session}/chat.txt" + (INCOMPLETE if spoiled else "")
+            self.out.write(name, (heading + "\n" + text).encode())
+            self.report.outputs.append(name)
+
+    def _finish_recordings(self, *, aborted: bool) -> None:
+        for group, (partial, handle) in sorted(self.recordings.items()):
+            handle.close()
+            spoiled = aborted or self.report.spoiled(group)
+            final = partial.removesuffix(".partial") + (INCOMPLETE if spoiled else "")
+            self.out.rename(partial, final)
+            self.report.outputs.append(final)
+        for key in sorted(self.indices):
+            if key[0] == RecordKind.RECORDING_SEGMENT.value and ("recording", *key[1:]) not in self.recordings:
+                self.report.warnings.append(f"recording {key[1]}/{key[2]}: no segment verified, nothing written")
+
+
+def open_bundle(bundle: Path, identities: list[pyrage.x25519.Identity], pinned: Sequence[Path],
+                out: Path) -> Report:
+    """Verify and open the bundle in `bundle` into `out`; return the report (also written to REPORT.txt)."""
+    try:
+        raw = (bundle / "manifest.json").read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read {str(bundle / 'manifest.json')!r}: {exc.strerror}") from None
+    manifest = parse_manifest(raw)
+    report = Report(listed=len(manifest.objects) + len(manifest.malformed))
+    trusted = _trusted_keys(manifest, pinned, report)
+    output = _OutputDir(out)
+    if report.listed == 0:
+        report.problem(None, "the manifest lists no objects: there is nothing to verify")
+    _warn_unlisted(bundle, manifest, report)
+    _Opener(bundle, manifest, identities, CheckpointVerifier(trusted), output, report).run()
+    output.write("REPORT.txt", report.render().encode())
+    return report
+
+
+def _trusted_keys(manifest: Manifest, pinned: Sequence[Path], report: Report) -> dict[str, Any]:
+    trusted = {}
+    for path in pinned:
+        try:
+            key = load_audit_public_key(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"audit public key {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        trusted[audit_key_id(key)] = key
+    shipped = None
+    if manifest.audit_public_key_pem:
+        try:
+            shipped = load_audit_public_key(manifest.audit_public_key_pem.encode())
+        except ValueError as exc:
+            report.problem(None, f"the manifest's audit_public_key_pem is unusable: {exc}")
+    if trusted:
+        if shipped is not None and audit_key_id(shipped) not in trusted:
+            report.warnings.append(f"the bundle ships audit key {audit_key_id(shipped)}, which is not one you "
+                                   f"pinned ({', '.join(sorted(trusted))}); only pinned keys are trusted")
+    elif shipped is not None:
+        trusted[audit_key_id(shipped)] = shipped
+        report.warnings.append(
+            f"AUDIT KEY NOT PINNED: trusting the key shipped inside the bundle (id {audit_key_id(shipped)}). A bundle "
+            "forged as a whole would pass; compare this id with the one the mediation body publishes, or pass "
+            "--audit-public-key")
+    else:
+        report.problem(None, "no audit public key: the manifest has none and no --audit-public-key was given")
+    return trusted
+
+
+def _warn_unlisted(bundle: Path, manifest: Manifest, report: Report) -> None:
+    listed = {obj.key for obj in manifest.objects} | {"manifest.json"}
+    extra = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()
+                   and str(p.relative_to(bundle)) not in listed)
+    if extra:
+        report.warnings.append(f"{len(extra)} file(s) in the bundle are not in the manifest and were ignored: "
+                               + ", ".join(extra[:10]) + (" …" if len(extra) > 10 else ""))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediation-compliance",
+                                     description="Verify and open a downloaded case bundle of sealed records.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    opener = commands.add_parser("open", help="verify every object against the signed audit log, decrypt, join")
+    opener.add_argument("--identity", required=True, type=Path, help="age identity file (AGE-SECRET-KEY-1…)")
+    opener.add_argument("--bundle", required=True, type=Path, help="directory holding manifest.json and the objects")
+    opener.add_argument("--out", required=True, type=Path, help="new or empty directory for the results")
+    opener.add_argument("--audit-public-key", action="append", default=[], type=Path, metavar="PEM",
+                        help="the server's audit public key as published (repeatable); without it the key "
+                             "inside the bundle is trusted, with a warning")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        identities = load_identities(args.identity)
+        report = open_bundle(args.bundle, identities, args.audit_public_key, args.out)
+    except SetupError as exc:
+        print(f"mediation-compliance: {exc}", file=sys.stderr)
+        return 2
+    except BundleError as exc:
+        print(f"mediation-compliance: PROBLEM: {exc}\nRESULT: INCOMPLETE - nothing was opened", file=sys.stderr)
+        return 1
+    print(report.render(), end="")
+    if not report.complete:
+        print(f"mediation-compliance: {len(report.problems)} problem(s) found; see {args.out / 'REPORT.txt'}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The sealed transcript's format, and its rendering (and chat's) as plain text for a reader.
+
+A transcript is one JSON object per session, sealed when the session ends:
+
+    {
+      "format": "mediation-transcript/v1",
+      "case_id": "cas_…", "session_id": "ses_…",
+      "started_at": "<ISO 8601>", "ended_at": "<ISO 8601>" | null,
+      "participants": [{"participant_id": "pty_…", "name": "Li Wei", "role": "borrower"}, …],
+      "recordings": {"<participant_id>": {"segments": <int>}, …},      # optional
+      "events": [{"at": "<ISO 8601>", "type": "<type>", …fields of the type}, …]
+    }
+
+`recordings` gives the number of segments sealed for each participant; the compliance tool
+uses it to detect segments missing from the end, which no index gap can show. Event types
+rendered specially (any other type is still shown, generically, never dropped):
+
+    joined {participant_id, status?}          left {participant_id, reason?}
+    admitted {participant_id, by}             refused {participant_id, by, reason?}
+    returned_to_lobby {participant_id, by?, reason?}
+    removed {participant_id, by, reason?}     chat {seq, participant_id, text, channel?}
+    message_deleted {seq, by}                 chat_muted {participant_id, by, muted}
+    media_mute_requested {participant_id, by, audio, video}
+    room_locked {by, locked}                  caucus_started {by, members}
+    caucus_ended {by?}                        consent_given {participant_id, notice_sha256?}
+    consent_withdrawn {participant_id}        recording_started {}   recording_stopped {}
+    session_ended {by?}
+
+`by` and `participant_id` name participants listed in `participants`. A chat message sealed
+on its own has the shape of the room's `chat_message` notice:
+{seq, sent_at, participant_id, name, role, text, channel, deleted?: {by, at}}.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["TRANSCRIPT_FORMAT", "clean_text", "declared_segments", "render_chat", "render_transcript"]
+
+TRANSCRIPT_FORMAT = "mediation-transcript/v1"
+
+# Text typed by parties is shown to an officer, often in a terminal: control characters
+# (ANSI escapes) and bidirectional overrides could hide or disguise what was said.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_INDENT = " " * 11
+
+
+def clean_text(value: object, *, newlines: bool = False) -> str:
+    """Return `value` as text with control and bidi characters shown as \\u escapes."""
+    text = value if isinstance(value, str) else str(value)
+    if not newlines:
+        text = text.replace("\n", "\\n")
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).replace("\t", "\\t")
+
+
+def _parse_time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _full_time(value: object) -> str:
+    parsed = _parse_time(value)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else f"(unreadable time {clean_text(value)!r})"
+
+
+class _People:
+    """Display names for participant ids, from the transcript's participant list."""
+
+    def __init__(self, participants: object) -> None:
+        self._by_id: dict[str, str] = {}
+        if isinstance(participants, list):
+            for entry in participants:
+                if isinstance(entry, Mapping) and isinstance(entry.get("participant_id"), str):
+                    self._by_id[entry["participant_id"]] = self.describe(entry)
+
+    @staticmethod
+    def describe(entry: Mapping[str, Any]) -> str:
+        name = clean_text(entry.get("name") or entry.get("participant_id") or "unknown")
+        role = entry.get("role")
+        return f"{name} ({clean_text(role)})" if role else name
+
+    def __call__(self, participant_id: object) -> str:
+        if not isinstance(participant_id, str):
+            return "someone unnamed"
+        return self._by_id.get(participant_id, f"participant {clean_text(participant_id)}")
+
+
+def _reason(event: Mapping[str, Any]) -> str:
+    reason = event.get("reason")
+    return f": {clean_text(reason)}" if reason else ""
+
+
+def _chat_line(person: str, event: Mapping[str, Any]) -> str:
+    channel = event.get("channel")
+    prefix = "[caucus] " if channel == "caucus" else ""
+    text = clean_text(event.get("text", ""), newlines=True).replace("\n", "\n" + _INDENT + "  ")
+    return f"{prefix}#{clean_text(event.get('seq', '?'))} {person}: {text}"
+
+
+def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, Mapping[str, Any]]) -> str:
+    kind = event.get("type")
+    actor = who(event.get("by")) if "by" in event else None
+    subject = who(event.get("participant_id"))
+    if kind == "joined":
+        status = event.get("status")
+        return f"{subject} joined" + (f" ({clean_text(status)})" if status else "")
+    if kind == "left":
+        return f"{subject} left{_reason(event)}"
+    if kind == "admitted":
+        return f"{actor or 'the mediator'} admitted {subject}"
+    if kind == "refused":
+        return f"{actor or 'the mediator'} refused {subject}{_reason(event)}"
+    if kind == "returned_to_lobby":
+        return f"{subject} was returned to the lobby" + (f" by {actor}" if actor else "") + _reason(event)
+    if kind == "removed":
+        return f"{actor or 'the mediator'} removed {subject}{_reason(event)}"
+    if kind == "chat":
+        return _chat_line(subject, event)
+    if kind == "message_deleted":
+        seq = event.get("seq")
+        original = chat.get(seq) if isinstance(seq, int) else None
+        author = f" by {who(original.get('participant_id'))}" if original else ""
+        return (f"{actor or 'the mediator'} deleted message #{clean_text(event.get('seq', '?'))}{author} "
+                "(hidden from the parties; its text stays in this record)")
+    if kind == "chat_muted":
+        verb = "muted" if event.get("muted") else "unmuted"
+        return f"{actor or 'the mediator'} {verb} the chat of {subject}"
+    if kind == "media_mute_requested":
+        what = [name for name in ("audio", "video") if event.get(name)]
+        return f"{actor or 'the mediator'} asked {subject} to turn off {' and '.join(what) or 'nothing'}"
+    if kind == "room_locked":
+        return f"{actor or 'the mediator'} {'locked' if event.get('locked') else 'unlocked'} the room"
+    if kind == "caucus_started":
+        members = event.get("members")
+        names = ", ".join(who(m) for m in members) if isinstance(members, list) else "?"
+        return f"{actor or 'the mediator'} opened a private caucus with {names}"
+    if kind == "caucus_ended":
+        return "the caucus ended" + (f" ({actor} closed it)" if actor else "")
+    if kind == "consent_given":
+        notice = event.get("notice_sha256")
+        return f"{subject} consented to recording" + (f" (notice SHA-256 {clean_text(notice)})" if notice else "")
+    if kind == "consent_withdrawn":
+        return f"{subject} withdrew consent to recording"
+    if kind == "recording_started":
+        return "recording started"
+    if kind == "recording_stopped":
+        return "recording stopped" + _reason(event)
+    if kind == "session_ended":
+        return "the session ended" + (f" ({actor} ended it)" if actor else "")
+    fields = ", ".join(f"{clean_text(k)}={clean_text(v)!s}" for k, v in sorted(event.items()) if k not in ("at", "type"))
+    return f"event {clean_text(kind)!r}" + (f": {fields}" if fields else "")
+
+
+def _timed_lines(items: list[tuple[object, str]]) -> list[str]:
+    """Prefix each line with [HH:MM:SS] (or dashes for no time), starting a dated section when the UTC day changes."""
+    lines: list[str] = []
+    day: dt.date | None = None
+    for at, text in items:
+        if at is None:
+            lines.append(f"[--:--:--] {text}")
+            continue
+        parsed = _parse_time(at)
+        if parsed is None:
+            lines.append(f"[unreadable time {clean_text(at)!r}] {text}")
+            continue
+        if parsed.date() != day:
+            day = parsed.date()
+            lines.append(f"--- {day.isoformat()} (UTC) ---")
+        lines.append(f"[{parsed:%H:%M:%S}] {text}")
+    return lines
+
+
+def declared_segments(doc: Mapping[str, Any]) -> dict[str, int]:
+    """Return participant_id -> number of segments from the transcript's `recordings`; raise ValueError if malformed."""
+    recordings = doc.get("recordings", {})
+    if not isinstance(recordings, Mapping):
+        raise ValueError("transcript field 'recordings' is not an object")
+    counts: dict[str, int] = {}
+    for participant_id, entry in recordings.items():
+        segments = entry.get("segments") if isinstance(entry, Mapping) else None
+        if not isinstance(segments, int) or isinstance(segments, bool) or segments < 0:
+            raise ValueError(f"transcript gives no valid segment count for participant {participant_id!r}")
+        counts[participant_id] = segments
+    return counts
+
+
+def render_transcript(doc: object) -> str:
+    """Return a sealed transcript as readable text; raise ValueError if it is not a transcript."""
+    if not isinstance(doc, Mapping) or doc.get("format") != TRANSCRIPT_FORMAT:
+        raise ValueError(f"not a transcript of format {TRANSCRIPT_FORMAT!r}")
+    events = doc.get("events")
+    if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
+        raise ValueError("transcript field 'events' is not a list of objects")
+    who = _People(doc.get("participants"))
+    lines = [
+        f"Transcript of session {clean_text(doc.get('session_id'))} of case {clean_text(doc.get('case_id'))}",
+        f"Started {_full_time(doc.get('started_at'))}",
+        ("Ended " + _full_time(doc["ended_at"])) if doc.get("ended_at") else "Ended: not recorded",
+        "Participants:",
+    ]
+    participants = doc.get("participants")
+    for entry in participants if isinstance(participants, list) else []:
+        if isinstance(entry, Mapping):
+            lines.append(f"  {_People.describe(entry)}  [{clean_text(entry.get('participant_id'))}]")
+    for participant_id, count in sorted(declared_segments(doc).items()):
+        lines.append(f"Recording of {who(participant_id)}: {count} segment(s)")
+    lines.append("Times are UTC.")
+    lines.append("")
+    chat = {e["seq"]: e for e in events if e.get("type") == "chat" and isinstance(e.get("seq"), int)}
+    lines += _timed_lines([(e.get("at"), _describe_event(e, who, chat)) for e in events])
+    return "\n".join(lines) + "\n"
+
+
+def render_chat(messages: list[Mapping[str, Any]], missing: Mapping[int, str]) -> str:
+    """Return chat messages (room `chat_message` shape) as text, in seq order, marking missing ones."""
+    items: list[tuple[int, object, str]] = []
+    for message in messages:
+        person = _People.describe(message)
+        line = _chat_line(person, message)
+        deleted = message.get("deleted")
+        if isinstance(deleted, Mapping):
+            line += f"\n{_INDENT}  (deleted by {clean_text(deleted.get('by'))} at {_full_time(deleted.get('at'))})"
+        items.append((message.get("seq") if isinstance(message.get("seq"), int) else -1, message.get("sent_at"), line))
+    for seq, why in missing.items():
+        items.append((seq, None, f"#{seq} MISSING: {why}"))
+    items.sort(key=lambda item: item[0])
+    return "\n".join(_timed_lines([(at, text) for _, at, text in items])) + "\n"

@@ -1,0 +1,165 @@
+"""The recording worker: joins a room as its recorder and files each participant's sealed WebM segments.
+
+Runs in its own process (``python -m recording.worker``), so media work never touches the
+signaling event loop. It is just another client of the room: it answers the offers participants
+send it, records what they send without decoding, seals every segment to the case's recipients in
+memory and uploads only ciphertext. Credentials come from the environment, never the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import socketio
+
+from recording.peer import RecorderPeer
+from recording.sealing import parse_recipient, seal
+
+log = logging.getLogger("mediation.recorder")
+
+NAMESPACE = "/room"
+UPLOAD_ATTEMPTS = 5
+
+
+class RecordingWorker:
+    """One room's recorder: a socket.io client in front of a RecorderPeer."""
+
+    def __init__(self, url: str, session_id: str, token: str, recipients: Sequence[str],
+                 segment_seconds: float = 5.0, started_at: float | None = None) -> None:
+        self._url = url.rstrip("/")
+        self._session_id = session_id
+        self._token = token
+        self._recipients = [parse_recipient(r) for r in recipients]
+        if not self._recipients:
+            raise ValueError("a recorder needs at least one recipient to seal to")
+        self._sio = socketio.AsyncClient(reconnection=False)
+        self._http: aiohttp.ClientSession | None = None
+        # Time zero of every file is when the mediator started the recording, not when this
+        # process came up, so the files match the session's clock.
+        self._peer = RecorderPeer(self._on_segment, segment_seconds=segment_seconds, session_started_at=started_at)
+        # A participant's current file: a new offer (after a caucus, a reconnect) starts a new part.
+        self._current: dict[str, str] = {}
+        self._parts: dict[str, int] = {}
+        self._files: dict[str, tuple[str, int]] = {}
+        self._done = asyncio.Event()
+        self._failures = 0
+        self._register()
+
+    def _register(self) -> None:
+        on = self._sio.on
+        on("signal", self._on_signal, namespace=NAMESPACE)
+        on("room_state", self._on_room_state, namespace=NAMESPACE)
+        on("media_isolation", self._on_isolation, namespace=NAMESPACE)
+        on("recording_stopped", self._on_stop, namespace=NAMESPACE)
+        on("session_ended", self._on_stop, namespace=NAMESPACE)
+        on("disconnect", self._on_disconnect, namespace=NAMESPACE)
+
+    async def run(self) -> int:
+        """Record until the room stops the recording or drops the connection; 0 if every segment was filed."""
+        self._http = aiohttp.ClientSession()
+        try:
+            await self._sio.connect(self._url, namespaces=[NAMESPACE], transports=["websocket"],
+                                    auth={"token": self._token, "session_id": self._session_id}, wait_timeout=15)
+            joined = await self._sio.call("join_room", {}, namespace=NAMESPACE, timeout=15)
+            if not joined.get("ok"):
+                log.error("the room refused the recorder", extra={"error": joined.get("error")})
+                return 2
+            log.info("recorder joined", extra={"session_id": self._session_id})
+            await self._done.wait()
+        finally:
+            await self._peer.close()  # flushes every open file's last segment through _on_segment
+            if self._sio.connected:
+                await self._sio.disconnect()
+            await self._sio.shutdown()
+            await self._http.close()
+        return 1 if self._failures else 0
+
+    async def _on_signal(self, data: dict[str, Any]) -> None:
+        sender, kind, payload = data.get("from"), data.get("kind"), data.get("payload") or {}
+        if not isinstance(sender, str):
+            return
+        if kind == "offer":
+            previous = self._current.pop(sender, None)
+            if previous is not None:
+                await self._peer.close_participant(previous)
+            part = self._parts.get(sender, -1) + 1
+            self._parts[sender] = part
+            file_id = f"{sender}#{part}"
+            self._files[file_id] = (sender, part)
+            self._current[sender] = file_id
+            answer = await self._peer.handle_offer(file_id, payload.get("sdp", ""))
+            await self._sio.call("signal", {"to": sender, "kind": "answer",
+                                            "payload": {"type": "answer", "sdp": answer}},
+                                 namespace=NAMESPACE, timeout=15)
+        elif kind == "ice_candidate" and sender in self._current:
+            await self._peer.add_ice_candidate(self._current[sender], payload)
+
+    async def _on_room_state(self, state: dict[str, Any]) -> None:
+        present = {p["participant_id"] for p in state.get("participants", [])
+                   if p.get("status") == "admitted" and p.get("connected")}
+        for participant_id in [p for p in self._current if p not in present]:
+            await self._peer.close_participant(self._current.pop(participant_id))
+
+    async def _on_isolation(self, data: dict[str, Any]) -> None:
+        for participant_id in data.get("stop_sending_to", []):
+            file_id = self._current.pop(participant_id, None)
+            if file_id is not None:
+                await self._peer.close_participant(file_id)
+
+    async def _on_stop(self, _data: Any = None) -> None:
+        self._done.set()
+
+    async def _on_disconnect(self, *_args: Any) -> None:
+        self._done.set()
+
+    async def _on_segment(self, file_id: str, index: int, data: bytes, started_at: float, ended_at: float) -> None:
+        participant_id, part = self._files[file_id]
+        ciphertext = seal(data, self._recipients)
+        url = f"{self._url}/api/recordings/{self._session_id}/segments"
+        params = {"participant_id": participant_id, "part": str(part), "index": str(index)}
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/octet-stream"}
+        if self._http is None:
+            raise RuntimeError("segment produced before the worker started")
+        for attempt in range(UPLOAD_ATTEMPTS):
+            try:
+                async with self._http.post(url, params=params, data=ciphertext, headers=headers) as response:
+                    if response.status == 201:
+                        return
+                    body = await response.text()
+                    if response.status < 500:
+                        log.error("segment refused", extra={"status": response.status, "body": body[:200]})
+                        self._failures += 1
+                        return
+            except aiohttp.ClientError as exc:
+                log.warning("segment upload failed; retrying", extra={"attempt": attempt, "error": str(exc)})
+            await asyncio.sleep(0.5 * 2 ** attempt)
+        log.error("segment lost after retries", extra={"file": file_id, "index": index})
+        self._failures += 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="recording.worker", description="record one mediation session")
+    parser.add_argument("--url", required=True, help="the server node to join through")
+    parser.add_argument("--session", required=True, help="the session to record")
+    parser.add_argument("--segment-seconds", type=float, default=5.0)
+    parser.add_argument("--started-at", type=float, default=None, help="epoch seconds the recording started")
+    args = parser.parse_args(argv)
+    token = os.environ.get("RECORDER_TOKEN", "")
+    recipients = [r for r in os.environ.get("RECORDER_RECIPIENTS", "").split(",") if r]
+    if not token.startswith("rtk_"):
+        parser.exit(2, "recording.worker: RECORDER_TOKEN is missing\n")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format='{"level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}')
+    worker = RecordingWorker(args.url, args.session, token, recipients, args.segment_seconds, args.started_at)
+    raise SystemExit(asyncio.run(worker.run()))
+
+
+if __name__ == "__main__":
+    main()
