@@ -1,19 +1,31 @@
 # Mediation session server.
 #   docker build -t mediation-server .
 #   docker run -p 8080:8080 -v mediation-data:/var/lib/mediation mediation-server
+
+# The browser client's npm dependencies are resolved from the lockfile at build time; nothing is
+# fetched from a CDN when the server runs.
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web_client/package.json web_client/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web_client/ ./
+RUN mkdir -p vendor && cp node_modules/socket.io-client/dist/socket.io.esm.min.js vendor/ \
+ && rm -rf node_modules test
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# aiortc, av, cryptography and asyncpg ship self-contained manylinux wheels
+# aiortc, av, cryptography, pyrage and asyncpg ship self-contained manylinux wheels
 # (FFmpeg, libvpx, opus, OpenSSL bundled), so no extra runtime libraries.
 RUN groupadd --system --gid 10001 mediation \
  && useradd --system --uid 10001 --gid mediation --home-dir /var/lib/mediation \
         --no-create-home --shell /usr/sbin/nologin mediation \
  && mkdir -p /var/lib/mediation \
- && chown mediation:mediation /var/lib/mediation
+ && chown mediation:mediation /var/lib/mediation \
+ && chmod 0700 /var/lib/mediation
 
 WORKDIR /usr/src/mediation
 COPY pyproject.toml README.md ./
@@ -22,8 +34,10 @@ COPY signaling/ signaling/
 COPY recording/ recording/
 RUN pip install --no-cache-dir . \
  && cd / && rm -rf /usr/src/mediation
+COPY --from=web /web /usr/share/mediation/web_client
 
 ENV MEDIATION_DATA_DIR=/var/lib/mediation \
+    MEDIATION_WEB_CLIENT_DIR=/usr/share/mediation/web_client \
     MEDIATION_HOST=0.0.0.0 \
     MEDIATION_PORT=8080
 

@@ -130,13 +130,16 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(lifetime)
     router.install(app, services.accounts.authenticate, services.cases.check_member, settings.max_body_bytes)
-    _add_pages(app)
+    _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)
     return app
 
 
-def _add_pages(app: web.Application) -> None:
+def _add_pages(app: web.Application, root: Path) -> None:
     async def room_page(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(WEB_CLIENT / "room.html")
+        return web.FileResponse(root / "room.html")
 
     app.router.add_get("/room", room_page)
-    app.router.add_static("/static/", WEB_CLIENT, follow_symlinks=False, show_index=False)
+    if root.is_dir():
+        app.router.add_static("/static/", root, follow_symlinks=False, show_index=False)
+    else:
+        log.warning("no web client to serve", extra={"web_client_dir": str(root)})

@@ -140,6 +140,8 @@ class Settings:
     redis_url: str = _field("REDIS_URL", _redis_url, "")
     log_level: str = _field("LOG_LEVEL", _log_level, "INFO")
     public_url: str = _field("PUBLIC_URL", str, "")
+    # The browser client's files; empty means the web_client/ folder beside the server package.
+    web_client_dir: str = _field("WEB_CLIENT_DIR", str, "")
     # How this node's own recorder workers reach it; empty means http://HOST:PORT.
     internal_url: str = _field("INTERNAL_URL", str, "")
     allowed_origins: tuple[str, ...] = _field("ALLOWED_ORIGINS", _origin_list, ())
