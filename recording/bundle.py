@@ -1,7 +1,7 @@
 """The case bundle a compliance officer downloads: its manifest format, and checking objects against the audit log.
 
 A bundle is a directory holding `manifest.json` and each sealed object's ciphertext at its
-storage key (`<bundle>/cases/<case_id>/…/000000.webm.age`). The manifest:
+storage key (`<bundle>/cases/<case_id>/…/0000/000000.webm.age`). The manifest:
 
     {
       "format": "mediation-case-bundle/v1",
@@ -10,11 +10,12 @@ storage key (`<bundle>/cases/<case_id>/…/000000.webm.age`). The manifest:
       "audit_public_key_pem": "-----BEGIN PUBLIC KEY-----\\n…",  # the server's Ed25519 key, or null
       "objects": [
         {
-          "key": "cases/cas_…/sessions/ses_…/recordings/pty_…/000000.webm.age",
+          "key": "cases/cas_…/sessions/ses_…/recordings/pty_…/0000/000000.webm.age",
           "kind": "recording_segment",      # | chat_message | transcript | consent | agreement
           "session_id": "ses_…",            # null for an agreement
           "participant_id": "pty_…",        # null where the kind has none
           "index": 0,                       # null for a transcript; see records.FIRST_INDEX
+          "part": 0,                        # recording segments only, else null
           "sha256": "<64 hex: SHA-256 of the ciphertext>",
           "size": 1234,                     # bytes of ciphertext
           "created_at": "<ISO 8601>",       # optional, informative
@@ -37,7 +38,7 @@ storage key (`<bundle>/cases/<case_id>/…/000000.webm.age`). The manifest:
 Unknown fields are refused: a v1 reader must not skip what a later format means. The audit
 entry's `detail` should be `SealedObject.audit_detail()`; it must at least carry `key` (or
 `storage_key`) and `sha256` equal to the object's, and any of `kind`, `session_id`,
-`participant_id`, `index` and `size` it carries must match too. That binds the ciphertext
+`participant_id`, `index`, `part` and `size` it carries must match too. That binds the ciphertext
 and its place in the joined recording to the signed log. (Age does not authenticate who
 encrypted: anyone holding the public keys can produce a valid ciphertext, so only the audit
 log vouches for an object.)
@@ -87,7 +88,7 @@ _HEX128 = re.compile(r"^[0-9a-f]{128}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 _TOP_FIELDS = {"format", "case_id", "exported_at", "audit_public_key_pem", "objects"}
 _OBJECT_FIELDS = {
-    "key", "kind", "session_id", "participant_id", "index", "sha256", "size", "created_at", "recipients",
+    "key", "kind", "session_id", "participant_id", "index", "part", "sha256", "size", "created_at", "recipients",
     "audit_seq", "audit_entry", "inclusion",
 }
 _INCLUSION_FIELDS = {"leaf_hash", "proof", "tree_size", "root_hash", "checkpoint_signature", "signed_at", "key_id"}
@@ -153,6 +154,7 @@ class BundleObject:
     session_id: str | None
     participant_id: str | None
     index: int | None
+    part: int | None
     sha256: str
     size: int
     created_at: str | None
@@ -253,14 +255,17 @@ def _parse_object(position: int, raw: object, case_id: str) -> BundleObject:
     session_id = _str(entry, "session_id", optional=True)
     participant_id = _str(entry, "participant_id", optional=True)
     index = _int(entry, "index", optional=True)
+    part = _int(entry, "part", optional=True)
     try:
-        expected = record_key(kind, case_id=case_id, session_id=session_id, participant_id=participant_id, index=index)
+        expected = record_key(kind, case_id=case_id, session_id=session_id, participant_id=participant_id,
+                              index=index, part=part)
     except ValueError as exc:
         raise _Malformed(str(exc)) from None
     # The key is where the file is read from and the join order: it must be exactly what the
     # other fields say, so a renamed file cannot slip into another slot.
     if key != expected:
-        raise _Malformed(f"key {key!r} does not match its kind, case, session, participant and index ({expected!r})")
+        raise _Malformed(f"key {key!r} does not match its kind, case, session, participant, part and index "
+                         f"({expected!r})")
     sha256 = _str(entry, "sha256")
     if not _HEX64.match(sha256):
         raise _Malformed(f"field 'sha256' must be 64 lowercase hex digits, got {sha256!r}")
@@ -274,7 +279,7 @@ def _parse_object(position: int, raw: object, case_id: str) -> BundleObject:
     leaf_hash, proof, checkpoint = _parse_checkpoint(entry["inclusion"])
     return BundleObject(
         position=position, key=key, kind=kind, session_id=session_id, participant_id=participant_id, index=index,
-        sha256=sha256, size=_int(entry, "size"), created_at=_str(entry, "created_at", optional=True),
+        part=part, sha256=sha256, size=_int(entry, "size"), created_at=_str(entry, "created_at", optional=True),
         recipients=tuple(recipients), audit_seq=_int(entry, "audit_seq"), audit_entry=audit_entry,
         leaf_hash=leaf_hash, proof=proof, checkpoint=checkpoint,
     )
@@ -304,7 +309,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         try:
             objects.append(_parse_object(position, entry, case_id))
         except _Malformed as exc:
-            hint = {k: entry.get(k) for k in ("key", "kind", "session_id", "participant_id", "index")
+            hint = {k: entry.get(k) for k in ("key", "kind", "session_id", "participant_id", "index", "part")
                     if isinstance(entry, Mapping)}
             malformed.append(MalformedEntry(position, str(exc), hint))
     return Manifest(case_id=case_id, exported_at=exported_at, audit_public_key_pem=pem,
@@ -341,7 +346,8 @@ class CheckpointVerifier:
             # Two validly signed heads of one size with different roots: the log was forked.
             self.forks.append(
                 f"two signed checkpoints of size {checkpoint.tree_size} have different roots "
-                f"({seen.root_hash.hex()[:16]}… and {checkpoint.root_hash.hex()[:16]}…): the audit log was rewritten"
+                f"({seen.root_hash.hex()[:16]}… and {checkpoint.root_hash.hex()[:16]}…): "
+                "the audit log was rewritten"
             )
         return None
 
@@ -373,7 +379,7 @@ def check_audit_entry(obj: BundleObject, case_id: str) -> list[str]:
         detail = {**detail, "key": detail["storage_key"]}  # the name entries written before v1 use
     expected: dict[str, Any] = {
         "key": obj.key, "sha256": obj.sha256, "kind": obj.kind.value, "session_id": obj.session_id,
-        "participant_id": obj.participant_id, "index": obj.index, "size": obj.size,
+        "participant_id": obj.participant_id, "index": obj.index, "part": obj.part, "size": obj.size,
     }
     for name, value in expected.items():
         if name in ("key", "sha256") and name not in detail:
@@ -402,6 +408,7 @@ def manifest_object(
         "session_id": sealed.session_id,
         "participant_id": sealed.participant_id,
         "index": sealed.index,
+        "part": sealed.part,
         "sha256": sealed.sha256,
         "size": sealed.size,
         "created_at": sealed.created_at.isoformat(),

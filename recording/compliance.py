@@ -13,7 +13,7 @@ could not start (arguments, identity file, output directory).
 Outputs, all 0600 in 0700 directories under OUTDIR (which must be new or empty):
 
     REPORT.txt                                 every problem and warning, and the result
-    <session_id>/<participant_id>.webm         the participant's segments joined in index order
+    <session_id>/<participant_id>-<part:04d>.webm   each recording part's segments joined in index order
     <session_id>/transcript.txt, transcript.json
     <session_id>/chat.txt, chat/<seq:08d>.json
     <session_id>/consents/<participant_id>/<index:04d>.json
@@ -30,13 +30,14 @@ import os
 import stat
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyrage
 
 from recording import transcript
+from recording.fetch import FetchError, fetch_bundle
 from recording.bundle import (
     BundleError,
     BundleObject,
@@ -104,7 +105,7 @@ class _OutputDir:
             root.mkdir(mode=_DIR_MODE, parents=True)
         except FileExistsError:
             if not root.is_dir() or any(root.iterdir()):
-                raise SetupError(f"output directory {str(root)!r} exists and is not empty; "
+                raise SetupError(f"output directory {str(root)!r} exists and is not an empty directory; "
                                  "give a new one so no earlier result is mixed in") from None
             os.chmod(root, _DIR_MODE)
         except OSError as exc:
@@ -124,9 +125,6 @@ class _OutputDir:
     def rename(self, relative: str, new_relative: str) -> None:
         os.rename(self.root / relative, self.root / new_relative)
 
-    def remove(self, relative: str) -> None:
-        os.unlink(self.root / relative)
-
 
 @dataclasses.dataclass
 class Report:
@@ -142,8 +140,16 @@ class Report:
         self.problems.append((group, message))
 
     def spoiled(self, group: Group) -> bool:
-        """Whether a problem touches this output: its own, its session's ("session", id), or everything's (None)."""
-        return any(g is None or g == group or (g[0] == "session" and group[1:2] == g[1:2]) for g, _ in self.problems)
+        """Whether a problem touches this output: its own, its scope's, or everything's (None).
+
+        Scopes: ("session", id) spoils every output of that session, ("recordings", id) every
+        recording of that session.
+        """
+        for g, _ in self.problems:
+            if g is None or g == group or (g[0] == "session" and group[1:2] == g[1:2]) \
+                    or (g[0] == "recordings" and group[0] == "recording" and group[1:2] == g[1:2]):
+                return True
+        return False
 
     @property
     def complete(self) -> bool:
@@ -163,20 +169,22 @@ class Report:
         lines += [f"  {name}" for name in self.outputs] or ["  nothing"]
         lines.append("")
         if self.complete:
-            lines.append(f"RESULT: COMPLETE - all {self.verified} objects verified against the signed audit log and opened")
+            lines.append(f"RESULT: COMPLETE - all {self.verified} objects verified against the signed audit log "
+                         "and opened")
         else:
             lines.append(f"RESULT: INCOMPLETE - {len(self.problems)} problem(s); outputs ending in {INCOMPLETE} are "
                          "partial, and anything listed above as not written is missing")
         return "\n".join(lines) + "\n"
 
 
-def _group(kind: object, session_id: object, participant_id: object, index: object) -> Group | None:
+def _group(kind: object, session_id: object, participant_id: object, index: object,
+           part: object = None) -> Group | None:
     """Return the output an object belongs to, or None if the fields do not say."""
     if not isinstance(session_id, (str, type(None))) or not isinstance(participant_id, (str, type(None))):
         return None
     session = session_id or "-"
-    if kind == RecordKind.RECORDING_SEGMENT and participant_id:
-        return ("recording", session, participant_id)
+    if kind == RecordKind.RECORDING_SEGMENT and participant_id and isinstance(part, int):
+        return ("recording", session, participant_id, f"{part:04d}")
     if kind == RecordKind.CHAT_MESSAGE:
         return ("chat", session)
     if kind == RecordKind.TRANSCRIPT:
@@ -188,11 +196,14 @@ def _group(kind: object, session_id: object, participant_id: object, index: obje
     return None
 
 
-def _sequence_key(obj_kind: RecordKind, session_id: str | None, participant_id: str | None) -> Group:
+def _sequence_key(kind: RecordKind, session_id: str | None, participant_id: str | None,
+                  part: int | None) -> Group:
     """The objects whose indices must run FIRST_INDEX, FIRST_INDEX + 1, … without a gap."""
-    if obj_kind in (RecordKind.RECORDING_SEGMENT, RecordKind.CONSENT):
-        return (obj_kind.value, session_id or "-", participant_id or "-")
-    return (obj_kind.value, session_id or "-")
+    if kind == RecordKind.RECORDING_SEGMENT:
+        return (kind.value, session_id or "-", participant_id or "-", f"{part or 0:04d}")
+    if kind == RecordKind.CONSENT:
+        return (kind.value, session_id or "-", participant_id or "-")
+    return (kind.value, session_id or "-")
 
 
 def _ranges(indices: Sequence[int]) -> str:
@@ -236,14 +247,18 @@ def _read_ciphertext(bundle: Path, obj: BundleObject) -> tuple[bytes | None, lis
     return data, problems
 
 
-def _decrypt(data: bytes, identities: list[pyrage.x25519.Identity], obj: BundleObject) -> tuple[bytes | None, str | None]:
+def _decrypt(
+    data: bytes, identities: list[pyrage.x25519.Identity], obj: BundleObject
+) -> tuple[bytes | None, str | None]:
+    """Return (plaintext, None) or (None, what went wrong, in words an officer can act on)."""
     try:
         return pyrage.decrypt(data, identities), None
     except pyrage.DecryptError as exc:
         message = str(exc)
     if "No matching keys" in message:
         ours = {str(i.to_public()) for i in identities}
-        listed = "" if ours & set(obj.recipients) else " (the manifest does not list your public key among its recipients)"
+        listed = "" if ours & set(obj.recipients) else \
+            " (the manifest does not list your public key among its recipients)"
         return None, f"NOT SEALED TO YOUR KEY: none of your identities opens it{listed}"
     if message == "decryption error":
         return None, "DECRYPTION AUTHENTICATION FAILED: the ciphertext was altered or cut short after sealing"
@@ -259,32 +274,39 @@ class _Opener:
                  verifier: CheckpointVerifier, out: _OutputDir, report: Report) -> None:
         self.bundle, self.manifest, self.identities = bundle, manifest, identities
         self.verifier, self.out, self.report = verifier, out, report
-        self.indices: dict[Group, list[int]] = defaultdict(list)
-        self.declared: dict[str, dict[str, int]] = {}  # session -> participant -> segments
-        self.transcript_chat: dict[str, set[int]] = {}  # session -> chat seqs the transcript holds
+        self.indices: dict[Group, list[int]] = defaultdict(list)  # _sequence_key -> indices listed
+        self.parts: dict[tuple[str, str], set[int]] = defaultdict(set)  # (session, participant) -> parts listed
+        self.transcripts: dict[str, dict[str, Any]] = {}  # session -> verified transcript (v1 form)
         self.chat: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.chat_missing: dict[str, dict[int, str]] = defaultdict(dict)
         self.recordings: dict[Group, tuple[str, BinaryIO]] = {}
 
+    def _listed(self, kind: RecordKind, session_id: str | None, participant_id: str | None, index: int,
+                part: int | None) -> None:
+        self.indices[_sequence_key(kind, session_id, participant_id, part)].append(index)
+        if kind == RecordKind.RECORDING_SEGMENT:
+            self.parts[(session_id or "-", participant_id or "-")].add(part or 0)
+
     def run(self) -> None:
         for entry in self.manifest.malformed:
             hint = entry.hint
-            group = _group(hint.get("kind"), hint.get("session_id"), hint.get("participant_id"), hint.get("index"))
+            group = _group(hint.get("kind"), hint.get("session_id"), hint.get("participant_id"), hint.get("index"),
+                           hint.get("part"))
             self.report.problem(group, f"manifest entry #{entry.position} is malformed: {entry.problem}")
             # Its index still counts as listed: the entry is reported as malformed, not as a gap too.
             if group is not None and hint.get("kind") in FIRST_INDEX and isinstance(hint.get("index"), int):
-                self.indices[_sequence_key(RecordKind(hint["kind"]), hint.get("session_id"),
-                                           hint.get("participant_id"))].append(hint["index"])
+                self._listed(RecordKind(hint["kind"]), hint.get("session_id"), hint.get("participant_id"),
+                             hint["index"], hint.get("part") if isinstance(hint.get("part"), int) else None)
         keys = Counter(obj.key for obj in self.manifest.objects)
-        objects = sorted(self.manifest.objects,
-                         key=lambda o: (_KIND_ORDER.index(o.kind), o.session_id or "", o.participant_id or "",
-                                        o.index if o.index is not None else -1))
+        objects = sorted(self.manifest.objects, key=lambda o: (
+            _KIND_ORDER.index(o.kind), o.session_id or "", o.participant_id or "", o.part or 0,
+            o.index if o.index is not None else -1))
         finished = False
         try:
             for obj in objects:
                 if obj.index is not None:
-                    self.indices[_sequence_key(obj.kind, obj.session_id, obj.participant_id)].append(obj.index)
-                group = _group(obj.kind, obj.session_id, obj.participant_id, obj.index)
+                    self._listed(obj.kind, obj.session_id, obj.participant_id, obj.index, obj.part)
+                group = _group(obj.kind, obj.session_id, obj.participant_id, obj.index, obj.part)
                 if keys[obj.key] > 1:
                     self.report.problem(group, f"{obj.describe()}: listed {keys[obj.key]} times in the manifest")
                     if obj.kind == RecordKind.CHAT_MESSAGE and obj.index is not None:
@@ -297,6 +319,7 @@ class _Opener:
             for fork in self.verifier.forks:
                 self.report.problem(None, fork)
             self._check_sequences()
+            self._check_parts()
             self._finish_chat()
             finished = True
         finally:
@@ -323,16 +346,17 @@ class _Opener:
             self.chat_missing[obj.session_id or "-"][obj.index] = "failed verification (see problems)"
         return None if problems else plaintext
 
+    def _write(self, name: str, data: bytes) -> None:
+        self.out.write(name, data)
+        self.report.outputs.append(name)
+
     def _route(self, obj: BundleObject, group: Group | None, plaintext: bytes) -> None:
         session = obj.session_id or "-"
         if obj.kind == RecordKind.TRANSCRIPT:
-            self.out.write(f"{session}/transcript.json", plaintext)
-            self.report.outputs.append(f"{session}/transcript.json")
-            self._render_transcript(obj, group, session, plaintext)
+            self._write(f"{session}/transcript.json", plaintext)
+            self._read_transcript(obj, group, session, plaintext)
         elif obj.kind == RecordKind.CHAT_MESSAGE:
-            name = f"{session}/chat/{obj.index:08d}.json"
-            self.out.write(name, plaintext)
-            self.report.outputs.append(name)
+            self._write(f"{session}/chat/{obj.index:08d}.json", plaintext)
             try:
                 message = json.loads(plaintext)
                 if not isinstance(message, dict):
@@ -343,67 +367,86 @@ class _Opener:
             else:
                 self.chat[session].append({**message, "seq": obj.index})
         elif obj.kind == RecordKind.CONSENT:
-            name = f"{session}/consents/{obj.participant_id}/{obj.index:04d}.json"
-            self.out.write(name, plaintext)
-            self.report.outputs.append(name)
+            self._write(f"{session}/consents/{obj.participant_id}/{obj.index:04d}.json", plaintext)
         elif obj.kind == RecordKind.AGREEMENT:
-            name = f"agreements/{obj.index:04d}.json"
-            self.out.write(name, plaintext)
-            self.report.outputs.append(name)
+            self._write(f"agreements/{obj.index:04d}.json", plaintext)
         elif group is not None:
             if group not in self.recordings:
-                name = f"{session}/{obj.participant_id}.webm.partial"
+                name = f"{session}/{obj.participant_id}-{obj.part:04d}.webm.partial"
                 self.recordings[group] = (name, self.out.create(name))
             self.recordings[group][1].write(plaintext)
 
-    def _render_transcript(self, obj: BundleObject, group: Group | None, session: str, plaintext: bytes) -> None:
+    def _read_transcript(self, obj: BundleObject, group: Group | None, session: str, plaintext: bytes) -> None:
         try:
-            doc = json.loads(plaintext)
+            doc = transcript.read_transcript(json.loads(plaintext))
             text = transcript.render_transcript(doc)
-            self.declared[session] = transcript.declared_segments(doc)
         except ValueError as exc:
             self.report.problem(group, f"{obj.describe()}: decrypted, but cannot be read as a transcript: {exc}")
             return
-        self.transcript_chat[session] = {
-            e["seq"] for e in doc["events"] if e.get("type") == "chat" and isinstance(e.get("seq"), int)
-        }
-        self.out.write(f"{session}/transcript.txt", text.encode())
-        self.report.outputs.append(f"{session}/transcript.txt")
+        self.transcripts[session] = doc
+        self._write(f"{session}/transcript.txt", text.encode())
 
     def _check_sequences(self) -> None:
         # What a verified transcript says was sealed must be there too: this alone catches
         # objects missing from the END of a sequence, which leave no gap.
-        for session, counts in self.declared.items():
-            for participant_id, count in counts.items():
-                if count:
-                    self.indices.setdefault((RecordKind.RECORDING_SEGMENT.value, session, participant_id), [])
-        for session, seqs in self.transcript_chat.items():
-            if seqs:
-                self.indices.setdefault((RecordKind.CHAT_MESSAGE.value, session), [])
+        declared: dict[Group, int] = {}
+        for session, doc in self.transcripts.items():
+            for participant_id, counts in (transcript.declared_parts(doc) or {}).items():
+                for part, count in enumerate(counts):
+                    if count:
+                        key = _sequence_key(RecordKind.RECORDING_SEGMENT, session, participant_id, part)
+                        declared[key] = count
+                        self.indices.setdefault(key, [])
+            if transcript.chat_seqs(doc):
+                self.indices.setdefault(_sequence_key(RecordKind.CHAT_MESSAGE, session, None, None), [])
         for key, indices in sorted(self.indices.items()):
             kind, session = RecordKind(key[0]), key[1]
             first = FIRST_INDEX[kind]
-            end = max(indices, default=first - 1) + 1
-            if kind == RecordKind.RECORDING_SEGMENT:
-                end = max(end, first + self.declared.get(session, {}).get(key[2], 0))
-            if kind == RecordKind.CHAT_MESSAGE:
-                end = max(end, max(self.transcript_chat.get(session, set()), default=0) + 1)
+            end = max(max(indices, default=first - 1) + 1, first + declared.get(key, 0))
+            if kind == RecordKind.CHAT_MESSAGE and session in self.transcripts:
+                end = max(end, max(transcript.chat_seqs(self.transcripts[session]), default=0) + 1)
             missing = sorted(set(range(first, end)) - set(indices))
             if not missing:
                 continue
             # A missing consent or agreement spoils no other output, but the result all the same.
-            group = _group(kind, session, key[2] if len(key) > 2 else None, None)
+            if kind == RecordKind.RECORDING_SEGMENT:
+                group: Group | None = ("recording", *key[1:])
+            else:
+                group = _group(kind, session, key[2] if len(key) > 2 else None, None)
             self.report.problem(group, f"{kind} {'/'.join(key[1:])}: index(es) {_ranges(missing)} MISSING from the "
                                        f"bundle (present: {_ranges(indices)})")
             if kind == RecordKind.CHAT_MESSAGE:
                 for seq in missing:
                     self.chat_missing[session][seq] = "not in the bundle"
-        sessions = {key[1] for key in self.indices if key[0] in (RecordKind.RECORDING_SEGMENT.value,
-                                                                 RecordKind.CHAT_MESSAGE.value)}
-        for session in sorted(sessions - set(self.declared) - {"-"}):
-            self.report.problem(("session", session),
-                                f"session {session} has no verified transcript, so nothing vouches that its "
-                                "recordings and chat are whole (segments or messages cut from the end leave no gap)")
+
+    def _check_parts(self) -> None:
+        declared: dict[tuple[str, str], list[int]] = {}
+        for session, doc in self.transcripts.items():
+            for participant_id, counts in (transcript.declared_parts(doc) or {}).items():
+                declared[(session, participant_id)] = counts
+                self.parts.setdefault((session, participant_id), set())
+        for (session, participant_id), listed in sorted(self.parts.items()):
+            # Parts with a sequence to check: listed ones, and those the transcript declares (set up above).
+            present = {int(key[3]) for key in self.indices
+                       if key[:3] == (RecordKind.RECORDING_SEGMENT.value, session, participant_id)}
+            expected = set(range(max(present | listed, default=-1) + 1))
+            expected -= {part for part, count in enumerate(declared.get((session, participant_id), [])) if not count}
+            missing = sorted(expected - present)
+            if missing:
+                self.report.problem(("recording-parts", session, participant_id),
+                                    f"recording {session}/{participant_id}: part(s) {_ranges(missing)} MISSING "
+                                    "from the bundle")
+        recorded = {session for session, _ in self.parts}
+        for session in sorted({key[1] for key in self.indices if key[0] == RecordKind.CHAT_MESSAGE.value}
+                              | recorded):
+            if session not in self.transcripts:
+                self.report.problem(("session", session),
+                                    f"session {session} has no verified transcript, so nothing vouches that its "
+                                    "recordings and chat are whole (what is cut from the end leaves no gap)")
+            elif session in recorded and transcript.declared_parts(self.transcripts[session]) is None:
+                self.report.problem(("recordings", session),
+                                    f"the transcript of session {session} does not declare the segments recorded "
+                                    "('recordings'), so nothing vouches that its recordings are whole")
 
     def _finish_chat(self) -> None:
         for session in sorted(set(self.chat) | set(self.chat_missing)):
@@ -413,9 +456,7 @@ class _Opener:
             if spoiled:
                 heading += "INCOMPLETE: messages are missing or failed verification; see REPORT.txt\n"
             text = transcript.render_chat(self.chat.get(session, []), self.chat_missing.get(session, {}))
-            name = f"{session}/chat.txt" + (INCOMPLETE if spoiled else "")
-            self.out.write(name, (heading + "\n" + text).encode())
-            self.report.outputs.append(name)
+            self._write(f"{session}/chat.txt" + (INCOMPLETE if spoiled else ""), (heading + "\n" + text).encode())
 
     def _finish_recordings(self, *, aborted: bool) -> None:
         for group, (partial, handle) in sorted(self.recordings.items()):
@@ -426,7 +467,7 @@ class _Opener:
             self.report.outputs.append(final)
         for key in sorted(self.indices):
             if key[0] == RecordKind.RECORDING_SEGMENT.value and ("recording", *key[1:]) not in self.recordings:
-                self.report.warnings.append(f"recording {key[1]}/{key[2]}: no segment verified, nothing written")
+                self.report.warnings.append(f"recording {'/'.join(key[1:])}: no segment verified, nothing written")
 
 
 def open_bundle(bundle: Path, identities: list[pyrage.x25519.Identity], pinned: Sequence[Path],
@@ -497,12 +538,28 @@ def _parser() -> argparse.ArgumentParser:
     opener.add_argument("--audit-public-key", action="append", default=[], type=Path, metavar="PEM",
                         help="the server's audit public key as published (repeatable); without it the key "
                              "inside the bundle is trusted, with a warning")
+    fetcher = commands.add_parser("fetch", help="download a case's bundle (token in MEDIATION_TOKEN)")
+    fetcher.add_argument("--server", required=True, help="the server's base URL")
+    fetcher.add_argument("--case", required=True, help="the case id (cas_…)")
+    fetcher.add_argument("--bundle", required=True, type=Path, help="new directory for the bundle")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "fetch":
+        token = os.environ.get("MEDIATION_TOKEN", "")
+        if not token:
+            print("mediation-compliance: set MEDIATION_TOKEN to your staff session token", file=sys.stderr)
+            return 2
+        try:
+            count = fetch_bundle(args.server, args.case, token, args.bundle)
+        except (FetchError, ValueError, OSError) as exc:
+            print(f"mediation-compliance: fetch failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"fetched {count} sealed objects into {args.bundle}; now run: mediation-compliance open")
+        return 0
     try:
         identities = load_identities(args.identity)
         report = open_bundle(args.bundle, identities, args.audit_public_key, args.out)

@@ -30,7 +30,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from recording.capture import capture_encoded_frames, request_keyframe
@@ -45,7 +45,7 @@ RECORDED_CODECS = {"video": ("video/vp8", "video/rtx"), "audio": ("audio/opus",)
 KEYFRAME_RETRY_SECONDS = 1.0
 
 
-def recorded_codecs(kind: str) -> list[Any]:
+def recorded_codecs(kind: str) -> list[RTCRtpCodecCapability]:
     """aiortc's receive capabilities for ``kind``, filtered to what the recorder stores."""
     wanted = RECORDED_CODECS[kind]
     return [codec for codec in RTCRtpReceiver.getCapabilities(kind).codecs
@@ -65,7 +65,8 @@ class _Recording:
     stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     first_video: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     keyframe: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+    segments_task: asyncio.Task[None] | None = None
+    keyframes_task: asyncio.Task[None] | None = None
 
 
 class RecorderPeer:
@@ -101,8 +102,8 @@ class RecorderPeer:
         self._on_segment = on_segment
         self._ice_servers = list(ice_servers)
         now = time.time()
-        self._epoch_start = now if session_started_at is None else session_started_at
-        self._monotonic_start = time.monotonic() - (now - self._epoch_start)
+        started_at = now if session_started_at is None else session_started_at
+        self._monotonic_start = time.monotonic() - (now - started_at)
         # A cut takes the clusters closed so far; the one still open (<= cluster_seconds) goes
         # into the next cut. Cutting this often keeps each segment's media within segment_seconds.
         self._cut_seconds = segment_seconds - cluster_seconds
@@ -140,32 +141,34 @@ class RecorderPeer:
                             cluster_ms=self._cluster_ms),
             started_at=time.time(),
         )
-        # Transceivers created before the offer is applied are matched to its m-lines in order,
-        # kind by kind, and only so do codec preferences narrow what is negotiated.
-        for index, media in enumerate(offer.media):
-            if media.kind not in KINDS:
-                continue
-            transceiver = recording.pc.addTransceiver(media.kind, direction="recvonly")
-            transceiver.setCodecPreferences(recorded_codecs(media.kind))
-            kind = recorded.get(index)
-            if kind is not None:
-                recording.receivers[kind] = transceiver.receiver
-            # Every receiver is tapped so that none ever decodes; untracked ones drop their frames.
-            capture_encoded_frames(transceiver.receiver, self._frame_sink(recording, kind))
         pc = recording.pc
         self._recordings[participant_id] = recording
-        pc.on("connectionstatechange", lambda: self._on_connection_state(recording))
         try:
+            # Transceivers created before the offer is applied are matched to its m-lines in
+            # order, kind by kind, and only so do codec preferences narrow what is negotiated.
+            for index, media in enumerate(offer.media):
+                if media.kind not in KINDS:
+                    continue
+                transceiver = pc.addTransceiver(media.kind, direction="recvonly")
+                transceiver.setCodecPreferences(recorded_codecs(media.kind))
+                kind = recorded.get(index)
+                if kind is not None:
+                    recording.receivers[kind] = transceiver.receiver
+                # Every receiver is tapped so that none ever decodes; unrecorded ones drop frames.
+                capture_encoded_frames(transceiver.receiver, self._frame_sink(recording, kind))
+            pc.on("connectionstatechange", lambda: self._on_connection_state(recording))
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except BaseException:
-            del self._recordings[participant_id]
+            self._recordings.pop(participant_id, None)
             await pc.close()
             raise
-        recording.tasks = [
-            asyncio.create_task(self._run_segments(recording), name=f"recorder-segments-{participant_id}"),
-            asyncio.create_task(self._request_keyframes(recording), name=f"recorder-keyframes-{participant_id}"),
-        ]
+        if recording.stop.is_set():
+            raise RuntimeError(f'Cannot answer participant "{participant_id}" in recording state "closed"')
+        recording.segments_task = asyncio.create_task(
+            self._run_segments(recording), name=f"recorder-segments-{participant_id}")
+        recording.keyframes_task = asyncio.create_task(
+            self._request_keyframes(recording), name=f"recorder-keyframes-{participant_id}")
         return pc.localDescription.sdp
 
     async def add_ice_candidate(self, participant_id: str, candidate: dict[str, Any] | None) -> None:
@@ -193,13 +196,18 @@ class RecorderPeer:
         self._finished.add(participant_id)
         recording.stop.set()
         # The segment task finishes the segment it may be delivering; the key frame task only waits.
-        recording.tasks[1].cancel()
-        for task in recording.tasks:
+        if recording.keyframes_task is not None:
+            recording.keyframes_task.cancel()
+        for task in (recording.segments_task, recording.keyframes_task):
+            if task is None:
+                continue
             try:
                 await task
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():
                     raise
+            except Exception:
+                logger.exception("recorder task %s failed", task.get_name())
         await recording.pc.close()  # stops the receivers: no frame arrives after this
         await self._deliver(recording, recording.muxer.close())
 

@@ -131,7 +131,8 @@ class DirectoryStorage:
             raise StorageError(f"records root {str(self.root)!r} exists and is not a directory")
         if info.st_uid != os.geteuid():
             raise StorageError(
-                f"records root {str(self.root)!r} is owned by uid {info.st_uid}, not by this process (uid {os.geteuid()})"
+                f"records root {str(self.root)!r} is owned by uid {info.st_uid}, "
+                f"not by this process (uid {os.geteuid()})"
             )
         mode = stat.S_IMODE(info.st_mode)
         if mode != _DIR_MODE:

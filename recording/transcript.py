@@ -7,13 +7,14 @@ A transcript is one JSON object per session, sealed when the session ends:
       "case_id": "cas_…", "session_id": "ses_…",
       "started_at": "<ISO 8601>", "ended_at": "<ISO 8601>" | null,
       "participants": [{"participant_id": "pty_…", "name": "Li Wei", "role": "borrower"}, …],
-      "recordings": {"<participant_id>": {"segments": <int>}, …},      # optional
+      "recordings": {"<participant_id>": {"parts": [<segments in part 0>, <in part 1>, …]}, …},
       "events": [{"at": "<ISO 8601>", "type": "<type>", …fields of the type}, …]
     }
 
-`recordings` gives the number of segments sealed for each participant; the compliance tool
-uses it to detect segments missing from the end, which no index gap can show. Event types
-rendered specially (any other type is still shown, generically, never dropped):
+`recordings` gives, for every participant recorded in the session, the number of segments
+sealed in each part; the compliance tool needs it to detect parts or segments missing from
+the end, which no index gap can show (without it, recordings cannot be called complete).
+Event types rendered specially (any other type is still shown, generically, never dropped):
 
     joined {participant_id, status?}          left {participant_id, reason?}
     admitted {participant_id, by}             refused {participant_id, by, reason?}
@@ -29,6 +30,10 @@ rendered specially (any other type is still shown, generically, never dropped):
 `by` and `participant_id` name participants listed in `participants`. A chat message sealed
 on its own has the shape of the room's `chat_message` notice:
 {seq, sent_at, participant_id, name, role, text, channel, deleted?: {by, at}}.
+
+A transcript in the room-log form (no `format`; `events` of audit entries
+{seq, at, actor: "<role>:<participant_id>", action, detail} and `messages` in the notice
+shape) is read too, by translating its actions into the event types above.
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TRANSCRIPT_FORMAT", "clean_text", "declared_segments", "render_chat", "render_transcript"]
+__all__ = [
+    "TRANSCRIPT_FORMAT", "chat_seqs", "clean_text", "declared_parts", "read_transcript", "render_chat",
+    "render_transcript",
+]
 
 TRANSCRIPT_FORMAT = "mediation-transcript/v1"
 
@@ -157,7 +165,7 @@ def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, M
         return "recording stopped" + _reason(event)
     if kind == "session_ended":
         return "the session ended" + (f" ({actor} ended it)" if actor else "")
-    fields = ", ".join(f"{clean_text(k)}={clean_text(v)!s}" for k, v in sorted(event.items()) if k not in ("at", "type"))
+    fields = ", ".join(f"{clean_text(k)}={clean_text(v)}" for k, v in sorted(event.items()) if k not in ("at", "type"))
     return f"event {clean_text(kind)!r}" + (f": {fields}" if fields else "")
 
 
@@ -180,27 +188,115 @@ def _timed_lines(items: list[tuple[object, str]]) -> list[str]:
     return lines
 
 
-def declared_segments(doc: Mapping[str, Any]) -> dict[str, int]:
-    """Return participant_id -> number of segments from the transcript's `recordings`; raise ValueError if malformed."""
-    recordings = doc.get("recordings", {})
+def _actor(actor: object) -> tuple[str | None, str | None]:
+    """Split a room-log actor "role:participant_id" into (participant_id, role)."""
+    if isinstance(actor, str) and ":" in actor:
+        role, participant_id = actor.split(":", 1)
+        return participant_id, role
+    return None, None
+
+
+# Room-log actions whose event type differs only in name; the rest are translated below.
+_SAME_SHAPE = {
+    "participant_admitted": "admitted", "participant_refused": "refused", "participant_removed": "removed",
+    "participant_returned_to_lobby": "returned_to_lobby", "media_mute_requested": "media_mute_requested",
+    "recording_started": "recording_started", "recording_stopped": "recording_stopped",
+    "session_ended": "session_ended", "message_deleted": "message_deleted",
+}
+
+
+def _from_room_log(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Translate a room-log transcript (audit entries plus messages) into the v1 form."""
+    events, messages = doc.get("events"), doc.get("messages")
+    if not isinstance(events, list) or not isinstance(messages, list) \
+            or not all(isinstance(e, Mapping) for e in [*events, *messages]):
+        raise ValueError("transcript fields 'events' and 'messages' are not lists of objects")
+    people: dict[str, dict[str, Any]] = {}
+    timeline: list[dict[str, Any]] = []
+    for entry in events:
+        by, role = _actor(entry.get("actor"))
+        if by is not None and by not in people:
+            people[by] = {"participant_id": by, "name": by, "role": role}
+        detail = entry.get("detail") if isinstance(entry.get("detail"), Mapping) else {}
+        action = entry.get("action")
+        event: dict[str, Any] = {**detail, "at": entry.get("at"), "by": by}
+        if action in ("participant_joined", "participant_rejoined"):
+            event.update(type="joined", participant_id=by, status="again" if action.endswith("rejoined") else None)
+        elif action in ("participant_left", "participant_disconnected"):
+            fallback = "disconnected" if action == "participant_disconnected" else None
+            event.update(type="left", participant_id=by, reason=detail.get("reason") or fallback)
+        elif action in ("chat_muted", "chat_unmuted"):
+            event.update(type="chat_muted", muted=action == "chat_muted")
+        elif action in ("room_locked", "room_unlocked"):
+            event.update(type="room_locked", locked=action == "room_locked")
+        elif action in ("consent_given", "consent_withdrawn"):
+            event.update(type=action, participant_id=by)
+        elif action == "caucus_opened":
+            event.update(type="caucus_started", members=[by, detail.get("participant_id")])
+        elif action == "caucus_closed":
+            event.update(type="caucus_ended")
+        else:
+            event["type"] = _SAME_SHAPE.get(action, action)
+        timeline.append({k: v for k, v in event.items() if v is not None})
+    for message in messages:
+        participant_id = message.get("participant_id")
+        if isinstance(participant_id, str):
+            people[participant_id] = {"participant_id": participant_id, "name": message.get("name"),
+                                      "role": message.get("role")}
+        timeline.append({"at": message.get("sent_at"), "type": "chat", **{
+            k: message.get(k) for k in ("seq", "participant_id", "text", "channel")}})
+        deleted = message.get("deleted")
+        if isinstance(deleted, Mapping):
+            timeline.append({"at": deleted.get("at"), "type": "message_deleted", "seq": message.get("seq"),
+                             "by": deleted.get("by")})
+    # Entries of the log are in order; messages are placed among them by time (stable for ties).
+    timeline.sort(key=lambda e: parsed.timestamp() if (parsed := _parse_time(e.get("at"))) else float("inf"))
+    return {"format": TRANSCRIPT_FORMAT, "case_id": doc.get("case_id"), "session_id": doc.get("session_id"),
+            "started_at": doc.get("started_at", timeline[0]["at"] if timeline else None),
+            "ended_at": doc.get("ended_at"), "participants": list(people.values()), "events": timeline}
+
+
+def read_transcript(doc: object) -> dict[str, Any]:
+    """Return a decrypted transcript in the v1 form (translating the room-log form); raise ValueError otherwise."""
+    if not isinstance(doc, Mapping):
+        raise ValueError("a transcript is a JSON object")
+    if "format" not in doc and "messages" in doc:
+        doc = _from_room_log(doc)
+    if doc.get("format") != TRANSCRIPT_FORMAT:
+        raise ValueError(f"transcript format is {doc.get('format')!r}, not {TRANSCRIPT_FORMAT!r}")
+    events = doc.get("events")
+    if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
+        raise ValueError("transcript field 'events' is not a list of objects")
+    declared_parts(doc)  # raises if `recordings` is malformed
+    return dict(doc)
+
+
+def declared_parts(doc: Mapping[str, Any]) -> dict[str, list[int]] | None:
+    """Return participant_id -> segments per part from `recordings`, None if absent; raise ValueError if malformed."""
+    if "recordings" not in doc:
+        return None
+    recordings = doc["recordings"]
     if not isinstance(recordings, Mapping):
         raise ValueError("transcript field 'recordings' is not an object")
-    counts: dict[str, int] = {}
+    declared: dict[str, list[int]] = {}
     for participant_id, entry in recordings.items():
-        segments = entry.get("segments") if isinstance(entry, Mapping) else None
-        if not isinstance(segments, int) or isinstance(segments, bool) or segments < 0:
-            raise ValueError(f"transcript gives no valid segment count for participant {participant_id!r}")
-        counts[participant_id] = segments
-    return counts
+        parts = entry.get("parts") if isinstance(entry, Mapping) else None
+        if not isinstance(parts, list) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in parts):
+            raise ValueError(f"transcript gives no valid segment counts for participant {participant_id!r}")
+        declared[participant_id] = parts
+    return declared
+
+
+def chat_seqs(doc: Mapping[str, Any]) -> set[int]:
+    """Return the seq of every chat message the transcript holds."""
+    return {e["seq"] for e in doc["events"] if e.get("type") == "chat" and isinstance(e.get("seq"), int)}
 
 
 def render_transcript(doc: object) -> str:
     """Return a sealed transcript as readable text; raise ValueError if it is not a transcript."""
-    if not isinstance(doc, Mapping) or doc.get("format") != TRANSCRIPT_FORMAT:
-        raise ValueError(f"not a transcript of format {TRANSCRIPT_FORMAT!r}")
-    events = doc.get("events")
-    if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
-        raise ValueError("transcript field 'events' is not a list of objects")
+    doc = read_transcript(doc)
+    events = doc["events"]
     who = _People(doc.get("participants"))
     lines = [
         f"Transcript of session {clean_text(doc.get('session_id'))} of case {clean_text(doc.get('case_id'))}",
@@ -212,8 +308,12 @@ def render_transcript(doc: object) -> str:
     for entry in participants if isinstance(participants, list) else []:
         if isinstance(entry, Mapping):
             lines.append(f"  {_People.describe(entry)}  [{clean_text(entry.get('participant_id'))}]")
-    for participant_id, count in sorted(declared_segments(doc).items()):
-        lines.append(f"Recording of {who(participant_id)}: {count} segment(s)")
+    declared = declared_parts(doc)
+    if declared is None:
+        lines.append("Recordings: the transcript does not say what was recorded")
+    for participant_id, parts in sorted((declared or {}).items()):
+        lines.append(f"Recording of {who(participant_id)}: {len(parts)} part(s) of "
+                     f"{', '.join(str(n) for n in parts) or 'no'} segment(s)")
     lines.append("Times are UTC.")
     lines.append("")
     chat = {e["seq"]: e for e in events if e.get("type") == "chat" and isinstance(e.get("seq"), int)}

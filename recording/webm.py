@@ -27,8 +27,9 @@ MILLISECOND = Fraction(1, 1000)  # Matroska's default TimestampScale; the muxer 
 KEYFRAME_WAIT_MS = 2000
 FALLBACK_SIZE = (640, 480)
 
-# A stream's RTP clock is trusted while it stays this close to the arrival clock; beyond it (sender
-# restart, SSRC change, a timestamp jump) the stream is re-anchored at the packet's arrival time.
+# A stream's RTP clock is trusted unless it runs this far ahead of the arrival clock or back from
+# its own last frame (sender restart, SSRC change, a timestamp jump): then the stream is
+# re-anchored at the packet's arrival time.
 RESYNC_MS = 5000
 
 
@@ -87,7 +88,10 @@ class _StreamClock:
             self._ticks += ((rtp - self._last_rtp + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
         self._last_rtp = rtp
         ms = self._anchor_ms + self._ticks * 1000 / self._clock_rate
-        if abs(ms - arrival_ms) > RESYNC_MS or ms <= self.last_ms - RESYNC_MS:
+        # Arriving late is normal (a jitter buffer waiting for a retransmission releases frames
+        # seconds late, with the right timestamps); being ahead of the clock, or far behind the
+        # stream's own last frame, is a discontinuity.
+        if ms > arrival_ms + RESYNC_MS or ms < self.last_ms - RESYNC_MS:
             self._anchor(arrival_ms)
             ms = arrival_ms
         # Matroska needs each track's timestamps non-decreasing; keep them strictly increasing.
@@ -158,7 +162,7 @@ class WebmMuxer:
             if size is not None:
                 self._keyframe_seen = True
         pts = self._clocks[kind].to_ms(rtp_timestamp, (arrival - self._session_start) * 1000)
-        key = is_keyframe if kind == "video" else True
+        key = size is not None if kind == "video" else True  # every Opus packet stands alone
 
         if self._container is None:
             self._pending.append((kind, data, pts, key))
@@ -209,6 +213,7 @@ class WebmMuxer:
             # A libopus context gives the track its OpusHead (CodecPrivate), channel layout and
             # codec delay when the header is written; it is opened but never fed a frame.
             audio = container.add_stream("libopus", rate=48_000, layout="stereo")
+            audio.bit_rate = 64_000  # never used to encode; set so libopus does not warn at open
             audio.time_base = MILLISECOND
             self._streams["audio"] = audio
         self._container = container

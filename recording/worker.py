@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -124,7 +125,8 @@ class RecordingWorker:
         ciphertext = seal(data, self._recipients)
         url = f"{self._url}/api/recordings/{self._session_id}/segments"
         params = {"participant_id": participant_id, "part": str(part), "index": str(index)}
-        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/octet-stream"}
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/octet-stream",
+                   "X-Content-SHA256": hashlib.sha256(ciphertext).hexdigest()}
         if self._http is None:
             raise RuntimeError("segment produced before the worker started")
         for attempt in range(UPLOAD_ATTEMPTS):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -252,7 +254,9 @@ MAX_SEGMENT_BYTES = 32 * 1024 * 1024
 
 
 def _record_view(record) -> schemas.RecordView:
-    return schemas.RecordView(record_id=record.record_id, kind=record.kind, session_id=record.session_id,
+    return schemas.RecordView(record_id=record.record_id, key=record.storage_key, kind=record.kind,
+                              session_id=record.session_id, participant_id=record.participant_id,
+                              part=record.part, index=record.index,
                               sha256=record.sha256, size=record.size, recipients=record.recipients,
                               created_at=record.created_at, audit_seq=record.audit_seq)
 
@@ -275,8 +279,9 @@ async def list_records(call: Call) -> schemas.RecordList:
 @router.route("GET", "/api/cases/{case_id}/records/manifest", allow=("compliance_officer",),
               summary="Read a case's record manifest with audit proofs", tag="records",
               raw_media_type="application/json")
-async def record_manifest(call: Call) -> dict:
-    return await call.request.app[SERVICES].records.manifest(call.principal, call.path["case_id"])
+async def record_manifest(call: Call) -> web.Response:
+    body = await call.request.app[SERVICES].records.manifest(call.principal, call.path["case_id"])
+    return web.Response(body=body, content_type="application/json")
 
 
 @router.route("GET", "/api/cases/{case_id}/records/{record_id}", allow=("compliance_officer",),
@@ -298,17 +303,27 @@ async def file_segment(call: Call) -> schemas.SegmentView:
         raise Forbidden("this recorder records another session")
     if call.request.content_type != "application/octet-stream":
         raise BadRequest("segments are sent as application/octet-stream", code="unsupported_media_type")
-    data = await call.request.content.read(MAX_SEGMENT_BYTES + 1)
-    if len(data) > MAX_SEGMENT_BYTES:
+    declared = call.request.content_length
+    if declared is None:
+        raise BadRequest("a segment needs a Content-Length", code="length_required")
+    if declared > MAX_SEGMENT_BYTES:
         raise PayloadTooLarge(f"segment exceeds {MAX_SEGMENT_BYTES} bytes")
+    data = await call.request.content.read(declared + 1)
+    # A worker killed mid-upload leaves a short body: it must never be filed as a segment.
+    if len(data) != declared:
+        raise BadRequest(f"segment body has {len(data)} bytes, not the {declared} declared", code="truncated")
+    expected = call.request.headers.get("X-Content-SHA256", "")
+    if hashlib.sha256(data).hexdigest() != expected.lower():
+        raise BadRequest("segment does not match its X-Content-SHA256", code="digest_mismatch")
     if not data.startswith(b"age-encryption.org/v1\n"):
         raise BadRequest("a segment must be age v1 ciphertext", code="not_sealed")
     services = call.request.app[SERVICES]
     recipients = services.recorders.recipients(principal.session_id or "")
     query = call.query
+    if not recipients:
+        raise Forbidden("this recorder is no longer running")
     record = await services.records.file_ciphertext(
-        case_id=principal.case_id or "", session_id=principal.session_id, kind="recording",
-        name=f"{query.participant_id}/{query.part:04d}/{query.index:06d}.webm.age", ciphertext=data,
-        recipients=recipients, actor=principal.actor, participant_id=query.participant_id, index=query.index,
-        part=query.part)
+        data, actor=principal.actor, recipients=recipients, case_id=principal.case_id or "",
+        session_id=principal.session_id or "", participant_id=query.participant_id, part=query.part,
+        index=query.index)
     return schemas.SegmentView(record_id=record.record_id, sha256=record.sha256, size=record.size)

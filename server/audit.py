@@ -191,7 +191,7 @@ class VerificationReport:
         return not self.problems and self.checkpoints > 0
 
 
-class _Levels:
+class TreeLevels:
     """All levels of an RFC 6962 tree, for O(log n) inclusion proofs of every leaf."""
 
     def __init__(self, leaves: list[bytes]) -> None:
@@ -244,7 +244,7 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) ->
     if not checkpoints:
         report.problems.append("no signed checkpoint: nothing vouches for the log")
         return report
-    tree = _Levels(leaves) if leaves else None
+    tree = TreeLevels(leaves) if leaves else None
     previous: AuditCheckpoint | None = None
     for checkpoint in checkpoints:
         public = trusted_keys.get(checkpoint.key_id)
@@ -283,7 +283,7 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) ->
     latest = checkpoints[-1]
     if tree is not None and latest.tree_size <= len(leaves):
         # Inclusion proofs are taken against the tree of the latest checkpoint's size.
-        signed = _Levels(leaves[: latest.tree_size]) if latest.tree_size != len(leaves) else tree
+        signed = TreeLevels(leaves[: latest.tree_size]) if latest.tree_size != len(leaves) else tree
         for index in range(latest.tree_size):
             report.inclusion_proofs_checked += 1
             if not merkle.verify_inclusion(

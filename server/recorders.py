@@ -93,6 +93,17 @@ class ProcessRecorders:
             with contextlib.suppress(ProcessLookupError):
                 running.process.kill()
 
+    async def wait_stopped(self, session_id: str, timeout: float = 60.0) -> None:
+        """Return once the session's worker (if any) has exited, filing its last segments."""
+        running = self._running.get(session_id)
+        if running is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(running.waiter), timeout)
+        except asyncio.TimeoutError:
+            log.error("recorder still running; the transcript counts what is filed",
+                      extra={"session_id": session_id})
+
     async def authenticate(self, token: str) -> Identity | None:
         return self._tokens.get(hashlib.sha256(token.encode()).digest())
 

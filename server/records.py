@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
-import json
-from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from recording.sealing import parse_recipient, seal
+from recording.bundle import build_manifest, manifest_object
+from recording.records import RecordKind, SealedObject, Sealer
+from recording.sealing import parse_recipient
 from recording.storage import RecordStorage
-from server import merkle
 from server.access import Principal
-from server.audit import AuditLog, checkpoint_message, public_key_pem
+from server.audit import AuditLog, TreeLevels, public_key_pem
 from server.database import Database
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import AuditCheckpoint, AuditEntry, SealedRecord, StaffUser
@@ -26,11 +24,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def record_key(case_id: str, session_id: str | None, kind: str, name: str) -> str:
-    base = f"cases/{case_id}" + (f"/sessions/{session_id}" if session_id else "")
-    return f"{base}/{kind}/{name}"
-
-
 class CaseRecords:
     """Seals plaintext in memory to the case's recipients, stores only ciphertext, audits every access."""
 
@@ -39,6 +32,7 @@ class CaseRecords:
         self._db = db
         self._audit = audit
         self._storage = storage
+        self._sealer = Sealer(storage, clock=_now)
 
     async def recipients(self, case_id: str) -> list[str]:
         """The compliance officers' age recipients, plus the operator's escrow key if configured."""
@@ -68,38 +62,61 @@ class CaseRecords:
                                      detail={"recipient": recipient})
         return user
 
-    async def seal_and_file(self, *, case_id: str, session_id: str | None, kind: str, name: str,
-                            plaintext: bytes, actor: str, participant_id: str | None = None,
+    async def next_index(self, case_id: str, session_id: str, kind: RecordKind, participant_id: str) -> int:
+        async with self._db.read() as session:
+            count = (await session.execute(
+                select(func.count()).select_from(SealedRecord).where(
+                    SealedRecord.case_id == case_id, SealedRecord.session_id == session_id,
+                    SealedRecord.kind == kind.value, SealedRecord.participant_id == participant_id)
+            )).scalar_one()
+        return int(count)
+
+    async def seal_and_file(self, plaintext: bytes, *, actor: str, kind: RecordKind, case_id: str,
+                            session_id: str | None, participant_id: str | None = None,
                             index: int | None = None) -> SealedRecord | None:
         """Encrypt in memory and file; None if the case has nobody to seal to (nothing is stored)."""
         recipients = await self.recipients(case_id)
         if not recipients:
             return None
-        return await self.file_ciphertext(
-            case_id=case_id, session_id=session_id, kind=kind, name=name, ciphertext=seal(plaintext, recipients),
-            recipients=recipients, actor=actor, participant_id=participant_id, index=index)
+        sealed = await self._sealer.seal(plaintext, kind=kind, case_id=case_id, session_id=session_id,
+                                         recipients=recipients, participant_id=participant_id, index=index)
+        return await self._enter(sealed, actor)
 
-    async def file_ciphertext(self, *, case_id: str, session_id: str | None, kind: str, name: str,
-                              ciphertext: bytes, recipients: list[str], actor: str,
-                              participant_id: str | None = None, index: int | None = None,
-                              part: int | None = None) -> SealedRecord:
-        """Store ciphertext sealed elsewhere (the recorder) and enter it on the case and in the audit log."""
-        key = record_key(case_id, session_id, kind, name)
-        digest = hashlib.sha256(ciphertext).hexdigest()
-        await self._storage.put(key, ciphertext)
-        record = SealedRecord(record_id=new_id("rec"), case_id=case_id, session_id=session_id, kind=kind,
-                              storage_key=key, sha256=digest, size=len(ciphertext), recipients=recipients,
-                              created_at=_now())
+    async def file_ciphertext(self, ciphertext: bytes, *, actor: str, recipients: list[str], case_id: str,
+                              session_id: str, participant_id: str, part: int, index: int) -> SealedRecord:
+        """Store a recording segment sealed by the recorder and enter it on the case and in the audit log."""
+        sealed = await self._sealer.store(ciphertext, kind=RecordKind.RECORDING_SEGMENT, case_id=case_id,
+                                          session_id=session_id, recipients=recipients,
+                                          participant_id=participant_id, index=index, part=part)
+        return await self._enter(sealed, actor)
+
+    async def _enter(self, sealed: SealedObject, actor: str) -> SealedRecord:
+        record = SealedRecord(record_id=new_id("rec"), case_id=sealed.case_id, session_id=sealed.session_id,
+                              kind=sealed.kind.value, participant_id=sealed.participant_id, part=sealed.part,
+                              index=sealed.index, storage_key=sealed.key, sha256=sealed.sha256, size=sealed.size,
+                              recipients=list(sealed.recipients), created_at=sealed.created_at)
         async with self._db.write() as session:
             session.add(record)
             await session.flush()
-            record.audit_seq = await self._audit.append(
-                session, actor=actor, action="record_sealed", case_id=case_id,
-                detail={"record_id": record.record_id, "kind": kind, "sha256": digest, "size": len(ciphertext),
-                        "storage_key": key, "session_id": session_id, "participant_id": participant_id,
-                        "index": index, "part": part, "recipients": recipients},
-            )
+            record.audit_seq = await self._audit.append(session, actor=actor, action="record_sealed",
+                                                        case_id=sealed.case_id, detail=sealed.audit_detail())
         return record
+
+    async def segment_counts(self, case_id: str, session_id: str) -> dict[str, list[int]]:
+        """participant_id -> segments filed in each recording part of a session."""
+        async with self._db.read() as session:
+            rows = (await session.execute(
+                select(SealedRecord.participant_id, SealedRecord.part, func.count())
+                .where(SealedRecord.case_id == case_id, SealedRecord.session_id == session_id,
+                       SealedRecord.kind == RecordKind.RECORDING_SEGMENT.value)
+                .group_by(SealedRecord.participant_id, SealedRecord.part)
+            )).all()
+        counts: dict[str, list[int]] = {}
+        for participant_id, part, count in rows:
+            parts = counts.setdefault(participant_id, [])
+            parts.extend([0] * (part + 1 - len(parts)))
+            parts[part] = int(count)
+        return counts
 
     async def list(self, case_id: str) -> list[SealedRecord]:
         async with self._db.read() as session:
@@ -122,55 +139,42 @@ class CaseRecords:
                                      detail={"record_id": record_id, "sha256": record.sha256})
         return record, data
 
-    async def manifest(self, principal: Principal, case_id: str) -> dict[str, Any]:
-        """Every sealed object of the case with an inclusion proof against a signed checkpoint."""
-        checkpoint = await self._audit.checkpoint()
+    async def manifest(self, principal: Principal, case_id: str) -> bytes:
+        """The case bundle's manifest: every sealed object with an inclusion proof to a signed checkpoint."""
+        await self._audit.checkpoint()
         async with self._db.read() as session:
-            if checkpoint is None:
-                checkpoint = (await session.execute(
-                    select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
-                )).scalar_one_or_none()
+            checkpoint = (await session.execute(
+                select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+            )).scalar_one_or_none()
             records = list((await session.execute(
-                select(SealedRecord).where(SealedRecord.case_id == case_id).order_by(SealedRecord.created_at)
+                select(SealedRecord).where(SealedRecord.case_id == case_id)
+                .order_by(SealedRecord.created_at, SealedRecord.storage_key)
             )).scalars())
+            size = checkpoint.tree_size if checkpoint is not None else 0
             leaves = list((await session.execute(
-                select(AuditEntry.leaf_hash).where(AuditEntry.seq < (checkpoint.tree_size if checkpoint else 0))
-                .order_by(AuditEntry.seq)
+                select(AuditEntry.leaf_hash).where(AuditEntry.seq < size).order_by(AuditEntry.seq)
             )).scalars())
+            wanted = [r.audit_seq for r in records if r.audit_seq is not None and r.audit_seq < size]
             entries = {e.seq: e for e in (await session.execute(
-                select(AuditEntry).where(AuditEntry.seq.in_([r.audit_seq for r in records if r.audit_seq is not None]))
-            )).scalars()}
+                select(AuditEntry).where(AuditEntry.seq.in_(wanted)))).scalars()} if wanted else {}
+        tree = TreeLevels(leaves) if leaves else None
         objects = []
         for record in records:
             entry = entries.get(record.audit_seq) if record.audit_seq is not None else None
-            detail = json.loads(entry.canonical)["detail"] if entry is not None else {}
-            item: dict[str, Any] = {
-                "record_id": record.record_id, "key": record.storage_key, "kind": record.kind,
-                "sha256": record.sha256, "size": record.size, "session_id": record.session_id,
-                "participant_id": detail.get("participant_id"), "index": detail.get("index"),
-                "part": detail.get("part"),
-                "created_at": record.created_at.isoformat(), "recipients": record.recipients,
-                "audit_seq": record.audit_seq, "proof": None,
-            }
-            if entry is not None and checkpoint is not None and entry.seq < checkpoint.tree_size:
-                item["proof"] = {
-                    "canonical": base64.b64encode(entry.canonical).decode(),
-                    "leaf_hash": entry.leaf_hash.hex(),
-                    "path": [h.hex() for h in merkle.inclusion_proof(leaves, entry.seq)],
-                }
-            objects.append(item)
+            if entry is None or checkpoint is None:
+                continue  # filed after the last checkpoint; the next manifest holds it
+            sealed = SealedObject(
+                key=record.storage_key, kind=RecordKind(record.kind), case_id=record.case_id,
+                session_id=record.session_id, participant_id=record.participant_id, index=record.index,
+                part=record.part, sha256=record.sha256, size=record.size, created_at=record.created_at,
+                recipients=tuple(record.recipients))
+            objects.append(manifest_object(
+                sealed, audit_seq=entry.seq, audit_entry=entry.canonical,
+                proof=tree.proof(entry.seq) if tree is not None else [], tree_size=checkpoint.tree_size,
+                root_hash=checkpoint.root_hash, signed_at=checkpoint.signed_at, key_id=checkpoint.key_id,
+                signature=checkpoint.signature))
         async with self._db.write() as session:
             await self._audit.append(session, actor=principal.actor, action="records_listed", case_id=case_id,
                                      detail={"objects": len(objects)})
-        return {
-            "case_id": case_id,
-            "checkpoint": None if checkpoint is None else {
-                "tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash.hex(),
-                "signed_at": checkpoint.signed_at.isoformat(), "key_id": checkpoint.key_id,
-                "signature": checkpoint.signature.hex(),
-                "message": base64.b64encode(checkpoint_message(checkpoint.tree_size, checkpoint.root_hash,
-                                                               checkpoint.signed_at)).decode(),
-            },
-            "audit_public_key_pem": public_key_pem(self._audit.public_key),
-            "objects": objects,
-        }
+        return build_manifest(case_id=case_id, objects=objects,
+                              audit_public_key_pem=public_key_pem(self._audit.public_key), exported_at=_now())

@@ -27,7 +27,10 @@ from server.models import (
     StaffSession,
     StaffUser,
 )
+from recording.records import RecordKind
+from recording.transcript import read_transcript
 from server.records import CaseRecords
+from signaling.consent import NOTICE_HASHES, NOTICES
 from server.tokens import new_id
 from server.tokens import hash_token, token_kind
 from signaling.identity import Identity, Refused
@@ -62,6 +65,8 @@ class Recorders(Protocol):
     async def stop(self, session_id: str, reason: str) -> None: ...
 
     async def authenticate(self, token: str) -> Identity | None: ...
+
+    async def wait_stopped(self, session_id: str) -> None: ...
 
 
 class RoomHooks:
@@ -182,18 +187,16 @@ class RoomHooks:
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")}
         await self._records.seal_and_file(
-            case_id=identity.case_id, session_id=identity.session_id, kind="chat",
-            name=f"{message['seq']:08d}.json.age", plaintext=json.dumps(body, ensure_ascii=False).encode(),
-            actor=_actor(identity), participant_id=identity.participant_id, index=message["seq"])
+            json.dumps(body, ensure_ascii=False).encode(), actor=_actor(identity), kind=RecordKind.CHAT_MESSAGE,
+            case_id=identity.case_id, session_id=identity.session_id, index=message["seq"])
 
     async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:
         now = _now()
         async with self._db.write() as session:
             if notice_sha256 is not None:
-                consent = Consent(consent_id=new_id("con"), case_id=identity.case_id,
-                                  session_id=identity.session_id, participant_id=identity.participant_id,
-                                  notice_sha256=notice_sha256, given_at=now)
-                session.add(consent)
+                session.add(Consent(consent_id=new_id("con"), case_id=identity.case_id,
+                                    session_id=identity.session_id, participant_id=identity.participant_id,
+                                    notice_sha256=notice_sha256, given_at=now))
             else:
                 consent = (await session.execute(
                     select(Consent).where(Consent.session_id == identity.session_id,
@@ -203,14 +206,17 @@ class RoomHooks:
                 )).scalar_one_or_none()
                 if consent is not None:
                     consent.withdrawn_at = now
+        language = NOTICE_HASHES.get(notice_sha256 or "")
         evidence = {"participant_id": identity.participant_id, "role": identity.role, "name": identity.name,
-                    "session_id": identity.session_id, "action": "given" if notice_sha256 else "withdrawn",
-                    "notice_sha256": notice_sha256, "at": now.isoformat()}
+                    "case_id": identity.case_id, "session_id": identity.session_id,
+                    "action": "given" if notice_sha256 else "withdrawn", "notice_sha256": notice_sha256,
+                    "notice_language": language, "notice_text": NOTICES.get(language or ""), "at": now.isoformat()}
+        index = await self._records.next_index(identity.case_id, identity.session_id, RecordKind.CONSENT,
+                                               identity.participant_id)
         await self._records.seal_and_file(
-            case_id=identity.case_id, session_id=identity.session_id, kind="consent",
-            name=f"{identity.participant_id}-{now:%Y%m%d-%H%M%S-%f}.json.age",
-            plaintext=json.dumps(evidence, ensure_ascii=False).encode(), actor=_actor(identity),
-            participant_id=identity.participant_id)
+            json.dumps(evidence, ensure_ascii=False).encode(), actor=_actor(identity), kind=RecordKind.CONSENT,
+            case_id=identity.case_id, session_id=identity.session_id, participant_id=identity.participant_id,
+            index=index)
 
     async def start_recorder(self, identity: Identity) -> None:
         await self._recorders.start(identity)
@@ -220,7 +226,8 @@ class RoomHooks:
 
     async def session_ended(self, identity: Identity, messages: list[dict[str, Any]],
                             deleted: dict[str, dict[str, Any]]) -> None:
-        """The transcript: every room event of the audit log for this session, and every message."""
+        """Seal the transcript once the recorder has filed its last segment, so its counts are final."""
+        await self._recorders.wait_stopped(identity.session_id)
         async with self._db.read() as session:
             entries = (await session.execute(
                 select(AuditEntry).where(AuditEntry.case_id == identity.case_id).order_by(AuditEntry.seq)
@@ -228,22 +235,43 @@ class RoomHooks:
         events = []
         for entry in entries:
             body = json.loads(entry.canonical)
-            if body["detail"].get("session_id") != identity.session_id or body["action"] == "record_sealed":
+            if body["detail"].get("session_id") != identity.session_id or not body["action"].startswith("room_"):
                 continue
             events.append({"seq": entry.seq, "at": body["recorded_at"], "actor": body["actor"],
-                           "action": body["action"], "detail": body["detail"]})
-        transcript = {
+                           "action": body["action"].removeprefix("room_"), "detail": body["detail"]})
+        room_log = {
             "case_id": identity.case_id, "session_id": identity.session_id, "ended_at": _now().isoformat(),
-            "ended_by": _actor(identity), "events": events,
+            "events": events,
             "messages": [
                 {**{k: m[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")},
                  "deleted": deleted.get(str(m["seq"]))}
                 for m in messages
             ],
         }
+        transcript = read_transcript(room_log)
+        names = {m["participant_id"]: (m["name"], m["role"]) for m in messages}
+        names.update(await self._names(identity.case_id))
+        for person in transcript["participants"]:
+            if person["participant_id"] in names:
+                person["name"], person["role"] = names[person["participant_id"]]
+        transcript["recordings"] = {
+            participant_id: {"parts": parts}
+            for participant_id, parts in (await self._records.segment_counts(identity.case_id,
+                                                                              identity.session_id)).items()
+        }
         await self._records.seal_and_file(
-            case_id=identity.case_id, session_id=identity.session_id, kind="transcript", name="transcript.json.age",
-            plaintext=json.dumps(transcript, ensure_ascii=False).encode(), actor=_actor(identity))
+            json.dumps(transcript, ensure_ascii=False).encode(), actor=_actor(identity), kind=RecordKind.TRANSCRIPT,
+            case_id=identity.case_id, session_id=identity.session_id)
+
+    async def _names(self, case_id: str) -> dict[str, tuple[str, str]]:
+        async with self._db.read() as session:
+            parties = (await session.execute(select(Party).where(Party.case_id == case_id))).scalars().all()
+            staff = (await session.execute(
+                select(StaffUser).join(Assignment, Assignment.user_id == StaffUser.user_id)
+                .where(Assignment.case_id == case_id))).scalars().all()
+        names = {p.party_id: (p.name, p.role) for p in parties}
+        names.update({u.user_id: (u.display_name, u.role) for u in staff})
+        return names
 
 
 def _actor(identity: Identity) -> str:

@@ -308,8 +308,12 @@ class RecipientIn(Body):
 
 class RecordView(View):
     record_id: str
+    key: str
     kind: str
     session_id: str | None
+    participant_id: str | None
+    part: int | None
+    index: int | None
     sha256: str
     size: int
     recipients: list[str]

@@ -152,6 +152,8 @@ class RoomNamespace(socketio.AsyncNamespace):
         self._connections: dict[str, Connection] = {}
         self._connect_attempts: dict[str, list[float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Transcripts being sealed: awaited, never cancelled, at shutdown.
+        self._finishing: set[asyncio.Future[None]] = set()
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -213,6 +215,16 @@ class RoomNamespace(socketio.AsyncNamespace):
             return  # an older socket of a participant who has already reconnected
         member.connected, member.sid, member.disconnected_at = False, None, time.time()
         turn.roster_changed = True
+        if member.role == "recorder":
+            # The recording peer died: segments sealed so far stay on the record; the mediator may
+            # start a new recording.
+            del turn.room.members[member.participant_id]
+            if turn.room.recording:
+                turn.room.recording = False
+                for other in turn.room.members.values():
+                    turn.send(other.sid, "recording_stopped", {"reason": "recorder_lost"})
+                turn.audit("recording_stopped", reason="recorder_lost")
+            return
         if member.role == "mediator":
             self._close_caucus(turn, reason="mediator_left")
             for other in turn.room.members.values():
@@ -238,6 +250,8 @@ class RoomNamespace(socketio.AsyncNamespace):
         await self._flush(turn)
 
     async def close(self) -> None:
+        if self._finishing:
+            await asyncio.wait(list(self._finishing), timeout=90)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -315,6 +329,11 @@ class RoomNamespace(socketio.AsyncNamespace):
                 self._own(self._disconnect_soon(sid))
             else:
                 await self.disconnect(sid)
+
+    async def _start_finish(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
     def _own(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -530,11 +549,19 @@ class RoomNamespace(socketio.AsyncNamespace):
             await self._stop_recording(turn, reason="session_ended")
         room.ended, room.caucus = True, None
         if room.sealed:
-            await self._hooks.session_ended(turn.identity, await self._store.chat_messages(room.session_id),
-                                            dict(room.deleted))
-            session_id = room.session_id
-            # Forget the plaintext only once the ended room is saved and the transcript sealed.
-            turn.after_save.append(lambda: self._store.purge_chat(session_id))
+            messages, deleted = await self._store.chat_messages(room.session_id), dict(room.deleted)
+            identity = turn.identity
+
+            async def finish() -> None:
+                # Outside the room's lock: the transcript waits for the recorder's last segments.
+                try:
+                    await self._hooks.session_ended(identity, messages, deleted)
+                    # Forget the plaintext only once the transcript is sealed.
+                    await self._store.purge_chat(identity.session_id)
+                except Exception:  # noqa: BLE001 - nobody waits on this; it must be loud
+                    log.exception("sealing the transcript failed", extra={"session_id": identity.session_id})
+
+            turn.after_save.append(lambda: self._start_finish(finish()))
         for member in room.members.values():
             if member.sid:
                 turn.send(member.sid, "session_ended", {})

@@ -32,7 +32,7 @@ SESSION = "ses_0000beef"
 MEDIATOR = "usr_mediator01"
 BORROWER = "pty_borrower01"
 BANK = "usr_bankrep001"
-SEGMENTS = 4
+SEGMENTS = 4  # per recording part
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
 
 
@@ -46,7 +46,7 @@ class CaseBundle:
     officer: AgeKey
     audit_public_key: Path
     signing_key: Ed25519PrivateKey
-    recordings: dict[str, bytes]  # participant_id -> the WebM before it was cut and sealed
+    recordings: dict[tuple[str, int], bytes]  # (participant_id, part) -> the WebM before it was cut and sealed
     transcript: dict[str, Any]
 
 
@@ -92,7 +92,8 @@ def _transcript() -> dict[str, Any]:
             {"participant_id": BORROWER, "name": "Li Wei", "role": "borrower"},
             {"participant_id": BANK, "name": "Bo Bank", "role": "bank_representative"},
         ],
-        "recordings": {MEDIATOR: {"segments": SEGMENTS}, BORROWER: {"segments": SEGMENTS}},
+        # The borrower reconnected once: its second part is a new WebM stream.
+        "recordings": {MEDIATOR: {"parts": [SEGMENTS]}, BORROWER: {"parts": [SEGMENTS, SEGMENTS]}},
         "events": [
             {"at": at(0), "type": "joined", "participant_id": MEDIATOR, "status": "admitted"},
             {"at": at(5), "type": "joined", "participant_id": BORROWER, "status": "lobby"},
@@ -130,32 +131,37 @@ def _chat(transcript: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-async def _seal_all(sealer: Sealer, officer: AgeKey, recordings: dict[str, bytes],
-                    transcript: dict[str, Any]) -> list[SealedObject]:
+async def _seal_all(sealer: Sealer, officer: AgeKey, recordings: dict[tuple[str, int], bytes],
+                    transcript: dict[str, Any], sealed_transcript: dict[str, Any]) -> list[SealedObject]:
     common = {"case_id": CASE, "session_id": SESSION, "recipients": [officer.recipient]}
     sealed = []
-    for participant_id, webm in recordings.items():
+    for (participant_id, part), webm in recordings.items():
         for index, piece in enumerate(_cut(webm, SEGMENTS)):
             sealed.append(await sealer.seal(piece, kind=RecordKind.RECORDING_SEGMENT, participant_id=participant_id,
-                                            index=index, **common))
+                                            part=part, index=index, **common))
     for message in _chat(transcript):
         sealed.append(await sealer.seal_json(message, kind=RecordKind.CHAT_MESSAGE, index=message["seq"],
                                              participant_id=message["participant_id"], **common))
     sealed.append(await sealer.seal_json({"participant_id": BORROWER, "given_at": at(20), "notice_sha256": "ab" * 32},
                                          kind=RecordKind.CONSENT, participant_id=BORROWER, index=0, **common))
-    sealed.append(await sealer.seal_json(transcript, kind=RecordKind.TRANSCRIPT, **common))
+    sealed.append(await sealer.seal_json(sealed_transcript, kind=RecordKind.TRANSCRIPT, **common))
     sealed.append(await sealer.seal_json({"instalments": [{"due": "2026-04-01", "amount_minor": 200000}]},
                                          kind=RecordKind.AGREEMENT, case_id=CASE, session_id=None, index=1,
                                          recipients=[officer.recipient]))
     return sealed
 
 
-async def build(directory: Path, workspace: Path) -> CaseBundle:
-    """Seal, audit and write a complete bundle into `directory`; keys and the database go to `workspace`."""
+async def build(directory: Path, workspace: Path, *, transcript: dict[str, Any] | None = None) -> CaseBundle:
+    """Seal, audit and write a complete bundle into `directory`; keys and the database go to `workspace`.
+
+    `transcript` replaces the sealed transcript (the chat is still that of the standard one).
+    """
     officer = generate(workspace / "officer")
-    recordings = {MEDIATOR: make_webm(30, 10), BORROWER: make_webm(24, 150)}
-    transcript = _transcript()
-    sealed = await _seal_all(Sealer(DirectoryStorage(directory)), officer, recordings, transcript)
+    recordings = {(MEDIATOR, 0): make_webm(30, 10), (BORROWER, 0): make_webm(24, 150),
+                  (BORROWER, 1): make_webm(18, 90)}
+    standard = _transcript()
+    transcript = transcript if transcript is not None else standard
+    sealed = await _seal_all(Sealer(DirectoryStorage(directory)), officer, recordings, standard, transcript)
 
     signing_key = Ed25519PrivateKey.generate()
     db = Database(f"sqlite+aiosqlite:///{workspace / 'audit.db'}")
@@ -195,6 +201,24 @@ async def build(directory: Path, workspace: Path) -> CaseBundle:
                       signing_key=signing_key, recordings=recordings, transcript=transcript)
 
 
+def room_log_transcript() -> dict[str, Any]:
+    """The standard session's transcript in the room-log form: audit entries and messages, no segment counts."""
+    actors = {MEDIATOR: "mediator", BORROWER: "borrower", BANK: "bank_representative"}
+    events, seq = [], 100
+    for event in _transcript()["events"]:
+        if event["type"] == "chat":
+            continue
+        by = event.get("by", event.get("participant_id", MEDIATOR))
+        action = {"joined": "participant_joined", "admitted": "participant_admitted", "left": "participant_left",
+                  "caucus_started": "caucus_opened", "caucus_ended": "caucus_closed"}.get(event["type"], event["type"])
+        detail = {k: v for k, v in event.items() if k not in ("at", "type", "by")}
+        events.append({"seq": seq, "at": event["at"], "actor": f"{actors[by]}:{by}", "action": action,
+                       "detail": {**detail, "session_id": SESSION}})
+        seq += 1
+    return {"case_id": CASE, "session_id": SESSION, "ended_at": at(2400), "ended_by": f"mediator:{MEDIATOR}",
+            "events": events, "messages": _chat(_transcript())}
+
+
 def edit_manifest(directory: Path, change: Any) -> None:
     """Load the bundle's manifest, let `change(manifest)` alter it in place, write it back."""
     path = directory / "manifest.json"
@@ -203,9 +227,10 @@ def edit_manifest(directory: Path, change: Any) -> None:
     path.write_text(json.dumps(manifest, indent=1))
 
 
-def find(manifest: dict[str, Any], kind: str, participant_id: str | None = None, index: int | None = None) -> dict:
+def find(manifest: dict[str, Any], kind: str, participant_id: str | None = None, index: int | None = None,
+         part: int = 0) -> dict:
     for entry in manifest["objects"]:
         if entry["kind"] == kind and (participant_id is None or entry["participant_id"] == participant_id) \
-                and (index is None or entry["index"] == index):
+                and (index is None or entry["index"] == index) and entry["part"] in (None, part):
             return entry
-    raise LookupError(f"no {kind} {participant_id} {index} in the manifest")
+    raise LookupError(f"no {kind} {participant_id} {index} part {part} in the manifest")

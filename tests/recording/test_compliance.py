@@ -37,6 +37,7 @@ from tests.recording.casebundle import (
     build,
     edit_manifest,
     find,
+    room_log_transcript,
 )
 from server.audit import public_key_pem
 
@@ -90,8 +91,8 @@ def open_bundle(pristine: CaseBundle, bundle: Path, *, identity: Path | None = N
     return Run(code, stdout.getvalue(), stderr.getvalue(), out)
 
 
-def segment_path(bundle: Path, participant_id: str, index: int) -> Path:
-    return bundle / f"cases/{CASE}/sessions/{SESSION}/recordings/{participant_id}/{index:06d}.webm.age"
+def segment_path(bundle: Path, participant_id: str, index: int, part: int = 0) -> Path:
+    return bundle / f"cases/{CASE}/sessions/{SESSION}/recordings/{participant_id}/{part:04d}/{index:06d}.webm.age"
 
 
 def flip_byte(path: Path, offset: int) -> None:
@@ -112,17 +113,18 @@ def assert_failed(run: Run, *needles: str) -> None:
 def test_compliance_untouched_bundle_opens_complete_and_playable(pristine: CaseBundle, bundle: Path) -> None:
     run = open_bundle(pristine, bundle)
     assert run.code == 0, run.stdout + run.stderr
-    assert "RESULT: COMPLETE - all 14 objects verified" in run.report
+    assert "RESULT: COMPLETE - all 18 objects verified" in run.report
     assert "WARNINGS" not in run.report
     assert run.files() == {
-        "REPORT.txt", f"{SESSION}/{MEDIATOR}.webm", f"{SESSION}/{BORROWER}.webm", f"{SESSION}/transcript.json",
+        "REPORT.txt", f"{SESSION}/{MEDIATOR}-0000.webm", f"{SESSION}/{BORROWER}-0000.webm",
+        f"{SESSION}/{BORROWER}-0001.webm", f"{SESSION}/transcript.json",
         f"{SESSION}/transcript.txt", f"{SESSION}/chat.txt", f"{SESSION}/chat/00000001.json",
         f"{SESSION}/chat/00000002.json", f"{SESSION}/chat/00000003.json",
         f"{SESSION}/consents/{BORROWER}/0000.json", "agreements/0001.json",
     }
-    for participant_id, frames in ((MEDIATOR, 30), (BORROWER, 24)):
-        joined = run.out / SESSION / f"{participant_id}.webm"
-        assert joined.read_bytes() == pristine.recordings[participant_id]
+    for participant_id, part, frames in ((MEDIATOR, 0, 30), (BORROWER, 0, 24), (BORROWER, 1, 18)):
+        joined = run.out / SESSION / f"{participant_id}-{part:04d}.webm"
+        assert joined.read_bytes() == pristine.recordings[(participant_id, part)]
         with av.open(str(joined)) as container:
             assert [s.codec_context.name for s in container.streams] == ["vp8", "opus"]
             assert sum(1 for _ in container.decode(video=0)) == frames
@@ -168,16 +170,17 @@ def test_compliance_command_line_runs_as_a_module(pristine: CaseBundle, bundle: 
         capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "RESULT: COMPLETE" in result.stdout
-    assert (out / SESSION / f"{BORROWER}.webm").exists()
+    assert (out / SESSION / f"{BORROWER}-0001.webm").exists()
 
 
 def test_compliance_flipped_byte_is_a_hash_mismatch(pristine: CaseBundle, bundle: Path) -> None:
     flip_byte(segment_path(bundle, BORROWER, 2), -20)
     run = open_bundle(pristine, bundle)
-    assert_failed(run, f"recordings/{BORROWER}/000002.webm.age", "SHA-256 MISMATCH")
-    assert f"{SESSION}/{BORROWER}.webm.INCOMPLETE" in run.files()
-    assert run.presented_complete() >= {f"{SESSION}/{MEDIATOR}.webm", f"{SESSION}/transcript.txt"}
-    assert f"{SESSION}/{BORROWER}.webm" not in run.files()
+    assert_failed(run, f"recordings/{BORROWER}/0000/000002.webm.age", "SHA-256 MISMATCH")
+    assert f"{SESSION}/{BORROWER}-0000.webm.INCOMPLETE" in run.files()
+    assert run.presented_complete() >= {f"{SESSION}/{MEDIATOR}-0000.webm", f"{SESSION}/{BORROWER}-0001.webm",
+                                        f"{SESSION}/transcript.txt"}
+    assert f"{SESSION}/{BORROWER}-0000.webm" not in run.files()
 
 
 def test_compliance_flipped_byte_with_manifest_hash_fixed_fails_decryption(pristine: CaseBundle,
@@ -189,7 +192,7 @@ def test_compliance_flipped_byte_with_manifest_hash_fixed_fails_decryption(prist
     run = open_bundle(pristine, bundle)
     assert_failed(run, "DECRYPTION AUTHENTICATION FAILED", f"records sha256 '{pristine_sha(pristine, 2)}'")
     assert "SHA-256 MISMATCH" not in run.report
-    assert f"{SESSION}/{BORROWER}.webm" not in run.presented_complete()
+    assert f"{SESSION}/{BORROWER}-0000.webm" not in run.presented_complete()
 
 
 def pristine_sha(pristine: CaseBundle, index: int) -> str:
@@ -209,26 +212,28 @@ def test_compliance_truncated_file_reported(pristine: CaseBundle, bundle: Path, 
     path.write_bytes(data[:keep])
     run = open_bundle(pristine, bundle)
     assert_failed(run, f"TRUNCATED: the file has {len(data[:keep])} bytes, the manifest says {len(data)}", decryption)
-    assert f"{SESSION}/{MEDIATOR}.webm.INCOMPLETE" in run.files()
-    assert f"{SESSION}/{MEDIATOR}.webm" not in run.files()
+    assert f"{SESSION}/{MEDIATOR}-0000.webm.INCOMPLETE" in run.files()
+    assert f"{SESSION}/{MEDIATOR}-0000.webm" not in run.files()
 
 
 def test_compliance_missing_file_reported(pristine: CaseBundle, bundle: Path) -> None:
     segment_path(bundle, MEDIATOR, 0).unlink()
     run = open_bundle(pristine, bundle)
-    assert_failed(run, f"MISSING: the bundle has no file cases/{CASE}/sessions/{SESSION}/recordings/{MEDIATOR}/000000")
-    assert f"{SESSION}/{MEDIATOR}.webm" not in run.presented_complete()
+    assert_failed(run, "MISSING: the bundle has no file "
+                       f"cases/{CASE}/sessions/{SESSION}/recordings/{MEDIATOR}/0000/000000.webm.age")
+    assert f"{SESSION}/{MEDIATOR}-0000.webm" not in run.presented_complete()
 
 
 def test_compliance_segment_removed_from_bundle_is_a_gap(pristine: CaseBundle, bundle: Path) -> None:
     segment_path(bundle, BORROWER, 1).unlink()
     edit_manifest(bundle, lambda m: m["objects"].remove(find(m, "recording_segment", BORROWER, 1)))
     run = open_bundle(pristine, bundle)
-    assert_failed(run, f"recording_segment {SESSION}/{BORROWER}: index(es) 1 MISSING from the bundle "
+    assert_failed(run, f"recording_segment {SESSION}/{BORROWER}/0000: index(es) 1 MISSING from the bundle "
                        "(present: 0, 2-3)")
-    partial = (run.out / SESSION / f"{BORROWER}.webm.INCOMPLETE").read_bytes()
-    assert partial != pristine.recordings[BORROWER] and len(partial) < len(pristine.recordings[BORROWER])
-    assert f"{SESSION}/{MEDIATOR}.webm" in run.presented_complete()
+    partial = (run.out / SESSION / f"{BORROWER}-0000.webm.INCOMPLETE").read_bytes()
+    original = pristine.recordings[(BORROWER, 0)]
+    assert partial != original and len(partial) < len(original)
+    assert f"{SESSION}/{MEDIATOR}-0000.webm" in run.presented_complete()
 
 
 def test_compliance_last_segment_removed_is_caught_by_the_transcript(pristine: CaseBundle, bundle: Path) -> None:
@@ -236,8 +241,8 @@ def test_compliance_last_segment_removed_is_caught_by_the_transcript(pristine: C
     segment_path(bundle, MEDIATOR, last).unlink()
     edit_manifest(bundle, lambda m: m["objects"].remove(find(m, "recording_segment", MEDIATOR, last)))
     run = open_bundle(pristine, bundle)
-    assert_failed(run, f"recording_segment {SESSION}/{MEDIATOR}: index(es) {last} MISSING")
-    assert f"{SESSION}/{MEDIATOR}.webm.INCOMPLETE" in run.files()
+    assert_failed(run, f"recording_segment {SESSION}/{MEDIATOR}/0000: index(es) {last} MISSING")
+    assert f"{SESSION}/{MEDIATOR}-0000.webm.INCOMPLETE" in run.files()
 
 
 def test_compliance_transcript_removed_leaves_recordings_unvouched(pristine: CaseBundle, bundle: Path) -> None:
@@ -248,7 +253,7 @@ def test_compliance_transcript_removed_leaves_recordings_unvouched(pristine: Cas
     assert run.presented_complete() == {
         f"{SESSION}/chat/0000000{n}.json" for n in (1, 2, 3)} | {f"{SESSION}/consents/{BORROWER}/0000.json",
                                                                  "agreements/0001.json"}
-    assert {f"{SESSION}/{MEDIATOR}.webm.INCOMPLETE", f"{SESSION}/chat.txt.INCOMPLETE"} <= run.files()
+    assert {f"{SESSION}/{MEDIATOR}-0000.webm.INCOMPLETE", f"{SESSION}/chat.txt.INCOMPLETE"} <= run.files()
 
 
 def test_compliance_every_segment_of_a_participant_removed_is_reported(pristine: CaseBundle,
@@ -259,9 +264,11 @@ def test_compliance_every_segment_of_a_participant_removed_is_reported(pristine:
 
     edit_manifest(bundle, drop)
     run = open_bundle(pristine, bundle)
-    assert_failed(run, f"recording_segment {SESSION}/{BORROWER}: index(es) 0-3 MISSING from the bundle (present: none)",
-                  f"recording {SESSION}/{BORROWER}: no segment verified, nothing written")
-    assert not any(name.startswith(f"{SESSION}/{BORROWER}.webm") for name in run.files())
+    for part in (0, 1):
+        assert_failed(run, f"recording_segment {SESSION}/{BORROWER}/{part:04d}: index(es) 0-3 MISSING from the "
+                           "bundle (present: none)",
+                      f"recording {SESSION}/{BORROWER}/{part:04d}: no segment verified, nothing written")
+    assert not any(name.startswith(f"{SESSION}/{BORROWER}-0000.webm") for name in run.files())
 
 
 def test_compliance_object_listed_twice_is_used_neither_time(pristine: CaseBundle, bundle: Path) -> None:
@@ -285,6 +292,17 @@ def test_compliance_two_signed_roots_for_one_size_reported_as_a_fork(pristine: C
     assert_failed(run, "have different roots", "the audit log was rewritten")
 
 
+def test_compliance_whole_recording_part_removed_is_caught_by_the_transcript(pristine: CaseBundle,
+                                                                             bundle: Path) -> None:
+    def drop(manifest: dict[str, Any]) -> None:
+        manifest["objects"] = [o for o in manifest["objects"] if o["part"] != 1]
+
+    edit_manifest(bundle, drop)
+    run = open_bundle(pristine, bundle)
+    assert_failed(run, f"recording_segment {SESSION}/{BORROWER}/0001: index(es) 0-3 MISSING")
+    assert run.presented_complete() >= {f"{SESSION}/{BORROWER}-0000.webm", f"{SESSION}/{MEDIATOR}-0000.webm"}
+
+
 def test_compliance_segment_not_in_the_audit_log_is_refused(pristine: CaseBundle, bundle: Path) -> None:
     # A valid age ciphertext to the right officer, slipped in by someone who can write the store:
     # age does not say who encrypted, so only the audit log can refuse it.
@@ -303,9 +321,10 @@ def test_compliance_segment_not_in_the_audit_log_is_refused(pristine: CaseBundle
 
     edit_manifest(bundle, substitute)
     run = open_bundle(pristine, bundle)
-    assert_failed(run, f"recordings/{BORROWER}/000002.webm.age", "is NOT in the audit log: its inclusion proof fails")
+    assert_failed(run, f"recordings/{BORROWER}/0000/000002.webm.age",
+                  "is NOT in the audit log: its inclusion proof fails")
     assert "DECRYPTION" not in run.report  # it decrypts fine; the log alone refuses it
-    assert f"{SESSION}/{BORROWER}.webm.INCOMPLETE" in run.files()
+    assert f"{SESSION}/{BORROWER}-0000.webm.INCOMPLETE" in run.files()
 
 
 def test_compliance_reordered_segments_are_refused(pristine: CaseBundle, bundle: Path) -> None:
@@ -321,8 +340,8 @@ def test_compliance_reordered_segments_are_refused(pristine: CaseBundle, bundle:
 
     edit_manifest(bundle, swap)
     run = open_bundle(pristine, bundle)
-    assert_failed(run, "records key", f"recordings/{MEDIATOR}/000002.webm.age', the manifest says")
-    assert f"{SESSION}/{MEDIATOR}.webm" not in run.presented_complete()
+    assert_failed(run, "records key", f"recordings/{MEDIATOR}/0000/000002.webm.age', the manifest says")
+    assert f"{SESSION}/{MEDIATOR}-0000.webm" not in run.presented_complete()
 
 
 def test_compliance_forged_checkpoint_signature_refused(pristine: CaseBundle, bundle: Path) -> None:
@@ -419,7 +438,7 @@ def test_compliance_output_directory_not_empty_refused(pristine: CaseBundle, bun
     out.mkdir()
     (out / "earlier.webm").write_bytes(b"old")
     run = open_bundle(pristine, bundle, out=out)
-    assert run.code == 2 and "is not empty" in run.stderr
+    assert run.code == 2 and "is not an empty directory" in run.stderr
     assert os.listdir(out) == ["earlier.webm"]
 
 
@@ -444,3 +463,22 @@ def test_compliance_audit_detail_storage_key_accepted_missing_key_refused(pristi
     dropped = canonical_json(entry)
     problems = check_audit_entry(dataclasses.replace(obj, audit_entry=dropped), CASE)
     assert f"audit entry {obj.audit_seq} does not record the object's key" in problems
+
+
+def test_compliance_transcript_without_segment_counts_leaves_recordings_unvouched(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("room-log")
+    built = asyncio.run(build(root / "bundle", root / "work", transcript=room_log_transcript()))
+    run = open_bundle(built, built.directory, out=root / "out")
+    assert_failed(run, f"the transcript of session {SESSION} does not declare the segments recorded")
+    assert run.presented_complete() >= {f"{SESSION}/transcript.txt", f"{SESSION}/chat.txt"}
+    assert {f"{SESSION}/{MEDIATOR}-0000.webm.INCOMPLETE", f"{SESSION}/{BORROWER}-0001.webm.INCOMPLETE"} <= run.files()
+    text = (run.out / SESSION / "transcript.txt").read_text()
+    assert "Recordings: the transcript does not say what was recorded" in text
+    assert "Mo Mediator (mediator) admitted Li Wei (borrower)" in text
+    assert "#1 Li Wei (borrower): I can pay 2,000 a month." in text
+    # Without segment counts, a part missing before a present one still shows as a gap.
+    edit_manifest(built.directory, lambda m: m.update(objects=[o for o in m["objects"]
+                                                               if o["participant_id"] != BORROWER or o["part"] != 0]))
+    run = open_bundle(built, built.directory, out=root / "out-again")
+    assert_failed(run, f"recording {SESSION}/{BORROWER}: part(s) 0 MISSING from the bundle")

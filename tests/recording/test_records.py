@@ -11,6 +11,7 @@ import pyrage
 import pytest
 
 from recording.records import RecordKind, Sealer, record_key
+from recording.sealing import seal
 from recording.storage import DirectoryStorage, RecordExistsError
 from tests.recording.agekeys import AgeKey, generate
 
@@ -25,8 +26,8 @@ def officer(tmp_path: Path) -> AgeKey:
 
 def test_record_key_each_kind_has_its_documented_shape() -> None:
     ids = {"case_id": CASE, "session_id": SESSION}
-    assert record_key("recording_segment", **ids, participant_id=PARTY, index=7) == \
-        f"cases/{CASE}/sessions/{SESSION}/recordings/{PARTY}/000007.webm.age"
+    assert record_key("recording_segment", **ids, participant_id=PARTY, part=1, index=7) == \
+        f"cases/{CASE}/sessions/{SESSION}/recordings/{PARTY}/0001/000007.webm.age"
     assert record_key("chat_message", **ids, participant_id=PARTY, index=12) == \
         f"cases/{CASE}/sessions/{SESSION}/chat/00000012.json.age"
     assert record_key("transcript", **ids) == f"cases/{CASE}/sessions/{SESSION}/transcript.json.age"
@@ -47,13 +48,16 @@ def test_record_key_each_kind_has_its_documented_shape() -> None:
         ({"index": 10**6}, "got 1000000"),
         ({"index": True}, "got True"),
         ({"kind": "transcript"}, "has no participant"),
+        ({"part": None}, "needs an integer part in \\[0, 10000\\), got None"),
+        ({"part": 10_000}, "got 10000"),
+        ({"kind": "consent", "part": 0}, "a consent has no part, got 0"),
         ({"kind": "chat_message", "index": 0}, "index in \\[1, "),
         ({"kind": "agreement", "participant_id": None}, "belongs to the case, not to session"),
     ],
 )
 def test_record_key_fields_that_do_not_fit_the_kind_refused(fields: dict, message: str) -> None:
     arguments = {"kind": "recording_segment", "case_id": CASE, "session_id": SESSION, "participant_id": PARTY,
-                 "index": 0, **fields}
+                 "index": 0, "part": 0, **fields}
     with pytest.raises(ValueError, match=message):
         record_key(**arguments)
 
@@ -63,15 +67,16 @@ async def test_sealer_stores_only_ciphertext_and_describes_it(tmp_path: Path, of
     plaintext = b"\x1aE\xdf\xa3 webm header and clusters " * 100
     sealed = await Sealer(storage, clock=lambda: FIXED).seal(
         plaintext, kind=RecordKind.RECORDING_SEGMENT, case_id=CASE, session_id=SESSION,
-        participant_id=PARTY, index=0, recipients=[f" {officer.recipient} "])
+        participant_id=PARTY, part=0, index=0, recipients=[f" {officer.recipient} "])
     stored = await storage.get(sealed.key)
     assert plaintext[:40] not in stored
-    assert sealed.key == f"cases/{CASE}/sessions/{SESSION}/recordings/{PARTY}/000000.webm.age"
+    assert sealed.key == f"cases/{CASE}/sessions/{SESSION}/recordings/{PARTY}/0000/000000.webm.age"
     assert sealed.sha256 == hashlib.sha256(stored).hexdigest() and sealed.size == len(stored)
     assert sealed.recipients == (officer.recipient,) and sealed.created_at == FIXED
     assert pyrage.decrypt(stored, [pyrage.x25519.Identity.from_str(officer.secret())]) == plaintext
     detail = sealed.audit_detail()
-    assert detail["key"] == sealed.key and detail["sha256"] == sealed.sha256 and detail["index"] == 0
+    assert detail["key"] == sealed.key and detail["sha256"] == sealed.sha256
+    assert detail["index"] == 0 and detail["part"] == 0
     json.dumps(detail)  # it goes into an audit entry as is
 
 
@@ -97,3 +102,20 @@ async def test_sealer_bad_recipient_stores_nothing(tmp_path: Path) -> None:
         await Sealer(storage).seal(b"a", kind="transcript", case_id=CASE, session_id=SESSION,
                                    recipients=["age1bogus"])
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+async def test_sealer_store_files_ciphertext_sealed_elsewhere(tmp_path: Path, officer: AgeKey) -> None:
+    storage = DirectoryStorage(tmp_path)
+    ciphertext = seal(b"segment from the recorder's worker", [officer.recipient])
+    stored = await Sealer(storage).store(ciphertext, kind="recording_segment", case_id=CASE, session_id=SESSION,
+                                         participant_id=PARTY, part=2, index=5, recipients=[officer.recipient])
+    assert await storage.get(stored.key) == ciphertext
+    assert stored.sha256 == hashlib.sha256(ciphertext).hexdigest() and stored.part == 2
+
+
+async def test_sealer_store_refuses_what_is_not_age_ciphertext(tmp_path: Path, officer: AgeKey) -> None:
+    with pytest.raises(ValueError, match="not age v1 ciphertext"):
+        await Sealer(DirectoryStorage(tmp_path / "records")).store(
+            b"\x1aE\xdf\xa3 plaintext WebM", kind="recording_segment", case_id=CASE, session_id=SESSION,
+            participant_id=PARTY, part=0, index=0, recipients=[officer.recipient])
+    assert [p for p in (tmp_path / "records").rglob("*") if p.is_file()] == []

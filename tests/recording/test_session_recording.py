@@ -11,7 +11,9 @@ import asyncio
 import dataclasses
 import io
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,8 @@ class Sender:
     async def send_to(self, recorder_id: str) -> None:
         connection = RTCPeerConnection()
         self.connection = connection
-        connection.addTrack(MovingPattern())
+        # Small frames keep three software encoders in one test process close to real time.
+        connection.addTrack(MovingPattern(160, 120))
         connection.addTrack(Tone())
         await connection.setLocalDescription(await connection.createOffer())
         mark = len(self.peer.events)
@@ -81,39 +84,123 @@ async def _wait_until(predicate, timeout: float = WAIT) -> None:
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-async def test_recorded_session_files_playable_sealed_media_and_transcript(api: Api, tmp_path: Path) -> None:
-    officer_key = generate(tmp_path / "officer")
+@dataclasses.dataclass
+class RecordedRoom:
+    api: Api
+    key: AgeKey
+    compliance: str
+    case_id: str
+    mediator: Participant
+    bank: Participant
+    borrower: Participant
+    senders: list[Sender]
+    started: float = 0.0
+    notice: str = ""
+    record_ids: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def peers(self) -> tuple[Participant, Participant, Participant]:
+        return self.mediator, self.bank, self.borrower
+
+    async def start_recording(self) -> str:
+        """Consent, start, and connect every sender to the recorder; returns the recorder's id."""
+        mediator = self.mediator
+        joined = await mediator.request("chat_history", {})
+        assert joined["ok"]
+        refused = await mediator.request("start_recording", {})
+        assert refused["error"] == "consent_missing"
+        for party in (self.bank, self.borrower):
+            assert (await party.request("give_consent", {"notice_sha256": self.notice}))["ok"]
+        mark = len(mediator.events)
+        assert (await mediator.request("start_recording", {}))["ok"]
+        self.started = time.monotonic()
+        for peer in self.peers:
+            await peer.wait_for("recording_started")
+        state = await mediator.wait_for("room_state", lambda s: any(
+            p["role"] == "recorder" for p in s["participants"]), after=mark)
+        recorder_id = next(p["participant_id"] for p in state["participants"] if p["role"] == "recorder")
+        await asyncio.gather(*(sender.send_to(recorder_id) for sender in self.senders))
+        return recorder_id
+
+    async def segments(self) -> dict[str, bytes]:
+        """Every participant's recording as a compliance officer gets it: downloaded, decrypted, joined."""
+        status, manifest = await self.api.call("GET", f"/api/cases/{self.case_id}/records/manifest",
+                                               token=self.compliance)
+        assert status == 200
+        _, listed = await self.api.call("GET", f"/api/cases/{self.case_id}/records", token=self.compliance)
+        self.record_ids = {r["key"]: r["record_id"] for r in listed["records"]}
+        items: dict[str, list[dict[str, Any]]] = {}
+        for item in manifest["objects"]:
+            if item["kind"] == "recording_segment":
+                items.setdefault(item["participant_id"], []).append(item)
+        files = {}
+        for participant_id, parts in items.items():
+            parts.sort(key=lambda i: (i["part"], i["index"]))
+            data = b""
+            for item in parts:
+                status, ciphertext = await self.api.call(
+                    "GET", f"/api/cases/{self.case_id}/records/{self.record_ids[item['key']]}",
+                    token=self.compliance)
+                assert status == 200 and ciphertext.startswith(b"age-encryption.org/v1\n")
+                data += _decrypt(self.key, ciphertext)
+            files[participant_id] = data
+        return files
+
+    async def close(self) -> None:
+        for sender in self.senders:
+            await sender.close()
+        for peer in self.peers:
+            await peer.close()
+
+
+async def open_recorded_room(api: Api, tmp_path: Path) -> RecordedRoom:
+    key = generate(tmp_path / "officer")
     _, compliance = await api.staff("compliance_officer")
     assert (await api.call("PUT", "/api/staff/me/recipient", token=compliance,
-                           json={"recipient": officer_key.recipient}))[0] == 200
+                           json={"recipient": key.recipient}))[0] == 200
     journey = await walk_to_scheduled(api)
     borrower_link = await issue_link(api, journey, journey.borrower_id)
     mediator = Participant(api.base, {"token": journey.mediator, "session_id": journey.session_id})
     bank = Participant(api.base, {"token": journey.bank, "session_id": journey.session_id})
     borrower = Participant(api.base, {"token": borrower_link})
-    senders = [Sender(p) for p in (mediator, bank, borrower)]
+    room = RecordedRoom(api=api, key=key, compliance=compliance, case_id=journey.case_id, mediator=mediator,
+                        bank=bank, borrower=borrower, senders=[Sender(p) for p in (mediator, bank, borrower)])
+    joined = await mediator.join()
+    assert joined["records_sealed"] is True
+    room.notice = joined["recording_notice"][0]["sha256"]
+    for party in (bank, borrower):
+        await party.join()
+        await mediator.request("admit", {"participant_id": party.participant_id})
+        await party.wait_for("admitted")
+    return room
+
+
+async def _transcript_sealed(api: Api, case_id: str) -> None:
+    async def sealed() -> bool:
+        return any(r.kind == "transcript" for r in await api.services.records.list(case_id))
+    await _wait_until(sealed)
+
+
+async def _run(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(sys.executable, *args, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, output.decode()
+
+
+async def _recorder_gone(api: Api) -> None:
+    async def gone() -> bool:
+        return not api.services.recorders._running
+    await _wait_until(gone)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_recorded_session_files_playable_sealed_media_and_transcript(api: Api, tmp_path: Path) -> None:
+    room = await open_recorded_room(api, tmp_path)
+    mediator, bank, borrower = room.peers
     try:
-        joined = await mediator.join()
-        assert joined["records_sealed"] is True
-        notice = joined["recording_notice"][0]["sha256"]
-        for party in (bank, borrower):
-            await party.join()
-            await mediator.request("admit", {"participant_id": party.participant_id})
-            await party.wait_for("admitted")
-        refused = await mediator.request("start_recording", {})
-        assert refused["error"] == "consent_missing"
-        for party in (bank, borrower):
-            assert (await party.request("give_consent", {"notice_sha256": notice}))["ok"]
-        assert (await mediator.request("start_recording", {}))["ok"]
-        started = time.monotonic()
-        for peer in (mediator, bank, borrower):
-            await peer.wait_for("recording_started")
-        state = await mediator.wait_for("room_state", lambda s: any(
-            p["role"] == "recorder" for p in s["participants"]))
-        recorder_id = next(p["participant_id"] for p in state["participants"] if p["role"] == "recorder")
-        await asyncio.gather(*(sender.send_to(recorder_id) for sender in senders))
+        await room.start_recording()
         said = []
         for round_ in range(4):
             for peer in (borrower, bank, mediator):
@@ -123,52 +210,89 @@ async def test_recorded_session_files_playable_sealed_media_and_transcript(api: 
                 said.append((result["seq"], text))
             await asyncio.sleep(RECORD_SECONDS / 4)
         assert (await mediator.request("end_session", {}))["ok"]
-        recorded_for = time.monotonic() - started
-
-        async def recorder_gone() -> bool:
-            return not api.services.recorders._running
-        await _wait_until(recorder_gone)
+        recorded_for = time.monotonic() - room.started
+        await _recorder_gone(api)
+        await _transcript_sealed(api, room.case_id)
     finally:
-        for sender in senders:
-            await sender.close()
-        for peer in (mediator, bank, borrower):
-            await peer.close()
+        await room.close()
 
-    status, manifest = await api.call("GET", f"/api/cases/{journey.case_id}/records/manifest", token=compliance)
-    assert status == 200
-    objects = manifest["objects"]
-    segments: dict[str, list[dict[str, Any]]] = {}
-    for item in objects:
-        if item["kind"] == "recording":
-            segments.setdefault(item["participant_id"], []).append(item)
-    assert set(segments) == {mediator.participant_id, bank.participant_id, borrower.participant_id}
-    for participant_id, items in segments.items():
-        items.sort(key=lambda i: (i["part"], i["index"]))
-        assert [i["index"] for i in items] == list(range(len(items))) and len(items) >= 4
-        data = b""
-        for item in items:
-            status, ciphertext = await api.call("GET", f"/api/cases/{journey.case_id}/records/{item['record_id']}",
-                                                token=compliance)
-            assert status == 200 and ciphertext.startswith(b"age-encryption.org/v1\n")
-            data += _decrypt(officer_key, ciphertext)
+    files = await room.segments()
+    assert set(files) == {mediator.participant_id, bank.participant_id, borrower.participant_id}
+    for participant_id, data in files.items():
         codecs, duration = _streams(data)
         assert codecs == {"vp8", "opus"}, (participant_id, codecs)
         assert abs(duration - recorded_for) <= 1.0, (participant_id, duration, recorded_for)
 
+    _, manifest = await api.call("GET", f"/api/cases/{room.case_id}/records/manifest", token=room.compliance)
+    objects = manifest["objects"]
+    for participant_id in files:
+        indexes = sorted(i["index"] for i in objects if i["participant_id"] == participant_id
+                         and i["kind"] == "recording_segment")
+        assert indexes == list(range(len(indexes))) and len(indexes) >= 4
     transcripts = [i for i in objects if i["kind"] == "transcript"]
     assert len(transcripts) == 1
-    _, ciphertext = await api.call("GET", f"/api/cases/{journey.case_id}/records/{transcripts[0]['record_id']}",
-                                   token=compliance)
-    transcript = json.loads(_decrypt(officer_key, ciphertext))
-    assert [(m["seq"], m["text"]) for m in transcript["messages"]] == said
-    actions = [e["action"] for e in transcript["events"]]
-    for expected in ("room_participant_admitted", "room_consent_given", "room_recording_started"):
-        assert expected in actions
-    chat_records = [i for i in objects if i["kind"] == "chat"]
-    assert len(chat_records) == len(said)
+    _, ciphertext = await api.call("GET", f"/api/cases/{room.case_id}/records/{room.record_ids[transcripts[0]['key']]}",
+                                   token=room.compliance)
+    transcript = json.loads(_decrypt(room.key, ciphertext))
+    assert transcript["format"] == "mediation-transcript/v1"
+    assert [(e["seq"], e["text"]) for e in transcript["events"] if e["type"] == "chat"] == said
+    types = [e["type"] for e in transcript["events"]]
+    for expected in ("joined", "admitted", "consent_given", "recording_started", "recording_stopped"):
+        assert expected in types, expected
+    counts = {pid: entry["parts"] for pid, entry in transcript["recordings"].items()}
+    for participant_id in files:
+        filed = [i for i in objects if i["participant_id"] == participant_id and i["kind"] == "recording_segment"]
+        assert sum(counts[participant_id]) == len(filed)
+    assert len([i for i in objects if i["kind"] == "chat_message"]) == len(said)
+
+    # The officer's own tool: download the bundle, verify it against the audit log, decrypt, join.
+    env = {**os.environ, "MEDIATION_TOKEN": room.compliance}
+    code, output = await _run("-m", "recording.compliance", "fetch", "--server", api.base, "--case", room.case_id,
+                              "--bundle", str(tmp_path / "bundle"), env=env)
+    assert code == 0, output
+    pem = tmp_path / "audit.pem"
+    pem.write_text(manifest["audit_public_key_pem"])
+    code, output = await _run("-m", "recording.compliance", "open", "--identity", str(room.key.identity_file),
+                              "--bundle", str(tmp_path / "bundle"), "--out", str(tmp_path / "opened"),
+                              "--audit-public-key", str(pem), env=env)
+    assert code == 0, output
+    opened = sorted(p.name for p in (tmp_path / "opened").rglob("*.webm"))
+    assert len(opened) == 3 and not any("INCOMPLETE" in name for name in opened), opened
+    assert "round 3" in next((tmp_path / "opened").rglob("transcript.txt")).read_text()
 
     # The canary never lies in plaintext anywhere the server keeps things.
-    data_dir = api.services.settings.data_dir
-    for path in data_dir.rglob("*"):
+    for path in api.services.settings.data_dir.rglob("*"):
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_recorder_killed_keeps_sealed_segments_playable_and_room_alive(api: Api, tmp_path: Path) -> None:
+    room = await open_recorded_room(api, tmp_path)
+    mediator, bank, borrower = room.peers
+    try:
+        await room.start_recording()
+        await asyncio.sleep(12)
+        (running,) = api.services.recorders._running.values()
+        running.process.kill()
+        stopped = await borrower.wait_for("recording_stopped")
+        assert stopped["reason"] == "recorder_lost"
+        await _recorder_gone(api)
+        # The room carries on: chat still flows, and the mediator may record again.
+        sent = await borrower.request("send_chat", {"text": "still talking"})
+        assert sent["ok"]
+        await mediator.wait_for("chat_message", lambda m: m["text"] == "still talking")
+        files = await room.segments()
+        assert set(files) == {mediator.participant_id, bank.participant_id, borrower.participant_id}
+        for participant_id, data in files.items():
+            codecs, duration = _streams(data)
+            assert codecs == {"vp8", "opus"} and duration >= 4.0, (participant_id, codecs, duration)
+        for sender in room.senders:
+            await sender.close()
+        restarted = await mediator.request("start_recording", {})
+        assert restarted["ok"], restarted
+        await mediator.request("end_session", {})
+        await _recorder_gone(api)
+    finally:
+        await room.close()

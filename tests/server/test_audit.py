@@ -148,9 +148,9 @@ def test_audit_verify_command_exits_nonzero_on_tamper(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 33])
 def test_audit_levels_proofs_match_rfc6962_paths(size: int) -> None:
-    from server.audit import _Levels
+    from server.audit import TreeLevels
 
     leaves = [merkle.leaf_hash(bytes([i])) for i in range(size)]
-    levels = _Levels(leaves)
+    levels = TreeLevels(leaves)
     for index in range(size):
         assert levels.proof(index) == merkle.inclusion_proof(leaves, index)

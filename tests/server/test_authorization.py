@@ -21,6 +21,7 @@ import pyrage
 import pytest
 from sqlalchemy import select, update
 
+from recording.records import RecordKind
 from server.api import router
 from server.models import JoinLink, StaffUser
 from tests.conftest import STAFF_PASSWORD, Api, application, future
@@ -240,8 +241,8 @@ class Desk:
         (pending,) = [s["session_id"] for s in body["sessions"] if s["session_id"] != world.session_id]
         world.pending_session_id = pending
         record = await api.services.records.seal_and_file(
-            case_id=world.case_id, session_id=world.session_id, kind="consent", name=f"{next(_names)}.json.age",
-            plaintext=b'{"test": true}', actor="test:setup")
+            b'{"test": true}', actor="test:setup", kind=RecordKind.CONSENT, case_id=world.case_id,
+            session_id=world.session_id, participant_id=world.borrower_id, index=0)
         assert record is not None
         world.record_id = record.record_id
         return world

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:11:51.927219
+Create Date: 2026-11-28 15:30:06.485418
 """
 
 from alembic import op
@@ -145,6 +145,9 @@ def upgrade() -> None:
     sa.Column('case_id', sa.String(length=40), nullable=False),
     sa.Column('session_id', sa.String(length=40), nullable=True),
     sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('participant_id', sa.String(length=40), nullable=True),
+    sa.Column('part', sa.Integer(), nullable=True),
+    sa.Column('index', sa.Integer(), nullable=True),
     sa.Column('storage_key', sa.String(length=255), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
