@@ -327,3 +327,47 @@ async def file_segment(call: Call) -> schemas.SegmentView:
         session_id=principal.session_id or "", participant_id=query.participant_id, part=query.part,
         index=query.index)
     return schemas.SegmentView(record_id=record.record_id, sha256=record.sha256, size=record.size)
+
+
+# --- agreements and feedback ------------------------------------------------------------------
+
+
+@router.route("GET", "/api/cases/{case_id}/agreement", allow=(*CASE_READERS, "party"),
+              summary="Read the current agreement and the exact text to sign", tag="agreements",
+              response=schemas.AgreementView)
+async def read_agreement(call: Call) -> schemas.AgreementView:
+    return await call.request.app[SERVICES].agreements.current(call.path["case_id"])
+
+
+@router.route("PUT", "/api/cases/{case_id}/agreement", allow=("mediator",),
+              summary="Draft the repayment agreement (a change voids every signature)", tag="agreements",
+              body=schemas.AgreementIn, response=schemas.AgreementView)
+async def draft_agreement(call: Call) -> schemas.AgreementView:
+    return await call.request.app[SERVICES].agreements.draft(call.principal, call.path["case_id"], call.body)
+
+
+@router.route("POST", "/api/cases/{case_id}/agreement/signatures", allow=("party", "bank_representative"),
+              summary="Sign the agreement", tag="agreements", body=schemas.SignatureIn,
+              response=schemas.AgreementView, status=201)
+async def sign_agreement(call: Call) -> schemas.AgreementView:
+    return await call.request.app[SERVICES].agreements.sign(call.principal, call.path["case_id"], call.body)
+
+
+@router.route("GET", "/api/cases/{case_id}/agreement/signed", allow=(*CASE_READERS, "party"),
+              summary="Download the signed, countersigned agreement", tag="agreements",
+              raw_media_type="application/json")
+async def signed_agreement(call: Call) -> dict:
+    return await call.request.app[SERVICES].agreements.signed_copy(call.path["case_id"])
+
+
+@router.route("POST", "/api/cases/{case_id}/feedback", allow=("party", "bank_representative"),
+              summary="Rate the mediation", tag="feedback", body=schemas.FeedbackIn, status=204)
+async def give_feedback(call: Call) -> web.Response:
+    await call.request.app[SERVICES].agreements.give_feedback(call.principal, call.path["case_id"], call.body)
+    return web.Response(status=204)
+
+
+@router.route("GET", "/api/feedback/summary", allow=("case_officer",), summary="Feedback in aggregate",
+              tag="feedback", response=schemas.FeedbackSummary)
+async def feedback_summary(call: Call) -> schemas.FeedbackSummary:
+    return await call.request.app[SERVICES].agreements.feedback_summary()

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from server import __version__
 from server.accounts import Accounts
+from server.agreements import Agreements
 from server.api import router
 from server.audit import AuditLog, load_or_create_signing_key
 from server.cases import CaseDesk
@@ -20,6 +21,7 @@ from server.database import Database
 from server.errors import error_middleware
 from server.metrics import Metrics
 from server.notifier import CaseViewNotifier
+from server.proxies import client_address_middleware
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
 from server.records import CaseRecords
@@ -77,18 +79,20 @@ def create_app(settings: Settings) -> web.Application:
     """An app whose services start and stop with it (aiohttp cleanup contexts)."""
     metrics = Metrics()
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[security_headers, metrics.middleware(), error_middleware])
+                          middlewares=[client_address_middleware(settings.trusted_proxies), security_headers,
+                                       metrics.middleware(), error_middleware])
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.effective_database_url)
-    audit = AuditLog(db, load_or_create_signing_key(settings.audit_key_path))
-    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir))
+    signing_key = load_or_create_signing_key(settings.audit_key_path)
+    audit = AuditLog(db, signing_key)
+    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients)
     services = Services(
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, recorders.participant),
         cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
-        recorders=recorders,
+        recorders=recorders, agreements=Agreements(db, audit, signing_key, records),
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
     app[SERVICES] = services
@@ -102,7 +106,8 @@ def create_app(settings: Settings) -> web.Application:
     rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, RoomSettings(
         stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
         turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
-    ))
+    ), on_error=metrics.room_error)
+    metrics.observe_rooms(rooms.census, recorders.running)
     sio.register_namespace(rooms)
     sio.attach(app, socketio_path="socket.io")
 
@@ -110,15 +115,17 @@ def create_app(settings: Settings) -> web.Application:
         await db.migrate()
         checkpoints = asyncio.create_task(audit.run_checkpoints(settings.audit_checkpoint_seconds),
                                           name="audit-checkpoints")
+        lag = asyncio.create_task(metrics.sample_loop_lag(), name="event-loop-lag")
         log.info("started", extra={"database": "sqlite" if db.is_sqlite else "postgresql",
                                    "rooms": "redis" if settings.redis_url else "in-process",
                                    "audit_key_id": audit.key_id})
         try:
             yield
         finally:
-            checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checkpoints
+            for task in (lag, checkpoints):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await rooms.close()
             await recorders.close()
             await store.close()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import sys
 from pathlib import Path
 
 from server.accounts import Accounts
+from server.agreements import verify_signed_agreement
 from server.audit import AuditLog, key_id, load_or_create_signing_key, load_public_key, verify_log
 from server.database import Database
 from server.schemas import StaffCreateIn
@@ -72,6 +74,31 @@ async def _verify(settings: Settings, public_keys: list[Path], checkpoint_first:
     return 0 if report.ok else 1
 
 
+def _verify_agreement(settings: Settings, path: Path, public_keys: list[Path]) -> int:
+    try:
+        signed = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    trusted = {}
+    for key_path in public_keys:
+        public = load_public_key(key_path.read_bytes())
+        trusted[key_id(public)] = public
+    if not public_keys:
+        own = load_or_create_signing_key(settings.audit_key_path).public_key()
+        trusted[key_id(own)] = own
+    problems = verify_signed_agreement(signed, trusted) if isinstance(signed, dict) else ["not a JSON object"]
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    if problems:
+        print("AGREEMENT FAILED VERIFICATION")
+        return 1
+    document = signed["document"]
+    print(f"agreement {document['agreement_id']} version {document['version']} of case {document['case_number']}: "
+          f"signed by {', '.join(s['signer'] for s in signed['signatures'])} and countersigned; verified")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mediation-admin", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     verify.add_argument("--public-key", type=Path, action="append", default=[],
                         help="trusted checkpoint key (PEM); default: the server's own key")
     verify.add_argument("--checkpoint", action="store_true", help="sign a checkpoint of the current tree first")
+    agreement = commands.add_parser("verify-agreement", help="check a signed agreement offline")
+    agreement.add_argument("file", type=Path, help="the signed agreement JSON")
+    agreement.add_argument("--public-key", type=Path, action="append", default=[],
+                           help="the server's audit key (PEM); default: this server's own key")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -89,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"mediation-admin: {exc}\n")
     if args.command == "create-admin":
         code = asyncio.run(_create_admin(settings, args.username, args.display_name))
+    elif args.command == "verify-agreement":
+        code = _verify_agreement(settings, args.file, args.public_key)
     else:
         code = asyncio.run(_verify(settings, args.public_key, args.checkpoint))
     raise SystemExit(code)

@@ -19,6 +19,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "issue_link": (SCHEDULED,),
     "revoke_link": (ACCEPTED, SCHEDULED, CLOSED),
     "close": (ACCEPTED, SCHEDULED),
+    "draft_agreement": (SCHEDULED,),
+    "sign_agreement": (SCHEDULED,),
+    "give_feedback": (CLOSED,),
 }
 
 TARGET: dict[str, str] = {

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Event-loop lag: a stall of the signaling loop delays every room on the node.
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class Metrics:
@@ -21,6 +25,29 @@ class Metrics:
         )
         self.errors = Counter(
             "mediation_errors", "Errors answered to clients, by kind", ["kind"], registry=self.registry,
+        )
+        self.rooms = Gauge(
+            "mediation_rooms", "Rooms with a participant connected to this node", registry=self.registry,
+        )
+        self.participants = Gauge(
+            "mediation_room_participants", "Participants joined to a room through this node", registry=self.registry,
+        )
+        self.recordings = Gauge(
+            "mediation_recordings", "Recorder workers running on this node", registry=self.registry,
+        )
+        self.sealed_records = Counter(
+            "mediation_sealed_records", "Records sealed and filed on cases, by kind", ["kind"],
+            registry=self.registry,
+        )
+        self.sealed_bytes = Counter(
+            "mediation_sealed_bytes", "Ciphertext bytes filed on cases, by kind", ["kind"], registry=self.registry,
+        )
+        self.loop_lag = Gauge(
+            "mediation_event_loop_lag_seconds", "Event-loop lag at the last sample", registry=self.registry,
+        )
+        self.loop_lag_histogram = Histogram(
+            "mediation_event_loop_lag_sample_seconds", "Event-loop lag samples", buckets=LAG_BUCKETS,
+            registry=self.registry,
         )
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -37,3 +64,27 @@ class Metrics:
             return response
 
         return measure
+
+    def room_error(self, code: str) -> None:
+        """A room request refused with ``code`` (see docs/protocol.md)."""
+        self.errors.labels(f"room_{code}").inc()
+
+    def record_sealed(self, kind: str, size: int) -> None:
+        self.sealed_records.labels(kind).inc()
+        self.sealed_bytes.labels(kind).inc(size)
+
+    def observe_rooms(self, census: Callable[[], tuple[int, int]], recordings: Callable[[], int]) -> None:
+        """Read room, participant and recording counts from their owners at each scrape."""
+        self.rooms.set_function(lambda: census()[0])
+        self.participants.set_function(lambda: census()[1])
+        self.recordings.set_function(recordings)
+
+    async def sample_loop_lag(self, interval: float = 0.5) -> None:
+        """Runs for the app's life: how late a timer of ``interval`` fires is the loop's lag."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval)
+            lag = max(0.0, loop.time() - started - interval)
+            self.loop_lag.set(lag)
+            self.loop_lag_histogram.observe(lag)

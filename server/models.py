@@ -232,6 +232,8 @@ class Agreement(Base):
     state: Mapped[str] = mapped_column(String(16))  # draft | signed | void
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     signatures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The server's Ed25519 signature over the signed document, once every party has signed.
+    countersignature: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_by: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -110,6 +110,10 @@ class ProcessRecorders:
     def participant(self, token: str) -> Identity | None:
         return self._tokens.get(hashlib.sha256(token.encode()).digest())
 
+    def running(self) -> int:
+        """Recorder workers alive on this node."""
+        return len(self._running)
+
     def recipients(self, session_id: str) -> list[str]:
         """The keys this session's recorder seals to (fixed when it started)."""
         running = self._running.get(session_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 
@@ -27,11 +28,13 @@ def _now() -> dt.datetime:
 class CaseRecords:
     """Seals plaintext in memory to the case's recipients, stores only ciphertext, audits every access."""
 
-    def __init__(self, settings: Settings, db: Database, audit: AuditLog, storage: RecordStorage) -> None:
+    def __init__(self, settings: Settings, db: Database, audit: AuditLog, storage: RecordStorage,
+                 on_filed: Callable[[str, int], None] | None = None) -> None:
         self._settings = settings
         self._db = db
         self._audit = audit
         self._storage = storage
+        self._on_filed = on_filed  # (kind, ciphertext bytes) of each record filed, for metrics
         self._sealer = Sealer(storage, clock=_now)
 
     async def recipients(self, case_id: str) -> list[str]:
@@ -100,6 +103,8 @@ class CaseRecords:
             await session.flush()
             record.audit_seq = await self._audit.append(session, actor=actor, action="record_sealed",
                                                         case_id=sealed.case_id, detail=sealed.audit_detail())
+        if self._on_filed is not None:
+            self._on_filed(sealed.kind.value, sealed.size)
         return record
 
     async def segment_counts(self, case_id: str, session_id: str) -> dict[str, list[int]]:

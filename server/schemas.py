@@ -298,6 +298,73 @@ class PartyCaseView(View):
     notices: list[NoticeView]
 
 
+# --- agreements and feedback -----------------------------------------------------------------
+
+
+class InstalmentIn(Body):
+    due_date: dt.date
+    amount_minor: Annotated[int, Field(ge=1, le=10**15)]
+
+
+class AgreementIn(Body):
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    settled_amount_minor: Annotated[int, Field(ge=1, le=10**15)]
+    waived_penalties_minor: MinorUnits = 0
+    instalments: Annotated[list[InstalmentIn], Field(min_length=1, max_length=120)]
+    terms: Paragraph(8000) = ""
+
+
+class SignatureIn(Body):
+    version: Annotated[int, Field(ge=1, le=10000)]
+    public_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")] = Field(
+        description="The signer's raw Ed25519 public key, base64url without padding")
+    signature: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")] = Field(
+        description="Ed25519 signature of the RFC 8785 canonical document, base64url without padding")
+
+
+class SignatureView(View):
+    signer: Literal["borrower", "lender"]
+    public_key: str
+    signed_at: str
+
+
+class AgreementView(View):
+    agreement_id: str
+    version: int
+    state: Literal["draft", "signed", "void"]
+    document: dict
+    canonical: str = Field(description="The exact text each party signs (RFC 8785)")
+    sha256: str
+    signatures: list[SignatureView]
+    countersigned: bool
+
+
+class FeedbackIn(Body):
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: Paragraph(2000) = ""
+
+
+class MediatorRating(View):
+    user_id: str
+    display_name: str
+    count: int
+    average: float
+
+
+class FeedbackComment(View):
+    rating: int
+    comment: str
+    created_at: dt.datetime
+
+
+class FeedbackSummary(View):
+    count: int
+    average: float | None
+    distribution: dict[str, int]
+    by_mediator: list[MediatorRating]
+    recent_comments: list[FeedbackComment]
+
+
 # --- sealed records ---------------------------------------------------------------------------
 
 

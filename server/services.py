@@ -9,6 +9,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from server.accounts import Accounts
+from server.agreements import Agreements
 from server.audit import AuditLog
 from server.cases import CaseDesk
 from server.database import Database
@@ -31,6 +32,7 @@ class Services:
     application_limit: SlidingWindow
     records: CaseRecords
     recorders: ProcessRecorders
+    agreements: Agreements
     openapi: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     async def latest_checkpoint(self) -> AuditCheckpoint | None:

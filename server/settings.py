@@ -96,6 +96,13 @@ def _origin_list(raw: str) -> tuple[str, ...]:
     return items
 
 
+def _network_list(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in items:
+        ipaddress.ip_network(item, strict=False)  # raises ValueError naming the bad item
+    return items
+
+
 def _age_recipient(raw: str) -> str:
     raw = raw.strip()
     if raw and not (raw.startswith("age1") and raw.isalnum() and raw == raw.lower()):
@@ -145,6 +152,8 @@ class Settings:
     # How this node's own recorder workers reach it; empty means http://HOST:PORT.
     internal_url: str = _field("INTERNAL_URL", str, "")
     allowed_origins: tuple[str, ...] = _field("ALLOWED_ORIGINS", _origin_list, ())
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; empty trusts none.
+    trusted_proxies: tuple[str, ...] = _field("TRUSTED_PROXIES", _network_list, ())
     cookie_secure: bool = _field("COOKIE_SECURE", _bool, False)
     session_ttl_seconds: int = _field("SESSION_TTL_SECONDS", _positive_int, 8 * 3600)
     join_link_ttl_seconds: int = _field("JOIN_LINK_TTL_SECONDS", _positive_int, 7 * 24 * 3600)

@@ -19,9 +19,13 @@ from typing import Any
 
 import pyrage
 import pytest
+import rfc8785
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 
 from recording.records import RecordKind
+from server.agreements import b64url
 from server.api import router
 from server.models import JoinLink, StaffUser
 from tests.conftest import STAFF_PASSWORD, Api, application, future
@@ -96,6 +100,14 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("GET", "/api/cases/{case_id}/records/{record_id}"): frozenset({COMPLIANCE}),
     # recording segments: only a running recorder worker, which no person holds (tests/recording)
     ("POST", "/api/recordings/{session_id}/segments"): frozenset({RECORDER}),
+    # agreements: everyone on the case reads; the mediator drafts; each side signs
+    ("GET", "/api/cases/{case_id}/agreement"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
+    ("GET", "/api/cases/{case_id}/agreement/signed"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
+    ("PUT", "/api/cases/{case_id}/agreement"): frozenset({MEDIATOR}),
+    ("POST", "/api/cases/{case_id}/agreement/signatures"): frozenset({PARTY, BANK}),
+    # feedback: the parties (the bank representative for the lender) give it; case officers read aggregates
+    ("POST", "/api/cases/{case_id}/feedback"): frozenset({PARTY, BANK}),
+    ("GET", "/api/feedback/summary"): frozenset({CASE_OFFICER}),
 }
 
 
@@ -112,6 +124,11 @@ def reaches_case(principal: str, scope: str) -> bool:
 
 def is_case_route(route: Route) -> bool:
     return "{case_id}" in route[1]
+
+
+# Routes that act only on a closed case, where closing has revoked every join link: a link holder
+# can never reach them (tests/server/test_cases.py shows closing revokes links), so no cell is checked.
+CLOSED_CASE_ROUTES = {("POST", "/api/cases/{case_id}/feedback")}
 
 
 def expected_allow(route: Route, principal: str, scope: str | None) -> bool:
@@ -137,10 +154,26 @@ FRESH_STAGE: dict[Route, str] = {
     ("POST", "/api/cases/{case_id}/join-links"): "scheduled",
     ("DELETE", "/api/cases/{case_id}/join-links/{link_id}"): "scheduled",
     ("POST", "/api/cases/{case_id}/close"): "scheduled",
+    ("PUT", "/api/cases/{case_id}/agreement"): "drafted",
+    ("POST", "/api/cases/{case_id}/agreement/signatures"): "drafted",
+    ("POST", "/api/cases/{case_id}/feedback"): "closed",
 }
 
 _names = itertools.count()
 RECIPIENT_KEY = str(pyrage.x25519.Identity.generate().to_public())
+AGREEMENT = {
+    "currency": "CNY", "settled_amount_minor": 600_000, "waived_penalties_minor": 50_000,
+    "instalments": [{"due_date": (dt.date.today() + dt.timedelta(days=30 * n)).isoformat(), "amount_minor": 300_000}
+                    for n in (1, 2)],
+    "terms": "Two instalments.",
+}
+
+
+def _signature(document: dict) -> dict:
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"version": document.get("version", 1), "public_key": b64url(public),
+            "signature": b64url(key.sign(rfc8785.dumps(document)))}
 
 
 async def _expect(api: Api, status: int, method: str, path: str, *, token: str | None = None,
@@ -165,6 +198,7 @@ class CaseWorld:
     link_token: str | None = None  # the borrower's join link for session_id
     lender_link_id: str | None = None  # the lender's join link for session_id
     record_id: str | None = None  # a sealed record filed on the case
+    agreement: dict | None = None  # the current agreement document
 
 
 @dataclasses.dataclass
@@ -218,7 +252,7 @@ class Desk:
                           json={"method": "id_card", "reference": "checked at desk"})
         if stage == "verified":
             return world
-        assert stage == "scheduled", stage
+        assert stage in ("scheduled", "drafted", "closed"), stage
         (world.mediator_id, mediator), (world.bank_id, bank) = self.side(MEDIATOR, scope), self.side(BANK, scope)
         await _expect(api, 200, "POST", f"{case_path}/accept", token=officer)
         await _expect(api, 200, "PUT", f"{case_path}/assignments", token=officer,
@@ -240,11 +274,20 @@ class Desk:
                              json={"starts_at": future(72), "duration_minutes": 45, "mode": "chat"})
         (pending,) = [s["session_id"] for s in body["sessions"] if s["session_id"] != world.session_id]
         world.pending_session_id = pending
+        agreement = await _expect(api, 200, "PUT", f"{case_path}/agreement", token=mediator, json=AGREEMENT)
+        world.agreement = agreement["document"]
+        if stage == "scheduled":
+            # The standing cases have a signed agreement; "drafted" ones wait for signatures.
+            for token in (world.receipt, bank):
+                await _expect(api, 201, "POST", f"{case_path}/agreement/signatures", token=token,
+                              json=_signature(world.agreement))
         record = await api.services.records.seal_and_file(
             b'{"test": true}', actor="test:setup", kind=RecordKind.CONSENT, case_id=world.case_id,
             session_id=world.session_id, participant_id=world.borrower_id, index=0)
         assert record is not None
         world.record_id = record.record_id
+        if stage == "closed":
+            await _expect(api, 200, "POST", f"{case_path}/close", token=mediator, json={"outcome": "settled"})
         return world
 
     async def victim(self) -> str:
@@ -344,7 +387,24 @@ async def _revoke_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], An
     return {"case_id": world.case_id, "link_id": world.lender_link_id or ""}, None
 
 
-_no_body(("GET", "/api/cases/{case_id}/records"), ("GET", "/api/cases/{case_id}/records/manifest"))
+_no_body(("GET", "/api/cases/{case_id}/records"), ("GET", "/api/cases/{case_id}/records/manifest"),
+         ("GET", "/api/cases/{case_id}/agreement"), ("GET", "/api/cases/{case_id}/agreement/signed"),
+         ("GET", "/api/feedback/summary"))
+
+
+@request_for("PUT", "/api/cases/{case_id}/agreement")
+async def _draft(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, AGREEMENT
+
+
+@request_for("POST", "/api/cases/{case_id}/agreement/signatures")
+async def _sign(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, _signature(world.agreement or {})
+
+
+@request_for("POST", "/api/cases/{case_id}/feedback")
+async def _feedback(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, {"rating": 4, "comment": "clear and fair"}
 
 
 @request_for("PUT", "/api/staff/me/recipient")
@@ -423,7 +483,8 @@ async def check(api: Api, cell: Cell) -> str | None:
 def cells_of(route: Route) -> list[Cell]:
     scopes: tuple[str | None, ...] = (OWN, OTHER) if is_case_route(route) else (None,)
     return [Cell(route=route, principal=principal, scope=scope, allow=expected_allow(route, principal, scope))
-            for principal in PRINCIPALS for scope in scopes]
+            for principal in PRINCIPALS for scope in scopes
+            if not (principal == JOIN_LINK and route in CLOSED_CASE_ROUTES)]
 
 
 # --- tests -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:30:06.485418
+Create Date: 2026-11-28 15:37:11.150901
 """
 
 from alembic import op
@@ -85,6 +85,7 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('body', sa.JSON(), nullable=False),
     sa.Column('signatures', sa.JSON(), nullable=False),
+    sa.Column('countersignature', sa.JSON(), nullable=True),
     sa.Column('created_by', sa.String(length=40), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
