@@ -141,11 +141,23 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def _add_pages(app: web.Application, root: Path) -> None:
-    async def room_page(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(root / "room.html")
+# Each page of the browser client: its path and its HTML file in the web client folder.
+PAGES = {"/": "index.html", "/apply": "apply.html", "/case": "case.html", "/desk": "desk.html",
+         "/compliance": "compliance.html", "/room": "room.html"}
 
-    app.router.add_get("/room", room_page)
+
+def _add_pages(app: web.Application, root: Path) -> None:
+    def page(name: str):
+        async def serve(_request: web.Request) -> web.StreamResponse:
+            path = root / name
+            if not path.is_file():
+                raise web.HTTPNotFound(text=f"page {name} is not installed")
+            return web.FileResponse(path)
+
+        return serve
+
+    for path, name in PAGES.items():
+        app.router.add_get(path, page(name))
     if root.is_dir():
         app.router.add_static("/static/", root, follow_symlinks=False, show_index=False)
     else:
