@@ -30,6 +30,7 @@ from server.routing import openapi_document
 from server.services import SERVICES, Services
 from server.settings import Settings
 from recording.storage import DirectoryStorage
+from signaling.fanout import RedisFanout
 from signaling.namespace import RoomNamespace, RoomSettings
 from signaling.roomstate import MemoryRoomStore, RoomStore
 
@@ -70,8 +71,9 @@ def _room_store(settings: Settings) -> RoomStore:
     if settings.redis_url:
         from signaling.redisstate import RedisRoomStore
 
-        # Turns may seal records to the case (milliseconds); 15 s leaves a wide margin on a slow disk.
-        return RedisRoomStore(settings.redis_url, lock_ttl=15.0, lock_wait=20.0)
+        # A turn's lock is extended while it runs, however slow; a node that dies holding one (or a
+        # Redis restart that keeps one) holds the room for at most lock_ttl.
+        return RedisRoomStore(settings.redis_url, lock_ttl=5.0, lock_wait=20.0)
     return MemoryRoomStore()
 
 
@@ -99,15 +101,15 @@ def create_app(settings: Settings) -> web.Application:
     app[OWN_URL] = own_url
 
     store = _room_store(settings)
-    manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
-    origins = [o for o in (*settings.allowed_origins, settings.public_url.rstrip("/")) if o] or None
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
-                               max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
     rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, RoomSettings(
         stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
         turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
     ), on_error=metrics.room_error)
     metrics.observe_rooms(rooms.census, recorders.running)
+    manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
+    origins = [o for o in (*settings.allowed_origins, settings.public_url.rstrip("/")) if o] or None
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
+                               max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
     sio.register_namespace(rooms)
     sio.attach(app, socketio_path="socket.io")
 
@@ -146,6 +148,9 @@ PAGES = {"/": "index.html", "/apply": "apply.html", "/case": "case.html", "/desk
          "/compliance": "compliance.html", "/room": "room.html"}
 
 
+PUBLIC_FOLDERS = ("css", "js", "vendor", "dist", "img")
+
+
 def _add_pages(app: web.Application, root: Path) -> None:
     def page(name: str):
         async def serve(_request: web.Request) -> web.StreamResponse:
@@ -158,7 +163,12 @@ def _add_pages(app: web.Application, root: Path) -> None:
 
     for path, name in PAGES.items():
         app.router.add_get(path, page(name))
-    if root.is_dir():
-        app.router.add_static("/static/", root, follow_symlinks=False, show_index=False)
-    else:
+    # Only what pages load is public: never node_modules, sources or tests.
+    for folder in PUBLIC_FOLDERS:
+        if (root / folder).is_dir():
+            app.router.add_static(f"/static/{folder}/", root / folder, follow_symlinks=False, show_index=False)
+    for name in ("favicon.svg",):
+        if (root / name).is_file():
+            app.router.add_get(f"/static/{name}", page(name))
+    if not root.is_dir():
         log.warning("no web client to serve", extra={"web_client_dir": str(root)})

@@ -104,12 +104,13 @@ _HTTP_CODES = {
 }
 
 
-def _is_database_unavailable(exc: BaseException) -> bool:
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The case record's database did not answer (down, restarting, pool exhausted), as opposed to a bug."""
     if isinstance(exc, (OperationalError, PoolTimeoutError)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, FileNotFoundError)
+    return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, (FileNotFoundError, FileExistsError))
 
 
 @web.middleware
@@ -132,7 +133,7 @@ async def error_middleware(
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         response = json_error(exc.status, {"error": code, "message": message}, headers)
     except Exception as exc:  # noqa: BLE001 - the boundary: log everything, reveal nothing
-        if _is_database_unavailable(exc):
+        if is_database_unavailable(exc):
             log.warning("database unavailable", extra={"request_id": request_id, "error_type": type(exc).__name__})
             response = json_error(
                 503,

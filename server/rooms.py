@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Protocol
 from server.accounts import COOKIE_NAME
 from server.audit import AuditLog
 from server.database import Database
+from server.errors import is_database_unavailable
 from server.models import (
     Assignment,
     AuditEntry,
@@ -33,7 +35,8 @@ from server.records import CaseRecords
 from signaling.consent import NOTICE_HASHES, NOTICES
 from server.tokens import new_id
 from server.tokens import hash_token, token_kind
-from signaling.identity import Identity, Refused
+from recording.storage import RecordExistsError
+from signaling.identity import Identity, Refused, SequenceTaken, Unavailable
 
 log = logging.getLogger("mediation.rooms")
 
@@ -69,6 +72,21 @@ class Recorders(Protocol):
     async def wait_stopped(self, session_id: str) -> None: ...
 
 
+def _needs_case_record(hook):
+    """The database not answering becomes signaling's Unavailable: the client is told to retry."""
+
+    @functools.wraps(hook)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await hook(*args, **kwargs)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                raise Unavailable(f"the case record did not answer: {type(exc).__name__}") from exc
+            raise
+
+    return run
+
+
 class RoomHooks:
     """Implements signaling's Hooks against the case record, its sealed records and the audit log."""
 
@@ -78,6 +96,7 @@ class RoomHooks:
         self._records = records
         self._recorders = recorders
 
+    @_needs_case_record
     async def authenticate(self, auth: Any, environ: dict[str, Any]) -> Identity:
         if auth is None:
             auth = {}
@@ -122,7 +141,8 @@ class RoomHooks:
             raise Refused("bad_session", "this join link belongs to another session")
         self._check_session(scheduled, case)
         return Identity(participant_id=party.party_id, role=party.role, name=party.name, case_id=case.case_id,
-                        session_id=scheduled.session_id, mode=scheduled.mode, link_id=link.link_id)
+                        session_id=scheduled.session_id, mode=scheduled.mode, link_id=link.link_id,
+                        **_schedule(scheduled, case))
 
     async def _by_staff(self, token: str, session_id: str | None) -> Identity:
         now = _now()
@@ -147,7 +167,8 @@ class RoomHooks:
             raise Refused("not_a_participant", f"you are not the {user.role.replace('_', ' ')} of this case")
         self._check_session(scheduled, case)
         return Identity(participant_id=user.user_id, role=user.role, name=user.display_name,
-                        case_id=scheduled.case_id, session_id=scheduled.session_id, mode=scheduled.mode)
+                        case_id=scheduled.case_id, session_id=scheduled.session_id, mode=scheduled.mode,
+                        **_schedule(scheduled, case))
 
     @staticmethod
     def _check_session(scheduled: ScheduledSession, case: Case | None) -> None:
@@ -163,6 +184,7 @@ class RoomHooks:
             await self._audit.append(session, actor=actor, action=f"room_{action}", case_id=identity.case_id,
                                      detail={"session_id": identity.session_id, **detail})
 
+    @_needs_case_record
     async def participant_removed(self, identity: Identity, target_participant_id: str) -> None:
         now = _now()
         async with self._db.write() as session:
@@ -177,6 +199,7 @@ class RoomHooks:
                                          action="link_revoked", case_id=identity.case_id,
                                          detail={"link_id": link.link_id, "reason": "removed_from_room"})
 
+    @_needs_case_record
     async def room_opened(self, identity: Identity) -> bool:
         sealed = bool(await self._records.recipients(identity.case_id))
         if not sealed:
@@ -184,12 +207,17 @@ class RoomHooks:
                         extra={"case_id": identity.case_id, "session_id": identity.session_id})
         return sealed
 
+    @_needs_case_record
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")}
-        await self._records.seal_and_file(
-            json.dumps(body, ensure_ascii=False).encode(), actor=_actor(identity), kind=RecordKind.CHAT_MESSAGE,
-            case_id=identity.case_id, session_id=identity.session_id, index=message["seq"])
+        try:
+            await self._records.seal_and_file(
+                json.dumps(body, ensure_ascii=False).encode(), actor=_actor(identity), kind=RecordKind.CHAT_MESSAGE,
+                case_id=identity.case_id, session_id=identity.session_id, index=message["seq"])
+        except RecordExistsError:
+            raise SequenceTaken(f"chat message {message['seq']} of {identity.session_id} is sealed already") from None
 
+    @_needs_case_record
     async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:
         now = _now()
         async with self._db.write() as session:
@@ -272,6 +300,11 @@ class RoomHooks:
         names = {p.party_id: (p.name, p.role) for p in parties}
         names.update({u.user_id: (u.display_name, u.role) for u in staff})
         return names
+
+
+def _schedule(scheduled: ScheduledSession, case: Case | None) -> dict[str, Any]:
+    return {"case_number": case.case_number if case else "", "starts_at": scheduled.starts_at.isoformat(),
+            "duration_minutes": scheduled.duration_minutes}
 
 
 def _actor(identity: Identity) -> str:

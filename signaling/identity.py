@@ -17,6 +17,10 @@ class Identity:
     session_id: str
     mode: str  # video | chat
     link_id: str | None = None
+    # Shown in the room's header: the case number and the scheduled time.
+    case_number: str = ""
+    starts_at: str = ""
+    duration_minutes: int = 0
 
 
 class Refused(Exception):
@@ -28,11 +32,19 @@ class Refused(Exception):
         self.message = message
 
 
+class Unavailable(Exception):
+    """A service the room depends on (its store, the case record) did not answer: retry shortly."""
+
+
+class SequenceTaken(Exception):
+    """A chat number is sealed already, by an attempt whose message never reached the room store."""
+
+
 class Hooks(Protocol):
     """What signaling needs from the case record; supplied by the server package."""
 
     async def authenticate(self, auth: Any, environ: dict[str, Any]) -> Identity:
-        """Resolve the handshake's credentials, or raise Refused."""
+        """Resolve the handshake's credentials, or raise Refused (or Unavailable, as every hook may)."""
 
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         """Append a room event to the audit log."""
@@ -44,7 +56,8 @@ class Hooks(Protocol):
         """Called when a room is created; True if its records can be sealed (the case has recipients)."""
 
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
-        """Seal one chat message into the case record before it is acknowledged."""
+        """Seal one chat message into the case record before it is acknowledged; SequenceTaken if its
+        ``seq`` is sealed already."""
 
     async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:
         """Keep consent (a notice hash) or its withdrawal (None) as sealed evidence."""

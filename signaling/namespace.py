@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from signaling import payloads
 from signaling.consent import NOTICE_HASHES, notice_view
 from signaling.ice import ice_servers
-from signaling.identity import Hooks, Identity, Refused
+from signaling.identity import Hooks, Identity, Refused, SequenceTaken, Unavailable
 from signaling.roomstate import ADMITTED, LOBBY, Member, Room, RoomStore
 from signaling.throttle import TokenBucket
 
@@ -28,6 +28,10 @@ NAMESPACE = "/room"
 # The recording peer only negotiates media and leaves; it never chats or moderates.
 RECORDER_REQUESTS = frozenset({"signal", "media_state", "leave_room"})
 PARTY_ROLES = frozenset({"borrower", "lender", "bank_representative"})
+# Sent when Redis or the case record did not answer; the client may try again.
+UNAVAILABLE = "the room is briefly unavailable; try again in a moment"
+# How far before a lost Redis subscription chat is resent: a turn stamps sent_at before it publishes.
+RESYNC_MARGIN_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,13 +128,20 @@ def request(model: type[BaseModel], *, admitted: bool = True, mediator: bool = F
                 return {"ok": True, **(await self._take_turn(sid, connection, event, payload, handler,
                                                              admitted=admitted, mediator=mediator) or {})}
             except SignalError as exc:
+                self._on_error(exc.code)
                 await self.emit("error", {"code": exc.code, "message": exc.message, "event": event}, to=sid)
                 return {"ok": False, "error": exc.code, "message": exc.message}
+            except Unavailable as exc:
+                log.warning("room request refused", extra={"event": event, "reason": str(exc)})
+                self._on_error("unavailable")
+                await self.emit("error", {"code": "unavailable", "message": UNAVAILABLE, "event": event}, to=sid)
+                return {"ok": False, "error": "unavailable", "message": UNAVAILABLE}
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the boundary: log it, tell the sender only a request id
                 request_id = secrets.token_hex(8)
                 log.exception("room request failed", extra={"event": event, "request_id": request_id})
+                self._on_error("internal")
                 message = f"internal error (request {request_id})"
                 await self.emit("error", {"code": "internal", "message": message, "event": event}, to=sid)
                 return {"ok": False, "error": "internal", "message": message}
@@ -144,11 +155,13 @@ def request(model: type[BaseModel], *, admitted: bool = True, mediator: bool = F
 class RoomNamespace(socketio.AsyncNamespace):
     """Every request is authorized on arrival against the room's current state, on whichever node."""
 
-    def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings) -> None:
+    def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings,
+                 on_error: Callable[[str], None] = lambda _code: None) -> None:
         super().__init__(NAMESPACE)
         self._hooks = hooks
         self._store = store
         self._settings = settings
+        self._on_error = on_error  # counts each refused request by its code
         self._connections: dict[str, Connection] = {}
         self._connect_attempts: dict[str, list[float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -169,12 +182,47 @@ class RoomNamespace(socketio.AsyncNamespace):
                 self._check_entry(room, identity)
         except Refused as exc:
             raise _refused(exc.code, exc.message) from None
+        except Unavailable as exc:
+            log.warning("room connection refused", extra={"reason": str(exc)})
+            raise _refused("unavailable", UNAVAILABLE) from None
         settings = self._settings
         self._connections[sid] = Connection(
             identity=identity,
             chat_bucket=TokenBucket(settings.chat_rate, settings.chat_burst),
             signal_bucket=TokenBucket(settings.signal_rate, settings.signal_burst),
         )
+
+    def resync(self, since: float) -> None:
+        """This node's sockets may have missed what other nodes sent since ``since``: resend it."""
+        self._own(self._resync(since - RESYNC_MARGIN_SECONDS))
+
+    async def _resync(self, since: float) -> None:
+        sockets: dict[str, list[tuple[str, Identity]]] = {}
+        for sid, connection in list(self._connections.items()):
+            if connection.joined:
+                sockets.setdefault(connection.identity.session_id, []).append((sid, connection.identity))
+        for session_id, members in sockets.items():
+            room = await self._store.get(session_id)
+            if room is None:
+                continue
+            messages = [m for m in await self._store.chat_messages(session_id)
+                        if dt.datetime.fromisoformat(m["sent_at"]).timestamp() >= since]
+            for sid, identity in members:
+                member = room.members.get(identity.participant_id)
+                if member is None or member.sid != sid:
+                    continue
+                # Only to this node's own socket; a client keeps one chat_message per seq.
+                await self.emit("room_state", room_view(room, member), to=sid, ignore_queue=True)
+                if member.status == ADMITTED:
+                    await self.emit("media_isolation", {"stop_sending_to": isolated_from(room, member)}, to=sid,
+                                    ignore_queue=True)
+                for message in visible_history(room, member, messages):
+                    await self.emit("chat_message", message, to=sid, ignore_queue=True)
+
+    def census(self) -> tuple[int, int]:
+        """(rooms, participants) joined through this node's sockets."""
+        joined = [c.identity.session_id for c in self._connections.values() if c.joined]
+        return len(set(joined)), len(joined)
 
     def _connect_allowed(self, address: str) -> bool:
         now = time.monotonic()
@@ -380,6 +428,8 @@ class RoomNamespace(socketio.AsyncNamespace):
             "ice_servers": ice_servers(self._settings.stun_urls, self._settings.turn_urls, self._settings.turn_secret,
                                        member.participant_id, self._settings.turn_ttl_seconds),
             "room": room_view(room, member), "records_sealed": room.sealed, "recording_notice": notice_view(),
+            "schedule": {"case_number": identity.case_number, "starts_at": identity.starts_at,
+                         "duration_minutes": identity.duration_minutes},
         }
 
     def _check_entry_or_fail(self, room: Room, identity: Identity) -> None:
@@ -463,10 +513,17 @@ class RoomNamespace(socketio.AsyncNamespace):
         audience = list(room.caucus or []) if in_caucus else admitted
         draft = {"sent_at": _now_iso(), "participant_id": member.participant_id, "name": member.name,
                  "role": member.role, "text": text, "channel": channel, "audience": audience}
-        if room.sealed:
+        while room.sealed:
             # Sealed into the case record before it is stored, seen or acknowledged: if sealing
             # fails, nothing of the message exists anywhere.
-            await self._hooks.chat_message(turn.identity, {**draft, "seq": await self._store.next_seq(room.session_id)})
+            seq = await self._store.next_seq(room.session_id)
+            try:
+                await self._hooks.chat_message(turn.identity, {**draft, "seq": seq})
+                break
+            except SequenceTaken:
+                # An earlier message got this number sealed, then its node or the store failed before
+                # storing it: the number stays with that sealed copy, and this message takes the next.
+                await self._store.skip_seq(room.session_id)
         message = await self._store.append_chat(room.session_id, draft)
         delivered = public_message(message)
         for recipient in live_recipients(room, channel):
@@ -575,11 +632,11 @@ class RoomNamespace(socketio.AsyncNamespace):
     async def on_delete_message(self, turn: Turn, payload: payloads.DeleteMessage) -> None:
         room = turn.room
         messages = await self._store.chat_messages(room.session_id)
-        if not 1 <= payload.seq <= len(messages):
+        message = next((m for m in messages if m["seq"] == payload.seq), None)
+        if message is None:
             raise SignalError("unknown_message", f"no message {payload.seq} in this room")
         if str(payload.seq) in room.deleted:
             raise SignalError("already_deleted", f"message {payload.seq} is already deleted")
-        message = messages[payload.seq - 1]
         room.deleted[str(payload.seq)] = {"by": turn.member.participant_id, "at": _now_iso()}
         for participant_id in message["audience"]:
             member = room.members.get(participant_id)
@@ -778,8 +835,8 @@ def room_view(room: Room, viewer: Member) -> dict[str, Any]:
             "consented": member.participant_id in room.consents,
         }
         if viewer_outside and member.participant_id in caucus:
-            # Nothing of the caucus's presence crosses to those left out of it.
-            entry.update(connected=True, audio=False, video=False)
+            # Nothing of the caucus crosses to those left out of it: not its members, not their presence.
+            entry.update(connected=True, audio=False, video=False, in_caucus=False)
         participants.append(entry)
     view: dict[str, Any] = {
         "session_id": room.session_id, "mode": room.mode, "locked": room.locked, "ended": room.ended,

@@ -9,13 +9,15 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from signaling.identity import Unavailable
 from signaling.roomstate import Room
 
 log = logging.getLogger("mediation.signaling.redis")
@@ -23,6 +25,12 @@ log = logging.getLogger("mediation.signaling.redis")
 # Compare-and-delete: only the holder of the token may release the lock.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Extend the lock's life only while it is still ours.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -35,7 +43,7 @@ redis.call('PEXPIRE', KEYS[4], ARGV[3])
 return 1
 """
 
-# Number and store in one step, so the list index is always seq - 1 (delete_message relies on it).
+# Number and store in one step, so the list is in seq order (skip_seq may leave gaps in the numbers).
 # ARGV[1] is the rest of the message's JSON object after "seq": its other fields and the closing brace.
 _APPEND = """
 local seq = redis.call('INCR', KEYS[2])
@@ -46,7 +54,16 @@ return seq
 """
 
 
-class RoomLockTimeout(TimeoutError):
+@contextlib.contextmanager
+def _answering() -> Iterator[None]:
+    """Redis down, restarting or loading its data becomes Unavailable: the client is told to retry."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise Unavailable(f"the room store did not answer: {exc}") from exc
+
+
+class RoomLockTimeout(Unavailable, TimeoutError):
     """Another node held the room's lock for longer than we may wait."""
 
 
@@ -70,6 +87,7 @@ class RedisRoomStore:
         self._lock_wait = lock_wait
         self._room_ttl_ms = int(room_ttl * 1000)
         self._release = self._redis.register_script(_RELEASE)
+        self._extend = self._redis.register_script(_EXTEND)
         self._save = self._redis.register_script(_SAVE)
         self._append = self._redis.register_script(_APPEND)
 
@@ -82,18 +100,36 @@ class RedisRoomStore:
     @contextlib.asynccontextmanager
     async def transaction(self, session_id: str) -> AsyncIterator[Room | None]:
         room_key, chat_key, seq_key, lock_key = self._keys(session_id)
-        token = await self._acquire(lock_key, session_id)
+        with _answering():
+            token = await self._acquire(lock_key, session_id)
+        renewing = asyncio.create_task(self._renew(lock_key, token), name=f"room-lock-{session_id}")
         try:
-            raw = await self._redis.get(room_key)
+            with _answering():
+                raw = await self._redis.get(room_key)
             room = Room.from_dict(json.loads(raw)) if raw is not None else None
             yield room
             if room is not None:
-                saved = await self._save(keys=[lock_key, room_key, chat_key, seq_key],
-                                         args=[token, json.dumps(room.to_dict()), self._room_ttl_ms])
+                with _answering():
+                    saved = await self._save(keys=[lock_key, room_key, chat_key, seq_key],
+                                             args=[token, json.dumps(room.to_dict()), self._room_ttl_ms])
                 if not saved:
                     raise RoomLockLost(f"room {session_id}: the lock expired during the transaction; not saved")
         finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
             await self._unlock(lock_key, token)
+
+    async def _renew(self, lock_key: str, token: str) -> None:
+        """Extend the lock while its transaction runs: the room is never held longer than lock_ttl by a
+        node that died or lost Redis, yet a slow transaction on a live node keeps it."""
+        while True:
+            await asyncio.sleep(self._lock_ttl_ms / 3000)
+            try:
+                if not await self._extend(keys=[lock_key], args=[token, self._lock_ttl_ms]):
+                    return  # lost: the transaction's save refuses
+            except redis.exceptions.RedisError:
+                log.warning("could not extend a room lock", exc_info=True)
 
     async def _acquire(self, lock_key: str, session_id: str) -> str:
         """Take the room's lock, waiting with a short jittered backoff; raise RoomLockTimeout past the wait."""
@@ -116,35 +152,49 @@ class RedisRoomStore:
 
     async def create(self, room: Room) -> Room:
         room_key = self._keys(room.session_id)[0]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(room_key, json.dumps(room.to_dict()), nx=True, px=self._room_ttl_ms)
-            pipe.get(room_key)
-            _, raw = await pipe.execute()
+        with _answering():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(room_key, json.dumps(room.to_dict()), nx=True, px=self._room_ttl_ms)
+                pipe.get(room_key)
+                _, raw = await pipe.execute()
         return Room.from_dict(json.loads(raw))
 
     async def get(self, session_id: str) -> Room | None:
-        raw = await self._redis.get(self._keys(session_id)[0])
+        with _answering():
+            raw = await self._redis.get(self._keys(session_id)[0])
         return Room.from_dict(json.loads(raw)) if raw is not None else None
 
     async def append_chat(self, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
         body = {key: value for key, value in message.items() if key != "seq"}
         rest = "," + json.dumps(body)[1:] if body else "}"
         _, chat_key, seq_key, _ = self._keys(session_id)
-        seq = await self._append(keys=[chat_key, seq_key], args=[rest, self._room_ttl_ms])
+        with _answering():
+            seq = await self._append(keys=[chat_key, seq_key], args=[rest, self._room_ttl_ms])
         return {**body, "seq": int(seq)}
 
     async def next_seq(self, session_id: str) -> int:
         _, _, seq_key, _ = self._keys(session_id)
-        return int(await self._redis.get(seq_key) or 0) + 1
+        with _answering():
+            return int(await self._redis.get(seq_key) or 0) + 1
+
+    async def skip_seq(self, session_id: str) -> None:
+        _, _, seq_key, _ = self._keys(session_id)
+        with _answering():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(seq_key)
+                pipe.pexpire(seq_key, self._room_ttl_ms)
+                await pipe.execute()
 
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]:
-        raw = await self._redis.lrange(self._keys(session_id)[1], 0, -1)
+        with _answering():
+            raw = await self._redis.lrange(self._keys(session_id)[1], 0, -1)
         return [json.loads(item) for item in raw]
 
     async def purge_chat(self, session_id: str) -> None:
         _, chat_key, seq_key, _ = self._keys(session_id)
-        # Both go together: numbering must keep matching the list's positions.
-        await self._redis.delete(chat_key, seq_key)
+        # Both go together, as in the in-process store: a purged room numbers from 1 again.
+        with _answering():
+            await self._redis.delete(chat_key, seq_key)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -81,6 +81,9 @@ class RoomStore(Protocol):
     async def next_seq(self, session_id: str) -> int:
         """The number the next appended message will get (callers hold the room's transaction)."""
 
+    async def skip_seq(self, session_id: str) -> None:
+        """Never give out the next number: it belongs to a message sealed but never stored."""
+
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]: ...
 
     async def purge_chat(self, session_id: str) -> None:
@@ -95,6 +98,7 @@ class MemoryRoomStore:
     def __init__(self) -> None:
         self._rooms: dict[str, dict[str, Any]] = {}
         self._chats: dict[str, list[dict[str, Any]]] = {}
+        self._seqs: dict[str, int] = {}  # the last number given out (or skipped) in each room
         self._locks: dict[str, asyncio.Lock] = {}
 
     @contextlib.asynccontextmanager
@@ -119,22 +123,28 @@ class MemoryRoomStore:
 
     async def append_chat(self, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
         messages = self._chats.setdefault(session_id, [])
-        stored = {**message, "seq": len(messages) + 1}
+        self._seqs[session_id] = self._seqs.get(session_id, 0) + 1
+        stored = {**message, "seq": self._seqs[session_id]}
         messages.append(stored)
         return dict(stored)
 
     async def next_seq(self, session_id: str) -> int:
-        return len(self._chats.get(session_id, [])) + 1
+        return self._seqs.get(session_id, 0) + 1
+
+    async def skip_seq(self, session_id: str) -> None:
+        self._seqs[session_id] = self._seqs.get(session_id, 0) + 1
 
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]:
         return [dict(m) for m in self._chats.get(session_id, [])]
 
     async def purge_chat(self, session_id: str) -> None:
         self._chats.pop(session_id, None)
+        self._seqs.pop(session_id, None)
 
     async def close(self) -> None:
         self._rooms.clear()
         self._chats.clear()
+        self._seqs.clear()
 
 
 def _copy(data: dict[str, Any]) -> dict[str, Any]:

@@ -159,8 +159,9 @@ async def test_caucus_isolates_the_party_left_out(room: Session) -> None:
     for event, data in after:
         if event == "room_state" and data["caucus"]["active"]:
             assert "members" not in data["caucus"]
-            frozen = [p for p in data["participants"] if p["in_caucus"]]
-            assert all(not p["audio"] and not p["video"] for p in frozen)
+            assert not any(p["in_caucus"] for p in data["participants"])
+            inside = [p for p in data["participants"] if p["participant_id"] != bank.participant_id]
+            assert all(not p["audio"] and not p["video"] for p in inside)
     await bank.wait_for("media_isolation", lambda d: d["stop_sending_to"] == [], after=mark)
     mediator_history = await mediator.request("chat_history", {})
     assert [m["text"] for m in mediator_history["messages"]] == ["private: I could pay more", "still here"]

@@ -104,7 +104,7 @@ async def test_room_three_browsers_mesh_chat_caucus_and_removal(api: Api, browse
     mediator = await _open(browser, room_url)
     await _sign_in(mediator, mediator_name)
     await _join(mediator)
-    bank = await _open(browser, room_url, lang="en")
+    bank = await _open(browser, room_url + "&lang=en", lang="en")
     await _sign_in(bank, bank_name)
     await _join(bank)
     borrower = await _open(browser, f"{api.base}/room#{link}")
