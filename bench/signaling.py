@@ -100,6 +100,17 @@ def ms(value: float) -> str:
     return "-" if value != value else f"{value * 1000:.1f}"
 
 
+def runqueue_seconds(pid: int) -> float | None:
+    """Time the process's threads spent runnable but waiting for a CPU (Linux schedstat), in seconds."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / 1e9
+
+
 # --- the server -----------------------------------------------------------------------------------------------
 
 
@@ -122,6 +133,9 @@ class Node:
         except OSError:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def runqueue_seconds(self) -> float | None:
+        return None if self.proc is None else runqueue_seconds(self.proc.pid)
 
     def tail(self) -> str:
         try:
@@ -188,6 +202,7 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
         lift = "keep" if args.keep_connect_limit else "lift"
         if args.server == "in-process" and not args.redis:
             import functools
+            import logging
 
             from aiohttp import web
 
@@ -198,6 +213,7 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
             if lift == "lift":
                 server.app.RoomSettings = functools.partial(signaling.namespace.RoomSettings,
                                                             connects_per_minute=10**9)
+            logging.getLogger("mediation").setLevel(logging.ERROR)  # its warnings would go to stderr here
             settings = Settings.from_env({**base_env, "MEDIATION_PORT": "0"})
             runner = web.AppRunner(server.app.create_app(settings), access_log=None)
             await runner.setup()
@@ -463,6 +479,9 @@ class Step:
     errors: dict[str, int]
     client_cpu: float
     server_cpu: float | None
+    client_wait: float | None
+    server_wait: float | None
+    lags: list[float]
 
     @property
     def lost(self) -> int:
@@ -486,8 +505,20 @@ async def chat_step(rooms: list[Room], nodes: list[Node], meter: Meter, per_room
     meter.reset()
     interval = 1.0 / per_room
     cpu0, server0 = time.process_time(), [n.cpu_seconds() for n in nodes]
+    wait0, server_wait0 = runqueue_seconds(os.getpid()), [n.runqueue_seconds() for n in nodes]
     began = time.perf_counter()
     rng = random.Random(1)
+    lags: list[float] = []
+    sending = True
+
+    async def lag_probe() -> None:
+        # How late this process's event loop wakes from a 5 ms sleep: client-side (and host) delay.
+        while sending:
+            at = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - at - 0.005)
+
+    probe = asyncio.ensure_future(lag_probe())
 
     async def room_sender(room: Room) -> None:
         start = began + rng.random() * interval  # rooms out of phase, as real ones are
@@ -504,6 +535,8 @@ async def chat_step(rooms: list[Room], nodes: list[Node], meter: Meter, per_room
 
     await asyncio.gather(*(room_sender(r) for r in rooms))
     sent_for = time.perf_counter() - began
+    sending = False
+    await probe
     if meter.outstanding > 0:
         meter.settled.clear()
         with contextlib.suppress(asyncio.TimeoutError):
@@ -513,9 +546,14 @@ async def chat_step(rooms: list[Room], nodes: list[Node], meter: Meter, per_room
     server1 = [n.cpu_seconds() for n in nodes]
     server_cpu = (sum(b - a for a, b in zip(server0, server1)) / wall
                   if all(v is not None for v in server0 + server1) else None)
+    wait1, server_wait1 = runqueue_seconds(os.getpid()), [n.runqueue_seconds() for n in nodes]
+    client_wait = (wait1 - wait0) / wall if wait0 is not None and wait1 is not None else None
+    server_wait = (sum(b - a for a, b in zip(server_wait0, server_wait1)) / wall
+                   if all(v is not None for v in server_wait0 + server_wait1) else None)
     return Step(per_room=per_room, seconds=sent_for, sent=len(meter.sent), delivered=meter.delivered,
                 expected=meter.expected, latencies=list(meter.latencies), acks=list(meter.acks),
-                errors=dict(meter.errors), client_cpu=client_cpu, server_cpu=server_cpu)
+                errors=dict(meter.errors), client_cpu=client_cpu, server_cpu=server_cpu,
+                client_wait=client_wait, server_wait=server_wait, lags=lags)
 
 
 # --- the run --------------------------------------------------------------------------------------------------
@@ -523,15 +561,20 @@ async def chat_step(rooms: list[Room], nodes: list[Node], meter: Meter, per_room
 
 def print_step_header() -> None:
     print(f"{'msgs/s/room':>11} {'sent/s':>7} {'delivered/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-          f"{'ack p99':>7} {'lost':>5} {'errors':>7} {'client CPU':>10} {'server CPU':>10}")
+          f"{'ack p99':>7} {'lost':>5} {'errors':>7} {'CPU client/server':>17} {'CPU wait':>9} {'lag p99':>7}")
 
 
 def print_step(step: Step, rooms: int) -> None:
     errors = sum(step.errors.values())
-    server = "-" if step.server_cpu is None else f"{step.server_cpu * 100:.0f}%"
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.0f}%"
+
+    cpu = f"{share(step.client_cpu)}/{share(step.server_cpu)}"
+    wait = f"{share(step.client_wait)}/{share(step.server_wait)}"
     print(f"{step.per_room:>11g} {step.sent / step.seconds:>7.0f} {step.delivered / step.seconds:>11.0f} "
           f"{ms(pct(step.latencies, 50)):>7} {ms(step.p99):>7} {ms(max(step.latencies, default=float('nan'))):>7} "
-          f"{ms(pct(step.acks, 99)):>7} {step.lost:>5} {errors:>7} {step.client_cpu * 100:>9.0f}% {server:>10}"
+          f"{ms(pct(step.acks, 99)):>7} {step.lost:>5} {errors:>7} {cpu:>17} {wait:>9} {ms(pct(step.lags, 99)):>7}"
           + (f"  {step.errors}" if step.errors else ""), flush=True)
 
 

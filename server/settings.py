@@ -168,6 +168,8 @@ class Settings:
     turn_secret: Secret = _field("TURN_SECRET", Secret, Secret(""), secret=True)
     turn_ttl_seconds: int = _field("TURN_TTL_SECONDS", _positive_int, 3600)
     reconnect_grace_seconds: int = _field("RECONNECT_GRACE_SECONDS", _positive_int, 60)
+    # Room connections per client address per minute (behind a proxy, the proxy's address).
+    room_connects_per_minute: int = _field("ROOM_CONNECTS_PER_MINUTE", _positive_int, 120)
     # An operator's escrow key: every record is also sealed to it. Empty means none.
     escrow_recipient: str = _field("ESCROW_RECIPIENT", _age_recipient, "")
     # Argon2id cost; tests lower it, production keeps the default.

@@ -751,8 +751,10 @@ class RoomNamespace(socketio.AsyncNamespace):
             raise SignalError("cannot_target_self", "you cannot do this to yourself")
         return turn.target(participant_id)
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
         sid = args[0] if args else None
+        if not isinstance(event, str):
+            return await self._unknown_event(sid, "")
         # A client can send a packet named "connect" or "disconnect"; only the server's own
         # dispatch may reach those handlers: a real connect comes before the socket is known,
         # a real disconnect after the manager has marked the socket as leaving.
@@ -763,9 +765,17 @@ class RoomNamespace(socketio.AsyncNamespace):
         if getattr(getattr(self, f"on_{event}", None), "request_event", None) and event not in (
                 "connect", "disconnect"):
             return await super().trigger_event(event, *args)
-        if sid is not None and sid in self._connections:
-            await self.emit("error", {"code": "unknown_event", "message": f"no such request {event[:64]!r}",
-                                      "event": event[:64]}, to=sid)
+        return await self._unknown_event(sid, event[:64])
+
+    async def _unknown_event(self, sid: str | None, event: str) -> dict[str, Any]:
+        connection = self._connections.get(sid) if sid is not None else None
+        if connection is None:
+            return {"ok": False, "error": "unknown_event", "message": "no such request"}
+        if connection.signal_bucket is not None and not connection.signal_bucket.take():
+            # Unknown names are throttled like any request, and past the limit not even answered.
+            return {"ok": False, "error": "rate_limited", "message": "too many requests; slow down"}
+        await self.emit("error", {"code": "unknown_event", "message": f"no such request {event!r}",
+                                  "event": event}, to=sid)
         return {"ok": False, "error": "unknown_event", "message": "no such request"}
 
 
@@ -859,6 +869,9 @@ def check_signal_payload(kind: str, payload: dict[str, Any]) -> None:
     candidate = payload.get("candidate")
     if set(payload) - allowed or "candidate" not in payload or not (candidate is None or isinstance(candidate, str)):
         raise SignalError("invalid_payload", "signal: an ice_candidate payload is {candidate, sdpMid, sdpMLineIndex}")
+    fragment = payload.get("usernameFragment")
+    if fragment is not None and not isinstance(fragment, str):
+        raise SignalError("invalid_payload", "signal: usernameFragment must be a string")
     mid, index = payload.get("sdpMid"), payload.get("sdpMLineIndex")
     if mid is not None and not isinstance(mid, str) or index is not None and (
             not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 64):

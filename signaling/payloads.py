@@ -62,8 +62,27 @@ class MediaState(Payload):
     video: bool
 
 
+MAX_SIGNAL_DEPTH = 8
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, counted only up to ``limit + 1`` (never recursing deeper)."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def _bounded_object(value: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(value)) > MAX_SIGNAL_BYTES:
+    # Relayed to browsers as is: it must be plain, finite JSON that their parsers accept.
+    if _depth(value, MAX_SIGNAL_DEPTH) > MAX_SIGNAL_DEPTH:
+        raise ValueError(f"payload nested deeper than {MAX_SIGNAL_DEPTH} levels")
+    if len(json.dumps(value, allow_nan=False)) > MAX_SIGNAL_BYTES:
         raise ValueError(f"payload larger than {MAX_SIGNAL_BYTES} bytes")
     return value
 
