@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Idempotent setup: system packages the tests need, then the project's venv.
+# Idempotent setup: system packages the tests need, the project's venv, then the room page's
+# browser dependencies (web_client/node_modules and web_client/vendor/).
 #
-#   scripts/setup.sh                # system packages (if missing) + .venv
-#   scripts/setup.sh --server-only  # only .venv (the server alone needs no service)
+#   scripts/setup.sh                # system packages (if missing) + .venv + web client
+#   scripts/setup.sh --server-only  # .venv + web client (the server alone needs no service)
 #
 # Works from any working directory; safe to run repeatedly.
 set -euo pipefail
@@ -17,7 +18,7 @@ for arg in "$@"; do
     case "$arg" in
         --server-only) server_only=1 ;;
         -h|--help)
-            sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -51,10 +52,14 @@ missing_packages() {
     local -a pkgs=()
     have_postgres_server || pkgs+=(postgresql)
     command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
+    command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx)
     command -v age >/dev/null 2>&1 || pkgs+=(age)
     command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
     command -v ffmpeg >/dev/null 2>&1 || pkgs+=(ffmpeg)
+    command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+    # Chinese glyphs for the pages' screenshots taken by the browser tests.
+    dpkg -s fonts-noto-cjk >/dev/null 2>&1 || pkgs+=(fonts-noto-cjk)
     echo "${pkgs[@]+"${pkgs[@]}"}"
 }
 
@@ -114,4 +119,35 @@ if [[ ! -e "$STAMP" || "$ROOT/pyproject.toml" -nt "$STAMP" ]]; then
     log "installing the project into .venv (pip install -e '.[test]')"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
     touch "$STAMP"
+fi
+
+# --- web client (room page) --------------------------------------------------------------------
+# The page loads socket.io from our own origin (/static/vendor/...), never from a CDN: install the
+# locked npm dependencies, then copy the browser ESM build next to the page's own modules.
+
+WEB="$ROOT/web_client"
+VENDOR="$WEB/vendor"
+SIO_DIST="$WEB/node_modules/socket.io-client/dist"
+
+if [[ -f "$WEB/package-lock.json" ]]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        # Only with --server-only (otherwise npm was installed above): the API works without the page.
+        log "npm is missing: the room page will lack /static/vendor/; install nodejs and npm and run setup again"
+    elif [[ ! -d "$WEB/node_modules" || "$WEB/package-lock.json" -nt "$WEB/node_modules" ]]; then
+        log "installing the web client's npm dependencies (npm ci)"
+        (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$WEB/node_modules"
+    fi
+    if [[ -d "$WEB/node_modules" ]]; then
+        if [[ ! -f "$SIO_DIST/socket.io.esm.min.js" ]]; then
+            log "missing $SIO_DIST/socket.io.esm.min.js after npm ci"
+            exit 1
+        fi
+        mkdir -p "$VENDOR"
+        for file in socket.io.esm.min.js socket.io.esm.min.js.map; do
+            if [[ -f "$SIO_DIST/$file" ]] && ! cmp -s "$SIO_DIST/$file" "$VENDOR/$file"; then
+                cp "$SIO_DIST/$file" "$VENDOR/$file"
+            fi
+        done
+    fi
 fi

@@ -1,0 +1,667 @@
+// WebRTC full mesh for the room: one RTCPeerConnection per other admitted participant.
+//
+// No DOM access here (the Node unit tests import it). The RTCPeerConnection constructor and the local
+// MediaStream are injected. Signaling goes through a RoomClient (js/protocol.js), or anything with
+// the same `on(name, fn)` / `signal(to, kind, payload)` interface.
+//
+// Negotiation is "perfect negotiation" (W3C WebRTC 1.0 §10.7 / MDN): both ends may offer at any
+// time; on glare the polite end (the lexicographically larger participant_id) rolls back and takes
+// the other's offer, the impolite end ignores the colliding offer.
+//
+// Recovery rules, so that both ends converge on one live connection without extra protocol:
+//  - a participant that disconnects (roster `connected: false`), leaves, or goes back to the lobby
+//    loses its connections; it gets a fresh one when it is back;
+//  - an offer whose DTLS fingerprint differs from the current remote description's comes from a
+//    *new* RTCPeerConnection on the other side (page reload, reconnect): ours is replaced by a fresh
+//    one that takes the offer;
+//  - a connection that does not reach "connected" within `connectTimeoutMs`, or that fails and does
+//    not recover after an ICE restart, is replaced;
+//  - the impolite end of a pair always offers, also without local media (receive-only transceivers),
+//    so a replaced connection always announces itself; the polite end without media adds them only
+//    when the watchdog fires;
+//  - a new connection is opened by the impolite end: the polite end waits `initialOfferWaitMs` for
+//    that offer before offering itself. Both ends appear at the same moment (admission, end of a
+//    caucus), so both would otherwise offer at once, and Chrome sometimes gathers no ICE candidates
+//    for an answer given right after rolling back an offer it had just set (the connection then
+//    stays "new" until the watchdog replaces it). Glare on later renegotiations is still handled.
+//
+// The recorder (role "recorder", docs/protocol.md) is a peer of its own kind: it only answers, it
+// sends nothing back, and it answers every offer with a brand-new connection (a new file part).
+// So towards it we always offer, whatever the politeness; we send our camera and microphone on
+// send-only transceivers, and only when we have any; we take no offer and no track from it; and
+// instead of renegotiating (a new kind of track, an ICE restart) we replace the connection. It is
+// an ordinary admitted participant otherwise: media isolation in a caucus closes the connection,
+// its leaving closes it, and it is offered a fresh one when it (re)appears.
+
+import { Emitter } from "./protocol.js";
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 20000;
+export const DEFAULT_INITIAL_OFFER_WAIT_MS = 3000;
+
+const KINDS = ["audio", "video"];
+
+/** The DTLS fingerprint(s) of an SDP, to tell a renegotiation from a brand-new remote connection. */
+export function sdpFingerprint(sdp) {
+  if (typeof sdp !== "string") return null;
+  const found = sdp.match(/^a=fingerprint:.*$/gim);
+  return found ? found.map((line) => line.trim().toLowerCase()).sort().join("|") : null;
+}
+
+/** polite = the lexicographically larger participant_id of the pair (docs: brief). */
+export function isPolite(selfId, otherId) {
+  return String(selfId) > String(otherId);
+}
+
+function candidatePayload(candidate) {
+  if (!candidate) return { candidate: null };
+  const json = typeof candidate.toJSON === "function" ? candidate.toJSON() : candidate;
+  const payload = {
+    candidate: json.candidate,
+    sdpMid: json.sdpMid ?? null,
+    sdpMLineIndex: json.sdpMLineIndex ?? null,
+  };
+  if (typeof json.usernameFragment === "string") payload.usernameFragment = json.usernameFragment;
+  return payload;
+}
+
+/**
+ * Events:
+ *  - `remote_stream` {participantId, stream, track}: a remote track arrived (emitted per track);
+ *  - `remote_stream_removed` {participantId}: the connection to that participant is gone;
+ *  - `peer_state` {participantId, state}: the connection's connectionState changed;
+ *  - `peer_created` {participantId, polite}, `peer_closed` {participantId, reason};
+ *  - `offer_refused` {participantId}: an offer from an isolated participant was dropped;
+ *  - `error` {participantId, error}.
+ */
+export class Mesh extends Emitter {
+  constructor({
+    client,
+    RTCPeerConnection,
+    localStream = null,
+    MediaStream = null,
+    connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
+    iceRestartTimeoutMs = 8000,
+    initialOfferWaitMs = DEFAULT_INITIAL_OFFER_WAIT_MS,
+    log = null,
+  } = {}) {
+    super();
+    if (!client) throw new TypeError("Mesh needs a client");
+    this.client = client;
+    this.RTCPeerConnection = RTCPeerConnection || null;
+    this.MediaStream = MediaStream;
+    this.localStream = localStream;
+    this.connectTimeoutMs = connectTimeoutMs;
+    this.iceRestartTimeoutMs = iceRestartTimeoutMs;
+    this.initialOfferWaitMs = initialOfferWaitMs;
+    this._log = typeof log === "function" ? log : null;
+
+    this.selfId = null;
+    this.mode = null;
+    this.selfStatus = null;
+    this.iceServers = [];
+    this.participants = new Map(); // participant_id -> participant (from room_state)
+    this.isolated = new Set(); // media_isolation's stop_sending_to
+    this.refusedByServer = new Set(); // peers the server would not relay to (`isolated` ack)
+    this.peers = new Map(); // participant_id -> peer record
+    this._queues = new Map(); // participant_id -> tail of its signal-handling chain
+    this.online = false;
+    this.stopped = false;
+
+    this._handlers = {
+      joined: (result) => this.start(result),
+      room_state: (state) => this._onRoomState(state),
+      admitted: () => {
+        this.selfStatus = "admitted";
+        this.reconcile();
+      },
+      returned_to_lobby: () => {
+        this.selfStatus = "lobby";
+        this.reconcile();
+      },
+      media_isolation: (body) => this._onIsolation(body),
+      caucus_ended: () => {
+        this.refusedByServer.clear();
+        this.reconcile();
+      },
+      signal: (body) => this._onSignal(body),
+      disconnected: () => {
+        this.online = false;
+        this._closeAll("disconnected");
+      },
+      terminated: () => this.stop(),
+    };
+    for (const [name, handler] of Object.entries(this._handlers)) client.on(name, handler);
+    if (client.self && client.joined) this.start(client.self);
+  }
+
+  /** Begin (or resume after a re-join) from a join_room result. */
+  start(result) {
+    if (this.stopped || !result) return;
+    this.selfId = result.participant_id;
+    this.mode = result.mode || (result.room && result.room.mode) || "video";
+    this.selfStatus = result.status || this.selfStatus;
+    this.iceServers = Array.isArray(result.ice_servers) ? result.ice_servers : [];
+    this.online = true;
+    if (result.room) this._onRoomState(result.room, { reconcile: false });
+    this.reconcile();
+  }
+
+  _trace(...args) {
+    if (this._log) this._log("[mesh]", ...args);
+  }
+
+  get active() {
+    return (
+      !this.stopped &&
+      this.online &&
+      this.mode === "video" &&
+      Boolean(this.selfId) &&
+      this.selfStatus === "admitted" &&
+      typeof this.RTCPeerConnection === "function"
+    );
+  }
+
+  /** Participant ids we should hold a connection to right now. */
+  wantedPeers() {
+    if (!this.active) return [];
+    const wanted = [];
+    for (const p of this.participants.values()) {
+      const id = p.participant_id;
+      if (id === this.selfId) continue;
+      if (p.status !== "admitted" || p.connected === false) continue;
+      if (this.isolated.has(id) || this.refusedByServer.has(id)) continue;
+      // The recorder takes our camera and microphone and sends nothing back: without media, no use.
+      if (p.role === "recorder" && !this._localTrack("audio") && !this._localTrack("video")) continue;
+      wanted.push(id);
+    }
+    return wanted;
+  }
+
+  /** Open connections to wanted peers, close the others. */
+  reconcile() {
+    const wanted = new Set(this.wantedPeers());
+    for (const id of [...this.peers.keys()]) {
+      if (!wanted.has(id)) this._closePeer(id, this._closeReason(id));
+    }
+    for (const id of wanted) {
+      if (!this.peers.has(id)) this._createPeer(id);
+    }
+  }
+
+  _closeReason(id) {
+    if (!this.active) return this.mode === "chat" ? "chat_only" : "inactive";
+    if (this.isolated.has(id) || this.refusedByServer.has(id)) return "isolated";
+    return "left";
+  }
+
+  _onRoomState(state, { reconcile = true } = {}) {
+    if (!state || !Array.isArray(state.participants)) return;
+    if (state.mode) this.mode = state.mode;
+    this.participants = new Map(state.participants.map((p) => [p.participant_id, p]));
+    if (Array.isArray(state.isolated_from)) {
+      // The server's own account of whom we are isolated from (also right after a re-join).
+      this.isolated = new Set(state.isolated_from);
+      for (const id of this.isolated) if (this.peers.has(id)) this._closePeer(id, "isolated");
+    }
+    const me = this.participants.get(this.selfId);
+    if (me && me.status) this.selfStatus = me.status;
+    if (state.caucus && !state.caucus.active) this.refusedByServer.clear();
+    if (state.ended) this.stop();
+    if (reconcile) this.reconcile();
+  }
+
+  _onIsolation(body) {
+    const list = body && Array.isArray(body.stop_sending_to) ? body.stop_sending_to : [];
+    this.isolated = new Set(list);
+    this.refusedByServer.clear();
+    for (const id of list) {
+      if (this.peers.has(id)) this._closePeer(id, "isolated");
+    }
+    this.reconcile();
+  }
+
+  // --- local media ----------------------------------------------------------------------------
+
+  /** Use another local stream (its tracks replace the ones being sent). */
+  async setLocalStream(stream) {
+    this.localStream = stream;
+    for (const kind of KINDS) {
+      const track = stream ? stream.getTracks().find((t) => t.kind === kind) || null : null;
+      await this.replaceTrack(kind, track);
+    }
+  }
+
+  /** Send `track` (or nothing, with null) for `kind` on every connection; renegotiates only if needed. */
+  async replaceTrack(kind, track) {
+    const jobs = [];
+    for (const peer of this.peers.values()) jobs.push(this._setSenderTrack(peer, kind, track));
+    await Promise.allSettled(jobs);
+    this.reconcile(); // e.g. media appeared: now worth connecting to the recorder
+  }
+
+  _localTrack(kind) {
+    if (!this.localStream) return null;
+    return this.localStream.getTracks().find((t) => t.kind === kind && t.readyState !== "ended") || null;
+  }
+
+  _findTransceiver(pc, kind) {
+    if (typeof pc.getTransceivers !== "function") return null;
+    const usable = pc.getTransceivers().filter((t) => !t.stopped && t.currentDirection !== "stopped");
+    return (
+      usable.find((t) => t.sender && t.sender.track && t.sender.track.kind === kind) ||
+      usable.find((t) => t.receiver && t.receiver.track && t.receiver.track.kind === kind) ||
+      null
+    );
+  }
+
+  async _setSenderTrack(peer, kind, track) {
+    if (peer.closed) return;
+    const pc = peer.pc;
+    try {
+      const transceiver = this._findTransceiver(pc, kind);
+      if (transceiver) {
+        await transceiver.sender.replaceTrack(track);
+        if (track && this.localStream && typeof transceiver.sender.setStreams === "function") {
+          transceiver.sender.setStreams(this.localStream);
+        }
+        if (track && (transceiver.direction === "recvonly" || transceiver.direction === "inactive")) {
+          transceiver.direction = "sendrecv"; // fires negotiationneeded
+        }
+      } else if (track) {
+        pc.addTrack(track, ...(this.localStream ? [this.localStream] : [])); // fires negotiationneeded
+      }
+    } catch (error) {
+      this.emit("error", { participantId: peer.id, error });
+    }
+  }
+
+  // --- connections ------------------------------------------------------------------------------
+
+  _createPeer(id, { announce = null } = {}) {
+    const pc = new this.RTCPeerConnection({ iceServers: this.iceServers });
+    const peer = {
+      id,
+      pc,
+      polite: isPolite(this.selfId, id),
+      makingOffer: false,
+      ignoreOffer: false,
+      settingRemoteAnswerPending: false,
+      handlingOffer: false,
+      earlyCandidates: [], // candidates that came before any remote description
+      recorder: this._isRecorder(id),
+      offered: false, // an offer of this connection went out (the recorder gets exactly one)
+      // The polite end lets the impolite end open the connection (see the top of this file),
+      // except for a replacement, which must announce itself, and towards the recorder, which
+      // only ever answers.
+      awaitingFirstOffer: isPolite(this.selfId, id) && announce !== true && !this._isRecorder(id),
+      firstOfferTimer: null,
+      stream: null,
+      closed: false,
+      iceRestarted: false,
+      connectTimer: null,
+      failTimer: null,
+    };
+    this.peers.set(id, peer);
+    this._trace("create", id, peer.polite ? "polite" : "impolite");
+
+    pc.onnegotiationneeded = () => this._negotiate(peer);
+    pc.onicecandidate = (event) => {
+      if (peer.closed) return;
+      const payload = candidatePayload(event ? event.candidate : null);
+      this._trace("candidate to", id, payload.candidate ? payload.usernameFragment || "" : "end");
+      this._send(peer, "ice_candidate", payload);
+    };
+    pc.ontrack = (event) => this._onTrack(peer, event);
+    pc.onconnectionstatechange = () => this._onConnectionState(peer);
+
+    let sending = false;
+    for (const kind of KINDS) {
+      const track = this._localTrack(kind);
+      if (!track) continue;
+      if (peer.recorder && typeof pc.addTransceiver === "function") {
+        // Nothing comes back from the recorder: say so in the offer.
+        pc.addTransceiver(track, { direction: "sendonly", streams: this.localStream ? [this.localStream] : [] });
+      } else {
+        pc.addTrack(track, this.localStream);
+      }
+      sending = true;
+    }
+    // The impolite end always offers (receive-only when it has no media), so that a new connection
+    // is always announced to the other end. `announce` forces it (watchdog on the polite end).
+    if (!sending && (announce ?? !peer.polite)) this._addReceiveOnly(peer);
+    this._armConnectTimer(peer);
+    this.emit("peer_created", { participantId: id, polite: peer.polite });
+    return peer;
+  }
+
+  _isRecorder(id) {
+    const p = this.participants.get(id);
+    return Boolean(p && p.role === "recorder");
+  }
+
+  _addReceiveOnly(peer) {
+    for (const kind of KINDS) {
+      if (!this._findTransceiver(peer.pc, kind)) peer.pc.addTransceiver(kind, { direction: "recvonly" });
+    }
+  }
+
+  _armConnectTimer(peer) {
+    clearTimeout(peer.connectTimer);
+    if (!this.connectTimeoutMs) return;
+    peer.connectTimer = setTimeout(() => {
+      if (peer.closed || peer.pc.connectionState === "connected") return;
+      const hasTransceivers =
+        typeof peer.pc.getTransceivers === "function" && peer.pc.getTransceivers().length > 0;
+      if (!hasTransceivers && !peer.pc.remoteDescription) {
+        // Polite end without media, and no offer came: announce ourselves.
+        peer.awaitingFirstOffer = false;
+        this._addReceiveOnly(peer);
+        this._armConnectTimer(peer);
+      } else {
+        this._replacePeer(peer, "timeout");
+      }
+    }, this.connectTimeoutMs);
+  }
+
+  _replacePeer(peer, reason, { announce = true } = {}) {
+    const id = peer.id;
+    this._closePeer(id, reason);
+    return this._mayConnect(id) ? this._createPeer(id, { announce }) : null;
+  }
+
+  /** Whether a connection to `id` is allowed now (it need not be on our roster yet). */
+  _mayConnect(id) {
+    if (!this.active || id === this.selfId) return false;
+    if (this.isolated.has(id) || this.refusedByServer.has(id)) return false;
+    const p = this.participants.get(id);
+    return !p || (p.status === "admitted" && p.connected !== false);
+  }
+
+  async _negotiate(peer) {
+    // While we answer an offer, no offer of ours: the browser fires negotiationneeded again once
+    // stable if the answer did not already cover our changes.
+    if (peer.closed || peer.handlingOffer) return;
+    const pc = peer.pc;
+    if (peer.recorder && peer.offered) {
+      // The recorder answers an offer with a new connection of its own: renegotiating this one
+      // cannot work. A fresh connection (and a new file part on the recorder's side) instead.
+      this._trace("renegotiation towards the recorder", peer.id, "- replacing the connection");
+      this._replacePeer(peer, "renegotiate");
+      return;
+    }
+    if (peer.awaitingFirstOffer && !pc.remoteDescription) {
+      if (!peer.firstOfferTimer) {
+        peer.firstOfferTimer = setTimeout(() => {
+          peer.firstOfferTimer = null;
+          peer.awaitingFirstOffer = false;
+          if (!peer.closed && !pc.remoteDescription && pc.signalingState === "stable") {
+            this._trace("no offer came from", peer.id, "- offering");
+            this._negotiate(peer);
+          }
+        }, this.initialOfferWaitMs);
+      }
+      return;
+    }
+    try {
+      peer.makingOffer = true;
+      await pc.setLocalDescription();
+      if (peer.closed) return;
+      const description = pc.localDescription;
+      if (pc.signalingState !== "have-local-offer" || !description || description.type !== "offer") {
+        this._trace("offer superseded for", peer.id, pc.signalingState);
+        return; // rolled back meanwhile (glare, polite end): the answer replaces it
+      }
+      this._trace("send", description.type, "to", peer.id);
+      peer.offered = true;
+      this._send(peer, description.type, { type: description.type, sdp: description.sdp });
+    } catch (error) {
+      this._trace("negotiation failed", peer.id, error && error.message);
+      this.emit("error", { participantId: peer.id, error });
+    } finally {
+      peer.makingOffer = false;
+    }
+  }
+
+  _send(peer, kind, payload) {
+    const result = this.client.signal(peer.id, kind, payload);
+    if (result && typeof result.catch === "function") {
+      result.catch((error) => {
+        if (error && error.code === "isolated") {
+          // The server will not relay between caucus sides: stop until the caucus changes.
+          this.refusedByServer.add(peer.id);
+          if (this.peers.get(peer.id) === peer) this._closePeer(peer.id, "isolated");
+        } else if (error && (error.code === "not_admitted" || error.code === "unknown_participant")) {
+          // The roster will tell; nothing to do until then.
+        } else {
+          this.emit("error", { participantId: peer.id, error });
+        }
+      });
+    }
+  }
+
+  _onSignal(body) {
+    if (!body || typeof body.from !== "string") return;
+    const from = body.from;
+    if (this.isolated.has(from) || this.refusedByServer.has(from)) {
+      this._trace("refuse", body.kind, "from isolated", from);
+      if (body.kind === "offer") this.emit("offer_refused", { participantId: from });
+      return;
+    }
+    if (!this.active || from === this.selfId) {
+      this._trace("drop", body.kind, "from", from, "(inactive)");
+      return;
+    }
+    // One queue per participant (not per connection), so that a candidate never overtakes the
+    // offer it belongs to, even when that offer replaces the connection.
+    const previous = this._queues.get(from) || Promise.resolve();
+    const next = previous
+      .then(() => this._handleSignal(from, body))
+      .catch((error) => {
+        this._trace("signal handling failed", from, error && error.message);
+        this.emit("error", { participantId: from, error });
+      });
+    this._queues.set(from, next);
+    next.then(() => {
+      if (this._queues.get(from) === next) this._queues.delete(from);
+    });
+  }
+
+  async _handleSignal(from, { kind, payload }) {
+    if (!payload || typeof payload !== "object" || !this.active) return;
+    if (this.isolated.has(from) || this.refusedByServer.has(from)) return;
+    let peer = this.peers.get(from);
+    if (kind === "offer" && this._isRecorder(from)) {
+      this._trace("drop offer from the recorder", from, "(it only answers)");
+      return;
+    }
+    if (!peer) {
+      // The server relays only between admitted members: an offer may beat the room_state that
+      // announces its sender. Anything else for a connection we do not hold is stale.
+      if (kind !== "offer" || !this._mayConnect(from)) {
+        this._trace("drop", kind, "from", from, "(no connection)");
+        return;
+      }
+      peer = this._createPeer(from, { announce: false });
+    }
+    if (kind === "offer" || kind === "answer") {
+      const description = { type: payload.type || kind, sdp: payload.sdp };
+      if (description.type === "offer" && peer.pc.remoteDescription) {
+        const before = sdpFingerprint(peer.pc.remoteDescription.sdp);
+        const now = sdpFingerprint(description.sdp);
+        if (before && now && before !== now) {
+          // A new connection on the other side (reload, reconnect): start afresh with it.
+          peer = this._replacePeer(peer, "remote_restart", { announce: false });
+          if (!peer) return;
+        }
+      }
+      await this._onDescription(peer, description);
+    } else if (kind === "ice_candidate") {
+      if (!peer.pc.remoteDescription) {
+        // Candidates may precede the description they belong to: after a glare the polite end
+        // answers with the ICE credentials of its rolled-back offer, whose candidates were sent
+        // already. Keep them until a remote description is set, then try them.
+        if (peer.earlyCandidates.length < 500) peer.earlyCandidates.push(payload);
+        this._trace("candidate from", from, "kept until a remote description");
+        return;
+      }
+      await this._addCandidate(peer, payload, { strict: !peer.ignoreOffer });
+    }
+  }
+
+  async _addCandidate(peer, payload, { strict }) {
+    try {
+      if (payload.candidate === null || payload.candidate === undefined || payload.candidate === "") {
+        await peer.pc.addIceCandidate();
+      } else {
+        await peer.pc.addIceCandidate(payload);
+      }
+    } catch (error) {
+      this._trace("candidate from", peer.id, "refused:", error && error.message);
+      if (strict && !peer.closed) throw error;
+    }
+  }
+
+  async _flushEarlyCandidates(peer) {
+    const pending = peer.earlyCandidates;
+    peer.earlyCandidates = [];
+    // Some may belong to an offer that was ignored (other ICE credentials): those fail, harmlessly.
+    for (const payload of pending) await this._addCandidate(peer, payload, { strict: false });
+  }
+
+  async _onDescription(peer, description) {
+    const pc = peer.pc;
+    if (description.type === "answer" && pc.signalingState !== "have-local-offer") {
+      this._trace("drop late answer from", peer.id, pc.signalingState);
+      return; // a late answer to an offer we rolled back or replaced
+    }
+    const readyForOffer =
+      !peer.makingOffer && (pc.signalingState === "stable" || peer.settingRemoteAnswerPending);
+    const offerCollision = description.type === "offer" && !readyForOffer;
+    peer.ignoreOffer = !peer.polite && offerCollision;
+    this._trace("recv", description.type, "from", peer.id, pc.signalingState, offerCollision ? "collision" : "", peer.ignoreOffer ? "ignored" : "");
+    if (peer.ignoreOffer) return;
+    const isOffer = description.type === "offer";
+    if (isOffer) {
+      peer.handlingOffer = true;
+      peer.awaitingFirstOffer = false;
+      clearTimeout(peer.firstOfferTimer);
+      peer.firstOfferTimer = null;
+    }
+    try {
+      if (offerCollision) {
+        try {
+          await pc.setLocalDescription({ type: "rollback" });
+        } catch (error) {
+          // Our offer was not applied yet, or was already rolled back: nothing to undo.
+          if (pc.signalingState === "have-local-offer") throw error;
+        }
+      }
+      peer.settingRemoteAnswerPending = description.type === "answer";
+      try {
+        await pc.setRemoteDescription(description);
+      } finally {
+        peer.settingRemoteAnswerPending = false;
+      }
+      if (peer.closed) return;
+      await this._flushEarlyCandidates(peer);
+      if (isOffer) {
+        await pc.setLocalDescription();
+        if (peer.closed) return;
+        const answer = pc.localDescription;
+        this._trace("send", answer.type, "to", peer.id);
+        this._send(peer, answer.type, { type: answer.type, sdp: answer.sdp });
+      }
+    } finally {
+      if (isOffer) peer.handlingOffer = false;
+    }
+  }
+
+  _onTrack(peer, event) {
+    if (peer.closed || peer.recorder) return; // the recorder sends nothing; nothing to show
+    let stream = event.streams && event.streams[0];
+    if (!stream) {
+      if (!peer.stream && this.MediaStream) peer.stream = new this.MediaStream();
+      if (peer.stream && typeof peer.stream.addTrack === "function") peer.stream.addTrack(event.track);
+      stream = peer.stream;
+    }
+    if (!stream) return;
+    peer.stream = stream;
+    this.emit("remote_stream", { participantId: peer.id, stream, track: event.track });
+  }
+
+  _onConnectionState(peer) {
+    if (peer.closed) return;
+    const state = peer.pc.connectionState;
+    this._trace("state", peer.id, state);
+    this.emit("peer_state", { participantId: peer.id, state });
+    if (state === "connected") {
+      clearTimeout(peer.connectTimer);
+      clearTimeout(peer.failTimer);
+      peer.iceRestarted = false;
+    } else if (state === "failed") {
+      if (peer.recorder) {
+        this._replacePeer(peer, "failed"); // an ICE restart is a renegotiation: see _negotiate
+      } else if (!peer.iceRestarted && typeof peer.pc.restartIce === "function") {
+        peer.iceRestarted = true;
+        peer.pc.restartIce(); // negotiationneeded -> new offer with fresh ICE credentials
+        clearTimeout(peer.failTimer);
+        peer.failTimer = setTimeout(() => {
+          if (!peer.closed && peer.pc.connectionState !== "connected") this._replacePeer(peer, "failed");
+        }, this.iceRestartTimeoutMs);
+      } else {
+        this._replacePeer(peer, "failed");
+      }
+    }
+  }
+
+  _closePeer(id, reason) {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    this.peers.delete(id);
+    peer.closed = true;
+    this._trace("close", id, reason);
+    clearTimeout(peer.connectTimer);
+    clearTimeout(peer.failTimer);
+    clearTimeout(peer.firstOfferTimer);
+    const pc = peer.pc;
+    pc.onnegotiationneeded = null;
+    pc.onicecandidate = null;
+    pc.ontrack = null;
+    pc.onconnectionstatechange = null;
+    try {
+      pc.close();
+    } catch {
+      // already closed
+    }
+    this.emit("peer_closed", { participantId: id, reason });
+    this.emit("remote_stream_removed", { participantId: id, reason });
+  }
+
+  _closeAll(reason) {
+    for (const id of [...this.peers.keys()]) this._closePeer(id, reason);
+  }
+
+  /** The remote stream of a participant, if any. */
+  remoteStream(id) {
+    const peer = this.peers.get(id);
+    return peer ? peer.stream : null;
+  }
+
+  /** A snapshot for diagnostics. */
+  describe() {
+    return [...this.peers.values()].map((peer) => ({
+      participantId: peer.id,
+      polite: peer.polite,
+      connectionState: peer.pc.connectionState,
+      signalingState: peer.pc.signalingState,
+    }));
+  }
+
+  /** Close every connection and stop reacting to the client. */
+  stop() {
+    if (this.stopped) return;
+    this.stopped = true;
+    this._closeAll("stopped");
+    for (const [name, handler] of Object.entries(this._handlers)) this.client.off(name, handler);
+  }
+}

@@ -1,0 +1,601 @@
+// The room protocol (docs/protocol.md) on top of a socket.io client.
+//
+// No DOM access here: this module is imported by the browser page and by the Node unit tests.
+// The socket.io `io` function is injected, so tests may pass a fake or the npm socket.io-client.
+
+export const NAMESPACE = "/room";
+export const SOCKET_PATH = "/socket.io/";
+export const DEFAULT_ACK_TIMEOUT_MS = 10000;
+
+/** RoomClient method name -> protocol request event. */
+export const REQUESTS = Object.freeze({
+  joinRoom: "join_room",
+  leaveRoom: "leave_room",
+  admit: "admit",
+  refuse: "refuse",
+  returnToLobby: "return_to_lobby",
+  sendChat: "send_chat",
+  chatHistory: "chat_history",
+  typing: "typing",
+  mediaState: "media_state",
+  signal: "signal",
+  muteChat: "mute_chat",
+  requestMuteMedia: "request_mute_media",
+  removeParticipant: "remove_participant",
+  lockRoom: "lock_room",
+  endSession: "end_session",
+  deleteMessage: "delete_message",
+  openCaucus: "open_caucus",
+  closeCaucus: "close_caucus",
+  giveConsent: "give_consent",
+  withdrawConsent: "withdraw_consent",
+  startRecording: "start_recording",
+  stopRecording: "stop_recording",
+});
+
+/** Server notices, re-emitted by RoomClient under the same names. */
+export const NOTICES = Object.freeze([
+  "room_state",
+  "admitted",
+  "returned_to_lobby",
+  "refused",
+  "removed",
+  "session_ended",
+  "chat_message",
+  "message_deleted",
+  "typing",
+  "signal",
+  "media_isolation",
+  "caucus_started",
+  "caucus_in_progress",
+  "caucus_ended",
+  "chat_muted",
+  "mute_media_requested",
+  "recording_started",
+  "recording_stopped",
+  "error",
+]);
+
+/** Codes a refused connection carries in connect_error's data. */
+export const CONNECT_ERROR_CODES = Object.freeze([
+  "bad_token",
+  "not_a_participant",
+  "bad_session",
+  "removed",
+  "room_locked",
+  "session_ended",
+  "rate_limited",
+  "unavailable", // used by the server (room store briefly unreachable), not listed in docs/protocol.md
+]);
+
+/** Codes a request's ack (and the `error` notice) may carry: the shared ones, then per request. */
+export const REQUEST_ERROR_CODES = Object.freeze([
+  "invalid_payload",
+  "not_joined",
+  "not_admitted",
+  "forbidden",
+  "unknown_participant",
+  "rate_limited",
+  "session_ended",
+  "unknown_event",
+  "internal",
+  "already_joined",
+  "not_in_lobby",
+  "cannot_target_self",
+  "chat_muted",
+  "empty_message",
+  "message_too_long",
+  "isolated",
+  "chat_only",
+  "unknown_message",
+  "already_deleted",
+  "caucus_active",
+  "no_caucus",
+  "unknown_notice",
+  "no_consent",
+  "recording_active",
+  "no_recipients",
+  "consent_missing",
+  "not_recording",
+  // Used by the server, not listed in docs/protocol.md:
+  "unavailable", // the room store is briefly unreachable; nothing changed
+  "replaced", // an `error` notice: the same participant joined from another window (then disconnected)
+]);
+
+/** Codes this client produces itself (never sent by the server). */
+export const CLIENT_ERROR_CODES = Object.freeze([
+  "timeout", // no ack within the timeout
+  "disconnected", // the socket is not connected; the request was not sent
+  "connect_failed", // the server could not be reached (socket.io keeps retrying)
+  "connect_refused", // the server refused the connection without a documented code (no retry)
+  "bad_ack", // the ack was not {ok: ...}
+]);
+
+/** Roles that must consent before a session is recorded (docs/protocol.md, "Recording and consent"). */
+export const PARTY_ROLES = Object.freeze(["borrower", "lender", "bank_representative"]);
+
+/** `recording_stopped` reasons. */
+export const RECORDING_STOP_REASONS = Object.freeze([
+  "mediator",
+  "consent_withdrawn",
+  "consent_missing",
+  "session_ended",
+  "recorder_lost",
+]);
+
+/**
+ * The recording notice to show in `lang`, from join_room's `recording_notice` ([{language, text,
+ * sha256}]): that language, else zh-CN, else the first one. Null when there is none usable.
+ * Consent is given to the notice shown, so its `sha256` is the one sent with give_consent.
+ */
+export function pickNotice(notices, lang) {
+  if (!Array.isArray(notices)) return null;
+  const usable = notices.filter(
+    (n) => isObject(n) && typeof n.text === "string" && n.text.trim() && typeof n.sha256 === "string" && /^[0-9a-f]{64}$/.test(n.sha256),
+  );
+  return (
+    usable.find((n) => n.language === lang) ||
+    usable.find((n) => n.language === "zh-CN") ||
+    usable[0] ||
+    null
+  );
+}
+
+/**
+ * Admitted parties of a room_state who have not consented: who holds up `start_recording`
+ * (the server's rule: every admitted borrower, lender and bank representative consents).
+ */
+export function missingConsents(room) {
+  const list = room && Array.isArray(room.participants) ? room.participants : [];
+  return list.filter((p) => p && p.status === "admitted" && PARTY_ROLES.includes(p.role) && !p.consented);
+}
+
+/** Refusals after which connecting again later may succeed. */
+const RETRYABLE_REFUSALS = new Set(["rate_limited", "room_locked", "connect_refused", "unavailable"]);
+
+/** Notices after which the server disconnects this participant for good. */
+const TERMINAL_NOTICES = new Set(["session_ended", "removed", "refused"]);
+
+/** An Error with the protocol's error code (`.code`), the request's name (`.event`) and the raw data. */
+export class ProtocolError extends Error {
+  constructor(code, message, { event = null, data = null } = {}) {
+    super(message || code);
+    this.name = "ProtocolError";
+    this.code = code;
+    this.event = event;
+    this.data = data;
+  }
+}
+
+/** A minimal event emitter (browser and Node alike; an unhandled "error" does not throw). */
+export class Emitter {
+  constructor() {
+    this._listeners = new Map();
+  }
+
+  on(name, listener) {
+    if (!this._listeners.has(name)) this._listeners.set(name, new Set());
+    this._listeners.get(name).add(listener);
+    return this;
+  }
+
+  off(name, listener) {
+    const set = this._listeners.get(name);
+    if (set) set.delete(listener);
+    return this;
+  }
+
+  once(name, listener) {
+    const wrapper = (...args) => {
+      this.off(name, wrapper);
+      listener(...args);
+    };
+    return this.on(name, wrapper);
+  }
+
+  emit(name, ...args) {
+    const set = this._listeners.get(name);
+    if (!set) return false;
+    for (const listener of [...set]) {
+      try {
+        listener(...args);
+      } catch (err) {
+        // A faulty listener must not break the protocol machinery or the other listeners.
+        if (typeof console !== "undefined") console.error(`listener for ${name} failed`, err);
+      }
+    }
+    return set.size > 0;
+  }
+}
+
+function isObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/**
+ * The `{code, message, refused}` of a connect_error, whatever shape the server or transport gave it.
+ * `refused`: the server answered with a refusal (socket.io does not retry then); otherwise the
+ * server was not reached and socket.io keeps retrying. `socket` (optional) tells the two apart when
+ * the refusal carries no code: socket.io destroys the socket on a refusal (`active` false).
+ */
+export function connectErrorInfo(err, socket = null) {
+  const data = err && isObject(err.data) ? err.data : null;
+  if (data && typeof data.code === "string") {
+    return { code: data.code, message: typeof data.message === "string" ? data.message : "", refused: true };
+  }
+  // A server may put the bare code in the message (ConnectionRefusedError("bad_token")).
+  const message = err && typeof err.message === "string" ? err.message : "";
+  if (CONNECT_ERROR_CODES.includes(message)) return { code: message, message, refused: true };
+  if (socket && socket.active === false) return { code: "connect_refused", message, refused: true };
+  return { code: "connect_failed", message, refused: false };
+}
+
+/**
+ * The room protocol's client.
+ *
+ * Events (RoomClient is an Emitter):
+ *  - every server notice under its protocol name (`room_state`, `chat_message`, `error`, ...);
+ *  - `connected` {reconnect}, `disconnected` {reason, willReconnect}, `reconnecting` {attempt},
+ *    `reconnect_failed` {}, `connect_error` {code, message, refused};
+ *  - `joined` (join result; also after an automatic re-join), `rejoined` (join result),
+ *    `rejoin_failed` (ProtocolError);
+ *  - `terminated` {reason} once the participant is out for good (session_ended, removed, refused,
+ *    a refused connection, left).
+ */
+export class RoomClient extends Emitter {
+  constructor({
+    io,
+    url = NAMESPACE,
+    path = SOCKET_PATH,
+    ackTimeoutMs = DEFAULT_ACK_TIMEOUT_MS,
+    ioOptions = {},
+    autoRejoin = true,
+  } = {}) {
+    super();
+    if (typeof io !== "function") throw new TypeError("RoomClient needs the socket.io `io` function");
+    this._io = io;
+    this.url = url;
+    this.path = path;
+    this.ackTimeoutMs = ackTimeoutMs;
+    this.ioOptions = ioOptions;
+    this.autoRejoin = autoRejoin;
+
+    this.socket = null;
+    /** The last join_room result ({participant_id, role, name, status, mode, schedule, room, ...}). */
+    this.self = null;
+    /** The last room_state body. */
+    this.room = null;
+    this.joined = false;
+    this.terminated = null; // reason once out for good
+    this._wantJoined = false;
+    this._everConnected = false;
+    this._joinPromise = null;
+    this._pendingConnect = null;
+  }
+
+  get connected() {
+    return Boolean(this.socket && this.socket.connected);
+  }
+
+  get participantId() {
+    return this.self ? this.self.participant_id : null;
+  }
+
+  /**
+   * Open the socket. Resolves once connected; rejects with a ProtocolError carrying the refusal's
+   * code (`bad_token`, `room_locked`, ...) when the server refuses. Transport failures do not
+   * reject: socket.io keeps retrying and `connect_error` {code: "connect_failed"} is emitted.
+   */
+  connect({ token = null, sessionId = null } = {}) {
+    if (this.socket) throw new Error("RoomClient.connect called twice");
+    const auth = {};
+    if (token) auth.token = token;
+    if (sessionId) auth.session_id = sessionId;
+    const socket = this._io(this.url, {
+      path: this.path,
+      auth,
+      reconnection: true,
+      reconnectionDelay: 1000,
+      reconnectionDelayMax: 10000,
+      randomizationFactor: 0.5,
+      forceNew: true,
+      ...this.ioOptions,
+    });
+    this.socket = socket;
+    const promise = new Promise((resolve, reject) => {
+      this._pendingConnect = { resolve, reject };
+    });
+    this._wire(socket);
+    if (socket.connected) this._onConnect();
+    return promise;
+  }
+
+  /** Connect again after the server disconnected us or refused us (socket.io does not retry then). */
+  reconnect() {
+    if (!this.socket) throw new Error("RoomClient.reconnect before connect");
+    const promise = new Promise((resolve, reject) => {
+      this._pendingConnect = { resolve, reject };
+    });
+    if (this.socket.connected) this._onConnect();
+    else this.socket.connect();
+    return promise;
+  }
+
+  /** Close the socket without leaving the room (the server keeps our place for the grace period). */
+  disconnect() {
+    this._wantJoined = false;
+    if (this.socket) this.socket.disconnect();
+  }
+
+  _wire(socket) {
+    socket.on("connect", () => this._onConnect());
+    socket.on("disconnect", (reason) => {
+      this.joined = false;
+      const willReconnect =
+        reason !== "io server disconnect" && reason !== "io client disconnect" && !this.terminated;
+      this.emit("disconnected", { reason, willReconnect });
+    });
+    socket.on("connect_error", (err) => {
+      const info = connectErrorInfo(err, socket);
+      this.emit("connect_error", info);
+      if (info.refused) {
+        const error = new ProtocolError(info.code, info.message, { event: "connect", data: err && err.data });
+        if (!RETRYABLE_REFUSALS.has(info.code)) {
+          this._wantJoined = false;
+          this._terminate(info.code);
+        }
+        if (this._pendingConnect) {
+          const { reject } = this._pendingConnect;
+          this._pendingConnect = null;
+          reject(error);
+        }
+      }
+    });
+    const manager = socket.io;
+    if (manager && typeof manager.on === "function") {
+      manager.on("reconnect_attempt", (attempt) => this.emit("reconnecting", { attempt }));
+      manager.on("reconnect_failed", () => this.emit("reconnect_failed", {}));
+    }
+    for (const name of NOTICES) {
+      socket.on(name, (payload) => this._onNotice(name, payload));
+    }
+  }
+
+  _onConnect() {
+    const reconnect = this._everConnected;
+    this._everConnected = true;
+    this.emit("connected", { reconnect });
+    if (this._pendingConnect) {
+      const { resolve } = this._pendingConnect;
+      this._pendingConnect = null;
+      resolve();
+    }
+    if (reconnect && this.autoRejoin && this._wantJoined && !this.terminated) {
+      this.joinRoom({ rejoin: true }).then(
+        (result) => this.emit("rejoined", result),
+        (err) => this.emit("rejoin_failed", err),
+      );
+    }
+  }
+
+  _onNotice(name, payload) {
+    const body = isObject(payload) ? payload : {};
+    if (name === "room_state") {
+      this.room = body;
+    } else if (name === "admitted" && this.self) {
+      this.self = { ...this.self, status: "admitted" };
+    } else if (name === "returned_to_lobby" && this.self) {
+      this.self = { ...this.self, status: "lobby" };
+    }
+    // The server disconnects a window when the same participant joins from another one.
+    const replaced = name === "error" && body.code === "replaced";
+    if (TERMINAL_NOTICES.has(name) || replaced) {
+      this._wantJoined = false;
+      this.joined = false;
+    }
+    this.emit(name, body);
+    this.emit("notice", name, body);
+    if (TERMINAL_NOTICES.has(name)) this._terminate(name);
+    else if (replaced) this._terminate("replaced");
+  }
+
+  _terminate(reason) {
+    if (this.terminated) return;
+    this.terminated = reason;
+    this.emit("terminated", { reason });
+  }
+
+  /**
+   * Send one request; resolve with the ack's result (without `ok`), reject with a ProtocolError.
+   * Requests other than join_room and leave_room wait for a join in progress (e.g. the automatic
+   * re-join after a reconnect), so they never reach the server before join_room.
+   */
+  async request(event, payload = {}) {
+    if (event !== "join_room" && event !== "leave_room" && this._joinPromise) {
+      try {
+        await this._joinPromise;
+      } catch {
+        // the request below fails on its own
+      }
+    }
+    return this._send(event, payload);
+  }
+
+  _send(event, payload) {
+    return new Promise((resolve, reject) => {
+      const socket = this.socket;
+      if (!socket || !socket.connected) {
+        reject(new ProtocolError("disconnected", "not connected", { event }));
+        return;
+      }
+      let settled = false;
+      const settle = (response) => {
+        if (settled) return;
+        settled = true;
+        if (!isObject(response) || typeof response.ok !== "boolean") {
+          reject(new ProtocolError("bad_ack", `unexpected ack for ${event}`, { event, data: response }));
+        } else if (response.ok) {
+          const { ok: _ok, ...result } = response;
+          resolve(result);
+        } else {
+          const code = typeof response.error === "string" ? response.error : "internal";
+          reject(new ProtocolError(code, response.message || code, { event, data: response }));
+        }
+      };
+      const timedOut = () => {
+        if (settled) return;
+        settled = true;
+        reject(new ProtocolError("timeout", `no answer to ${event}`, { event }));
+      };
+      if (typeof socket.timeout === "function") {
+        // socket.io >= 4.4: the library drops the pending ack itself on timeout.
+        socket.timeout(this.ackTimeoutMs).emit(event, payload, (err, response) => {
+          if (err) timedOut();
+          else settle(response);
+        });
+      } else {
+        const timer = setTimeout(timedOut, this.ackTimeoutMs);
+        socket.emit(event, payload, (response) => {
+          clearTimeout(timer);
+          settle(response);
+        });
+      }
+    });
+  }
+
+  // --- requests (docs/protocol.md, "Client requests") -------------------------------------------
+
+  /**
+   * join_room: resolves with {participant_id, role, name, status, mode, case_id, session_id,
+   * schedule: {case_number, starts_at, duration_minutes}, ice_servers, room, records_sealed,
+   * recording_notice: [{language, text, sha256}]}.
+   */
+  joinRoom({ rejoin = false } = {}) {
+    this._wantJoined = true;
+    const promise = this._send("join_room", {}).then(
+      (result) => {
+        this.joined = true;
+        this.self = result;
+        if (isObject(result.room)) this.room = result.room;
+        this.emit("joined", result, { rejoin });
+        return result;
+      },
+      (err) => {
+        if (err.code === "session_ended") {
+          this._wantJoined = false;
+          this._terminate("session_ended");
+        }
+        throw err;
+      },
+    );
+    const tracked = promise.finally(() => {
+      if (this._joinPromise === tracked) this._joinPromise = null;
+    });
+    tracked.catch(() => {});
+    this._joinPromise = tracked;
+    return promise;
+  }
+
+  /** leave_room: the server disconnects the socket afterwards. */
+  leaveRoom() {
+    this._wantJoined = false;
+    return this.request("leave_room", {}).then((result) => {
+      this.joined = false;
+      this._terminate("left");
+      return result;
+    });
+  }
+
+  admit(participantId) {
+    return this.request("admit", { participant_id: participantId });
+  }
+
+  refuse(participantId, reason) {
+    const payload = { participant_id: participantId };
+    if (reason) payload.reason = reason;
+    return this.request("refuse", payload);
+  }
+
+  returnToLobby(participantId) {
+    return this.request("return_to_lobby", { participant_id: participantId });
+  }
+
+  /** send_chat: resolves with {seq, sent_at}. */
+  sendChat(text) {
+    return this.request("send_chat", { text });
+  }
+
+  /** chat_history: resolves with {messages}. */
+  chatHistory() {
+    return this.request("chat_history", {});
+  }
+
+  typing(active) {
+    return this.request("typing", { active: Boolean(active) });
+  }
+
+  mediaState({ audio, video }) {
+    return this.request("media_state", { audio: Boolean(audio), video: Boolean(video) });
+  }
+
+  /** signal: kind is offer | answer | ice_candidate. */
+  signal(to, kind, payload) {
+    return this.request("signal", { to, kind, payload });
+  }
+
+  muteChat(participantId, muted) {
+    return this.request("mute_chat", { participant_id: participantId, muted: Boolean(muted) });
+  }
+
+  /** request_mute_media: `true` asks the participant to turn that medium off. */
+  requestMuteMedia(participantId, { audio = false, video = false } = {}) {
+    return this.request("request_mute_media", {
+      participant_id: participantId,
+      audio: Boolean(audio),
+      video: Boolean(video),
+    });
+  }
+
+  removeParticipant(participantId, reason) {
+    const payload = { participant_id: participantId };
+    if (reason) payload.reason = reason;
+    return this.request("remove_participant", payload);
+  }
+
+  lockRoom(locked) {
+    return this.request("lock_room", { locked: Boolean(locked) });
+  }
+
+  endSession() {
+    return this.request("end_session", {});
+  }
+
+  deleteMessage(seq) {
+    return this.request("delete_message", { seq });
+  }
+
+  openCaucus(participantId) {
+    return this.request("open_caucus", { participant_id: participantId });
+  }
+
+  closeCaucus() {
+    return this.request("close_caucus", {});
+  }
+
+  /** give_consent: `noticeSha256` is the sha256 of the recording notice shown (join result). */
+  giveConsent(noticeSha256) {
+    return this.request("give_consent", { notice_sha256: noticeSha256 });
+  }
+
+  withdrawConsent() {
+    return this.request("withdraw_consent", {});
+  }
+
+  startRecording() {
+    return this.request("start_recording", {});
+  }
+
+  stopRecording() {
+    return this.request("stop_recording", {});
+  }
+}

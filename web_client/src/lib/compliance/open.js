@@ -1,0 +1,436 @@
+// Opening a case's sealed records in the page, with the rules of the offline tool
+// (recording/compliance.py): every object is checked before its plaintext is used: the
+// checkpoint's Ed25519 signature, its audit entry (inclusion proof, and that the entry commits to
+// the object's key, SHA-256 and size), the downloaded ciphertext's size and SHA-256, then age
+// decryption. An object failing any check contributes nothing. Every problem is reported, tied to
+// the output it spoils; a spoiled output is INCOMPLETE. No DOM access here.
+
+import { bytesToHex, sha256, utf8 } from "./bytes.js";
+import { CheckpointVerifier, CryptoUnsupportedError, importAuditKey } from "./checkpoint.js";
+import { FIRST_INDEX, checkAuditEntry, describeObject } from "./manifest.js";
+import { chatSeqs, declaredParts, readTranscript } from "./transcript.js";
+
+// Transcripts first: the segment counts they declare decide whether a recording is complete.
+const KIND_ORDER = ["transcript", "chat_message", "consent", "agreement", "recording_segment"];
+const DOWNLOADS_AT_ONCE = 4;
+const DOWNLOAD_WINDOW = 8;
+
+const pad = (value, width) => String(value).padStart(width, "0");
+
+/** The output an object belongs to (an array), or null if its fields do not say. */
+export function groupOf(kind, sessionId, participantId, index, part = null) {
+  const okId = (v) => v === null || v === undefined || typeof v === "string";
+  if (!okId(sessionId) || !okId(participantId)) return null;
+  const session = sessionId || "-";
+  if (kind === "recording_segment" && participantId && Number.isSafeInteger(part)) {
+    return ["recording", session, participantId, pad(part, 4)];
+  }
+  if (kind === "chat_message") return ["chat", session];
+  if (kind === "transcript") return ["transcript", session];
+  if (kind === "consent" && participantId) return ["consent", session, participantId, String(index)];
+  if (kind === "agreement") return ["agreement", String(index)];
+  return null;
+}
+
+function sequenceKey(kind, sessionId, participantId, part) {
+  if (kind === "recording_segment") return [kind, sessionId || "-", participantId || "-", pad(part || 0, 4)];
+  if (kind === "consent") return [kind, sessionId || "-", participantId || "-"];
+  return [kind, sessionId || "-"];
+}
+
+/** Indices compactly: [0, 1, 2, 5] -> "0-2, 5". */
+export function ranges(indices) {
+  const ordered = [...new Set(indices)].sort((a, b) => a - b);
+  if (!ordered.length) return "—";
+  const parts = [];
+  let start = ordered[0];
+  let prev = ordered[0];
+  for (const value of ordered.slice(1)) {
+    if (value !== prev + 1) {
+      parts.push(start === prev ? `${start}` : `${start}-${prev}`);
+      start = value;
+    }
+    prev = value;
+  }
+  parts.push(start === prev ? `${start}` : `${start}-${prev}`);
+  return parts.join(", ");
+}
+
+const sameGroup = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/** Problems (each tied to the output it spoils, or to everything: group null), warnings, outputs. */
+export class Report {
+  constructor() {
+    this.problems = [];
+    this.warnings = [];
+    this.listed = 0;
+    this.verified = 0;
+    this.transcripts = new Map(); // session -> verified transcript (v1 form)
+    this.chat = new Map(); // session -> [message, …] (room `chat_message` shape, plus seq)
+    this.chatMissing = new Map(); // session -> Map(seq -> reason code)
+    this.consents = []; // {sessionId, participantId, index, value | null, text}
+    this.agreements = []; // {index, value | null, text}
+    this.recordings = new Map(); // JSON(group) -> {sessionId, participantId, part, chunks: [Uint8Array], segments}
+  }
+
+  problem(group, code, params = {}) {
+    this.problems.push({ group, code, params });
+  }
+
+  warning(code, params = {}) {
+    this.warnings.push({ code, params });
+  }
+
+  /**
+   * Whether a problem touches this output: its own, its scope's, or everything's (group null).
+   * Scopes: ["session", id] spoils every output of that session, ["recordings", id] every
+   * recording of that session.
+   */
+  spoiled(group) {
+    return this.problems.some(({ group: g }) => g === null || sameGroup(g, group)
+      || (g[0] === "session" && group[1] === g[1])
+      || (g[0] === "recordings" && group[0] === "recording" && group[1] === g[1]));
+  }
+
+  /** Problems tied to exactly this output or to its recording's parts (for showing beside it). */
+  problemsOf(group) {
+    return this.problems.filter(({ group: g }) => g !== null && (sameGroup(g, group)
+      || (group[0] === "recording" && g[0] === "recording-parts" && g[1] === group[1] && g[2] === group[2])));
+  }
+
+  get complete() {
+    return this.problems.length === 0;
+  }
+}
+
+/**
+ * The audit keys to trust: the key shipped in the manifest, unless the officer gave the id the
+ * mediation body publishes (`pinnedKeyId`), in which case only a shipped key with that id.
+ * Resolves a Map keyId -> CryptoKey and records problems and warnings in `report`.
+ */
+export async function trustedKeys(pem, pinnedKeyId, report) {
+  const trusted = new Map();
+  let shipped = null;
+  if (pem) {
+    try {
+      shipped = await importAuditKey(pem);
+    } catch (error) {
+      if (error instanceof CryptoUnsupportedError) report.problem(null, "ed25519_unsupported");
+      else report.problem(null, "audit_key_unusable", { message: error.message });
+    }
+  }
+  const pinned = (pinnedKeyId || "").trim().toLowerCase();
+  if (pinned) {
+    if (shipped && shipped.keyId === pinned) trusted.set(shipped.keyId, shipped.key);
+    else if (shipped) report.warning("audit_key_not_the_pinned_one", { keyId: shipped.keyId, pinned });
+  } else if (shipped) {
+    trusted.set(shipped.keyId, shipped.key);
+    report.warning("audit_key_not_pinned", { keyId: shipped.keyId });
+  }
+  if (!pem) report.problem(null, "no_audit_key");
+  return trusted;
+}
+
+class Opening {
+  constructor({ manifest, recordIds, download, keyring, verifier, report, onProgress }) {
+    Object.assign(this, { manifest, recordIds, download, keyring, verifier, report, onProgress });
+    this.indices = new Map(); // JSON(sequence key) -> {key, indices: []}
+    this.parts = new Map(); // JSON([session, participant]) -> {session, participant, parts: Set}
+  }
+
+  listed(kind, sessionId, participantId, index, part) {
+    const key = sequenceKey(kind, sessionId, participantId, part);
+    const id = JSON.stringify(key);
+    if (!this.indices.has(id)) this.indices.set(id, { key, indices: [] });
+    this.indices.get(id).indices.push(index);
+    if (kind === "recording_segment") {
+      const pid = JSON.stringify([sessionId || "-", participantId || "-"]);
+      if (!this.parts.has(pid)) this.parts.set(pid, { session: sessionId || "-", participant: participantId || "-", parts: new Set() });
+      this.parts.get(pid).parts.add(part || 0);
+    }
+  }
+
+  missingChat(session, seq, reason) {
+    if (!this.report.chatMissing.has(session)) this.report.chatMissing.set(session, new Map());
+    this.report.chatMissing.get(session).set(seq, reason);
+  }
+
+  async run(objects, malformed) {
+    const { report } = this;
+    for (const entry of malformed) {
+      const { hint } = entry;
+      const group = groupOf(hint.kind, hint.session_id, hint.participant_id, hint.index, hint.part);
+      report.problem(group, "malformed_entry", { position: entry.position, problem: entry.problem });
+      // Its index still counts as listed: reported as malformed, not as a gap too.
+      if (group !== null && hint.kind in FIRST_INDEX && Number.isSafeInteger(hint.index)) {
+        this.listed(hint.kind, hint.session_id, hint.participant_id, hint.index,
+          Number.isSafeInteger(hint.part) ? hint.part : null);
+      }
+    }
+    const counts = new Map();
+    for (const obj of objects) counts.set(obj.key, (counts.get(obj.key) ?? 0) + 1);
+    const ordered = [...objects].sort((a, b) => compare(
+      [KIND_ORDER.indexOf(a.kind), a.sessionId ?? "", a.participantId ?? "", a.part ?? 0, a.index ?? -1],
+      [KIND_ORDER.indexOf(b.kind), b.sessionId ?? "", b.participantId ?? "", b.part ?? 0, b.index ?? -1]));
+    const fetches = this.prefetch(ordered.filter((obj) => counts.get(obj.key) === 1));
+    let done = 0;
+    for (const obj of ordered) {
+      if (obj.index !== null) this.listed(obj.kind, obj.sessionId, obj.participantId, obj.index, obj.part);
+      const group = groupOf(obj.kind, obj.sessionId, obj.participantId, obj.index, obj.part);
+      if (counts.get(obj.key) > 1) {
+        report.problem(group, "listed_twice", { ...describeObject(obj), count: counts.get(obj.key) });
+        if (obj.kind === "chat_message" && obj.index !== null) this.missingChat(obj.sessionId || "-", obj.index, "listed_twice");
+      } else {
+        const plaintext = await this.verifyAndOpen(obj, group, fetches.get(obj));
+        fetches.consumed();
+        if (plaintext !== null) {
+          report.verified += 1;
+          this.route(obj, group, plaintext);
+        }
+      }
+      done += 1;
+      this.onProgress?.(done, ordered.length);
+    }
+    for (const fork of this.verifier.forks) report.problem(null, fork.code, fork.params);
+    this.checkSequences();
+    this.checkParts();
+    for (const recording of report.recordings.values()) {
+      recording.spoiled = report.spoiled(recording.group);
+    }
+    for (const { key } of this.indices.values()) {
+      if (key[0] === "recording_segment" && !report.recordings.has(JSON.stringify(["recording", ...key.slice(1)]))) {
+        report.warning("recording_nothing_verified", { where: key.slice(1).join("/") });
+      }
+    }
+  }
+
+  /** The ciphertext of one object: resolves {data} or {problem}, never rejects. */
+  async fetchOne(obj) {
+    const recordId = this.recordIds.get(obj.key);
+    if (recordId === undefined) return { problem: { code: "not_on_case", params: {} } };
+    try {
+      return { data: await this.download(recordId) };
+    } catch (error) {
+      return { problem: { code: "download_failed", params: { status: error?.status ?? null, error: error?.code ?? null,
+        message: String(error?.message ?? error) } } };
+    }
+  }
+
+  /**
+   * Downloads objects a few at a time, in the order they are used, at most WINDOW ahead of the
+   * one being checked (so ciphertext waiting in memory stays bounded).
+   */
+  prefetch(objects) {
+    const pending = objects.map((obj) => {
+      let resolve;
+      const promise = new Promise((r) => { resolve = r; });
+      return { obj, promise, resolve };
+    });
+    const byObject = new Map(pending.map((p) => [p.obj, p.promise]));
+    const waiting = [];
+    let next = 0;
+    let consumed = 0;
+    const worker = async () => {
+      while (next < pending.length) {
+        if (next - consumed >= DOWNLOAD_WINDOW) {
+          await new Promise((r) => waiting.push(r));
+          continue;
+        }
+        const item = pending[next];
+        next += 1;
+        item.resolve(await this.fetchOne(item.obj));
+      }
+    };
+    for (let i = 0; i < DOWNLOADS_AT_ONCE; i += 1) worker();
+    return {
+      get: (obj) => byObject.get(obj),
+      consumed: () => {
+        consumed += 1;
+        for (const wake of waiting.splice(0)) wake();
+      },
+    };
+  }
+
+  async verifyAndOpen(obj, group, fetched) {
+    const problems = [];
+    const signature = await this.verifier.check(obj.checkpoint);
+    if (signature) problems.push(signature);
+    problems.push(...await checkAuditEntry(obj, this.manifest.caseId));
+    const { data, problem } = await fetched;
+    if (problem) problems.push(problem);
+    let plaintext = null;
+    if (data) {
+      if (data.length < obj.size) {
+        problems.push({ code: "truncated", params: { found: data.length, expected: obj.size } });
+      } else if (data.length > obj.size) {
+        problems.push({ code: "too_long", params: { found: data.length, expected: obj.size } });
+      } else {
+        const digest = bytesToHex(await sha256(data));
+        if (digest !== obj.sha256) problems.push({ code: "sha256_mismatch", params: { found: digest, expected: obj.sha256 } });
+      }
+      // Decrypted even when a check failed, to report every fault; then the plaintext is dropped.
+      const opened = await this.keyring.open(data, obj.recipients);
+      if (opened.problem) problems.push(opened.problem);
+      else plaintext = opened.plaintext;
+    }
+    for (const p of problems) this.report.problem(group, p.code, { ...describeObject(obj), ...p.params });
+    if (problems.length && obj.kind === "chat_message" && obj.index !== null) {
+      this.missingChat(obj.sessionId || "-", obj.index, "failed_verification");
+    }
+    return problems.length ? null : plaintext;
+  }
+
+  route(obj, group, plaintext) {
+    const { report } = this;
+    const session = obj.sessionId || "-";
+    if (obj.kind === "recording_segment") {
+      if (group === null) return;
+      const id = JSON.stringify(group);
+      if (!report.recordings.has(id)) {
+        report.recordings.set(id, { group, sessionId: session, participantId: obj.participantId, part: obj.part,
+          chunks: [], segments: [] });
+      }
+      const recording = report.recordings.get(id);
+      recording.chunks.push(plaintext);
+      recording.segments.push(obj.index);
+      return;
+    }
+    let text = null;
+    let value = null;
+    try {
+      text = utf8.decode(plaintext);
+      value = JSON.parse(text);
+    } catch {
+      value = null;
+    }
+    if (obj.kind === "transcript") {
+      try {
+        report.transcripts.set(session, readTranscript(value));
+      } catch (error) {
+        report.problem(group, "bad_transcript", { ...describeObject(obj), message: error.message });
+      }
+    } else if (obj.kind === "chat_message") {
+      if (value === null || typeof value !== "object" || Array.isArray(value)) {
+        report.problem(group, "bad_chat_message", describeObject(obj));
+        this.missingChat(session, obj.index, "unreadable");
+      } else {
+        if (!report.chat.has(session)) report.chat.set(session, []);
+        report.chat.get(session).push({ ...value, seq: obj.index });
+      }
+    } else if (obj.kind === "consent") {
+      report.consents.push({ sessionId: session, participantId: obj.participantId, index: obj.index, value, text });
+    } else if (obj.kind === "agreement") {
+      report.agreements.push({ index: obj.index, value, text });
+    }
+  }
+
+  checkSequences() {
+    const { report } = this;
+    // What a verified transcript says was sealed must be there too: this alone catches objects
+    // missing from the END of a sequence, which leave no gap.
+    const declared = new Map();
+    const ensure = (key) => {
+      const id = JSON.stringify(key);
+      if (!this.indices.has(id)) this.indices.set(id, { key, indices: [] });
+      return id;
+    };
+    for (const [session, doc] of report.transcripts) {
+      for (const [participantId, counts] of declaredParts(doc) ?? []) {
+        counts.forEach((count, part) => {
+          if (count) declared.set(ensure(sequenceKey("recording_segment", session, participantId, part)), count);
+        });
+      }
+      if (chatSeqs(doc).size) ensure(sequenceKey("chat_message", session, null, null));
+    }
+    const entries = [...this.indices.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [id, { key, indices }] of entries) {
+      const [kind, session] = key;
+      const first = FIRST_INDEX[kind];
+      let end = Math.max(Math.max(first - 1, ...indices) + 1, first + (declared.get(id) ?? 0));
+      if (kind === "chat_message" && report.transcripts.has(session)) {
+        end = Math.max(end, Math.max(0, ...chatSeqs(report.transcripts.get(session))) + 1);
+      }
+      const have = new Set(indices);
+      const missing = [];
+      for (let i = first; i < end; i += 1) if (!have.has(i)) missing.push(i);
+      if (!missing.length) continue;
+      // A missing consent or agreement spoils no other output, but the result all the same.
+      const group = kind === "recording_segment" ? ["recording", ...key.slice(1)]
+        : groupOf(kind, session, key.length > 2 ? key[2] : null, null);
+      report.problem(group, "missing_indices", { kind, where: key.slice(1).join("/"), missing: ranges(missing),
+        present: ranges(indices) });
+      if (kind === "chat_message") for (const seq of missing) this.missingChat(session, seq, "not_in_manifest");
+    }
+  }
+
+  checkParts() {
+    const { report } = this;
+    const declared = new Map();
+    for (const [session, doc] of report.transcripts) {
+      for (const [participantId, counts] of declaredParts(doc) ?? []) {
+        const id = JSON.stringify([session, participantId]);
+        declared.set(id, counts);
+        if (!this.parts.has(id)) this.parts.set(id, { session, participant: participantId, parts: new Set() });
+      }
+    }
+    const entries = [...this.parts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [id, { session, participant, parts }] of entries) {
+      const present = new Set();
+      for (const { key } of this.indices.values()) {
+        if (key[0] === "recording_segment" && key[1] === session && key[2] === participant) present.add(Number(key[3]));
+      }
+      const top = Math.max(-1, ...present, ...parts);
+      const empty = new Set((declared.get(id) ?? []).map((count, part) => (count ? null : part)));
+      const missing = [];
+      for (let part = 0; part <= top; part += 1) if (!present.has(part) && !empty.has(part)) missing.push(part);
+      if (missing.length) {
+        report.problem(["recording-parts", session, participant], "missing_parts",
+          { where: `${session}/${participant}`, missing: ranges(missing) });
+      }
+    }
+    const recorded = new Set([...this.parts.values()].map((p) => p.session));
+    const sessions = new Set(recorded);
+    for (const { key } of this.indices.values()) if (key[0] === "chat_message") sessions.add(key[1]);
+    for (const session of [...sessions].sort()) {
+      if (!report.transcripts.has(session)) {
+        report.problem(["session", session], "no_transcript", { session });
+      } else if (recorded.has(session) && declaredParts(report.transcripts.get(session)) === null) {
+        report.problem(["recordings", session], "transcript_no_recordings", { session });
+      }
+    }
+  }
+}
+
+function compare(a, b) {
+  for (let i = 0; i < a.length; i += 1) {
+    if (a[i] < b[i]) return -1;
+    if (a[i] > b[i]) return 1;
+  }
+  return 0;
+}
+
+/**
+ * Verify and open the manifest's objects that `include(obj or hint)` selects; resolves a Report.
+ *
+ * `recordIds` maps storage keys to record ids (the case's record list); `download(recordId)`
+ * resolves the ciphertext (each download is audited by the server); `keyring` opens age files;
+ * `pinnedKeyId` is the audit key id the mediation body publishes, if the officer gave it.
+ */
+export async function openRecords({ manifest, caseId, include = () => true, recordIds, listedKeys = [], download,
+  keyring, pinnedKeyId = "", onProgress }) {
+  const report = new Report();
+  if (manifest.caseId !== caseId) report.problem(null, "manifest_wrong_case", { found: manifest.caseId, caseId });
+  const objects = manifest.objects.filter((obj) => include({ kind: obj.kind, sessionId: obj.sessionId }));
+  const malformed = manifest.malformed.filter((m) => include({ kind: m.hint.kind ?? null,
+    sessionId: typeof m.hint.session_id === "string" ? m.hint.session_id : null }));
+  report.listed = objects.length + malformed.length;
+  const trusted = await trustedKeys(manifest.auditPublicKeyPem, pinnedKeyId, report);
+  if (report.listed === 0) report.problem(null, "nothing_listed");
+  const inManifest = new Set(manifest.objects.map((obj) => obj.key));
+  const unvouched = listedKeys.filter((r) => include(r) && !inManifest.has(r.key));
+  if (unvouched.length) report.warning("listed_not_in_manifest", { count: unvouched.length });
+  const opening = new Opening({ manifest, recordIds, download, keyring, verifier: new CheckpointVerifier(trusted),
+    report, onProgress });
+  await opening.run(objects, malformed);
+  return report;
+}

@@ -1,0 +1,214 @@
+// The sealed transcript ('mediation-transcript/v1', see recording/transcript.py): reading it (and
+// the older room-log form), the segment counts it declares, and its events as a timeline of
+// typed entries for the page to word. No DOM access here.
+
+export const TRANSCRIPT_FORMAT = "mediation-transcript/v1";
+
+// Text typed by parties is shown to an officer: control characters and bidirectional overrides
+// could hide or disguise what was said, so they are shown as \uXXXX escapes (as the CLI does).
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+export function cleanText(value, { newlines = false } = {}) {
+  let text = typeof value === "string" ? value : String(value);
+  if (!newlines) text = text.replace(/\n/g, "\\n");
+  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).replace(/\t/g, "\\t");
+}
+
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+
+/** A Date for an ISO 8601 time with an offset, else null (a time without one is unreadable). */
+export function parseTime(value) {
+  if (typeof value !== "string" || !/(?:Z|z|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d+)?)?)?)$/.test(value)) return null;
+  if (!/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}/.test(value)) return null;
+  // Date.parse reads at most milliseconds: trim longer fractions, which it may refuse.
+  const trimmed = value.replace(/(\.\d{3})\d+/, "$1").replace(" ", "T");
+  const ms = Date.parse(trimmed);
+  return Number.isNaN(ms) ? null : new Date(ms);
+}
+
+function splitActor(actor) {
+  if (typeof actor === "string" && actor.includes(":")) {
+    const at = actor.indexOf(":");
+    return [actor.slice(at + 1), actor.slice(0, at)];
+  }
+  return [null, null];
+}
+
+const SAME_SHAPE = {
+  participant_admitted: "admitted", participant_refused: "refused", participant_removed: "removed",
+  participant_returned_to_lobby: "returned_to_lobby", media_mute_requested: "media_mute_requested",
+  recording_started: "recording_started", recording_stopped: "recording_stopped",
+  session_ended: "session_ended", message_deleted: "message_deleted",
+};
+
+function fromRoomLog(doc) {
+  const { events, messages } = doc;
+  if (!Array.isArray(events) || !Array.isArray(messages) || ![...events, ...messages].every(isObject)) {
+    throw new TypeError("transcript fields 'events' and 'messages' are not lists of objects");
+  }
+  const people = new Map();
+  const timeline = [];
+  for (const entry of events) {
+    const [by, role] = splitActor(entry.actor);
+    if (by !== null && !people.has(by)) people.set(by, { participant_id: by, name: by, role });
+    const detail = isObject(entry.detail) ? entry.detail : {};
+    const { action } = entry;
+    const event = { ...detail, at: entry.at, by };
+    if (action === "participant_joined" || action === "participant_rejoined") {
+      Object.assign(event, { type: "joined", participant_id: by, status: action.endsWith("rejoined") ? "again" : null });
+    } else if (action === "participant_left" || action === "participant_disconnected") {
+      Object.assign(event, { type: "left", participant_id: by,
+        reason: detail.reason || (action === "participant_disconnected" ? "disconnected" : null) });
+    } else if (action === "chat_muted" || action === "chat_unmuted") {
+      Object.assign(event, { type: "chat_muted", muted: action === "chat_muted" });
+    } else if (action === "room_locked" || action === "room_unlocked") {
+      Object.assign(event, { type: "room_locked", locked: action === "room_locked" });
+    } else if (action === "consent_given" || action === "consent_withdrawn") {
+      Object.assign(event, { type: action, participant_id: by });
+    } else if (action === "caucus_opened") {
+      Object.assign(event, { type: "caucus_started", members: [by, detail.participant_id ?? null] });
+    } else if (action === "caucus_closed") {
+      event.type = "caucus_ended";
+    } else {
+      event.type = SAME_SHAPE[action] ?? action;
+    }
+    timeline.push(Object.fromEntries(Object.entries(event).filter(([, v]) => v !== null && v !== undefined)));
+  }
+  for (const message of messages) {
+    if (typeof message.participant_id === "string") {
+      people.set(message.participant_id, { participant_id: message.participant_id, name: message.name,
+        role: message.role });
+    }
+    const chat = { at: message.sent_at, type: "chat" };
+    for (const k of ["seq", "participant_id", "text", "channel"]) chat[k] = message[k] ?? null;
+    timeline.push(chat);
+    if (isObject(message.deleted)) {
+      timeline.push({ at: message.deleted.at, type: "message_deleted", seq: message.seq, by: message.deleted.by });
+    }
+  }
+  // Log entries are in order; messages are placed among them by time (stable for ties).
+  const when = (e) => parseTime(e.at)?.getTime() ?? Infinity;
+  timeline.sort((a, b) => when(a) - when(b));
+  return { format: TRANSCRIPT_FORMAT, case_id: doc.case_id, session_id: doc.session_id,
+    started_at: doc.started_at ?? timeline[0]?.at ?? null, ended_at: doc.ended_at ?? null,
+    participants: [...people.values()], events: timeline };
+}
+
+/** participant_id -> segments per part from `recordings`, null if absent; throws if malformed. */
+export function declaredParts(doc) {
+  if (!("recordings" in doc)) return null;
+  const { recordings } = doc;
+  if (!isObject(recordings)) throw new TypeError("transcript field 'recordings' is not an object");
+  const declared = new Map();
+  for (const [participantId, entry] of Object.entries(recordings)) {
+    const parts = isObject(entry) ? entry.parts : null;
+    if (!Array.isArray(parts) || !parts.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      throw new TypeError(`transcript gives no valid segment counts for participant ${participantId}`);
+    }
+    declared.set(participantId, parts);
+  }
+  return declared;
+}
+
+/** A decrypted transcript in the v1 form (translating the room-log form); throws TypeError otherwise. */
+export function readTranscript(doc) {
+  if (!isObject(doc)) throw new TypeError("a transcript is a JSON object");
+  let read = doc;
+  if (!("format" in read) && "messages" in read) read = fromRoomLog(read);
+  if (read.format !== TRANSCRIPT_FORMAT) {
+    throw new TypeError(`transcript format is ${JSON.stringify(read.format)}, not ${TRANSCRIPT_FORMAT}`);
+  }
+  if (!Array.isArray(read.events) || !read.events.every(isObject)) {
+    throw new TypeError("transcript field 'events' is not a list of objects");
+  }
+  declaredParts(read); // throws if `recordings` is malformed
+  return read;
+}
+
+export function chatSeqs(doc) {
+  return new Set(doc.events.filter((e) => e.type === "chat" && Number.isSafeInteger(e.seq)).map((e) => e.seq));
+}
+
+/** Display names for participant ids, from the transcript's participant list (or chat messages). */
+export class People {
+  constructor(participants = []) {
+    this.byId = new Map();
+    if (Array.isArray(participants)) {
+      for (const entry of participants) {
+        if (isObject(entry) && typeof entry.participant_id === "string") this.byId.set(entry.participant_id, entry);
+      }
+    }
+  }
+
+  /** {name, role, participantId} for an id (name null when unknown). */
+  who(participantId) {
+    if (typeof participantId !== "string") return { name: null, role: null, participantId: null };
+    const entry = this.byId.get(participantId);
+    return { name: entry?.name ? cleanText(entry.name) : null, role: entry?.role ? cleanText(entry.role) : null,
+      participantId: cleanText(participantId) };
+  }
+}
+
+/**
+ * The transcript's events as timeline entries: {at: Date|null, atText, type, ...fields}, people
+ * resolved through `people`, text cleaned. Unknown types keep their fields (never dropped).
+ */
+export function timeline(doc) {
+  const people = new People(doc.participants);
+  const chat = new Map(doc.events.filter((e) => e.type === "chat" && Number.isSafeInteger(e.seq)).map((e) => [e.seq, e]));
+  return doc.events.map((event) => {
+    const entry = { at: parseTime(event.at), atText: event.at === undefined ? null : cleanText(event.at),
+      type: typeof event.type === "string" ? event.type : String(event.type) };
+    if ("by" in event) entry.actor = people.who(event.by);
+    if ("participant_id" in event) entry.subject = people.who(event.participant_id);
+    if (typeof event.reason === "string" && event.reason) entry.reason = cleanText(event.reason);
+    switch (entry.type) {
+      case "joined":
+        entry.status = typeof event.status === "string" ? cleanText(event.status) : null;
+        break;
+      case "chat":
+        entry.seq = Number.isSafeInteger(event.seq) ? event.seq : null;
+        entry.text = cleanText(event.text ?? "", { newlines: true });
+        entry.channel = event.channel === "caucus" ? "caucus" : "main";
+        break;
+      case "message_deleted": {
+        entry.seq = Number.isSafeInteger(event.seq) ? event.seq : null;
+        const original = chat.get(event.seq);
+        entry.author = original ? people.who(original.participant_id) : null;
+        break;
+      }
+      case "chat_muted":
+        entry.muted = Boolean(event.muted);
+        break;
+      case "media_mute_requested":
+        entry.audio = Boolean(event.audio);
+        entry.video = Boolean(event.video);
+        break;
+      case "room_locked":
+        entry.locked = Boolean(event.locked);
+        break;
+      case "caucus_started":
+        entry.members = Array.isArray(event.members) ? event.members.map((m) => people.who(m)) : null;
+        break;
+      case "consent_given":
+        entry.notice = typeof event.notice_sha256 === "string" ? cleanText(event.notice_sha256) : null;
+        break;
+      case "left": case "admitted": case "refused": case "returned_to_lobby": case "removed":
+      case "caucus_ended": case "consent_withdrawn": case "recording_started": case "recording_stopped":
+      case "session_ended":
+        break;
+      default:
+        entry.fields = Object.entries(event).filter(([k]) => k !== "at" && k !== "type").sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([k, v]) => [cleanText(k), cleanText(typeof v === "string" ? v : JSON.stringify(v))]);
+    }
+    return entry;
+  });
+}
+
+/** Who took part, as the transcript lists them. */
+export function participants(doc) {
+  return (Array.isArray(doc.participants) ? doc.participants : []).filter(isObject).map((p) => ({
+    participantId: cleanText(p.participant_id ?? ""), name: p.name ? cleanText(p.name) : null,
+    role: p.role ? cleanText(p.role) : null,
+  }));
+}

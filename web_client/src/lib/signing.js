@@ -1,0 +1,89 @@
+// Signing a repayment agreement on the signer's own device (WebCrypto Ed25519). No DOM here.
+//
+// The server sends the agreement `document` and `canonical`, the exact text to sign (RFC 8785).
+// The page shows the document; before signing it recomputes the canonical JSON of that very
+// document and refuses if it differs from `canonical`, so what is signed is what was shown.
+import canonicalize from "canonicalize";
+
+/** A signing failure the page explains: canonical_mismatch, webcrypto_unsupported, ed25519_unsupported. */
+export class SigningError extends Error {
+  constructor(code, message) {
+    super(message || code);
+    this.name = "SigningError";
+    this.code = code;
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** Bytes -> base64url without padding (RFC 4648 §5). */
+export function base64url(bytes) {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let binary = "";
+  for (let i = 0; i < view.length; i += 0x8000) binary += String.fromCharCode(...view.subarray(i, i + 0x8000));
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** base64url (padding optional) -> bytes; throws on anything else. */
+export function fromBase64url(text) {
+  if (!/^[A-Za-z0-9_-]*={0,2}$/.test(text) || text.replace(/=+$/, "").length % 4 === 1) {
+    throw new SigningError("bad_base64url", "not base64url");
+  }
+  const normal = text.replace(/=+$/, "").replace(/-/g, "+").replace(/_/g, "/");
+  const binary = atob(normal + "=".repeat((4 - (normal.length % 4)) % 4));
+  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
+
+/** RFC 8785 canonical JSON of `value`. */
+export function canonicalJson(value) {
+  return canonicalize(value);
+}
+
+/** Whether `canonical` is exactly the RFC 8785 form of `document`. */
+export function canonicalMatches(document, canonical) {
+  if (document === null || typeof document !== "object" || typeof canonical !== "string") return false;
+  try {
+    return canonicalJson(document) === canonical;
+  } catch {
+    return false;
+  }
+}
+
+/** Lower-case hex SHA-256 of a string's UTF-8 bytes. */
+export async function sha256Hex(text, subtle = globalThis.crypto?.subtle) {
+  const digest = new Uint8Array(await subtle.digest("SHA-256", encoder.encode(text)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Sign an agreement as the API returns it (`{version, document, canonical, sha256}`) with a fresh,
+ * non-extractable Ed25519 key; returns the body of POST /api/cases/{case_id}/agreement/signatures.
+ */
+export async function signAgreement(agreement, { subtle = globalThis.crypto?.subtle } = {}) {
+  if (!subtle) throw new SigningError("webcrypto_unsupported", "this browser has no WebCrypto (a secure context is needed)");
+  if (!canonicalMatches(agreement.document, agreement.canonical)) {
+    throw new SigningError("canonical_mismatch", "the text to sign is not the canonical form of the agreement shown");
+  }
+  if (agreement.document.version !== agreement.version) {
+    throw new SigningError("canonical_mismatch", "the document's version is not the agreement's version");
+  }
+  if (agreement.sha256 && (await sha256Hex(agreement.canonical, subtle)) !== agreement.sha256) {
+    throw new SigningError("canonical_mismatch", "the text to sign does not match its SHA-256");
+  }
+  let pair;
+  try {
+    pair = await subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+  } catch (error) {
+    throw new SigningError("ed25519_unsupported", `Ed25519 key generation failed: ${error?.message ?? error}`);
+  }
+  const message = encoder.encode(agreement.canonical);
+  const signature = new Uint8Array(await subtle.sign({ name: "Ed25519" }, pair.privateKey, message));
+  const publicKey = new Uint8Array(await subtle.exportKey("raw", pair.publicKey));
+  return { version: agreement.version, public_key: base64url(publicKey), signature: base64url(signature) };
+}
+
+/** Whether `signature` (base64url) is `public_key`'s (base64url, raw) Ed25519 signature of `canonical`. */
+export async function verifySignature(canonical, publicKey, signature, { subtle = globalThis.crypto?.subtle } = {}) {
+  const key = await subtle.importKey("raw", fromBase64url(publicKey), { name: "Ed25519" }, false, ["verify"]);
+  return subtle.verify({ name: "Ed25519" }, key, fromBase64url(signature), encoder.encode(canonical));
+}

@@ -1,0 +1,148 @@
+// The staff case desk: sign in, then what the role does (cases, review, schedule, agreement, staff).
+import { createApi } from "../lib/api.js";
+import { $, busy, fill, h } from "../ui/dom.js";
+import { Drafts } from "../ui/drafts.js";
+import { caseDetail } from "../ui/desk/detail.js";
+import { caseList } from "../ui/desk/list.js";
+import { feedbackSummary } from "../ui/desk/feedback.js";
+import { staffAdmin } from "../ui/desk/staff.js";
+import { startPage } from "../ui/page.js";
+
+const api = createApi();
+const ctx = {
+  api,
+  me: null,
+  drafts: new Drafts(),
+  cache: new Map(), // per view: what it loaded (kept across language redraws)
+  navigate: (hash) => {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  },
+};
+const page = startPage({ title: "desk.title", render: () => draw() });
+ctx.page = page;
+
+const HOME = {
+  case_officer: "#/cases", mediator: "#/cases", bank_representative: "#/cases", compliance_officer: "#/cases",
+  administrator: "#/staff",
+};
+
+/** The current route: {view, params}. */
+function parseRoute() {
+  const [path, search = ""] = location.hash.replace(/^#/, "").split("?");
+  const params = new URLSearchParams(search);
+  const parts = path.split("/").filter(Boolean);
+  if (parts[0] === "case" && /^cas_[0-9a-f]{32}$/.test(parts[1] ?? "")) return { view: "case", caseId: parts[1], params };
+  if (["cases", "feedback", "staff"].includes(parts[0])) return { view: parts[0], params };
+  return { view: null, params };
+}
+
+function allowed(view, role) {
+  if (view === "cases" || view === "case") return ["case_officer", "mediator", "bank_representative", "compliance_officer"].includes(role);
+  if (view === "feedback") return role === "case_officer";
+  if (view === "staff") return role === "administrator";
+  return false;
+}
+
+let current = null; // {route, draw()} of the view on screen
+
+function drawNav() {
+  const { t } = page;
+  const nav = $("desk-nav");
+  const who = $("who");
+  if (!ctx.me) {
+    fill(nav, h("a", { href: page.href("/"), text: t("nav.home") }));
+    who.hidden = true;
+    return;
+  }
+  const role = ctx.me.role;
+  const route = parseRoute();
+  const link = (hash, key, testid) => h("a", { href: hash, text: t(key), testid,
+    "aria-current": route.view === hash.slice(2) || (hash === "#/cases" && route.view === "case") ? "page" : null });
+  const links = [];
+  if (allowed("cases", role)) links.push(link("#/cases", role === "case_officer" ? "nav.cases" : "nav.myCases", "nav-cases"));
+  if (role === "case_officer") links.push(link("#/feedback", "nav.feedback", "nav-feedback"));
+  if (role === "administrator") links.push(link("#/staff", "nav.staffAdmin", "nav-staff"));
+  if (role === "compliance_officer" || role === "administrator") {
+    links.push(h("a", { href: page.href("/compliance"), testid: "nav-compliance", text: t("nav.compliance") }));
+  }
+  fill(nav, links);
+  const signOut = h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "signout", text: t("signin.signOut") });
+  signOut.addEventListener("click", () => busy(signOut, async () => {
+    try {
+      await api.post("/api/auth/logout", {});
+    } catch (error) {
+      if (error.status !== 401) page.fail(error);
+    }
+    ctx.me = null;
+    ctx.cache.clear();
+    ctx.drafts = new Drafts();
+    history.replaceState(null, "", location.pathname + location.search);
+    draw();
+  }));
+  fill(who, h("span", { class: "who-name", testid: "who-name", text: ctx.me.user?.display_name ?? "" }),
+    h("span", { class: "who-role", testid: "who-role", dataset: { role }, text: t(`role.${role}`) }), signOut);
+  who.hidden = false;
+}
+
+function draw() {
+  drawNav();
+  $("signin").hidden = Boolean(ctx.me);
+  $("desk-root").hidden = !ctx.me;
+  if (ctx.me && current) current.draw();
+}
+
+async function route() {
+  if (!ctx.me) return draw();
+  const target = parseRoute();
+  if (!target.view || !allowed(target.view, ctx.me.role)) {
+    history.replaceState(null, "", `${location.pathname}${location.search}${HOME[ctx.me.role] ?? "#/cases"}`);
+    return route();
+  }
+  const root = $("desk-root");
+  const view = target.view === "cases" ? caseList : target.view === "case" ? caseDetail
+    : target.view === "feedback" ? feedbackSummary : staffAdmin;
+  current = view(ctx, root, target);
+  drawNav();
+  await current.load();
+}
+
+async function whoami() {
+  try {
+    const me = await api.get("/api/auth/me");
+    ctx.me = me.kind === "staff" ? me : null;
+  } catch (error) {
+    ctx.me = null;
+    if (error.status !== 401) page.fail(error);
+  }
+  draw();
+  if (ctx.me) await route();
+  else $("signin-username").focus();
+}
+
+$("signin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const username = $("signin-username").value.trim();
+  const password = $("signin-password").value;
+  const message = $("signin-error");
+  if (!username || !password) {
+    message.textContent = page.t("signin.missing");
+    message.hidden = false;
+    return;
+  }
+  busy($("signin-submit"), async () => {
+    try {
+      await api.post("/api/auth/login", { username, password });
+    } catch (error) {
+      message.textContent = page.error(error);
+      message.hidden = false;
+      return;
+    }
+    message.hidden = true;
+    $("signin-password").value = "";
+    await whoami();
+  });
+});
+
+window.addEventListener("hashchange", () => route());
+whoami();

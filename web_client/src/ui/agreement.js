@@ -1,0 +1,175 @@
+// The repayment agreement as each signer sees it: the exact terms, signature status, signing on
+// this device, and the signed copy. Shared by the party's case page and the staff desk.
+import { formatDate, formatDateTime } from "../lib/dates.js";
+import { formatMinor } from "../lib/money.js";
+import { canonicalMatches, signAgreement } from "../lib/signing.js";
+import { busy, fill, h } from "./dom.js";
+
+/** The fingerprint people can read out to each other: the first 16 hex digits of the SHA-256, in fours. */
+export function fingerprint(sha256) {
+  return (sha256 || "").slice(0, 16).match(/.{1,4}/g)?.join(" ") ?? "";
+}
+
+/** The terms of `document` as a table and paragraphs; every value from the document is text. */
+export function agreementTerms(t, document) {
+  const currency = document.currency;
+  const money = (minor) => formatMinor(minor, currency, t.lang);
+  const instalments = Array.isArray(document.instalments) ? document.instalments : [];
+  const total = instalments.reduce((sum, item) => sum + item.amount_minor, 0);
+  return h("div", { class: "agreement-terms", testid: "agreement-terms" },
+    h("dl", { class: "facts facts-2" },
+      fact(t("agreement.caseNumber"), document.case_number),
+      fact(t("agreement.loanReference"), document.loan_reference),
+      fact(t("agreement.borrower"), document.borrower, "agreement-borrower"),
+      fact(t("agreement.lender"), document.lender, "agreement-lender"),
+      fact(t("agreement.settled"), money(document.settled_amount_minor), "agreement-settled"),
+      fact(t("agreement.waived"), money(document.waived_penalties_minor ?? 0), "agreement-waived")),
+    h("table", { class: "table instalments", testid: "agreement-instalments" },
+      h("caption", { text: t("agreement.schedule") }),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col", text: t("agreement.number") }),
+        h("th", { scope: "col", text: t("agreement.dueDate") }),
+        h("th", { scope: "col", class: "num", text: t("agreement.amount") }))),
+      h("tbody", {}, instalments.map((item, i) => h("tr", { testid: "agreement-instalment" },
+        h("td", { text: String(i + 1) }), h("td", { text: formatDate(item.due_date, t.lang) }),
+        h("td", { class: "num", text: money(item.amount_minor) })))),
+      h("tfoot", {}, h("tr", {}, h("th", { scope: "row", colspan: "2", text: t("agreement.total") }),
+        h("td", { class: "num", text: money(total) })))),
+    h("h4", { class: "subhead", text: t("agreement.terms") }),
+    document.terms
+      ? h("p", { class: "prose", testid: "agreement-terms-text", text: document.terms })
+      : h("p", { class: "muted", text: t("agreement.noTerms") }),
+    h("p", { class: "muted small", text: t("agreement.drafted", {
+      name: document.drafted_by || "—", time: formatDateTime(document.drafted_at, t.lang) }) }));
+}
+
+function fact(label, value, testid) {
+  return h("div", { class: "fact" }, h("dt", { text: label }), h("dd", { testid, text: value ?? "—" }));
+}
+
+/**
+ * The agreement section of a case: loads GET /api/cases/{case_id}/agreement into `container`.
+ * `signer` is "borrower" or "lender" when the viewer may sign (a party, or the bank representative).
+ */
+export class AgreementPanel {
+  constructor(container, { page, api, caseId, caseNumber = "", signer = null, canSign = () => true, onChange = () => {} }) {
+    Object.assign(this, { container, page, api, caseId, caseNumber, signer, canSign, onChange });
+    this.agreement = null;
+    this.missing = false;
+    this.error = null;
+    this.agreed = false;
+  }
+
+  async load() {
+    try {
+      this.agreement = await this.api.get(`/api/cases/${this.caseId}/agreement`);
+      this.missing = false;
+      this.error = null;
+    } catch (error) {
+      this.agreement = null;
+      this.missing = error.code === "not_found";
+      this.error = this.missing ? null : error;
+    }
+    this.render();
+    return this.agreement;
+  }
+
+  render() {
+    const { t } = this.page;
+    const agreement = this.agreement;
+    if (this.error) {
+      fill(this.container, h("p", { class: "form-error", role: "alert", text: this.page.error(this.error) }));
+      return;
+    }
+    if (!agreement) {
+      fill(this.container, h("p", { class: "muted", testid: "agreement-none", text: t("agreement.none") }));
+      return;
+    }
+    const faithful = canonicalMatches(agreement.document, agreement.canonical);
+    const signed = (who) => agreement.signatures.find((s) => s.signer === who);
+    const mine = this.signer ? signed(this.signer) : null;
+    const status = h("ul", { class: "signatures", testid: "signature-status" },
+      ["borrower", "lender"].map((who) => {
+        const entry = signed(who);
+        return h("li", { class: ["signature", entry ? "is-done" : "is-pending"], dataset: { signer: who, signed: Boolean(entry) },
+          testid: `signature-${who}` },
+        h("span", { class: "signature-who", text: t(`signer.${who}`) }),
+        h("span", { class: "signature-state", text: entry
+          ? t("agreement.signedAt", { time: formatDateTime(entry.signed_at, t.lang) }) : t("agreement.notSigned") }));
+      }),
+      h("li", { class: ["signature", agreement.countersigned ? "is-done" : "is-pending"], testid: "countersigned",
+        dataset: { signed: agreement.countersigned } },
+      h("span", { class: "signature-who", text: t("agreement.countersignature") }),
+      h("span", { class: "signature-state", text: agreement.countersigned ? t("agreement.countersigned") : t("agreement.notSigned") })));
+
+    const head = h("div", { class: "agreement-head" },
+      h("span", { class: `badge badge-${agreement.state}`, testid: "agreement-state", dataset: { state: agreement.state },
+        text: t(`agreementState.${agreement.state}`) }),
+      h("span", { class: "muted", text: t("agreement.version", { version: agreement.version }) }),
+      h("span", { class: "fingerprint", title: agreement.sha256, text: t("agreement.fingerprint", { fp: fingerprint(agreement.sha256) }) }));
+
+    const parts = [head];
+    if (!faithful) {
+      parts.push(h("p", { class: "callout callout-error", role: "alert", testid: "agreement-mismatch", text: t("error.canonical_mismatch") }));
+    }
+    parts.push(agreementTerms(t, agreement.document), h("h4", { class: "subhead", text: t("agreement.signatures") }), status);
+
+    if (agreement.state === "void") {
+      parts.push(h("p", { class: "callout callout-warn", text: t("agreement.voidNote") }));
+    } else if (agreement.state === "draft" && this.signer && !mine && this.canSign()) {
+      parts.push(this.signForm(faithful));
+    } else if (mine && agreement.state === "draft") {
+      parts.push(h("p", { class: "callout callout-ok", testid: "signed-by-me", text: t("agreement.youSigned") }));
+    }
+    if (agreement.state === "signed" && agreement.countersigned) {
+      const download = h("button", { type: "button", class: "btn btn-secondary", testid: "agreement-download", text: t("agreement.download") });
+      download.addEventListener("click", () => busy(download, () => this.download()));
+      parts.push(h("div", { class: "actions" }, download));
+    }
+    fill(this.container, ...parts);
+  }
+
+  signForm(faithful) {
+    const { t } = this.page;
+    const agree = h("input", { type: "checkbox", id: `agree-${this.caseId}`, testid: "agreement-consent", checked: this.agreed });
+    const button = h("button", { type: "button", class: "btn btn-primary", testid: "agreement-sign",
+      disabled: !faithful || !this.agreed, text: t("agreement.sign") });
+    agree.addEventListener("change", () => {
+      this.agreed = agree.checked;
+      button.disabled = !faithful || !agree.checked;
+    });
+    const message = h("p", { class: "form-error", role: "alert", testid: "agreement-sign-error", hidden: true });
+    button.addEventListener("click", () => busy(button, async () => {
+      message.hidden = true;
+      try {
+        const body = await signAgreement(this.agreement);
+        this.agreement = await this.api.post(`/api/cases/${this.caseId}/agreement/signatures`, body);
+        this.page.toast("ok", t("agreement.signedToast"));
+        this.render();
+        this.onChange(this.agreement);
+      } catch (error) {
+        message.textContent = this.page.error(error);
+        message.hidden = false;
+        if (error.code === "agreement_changed") await this.load();
+      }
+    }));
+    return h("div", { class: "sign-box", testid: "sign-box" },
+      h("p", { class: "muted small", text: t("agreement.signExplain") }),
+      h("label", { class: "check", for: `agree-${this.caseId}` }, agree, h("span", { text: t("agreement.consent") })),
+      message,
+      h("div", { class: "actions" }, button));
+  }
+
+  async download() {
+    try {
+      const text = await this.api.get(`/api/cases/${this.caseId}/agreement/signed`, { raw: true });
+      const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+      const link = h("a", { href: url, download: `agreement-${this.caseNumber || this.caseId}-v${this.agreement.version}.json`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (error) {
+      this.page.fail(error);
+    }
+  }
+}

@@ -1,0 +1,36 @@
+// Pieces of a case shown on both the party's page and the desk: state, progress, a session.
+import { formatDateTime } from "../lib/dates.js";
+import { h } from "./dom.js";
+
+const STEPS = ["apply", "review", "schedule", "mediate", "agree", "close"];
+// The step each state is at (the steps before it are done).
+const CURRENT = { submitted: 1, accepted: 2, scheduled: 3, rejected: 1, closed: 6 };
+
+export function stateBadge(t, state, testid = "case-state") {
+  return h("span", { class: `badge badge-${state}`, testid, dataset: { state }, text: t(`state.${state}`) });
+}
+
+/** The six steps of the mediation process, marked done / current / to do for `state`. */
+export function progress(t, state) {
+  const current = CURRENT[state] ?? 0;
+  return h("ol", { class: "progress", testid: "progress", "aria-label": t("progress.label") },
+    STEPS.map((step, i) => {
+      const status = i < current ? "done" : i === current ? (state === "rejected" ? "stopped" : "current") : "todo";
+      return h("li", { class: `progress-step is-${status}`, "aria-current": status === "current" ? "step" : null },
+        h("span", { class: "progress-dot", "aria-hidden": "true", text: status === "done" ? "✓" : String(i + 1) }),
+        h("span", { class: "progress-label", text: t(`progress.${step}`) }));
+    }));
+}
+
+/** One proposed, confirmed or cancelled session time, with a note and actions. */
+export function sessionSummary(t, session, { note = null, actions = [], extra = null, testid = "session" } = {}) {
+  return h("li", { class: ["session", `session-${session.state}`], testid, dataset: { sessionId: session.session_id, state: session.state } },
+    h("div", { class: "session-main" },
+      h("p", { class: "session-time", text: formatDateTime(session.starts_at, t.lang) }),
+      h("p", { class: "muted small", text: t("session.meta", { minutes: session.duration_minutes, mode: t(`mode.${session.mode}`) }) }),
+      note && h("p", { class: "session-note", text: note }),
+      extra),
+    h("div", { class: "session-side" },
+      h("span", { class: `badge badge-${session.state}`, testid: "session-state", text: t(`sessionState.${session.state}`) }),
+      actions.length ? h("div", { class: "actions" }, actions) : null));
+}
