@@ -103,7 +103,8 @@ class ReceiptView(View):
 
 
 class LoginIn(Body):
-    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # No control characters: PostgreSQL refuses NUL in text, so one would fail the lookup with a 500.
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
