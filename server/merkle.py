@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+# The verifier's half lives with the offline compliance tool, which must not import the server.
+from recording.merkleproof import leaf_hash, node_hash, verify_inclusion
+
 __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
@@ -18,20 +21,8 @@ __all__ = [
 ]
 
 _HASH_SIZE = 32
-_LEAF_PREFIX = b"\x00"
-_NODE_PREFIX = b"\x01"
 
 EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """Return SHA-256(0x00 || data)."""
-    return hashlib.sha256(_LEAF_PREFIX + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """Return SHA-256(0x01 || left || right)."""
-    return hashlib.sha256(_NODE_PREFIX + left + right).digest()
 
 
 def _split_point(n: int) -> int:
@@ -81,37 +72,6 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
             lo = mid
     path.reverse()
     return path
-
-
-def verify_inclusion(
-    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
-) -> bool:
-    """Return whether `proof` shows `leaf_hash` at `index` in the tree of `tree_size` with `root`.
-
-    RFC 9162 §2.1.3.2. Returns False, never raises, for out-of-range index or size,
-    proofs of the wrong length and hashes that are not 32 bytes.
-    """
-    if not 0 <= index < tree_size:
-        return False
-    if len(leaf_hash) != _HASH_SIZE or len(root) != _HASH_SIZE:
-        return False
-    if any(len(p) != _HASH_SIZE for p in proof):
-        return False
-    fn, sn = index, tree_size - 1
-    r = leaf_hash
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
 
 
 def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes]:
