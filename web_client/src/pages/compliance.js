@@ -11,7 +11,7 @@ import { caseNames, groupRecords } from "../lib/compliance/listing.js";
 import { ManifestError, parseManifest } from "../lib/compliance/manifest.js";
 import { openRecords } from "../lib/compliance/open.js";
 import { People, participants as transcriptParticipants, parseTime, timeline, cleanText } from "../lib/compliance/transcript.js";
-import { chooseLanguage, errorText, makeTranslator, problemText } from "../lib/i18n/compliance.js";
+import { chooseLanguage, errorText, makeTranslator, problemParts, problemText } from "../lib/i18n/compliance.js";
 import { $, fill, h } from "../ui/dom.js";
 
 const STATES = ["submitted", "accepted", "scheduled", "rejected", "closed"];
@@ -120,11 +120,12 @@ function personLabel(who) {
   const { t } = state;
   if (!who || !who.participantId) return t("person.nobody");
   let { name, role } = who;
+  if (name === who.participantId) name = null; // the room log names nobody: only an id
   if (!name) {
     const known = caseNames(state.caseView).get(who.participantId);
     if (known) ({ name, role } = { name: cleanText(known.name), role: known.role });
   }
-  if (!name) return t("person.unknown", { id: who.participantId });
+  if (!name) return role ? roleLabel(role) : t("person.unknown", { id: who.participantId });
   return role ? t("person.named", { name, role: roleLabel(role) }) : name;
 }
 
@@ -716,6 +717,15 @@ function problemList(items, testid, itemTestid, render) {
     dataset: { code: item.code }, text: render(item) })));
 }
 
+function problemItems(problems, testid, itemTestid) {
+  const { t } = state;
+  return h("ul", { class: "problem-list", testid }, problems.map((problem) => {
+    const { subject, message } = problemParts(t, problem);
+    return h("li", { testid: itemTestid, dataset: { code: problem.code } },
+      subject ? h("span", { class: "problem-what", text: subject }) : null, h("span", { text: message }));
+  }));
+}
+
 function renderOpened() {
   const { t } = state;
   const opened = state.opened;
@@ -757,7 +767,7 @@ function renderOpened() {
     h("p", { class: "muted small", testid: "open-summary", text: t("open.summary", { listed: report.listed, verified: report.verified }) }),
     report.problems.length ? h("details", { class: "problems", open: true },
       h("summary", { text: t("open.problems", { count: report.problems.length }) }),
-      problemList(report.problems, "problems", "problem", (p) => problemText(t, p))) : null,
+      problemItems(report.problems, "problems", "problem")) : null,
     report.warnings.length ? h("details", { class: "warnings", open: true },
       h("summary", { text: t("open.warnings", { count: report.warnings.length }) }),
       problemList(report.warnings, "warnings", "warning", (w) => t(`warning.${w.code}`, w.params))) : null,
@@ -853,14 +863,14 @@ function recordingsSection(report, people) {
       dataset: { participantId: recording.participantId, part: recording.part, complete: String(!recording.spoiled) } },
     entry.element,
     h("figcaption", {},
+      h("strong", { class: "caption-name", text: personById(recording.participantId, people) }),
       h("div", { class: "caption-line" },
-        h("strong", { text: personById(recording.participantId, people) }),
-        h("span", { class: "muted", text: ` · ${t("results.part", { part: recording.part })} · `
+        h("span", { class: "muted", text: `${t("results.part", { part: recording.part + 1 })} · `
           + t("results.segments", { count: recording.segments.length }) }),
+        entry.info,
         recording.spoiled ? incompleteBadge() : null),
-      h("div", { class: "caption-line" }, entry.info,
-        h("a", { class: "link small", href: entry.url, download: entry.download, text: t("results.download") })),
-      own.length ? problemList(own, null, "recording-problem", (p) => problemText(t, p)) : null));
+      h("a", { class: "link small", href: entry.url, download: entry.download, text: t("results.download") }),
+      own.length ? problemItems(own, null, "recording-problem") : null));
   });
   return h("section", { class: "result-section", testid: "recordings" },
     h("h3", { class: "section-title", text: t("results.recordings") }),
@@ -874,7 +884,8 @@ function eventText(entry) {
   const { t } = state;
   const actor = entry.actor ? personLabel(entry.actor) : t("ev.theMediator");
   const subject = entry.subject ? personLabel(entry.subject) : t("person.nobody");
-  const reason = entry.reason ? t("ev.reason", { reason: entry.reason }) : "";
+  const reason = entry.reason
+    ? t("ev.reason", { reason: t.has(`reason.${entry.reason}`) ? t(`reason.${entry.reason}`) : entry.reason }) : "";
   switch (entry.type) {
     case "joined":
       return entry.status
@@ -909,6 +920,11 @@ function eventText(entry) {
       return t("ev.unknown", { type: cleanText(entry.type),
         fields: entry.fields?.length ? `: ${entry.fields.map(([k, v]) => `${k}=${v}`).join(", ")}` : "" });
   }
+}
+
+/** English sentences start with a capital even when they start with a role ("recorder joined"). */
+function sentence(text) {
+  return state.t.lang === "en" && text ? text[0].toUpperCase() + text.slice(1) : text;
 }
 
 function chatLine(entry, name) {
@@ -946,7 +962,7 @@ function timelineSection(report, sessionId, doc) {
       title: entry.atText ?? null, text: entry.at ? formatClock(entry.at) : t("timeline.noTime") });
     const body = entry.type === "chat"
       ? h("div", { class: "what what-chat" }, chatLine(entry, personLabel(entry.subject)))
-      : h("div", { class: "what", text: eventText(entry) });
+      : h("div", { class: "what", text: sentence(eventText(entry)) });
     items.push(h("li", { class: ["event", `event-${entry.type.replace(/[^a-z_]/g, "")}`], testid: "timeline-entry",
       dataset: entry.seq === undefined || entry.seq === null ? { type: entry.type } : { type: entry.type, seq: entry.seq } },
     when, body));
@@ -1012,8 +1028,8 @@ function consentsSection(report, people) {
     const v = c.value && typeof c.value === "object" ? c.value : {};
     const action = v.action === "withdrawn" ? t("consent.withdrawn") : t("consent.given");
     return h("li", { class: "consent", testid: "consent", dataset: { participantId: c.participantId } },
-      h("div", { class: "caption-line" },
-        h("strong", { text: personById(c.participantId, people) }), " · ", action, " · ",
+      h("div", { class: "consent-line" },
+        h("strong", { text: personById(c.participantId, people) }), h("span", { text: action }),
         h("span", { class: "muted", text: formatTime(v.at ?? v.given_at) })),
       v.notice_sha256 ? h("div", { class: "small" }, `${t("consent.noticeHash")}: `,
         h("span", { class: "mono", text: cleanText(v.notice_sha256) })) : null,
@@ -1045,9 +1061,10 @@ function agreementResults(report) {
         row(t("agreement.terms"), h("span", { class: "prewrap", text: cleanText(doc.terms ?? "", { newlines: true }) })),
         row(t("agreement.signatures"), h("ul", { class: "plain" }, signatures.map((s) => h("li", {
           text: t("agreement.signedBy", { signer: roleLabel(s?.signer), time: formatTime(s?.signed_at) }) })),
-        h("li", { text: counter && typeof counter === "object"
-          ? t("agreement.countersigned", { time: formatTime(counter.signed_at), keyId: cleanText(counter.key_id ?? "?") })
-          : t("agreement.notCountersigned") })))),
+        counter && typeof counter === "object"
+          ? h("li", { testid: "countersigned", text: t("agreement.countersigned", { time: formatTime(counter.signed_at),
+            keyId: cleanText(counter.key_id ?? "?") }) })
+          : h("li", { class: "warn", text: t("agreement.notCountersigned") })))),
       rawDetails(t("agreement.raw"), a.text === null ? "" : cleanText(a.text, { newlines: true })));
   });
   return h("section", { class: "result-section", testid: "agreements-section" },

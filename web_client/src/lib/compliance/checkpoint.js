@@ -18,8 +18,9 @@ function daysInMonth(year, month) {
 // an offset "Z" or ±HH[:MM[:SS[.ffffff]]] (or basic ±HHMM[SS]). Python reads a few more; a time
 // outside these is refused, never rendered differently from Python.
 const DATE = /^(\d{4})-?(\d{2})-?(\d{2})$/;
-const TIME = /^(\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?)?$/;
-const OFFSET = /^([+-])(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{6}))?)?)?$/;
+// Each of time and offset is either all extended (with colons) or all basic (without).
+const TIME = /^(\d{2})(?:(:?)(\d{2})(?:\2(\d{2})(?:[.,](\d+))?)?)?$/;
+const OFFSET = /^([+-])(\d{2})(?:(:?)(\d{2})(?:\3(\d{2})(?:\.(\d{6}))?)?)?$/;
 
 /**
  * Return `value` as Python's datetime.fromisoformat(value).isoformat() renders it, so that "Z"
@@ -36,13 +37,13 @@ export function pythonIsoformat(value) {
   // Both parts must be basic or both extended, as Python requires of the date.
   if (match[1].length !== 10 && match[1].length !== 8) throw new TypeError(`bad date in ${JSON.stringify(value)}`);
   const [year, month, day] = [Number(date[1]), Number(date[2]), Number(date[3])];
-  const [hour, minute, second] = [Number(time[1]), Number(time[2] ?? 0), Number(time[3] ?? 0)];
+  const [hour, minute, second] = [Number(time[1]), Number(time[3] ?? 0), Number(time[4] ?? 0)];
   if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59
       || second > 59) {
     throw new TypeError(`time ${JSON.stringify(value)} is out of range`);
   }
   // Python keeps microseconds: digits past the sixth are dropped, fewer are padded.
-  const micro = Number(((time[4] ?? "") + "000000").slice(0, 6));
+  const micro = Number(((time[5] ?? "") + "000000").slice(0, 6));
   let rendered = `${pad(year, 4)}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(minute)}:${pad(second)}`;
   if (micro) rendered += `.${pad(micro, 6)}`;
   return rendered + renderOffset(match[3], value);
@@ -52,8 +53,8 @@ function renderOffset(text, value) {
   if (text === "Z" || text === "z") return "+00:00";
   const offset = OFFSET.exec(text);
   if (!offset) throw new TypeError(`bad UTC offset in ${JSON.stringify(value)}`);
-  const [hours, minutes, seconds] = [Number(offset[2]), Number(offset[3] ?? 0), Number(offset[4] ?? 0)];
-  const micro = Number(offset[5] ?? 0);
+  const [hours, minutes, seconds] = [Number(offset[2]), Number(offset[4] ?? 0), Number(offset[5] ?? 0)];
+  const micro = Number(offset[6] ?? 0);
   if (minutes > 59 || seconds > 59) throw new TypeError(`bad UTC offset in ${JSON.stringify(value)}`);
   const total = ((hours * 60 + minutes) * 60 + seconds) * 1e6 + micro;
   if (total >= 24 * 3600 * 1e6) throw new TypeError(`UTC offset out of range in ${JSON.stringify(value)}`);

@@ -82,17 +82,45 @@ export class KeyRing {
    */
   async open(ciphertext, listed = []) {
     try {
-      return { plaintext: await this.decrypter.decrypt(ciphertext) };
+      return { plaintext: await this.decrypt(ciphertext) };
     } catch (error) {
       const message = String(error?.message ?? error);
       if (message.includes("no identity matched")) {
         const ours = this.recipients.some((r) => listed.includes(r));
         return { problem: { code: "not_sealed_to_you", params: { listed: ours } } };
       }
-      if (/tag|HMAC|final chunk|ciphertext (is too small|size is invalid)/i.test(message)) {
+      if (/invalid tag|HMAC|final chunk|tagLength|ciphertext (is too small|size is invalid)/i.test(message)) {
         return { problem: { code: "decrypt_auth_failed", params: {} } };
       }
       return { problem: { code: "decrypt_failed", params: { message } } };
     }
+  }
+
+  async decrypt(ciphertext) {
+    // The payload is read here rather than by Decrypter's own readAll: that goes through
+    // Response.arrayBuffer(), which in Chromium replaces a failed authentication with an
+    // unhelpful "Failed to fetch".
+    const input = new ReadableStream({
+      start(controller) {
+        controller.enqueue(ciphertext);
+        controller.close();
+      },
+    });
+    const reader = (await this.decrypter.decrypt(input)).getReader();
+    const chunks = [];
+    let length = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      length += value.length;
+    }
+    const out = new Uint8Array(length);
+    let offset = 0;
+    for (const chunk of chunks) {
+      out.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return out;
   }
 }

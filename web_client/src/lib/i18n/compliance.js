@@ -180,6 +180,14 @@ const zhCN = {
   "ev.theMediator": "调解员",
   "ev.chatCaucus": "单独会谈",
   "ev.listSep": "、",
+  "reason.session_ended": "会话结束",
+  "reason.recorder_lost": "录制程序中断",
+  "reason.consent_missing": "有人未同意录制",
+  "reason.consent_withdrawn": "有人撤回了录制同意",
+  "reason.mediator": "调解员操作",
+  "reason.mediator_left": "调解员离开",
+  "reason.disconnected": "连接中断",
+  "identity.choose": "选择私钥文件…",
 
   "person.named": "{name}（{role}）",
   "person.unknown": "参与者 {id}",
@@ -466,6 +474,14 @@ const en = {
   "ev.theMediator": "the mediator",
   "ev.chatCaucus": "caucus",
   "ev.listSep": ", ",
+  "reason.session_ended": "the session ended",
+  "reason.recorder_lost": "the recorder was lost",
+  "reason.consent_missing": "someone has not consented",
+  "reason.consent_withdrawn": "someone withdrew consent",
+  "reason.mediator": "by the mediator",
+  "reason.mediator_left": "the mediator left",
+  "reason.disconnected": "disconnected",
+  "identity.choose": "Choose key file…",
 
   "person.named": "{name} ({role})",
   "person.unknown": "participant {id}",
@@ -599,7 +615,13 @@ export function makeTranslator(lang) {
 }
 
 /** A problem {code, params} in words: the object it concerns (if any), then what is wrong. */
-export function problemText(t, { code, params = {} }) {
+export function problemText(t, problem) {
+  const { subject, message } = problemParts(t, problem);
+  return subject + message;
+}
+
+/** A problem as {subject: "kind key: " or "", message}, to show the object apart from the fault. */
+export function problemParts(t, { code, params = {} }) {
   const subject = params.key ? t("problem.object", { kind: t(`kind.${params.kind}`), key: params.key }) : "";
   let key = `problem.${code}`;
   if (code === "download_failed" && params.error === "record_corrupt") key = "problem.download_failed.record_corrupt";
@@ -610,7 +632,7 @@ export function problemText(t, { code, params = {} }) {
   for (const [name, value] of Object.entries(words)) {
     if (value !== null && typeof value === "object") words[name] = JSON.stringify(value);
   }
-  return subject + t(t.has(key) || CATALOGS[DEFAULT_LANGUAGE][key] ? key : "error.generic", { ...words, code });
+  return { subject, message: t(t.has(key) || CATALOGS[DEFAULT_LANGUAGE][key] ? key : "error.generic", { ...words, code }) };
 }
 
 /** A failed API call in words. */
