@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent setup: system packages the tests need, the project's venv, then the room page's
-# browser dependencies (web_client/node_modules and web_client/vendor/).
+# Idempotent setup: system packages the tests need, the project's venv, then the browser client:
+# its npm dependencies (web_client/node_modules, web_client/vendor/) and its bundled pages (web_client/dist/).
 #
 #   scripts/setup.sh                # system packages (if missing) + .venv + web client
 #   scripts/setup.sh --server-only  # .venv + web client (the server alone needs no service)
@@ -149,5 +149,15 @@ if [[ -f "$WEB/package-lock.json" ]]; then
                 cp "$SIO_DIST/$file" "$VENDOR/$file"
             fi
         done
+
+        # The other pages are bundled from src/ into dist/ (esbuild): again when any source, the
+        # build script or the lockfile is newer than the last build.
+        BUILD_STAMP="$WEB/dist/.build-stamp"
+        if [[ ! -f "$BUILD_STAMP" ]] || [[ -n "$(find "$WEB/src" "$WEB/build.mjs" "$WEB/package.json" \
+                "$WEB/package-lock.json" -newer "$BUILD_STAMP" -print -quit)" ]]; then
+            log "bundling the web client's pages (npm run build)"
+            (cd "$WEB" && npm run build --silent)
+            touch "$BUILD_STAMP"
+        fi
     fi
 fi

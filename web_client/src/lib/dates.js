@@ -7,14 +7,21 @@ function asDate(value) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-/** "2026年3月1日 周日 10:00 GMT+8" / "Sun, Mar 1, 2026, 10:00 AM GMT+8". */
-export function formatDateTime(value, lang, { timeZone } = {}) {
+/**
+ * "2026年3月1日周日 10:00" / "Sun, Mar 1, 2026, 10:00 AM"; with `zone`, the zone follows in
+ * brackets ("… 10:00 (GMT+8)") so that every language puts it last; `short` for table cells ("2026/3/1 10:00").
+ */
+export function formatDateTime(value, lang, { timeZone, zone = false, short = false } = {}) {
   const date = asDate(value);
   if (!date) return "";
-  return new Intl.DateTimeFormat(lang, {
-    year: "numeric", month: "short", day: "numeric", weekday: "short", hour: "2-digit", minute: "2-digit",
-    timeZoneName: "short", timeZone,
-  }).format(date);
+  const options = short
+    ? { year: "numeric", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone }
+    : { year: "numeric", month: "short", day: "numeric", weekday: "short", hour: "2-digit", minute: "2-digit", timeZone };
+  const text = new Intl.DateTimeFormat(lang, options).format(date);
+  if (!zone) return text;
+  const name = new Intl.DateTimeFormat(lang, { timeZoneName: "short", timeZone }).formatToParts(date)
+    .find((part) => part.type === "timeZoneName")?.value;
+  return name ? `${text} (${name})` : text;
 }
 
 /** A calendar date ("2026-03-01", no time zone) as "2026年3月1日" / "Mar 1, 2026". */

@@ -21,6 +21,7 @@ const LABELS = {
 let errors = {}; // field -> {key} (ours) or {server: message key}
 let touched = new Set();
 let receipt = null;
+let formError = null; // {key} or {error}: redrawn in the chosen language
 
 const page = startPage({ title: "apply.title", render: () => renderAll() });
 
@@ -44,7 +45,7 @@ function showErrors() {
     const input = $(inputId);
     const show = error && (touched.has(field) || touched.has("*"));
     node.hidden = !show;
-    node.textContent = show ? (error.text ?? fieldMessage(field, error.key)) : "";
+    node.textContent = show ? fieldMessage(field, error.key) : "";
     input.setAttribute("aria-invalid", show ? "true" : "false");
     input.closest(".field").classList.toggle("has-error", Boolean(show));
   }
@@ -105,7 +106,14 @@ function renderReceipt() {
   $("receipt-open").href = `${page.href("/case")}#${receipt.receipt_token}`;
 }
 
+function renderFormError() {
+  const node = $("form-error");
+  node.hidden = !formError;
+  node.textContent = !formError ? "" : formError.key ? page.t(formError.key) : page.error(formError.error);
+}
+
 function renderAll() {
+  renderFormError();
   renderCurrencies();
   preview("f-principal", "p-principal");
   preview("f-overdue", "p-overdue");
@@ -144,11 +152,11 @@ form.addEventListener("submit", (event) => {
   touched.add("*");
   for (const f of Object.keys(FIELDS)) if (errors[f]?.server) delete errors[f];
   const { body } = validate();
-  const formError = $("form-error");
-  formError.hidden = true;
+  formError = null;
+  renderFormError();
   if (!body) {
-    formError.textContent = page.t("apply.fixErrors");
-    formError.hidden = false;
+    formError = { key: "apply.fixErrors" };
+    renderFormError();
     const first = Object.keys(FIELDS).find((field) => errors[field]);
     if (first) $(FIELDS[first]).focus();
     return;
@@ -159,12 +167,12 @@ form.addEventListener("submit", (event) => {
     } catch (error) {
       const field = error.status === 422 ? applicationField(error.field) : null;
       if (field) {
-        errors[field] = { server: true, text: page.t("field.server", { field: page.t(LABELS[field]) }) };
+        errors[field] = { server: true, key: "server" };
         showErrors();
         $(FIELDS[field]).focus();
       }
-      formError.textContent = field ? page.t("apply.fixErrors") : page.error(error);
-      formError.hidden = false;
+      formError = field ? { key: "apply.fixErrors" } : { error };
+      renderFormError();
       return;
     }
     form.hidden = true;

@@ -45,7 +45,7 @@ async function load() {
     if (!agreementPanel || agreementPanel.caseId !== view.case_id) {
       agreementPanel = new AgreementPanel(agreementBox, {
         page, api, caseId: view.case_id, caseNumber: view.case_number, signer: view.party.role,
-        canSign: () => view.state === "scheduled",
+        canSign: () => view.state === "scheduled", onChange: () => render(),
       });
     }
     await agreementPanel.load();
@@ -106,7 +106,8 @@ function noticesCard(t) {
   return h("section", { class: "card", testid: "notices" },
     h("h2", { class: "card-title", text: t("notice.title") }),
     notices.length ? h("ol", { class: "notice-list" }, notices.map((notice) => {
-      const url = notice.link ? roomUrl(notice.link) : null;
+      // Closing the case revokes every join link: only a scheduled case offers one.
+      const url = notice.link && view.state === "scheduled" ? roomUrl(notice.link) : null;
       return h("li", { class: "notice", testid: "notice", dataset: { kind: notice.kind } },
         h("div", { class: "notice-body" },
           h("p", { class: "notice-text", text: noticeText(t, notice) }),
@@ -127,8 +128,16 @@ function stateExplanation(t) {
   return parts;
 }
 
+let openInvalid = false;
+
+function renderOpenError() {
+  $("open-error").hidden = !openInvalid;
+  $("open-error").textContent = openInvalid ? page.t("case.openInvalid") : "";
+}
+
 function render() {
   const { t } = page;
+  renderOpenError();
   $("no-token").hidden = Boolean(token);
   const root = $("case-root");
   root.hidden = !token;
@@ -179,7 +188,7 @@ function render() {
         h("div", { class: "head-meta" }, stateBadge(t, view.state), h("span", { class: "muted", text: view.lender }))),
       h("div", { class: "actions" }, refresh,
         h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "forget", text: t("case.forget"), on: { click: forget } }))),
-    progress(t, view.state),
+    progress(t, view.state, { agreementState: agreementPanel?.agreement?.state ?? null }),
     ...stateExplanation(t),
     h("div", { class: "grid-2" }, grid));
 }
@@ -193,12 +202,9 @@ $("open-form").addEventListener("submit", (event) => {
   } catch {
     candidate = text;
   }
-  if (!TOKEN.test(candidate)) {
-    $("open-error").textContent = page.t("case.openInvalid");
-    $("open-error").hidden = false;
-    return;
-  }
-  $("open-error").hidden = true;
+  openInvalid = !TOKEN.test(candidate);
+  renderOpenError();
+  if (openInvalid) return;
   try {
     sessionStorage.setItem(STORAGE_KEY, candidate);
   } catch {

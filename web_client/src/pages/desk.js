@@ -60,7 +60,7 @@ function drawNav() {
   const link = (hash, key, testid) => h("a", { href: hash, text: t(key), testid,
     "aria-current": route.view === hash.slice(2) || (hash === "#/cases" && route.view === "case") ? "page" : null });
   const links = [];
-  if (allowed("cases", role)) links.push(link("#/cases", role === "case_officer" ? "nav.cases" : "nav.myCases", "nav-cases"));
+  if (allowed("cases", role)) links.push(link("#/cases", ["case_officer", "compliance_officer"].includes(role) ? "nav.cases" : "nav.myCases", "nav-cases"));
   if (role === "case_officer") links.push(link("#/feedback", "nav.feedback", "nav-feedback"));
   if (role === "administrator") links.push(link("#/staff", "nav.staffAdmin", "nav-staff"));
   if (role === "compliance_officer" || role === "administrator") {
@@ -85,8 +85,17 @@ function drawNav() {
   who.hidden = false;
 }
 
+let signinError = null; // {key} or {error}: redrawn in the chosen language
+
+function drawSigninError() {
+  const node = $("signin-error");
+  node.hidden = !signinError;
+  node.textContent = !signinError ? "" : signinError.key ? page.t(signinError.key) : page.error(signinError.error);
+}
+
 function draw() {
   drawNav();
+  drawSigninError();
   $("signin").hidden = Boolean(ctx.me);
   $("desk-root").hidden = !ctx.me;
   if (ctx.me && current) current.draw();
@@ -99,10 +108,12 @@ async function route() {
     history.replaceState(null, "", `${location.pathname}${location.search}${HOME[ctx.me.role] ?? "#/cases"}`);
     return route();
   }
-  const root = $("desk-root");
+  // Each view draws into its own container: a view left while it was still loading draws nowhere.
+  const container = h("div", { class: "view" });
+  $("desk-root").replaceChildren(container);
   const view = target.view === "cases" ? caseList : target.view === "case" ? caseDetail
     : target.view === "feedback" ? feedbackSummary : staffAdmin;
-  current = view(ctx, root, target);
+  current = view(ctx, container, target);
   drawNav();
   await current.load();
 }
@@ -124,21 +135,21 @@ $("signin-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const username = $("signin-username").value.trim();
   const password = $("signin-password").value;
-  const message = $("signin-error");
   if (!username || !password) {
-    message.textContent = page.t("signin.missing");
-    message.hidden = false;
+    signinError = { key: "signin.missing" };
+    drawSigninError();
     return;
   }
   busy($("signin-submit"), async () => {
     try {
       await api.post("/api/auth/login", { username, password });
     } catch (error) {
-      message.textContent = page.error(error);
-      message.hidden = false;
+      signinError = { error };
+      drawSigninError();
       return;
     }
-    message.hidden = true;
+    signinError = null;
+    drawSigninError();
     $("signin-password").value = "";
     await whoami();
   });

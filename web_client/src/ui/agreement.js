@@ -57,6 +57,7 @@ export class AgreementPanel {
     this.missing = false;
     this.error = null;
     this.agreed = false;
+    this.signError = null;
   }
 
   async load() {
@@ -137,8 +138,10 @@ export class AgreementPanel {
       this.agreed = agree.checked;
       button.disabled = !faithful || !agree.checked;
     });
-    const message = h("p", { class: "form-error", role: "alert", testid: "agreement-sign-error", hidden: true });
+    const message = h("p", { class: "form-error", role: "alert", testid: "agreement-sign-error", hidden: !this.signError,
+      text: this.signError ? this.page.error(this.signError) : "" });
     button.addEventListener("click", () => busy(button, async () => {
+      this.signError = null;
       message.hidden = true;
       try {
         const body = await signAgreement(this.agreement);
@@ -147,6 +150,7 @@ export class AgreementPanel {
         this.render();
         this.onChange(this.agreement);
       } catch (error) {
+        this.signError = error;
         message.textContent = this.page.error(error);
         message.hidden = false;
         if (error.code === "agreement_changed") await this.load();

@@ -10,9 +10,13 @@ export function stateBadge(t, state, testid = "case-state") {
   return h("span", { class: `badge badge-${state}`, testid, dataset: { state }, text: t(`state.${state}`) });
 }
 
-/** The six steps of the mediation process, marked done / current / to do for `state`. */
-export function progress(t, state) {
-  const current = CURRENT[state] ?? 0;
+/**
+ * The six steps of the mediation process, marked done / current / to do for `state`; in a
+ * scheduled case, a drafted agreement means "agree" is under way and a signed one that it is done.
+ */
+export function progress(t, state, { agreementState = null } = {}) {
+  let current = CURRENT[state] ?? 0;
+  if (state === "scheduled" && agreementState) current = agreementState === "signed" ? 5 : 4;
   return h("ol", { class: "progress", testid: "progress", "aria-label": t("progress.label") },
     STEPS.map((step, i) => {
       const status = i < current ? "done" : i === current ? (state === "rejected" ? "stopped" : "current") : "todo";
@@ -26,7 +30,7 @@ export function progress(t, state) {
 export function sessionSummary(t, session, { note = null, actions = [], extra = null, testid = "session" } = {}) {
   return h("li", { class: ["session", `session-${session.state}`], testid, dataset: { sessionId: session.session_id, state: session.state } },
     h("div", { class: "session-main" },
-      h("p", { class: "session-time", text: formatDateTime(session.starts_at, t.lang) }),
+      h("p", { class: "session-time", text: formatDateTime(session.starts_at, t.lang, { zone: true }) }),
       h("p", { class: "muted small", text: t("session.meta", { minutes: session.duration_minutes, mode: t(`mode.${session.mode}`) }) }),
       note && h("p", { class: "session-note", text: note }),
       extra),

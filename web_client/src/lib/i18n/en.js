@@ -285,6 +285,7 @@ export default Object.freeze({
   "detail.days": "{days} days ({bucket})",
   "detail.created": "Submitted",
   "detail.updated": "Last updated",
+  "detail.proposal": "The borrower's proposal",
   "detail.noProposal": "The applicant made no proposal.",
   "detail.parties": "Parties",
   "detail.verified": "Identity verified",
@@ -412,6 +413,7 @@ export default Object.freeze({
   "staff.active": "Active",
   "staff.isDisabled": "Disabled",
   "staff.disable": "Disable",
+  "staff.disableConfirm": "Confirm: disable",
   "staff.disabled": "Account disabled: {name}",
 
   "error.unknown": "That did not work ({code}). Please try again later.",

@@ -285,6 +285,7 @@ export default Object.freeze({
   "detail.days": "{days} 天（{bucket}）",
   "detail.created": "提交时间",
   "detail.updated": "最近更新",
+  "detail.proposal": "借款人的还款设想",
   "detail.noProposal": "申请人未填写还款设想。",
   "detail.parties": "当事人",
   "detail.verified": "身份已核验",
@@ -412,6 +413,7 @@ export default Object.freeze({
   "staff.active": "启用",
   "staff.isDisabled": "已停用",
   "staff.disable": "停用",
+  "staff.disableConfirm": "确认停用",
   "staff.disabled": "已停用账号：{name}",
 
   "error.unknown": "操作未能完成（{code}）。请稍后重试。",

@@ -96,7 +96,7 @@ export function caseDetail(ctx, root, { caseId }) {
         [t("detail.created"), formatDateTime(view.created_at, t.lang)],
         [t("detail.updated"), formatDateTime(view.updated_at, t.lang)],
       ], "facts facts-3"),
-      h("h3", { class: "subhead", text: t("apply.yourProposal") }),
+      h("h3", { class: "subhead", text: t("detail.proposal") }),
       view.proposal ? h("p", { class: "prose quote", testid: "detail-proposal", text: view.proposal })
         : h("p", { class: "muted", text: t("detail.noProposal") }),
       view.rejection_reason ? h("div", { class: "callout callout-warn", testid: "detail-rejection" },
@@ -169,8 +169,9 @@ export function caseDetail(ctx, root, { caseId }) {
         text: t("review.unverified", { parties: unverified.map((p) => t(`signer.${p.role}`)).join(t("list.separator")) }) })
         : h("p", { class: "muted", text: t("review.ready") }),
       h("div", { class: "actions" }, accept),
-      h("div", { class: "field" }, h("label", { for: `reject-${caseId}`, text: t("review.reason") }), reason),
-      h("div", { class: "actions" }, reject),
+      h("div", { class: "reject-box" },
+        h("div", { class: "field" }, h("label", { for: `reject-${caseId}`, text: t("review.reason") }), reason),
+        h("div", { class: "actions" }, reject)),
       d.cardError("review"));
   }
 
@@ -300,7 +301,7 @@ export function caseDetail(ctx, root, { caseId }) {
           h("h1", { class: "case-number", testid: "case-number", text: view.case_number }),
           h("div", { class: "head-meta" }, stateBadge(t, view.state), h("span", { class: "muted cell-text", text: view.lender }))),
         h("div", { class: "actions" }, refresh)),
-      progress(t, view.state),
+      progress(t, view.state, { agreementState: panel?.agreement?.state ?? null }),
       h("div", { class: "grid-2" }, cards));
   }
 

@@ -55,7 +55,7 @@ export function caseList(ctx, root, routeInfo) {
           h("td", {}, stateBadge(t, c.state, "row-state")),
           h("td", { class: "cell-text", text: c.lender }),
           h("td", { text: t(`bucket.${c.overdue_bucket}`) }),
-          h("td", { class: "nowrap", text: formatDateTime(c.created_at, t.lang) }))))));
+          h("td", { class: "nowrap", text: formatDateTime(c.created_at, t.lang, { short: true }) }))))));
     }
     fill(root,
       h("div", { class: "page-head page-head-row" },

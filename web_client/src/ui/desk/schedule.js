@@ -77,7 +77,7 @@ export function sessionsCard(d, t, view) {
       h("p", { class: "hint", text: t("session.zone", { zone }) }),
       h("div", { class: "actions" }, submit));
   }
-  return h("section", { class: "card", testid: "sessions" },
+  return h("section", { class: "card card-span", testid: "sessions" },
     h("h2", { class: "card-title", text: t("session.title") }),
     items.length ? h("ul", { class: "session-list" }, items) : h("p", { class: "muted", text: t("session.noneYet") }),
     d.cardError("sessions"), form);
@@ -105,6 +105,8 @@ export function linksCard(d, t, view) {
       h("div", { class: "field" }, h("label", { for: sessionSelect.id, text: t("links.session") }), sessionSelect),
       h("div", { class: "actions" }, buttons));
   }
+  // A link revoked since (or by closing the case) is not worth showing any more.
+  if (d.issued && !(d.links ?? []).some((link) => link.link_id === d.issued.link_id && link.status === "active")) d.issued = null;
   if (d.issued) {
     // The token is shown once: the server keeps only its hash.
     const url = `${location.origin}/room#${d.issued.token}`;
@@ -125,7 +127,7 @@ export function linksCard(d, t, view) {
   const links = d.links ?? [];
   const sessionTime = (id) => {
     const session = view.sessions.find((s) => s.session_id === id);
-    return session ? formatDateTime(session.starts_at, t.lang) : "—";
+    return session ? formatDateTime(session.starts_at, t.lang, { short: true }) : "—";
   };
   if (links.length) {
     parts.push(h("div", { class: "table-wrap" }, h("table", { class: "table table-links", testid: "links-table" },
@@ -144,8 +146,8 @@ export function linksCard(d, t, view) {
         return h("tr", { testid: "link-row", dataset: { status: link.status, role: link.role } },
           h("td", { text: partyLabel(t, view, link.party_id) }),
           h("td", { class: "nowrap", text: sessionTime(link.session_id) }),
-          h("td", { class: "nowrap", text: formatDateTime(link.issued_at, t.lang) }),
-          h("td", { class: "nowrap", text: formatDateTime(link.expires_at, t.lang) }),
+          h("td", { class: "nowrap", text: formatDateTime(link.issued_at, t.lang, { short: true }) }),
+          h("td", { class: "nowrap", text: formatDateTime(link.expires_at, t.lang, { short: true }) }),
           h("td", {}, h("span", { class: `badge badge-link-${link.status}`, testid: "link-status", text: t(`links.state.${link.status}`) })),
           h("td", {}, action));
       })))));
@@ -153,6 +155,6 @@ export function linksCard(d, t, view) {
     parts.push(h("p", { class: "muted", testid: "links-empty", text: t("links.none") }));
   }
   parts.push(d.cardError("links"));
-  return h("section", { class: "card", testid: "links" }, parts);
+  return h("section", { class: "card card-span", testid: "links" }, parts);
 }
 

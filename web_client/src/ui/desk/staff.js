@@ -13,6 +13,7 @@ export function staffAdmin(ctx, root) {
   let pageNumber = 1;
   let formErrors = {};
   let formError = null;
+  let confirmingUser = null; // disabling asks once more
 
   function validate(values) {
     const errors = {};
@@ -30,11 +31,11 @@ export function staffAdmin(ctx, root) {
       hint ? h("p", { class: "hint", text: t(hint) }) : null,
       formErrors[name] ? h("p", { class: "field-error", testid: `error-staff-${name}`,
         text: t(`field.${formErrors[name]}`, { field: t(label), max: 120 }) }) : null);
-    const username = drafts.input("staff.username", { id: "staff-username", testid: "staff-username", autocomplete: "off", spellcheck: "false", maxlength: "64" });
-    const displayName = drafts.input("staff.display_name", { id: "staff-display-name", testid: "staff-display-name", maxlength: "120" });
-    const role = drafts.input("staff.role", { tag: "select", id: "staff-role", testid: "staff-role", initial: "mediator",
+    const username = drafts.input("staffForm.username", { id: "staff-username", testid: "staff-username", autocomplete: "off", spellcheck: "false", maxlength: "64" });
+    const displayName = drafts.input("staffForm.display_name", { id: "staff-display-name", testid: "staff-display-name", maxlength: "120" });
+    const role = drafts.input("staffForm.role", { tag: "select", id: "staff-role", testid: "staff-role", initial: "mediator",
       options: ROLES.map((r) => [r, t(`role.${r}`)]) });
-    const password = drafts.input("staff.password", { id: "staff-password", type: "password", testid: "staff-password", autocomplete: "new-password", maxlength: "256" });
+    const password = drafts.input("staffForm.password", { id: "staff-password", type: "password", testid: "staff-password", autocomplete: "new-password", maxlength: "256" });
     const create = h("button", { type: "submit", class: "btn btn-primary", testid: "staff-create", text: t("staff.create") });
     const form = h("form", { class: "form", testid: "staff-form", novalidate: true },
       field("username", "staff.username", username, "staff.usernameHint"),
@@ -52,7 +53,7 @@ export function staffAdmin(ctx, root) {
       busy(create, async () => {
         try {
           const user = await api.post("/api/staff", values);
-          drafts.clear("staff");
+          drafts.clear("staffForm");
           page.toast("ok", t("staff.created", { name: user.display_name }));
           await load();
         } catch (failure) {
@@ -78,16 +79,26 @@ export function staffAdmin(ctx, root) {
         h("tbody", {}, shown.map((user) => {
           let action = null;
           if (!user.disabled && user.user_id !== ctx.me.user?.user_id) {
-            action = h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "staff-disable", text: t("staff.disable") });
-            action.addEventListener("click", () => busy(action, async () => {
-              try {
-                await api.post(`/api/staff/${user.user_id}/disable`, {});
-                page.toast("ok", t("staff.disabled", { name: user.display_name }));
-                await load();
-              } catch (failure) {
-                page.fail(failure);
+            const confirming = confirmingUser === user.user_id;
+            action = h("button", { type: "button", class: `btn btn-small ${confirming ? "btn-danger" : "btn-quiet"}`,
+              testid: confirming ? "staff-disable-confirm" : "staff-disable", text: t(confirming ? "staff.disableConfirm" : "staff.disable") });
+            action.addEventListener("click", () => {
+              if (!confirming) {
+                confirmingUser = user.user_id;
+                draw();
+                return;
               }
-            }));
+              confirmingUser = null;
+              busy(action, async () => {
+                try {
+                  await api.post(`/api/staff/${user.user_id}/disable`, {});
+                  page.toast("ok", t("staff.disabled", { name: user.display_name }));
+                  await load();
+                } catch (failure) {
+                  page.fail(failure);
+                }
+              });
+            });
           }
           return h("tr", { testid: "staff-row", dataset: { username: user.username } },
             h("td", { class: "mono", text: user.username }), h("td", { class: "cell-text", text: user.display_name }),
