@@ -4,7 +4,7 @@
 // no inline script or style (CSP script-src 'self'; style-src 'self').
 
 import { io } from "/static/vendor/socket.io.esm.min.js";
-import { RoomClient } from "./protocol.js";
+import { PARTY_ROLES, RoomClient, missingConsents, pickNotice } from "./protocol.js";
 import { Mesh } from "./mesh.js";
 import { chooseLanguage, formatDuration, makeTranslator, parseTime } from "./i18n.js";
 
@@ -49,6 +49,9 @@ const state = {
   knownLobby: new Set(),
   statuses: { block: null, conn: null, media: null },
   sidePanel: "chat",
+  consentDeclined: false, // this party chose "I do not consent" (or withdrew): show the notice folded
+  consentBusy: false, // give_consent / withdraw_consent under way
+  recordingBusy: false, // start_recording / stop_recording under way
 };
 state.t = makeTranslator(state.lang);
 
@@ -682,8 +685,13 @@ function wireClient(client) {
   });
   client.on("recording_stopped", ({ reason }) => {
     if (state.room) state.room = { ...state.room, recording: false };
-    const key = `notice.recording.stopped.${reason}`;
-    notify(state.t(state.t.has(key) ? key : "notice.recording.stopped.other"), { key: "recording" });
+    const known = typeof reason === "string" && state.t.has(`notice.recording.stopped.${reason}`);
+    const item = notify(state.t(known ? `notice.recording.stopped.${reason}` : "notice.recording.stopped.other"), {
+      key: "recording",
+      tone: reason === "mediator" || reason === "session_ended" ? "info" : "warning",
+      timeout: 12000,
+    });
+    item.dataset.reason = known ? reason : "other";
     renderRecording();
   });
 }
@@ -795,7 +803,7 @@ function onRoomState(room) {
           actions: [
             {
               label: state.t("mediator.admit"),
-              run: () => act(() => state.client.admit(p.participant_id)),
+              run: () => admitParticipant(participant(p.participant_id) || p),
             },
           ],
           timeout: 12000,
@@ -1369,7 +1377,7 @@ function rosterActions(p) {
   if (!isMediator() || id === selfId() || p.role === "recorder" || state.status !== "admitted") return [];
   if (p.status === "lobby") {
     return [
-      button(t("mediator.admit"), { cls: "btn btn-small btn-primary", testid: `admit-${id}`, onClick: () => act(() => state.client.admit(id)) }),
+      button(t("mediator.admit"), { cls: "btn btn-small btn-primary", testid: `admit-${id}`, onClick: () => admitParticipant(p) }),
       button(t("mediator.refuse"), { cls: "btn btn-small btn-quiet", testid: `refuse-${id}`, onClick: () => refuse(p) }),
     ];
   }
@@ -1416,7 +1424,16 @@ function rosterEntry(p) {
   const showCaucus = p.in_caucus && !state.caucusExcluded;
   if (showCaucus) meta.push(t("participant.inCaucus"));
   const icons = el("span", { cls: "roster-icons" });
-  if (state.mode !== "chat") {
+  // Consent matters for parties while the session can be recorded (sealed records, video).
+  const consentShown = recordingApplies() && PARTY_ROLES.includes(p.role);
+  const consent = consentShown
+    ? el("span", {
+        cls: "consent-badge",
+        dataset: { consented: String(Boolean(p.consented)) },
+        text: t(p.consented ? "participant.consented" : "participant.notConsented"),
+      })
+    : null;
+  if (state.mode !== "chat" && p.role !== "recorder") {
     const a = el("span", { cls: "media-icon" });
     setMediaIcon(a, "audio", Boolean(p.audio));
     const v = el("span", { cls: "media-icon" });
@@ -1443,13 +1460,14 @@ function rosterEntry(p) {
         "data-audio": String(Boolean(p.audio)),
         "data-video": String(Boolean(p.video)),
         "data-chat-muted": String(Boolean(p.chat_muted)),
+        "data-consented": consentShown ? String(Boolean(p.consented)) : null,
         "data-self": String(me),
       },
     },
     [
       el("div", { cls: "roster-main" }, [
         avatar,
-        el("div", { cls: "roster-text" }, [name, el("span", { cls: "roster-meta", text: meta.join(" · ") })]),
+        el("div", { cls: "roster-text" }, [name, el("span", { cls: "roster-meta", text: meta.join(" · ") }), consent]),
         icons,
       ]),
       el("div", { cls: "roster-actions" }, rosterActions(p)),
@@ -1875,24 +1893,240 @@ function renderRecording() {
   const recording = Boolean(state.room && state.room.recording) && state.phase !== "over";
   $("recording-indicator").hidden = !recording;
   document.body.dataset.recording = String(recording);
+  renderConsent();
+  renderRecordingControls();
 }
 
+// --- recording and consent (docs/protocol.md, "Recording and consent") -----------------------------
+
+function isParty() {
+  return Boolean(state.self && PARTY_ROLES.includes(state.self.role));
+}
+
+function recordsSealed() {
+  return Boolean(state.self && state.self.records_sealed);
+}
+
+/** Whether this session can be recorded at all: sealed records and a video session. */
+function recordingApplies() {
+  return recordsSealed() && state.mode === "video";
+}
+
+function currentNotice() {
+  return pickNotice(state.self && state.self.recording_notice, state.lang);
+}
+
+function selfConsented() {
+  const me = participant(selfId());
+  return Boolean(me && me.consented);
+}
+
+/** Our own roster entry's `consented`, until the next room_state says the same. */
+function setOwnConsent(consented) {
+  if (!state.room || !Array.isArray(state.room.participants)) return;
+  state.room = {
+    ...state.room,
+    participants: state.room.participants.map((p) => (p.participant_id === selfId() ? { ...p, consented } : p)),
+  };
+}
+
+/** "Li Wei (Borrower), Bank (Bank representative)" in the page's language. */
+function nameList(list) {
+  return list
+    .map((p) => state.t("recording.who", { name: p.name, role: roleLabel(p.role) }))
+    .join(state.lang === "en" ? ", " : "、");
+}
+
+/** A party's notice and consent: the full notice until it chooses, then a chip in the header. */
+function renderConsent() {
+  const t = state.t;
+  const notice = currentNotice();
+  const show = (state.phase === "lobby" || state.phase === "room") && isParty() && recordingApplies() && Boolean(notice);
+  const consented = show && selfConsented();
+  const ask = show && !consented && !state.consentDeclined;
+  const panel = $("consent-panel");
+  panel.hidden = !ask;
+  if (ask) {
+    const text = $("consent-notice");
+    text.textContent = notice.text;
+    text.lang = notice.language;
+    text.dataset.sha256 = notice.sha256;
+    $("consent-accept").disabled = state.consentBusy;
+    $("consent-decline").disabled = state.consentBusy;
+    $("consent-accept").textContent = t(state.consentBusy ? "consent.sending" : "consent.accept");
+  }
+  const chip = $("consent-chip");
+  chip.hidden = !show || ask;
+  chip.dataset.state = show && !ask ? (consented ? "consented" : "declined") : "";
+  $("consent-chip-label").textContent = consented ? t("consent.chip.consented") : t("consent.chip.declined");
+  chip.title = consented ? t("consent.state.consented") : t("consent.state.declined");
+  $("consent-chip-icon").replaceChildren(icon(consented ? "check" : "info"));
+  $("consent-withdraw").hidden = !consented;
+  $("consent-withdraw").disabled = state.consentBusy;
+  $("consent-review").hidden = consented;
+}
+
+async function giveConsent() {
+  const notice = currentNotice();
+  if (!notice || state.consentBusy || !state.client) return;
+  state.consentBusy = true;
+  renderConsent();
+  try {
+    await state.client.giveConsent(notice.sha256);
+    setOwnConsent(true);
+    state.consentDeclined = false;
+    notify(state.t("consent.given"), { key: "consent" });
+  } catch (err) {
+    notifyError(err);
+  } finally {
+    state.consentBusy = false;
+    renderAll();
+  }
+}
+
+function declineConsent() {
+  state.consentDeclined = true;
+  notify(state.t("consent.declinedNotice"), { key: "consent", timeout: 10000 });
+  renderAll();
+}
+
+function reviewConsent() {
+  state.consentDeclined = false;
+  renderAll();
+  $("consent-panel").focus();
+}
+
+async function withdrawConsent() {
+  if (state.consentBusy || !state.client) return;
+  const answer = await confirmDialog({
+    title: state.t("dialog.withdraw.title"),
+    text: state.t("dialog.withdraw.text"),
+    confirmLabel: state.t("dialog.withdraw.confirm"),
+    danger: true,
+  });
+  if (!answer.confirmed) return;
+  state.consentBusy = true;
+  renderConsent();
+  try {
+    await state.client.withdrawConsent();
+    setOwnConsent(false);
+    state.consentDeclined = true;
+    notify(state.t("consent.withdrawn"), { key: "consent" });
+  } catch (err) {
+    if (err && err.code === "no_consent") {
+      setOwnConsent(false); // the server has none on record: show it so
+      state.consentDeclined = true;
+    } else {
+      notifyError(err);
+    }
+  } finally {
+    state.consentBusy = false;
+    renderAll();
+  }
+}
+
+/** The mediator's start/stop controls and why starting is not possible yet. */
+function renderRecordingControls() {
+  const t = state.t;
+  const mediator = isMediator() && state.phase === "room";
+  const sealed = recordsSealed();
+  const canRecord = mediator && sealed && state.mode === "video";
+  const recording = Boolean(state.room && state.room.recording);
+  const missing = canRecord && !recording ? missingConsents(state.room) : [];
+  const start = $("start-recording");
+  const stop = $("stop-recording");
+  start.hidden = !canRecord || recording;
+  stop.hidden = !canRecord || !recording;
+  start.disabled = missing.length > 0 || state.recordingBusy;
+  stop.disabled = state.recordingBusy;
+  const blocked = $("recording-blocked-reason");
+  blocked.hidden = missing.length === 0;
+  blocked.textContent = missing.length ? t("recording.blocked", { names: nameList(missing) }) : "";
+  start.title = missing.length ? blocked.textContent : "";
+  // Nothing is recorded or sealed without a compliance key: a discreet note for the mediator only.
+  const unavailable = mediator && !sealed;
+  $("recording-unavailable").hidden = !unavailable;
+  const note = $("recording-note");
+  note.hidden = blocked.hidden && !unavailable;
+  note.dataset.kind = missing.length ? "blocked" : "unavailable";
+  $("recording-note-icon").replaceChildren(icon(missing.length ? "alert" : "info"));
+}
+
+async function startRecording() {
+  if (state.recordingBusy || !state.client) return;
+  state.recordingBusy = true;
+  renderRecordingControls();
+  try {
+    await state.client.startRecording();
+  } catch (err) {
+    const missing = missingConsents(state.room);
+    if (err && err.code === "consent_missing" && missing.length) {
+      notify(state.t("recording.error.consentMissing", { names: nameList(missing) }), { tone: "error", key: "recording" });
+    } else {
+      if (err && err.code === "recording_active" && state.room) state.room = { ...state.room, recording: true };
+      notifyError(err);
+    }
+  } finally {
+    state.recordingBusy = false;
+    renderAll();
+  }
+}
+
+async function stopRecording() {
+  if (state.recordingBusy || !state.client) return;
+  state.recordingBusy = true;
+  renderRecordingControls();
+  try {
+    await state.client.stopRecording();
+  } catch (err) {
+    if (err && err.code === "not_recording" && state.room) state.room = { ...state.room, recording: false };
+    notifyError(err);
+  } finally {
+    state.recordingBusy = false;
+    renderAll();
+  }
+}
+
+/** Admit; while recording, admitting a party without consent stops the recording: ask first. */
+async function admitParticipant(p) {
+  if (state.room && state.room.recording && PARTY_ROLES.includes(p.role) && !p.consented) {
+    const answer = await confirmDialog({
+      title: state.t("dialog.admitUnconsented.title", { name: p.name }),
+      text: state.t("dialog.admitUnconsented.text", { name: p.name }),
+      confirmLabel: state.t("dialog.admitUnconsented.confirm"),
+    });
+    if (!answer.confirmed) return;
+  }
+  await act(() => state.client.admit(p.participant_id));
+}
+
+/** The header: case number, scheduled start (local time) and planned duration from join_room's `schedule`. */
 function renderHeader() {
   const t = state.t;
   const self = state.self;
-  const room = (self && self.room) || state.room || {};
-  const caseNumber = (self && self.case_number) || room.case_number || null;
-  const startsAt = (self && self.starts_at) || room.starts_at || null;
-  const minutes = (self && self.duration_minutes) || room.duration_minutes || null;
+  const schedule = self && self.schedule && typeof self.schedule === "object" ? self.schedule : {};
+  const caseNumber = typeof schedule.case_number === "string" && schedule.case_number ? schedule.case_number : null;
+  const start = parseTime(schedule.starts_at);
+  const minutes = Number.isInteger(schedule.duration_minutes) && schedule.duration_minutes > 0 ? schedule.duration_minutes : null;
   $("session-meta").hidden = !self;
   $("meta-case").hidden = !caseNumber;
   $("meta-case-value").textContent = caseNumber || "";
-  const start = parseTime(startsAt);
   $("meta-scheduled").hidden = !start;
+  const scheduled = $("meta-scheduled-value");
   if (start) {
-    const when = new Intl.DateTimeFormat(state.lang, { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }).format(start);
-    $("meta-scheduled-value").textContent = minutes ? t("meta.scheduledValue", { start: when, minutes }) : when;
+    const time = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    scheduled.textContent = new Intl.DateTimeFormat(state.lang, { month: "short", day: "numeric", weekday: "short", ...time }).format(start);
+    // The full local date with its time zone, for whoever wonders which clock it is.
+    scheduled.title = new Intl.DateTimeFormat(state.lang, {
+      year: "numeric", month: "long", day: "numeric", weekday: "long", ...time, timeZoneName: "short",
+    }).format(start);
+    scheduled.dataset.startsAt = start.toISOString();
+  } else {
+    scheduled.textContent = "";
+    scheduled.removeAttribute("title");
   }
+  $("meta-duration").hidden = !minutes;
+  $("meta-duration-value").textContent = minutes ? t("meta.durationValue", { minutes }) : "";
   $("meta-mode").hidden = !state.mode;
   $("meta-mode-value").textContent = state.mode ? t(`mode.${state.mode}`) : "";
   $("meta-elapsed").hidden = !state.joinedAt;
@@ -1983,6 +2217,12 @@ function wireStaticControls() {
   });
   $("lock-room").addEventListener("click", toggleLock);
   $("end-session").addEventListener("click", endSession);
+  $("start-recording").addEventListener("click", startRecording);
+  $("stop-recording").addEventListener("click", stopRecording);
+  $("consent-accept").addEventListener("click", giveConsent);
+  $("consent-decline").addEventListener("click", declineConsent);
+  $("consent-withdraw").addEventListener("click", withdrawConsent);
+  $("consent-review").addEventListener("click", reviewConsent);
   $("close-caucus").addEventListener("click", () => act(() => state.client.closeCaucus()));
   $("chat-form").addEventListener("submit", sendChat);
   const input = $("chat-input");

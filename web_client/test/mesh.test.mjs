@@ -1,4 +1,4 @@
-import { beforeEach, test } from "node:test";
+import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { RoomClient } from "../js/protocol.js";
@@ -18,6 +18,23 @@ const BANK = { participant_id: "usr_bank", role: "bank_representative", name: "B
 
 beforeEach(() => FakeRTCPeerConnection.reset());
 
+// Every mesh a test made is stopped afterwards, also when the test failed half-way: a mesh left
+// running (a watchdog replacing a connection that can never connect) would keep Node alive.
+const liveMeshes = [];
+afterEach(() => {
+  for (const mesh of liveMeshes.splice(0)) mesh.stop();
+});
+
+/** Let callbacks run until `predicate()` holds (at most `timeoutMs`), for checks on a busy machine. */
+async function until(predicate, { timeoutMs = 5000, what = "condition" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  await settle();
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await settle(5);
+  }
+}
+
 function avStream() {
   return new FakeMediaStream([new FakeTrack("audio"), new FakeTrack("video")]);
 }
@@ -33,6 +50,7 @@ async function join(server, participant, { stream = avStream(), meshOptions = {}
     connectTimeoutMs: 0,
     ...meshOptions,
   });
+  liveMeshes.push(mesh);
   const events = [];
   for (const name of ["remote_stream", "remote_stream_removed", "peer_created", "peer_closed", "offer_refused", "error"]) {
     mesh.on(name, (body) => events.push({ name, ...body }));
@@ -111,12 +129,16 @@ test("glare on renegotiation: both ends offer at once; the polite end rolls back
   const impolitePc = pcOf(borrower, mediator.id);
   server.signals.length = 0;
 
-  // Both turn their cameras on at the same moment: both renegotiate.
+  // Both turn their cameras on at the same moment: both renegotiate. The relay holds the offers
+  // until both are out, so that they cross whatever the timer order on a busy machine.
   const mCam = new FakeTrack("video");
   const bCam = new FakeTrack("video");
   mStream.addTrack(mCam);
   bStream.addTrack(bCam);
+  server.hold();
   await Promise.all([mediator.mesh.replaceTrack("video", mCam), borrower.mesh.replaceTrack("video", bCam)]);
+  await settle();
+  server.release();
   await settle();
 
   const offers = server.signals.filter((s) => s.kind === "offer").map((s) => s.from);
@@ -506,6 +528,15 @@ test("the recorder: we always offer (it only answers), and only when we have med
 const RECORDER = { participant_id: "rcd_recorder", role: "recorder", name: "Recorder", status: "admitted" };
 const LENDER = { participant_id: "pty_lender", role: "lender", name: "Lender", status: "admitted" };
 
+function connectedTo(member, otherId) {
+  const pc = pcOf(member, otherId);
+  return Boolean(pc && pc.connectionState === "connected" && pc.signalingState === "stable");
+}
+
+function allConnected(list) {
+  return list.every((a) => list.every((b) => a === b || connectedTo(a, b.id)));
+}
+
 /**
  * A recorder that behaves like recording/worker.py: it never offers and sends no media; it answers
  * every offer with a brand-new connection (closing the one it had with that sender), and takes the
@@ -559,7 +590,8 @@ test("the recorder: every admitted participant offers it camera and microphone s
   const lobby = await join(server, { ...LENDER, status: "lobby" }, opts);
   const recorder = await joinRecorder(server);
   server.broadcastState();
-  await settle();
+  await until(() => [mediator, bank, borrower].every((m) => connectedTo(m, recorder.id)) && allConnected([mediator, bank, borrower]),
+    { what: "everyone connected to the recorder and to each other" });
 
   for (const member of [mediator, bank, borrower]) {
     const pc = pcOf(member, recorder.id);
@@ -592,7 +624,7 @@ test("the recorder in a caucus: caucus members close their connection to it; it 
   const [mediator, borrower, bank] = members;
   const recorder = await joinRecorder(server);
   server.broadcastState();
-  await settle();
+  await until(() => members.every((m) => connectedTo(m, recorder.id)), { what: "connections to the recorder" });
   const first = { mediator: pcOf(mediator, recorder.id), borrower: pcOf(borrower, recorder.id), bank: pcOf(bank, recorder.id) };
   for (const pc of Object.values(first)) assert.equal(pc.connectionState, "connected");
 
@@ -616,7 +648,8 @@ test("the recorder in a caucus: caucus members close their connection to it; it 
 
   // The caucus closes: the members offer the recorder a fresh connection (a new file part).
   for (const m of [...members, { socket: recorder.client.socket }]) m.socket.serverEmit("media_isolation", { stop_sending_to: [] });
-  await settle();
+  await until(() => [mediator, borrower].every((m) => connectedTo(m, recorder.id) && pcOf(m, recorder.id) !== first.mediator && pcOf(m, recorder.id) !== first.borrower),
+    { what: "fresh connections to the recorder" });
   for (const member of [mediator, borrower]) {
     const pc = pcOf(member, recorder.id);
     assert.ok(pc && pc !== first[member === mediator ? "mediator" : "borrower"], `${member.id}: a new connection`);
@@ -632,7 +665,7 @@ test("the recorder leaves (recording stopped): connections close; a new recorder
   const [mediator, borrower] = members;
   const recorder = await joinRecorder(server);
   server.broadcastState();
-  await settle();
+  await until(() => members.every((m) => connectedTo(m, recorder.id)), { what: "connections to the recorder" });
   const old = pcOf(borrower, recorder.id);
   assert.equal(old.connectionState, "connected");
 
@@ -649,7 +682,7 @@ test("the recorder leaves (recording stopped): connections close; a new recorder
   // The mediator starts again: the server brings a new recorder (a new participant id).
   const second = await joinRecorder(server, { ...RECORDER, participant_id: "rcd_second" });
   server.broadcastState();
-  await settle();
+  await until(() => members.every((m) => connectedTo(m, second.id)), { what: "connections to the new recorder" });
   for (const member of members) {
     assert.equal(pcOf(member, second.id).connectionState, "connected", member.id);
     assert.equal(second.offersFrom(member.id).length, 1);
@@ -663,7 +696,7 @@ test("towards the recorder a new kind of track or a failure replaces the connect
   const borrower = await join(server, BORROWER, { stream });
   const recorder = await joinRecorder(server);
   server.broadcastState();
-  await settle();
+  await until(() => connectedTo(borrower, recorder.id), { what: "the connection to the recorder" });
   const first = pcOf(borrower, recorder.id);
   assert.equal(first.connectionState, "connected");
   assert.deepEqual(mediaLines(recorder.offers[0].sdp), ["audio sendonly"]);
@@ -673,8 +706,7 @@ test("towards the recorder a new kind of track or a failure replaces the connect
   const cam = new FakeTrack("video");
   stream.addTrack(cam);
   await borrower.mesh.replaceTrack("video", cam);
-  await settle();
-  assert.equal(first.closed, true);
+  await until(() => first.closed && connectedTo(borrower, recorder.id), { what: "the replacement connection" });
   assert.equal(first.log.filter((l) => l === "local offer").length, 1, "the old connection never re-offered");
   assert.ok(borrower.events.some((e) => e.name === "peer_closed" && e.participantId === recorder.id && e.reason === "renegotiate"));
   const second = pcOf(borrower, recorder.id);
@@ -694,7 +726,7 @@ test("towards the recorder a new kind of track or a failure replaces the connect
 
   // A failed connection to the recorder is replaced at once (an ICE restart would renegotiate).
   second.setConnectionState("failed");
-  await settle();
+  await until(() => second.closed && connectedTo(borrower, recorder.id), { what: "the connection after the failure" });
   assert.ok(!second.log.includes("restartIce"));
   assert.equal(second.closed, true);
   assert.equal(pcOf(borrower, recorder.id).connectionState, "connected");

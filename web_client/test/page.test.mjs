@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
-import { CLIENT_ERROR_CODES, CONNECT_ERROR_CODES, REQUEST_ERROR_CODES } from "../js/protocol.js";
+import { CLIENT_ERROR_CODES, CONNECT_ERROR_CODES, RECORDING_STOP_REASONS, REQUEST_ERROR_CODES } from "../js/protocol.js";
 import { CATALOGS, DEFAULT_LANGUAGE, chooseLanguage, formatDuration, makeTranslator, parseTime } from "../js/i18n.js";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -56,6 +56,26 @@ test("every key the page uses exists", () => {
   for (const s of ["idle", "connecting", "online", "reconnecting", "offline"]) assert.ok(`connection.${s}` in catalog);
   for (const r of ["mediator", "mediator_left"]) assert.ok(`notice.returned.${r}` in catalog);
   for (const k of ["audio", "video", "both"]) assert.ok(`notice.muteRequest.${k}` in catalog);
+});
+
+test("recording: every stop reason and every recording error has a message in both languages", () => {
+  for (const lang of Object.keys(CATALOGS)) {
+    const t = makeTranslator(lang);
+    for (const reason of [...RECORDING_STOP_REASONS, "other"]) {
+      assert.ok(t.has(`notice.recording.stopped.${reason}`), `${lang}: notice.recording.stopped.${reason}`);
+    }
+    for (const code of ["consent_missing", "no_recipients", "chat_only", "recording_active", "not_recording", "no_consent", "unknown_notice"]) {
+      assert.ok(t.has(`error.${code}`), `${lang}: error.${code}`);
+    }
+    assert.match(t("recording.blocked", { names: "Li Wei" }), /Li Wei/);
+    assert.match(t("recording.error.consentMissing", { names: "Li Wei" }), /Li Wei/);
+  }
+});
+
+test("the recording notice is put in the page with textContent, and consent sends the shown notice's sha256", () => {
+  assert.match(roomJs, /\$\("consent-notice"\)[\s\S]{0,80}\.textContent = notice\.text/);
+  assert.match(roomJs, /giveConsent\(notice\.sha256\)/);
+  assert.match(roomJs, /pickNotice\(state\.self && state\.self\.recording_notice, state\.lang\)/);
 });
 
 test("language: ?lang= first, then a zh navigator language, else zh-CN", () => {
@@ -110,7 +130,11 @@ test("protocol.js, mesh.js and i18n.js touch no DOM", () => {
 });
 
 test("the test hooks the brief asks for are present", () => {
-  for (const id of ["join-button", "chat-input", "chat-send", "chat-list", "lobby-banner", "caucus-banner", "status", "recording-indicator", "lang-select"]) {
+  for (const id of [
+    "join-button", "chat-input", "chat-send", "chat-list", "lobby-banner", "caucus-banner", "status", "recording-indicator", "lang-select",
+    "consent-accept", "consent-decline", "consent-withdraw", "consent-notice", "start-recording", "stop-recording",
+    "recording-blocked-reason", "recording-unavailable", "consent-review", "consent-panel", "meta-case", "meta-scheduled", "meta-duration",
+  ]) {
     assert.match(html, new RegExp(`data-testid="${id}"`), id);
   }
   assert.match(html, /data-testid="status"[^>]*data-state=""/);

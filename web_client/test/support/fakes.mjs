@@ -140,6 +140,7 @@ export class FakeRoomServer {
     this.members = new Map(); // pid -> {participant, socket}
     this.blocked = new Set(); // "a|b" pairs
     this.signals = [];
+    this.held = null; // deliveries kept back while holding (see hold())
   }
 
   io(participant) {
@@ -189,6 +190,17 @@ export class FakeRoomServer {
     }
   }
 
+  /** Keep relayed signals back (in order) until release(): e.g. to make two offers cross for sure. */
+  hold() {
+    this.held = this.held || [];
+  }
+
+  release() {
+    const held = this.held || [];
+    this.held = null;
+    for (const deliver of held) setImmediate(deliver);
+  }
+
   set(pid, fields) {
     Object.assign(this.members.get(pid).participant, fields);
   }
@@ -215,7 +227,9 @@ export class FakeRoomServer {
       }
       const target = this.members.get(payload.to);
       if (target && target.socket.connected) {
-        setImmediate(() => target.socket.serverEmit("signal", { from, kind: payload.kind, payload: payload.payload }));
+        const deliver = () => target.socket.serverEmit("signal", { from, kind: payload.kind, payload: payload.payload });
+        if (this.held) this.held.push(deliver);
+        else setImmediate(deliver);
       }
       reply({ ok: true });
     } else {
