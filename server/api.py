@@ -308,7 +308,7 @@ async def file_segment(call: Call) -> schemas.SegmentView:
         raise BadRequest("a segment needs a Content-Length", code="length_required")
     if declared > MAX_SEGMENT_BYTES:
         raise PayloadTooLarge(f"segment exceeds {MAX_SEGMENT_BYTES} bytes")
-    data = await call.request.content.read(declared + 1)
+    data = b"".join([chunk async for chunk in call.request.content.iter_any()])  # read(n) may stop short
     # A worker killed mid-upload leaves a short body: it must never be filed as a segment.
     if len(data) != declared:
         raise BadRequest(f"segment body has {len(data)} bytes, not the {declared} declared", code="truncated")

@@ -45,6 +45,10 @@ class RoomSettings:
     chat_burst: float = 10.0
     signal_rate: float = 100.0
     signal_burst: float = 300.0
+    # Requests refused for rate a socket may send (burst, then per second) before it is disconnected:
+    # far beyond what a client that heeds rate_limited ever reaches.
+    flood_rate: float = 10.0
+    flood_burst: float = 1000.0
     connects_per_minute: int = 60
 
 
@@ -65,6 +69,10 @@ class Connection:
     joined: bool = False
     chat_bucket: TokenBucket | None = None
     signal_bucket: TokenBucket | None = None
+    flood_bucket: TokenBucket | None = None
+    # One request of a socket at a time, in arrival order: a burst from one client queues here, it
+    # does not hold the room store's connections or its room's lock against everyone else.
+    turns: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
 @dataclasses.dataclass
@@ -116,6 +124,9 @@ def request(model: type[BaseModel], *, admitted: bool = True, mediator: bool = F
                     raise SignalError("invalid_payload", f"{event} takes one payload object")
                 taken = connection.chat_bucket if bucket == "chat" else connection.signal_bucket
                 if taken is not None and not taken.take():
+                    if connection.flood_bucket is not None and not connection.flood_bucket.take():
+                        # Refusing costs this node as much as serving: a socket that keeps on is cut off.
+                        self._own(self._cut_off(sid, connection))
                     raise SignalError("rate_limited", f"too many {event} requests; slow down")
                 if not connection.joined and event != "join_room":
                     raise SignalError("not_joined", "send join_room first")
@@ -125,16 +136,20 @@ def request(model: type[BaseModel], *, admitted: bool = True, mediator: bool = F
                     first = exc.errors(include_url=False)[0]
                     where = ".".join(str(p) for p in first["loc"]) or "payload"
                     raise SignalError("invalid_payload", f"{event}: {where}: {first['msg']}") from None
-                return {"ok": True, **(await self._take_turn(sid, connection, event, payload, handler,
-                                                             admitted=admitted, mediator=mediator) or {})}
+                async with connection.turns:
+                    return {"ok": True, **(await self._take_turn(sid, connection, event, payload, handler,
+                                                                 admitted=admitted, mediator=mediator) or {})}
+            # The sender's socket is on this node: its errors need not cross Redis to every node.
             except SignalError as exc:
                 self._on_error(exc.code)
-                await self.emit("error", {"code": exc.code, "message": exc.message, "event": event}, to=sid)
+                await self.emit("error", {"code": exc.code, "message": exc.message, "event": event}, to=sid,
+                                ignore_queue=True)
                 return {"ok": False, "error": exc.code, "message": exc.message}
             except Unavailable as exc:
                 log.warning("room request refused", extra={"event": event, "reason": str(exc)})
                 self._on_error("unavailable")
-                await self.emit("error", {"code": "unavailable", "message": UNAVAILABLE, "event": event}, to=sid)
+                await self.emit("error", {"code": "unavailable", "message": UNAVAILABLE, "event": event}, to=sid,
+                                ignore_queue=True)
                 return {"ok": False, "error": "unavailable", "message": UNAVAILABLE}
             except asyncio.CancelledError:
                 raise
@@ -143,7 +158,8 @@ def request(model: type[BaseModel], *, admitted: bool = True, mediator: bool = F
                 log.exception("room request failed", extra={"event": event, "request_id": request_id})
                 self._on_error("internal")
                 message = f"internal error (request {request_id})"
-                await self.emit("error", {"code": "internal", "message": message, "event": event}, to=sid)
+                await self.emit("error", {"code": "internal", "message": message, "event": event}, to=sid,
+                                ignore_queue=True)
                 return {"ok": False, "error": "internal", "message": message}
 
         run.request_event = event  # type: ignore[attr-defined]
@@ -190,6 +206,7 @@ class RoomNamespace(socketio.AsyncNamespace):
             identity=identity,
             chat_bucket=TokenBucket(settings.chat_rate, settings.chat_burst),
             signal_bucket=TokenBucket(settings.signal_rate, settings.signal_burst),
+            flood_bucket=TokenBucket(settings.flood_rate, settings.flood_burst),
         )
 
     def resync(self, since: float) -> None:
@@ -202,11 +219,15 @@ class RoomNamespace(socketio.AsyncNamespace):
             if connection.joined:
                 sockets.setdefault(connection.identity.session_id, []).append((sid, connection.identity))
         for session_id, members in sockets.items():
-            room = await self._store.get(session_id)
+            try:
+                room = await self._store.get(session_id)
+                stored = await self._store.chat_messages(session_id) if room is not None else []
+            except Unavailable:
+                log.warning("no resend: the room store did not answer", extra={"session_id": session_id})
+                continue
             if room is None:
                 continue
-            messages = [m for m in await self._store.chat_messages(session_id)
-                        if dt.datetime.fromisoformat(m["sent_at"]).timestamp() >= since]
+            messages = [m for m in stored if dt.datetime.fromisoformat(m["sent_at"]).timestamp() >= since]
             for sid, identity in members:
                 member = room.members.get(identity.participant_id)
                 if member is None or member.sid != sid:
@@ -218,6 +239,12 @@ class RoomNamespace(socketio.AsyncNamespace):
                                     ignore_queue=True)
                 for message in visible_history(room, member, messages):
                     await self.emit("chat_message", message, to=sid, ignore_queue=True)
+
+    async def _cut_off(self, sid: str, connection: Connection) -> None:
+        connection.flood_bucket = None  # once
+        log.warning("socket disconnected for flooding", extra={"session_id": connection.identity.session_id,
+                                                                "participant_id": connection.identity.participant_id})
+        await self.disconnect(sid)
 
     def census(self) -> tuple[int, int]:
         """(rooms, participants) joined through this node's sockets."""
@@ -513,22 +540,27 @@ class RoomNamespace(socketio.AsyncNamespace):
         audience = list(room.caucus or []) if in_caucus else admitted
         draft = {"sent_at": _now_iso(), "participant_id": member.participant_id, "name": member.name,
                  "role": member.role, "text": text, "channel": channel, "audience": audience}
-        while room.sealed:
+        if room.sealed:
             # Sealed into the case record before it is stored, seen or acknowledged: if sealing
             # fails, nothing of the message exists anywhere.
-            seq = await self._store.next_seq(room.session_id)
-            try:
-                await self._hooks.chat_message(turn.identity, {**draft, "seq": seq})
-                break
-            except SequenceTaken:
-                # An earlier message got this number sealed, then its node or the store failed before
-                # storing it: the number stays with that sealed copy, and this message takes the next.
-                await self._store.skip_seq(room.session_id)
+            await self._seal_chat(turn, draft)
         message = await self._store.append_chat(room.session_id, draft)
         delivered = public_message(message)
         for recipient in live_recipients(room, channel):
             turn.send(recipient.sid, "chat_message", delivered)
         return {"seq": message["seq"], "sent_at": message["sent_at"]}
+
+    async def _seal_chat(self, turn: Turn, draft: dict[str, Any]) -> None:
+        """Seal the message under the number the store gives next (callers hold the room's turn)."""
+        while True:
+            seq = await self._store.next_seq(turn.room.session_id)
+            try:
+                await self._hooks.chat_message(turn.identity, {**draft, "seq": seq})
+                return
+            except SequenceTaken:
+                # An earlier message got this number sealed, then its node or the store failed before
+                # storing it: the number stays with that sealed copy, and this message takes the next.
+                await self._store.skip_seq(turn.room.session_id)
 
     @request(payloads.Empty)
     async def on_chat_history(self, turn: Turn, _payload: payloads.Empty) -> dict[str, Any]:
@@ -775,7 +807,7 @@ class RoomNamespace(socketio.AsyncNamespace):
             # Unknown names are throttled like any request, and past the limit not even answered.
             return {"ok": False, "error": "rate_limited", "message": "too many requests; slow down"}
         await self.emit("error", {"code": "unknown_event", "message": f"no such request {event!r}",
-                                  "event": event}, to=sid)
+                                  "event": event}, to=sid, ignore_queue=True)
         return {"ok": False, "error": "unknown_event", "message": "no such request"}
 
 

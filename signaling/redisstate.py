@@ -80,8 +80,12 @@ class RedisRoomStore:
             raise ValueError("lock_ttl, lock_wait and room_ttl must be positive")
         # No automatic retries: a retried script after a lost reply could append a message twice.
         # Every Redis error reaches the caller, who reports it; nothing is lost silently.
-        self._redis = aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=5.0,
-                                              socket_connect_timeout=5.0)
+        # When every connection is busy (many participants at once), a command waits for one instead of
+        # failing; only past lock_wait does it fail, as Unavailable.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=100, timeout=lock_wait,
+                                                        retry=Retry(NoBackoff(), 0), socket_timeout=5.0,
+                                                        socket_connect_timeout=5.0)
+        self._redis = aioredis.Redis.from_pool(pool)
         self._prefix = prefix
         self._lock_ttl_ms = int(lock_ttl * 1000)
         self._lock_wait = lock_wait

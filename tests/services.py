@@ -1,4 +1,4 @@
-"""Real PostgreSQL and Redis servers for tests.
+"""Real PostgreSQL, Redis and nginx servers for tests.
 
 These are plain helpers, not fixtures: each server runs on a free TCP port on
 127.0.0.1 out of a fresh temporary directory, and ``stop()`` shuts it down and
@@ -42,7 +42,7 @@ import time
 import weakref
 from pathlib import Path
 
-__all__ = ["PostgresServer", "RedisServer", "free_port"]
+__all__ = ["NginxServer", "PostgresServer", "RedisServer", "free_port"]
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -195,10 +195,14 @@ class _Service:
 
     def restart(self):
         """Clean shutdown, then start again on the same port and directory."""
+        self.shutdown()
+        return self.start()
+
+    def shutdown(self) -> None:
+        """Clean shutdown keeping port and directory: an outage that ``start()`` ends."""
         if self.tmpdir is None:
             raise RuntimeError(f"{self.name} server was never started")
         self._terminate()
-        return self.start()
 
     def kill(self) -> None:
         """Crash the server (SIGKILL), keeping its data; ``start()`` recovers.
@@ -532,16 +536,22 @@ class PostgresServer(_Service):
 
 
 class RedisServer(_Service):
-    """A throwaway Redis server without persistence."""
+    """A throwaway Redis server; without persistence unless ``appendonly``.
+
+    With ``appendonly=True`` every write goes to an append-only file (fsync each
+    second, and at a clean shutdown), so ``restart()`` keeps the data, as a
+    deployment's Redis must (docs/deploy.md).
+    """
 
     name = "redis"
     stop_signal = signal.SIGTERM
 
     host = HOST
 
-    def __init__(self) -> None:
+    def __init__(self, *, appendonly: bool = False) -> None:
         super().__init__()
         self.binary: str | None = None
+        self.appendonly = appendonly
 
     @property
     def url(self) -> str:
@@ -564,7 +574,8 @@ class RedisServer(_Service):
             "--port", str(self.port),
             "--bind", HOST,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
             "--dir", str(self.tmpdir),
             "--daemonize", "no",
             "--logfile", "",
@@ -575,5 +586,112 @@ class RedisServer(_Service):
             with socket.create_connection((HOST, self.port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
                 return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+class NginxServer(_Service):
+    """nginx in front of server nodes on 127.0.0.1, as docs/deploy.md runs it.
+
+    Plain HTTP on a free port; WebSocket upgrade headers passed through;
+    ``X-Forwarded-For`` set; a request whose node refuses the connection goes
+    to the next node, which stays out of rotation for ``fail_timeout``.
+    Socket.io clients use the websocket transport only, so no sticky sessions.
+    """
+
+    name = "nginx"
+    stop_signal = signal.SIGTERM  # fast shutdown: open WebSockets are cut
+
+    host = HOST
+
+    def __init__(self, upstreams: list[int], *, fail_timeout: float = 2.0) -> None:
+        super().__init__()
+        if not upstreams:
+            raise ValueError("nginx needs at least one upstream port")
+        self.binary: str | None = None
+        self.upstreams = list(upstreams)
+        self.fail_timeout = fail_timeout
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def conf_path(self) -> Path:
+        assert self.tmpdir is not None
+        return self.tmpdir / "nginx.conf"
+
+    def _check_binaries(self) -> None:
+        if self.binary is None:
+            self.binary = shutil.which("nginx") or next(
+                (p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+            if self.binary is None:
+                raise RuntimeError(
+                    "nginx not found on PATH or in /usr/sbin; install the Debian package "
+                    "'nginx' (apt-get install nginx), e.g. by running scripts/setup.sh"
+                )
+
+    def config(self) -> str:
+        assert self.tmpdir is not None
+        tmp = self.tmpdir
+        servers = "\n".join(
+            f"        server {HOST}:{port} max_fails=1 fail_timeout={self.fail_timeout:g}s;"
+            for port in self.upstreams
+        )
+        # Workers run as nobody when the master is root: temp dirs live in the
+        # world-traversable tmpdir, and nginx chowns them to the worker user.
+        return f"""daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/{self.name}.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 1m;
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+    upstream mediation {{
+{servers}
+    }}
+    server {{
+        listen {HOST}:{self.port};
+        location / {{
+            proxy_pass http://mediation;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_connect_timeout 2s;
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 3;
+        }}
+    }}
+}}
+"""
+
+    def _prepare(self) -> None:
+        assert self.tmpdir is not None
+        self.tmpdir.chmod(0o755)
+        self.conf_path.write_text(self.config())
+
+    def _command(self) -> list[str]:
+        assert self.binary is not None and self.tmpdir is not None
+        return [self.binary, "-p", f"{self.tmpdir}/", "-c", str(self.conf_path), "-e", str(self.log_path)]
+
+    def _is_ready(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1):
+                return True
         except OSError:
             return False

@@ -164,3 +164,44 @@ def test_redis_missing_binary_fails_loudly(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="redis-server"):
         server.start()
     assert server.tmpdir is None
+
+
+async def test_redis_appendonly_restart_keeps_data():
+    with RedisServer(appendonly=True) as server:
+        client = aioredis.from_url(server.url)
+        try:
+            await client.set("k", "v")
+        finally:
+            await client.aclose()
+        server.restart()
+        client = aioredis.from_url(server.url)
+        try:
+            assert await client.get("k") == b"v"
+        finally:
+            await client.aclose()
+
+
+def _serve_once(listener: socket.socket, body: bytes) -> None:
+    conn, _ = listener.accept()
+    with conn:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+
+
+def test_nginx_passes_a_refused_request_to_the_next_upstream():
+    import threading
+    import urllib.request
+
+    dead = free_port()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        live = listener.getsockname()[1]
+        with services.NginxServer([dead, live]) as nginx:
+            for _ in range(2):  # whichever node round robin picks first, the live one answers
+                server = threading.Thread(target=_serve_once, args=(listener, b"live"))
+                server.start()
+                with urllib.request.urlopen(nginx.url + "/healthz", timeout=10) as response:
+                    assert response.read() == b"live"
+                server.join(10)
+        assert not _port_open(nginx.port)

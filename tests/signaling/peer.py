@@ -11,11 +11,12 @@ WAIT = 10.0
 
 
 class Participant:
-    def __init__(self, base: str, auth: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def __init__(self, base: str, auth: dict[str, Any], headers: dict[str, str] | None = None,
+                 client: socketio.AsyncClient | None = None) -> None:
         self.base = base
         self.auth = auth
         self.headers = headers or {}
-        self.client = socketio.AsyncClient(reconnection=False)
+        self.client = client or socketio.AsyncClient(reconnection=False)
         self.events: list[tuple[str, Any]] = []
         self._changed = asyncio.Event()
         self.client.on("*", self._record, namespace="/room")

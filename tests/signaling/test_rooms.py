@@ -5,7 +5,9 @@ from __future__ import annotations
 import socketio
 import pytest
 
+from recording.records import RecordKind
 from tests.conftest import walk_to_scheduled
+from tests.recording.agekeys import generate
 from tests.signaling.conftest import Session, issue_link
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
@@ -282,3 +284,24 @@ async def test_ice_servers_carry_time_limited_turn_credentials(tmp_path) -> None
     assert credential == base64.b64encode(hmac.new(b"s3cret", username.encode(), hashlib.sha1).digest()).decode()
     servers = ice_servers(("stun:stun.example:3478",), ("turn:turn.example:3478",), "s3cret", "pty_x", 600)
     assert servers[0] == {"urls": ["stun:stun.example:3478"]} and servers[1]["username"].endswith(":pty_x")
+
+
+async def test_chat_number_sealed_by_a_lost_attempt_is_skipped_not_reused(room: Session, tmp_path) -> None:
+    _, compliance = await room.api.staff("compliance_officer")
+    key = generate(tmp_path / "officer")
+    assert (await room.api.call("PUT", "/api/staff/me/recipient", token=compliance,
+                                json={"recipient": key.recipient}))[0] == 200
+    mediator, bank, _ = await room.admitted_trio()
+    first = await mediator.request("send_chat", {"text": "one"})
+    assert first["ok"] and first["seq"] == 1
+    # A node sealed message 2, then died before the room store kept it.
+    journey = room.journey
+    await room.api.services.records.seal_and_file(b'{"text": "lost"}', actor="test:node", case_id=journey.case_id,
+                                                  session_id=journey.session_id, kind=RecordKind.CHAT_MESSAGE,
+                                                  index=2)
+    after = await bank.request("send_chat", {"text": "three"})
+    assert after["ok"] and after["seq"] == 3, after
+    history = (await mediator.request("chat_history", {}))["messages"]
+    assert [(m["seq"], m["text"]) for m in history] == [(1, "one"), (3, "three")]
+    assert (await mediator.request("delete_message", {"seq": 3}))["ok"]
+    assert (await mediator.request("delete_message", {"seq": 2}))["error"] == "unknown_message"

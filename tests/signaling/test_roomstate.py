@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from signaling.identity import Unavailable
 from signaling.redisstate import RedisRoomStore, RoomLockLost, RoomLockTimeout
 from signaling.roomstate import ADMITTED, Member, MemoryRoomStore, Room, RoomStore
 from tests.services import RedisServer, free_port
@@ -230,9 +232,8 @@ async def test_a_transaction_that_outlives_its_lock_is_refused_not_saved(redis_s
         with pytest.raises(RoomLockLost):
             async with slow.transaction("ses_1") as room:
                 room.locked = True
-                async with asyncio.timeout(5):
-                    while await client.exists(f"{prefix}:room:{{ses_1}}:lock"):
-                        await asyncio.sleep(0.02)
+                # As if the lock expired: a stalled loop did not extend it.
+                assert await client.delete(f"{prefix}:room:{{ses_1}}:lock") == 1
                 async with other.transaction("ses_1") as theirs:
                     theirs.removed.append("pty_9")
         stored = await other.get("ses_1")
@@ -261,17 +262,46 @@ async def test_room_keys_expire_and_writes_refresh_them(redis_server: RedisServe
         await store.close()
 
 
-async def test_redis_being_unreachable_surfaces_as_errors() -> None:
+async def test_redis_being_unreachable_surfaces_as_unavailable() -> None:
     store = RedisRoomStore(f"redis://127.0.0.1:{free_port()}/0")
     try:
-        with pytest.raises(redis.exceptions.ConnectionError):
+        with pytest.raises(Unavailable) as raised:
             await store.create(new_room())
-        with pytest.raises(redis.exceptions.ConnectionError):
+        assert isinstance(raised.value.__cause__, redis.exceptions.ConnectionError)
+        with pytest.raises(Unavailable):
             await store.get("ses_1")
-        with pytest.raises(redis.exceptions.ConnectionError):
+        with pytest.raises(Unavailable):
             async with store.transaction("ses_1"):
                 pytest.fail("entered without a lock")
-        with pytest.raises(redis.exceptions.ConnectionError):
+        with pytest.raises(Unavailable):
             await store.append_chat("ses_1", message("lost?"))
+        with pytest.raises(Unavailable):
+            await store.skip_seq("ses_1")
     finally:
         await store.close()
+
+
+async def test_skipped_numbers_are_never_given_out(store: RoomStore) -> None:
+    assert (await store.append_chat("ses_1", message("one")))["seq"] == 1
+    await store.skip_seq("ses_1")
+    assert await store.next_seq("ses_1") == 3
+    assert (await store.append_chat("ses_1", message("three")))["seq"] == 3
+    assert [(m["seq"], m["text"]) for m in await store.chat_messages("ses_1")] == [(1, "one"), (3, "three")]
+
+
+async def test_a_slow_transaction_keeps_its_lock_past_the_ttl(redis_server: RedisServer, prefix: str) -> None:
+    slow = RedisRoomStore(redis_server.url, prefix=prefix, lock_ttl=0.3)
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await slow.create(new_room())
+        async with slow.transaction("ses_1") as room:
+            room.locked = True
+            began = time.monotonic()
+            while time.monotonic() - began < 1.0:  # three lock lifetimes
+                assert await client.exists(f"{prefix}:room:{{ses_1}}:lock") == 1
+                await asyncio.sleep(0.05)
+        assert (await slow.get("ses_1")).locked
+        assert await client.exists(f"{prefix}:room:{{ses_1}}:lock") == 0
+    finally:
+        await client.aclose()
+        await slow.close()

@@ -15,76 +15,30 @@ import asyncio
 import hashlib
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from playwright.async_api import Browser, Page
 from sqlalchemy import func, select, update
 
 from server.models import AuditEntry, SealedRecord
-from tests.conftest import STAFF_PASSWORD, Api
+from tests.conftest import Api
 from tests.recording.agekeys import age_binary
 from tests.recording.test_session_recording import _recorder_gone, _transcript_sealed, open_recorded_room
 from tests.server.test_agreements import sign, terms
+from tests.web.browser import (
+    WAIT_MS, Pages, generate_key, load_identity_file, open_session, overflowing, recording_videos,
+    save_and_register_key, set_language, shot, sign_in,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "compliance"
-BUNDLE = Path(__file__).resolve().parents[2] / "web_client" / "dist" / "compliance.js"
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-]
-WAIT_MS = 30_000
+AREA = "compliance"
 RECORD_SECONDS = 9.0
 XSS = '<img src=x onerror="document.body.dataset.pwned=1">'
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        raise RuntimeError("Debian's chromium is not installed: run scripts/setup.sh")
-    if not BUNDLE.is_file():
-        raise RuntimeError(f"{BUNDLE} is missing: run scripts/setup.sh (it runs npm run build in web_client)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 async def _shot(page: Page, name: str, *, full_page: bool = True) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
-
-
-async def _language(page: Page, lang: str) -> None:
-    await page.get_by_test_id("lang-select").select_option(lang)
-    await page.wait_for_function("lang => document.documentElement.lang === lang", arg=lang)
-
-
-async def _open_session(page: Page, session_id: str) -> str:
-    """Click "verify and open" for the session; return the verification state the page settles on."""
-    await page.locator(f"[data-testid=open-session][data-session-id={session_id}]").click()
-    verdict = page.locator("[data-testid=verification]:not([data-state=working])")
-    await verdict.wait_for(timeout=WAIT_MS)
-    return await verdict.get_attribute("data-state") or ""
-
-
-async def _videos(page: Page) -> list[dict]:
-    """Every recording video on the page, once each has a finite duration (or an error)."""
-    await page.wait_for_function(
-        """() => { const v = [...document.querySelectorAll('[data-testid=recording-video]')];
-                   return v.length > 0
-                       && v.every(e => e.error || (Number.isFinite(e.duration) && e.readyState >= 1)); }""",
-        timeout=WAIT_MS)
-    return await page.evaluate("""() => [...document.querySelectorAll('[data-testid=recording-video]')].map(v => ({
-        participant: v.dataset.participantId, part: v.dataset.part, complete: v.dataset.complete,
-        duration: v.duration, readyState: v.readyState, error: v.error ? v.error.code : null,
-        width: v.videoWidth}))""")
+    await shot(page, AREA, name, full_page=full_page)
 
 
 @pytest.mark.slow
@@ -92,47 +46,30 @@ async def _videos(page: Page) -> list[dict]:
 async def test_compliance_page_key_made_in_page_opens_recorded_session_and_reports_tampering(
         api: Api, browser: Browser, tmp_path: Path) -> None:
     officer_id, _ = await api.staff("compliance_officer", username="compliance-officer-page")
-    context = await browser.new_context(viewport={"width": 1360, "height": 900}, locale="zh-CN", accept_downloads=True)
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
     # Console errors (a CSP violation among them) fail the test; refused requests are expected here.
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error"
-            and not message.text.startswith("Failed to load resource") else None)
-    await page.goto(f"{api.base}/compliance")
+    pages = Pages(browser, api.base)
+    page = await pages.open("/compliance", width=1360)
 
     # Sign in; generate the key pair in the page; the secret comes down as a file, once.
     await page.get_by_test_id("signin-form").wait_for(timeout=WAIT_MS)
     await _shot(page, "signin-zh-CN")
-    await _language(page, "en")
+    await set_language(page, "en")
     await _shot(page, "signin-en")
-    await _language(page, "zh-CN")
-    await page.get_by_test_id("signin-username").fill("compliance-officer-page")
-    await page.get_by_test_id("signin-password").fill(STAFF_PASSWORD)
-    await page.get_by_test_id("signin-submit").click()
+    await set_language(page, "zh-CN")
+    await sign_in(page, "compliance-officer-page")
     await page.get_by_test_id("no-recipient").wait_for(timeout=WAIT_MS)
-    await page.get_by_test_id("generate-key").click()
-    secret_shown = (await page.get_by_test_id("secret-key").inner_text()).strip()
-    assert secret_shown.startswith("AGE-SECRET-KEY-1")
+    secret_shown = await generate_key(page)
     assert await page.get_by_test_id("register-generated").is_disabled()
     await _shot(page, "key-generated-zh-CN")
-    await _language(page, "en")
+    await set_language(page, "en")
     await _shot(page, "key-generated-en")
-    await _language(page, "zh-CN")
-    async with page.expect_download() as download_info:
-        await page.get_by_test_id("download-secret").click()
-    download = await download_info.value
+    await set_language(page, "zh-CN")
     identity_file = tmp_path / "officer-from-page.txt"
-    await download.save_as(identity_file)
-    assert download.suggested_filename.endswith(".txt")
-    key_text = identity_file.read_text()
-    assert secret_shown in key_text.splitlines()
+    registered = await save_and_register_key(page, identity_file)
+    assert secret_shown in identity_file.read_text().splitlines()
     recipient = subprocess.run([age_binary("age-keygen"), "-y", str(identity_file)], check=True, capture_output=True,
                                text=True, timeout=30).stdout.strip()  # the real age tool reads the file
-    await page.get_by_test_id("secret-saved").check()
-    await page.get_by_test_id("register-generated").click()
-    await page.get_by_test_id("registered-recipient").filter(has_text=recipient).wait_for(timeout=WAIT_MS)
-    assert await page.get_by_test_id("secret-key-panel").is_hidden()
+    assert registered == recipient
     assert await page.get_by_test_id("secret-key").inner_text() == ""  # shown once, then gone from the page
     assert (await api.services.accounts.user(officer_id)).age_recipient == recipient
     await _shot(page, "key-registered-zh-CN")
@@ -176,8 +113,7 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     await page.locator("[data-testid=identity-panel][data-state=empty]").wait_for(timeout=WAIT_MS)
 
     # Open the case with the key file the page downloaded: read in the page, never uploaded.
-    await page.get_by_test_id("identity-file").set_input_files(str(identity_file))
-    await page.locator("[data-testid=identity-panel][data-state=loaded]").wait_for(timeout=WAIT_MS)
+    await load_identity_file(page, identity_file)
     assert await page.get_by_test_id("identity-recipient").inner_text() == recipient
     await page.locator(f"[data-testid=case-row][data-case-id={room.case_id}]").wait_for(timeout=WAIT_MS)
     await page.get_by_test_id("state-filter").select_option("closed")  # the case is still "scheduled"
@@ -185,9 +121,9 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     await page.get_by_test_id("state-filter").select_option("scheduled")
     await page.locator(f"[data-testid=case-row][data-case-id={room.case_id}]").wait_for(timeout=WAIT_MS)
     await _shot(page, "cases-zh-CN")
-    await _language(page, "en")
+    await set_language(page, "en")
     await _shot(page, "cases-en")
-    await _language(page, "zh-CN")
+    await set_language(page, "zh-CN")
     await page.locator(f"[data-testid=case-open][data-case-id={room.case_id}]").click()
     session_id = await page.locator("[data-testid=session-group]").first.get_attribute("data-session-id")
     assert session_id
@@ -203,9 +139,9 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
 
     downloads_before = await _record_downloads(api, room.case_id)
     started = time.monotonic()
-    assert await _open_session(page, session_id) == "complete", await page.get_by_test_id("opened").inner_text()
+    assert await open_session(page, session_id) == "complete", await page.get_by_test_id("opened").inner_text()
     opened_in = time.monotonic() - started
-    videos = await _videos(page)
+    videos = await recording_videos(page)
     assert {v["participant"] for v in videos} == recorded, videos
     for video in videos:
         assert video["error"] is None and video["readyState"] >= 1 and 0 < video["duration"] < 600, video
@@ -224,11 +160,11 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     # The server audited every download the page made.
     assert await _record_downloads(api, room.case_id) - downloads_before >= len(videos) + len(said) + 1
     await _shot(page, "opened-complete-zh-CN")
-    await _language(page, "en")
+    await set_language(page, "en")
     assert "COMPLETE" in await page.get_by_test_id("verification").inner_text()
     await _shot(page, "opened-complete-en")
     await page.set_viewport_size({"width": 390, "height": 844})
-    assert await _overflowing(page) == [], "the page is wider than a phone"
+    assert await overflowing(page) == [], "the page is wider than a phone"
     await page.get_by_test_id("recordings").scroll_into_view_if_needed()
     await _shot(page, "opened-complete-phone-en", full_page=False)
     await page.get_by_test_id("timeline").scroll_into_view_if_needed()
@@ -239,12 +175,12 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     session_dir = api.services.settings.records_dir / "cases" / room.case_id / "sessions" / session_id
     segments = sorted((session_dir / "recordings" / borrower.participant_id).rglob("*.webm.age"))
     _flip_byte(segments[1])
-    assert await _open_session(page, session_id) == "incomplete"
+    assert await open_session(page, session_id) == "incomplete"
     problems = page.get_by_test_id("problem")
     await problems.first.wait_for(timeout=WAIT_MS)
     texts = await problems.all_inner_texts()
     assert any(segments[1].name in text and "SHA-256" in text for text in texts), texts
-    await _videos(page)
+    await recording_videos(page)
     damaged = page.locator(f"[data-testid=recording][data-participant-id={borrower.participant_id}]")
     assert await damaged.get_attribute("data-complete") == "false"
     assert await damaged.get_by_test_id("incomplete-badge").is_visible()
@@ -259,8 +195,8 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
         await db_session.execute(update(SealedRecord).where(SealedRecord.storage_key == str(
             chat_file.relative_to(api.services.settings.records_dir))).values(
             sha256=hashlib.sha256(chat_file.read_bytes()).hexdigest()))
-    await _language(page, "zh-CN")
-    assert await _open_session(page, session_id) == "incomplete"
+    await set_language(page, "zh-CN")
+    assert await open_session(page, session_id) == "incomplete"
     texts = await page.get_by_test_id("problem").all_inner_texts()
     assert any("00000002.json.age" in text and "sha256" in text for text in texts), texts
     assert any("00000002.json.age" in text and "解密认证失败" in text for text in texts), "\n".join(texts)
@@ -275,18 +211,8 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     for path in api.services.settings.data_dir.rglob("*"):
         if path.is_file():
             assert secret_shown.encode() not in path.read_bytes(), path
-    assert not errors, errors
+    assert not pages.problems, pages.problems
     assert opened_in < 60, opened_in
-
-
-async def _overflowing(page: Page) -> list[str]:
-    """Elements that stick out to the right of the viewport (a horizontal scroll bar on a phone)."""
-    return await page.evaluate("""() => {
-        if (document.documentElement.scrollWidth <= innerWidth) return [];
-        return [...document.querySelectorAll('body *')]
-            .filter(e => e.getBoundingClientRect().right > innerWidth + 1)
-            .map(e => `${e.tagName.toLowerCase()}.${e.className}[${e.dataset.testid || ''}]`)
-            .slice(0, 15); }""")
 
 
 async def _record_downloads(api: Api, case_id: str) -> int:

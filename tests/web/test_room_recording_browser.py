@@ -20,8 +20,9 @@ from playwright.async_api import Browser, Page
 from tests.conftest import Api, walk_to_scheduled
 from tests.recording.agekeys import generate
 from tests.signaling.conftest import issue_link
-from tests.web.test_room_browser import WAIT_MS, _join, _open, _shot, _sign_in, browser  # noqa: F401 - fixture
+from tests.web.browser import WAIT_MS, admit, join_room, open_page, shot, sign_in
 
+AREA = "room"
 RECORD_SECONDS = 8.0
 SEGMENTS_WAIT = 45.0
 
@@ -47,7 +48,7 @@ async def _wait_for(check, what: str, timeout: float = WAIT_MS / 1000) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser, tmp_path: Path) -> None:
     began = time.monotonic()
     # A compliance key first: the room seals its records (and may record) only if one exists when it opens.
     key = generate(tmp_path / "keys")
@@ -64,14 +65,14 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
     assert status == 200, case
 
     room_url = f"{api.base}/room?session={journey.session_id}"
-    mediator = await _open(browser, room_url)
-    await _sign_in(mediator, mediator_name)
-    await _join(mediator)
-    bank = await _open(browser, room_url + "&lang=en", lang="en")
-    await _sign_in(bank, bank_user.username)
-    await _join(bank)
-    borrower = await _open(browser, f"{api.base}/room#{link}")
-    await _join(borrower)
+    mediator = await open_page(browser, room_url)
+    await sign_in(mediator, mediator_name)
+    await join_room(mediator)
+    bank = await open_page(browser, room_url, lang="en")
+    await sign_in(bank, bank_user.username)
+    await join_room(bank)
+    borrower = await open_page(browser, f"{api.base}/room#{link}")
+    await join_room(borrower)
 
     # The header carries the schedule of the join result.
     await _visible(mediator, "meta-case")
@@ -85,15 +86,12 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
     await _visible(bank, "consent-notice")
     assert "录音录像" in await borrower.get_by_test_id("consent-notice").inner_text()
     assert "will be recorded" in await bank.get_by_test_id("consent-notice").inner_text()
-    await _shot(borrower, "consent-lobby-zh-CN")
-    await _shot(bank, "consent-lobby-en")
+    await shot(borrower, AREA, "consent-lobby-zh-CN")
+    await shot(bank, AREA, "consent-lobby-en")
     # The mediator gives no consent and sees no notice.
     assert not await mediator.get_by_test_id("consent-panel").is_visible()
 
-    for participant in (bank_id, borrower_id):
-        admit = mediator.get_by_test_id(f"admit-{participant}")
-        await admit.wait_for(state="visible", timeout=WAIT_MS)
-        await admit.click()
+    await admit(mediator, bank_id, borrower_id)
 
     # Blocked until both parties consent: the reason names who is missing.
     start = mediator.get_by_test_id("start-recording")
@@ -101,8 +99,8 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
     await _wait_for(lambda: _has_both(mediator, bank_user.display_name), "both parties in the blocked reason")
     assert await start.is_disabled()
     await _visible(borrower, "consent-panel")  # in the room now, over the stage
-    await _shot(mediator, "recording-blocked-zh-CN")
-    await _shot(borrower, "consent-room-zh-CN")
+    await shot(mediator, AREA, "recording-blocked-zh-CN")
+    await shot(borrower, AREA, "consent-room-zh-CN")
     await _phone_shot(borrower, "consent-room-phone-zh-CN")
 
     await bank.get_by_test_id("consent-accept").click()
@@ -133,15 +131,15 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
     await mediator.locator("[data-testid=roster-entry][data-role=recorder]").wait_for(timeout=WAIT_MS)
     assert await mediator.locator("[data-testid=remote-tile][data-participant-id^=rcd_]").count() == 0
     await asyncio.sleep(RECORD_SECONDS)
-    await _shot(mediator, "recording-mediator-zh-CN")
-    await _shot(bank, "recording-bank-en")
-    await _shot(borrower, "recording-borrower-zh-CN")
+    await shot(mediator, AREA, "recording-mediator-zh-CN")
+    await shot(bank, AREA, "recording-bank-en")
+    await shot(borrower, AREA, "recording-borrower-zh-CN")
     await _phone_shot(bank, "recording-phone-en")
 
     # The borrower withdraws (a confirmation first): the recording stops everywhere, reason shown.
     await borrower.get_by_test_id("consent-withdraw").click()
     await _visible(borrower, "dialog")
-    await _shot(borrower, "consent-withdraw-dialog-zh-CN")
+    await shot(borrower, AREA, "consent-withdraw-dialog-zh-CN")
     await borrower.get_by_test_id("dialog-confirm").click()
     expected = {mediator: "撤回了录制同意", bank: "withdrew consent", borrower: "撤回了录制同意"}
     for page, text in expected.items():
@@ -149,7 +147,7 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
         toast = page.locator("[data-testid=notice][data-reason=consent_withdrawn]")
         await toast.wait_for(state="visible", timeout=WAIT_MS)
         assert text in await toast.inner_text()
-    await _shot(bank, "recording-stopped-en")
+    await shot(bank, AREA, "recording-stopped-en")
     await _visible(mediator, "start-recording")
     await _wait_for(lambda: _blocked_is(mediator, lambda text: "Li Wei" in text), "the borrower blocks recording again")
     await _visible(borrower, "consent-review")
@@ -181,7 +179,7 @@ async def _phone_shot(page: Page, name: str) -> None:
     size = page.viewport_size
     await page.set_viewport_size({"width": 390, "height": 844})
     await asyncio.sleep(0.3)
-    await _shot(page, name)
+    await shot(page, AREA, name)
     await page.set_viewport_size(size)
 
 
