@@ -136,13 +136,13 @@ class RecordingWorker:
                         return
                     body = await response.text()
                     if response.status < 500:
-                        log.error("segment refused", extra={"status": response.status, "body": body[:200]})
+                        log.error("segment %s/%s refused: HTTP %s %s", file_id, index, response.status, body[:200])
                         self._failures += 1
                         return
             except aiohttp.ClientError as exc:
-                log.warning("segment upload failed; retrying", extra={"attempt": attempt, "error": str(exc)})
+                log.warning("segment upload failed (attempt %s): %s; retrying", attempt, exc)
             await asyncio.sleep(0.5 * 2 ** attempt)
-        log.error("segment lost after retries", extra={"file": file_id, "index": index})
+        log.error("segment %s/%s lost after %s attempts", file_id, index, UPLOAD_ATTEMPTS)
         self._failures += 1
 
 

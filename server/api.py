@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server import schemas
@@ -308,7 +309,11 @@ async def file_segment(call: Call) -> schemas.SegmentView:
         raise BadRequest("a segment needs a Content-Length", code="length_required")
     if declared > MAX_SEGMENT_BYTES:
         raise PayloadTooLarge(f"segment exceeds {MAX_SEGMENT_BYTES} bytes")
-    data = b"".join([chunk async for chunk in call.request.content.iter_any()])  # read(n) may stop short
+    try:
+        # read(n) returns what has arrived so far; a segment arrives in pieces.
+        data = await call.request.content.readexactly(declared)
+    except (asyncio.IncompleteReadError, ClientPayloadError, ConnectionResetError):
+        raise BadRequest(f"segment body ended before the {declared} bytes declared", code="truncated") from None
     # A worker killed mid-upload leaves a short body: it must never be filed as a segment.
     if len(data) != declared:
         raise BadRequest(f"segment body has {len(data)} bytes, not the {declared} declared", code="truncated")
