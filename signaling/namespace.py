@@ -32,6 +32,9 @@ PARTY_ROLES = frozenset({"borrower", "lender", "bank_representative"})
 UNAVAILABLE = "the room is briefly unavailable; try again in a moment"
 # How far before a lost Redis subscription chat is resent: a turn stamps sent_at before it publishes.
 RESYNC_MARGIN_SECONDS = 5.0
+# How long a resend keeps asking a store that does not answer yet: 40 × 0.5 s.
+RESYNC_ATTEMPTS = 40
+RESYNC_RETRY_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,12 +222,20 @@ class RoomNamespace(socketio.AsyncNamespace):
             if connection.joined:
                 sockets.setdefault(connection.identity.session_id, []).append((sid, connection.identity))
         for session_id, members in sockets.items():
-            try:
-                room = await self._store.get(session_id)
-                stored = await self._store.chat_messages(session_id) if room is not None else []
-            except Unavailable:
-                log.warning("no resend: the room store did not answer", extra={"session_id": session_id})
-                continue
+            # Right after Redis comes back, pooled connections it closed fail once each, and a Redis
+            # loading its append-only file refuses reads: ask again until it answers, not just once.
+            for attempt in range(RESYNC_ATTEMPTS):
+                try:
+                    room = await self._store.get(session_id)
+                    stored = await self._store.chat_messages(session_id) if room is not None else []
+                    break
+                except Unavailable as exc:
+                    if attempt + 1 == RESYNC_ATTEMPTS:
+                        log.error("no resend: the room store did not answer", extra={
+                            "session_id": session_id, "attempts": RESYNC_ATTEMPTS, "error": str(exc)})
+                        room = None
+                    else:
+                        await asyncio.sleep(RESYNC_RETRY_SECONDS)
             if room is None:
                 continue
             messages = [m for m in stored if dt.datetime.fromisoformat(m["sent_at"]).timestamp() >= since]
