@@ -53,6 +53,8 @@ missing_packages() {
     have_postgres_server || pkgs+=(postgresql)
     command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
     command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx)
+    # coturn (turnserver) runs deploy/turnserver.conf in tests/deploy/test_turn.py.
+    command -v turnserver >/dev/null 2>&1 || [[ -x /usr/bin/turnserver ]] || pkgs+=(coturn)
     command -v age >/dev/null 2>&1 || pkgs+=(age)
     command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)

@@ -53,6 +53,10 @@ class RoomSettings:
     flood_rate: float = 10.0
     flood_burst: float = 1000.0
     connects_per_minute: int = 60
+    # Every node says it runs this often; one silent for node_timeout_seconds counts as gone, and its
+    # members are marked disconnected (their reconnect grace starts then).
+    node_beat_seconds: float = 2.0
+    node_timeout_seconds: float = 10.0
 
 
 class SignalError(Exception):
@@ -186,6 +190,13 @@ class RoomNamespace(socketio.AsyncNamespace):
         self._tasks: set[asyncio.Task[None]] = set()
         # Transcripts being sealed: awaited, never cancelled, at shutdown.
         self._finishing: set[asyncio.Future[None]] = set()
+        # Names this process among the nodes sharing the room store; members record where their socket is.
+        self.node_id = secrets.token_hex(8)
+        self._counted = False  # whether the store has counted this node as running yet
+
+    def start(self) -> None:
+        """Begin telling other nodes this one runs, and looking after the members of nodes that stopped."""
+        self._own(self._keep_alive())
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -296,10 +307,13 @@ class RoomNamespace(socketio.AsyncNamespace):
             log.exception("disconnect handling failed", extra={"session_id": identity.session_id})
 
     async def _departed(self, turn: Turn, _payload: Any) -> None:
-        member = turn.member
-        if member.sid != turn.sid:
+        if turn.member.sid != turn.sid:
             return  # an older socket of a participant who has already reconnected
-        member.connected, member.sid, member.disconnected_at = False, None, time.time()
+        self._gone(turn, turn.member)
+
+    def _gone(self, turn: Turn, member: Member, **detail: Any) -> None:
+        """``member``'s socket is gone: mark it disconnected and start its reconnect grace."""
+        member.connected, member.sid, member.node, member.disconnected_at = False, None, None, time.time()
         turn.roster_changed = True
         if member.role == "recorder":
             # The recording peer died: segments sealed so far stay on the record; the mediator may
@@ -319,8 +333,58 @@ class RoomNamespace(socketio.AsyncNamespace):
                     turn.send(other.sid, "returned_to_lobby", {"reason": "mediator_left"})
         elif turn.room.caucus and member.participant_id in turn.room.caucus:
             self._close_caucus(turn, reason="member_left")
-        turn.audit("participant_disconnected")
+        turn.audit("participant_disconnected", **detail)
         self._own(self._expire_later(turn.room.session_id, member.participant_id, member.disconnected_at))
+
+    # --- nodes that stop ------------------------------------------------------------------------
+
+    async def _keep_alive(self) -> None:
+        settings = self._settings
+        while True:
+            try:
+                counted = await self._store.node_alive(self.node_id, settings.node_timeout_seconds)
+                if self._counted and not counted:
+                    log.error("this node went unheard past its timeout; other nodes may have marked its members "
+                              "disconnected, so their sockets are closed and rejoin",
+                              extra={"node": self.node_id, "timeout_seconds": settings.node_timeout_seconds})
+                    await self._release_lost_sockets()
+                self._counted = True
+                for node_id, sessions in (await self._store.gone_nodes()).items():
+                    if node_id != self.node_id:
+                        await self._settle_gone_node(node_id, sessions)
+            except asyncio.CancelledError:
+                raise
+            except Unavailable as exc:
+                log.warning("could not check on the other nodes", extra={"reason": str(exc)})
+            except Exception:  # noqa: BLE001 - one failed round must not end the node's liveness
+                log.exception("checking on the other nodes failed")
+            await asyncio.sleep(settings.node_beat_seconds)
+
+    async def _settle_gone_node(self, node_id: str, sessions: list[str]) -> None:
+        """Mark disconnected the members whose socket was on the gone node ``node_id``."""
+        marked = 0
+        for session_id in sessions:
+            turn = None
+            async with self._store.transaction(session_id) as room:
+                if room is not None and not room.ended:
+                    for member in list(room.members.values()):
+                        if member.connected and member.node == node_id:
+                            turn = turn or Turn(room=room, member=member, identity=_system_identity(room), sid="")
+                            self._gone(turn, member, participant_id=member.participant_id, reason="node_lost")
+                            marked += 1
+            await self._flush(turn)
+        await self._store.forget_node(node_id)
+        log.warning("a node stopped; its participants are marked disconnected",
+                    extra={"node": node_id, "rooms": len(sessions), "participants": marked})
+
+    async def _release_lost_sockets(self) -> None:
+        for sid, connection in list(self._connections.items()):
+            if not connection.joined:
+                continue
+            room = await self._store.get(connection.identity.session_id)
+            member = room.members.get(connection.identity.participant_id) if room is not None else None
+            if member is None or member.sid != sid:
+                await self.disconnect(sid)
 
     async def _expire_later(self, session_id: str, participant_id: str, since: float) -> None:
         await asyncio.sleep(self._settings.reconnect_grace_seconds)
@@ -345,6 +409,12 @@ class RoomNamespace(socketio.AsyncNamespace):
                 await task
             except asyncio.CancelledError:
                 pass
+        if self._counted:
+            # The other nodes settle this node's members now rather than after its timeout.
+            try:
+                await self._store.node_stopped(self.node_id)
+            except Unavailable as exc:
+                log.warning("could not tell the other nodes this one stops", extra={"reason": str(exc)})
 
     # --- the request pipeline -----------------------------------------------------------------
 
@@ -374,6 +444,7 @@ class RoomNamespace(socketio.AsyncNamespace):
         if joining:
             await self._store.create(Room(session_id=identity.session_id, case_id=identity.case_id,
                                           mode=identity.mode))
+            await self._store.node_hosts(self.node_id, identity.session_id)
         async with self._store.transaction(identity.session_id) as room:
             if room is None or room.ended:
                 raise SignalError("session_ended", "this session has ended")
@@ -454,7 +525,7 @@ class RoomNamespace(socketio.AsyncNamespace):
             turn.send(member.sid, "error", {"code": "replaced", "message": "you joined from another window",
                                             "event": "join_room"})
             turn.disconnects.append(member.sid)
-        member.sid, member.connected, member.disconnected_at = turn.sid, True, None
+        member.sid, member.node, member.connected, member.disconnected_at = turn.sid, self.node_id, True, None
         if member.role in ("mediator", "recorder"):
             member.status = ADMITTED  # the mediator's control survives its reconnects
         room.members[member.participant_id] = member
@@ -482,7 +553,7 @@ class RoomNamespace(socketio.AsyncNamespace):
         if turn.room.caucus and member.participant_id in turn.room.caucus:
             self._close_caucus(turn, reason="member_left")
         if member.role == "mediator":
-            member.connected, member.sid, member.disconnected_at = False, None, time.time()
+            member.connected, member.sid, member.node, member.disconnected_at = False, None, None, time.time()
             for other in turn.room.members.values():
                 if other.role != "mediator" and other.status == ADMITTED:
                     other.status = LOBBY

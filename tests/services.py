@@ -1,4 +1,4 @@
-"""Real PostgreSQL, Redis and nginx servers for tests.
+"""Real PostgreSQL, Redis, nginx and coturn servers for tests.
 
 These are plain helpers, not fixtures: each server runs on a free TCP port on
 127.0.0.1 out of a fresh temporary directory, and ``stop()`` shuts it down and
@@ -23,7 +23,8 @@ PostgreSQL refuses to run as root, so when the tests run as root the server
 processes run as the ``postgres`` system user (created by the Debian
 ``postgresql`` package) out of a directory owned by that user.
 
-Only the standard library is used; the API is synchronous.
+Only the standard library is used (and ``cryptography`` for the TURN server's
+certificate); the API is synchronous.
 """
 
 from __future__ import annotations
@@ -32,17 +33,20 @@ import atexit
 import glob
 import os
 import pwd
+import random
 import re
+import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
 import weakref
 from pathlib import Path
 
-__all__ = ["NginxServer", "PostgresServer", "RedisServer", "free_port"]
+__all__ = ["NginxServer", "PostgresServer", "RedisServer", "TurnServer", "free_port"]
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -695,3 +699,199 @@ http {{
                 return True
         except OSError:
             return False
+
+
+class TurnServer(_Service):
+    """coturn running the production ``deploy/turnserver.conf``, moved onto 127.0.0.1.
+
+    The file is used unmodified; command-line options, which coturn applies after
+    the file, adapt it to a test: listeners and relays on 127.0.0.1, free ports
+    (``port`` for UDP/TCP, ``tls_port`` for TLS/DTLS, relays in
+    ``min_port``..``max_port``), a random shared secret ``secret`` as compose.yaml
+    passes MEDIATION_TURN_SECRET, a self-signed certificate for 127.0.0.1
+    (``cert_path``, also what a TLS client must trust), and coturn's database and
+    pid file in the temporary directory. Relaying to peers in the ranges the file
+    denies stays refused, except to ``allowed_peer_ips`` (127.0.0.1, where a
+    test's peers live).
+
+    coturn reads its log options from the file after the command line, so the
+    file's ``log-file=stdout`` holds: the log is the process's stdout, which goes
+    to ``log_path``.
+    """
+
+    name = "turnserver"
+    stop_signal = signal.SIGTERM
+
+    host = HOST
+    config_path = Path(__file__).resolve().parent.parent / "deploy" / "turnserver.conf"
+    relay_port_count = 16
+
+    def __init__(self, *, allowed_peer_ips: tuple[str, ...] = (HOST,), secret: str | None = None) -> None:
+        super().__init__()
+        self.binary: str | None = None
+        self.allowed_peer_ips = tuple(allowed_peer_ips)
+        self.secret = secret if secret is not None else secrets.token_hex(32)
+        self.tls_port: int | None = None
+        self.min_port: int | None = None
+        self.max_port: int | None = None
+
+    @property
+    def cert_path(self) -> Path:
+        assert self.tmpdir is not None
+        return self.tmpdir / "cert.pem"
+
+    @property
+    def key_path(self) -> Path:
+        assert self.tmpdir is not None
+        return self.tmpdir / "privkey.pem"
+
+    def _check_binaries(self) -> None:
+        if not self.config_path.is_file():
+            raise RuntimeError(f"coturn config {self.config_path} is missing")
+        if self.binary is None:
+            self.binary = shutil.which("turnserver") or next(
+                (p for p in ("/usr/bin/turnserver",) if os.access(p, os.X_OK)), None)
+            if self.binary is None:
+                raise RuntimeError(
+                    "turnserver not found on PATH or in /usr/bin; install the Debian package "
+                    "'coturn' (apt-get install coturn), e.g. by running scripts/setup.sh"
+                )
+
+    # -- ports ---------------------------------------------------------------
+
+    @staticmethod
+    def _port_free(port: int) -> bool:
+        """True when ``port`` on 127.0.0.1 is free for both UDP and TCP right now."""
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            with socket.socket(socket.AF_INET, kind) as sock:
+                try:
+                    sock.bind((HOST, port))
+                except OSError:
+                    return False
+        return True
+
+    def _free_listening_port(self) -> int:
+        # TURN listens on UDP and TCP alike: a TCP-free port is not enough.
+        for _ in range(100):
+            port = free_port()
+            if self._port_free(port):
+                return port
+        raise RuntimeError("no port on 127.0.0.1 is free for both UDP and TCP")
+
+    def _free_relay_range(self) -> tuple[int, int]:
+        # Outside the kernel's ephemeral range, so that no socket bound to port
+        # 0 (another test server, a client) can take a relay port meanwhile.
+        try:
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                low, high = (int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            low, high = 32768, 60999
+        count = self.relay_port_count
+        starts = [s for s in range(10000, 65536 - count) if s + count <= low or s > high]
+        for _ in range(100):
+            start = random.choice(starts)
+            if all(self._port_free(p) for p in range(start, start + count)):
+                return start, start + count - 1
+        raise RuntimeError(f"no {count} consecutive free UDP/TCP ports found for TURN relays")
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _write_certificate(self) -> None:
+        import datetime as dt
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "turn test server")])
+        now = dt.datetime.now(dt.timezone.utc)
+        # Self-signed and its own trust anchor: a client verifies it by trusting this file.
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                    crl_sign=False, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]),
+                critical=False,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ))
+
+    def _prepare(self) -> None:
+        self.port = self._free_listening_port()
+        self.tls_port = self._free_listening_port()
+        while self.tls_port == self.port:
+            self.tls_port = self._free_listening_port()
+        self.min_port, self.max_port = self._free_relay_range()
+        self._write_certificate()
+
+    def _command(self) -> list[str]:
+        assert self.binary is not None and self.tmpdir is not None
+        return [
+            self.binary,
+            "-c", str(self.config_path),
+            f"--listening-ip={HOST}",
+            f"--relay-ip={HOST}",
+            f"--listening-port={self.port}",
+            f"--tls-listening-port={self.tls_port}",
+            f"--min-port={self.min_port}",
+            f"--max-port={self.max_port}",
+            f"--static-auth-secret={self.secret}",
+            f"--cert={self.cert_path}",
+            f"--pkey={self.key_path}",
+            # coturn refuses loopback peers by itself, before it looks at
+            # allowed-peer-ip; past that, the file's denied ranges still apply
+            # to every loopback address but the allowed ones.
+            "--allow-loopback-peers",
+            *(f"--allowed-peer-ip={ip}" for ip in self.allowed_peer_ips),
+            f"--db={self.tmpdir / 'turndb'}",
+            f"--pidfile={self.tmpdir / 'turnserver.pid'}",
+            # Sessions and refused requests in the log, for a failing test to show.
+            "--verbose",
+        ]
+
+    def _is_ready(self) -> bool:
+        # A STUN Binding request (RFC 8489: method 1, no attributes, magic
+        # cookie) over UDP must be answered, and both TCP listeners accept.
+        transaction_id = secrets.token_bytes(12)
+        request = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + transaction_id
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(0.5)
+                sock.sendto(request, (HOST, self.port))
+                response = sock.recv(2048)
+            if response[:2] != b"\x01\x01" or response[8:20] != transaction_id:
+                return False
+            for port in (self.port, self.tls_port):
+                with socket.create_connection((HOST, port), timeout=1):
+                    pass
+        except OSError:
+            return False
+        return True

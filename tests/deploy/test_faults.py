@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from tests.recording.agekeys import AgeKey, age_binary, generate
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 GRACE_SECONDS = 20
+NODE_TIMEOUT_SECONDS = 10  # signaling.namespace.RoomSettings.node_timeout_seconds
 WAIT = 20.0
 P99_BUDGET_MS = 100.0
 FLOOD_SECONDS = 5
@@ -280,6 +282,50 @@ async def test_node_sigkill_mid_session_clients_rejoin_other_node_keeping_places
             for node in topology.nodes:
                 if not node.running:
                     await asyncio.to_thread(topology.restart, node)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+async def test_members_of_a_node_that_stops_are_marked_disconnected_then_dropped(topology: Topology, desk: Desk,
+                                                                                 sig: int) -> None:
+    """Clients that never come back after their node stops do not stay on the roster as connected."""
+    with topology.diagnosed():
+        case = await desk.case()
+        a, b = topology.nodes
+        # Straight to the nodes: the borrower's socket is on B alone and has nowhere else to go.
+        trio = await admitted_trio(case, (a.base, a.base, b.base))
+        try:
+            mediator, bank, borrower = trio.peers
+            states = len(mediator.seen("room_state"))
+            stopped_at = time.monotonic()
+            await asyncio.to_thread(topology.kill, b, sig)
+            await borrower.close()  # its node is gone; it never returns
+
+            def borrower_is(connected: bool) -> Callable[[dict[str, Any]], bool]:
+                return lambda state: any(p["participant_id"] == borrower.participant_id
+                                         and p["connected"] is connected for p in state["participants"])
+
+            # Its node says nothing more (SIGKILL: its timeout passes) or says it stops (SIGTERM).
+            await until(lambda: any(borrower_is(False)(state) for state in mediator.seen("room_state")[states:]),
+                        "the borrower is shown disconnected", timeout=NODE_TIMEOUT_SECONDS + WAIT)
+            view = next(state for state in mediator.seen("room_state")[states:] if borrower_is(False)(state))
+            print(f"node {b.name} {signal.Signals(sig).name}: its participant shown disconnected after "
+                  f"{time.monotonic() - stopped_at:.2f} s")
+            members = {p["participant_id"]: p for p in view["participants"]}
+            assert members[mediator.participant_id]["connected"] and members[bank.participant_id]["connected"]
+            assert members[bank.participant_id]["status"] == "admitted"
+            assert view["mediator_present"]
+            # Its reconnect grace runs out and the roster lets it go; the others are untouched.
+            await until(lambda: any(borrower.participant_id not in {p["participant_id"] for p in state["participants"]}
+                                    for state in mediator.seen("room_state")[states:]),
+                        "the borrower's grace runs out", timeout=GRACE_SECONDS + WAIT)
+            state = (await mediator.request("join_room", {}))["room"]
+            assert {p["participant_id"] for p in state["participants"]} == {mediator.participant_id,
+                                                                            bank.participant_id}
+            assert (await bank.request("send_chat", {"text": "still here"}))["ok"]
+        finally:
+            await trio.close()
+            if not b.running:
+                await asyncio.to_thread(topology.restart, b)
 
 
 # --- Redis restarted ---------------------------------------------------------------------------------------
