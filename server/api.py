@@ -254,12 +254,12 @@ async def close_case(call: Call) -> schemas.CaseView:
 MAX_SEGMENT_BYTES = 32 * 1024 * 1024
 
 
-def _record_view(record) -> schemas.RecordView:
+def _record_view(record, audit_seq: int | None) -> schemas.RecordView:
     return schemas.RecordView(record_id=record.record_id, key=record.storage_key, kind=record.kind,
                               session_id=record.session_id, participant_id=record.participant_id,
                               part=record.part, index=record.index,
                               sha256=record.sha256, size=record.size, recipients=record.recipients,
-                              created_at=record.created_at, audit_seq=record.audit_seq)
+                              created_at=record.created_at, audit_seq=audit_seq)
 
 
 @router.route("PUT", "/api/staff/me/recipient", allow=("compliance_officer",),
@@ -274,7 +274,7 @@ async def register_recipient(call: Call) -> schemas.StaffView:
               summary="List a case's sealed records", tag="records", response=schemas.RecordList)
 async def list_records(call: Call) -> schemas.RecordList:
     records = await call.request.app[SERVICES].records.list(call.path["case_id"])
-    return schemas.RecordList(records=[_record_view(r) for r in records])
+    return schemas.RecordList(records=[_record_view(record, seq) for record, seq in records])
 
 
 @router.route("GET", "/api/cases/{case_id}/records/manifest", allow=("compliance_officer",),

@@ -115,6 +115,9 @@ def create_app(settings: Settings) -> web.Application:
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         await db.migrate()
+        rooms.start()
+        sequencer = asyncio.create_task(audit.run_sequencer(settings.audit_sequence_seconds),
+                                        name="audit-sequencer")
         checkpoints = asyncio.create_task(audit.run_checkpoints(settings.audit_checkpoint_seconds),
                                           name="audit-checkpoints")
         lag = asyncio.create_task(metrics.sample_loop_lag(), name="event-loop-lag")
@@ -124,19 +127,28 @@ def create_app(settings: Settings) -> web.Application:
         try:
             yield
         finally:
-            for task in (lag, checkpoints):
+            for task in (lag, checkpoints, sequencer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await rooms.close()
+            if manager is not None:
+                await manager.close()
             await recorders.close()
             await store.close()
             try:
-                await audit.checkpoint()
+                await audit.checkpoint()  # sequences what this node's last writes queued, then signs
             except Exception:  # noqa: BLE001 - shutting down; the next start checkpoints
                 log.exception("final audit checkpoint failed")
             await db.close()
 
+    async def close_sockets(_app: web.Application) -> None:
+        # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io
+        # level (not as a socket.io disconnect, which tells clients not to come back), each is marked
+        # disconnected here and its client reconnects at once, through the proxy, to another node.
+        await sio.eio.disconnect()
+
+    app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(lifetime)
     router.install(app, services.accounts.authenticate, services.cases.check_member, settings.max_body_bytes)
     _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)

@@ -9,13 +9,14 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,8 +27,13 @@ from server.models import AuditCheckpoint, AuditEntry
 log = logging.getLogger("mediation.audit")
 
 CHECKPOINT_CONTEXT = b"mediation-audit-checkpoint/v1\n"
-# Any fixed 64-bit number; it names the lock that orders appends across nodes on PostgreSQL.
-_PG_APPEND_LOCK = 0x6D656469_61756474
+# Any fixed 64-bit number; it names the lock that lets one sequencer at a time, across all nodes,
+# number entries on PostgreSQL.
+_PG_SEQUENCE_LOCK = 0x6D656469_61756474
+# Pending entries numbered per sequencing transaction: bounds how long that transaction holds the lock.
+SEQUENCE_BATCH = 1000
+# A failing background step (database down) is retried at most this far apart.
+_MAX_RETRY_DELAY = 5.0
 
 
 def canonical_json(value: Any) -> bytes:
@@ -84,7 +90,12 @@ def _now() -> dt.datetime:
 
 
 class AuditLog:
-    """Appends entries inside the caller's transaction and signs checkpoints of the tree."""
+    """Queues entries inside the caller's transaction, sequences them into the tree, signs checkpoints.
+
+    Appending takes no lock, so writers on every node proceed in parallel. Sequencing (numbering the
+    committed pending entries and hashing their leaves) runs in its own short transaction, one at a
+    time across all nodes; it is the only writer of ``seq``.
+    """
 
     def __init__(self, db: Database, signing_key: Ed25519PrivateKey) -> None:
         self._db = db
@@ -102,38 +113,66 @@ class AuditLog:
         case_id: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> int:
-        """Add one entry in the caller's write transaction; returns its sequence number."""
-        if not self._db.is_sqlite:
-            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_APPEND_LOCK})
-        # On SQLite the caller holds Database.write's lock, so max+1 cannot race.
-        last = (await session.execute(select(func.max(AuditEntry.seq)))).scalar_one()
-        seq = 0 if last is None else last + 1
-        recorded_at = _now()
-        entry = {
-            "seq": seq,
-            "recorded_at": recorded_at.isoformat(),
-            "actor": actor,
-            "action": action,
-            "case_id": case_id,
-            "detail": detail or {},
-        }
-        canonical = canonical_json(entry)
-        session.add(
-            AuditEntry(
-                seq=seq,
-                recorded_at=recorded_at,
-                actor=actor,
-                action=action,
-                case_id=case_id,
-                canonical=canonical,
-                leaf_hash=merkle.leaf_hash(canonical),
-            )
-        )
+        """Queue one entry in the caller's write transaction; returns its ``entry_id`` (not its seq).
+
+        The entry joins the tree at the first sequencing after the caller commits; if the caller
+        rolls back, it never existed and leaves no gap in the tree.
+        """
+        entry = AuditEntry(recorded_at=_now(), actor=actor, action=action, case_id=case_id,
+                           detail=canonical_json(detail or {}).decode())
+        session.add(entry)
         await session.flush()
-        return seq
+        return entry.entry_id
+
+    async def sequence(self) -> int:
+        """Give every committed pending entry the next seq and its leaf; returns how many were sequenced."""
+        total = 0
+        while True:
+            async with self._db.read() as session:
+                waiting = (await session.execute(
+                    select(AuditEntry.entry_id).where(AuditEntry.seq.is_(None)).limit(1))).first()
+            if waiting is None:
+                return total  # idle: no lock taken
+            done = await self._sequence_batch()
+            total += done
+            if done < SEQUENCE_BATCH:
+                # Entries committed since are left to the next call, so a busy log cannot keep us here.
+                return total
+
+    async def _sequence_batch(self) -> int:
+        async with self._db.write() as session:
+            if not self._db.is_sqlite:
+                # Held to this transaction's end: the next sequencer, on any node, starts from our seqs.
+                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SEQUENCE_LOCK})
+            # On SQLite the caller holds Database.write's lock, which serialises this process's sequencers;
+            # the unique seq refuses what another process might race in.
+            last = (await session.execute(select(func.max(AuditEntry.seq)))).scalar_one()
+            rows = (await session.execute(
+                select(AuditEntry.entry_id, AuditEntry.recorded_at, AuditEntry.actor, AuditEntry.action,
+                       AuditEntry.case_id, AuditEntry.detail)
+                .where(AuditEntry.seq.is_(None)).order_by(AuditEntry.entry_id).limit(SEQUENCE_BATCH)
+            )).all()
+            seq = 0 if last is None else last + 1
+            changes = []
+            for entry_id, recorded_at, actor, action, case_id, detail in rows:
+                canonical = canonical_json({
+                    "seq": seq,
+                    "recorded_at": recorded_at.isoformat(),
+                    "actor": actor,
+                    "action": action,
+                    "case_id": case_id,
+                    "detail": json.loads(detail),
+                })
+                changes.append({"entry_id": entry_id, "seq": seq, "canonical": canonical,
+                                "leaf_hash": merkle.leaf_hash(canonical)})
+                seq += 1
+            if changes:
+                await session.execute(update(AuditEntry), changes)
+        return len(changes)
 
     async def checkpoint(self) -> AuditCheckpoint | None:
-        """Sign the current tree head if the tree grew since the last checkpoint."""
+        """Sequence what is pending, then sign the tree head if the tree grew since the last checkpoint."""
+        await self.sequence()
         async with self._db.read() as session:
             rows = (
                 await session.execute(
@@ -146,7 +185,7 @@ class AuditLog:
                 await session.execute(select(func.max(AuditCheckpoint.tree_size)))
             ).scalar_one()
         for seq, leaf in rows:
-            if seq != self._range.size:
+            if seq != self._range.size or leaf is None:
                 raise RuntimeError(f"audit log has a gap: expected entry {self._range.size}, found {seq}")
             self._range.append(leaf)
         size = self._range.size
@@ -165,21 +204,36 @@ class AuditLog:
             return None  # another node signed this size first
         return checkpoint
 
+    async def run_sequencer(self, interval: float) -> None:
+        """Sequence every ``interval`` seconds until cancelled; see _repeat for failures."""
+        await _repeat(self.sequence, interval, "audit sequencing failed")
+
     async def run_checkpoints(self, interval: float) -> None:
-        """Checkpoint every ``interval`` seconds until cancelled; one failure does not stop it."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.checkpoint()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - logged; the next tick retries
-                log.exception("audit checkpoint failed")
+        """Checkpoint every ``interval`` seconds until cancelled; see _repeat for failures."""
+        await _repeat(self.checkpoint, interval, "audit checkpoint failed")
+
+
+async def _repeat(step: Callable[[], Awaitable[object]], interval: float, failure: str) -> None:
+    """Run ``step`` every ``interval`` seconds; a failure is logged and retried, backing off to 5 s."""
+    delay = interval
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - logged; the next tick retries
+            log.exception(failure)
+            delay = max(interval, min(delay * 2, _MAX_RETRY_DELAY))
+        else:
+            delay = interval
 
 
 @dataclasses.dataclass
 class VerificationReport:
     entries: int = 0
+    # Appended and committed but not yet sequenced: not in the tree, so nothing vouches for them yet.
+    pending: int = 0
     checkpoints: int = 0
     unsigned_tail: int = 0
     inclusion_proofs_checked: int = 0
@@ -217,7 +271,10 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) ->
     """Recompute every leaf and root; check signatures, inclusion of every entry and consistency."""
     report = VerificationReport()
     async with db.read() as session:
-        entries = (await session.execute(select(AuditEntry).order_by(AuditEntry.seq))).scalars().all()
+        entries = (await session.execute(
+            select(AuditEntry).where(AuditEntry.seq.is_not(None)).order_by(AuditEntry.seq))).scalars().all()
+        report.pending = (await session.execute(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.seq.is_(None)))).scalar_one()
         checkpoints = (
             await session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
         ).scalars().all()
@@ -227,18 +284,23 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) ->
     for position, entry in enumerate(entries):
         if entry.seq != position:
             report.problems.append(f"entry at position {position} has seq {entry.seq}: an entry is missing or moved")
-        recomputed = merkle.leaf_hash(entry.canonical)
+        canonical = entry.canonical or b""
+        recomputed = merkle.leaf_hash(canonical)
         if recomputed != entry.leaf_hash:
             report.problems.append(f"entry {entry.seq}: stored leaf hash does not match its content")
         try:
-            body = json.loads(entry.canonical)
+            body = json.loads(canonical)
         except ValueError:
             report.problems.append(f"entry {entry.seq}: content is not valid JSON")
             body = {}
+        try:
+            detail = json.loads(entry.detail)
+        except ValueError:
+            detail = entry.detail  # cannot equal a decoded object: reported below
         expected = {"seq": entry.seq, "actor": entry.actor, "action": entry.action, "case_id": entry.case_id,
-                    "recorded_at": entry.recorded_at.isoformat()}
+                    "recorded_at": entry.recorded_at.isoformat(), "detail": detail}
         for name, value in expected.items():
-            if body.get(name) != value:
+            if not isinstance(body, dict) or body.get(name) != value:
                 report.problems.append(f"entry {entry.seq}: column {name} ({value!r}) differs from the hashed content")
         leaves.append(recomputed)
     if not checkpoints:

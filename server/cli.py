@@ -62,7 +62,8 @@ async def _verify(settings: Settings, public_keys: list[Path], checkpoint_first:
         report = await verify_log(db, trusted)
     finally:
         await db.close()
-    print(f"entries: {report.entries}, checkpoints: {report.checkpoints}, "
+    print(f"entries: {report.entries}, pending (not yet sequenced, not verified): {report.pending}, "
+          f"checkpoints: {report.checkpoints}, "
           f"inclusion proofs: {report.inclusion_proofs_checked}, "
           f"consistency proofs: {report.consistency_proofs_checked}, "
           f"entries after the last checkpoint: {report.unsigned_tail}")
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     verify = commands.add_parser("verify-audit", help="check every entry, checkpoint signature and proof")
     verify.add_argument("--public-key", type=Path, action="append", default=[],
                         help="trusted checkpoint key (PEM); default: the server's own key")
-    verify.add_argument("--checkpoint", action="store_true", help="sign a checkpoint of the current tree first")
+    verify.add_argument("--checkpoint", action="store_true",
+                        help="sequence pending entries and sign a checkpoint of the tree first")
     agreement = commands.add_parser("verify-agreement", help="check a signed agreement offline")
     agreement.add_argument("file", type=Path, help="the signed agreement JSON")
     agreement.add_argument("--public-key", type=Path, action="append", default=[],

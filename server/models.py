@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -220,7 +221,8 @@ class SealedRecord(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     recipients: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    audit_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The "record_sealed" audit entry; its seq (the leaf index) exists once the entry is sequenced.
+    audit_entry_id: Mapped[int] = mapped_column(ForeignKey("audit_entries.entry_id"))
 
 
 class Agreement(Base):
@@ -253,20 +255,36 @@ class Feedback(Base):
 
 
 class AuditEntry(Base):
-    """One leaf of the audit Merkle tree; ``seq`` is its index, gap-free from 0."""
+    """One audit entry: appended pending, later given ``seq``, its leaf index, gap-free from 0.
+
+    A pending entry has ``seq``, ``canonical`` and ``leaf_hash`` NULL; the sequencer fills all three
+    at once, in ``entry_id`` order among the entries committed by then.
+    """
 
     __tablename__ = "audit_entries"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # Assigned by the database; only names the row (the tree's order is ``seq``). A committed id is never
+    # handed out again (AUTOINCREMENT on SQLite), so a record's link cannot come to name another entry.
+    entry_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                          autoincrement=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(48))
     case_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    # Canonical JSON of the detail object, as given to append; the sequencer hashes it into the leaf.
+    detail: Mapped[str] = mapped_column(Text)
     # Canonical JSON of the whole entry: the exact bytes that were hashed into the leaf.
-    canonical: Mapped[bytes] = mapped_column(LargeBinary)
-    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    canonical: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    leaf_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
 
-    __table_args__ = (Index("ix_audit_entries_case", "case_id", "seq"),)
+    __table_args__ = (
+        Index("ix_audit_entries_case", "case_id", "seq"),
+        # The sequencer's queue: small, since rows leave it within a sequencing interval.
+        Index("ix_audit_entries_pending", "entry_id", postgresql_where=text("seq IS NULL"),
+              sqlite_where=text("seq IS NULL")),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class AuditCheckpoint(Base):

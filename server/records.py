@@ -99,10 +99,9 @@ class CaseRecords:
                               index=sealed.index, storage_key=sealed.key, sha256=sealed.sha256, size=sealed.size,
                               recipients=list(sealed.recipients), created_at=sealed.created_at)
         async with self._db.write() as session:
+            record.audit_entry_id = await self._audit.append(session, actor=actor, action="record_sealed",
+                                                             case_id=sealed.case_id, detail=sealed.audit_detail())
             session.add(record)
-            await session.flush()
-            record.audit_seq = await self._audit.append(session, actor=actor, action="record_sealed",
-                                                        case_id=sealed.case_id, detail=sealed.audit_detail())
         if self._on_filed is not None:
             self._on_filed(sealed.kind.value, sealed.size)
         return record
@@ -123,12 +122,15 @@ class CaseRecords:
             parts[part] = int(count)
         return counts
 
-    async def list(self, case_id: str) -> list[SealedRecord]:
+    async def list(self, case_id: str) -> list[tuple[SealedRecord, int | None]]:
+        """The case's records, each with its audit entry's seq (None while the entry is pending)."""
         async with self._db.read() as session:
-            return list((await session.execute(
-                select(SealedRecord).where(SealedRecord.case_id == case_id)
+            return [(record, seq) for record, seq in (await session.execute(
+                select(SealedRecord, AuditEntry.seq)
+                .join(AuditEntry, AuditEntry.entry_id == SealedRecord.audit_entry_id)
+                .where(SealedRecord.case_id == case_id)
                 .order_by(SealedRecord.created_at, SealedRecord.storage_key)
-            )).scalars())
+            )).all()]
 
     async def download(self, principal: Principal, case_id: str, record_id: str) -> tuple[SealedRecord, bytes]:
         async with self._db.read() as session:
@@ -146,28 +148,29 @@ class CaseRecords:
 
     async def manifest(self, principal: Principal, case_id: str) -> bytes:
         """The case bundle's manifest: every sealed object with an inclusion proof to a signed checkpoint."""
-        await self._audit.checkpoint()
+        await self._audit.checkpoint()  # sequences first, so records filed until now can be included
         async with self._db.read() as session:
             checkpoint = (await session.execute(
                 select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
             )).scalar_one_or_none()
-            records = list((await session.execute(
-                select(SealedRecord).where(SealedRecord.case_id == case_id)
-                .order_by(SealedRecord.created_at, SealedRecord.storage_key)
-            )).scalars())
             size = checkpoint.tree_size if checkpoint is not None else 0
-            leaves = list((await session.execute(
+            # Only records whose entry is sequenced inside the checkpoint have a proof; a record filed
+            # since (pending, or sequenced after it) waits for the next manifest.
+            filed = [(record, entry) for record, entry in (await session.execute(
+                select(SealedRecord, AuditEntry)
+                .join(AuditEntry, AuditEntry.entry_id == SealedRecord.audit_entry_id)
+                .where(SealedRecord.case_id == case_id, AuditEntry.seq < size)
+                .order_by(SealedRecord.created_at, SealedRecord.storage_key)
+            )).all()]
+            # A leaf erased by tampering keeps its place (as no bytes), so the verifier sees the root differ.
+            leaves = [leaf or b"" for leaf in (await session.execute(
                 select(AuditEntry.leaf_hash).where(AuditEntry.seq < size).order_by(AuditEntry.seq)
-            )).scalars())
-            wanted = [r.audit_seq for r in records if r.audit_seq is not None and r.audit_seq < size]
-            entries = {e.seq: e for e in (await session.execute(
-                select(AuditEntry).where(AuditEntry.seq.in_(wanted)))).scalars()} if wanted else {}
+            )).scalars()]
         tree = TreeLevels(leaves) if leaves else None
         objects = []
-        for record in records:
-            entry = entries.get(record.audit_seq) if record.audit_seq is not None else None
-            if entry is None or checkpoint is None:
-                continue  # filed after the last checkpoint; the next manifest holds it
+        for record, entry in filed:
+            if checkpoint is None or entry.seq is None or entry.canonical is None:
+                continue  # seq < size already left out pending entries; no content means a damaged row
             sealed = SealedObject(
                 key=record.storage_key, kind=RecordKind(record.kind), case_id=record.case_id,
                 session_id=record.session_id, participant_id=record.participant_id, index=record.index,

@@ -257,16 +257,18 @@ class RoomHooks:
         """Seal the transcript once the recorder has filed its last segment, so its counts are final."""
         await self._recorders.wait_stopped(identity.session_id)
         async with self._db.read() as session:
+            # The latest events may still be pending (seq NULL): they come last, in the order appended.
             entries = (await session.execute(
-                select(AuditEntry).where(AuditEntry.case_id == identity.case_id).order_by(AuditEntry.seq)
+                select(AuditEntry).where(AuditEntry.case_id == identity.case_id)
+                .order_by(AuditEntry.seq.is_(None), AuditEntry.seq, AuditEntry.entry_id)
             )).scalars().all()
         events = []
         for entry in entries:
-            body = json.loads(entry.canonical)
-            if body["detail"].get("session_id") != identity.session_id or not body["action"].startswith("room_"):
+            detail = json.loads(entry.detail)
+            if detail.get("session_id") != identity.session_id or not entry.action.startswith("room_"):
                 continue
-            events.append({"seq": entry.seq, "at": body["recorded_at"], "actor": body["actor"],
-                           "action": body["action"].removeprefix("room_"), "detail": body["detail"]})
+            events.append({"seq": entry.seq, "at": entry.recorded_at.isoformat(), "actor": entry.actor,
+                           "action": entry.action.removeprefix("room_"), "detail": detail})
         room_log = {
             "case_id": identity.case_id, "session_id": identity.session_id, "ended_at": _now().isoformat(),
             "events": events,

@@ -386,7 +386,8 @@ class RecordView(View):
     size: int
     recipients: list[str]
     created_at: dt.datetime
-    audit_seq: int | None
+    audit_seq: int | None = Field(description="The audit entry's leaf index; null while the entry waits to be "
+                                              "sequenced (every MEDIATION_AUDIT_SEQUENCE_SECONDS)")
 
 
 class RecordList(View):

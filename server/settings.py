@@ -65,6 +65,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value < float("inf"):
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
 def _host(raw: str) -> str:
     raw = raw.strip()
     if not raw or any(ch.isspace() or ch in "/:@" for ch in raw.strip("[]")) and not _is_ip(raw):
@@ -162,6 +169,8 @@ class Settings:
     login_attempts_per_minute: int = _field("LOGIN_ATTEMPTS_PER_MINUTE", _positive_int, 10)
     applications_per_minute: int = _field("APPLICATIONS_PER_MINUTE", _positive_int, 30)
     audit_checkpoint_seconds: int = _field("AUDIT_CHECKPOINT_SECONDS", _positive_int, 10)
+    # How often each node numbers pending audit entries into the tree; an entry is unprotected until then.
+    audit_sequence_seconds: float = _field("AUDIT_SEQUENCE_SECONDS", _positive_float, 0.2)
     audit_key_file: str = _field("AUDIT_KEY_FILE", str, "")
     stun_urls: tuple[str, ...] = _field("STUN_URLS", _url_list, ())
     turn_urls: tuple[str, ...] = _field("TURN_URLS", _url_list, ())

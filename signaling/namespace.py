@@ -372,6 +372,10 @@ class RoomNamespace(socketio.AsyncNamespace):
                             turn = turn or Turn(room=room, member=member, identity=_system_identity(room), sid="")
                             self._gone(turn, member, participant_id=member.participant_id, reason="node_lost")
                             marked += 1
+                        elif not member.connected and member.disconnected_at is not None:
+                            # Its grace timer may have run on the gone node: keep one here (a second
+                            # timer for the same departure does nothing).
+                            self._own(self._expire_later(session_id, member.participant_id, member.disconnected_at))
             await self._flush(turn)
         await self._store.forget_node(node_id)
         log.warning("a node stopped; its participants are marked disconnected",
@@ -387,7 +391,7 @@ class RoomNamespace(socketio.AsyncNamespace):
                 await self.disconnect(sid)
 
     async def _expire_later(self, session_id: str, participant_id: str, since: float) -> None:
-        await asyncio.sleep(self._settings.reconnect_grace_seconds)
+        await asyncio.sleep(max(0.0, since + self._settings.reconnect_grace_seconds - time.time()))
         turn = None
         async with self._store.transaction(session_id) as room:
             if room is None:

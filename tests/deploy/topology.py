@@ -239,14 +239,19 @@ class Topology:
 
     # --- diagnosis ------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def diagnosed(self) -> Iterator[None]:
+    def diagnosed(self) -> contextlib.AbstractContextManager[None]:
         """On failure, print what nginx and the nodes logged."""
-        try:
-            yield
-        except BaseException:
-            for node in self.nodes:
-                print(f"--- node {node.name} (port {node.port}) log tail ---\n{node.tail()}")
-            if self.nginx is not None:
-                print(f"--- nginx log tail ---\n{self.nginx.log_tail()}")
-            raise
+        return diagnosing(self.nodes, self.nginx)
+
+
+@contextlib.contextmanager
+def diagnosing(nodes: list[Node], proxy: NginxServer | None) -> Iterator[None]:
+    """On failure, print what the proxy and the nodes logged."""
+    try:
+        yield
+    except BaseException:
+        for node in nodes:
+            print(f"--- node {node.name} (port {node.port}) log tail ---\n{node.tail()}")
+        if proxy is not None:
+            print(f"--- nginx log tail ---\n{proxy.log_tail()}")
+        raise

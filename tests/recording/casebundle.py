@@ -168,22 +168,25 @@ async def build(directory: Path, workspace: Path, *, transcript: dict[str, Any] 
     try:
         await db.migrate()
         audit = AuditLog(db, signing_key)
-        seqs = []
+        entry_ids = []
         for n, item in enumerate(sealed):
             async with db.write() as session:
                 # Other cases' entries sit between ours, as in a real log.
                 await audit.append(session, actor="system", action="case_filed", case_id=f"cas_other{n}")
-                seqs.append(await audit.append(session, actor="recorder", action="record_sealed", case_id=CASE,
-                                               detail=item.audit_detail()))
+                entry_ids.append(await audit.append(session, actor="recorder", action="record_sealed",
+                                                    case_id=CASE, detail=item.audit_detail()))
         await audit.checkpoint()
         async with db.write() as session:  # an entry after the checkpoint: the unsigned tail
             await audit.append(session, actor="system", action="case_filed", case_id="cas_late")
+        await audit.sequence()
         async with db.read() as session:
             entries = (await session.execute(select(AuditEntry).order_by(AuditEntry.seq))).scalars().all()
             checkpoint = (await session.execute(select(AuditCheckpoint))).scalar_one()
     finally:
         await db.close()
 
+    seq_of = {e.entry_id: e.seq for e in entries}
+    seqs = [seq_of[entry_id] for entry_id in entry_ids]
     leaves = [e.leaf_hash for e in entries][: checkpoint.tree_size]
     objects = [
         manifest_object(item, audit_seq=seq, audit_entry=entries[seq].canonical,

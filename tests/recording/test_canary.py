@@ -127,10 +127,10 @@ async def _session(api: Api, tmp_path: Path) -> None:
         await mediator.wait_for("chat_message", lambda m: m["text"].endswith("#2"))
         assert (await mediator.request("end_session", {}))["ok"]
         deadline = time.monotonic() + 30
-        while not any(r.kind == "transcript" for r in await api.services.records.list(journey.case_id)):
+        while not any(r.kind == "transcript" for r, _ in await api.services.records.list(journey.case_id)):
             assert time.monotonic() < deadline, "transcript never sealed"
             await asyncio.sleep(0.2)
-        chat = [r for r in await api.services.records.list(journey.case_id) if r.kind == "chat_message"]
+        chat = [r for r, _ in await api.services.records.list(journey.case_id) if r.kind == "chat_message"]
         assert len(chat) == 3
     finally:
         await mediator.close()

@@ -177,7 +177,7 @@ async def open_recorded_room(api: Api, tmp_path: Path) -> RecordedRoom:
 
 async def _transcript_sealed(api: Api, case_id: str) -> None:
     async def sealed() -> bool:
-        return any(r.kind == "transcript" for r in await api.services.records.list(case_id))
+        return any(r.kind == "transcript" for r, _ in await api.services.records.list(case_id))
     await _wait_until(sealed)
 
 

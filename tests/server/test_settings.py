@@ -21,7 +21,9 @@ def test_settings_defaults_run_embedded() -> None:
     ("variable", "value"),
     [("MEDIATION_PORT", "eighty"), ("MEDIATION_PORT", "70000"), ("MEDIATION_DATABASE_URL", "mysql://x"),
      ("MEDIATION_COOKIE_SECURE", "perhaps"), ("MEDIATION_STUN_URLS", "http://stun.example"),
-     ("MEDIATION_SESSION_TTL_SECONDS", "-5"), ("MEDIATION_LOG_LEVEL", "chatty")],
+     ("MEDIATION_SESSION_TTL_SECONDS", "-5"), ("MEDIATION_LOG_LEVEL", "chatty"),
+     ("MEDIATION_AUDIT_SEQUENCE_SECONDS", "0"), ("MEDIATION_AUDIT_SEQUENCE_SECONDS", "nan"),
+     ("MEDIATION_AUDIT_SEQUENCE_SECONDS", "soon")],
 )
 def test_settings_bad_value_names_variable_and_value(variable: str, value: str) -> None:
     with pytest.raises(SettingsError) as caught:

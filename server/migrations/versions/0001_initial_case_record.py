@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:37:11.150901
+Create Date: 2026-11-28 18:01:29.413991
 """
 
 from alembic import op
@@ -26,17 +26,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('tree_size', name=op.f('pk_audit_checkpoints'))
     )
     op.create_table('audit_entries',
-    sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=True),
     sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=80), nullable=False),
     sa.Column('action', sa.String(length=48), nullable=False),
     sa.Column('case_id', sa.String(length=40), nullable=True),
-    sa.Column('canonical', sa.LargeBinary(), nullable=False),
-    sa.Column('leaf_hash', sa.LargeBinary(length=32), nullable=False),
-    sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_entries'))
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('canonical', sa.LargeBinary(), nullable=True),
+    sa.Column('leaf_hash', sa.LargeBinary(length=32), nullable=True),
+    sa.PrimaryKeyConstraint('entry_id', name=op.f('pk_audit_entries')),
+    sa.UniqueConstraint('seq', name=op.f('uq_audit_entries_seq')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.create_index('ix_audit_entries_case', ['case_id', 'seq'], unique=False)
+        batch_op.create_index('ix_audit_entries_pending', ['entry_id'], unique=False, postgresql_where=sa.text('seq IS NULL'), sqlite_where=sa.text('seq IS NULL'))
 
     op.create_table('cases',
     sa.Column('case_id', sa.String(length=40), nullable=False),
@@ -154,7 +159,8 @@ def upgrade() -> None:
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('recipients', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('audit_seq', sa.BigInteger(), nullable=True),
+    sa.Column('audit_entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['audit_entry_id'], ['audit_entries.entry_id'], name=op.f('fk_sealed_records_audit_entry_id_audit_entries')),
     sa.ForeignKeyConstraint(['case_id'], ['cases.case_id'], name=op.f('fk_sealed_records_case_id_cases')),
     sa.PrimaryKeyConstraint('record_id', name=op.f('pk_sealed_records')),
     sa.UniqueConstraint('storage_key', name=op.f('uq_sealed_records_storage_key'))
@@ -303,6 +309,7 @@ def downgrade() -> None:
 
     op.drop_table('cases')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_entries_pending', postgresql_where=sa.text('seq IS NULL'), sqlite_where=sa.text('seq IS NULL'))
         batch_op.drop_index('ix_audit_entries_case')
 
     op.drop_table('audit_entries')
