@@ -146,7 +146,8 @@ def create_app(settings: Settings) -> web.Application:
         # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io
         # level (not as a socket.io disconnect, which tells clients not to come back), each is marked
         # disconnected here and its client reconnects at once, through the proxy, to another node.
-        await sio.eio.disconnect()
+        if sio.eio.sockets:  # engine.io's disconnect-all fails when there is nothing to close
+            await sio.eio.disconnect()
 
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(lifetime)
