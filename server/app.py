@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> web.Application:
     rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, RoomSettings(
         stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
         turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
-    ), on_error=metrics.room_error)
+    ), on_error=metrics.room_error, on_node_lost=metrics.node_lost)
     metrics.observe_rooms(rooms.census, recorders.running)
     manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
     origins = [o for o in (*settings.allowed_origins, settings.public_url.rstrip("/")) if o] or None

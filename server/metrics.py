@@ -42,6 +42,14 @@ class Metrics:
         self.sealed_bytes = Counter(
             "mediation_sealed_bytes", "Ciphertext bytes filed on cases, by kind", ["kind"], registry=self.registry,
         )
+        self.nodes_lost = Counter(
+            "mediation_nodes_lost", "Other nodes found silent past their timeout or stopped, whose members this "
+            "node marked disconnected", registry=self.registry,
+        )
+        self.participants_lost = Counter(
+            "mediation_participants_lost", "Participants of lost nodes marked disconnected by this node",
+            registry=self.registry,
+        )
         self.loop_lag = Gauge(
             "mediation_event_loop_lag_seconds", "Event-loop lag at the last sample", registry=self.registry,
         )
@@ -68,6 +76,10 @@ class Metrics:
     def room_error(self, code: str) -> None:
         """A room request refused with ``code`` (see docs/protocol.md)."""
         self.errors.labels(f"room_{code}").inc()
+
+    def node_lost(self, participants: int) -> None:
+        self.nodes_lost.inc()
+        self.participants_lost.inc(participants)
 
     def record_sealed(self, kind: str, size: int) -> None:
         self.sealed_records.labels(kind).inc()

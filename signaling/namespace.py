@@ -179,12 +179,14 @@ class RoomNamespace(socketio.AsyncNamespace):
     """Every request is authorized on arrival against the room's current state, on whichever node."""
 
     def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings,
-                 on_error: Callable[[str], None] = lambda _code: None) -> None:
+                 on_error: Callable[[str], None] = lambda _code: None,
+                 on_node_lost: Callable[[int], None] = lambda _participants: None) -> None:
         super().__init__(NAMESPACE)
         self._hooks = hooks
         self._store = store
         self._settings = settings
         self._on_error = on_error  # counts each refused request by its code
+        self._on_node_lost = on_node_lost  # counts other nodes found gone, with the members marked
         self._connections: dict[str, Connection] = {}
         self._connect_attempts: dict[str, list[float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -340,21 +342,27 @@ class RoomNamespace(socketio.AsyncNamespace):
 
     async def _keep_alive(self) -> None:
         settings = self._settings
+        heard_since: float | None = None  # since when every beat of this node has reached the store
         while True:
             try:
                 counted = await self._store.node_alive(self.node_id, settings.node_timeout_seconds)
+                heard_since = heard_since or time.monotonic()
                 if self._counted and not counted:
                     log.error("this node went unheard past its timeout; other nodes may have marked its members "
                               "disconnected, so their sockets are closed and rejoin",
                               extra={"node": self.node_id, "timeout_seconds": settings.node_timeout_seconds})
                     await self._release_lost_sockets()
                 self._counted = True
-                for node_id, sessions in (await self._store.gone_nodes()).items():
-                    if node_id != self.node_id:
-                        await self._settle_gone_node(node_id, sessions)
+                # After this node's own start or outage, the others had no chance to beat since the store
+                # came back: wait one timeout before taking their silence for death.
+                if time.monotonic() - heard_since >= settings.node_timeout_seconds:
+                    for node_id, sessions in (await self._store.gone_nodes()).items():
+                        if node_id != self.node_id:
+                            await self._settle_gone_node(node_id, sessions)
             except asyncio.CancelledError:
                 raise
             except Unavailable as exc:
+                heard_since = None
                 log.warning("could not check on the other nodes", extra={"reason": str(exc)})
             except Exception:  # noqa: BLE001 - one failed round must not end the node's liveness
                 log.exception("checking on the other nodes failed")
@@ -378,6 +386,7 @@ class RoomNamespace(socketio.AsyncNamespace):
                             self._own(self._expire_later(session_id, member.participant_id, member.disconnected_at))
             await self._flush(turn)
         await self._store.forget_node(node_id)
+        self._on_node_lost(marked)
         log.warning("a node stopped; its participants are marked disconnected",
                     extra={"node": node_id, "rooms": len(sessions), "participants": marked})
 

@@ -295,7 +295,7 @@ async def test_members_of_a_node_that_stops_are_marked_disconnected_then_dropped
         trio = await admitted_trio(case, (a.base, a.base, b.base))
         try:
             mediator, bank, borrower = trio.peers
-            states = len(mediator.seen("room_state"))
+            states, lost_before = len(mediator.seen("room_state")), scrape(a, "mediation_nodes_lost_total")
             stopped_at = time.monotonic()
             await asyncio.to_thread(topology.kill, b, sig)
             await borrower.close()  # its node is gone; it never returns
@@ -314,6 +314,8 @@ async def test_members_of_a_node_that_stops_are_marked_disconnected_then_dropped
             assert members[mediator.participant_id]["connected"] and members[bank.participant_id]["connected"]
             assert members[bank.participant_id]["status"] == "admitted"
             assert view["mediator_present"]
+            # The survivor settled the stopped node (for SIGTERM, after the node marked its own sockets).
+            await until(lambda: scrape(a, "mediation_nodes_lost_total") > lost_before, "node A counts B lost")
             # Its reconnect grace runs out and the roster lets it go; the others are untouched.
             await until(lambda: any(borrower.participant_id not in {p["participant_id"] for p in state["participants"]}
                                     for state in mediator.seen("room_state")[states:]),
@@ -542,9 +544,9 @@ async def test_flooding_client_is_rate_limited_and_other_rooms_stay_fast(topolog
             assert codes.get("rate_limited", 0) >= 1000 and codes.get("ok", 0) > 0, codes
             assert set(codes) <= {"ok", "rate_limited", "cut_off_after_seconds"}, codes
             assert codes.get("cut_off_after_seconds", FLOOD_SECONDS) < 3, codes
-            # The budget is 100 ms. On a host so busy that the quiet rooms come near it with no flood at
-            # all (a shared 2-core machine), the flood may not make their p99 more than three times worse.
-            assert p99_flood < max(P99_BUDGET_MS, 3 * p99_base), (p99_base, p99_flood)
+            # The budget is 100 ms. On a host so busy that the quiet rooms pass it with no flood at all
+            # (a shared 2-core machine running other suites), the flood may add at most half again.
+            assert p99_flood < max(P99_BUDGET_MS, 1.5 * p99_base), (p99_base, p99_flood)
         finally:
             if flooder is not None and flooder.returncode is None:
                 flooder.kill()

@@ -64,3 +64,8 @@ class Participant:
         if self.client.connected:
             await self.client.disconnect()
         await self.client.shutdown()
+        # engine.io keeps the HTTP session it made for a connection attempt that failed (a reconnect to a
+        # node that is down) open; close it here rather than leave it to the garbage collector.
+        engine = self.client.eio
+        if not engine.external_http and engine.http is not None and not engine.http.closed:
+            await engine.http.close()
