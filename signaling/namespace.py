@@ -51,7 +51,7 @@ class RoomSettings:
     # Requests refused for rate a socket may send (burst, then per second) before it is disconnected:
     # far beyond what a client that heeds rate_limited ever reaches.
     flood_rate: float = 10.0
-    flood_burst: float = 1000.0
+    flood_burst: float = 300.0
     connects_per_minute: int = 60
     # Every node says it runs this often; one silent for node_timeout_seconds counts as gone, and its
     # members are marked disconnected (their reconnect grace starts then).
@@ -301,12 +301,22 @@ class RoomNamespace(socketio.AsyncNamespace):
         if connection is None or not connection.joined:
             return
         identity = connection.identity
-        try:
-            await self._run_turn(sid, identity, self._departed, None)
-        except SignalError:
-            pass  # the room has ended or dropped this member already: nothing to update
-        except Exception:  # noqa: BLE001 - a disconnect has nobody to answer; log and go on
-            log.exception("disconnect handling failed", extra={"session_id": identity.session_id})
+        # A departure not recorded would leave the member shown connected on a live node: while the room
+        # store does not answer (Redis restarting), keep trying, as the resend after an outage does.
+        for attempt in range(RESYNC_ATTEMPTS):
+            try:
+                await self._run_turn(sid, identity, self._departed, None)
+            except SignalError:
+                pass  # the room has ended or dropped this member already: nothing to update
+            except Unavailable as exc:
+                if attempt + 1 < RESYNC_ATTEMPTS:
+                    await asyncio.sleep(RESYNC_RETRY_SECONDS)
+                    continue
+                log.error("departure not recorded: the room store did not answer",
+                          extra={"session_id": identity.session_id, "error": str(exc)})
+            except Exception:  # noqa: BLE001 - a disconnect has nobody to answer; log and go on
+                log.exception("disconnect handling failed", extra={"session_id": identity.session_id})
+            return
 
     async def _departed(self, turn: Turn, _payload: Any) -> None:
         if turn.member.sid != turn.sid:

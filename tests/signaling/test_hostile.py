@@ -710,7 +710,8 @@ async def test_bursts_beyond_the_limits_get_rate_limited(room: Session, logged_e
     # Signaling: 100/s, burst 300, a separate bucket. The burst is of invalid requests (the limit comes first, and
     # they cost the server least), so that even a slow machine answers them faster than the bucket refills.
     began = time.monotonic()
-    replies = await asyncio.gather(*(borrower.request("chat_history", "not an object") for _ in range(1000)))
+    # 450: past the burst, yet fewer refusals than the 300 that get a socket cut off as a flooder.
+    replies = await asyncio.gather(*(borrower.request("chat_history", "not an object") for _ in range(450)))
     took = time.monotonic() - began
     codes = collections.Counter(r["error"] for r in replies)
     assert set(codes) == {"invalid_payload", "rate_limited"}, codes
