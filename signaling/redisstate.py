@@ -71,6 +71,29 @@ class RoomLockLost(RuntimeError):
     """The lock expired before the transaction ended; its changes were not saved."""
 
 
+class _StaleCheck:
+    """Before a command on a connection idle past the health-check interval: PING, and if the
+    connection turns out dead, connect again (which raises if Redis is still away)."""
+
+    async def check_health(self) -> None:
+        connection: Any = self
+        if connection.health_check_interval and asyncio.get_running_loop().time() > connection.next_health_check:
+            try:
+                await connection.send_command("PING", check_health=False)
+                await connection.read_response()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                await connection.disconnect()
+                await connection.connect()
+
+
+class _CheckedConnection(_StaleCheck, aioredis.Connection):
+    pass
+
+
+class _CheckedSSLConnection(_StaleCheck, aioredis.SSLConnection):
+    pass
+
+
 class RedisRoomStore:
     """Rooms in Redis: several server processes share them; ``transaction`` excludes across processes."""
 
@@ -82,9 +105,14 @@ class RedisRoomStore:
         # Every Redis error reaches the caller, who reports it; nothing is lost silently.
         # When every connection is busy (many participants at once), a command waits for one instead of
         # failing; only past lock_wait does it fail, as Unavailable.
+        # Since commands are not retried, a pooled connection that Redis closed when it restarted would fail
+        # the first command given to it, long after Redis is back: a connection idle for a second is
+        # checked with a PING first, and reconnected once if that fails.
+        checked = _CheckedSSLConnection if url.startswith("rediss:") else _CheckedConnection
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=100, timeout=lock_wait,
                                                         retry=Retry(NoBackoff(), 0), socket_timeout=5.0,
-                                                        socket_connect_timeout=5.0)
+                                                        socket_connect_timeout=5.0, health_check_interval=1,
+                                                        connection_class=checked)
         self._redis = aioredis.Redis.from_pool(pool)
         self._prefix = prefix
         self._lock_ttl_ms = int(lock_ttl * 1000)

@@ -339,3 +339,20 @@ async def test_the_embedded_store_has_no_other_nodes_to_lose() -> None:
     await store.node_hosts("node-a", "ses_1")
     await store.node_stopped("node-a")
     assert await store.gone_nodes() == {}
+
+
+async def test_connections_redis_closed_on_restart_do_not_fail_commands_after_it(prefix: str) -> None:
+    with RedisServer(appendonly=True) as server:
+        store = RedisRoomStore(server.url, prefix=prefix)
+        try:
+            await store.create(new_room())
+            # Fill the pool: every one of these holds its own connection at the same moment.
+            await asyncio.gather(*(store.append_chat("ses_1", {"text": f"before {i}"}) for i in range(12)))
+            server.restart()
+            await asyncio.sleep(1.2)  # past the idle time after which a pooled connection is checked
+            # Commands are not retried, so without that check each stale connection would fail once.
+            stored = await asyncio.gather(*(store.append_chat("ses_1", {"text": f"after {i}"}) for i in range(12)))
+            assert sorted(m["seq"] for m in stored) == list(range(13, 25))
+            assert len(await store.chat_messages("ses_1")) == 24
+        finally:
+            await store.close()
