@@ -51,7 +51,9 @@ class Sender:
         sent = await self.peer.request("signal", {"to": recorder_id, "kind": "offer", "payload": {
             "type": "offer", "sdp": connection.localDescription.sdp}})
         assert sent["ok"], sent
-        answer = await self.peer.wait_for("signal", lambda d: d["kind"] == "answer", after=mark)
+        # The worker answers three offers one after another, each with its own ICE gathering: on a loaded
+        # 2-core host that has taken more than the usual 10 s.
+        answer = await self.peer.wait_for("signal", lambda d: d["kind"] == "answer", after=mark, timeout=30)
         await connection.setRemoteDescription(RTCSessionDescription(**answer["payload"]))
 
     async def close(self) -> None:

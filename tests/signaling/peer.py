@@ -46,7 +46,8 @@ class Participant:
     async def request(self, event: str, data: Any = None) -> dict[str, Any]:
         return await self.client.call(event, data, namespace="/room", timeout=WAIT)
 
-    async def wait_for(self, event: str, predicate=lambda data: True, *, after: int = 0) -> Any:
+    async def wait_for(self, event: str, predicate=lambda data: True, *, after: int = 0,
+                       timeout: float = WAIT) -> Any:
         """The first ``event`` (from index ``after``) whose data satisfies ``predicate``."""
         async def scan() -> Any:
             while True:
@@ -55,7 +56,7 @@ class Participant:
                         return data
                 self._changed.clear()
                 await self._changed.wait()
-        return await asyncio.wait_for(scan(), WAIT)
+        return await asyncio.wait_for(scan(), timeout)
 
     def seen(self, event: str) -> list[Any]:
         return [data for name, data in self.events if name == event]
