@@ -62,10 +62,12 @@ test("every error code the server sends has a message in both languages", () => 
 });
 
 test("a 409 names the state it found, translated", () => {
-  const error = new ApiError("illegal_transition", 'case cas_1 is in state "closed"; cannot close (allowed in: accepted, scheduled)', { status: 409 });
+  const error = new ApiError("illegal_transition", 'case cas_1 is in state "closed"; cannot close (allowed in: accepted, scheduled)',
+    { status: 409, state: "closed" });
   assert.equal(errorMessage(makeTranslator("zh-CN"), error), "案件当前处于“已结案”状态，不能进行此操作。请刷新页面查看最新状态。");
   assert.match(errorMessage(makeTranslator("en"), error), /The case is “Closed”/);
-  const session = new ApiError("session_not_confirmed", 'session ses_1 is in state "proposed"; links are issued only for confirmed sessions');
+  const session = new ApiError("session_not_confirmed", 'session ses_1 is in state "proposed"; links are issued only for confirmed sessions',
+    { status: 409, state: "proposed" });
   assert.match(errorMessage(makeTranslator("en"), session), /“Proposed”/);
   assert.match(errorMessage(makeTranslator("en"), new ApiError("something_new", "x", { status: 400 })), /something_new/);
   assert.match(errorMessage(makeTranslator("zh-CN"), new ApiError("http_502", "x", { status: 502 })), /服务器出错/);

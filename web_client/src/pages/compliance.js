@@ -5,7 +5,8 @@
 // never sent, never written to storage, and dropped on sign-out and on pagehide. Every record text
 // reaches the DOM as a text node (h()/textContent), never as markup.
 
-import { ApiError, ComplianceApi } from "../lib/compliance/api.js";
+import { ApiError } from "../lib/api.js";
+import { createComplianceApi } from "../lib/compliance/api.js";
 import { IdentityError, KeyRing, generateKeyPair, isRecipient, keyFileText, readIdentities } from "../lib/compliance/identity.js";
 import { caseNames, groupRecords } from "../lib/compliance/listing.js";
 import { ManifestError, parseManifest } from "../lib/compliance/manifest.js";
@@ -18,7 +19,7 @@ const STATES = ["submitted", "accepted", "scheduled", "rejected", "closed"];
 const PER_PAGE = 20;
 const MAX_KEY_FILE = 64 * 1024;
 
-const api = new ComplianceApi();
+const api = createComplianceApi();
 const state = {
   t: makeTranslator(chooseLanguage(location.search)),
   me: null,
