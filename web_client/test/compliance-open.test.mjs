@@ -13,7 +13,7 @@ import { KeyRing, generateKeyPair, readIdentities } from "../src/lib/compliance/
 import { parseManifest } from "../src/lib/compliance/manifest.js";
 import { leafHash } from "../src/lib/compliance/merkle.js";
 import { openRecords } from "../src/lib/compliance/open.js";
-import { CATALOGS, makeTranslator, problemText } from "../src/lib/i18n/compliance.js";
+import { CATALOGS, translator as makeTranslator, problemText } from "../src/ui/compliance/text.js";
 
 const F = JSON.parse(readFileSync(new URL("./fixtures/compliance-bundle.json", import.meta.url), "utf8"));
 const SESSION = F.session_id;
