@@ -50,7 +50,7 @@ test("compliance page markup: no inline script or style, the bundle and styleshe
   assert.doesNotMatch(html, /\sstyle=/i);
   assert.doesNotMatch(html, /\son[a-z]+=/i, "inline event handler");
   assert.match(html, /<script type="module" src="\/static\/dist\/compliance.js"><\/script>/);
-  assert.match(html, /<link rel="stylesheet" href="\/static\/css\/compliance.css">/);
+  assert.match(html, /<link rel="stylesheet" href="\/static\/css\/base.css">\s*<link rel="stylesheet" href="\/static\/css\/compliance.css">/);
   assert.doesNotMatch(html, /https?:\/\//, "nothing from another origin");
 });
 

@@ -174,7 +174,7 @@ test("pages load only our own module and stylesheet: no inline script or style (
     assert.doesNotMatch(html, /\sstyle=/i, `${page}: style attribute`);
     assert.doesNotMatch(html, /\son[a-z]+=/i, `${page}: inline event handler`);
     assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//i, `${page}: another origin`);
-    assert.match(html, /<link rel="stylesheet" href="\/static\/css\/pages\.css">/, page);
+    assert.match(html, /<link rel="stylesheet" href="\/static\/css\/base\.css">\s*<link rel="stylesheet" href="\/static\/css\/pages\.css">/, page);
     assert.match(html, /<html lang="zh-CN">/, page);
     assert.match(html, /id="lang-select"/, page);
     assert.match(html, /id="toasts"/, page);
@@ -192,5 +192,24 @@ test("the pages' modules never turn strings into HTML or code", () => {
   // The lib modules have no DOM, so they run under Node too.
   for (const file of SOURCES.filter((f) => f.startsWith("src/lib/"))) {
     assert.doesNotMatch(read(file), /(^|[^.\w])(document|window)\./m, file);
+  }
+});
+
+test("one set of design tokens: base.css defines every custom property the stylesheets use, and only it defines any", () => {
+  const sheets = readdirSync(path.join(root, "css")).filter((name) => name.endsWith(".css"));
+  assert.ok(sheets.includes("base.css") && sheets.length >= 4, sheets.join(" "));
+  const defined = (css) => new Set([...css.matchAll(/(?:^|[{;\s])(--[a-z0-9-]+)\s*:/g)].map((m) => m[1]));
+  const base = defined(read("css/base.css"));
+  assert.ok(base.size >= 25, `base.css defines only ${base.size} properties`);
+  for (const sheet of sheets) {
+    const css = read(`css/${sheet}`);
+    const used = [...new Set([...css.matchAll(/var\(\s*(--[a-z0-9-]+)/g)].map((m) => m[1]))];
+    assert.deepEqual(used.filter((name) => !base.has(name)), [], `${sheet} uses a property base.css does not define`);
+    if (sheet !== "base.css") assert.deepEqual([...defined(css)], [], `${sheet} defines its own properties`);
+  }
+  for (const page of [...PAGES, "compliance.html"]) {
+    const links = [...read(page).matchAll(/<link rel="stylesheet" href="\/static\/css\/([a-z]+\.css)">/g)].map((m) => m[1]);
+    assert.equal(links[0], "base.css", `${page} loads base.css first`);
+    assert.equal(links.length, 2, `${page}: base.css and the page's own stylesheet`);
   }
 });
