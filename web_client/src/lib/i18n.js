@@ -57,7 +57,7 @@ export function makeTranslator(lang, extra = {}) {
   const catalog = { ...CATALOGS[chosen], ...extra[chosen] };
   /** @type {Catalog} */
   const fallback = { ...CATALOGS[DEFAULT_LANGUAGE], ...extra[DEFAULT_LANGUAGE] };
-  const own = (/** @type {Catalog} */ table, /** @type {string} */ key) => Object.prototype.hasOwnProperty.call(table, key);
+  const own = (/** @type {object} */ table, /** @type {string} */ key) => Object.prototype.hasOwnProperty.call(table, key);
   /** @param {string} key @param {Record<string, unknown>} [params] */
   const translate = (key, params = {}) => {
     const template = own(catalog, key) ? catalog[key] : own(fallback, key) ? fallback[key] : key;
