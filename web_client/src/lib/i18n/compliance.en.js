@@ -1,5 +1,5 @@
-// English for the compliance page, over the common catalog: it rewords the footer, the sign-in and
-// (in lower case, as they sit inside sentences) the roles. No DOM here.
+// English for the compliance page, over the common catalog: it rewords the footer and (in lower
+// case, as they sit inside sentences) the roles. No DOM here.
 export default Object.freeze({
   "app.title": "Compliance review",
   "app.footer": "Online Mediation Centre · records are sealed at capture and open only on a compliance officer's own device",

@@ -1,5 +1,5 @@
 // Simplified Chinese (the default) for the compliance page, over the common catalog: it rewords the
-// footer, the sign-in and the roles. No DOM here.
+// footer and the roles. No DOM here.
 export default Object.freeze({
   "app.title": "合规审查",
   "app.footer": "在线调解中心 · 记录在采集时即已加密，只有合规专员能在自己的设备上打开",
