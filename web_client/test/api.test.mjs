@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { ApiError, createApi, query } from "../src/lib/api.js";
+import { createComplianceApi } from "../src/lib/compliance/api.js";
 
 function fakeFetch(status, body, headers = {}) {
   const calls = [];
@@ -44,9 +45,13 @@ test("a JSON error becomes an ApiError with code, field, status and the state it
   assert.ok(error instanceof ApiError);
   assert.deepEqual([error.code, error.field, error.status, error.message], ["invalid_field", "borrower.email", 422, "borrower.email: bad"]);
   const conflict = await createApi(fakeFetch(409, { error: "illegal_transition",
-    message: 'case cas_1 is in state "closed"; cannot close (allowed in: accepted, scheduled)' })).post("/x").catch((e) => e);
+    message: 'case cas_1 is in state "closed"; cannot close (allowed in: accepted, scheduled)', state: "closed" })).post("/x").catch((e) => e);
   assert.equal(conflict.code, "illegal_transition");
   assert.equal(conflict.state, "closed");
+  // The state is the body's field, never read out of the message text.
+  const unnamed = await createApi(fakeFetch(409, { error: "illegal_transition", message: 'case is in state "closed"' }))
+    .post("/x").catch((e) => e);
+  assert.equal(unnamed.state, null);
   const internal = await createApi(fakeFetch(500, { error: "internal", message: "internal error", request_id: "abc123" })).get("/x").catch((e) => e);
   assert.equal(internal.requestId, "abc123");
 });
@@ -63,4 +68,34 @@ test("no answer, or an answer that is not JSON, still gives a code", async () =>
 test("query leaves out empty values", () => {
   assert.equal(query({ state: "", page: 2, per_page: 10, x: null }), "?page=2&per_page=10");
   assert.equal(query({}), "");
+});
+
+test("bytes answers are the exact bytes; a failed bytes call is still an ApiError", async () => {
+  const fetchImpl = async () => new Response(new Uint8Array([0, 255, 10]), { status: 200 });
+  assert.deepEqual(await createApi({ fetchImpl }).get("/x", { answer: "bytes" }), new Uint8Array([0, 255, 10]));
+  const error = await createApi(fakeFetch(404, { error: "not_found", message: "no record" })).get("/x", { answer: "bytes" })
+    .catch((e) => e);
+  assert.ok(error instanceof ApiError);
+  assert.deepEqual([error.code, error.status], ["not_found", 404]);
+});
+
+test("the compliance calls go through the one client: cookie session, strict UTF-8 manifest, audited downloads", async () => {
+  const calls = [];
+  const fetchImpl = async (url, init) => {
+    calls.push({ url, init });
+    if (url.endsWith("/manifest")) return new Response(new Uint8Array([0x7b, 0xff, 0x7d]), { status: 200 });
+    if (url.includes("/records/")) return new Response(new Uint8Array([1, 2, 3]), { status: 200 });
+    return new Response(JSON.stringify({ cases: [] }), { status: 200, headers: { "Content-Type": "application/json" } });
+  };
+  const api = createComplianceApi(createApi({ fetchImpl }));
+  assert.deepEqual(await api.listCases({ state: "closed", page: 2 }), { cases: [] });
+  assert.equal(calls[0].url, "/api/cases?page=2&per_page=20&state=closed");
+  assert.equal(calls[0].init.headers.Authorization, undefined);
+  assert.deepEqual(await api.download("cas 1", "rec/1"), new Uint8Array([1, 2, 3]));
+  assert.equal(calls[1].url, "/api/cases/cas%201/records/rec%2F1");
+  assert.equal(calls[1].init.headers.Accept, "application/octet-stream");
+  await assert.rejects(api.manifest("cas_1"), TypeError, "a manifest that is not UTF-8 is refused, not repaired");
+  await api.registerRecipient("age1xyz");
+  assert.equal(calls.at(-1).init.method, "PUT");
+  assert.equal(calls.at(-1).init.body, '{"recipient":"age1xyz"}');
 });

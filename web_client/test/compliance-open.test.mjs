@@ -6,14 +6,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 
 import { Encrypter } from "age-encryption";
-import { ApiError } from "../src/lib/compliance/api.js";
+import { ApiError } from "../src/lib/api.js";
 import { base64ToBytes, bytesToHex, concatBytes, sha256 } from "../src/lib/compliance/bytes.js";
 import { checkpointMessage, importAuditKey } from "../src/lib/compliance/checkpoint.js";
 import { KeyRing, generateKeyPair, readIdentities } from "../src/lib/compliance/identity.js";
 import { parseManifest } from "../src/lib/compliance/manifest.js";
 import { leafHash } from "../src/lib/compliance/merkle.js";
 import { openRecords } from "../src/lib/compliance/open.js";
-import { CATALOGS, makeTranslator, problemText } from "../src/lib/i18n/compliance.js";
+import { CATALOGS, translator as makeTranslator, problemText } from "../src/ui/compliance/text.js";
 
 const F = JSON.parse(readFileSync(new URL("./fixtures/compliance-bundle.json", import.meta.url), "utf8"));
 const SESSION = F.session_id;
@@ -47,7 +47,7 @@ async function open(bundle, { identity = F.identity, pinned = "", include } = {}
     manifest: parseManifest(JSON.stringify(bundle.manifest)), caseId: F.case_id, include, recordIds, keyring,
     pinnedKeyId: pinned,
     download: async (recordId) => {
-      if (!bundle.objects.has(recordId)) throw new ApiError(404, "not_found", `case has no record ${recordId}`);
+      if (!bundle.objects.has(recordId)) throw new ApiError("not_found", `case has no record ${recordId}`, { status: 404 });
       return bundle.objects.get(recordId);
     },
   });

@@ -5,12 +5,18 @@ import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { CATALOGS, chooseLanguage, makeTranslator } from "../src/lib/i18n/compliance.js";
+import { CATALOGS as COMMON, chooseLanguage, makeTranslator } from "../src/lib/i18n.js";
+import { CATALOGS as OWN, translator } from "../src/ui/compliance/text.js";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const read = (rel) => readFileSync(path.join(root, rel), "utf8");
 const html = read("compliance.html");
-const page = read("src/pages/compliance.js");
+// The page: its entry and its areas (src/ui/compliance/*.js), read as one source.
+const uiDir = "src/ui/compliance";
+const page = [read("src/pages/compliance.js"), ...readdirSync(path.join(root, uiDir)).filter((f) => f.endsWith(".js")).sort()
+  .map((f) => read(`${uiDir}/${f}`))].join("\n");
+/** What the compliance page can say: its own catalogs over the common ones. */
+const CATALOGS = Object.fromEntries(Object.keys(OWN).map((lang) => [lang, { ...COMMON[lang], ...OWN[lang] }]));
 const libDir = "src/lib/compliance";
 const lib = Object.fromEntries(readdirSync(path.join(root, libDir)).filter((f) => f.endsWith(".js"))
   .map((f) => [f, read(`${libDir}/${f}`)]));
@@ -25,6 +31,17 @@ test("compliance catalogs have the same keys in both languages, none empty", () 
   assert.equal(chooseLanguage(""), "zh-CN");
   assert.equal(chooseLanguage("?lang=en"), "en");
   assert.equal(makeTranslator("fr").lang, "zh-CN");
+  assert.equal(translator("fr").lang, "zh-CN");
+  assert.equal(translator("en")("app.title"), OWN.en["app.title"]);
+});
+
+test("compliance page: one translator, one API client, one shell (no second copy of any)", () => {
+  assert.match(read("src/pages/compliance.js"), /startPage\(/);
+  assert.doesNotMatch(page, /class \w*ApiError|function makeTranslator|function chooseLanguage|function translateStatic/);
+  assert.doesNotMatch(read("src/lib/compliance/api.js"), /class |fetch\(/);
+  for (const file of ["src/pages/compliance.js", ...readdirSync(path.join(root, uiDir)).map((f) => `${uiDir}/${f}`)]) {
+    assert.ok(read(file).split("\n").length <= 600, `${file} is over 600 lines`);
+  }
 });
 
 test("compliance page markup: no inline script or style, the bundle and stylesheet from our origin", () => {
@@ -33,7 +50,7 @@ test("compliance page markup: no inline script or style, the bundle and styleshe
   assert.doesNotMatch(html, /\sstyle=/i);
   assert.doesNotMatch(html, /\son[a-z]+=/i, "inline event handler");
   assert.match(html, /<script type="module" src="\/static\/dist\/compliance.js"><\/script>/);
-  assert.match(html, /<link rel="stylesheet" href="\/static\/css\/compliance.css">/);
+  assert.match(html, /<link rel="stylesheet" href="\/static\/css\/base.css">\s*<link rel="stylesheet" href="\/static\/css\/compliance.css">/);
   assert.doesNotMatch(html, /https?:\/\//, "nothing from another origin");
 });
 

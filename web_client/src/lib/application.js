@@ -1,5 +1,5 @@
 // The public application: the same rules the API enforces, checked before sending. No DOM here.
-import { parseMinor } from "./money.js";
+import { amountErrorCode, parseMinor } from "./money.js";
 
 // Patterns of server/schemas.py (BorrowerIn, ApplicationIn).
 export const EMAIL = /^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,24}$/;
@@ -11,14 +11,14 @@ export const PROPOSAL_MAX = 4000;
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029]/;
 const LINE_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
-/** short < 30 days, medium 30–90, long > 90 (server/lifecycle.py). */
+/** short < 30 days, medium 30–90, long > 90 (server/lifecycle.py). @param {number} days */
 export function overdueBucket(days) {
   if (days < 30) return "short";
   if (days <= 90) return "medium";
   return "long";
 }
 
-/** A whole number of days from its text, or null. */
+/** A whole number of days from its text, or null. @param {unknown} text */
 export function parseDays(text) {
   const trimmed = String(text ?? "").trim();
   if (!/^\d{1,5}$/.test(trimmed)) return null;
@@ -26,8 +26,10 @@ export function parseDays(text) {
   return days <= 36500 ? days : null;
 }
 
+/** A parseMinor failure as a field error key. @param {unknown} error */
 function amountError(error) {
-  return error.code === "amount.empty" ? "required" : error.code;
+  const code = amountErrorCode(error);
+  return code === "amount.empty" ? "required" : code;
 }
 
 /**
@@ -35,10 +37,13 @@ function amountError(error) {
  * `errors` is empty; `errors` maps a field name to a message key (translated by the page).
  * Field names are the API's paths: borrower.name, borrower.email, borrower.phone, lender,
  * loan_reference, currency, principal_minor, overdue_minor, days_overdue, proposal.
+ * @param {Record<string, unknown>} values
+ * @returns {{body: Record<string, unknown> | null, errors: Record<string, string>}}
  */
 export function buildApplication(values) {
+  /** @type {Record<string, string>} */
   const errors = {};
-  const text = (name) => String(values[name] ?? "").trim();
+  const text = (/** @type {string} */ name) => String(values[name] ?? "").trim();
   const name = text("name");
   const email = text("email");
   const phone = text("phone");
@@ -83,6 +88,7 @@ export function buildApplication(values) {
   else if (CONTROL.test(proposal)) errors.proposal = "control";
 
   if (Object.keys(errors).length) return { body: null, errors };
+  /** @type {{name: string, email?: string, phone?: string}} */
   const borrower = { name };
   if (email) borrower.email = email;
   if (phone) borrower.phone = phone;
@@ -98,6 +104,8 @@ export function buildApplication(values) {
 /**
  * The form field a server 422 names ("borrower.email", "borrower", "body"...) -> one of ours.
  * The API reports a missing contact on "borrower" itself.
+ * @param {string | null | undefined} serverField
+ * @returns {string | null}
  */
 export function applicationField(serverField) {
   if (!serverField) return null;

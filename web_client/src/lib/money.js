@@ -4,29 +4,37 @@
 export const MAX_MINOR = 10 ** 15; // the API's upper bound for every amount
 export const CURRENCIES = Object.freeze(["CNY", "HKD", "USD", "EUR", "GBP", "JPY"]);
 
+/** @type {Map<string, number>} */
 const exponents = new Map();
 
-/** Digits after the decimal point of `currency` (ISO 4217 via Intl): CNY 2, JPY 0, KWD 3. */
+/**
+ * Digits after the decimal point of `currency` (ISO 4217 via Intl): CNY 2, JPY 0, KWD 3.
+ * @param {string} currency
+ * @returns {number}
+ */
 export function minorDigits(currency) {
-  if (!exponents.has(currency)) {
-    let digits = 2;
+  let digits = exponents.get(currency);
+  if (digits === undefined) {
     try {
-      digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+      digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
     } catch {
       digits = 2;
     }
     exponents.set(currency, digits);
   }
-  return exponents.get(currency);
+  return digits;
 }
 
 /**
  * "1,234.56" in `currency` -> 123456. Throws an Error whose `.code` is one of
  * amount.empty, amount.invalid, amount.decimals (more decimals than the currency has), amount.tooLarge.
  * Accepts digits with optional thousands separators (, or space or the full-width ，) and one decimal point.
+ * @param {unknown} text
+ * @param {string} currency
+ * @returns {number}
  */
 export function parseMinor(text, currency) {
-  const fail = (code) => Object.assign(new Error(code), { code });
+  const fail = (/** @type {string} */ code) => Object.assign(new Error(code), { code });
   const cleaned = String(text ?? "").trim().replace(/[\s,，\u00a0\u202f]/g, "").replace(/^[¥$€£]/, "").replace("．", ".");
   if (cleaned === "") throw fail("amount.empty");
   const match = /^(\d+)(?:\.(\d*))?$/.exec(cleaned);
@@ -39,7 +47,21 @@ export function parseMinor(text, currency) {
   return Number(minor);
 }
 
-/** 123456 in CNY -> "1234.56": the plain decimal string of a minor-unit amount (for inputs). */
+/**
+ * The message key of a parseMinor failure (amount.empty, amount.invalid, ...); anything else is amount.invalid.
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function amountErrorCode(error) {
+  const code = error && typeof error === "object" ? /** @type {{code?: unknown}} */ (error).code : null;
+  return typeof code === "string" ? code : "amount.invalid";
+}
+
+/**
+ * 123456 in CNY -> "1234.56": the plain decimal string of a minor-unit amount (for inputs).
+ * @param {number | bigint} minor
+ * @param {string} currency
+ */
 export function minorToDecimal(minor, currency) {
   const digits = minorDigits(currency);
   const value = BigInt(minor);
@@ -50,7 +72,12 @@ export function minorToDecimal(minor, currency) {
   return `${negative ? "-" : ""}${whole}${fraction}`;
 }
 
-/** 123456 in CNY, zh-CN -> "¥1,234.56"; in en -> "CN¥1,234.56". Exact for every amount the API allows. */
+/**
+ * 123456 in CNY, zh-CN -> "¥1,234.56"; in en -> "CN¥1,234.56". Exact for every amount the API allows.
+ * @param {number | bigint} minor
+ * @param {string} currency
+ * @param {string} lang
+ */
 export function formatMinor(minor, currency, lang) {
   const decimal = minorToDecimal(minor, currency);
   const digits = minorDigits(currency);
@@ -61,5 +88,5 @@ export function formatMinor(minor, currency, lang) {
     return `${currency} ${decimal}`;
   }
   // A numeric string is formatted as an exact decimal (Intl.NumberFormat v3), never as a double.
-  return format.format(decimal);
+  return format.format(/** @type {Intl.StringNumericLiteral} */ (decimal));
 }

@@ -7,6 +7,7 @@ import canonicalize from "canonicalize";
 
 /** A signing failure the page explains: canonical_mismatch, webcrypto_unsupported, ed25519_unsupported. */
 export class SigningError extends Error {
+  /** @param {string} code @param {string} [message] */
   constructor(code, message) {
     super(message || code);
     this.name = "SigningError";
@@ -16,7 +17,7 @@ export class SigningError extends Error {
 
 const encoder = new TextEncoder();
 
-/** Bytes -> base64url without padding (RFC 4648 §5). */
+/** Bytes -> base64url without padding (RFC 4648 §5). @param {Uint8Array | ArrayBuffer} bytes */
 export function base64url(bytes) {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   let binary = "";
@@ -24,7 +25,7 @@ export function base64url(bytes) {
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** base64url (padding optional) -> bytes; throws on anything else. */
+/** base64url (padding optional) -> bytes; throws on anything else. @param {string} text */
 export function fromBase64url(text) {
   if (!/^[A-Za-z0-9_-]*={0,2}$/.test(text) || text.replace(/=+$/, "").length % 4 === 1) {
     throw new SigningError("bad_base64url", "not base64url");
@@ -34,12 +35,16 @@ export function fromBase64url(text) {
   return Uint8Array.from(binary, (char) => char.charCodeAt(0));
 }
 
-/** RFC 8785 canonical JSON of `value`. */
+/**
+ * RFC 8785 canonical JSON of `value`.
+ * @param {unknown} value
+ * @returns {string | undefined} undefined for what JSON cannot hold (undefined, a function)
+ */
 export function canonicalJson(value) {
   return canonicalize(value);
 }
 
-/** Whether `canonical` is exactly the RFC 8785 form of `document`. */
+/** Whether `canonical` is exactly the RFC 8785 form of `document`. @param {unknown} document @param {unknown} canonical */
 export function canonicalMatches(document, canonical) {
   if (document === null || typeof document !== "object" || typeof canonical !== "string") return false;
   try {
@@ -49,7 +54,11 @@ export function canonicalMatches(document, canonical) {
   }
 }
 
-/** Lower-case hex SHA-256 of a string's UTF-8 bytes. */
+/**
+ * Lower-case hex SHA-256 of a string's UTF-8 bytes.
+ * @param {string} text
+ * @param {SubtleCrypto} [subtle]
+ */
 export async function sha256Hex(text, subtle = globalThis.crypto?.subtle) {
   const digest = new Uint8Array(await subtle.digest("SHA-256", encoder.encode(text)));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -58,6 +67,9 @@ export async function sha256Hex(text, subtle = globalThis.crypto?.subtle) {
 /**
  * Sign an agreement as the API returns it (`{version, document, canonical, sha256}`) with a fresh,
  * non-extractable Ed25519 key; returns the body of POST /api/cases/{case_id}/agreement/signatures.
+ * @param {{version: number, document: {version?: unknown}, canonical: string, sha256?: string}} agreement
+ * @param {{subtle?: SubtleCrypto}} [options]
+ * @returns {Promise<{version: number, public_key: string, signature: string}>}
  */
 export async function signAgreement(agreement, { subtle = globalThis.crypto?.subtle } = {}) {
   if (!subtle) throw new SigningError("webcrypto_unsupported", "this browser has no WebCrypto (a secure context is needed)");
@@ -70,11 +82,12 @@ export async function signAgreement(agreement, { subtle = globalThis.crypto?.sub
   if (agreement.sha256 && (await sha256Hex(agreement.canonical, subtle)) !== agreement.sha256) {
     throw new SigningError("canonical_mismatch", "the text to sign does not match its SHA-256");
   }
+  /** @type {CryptoKeyPair} */
   let pair;
   try {
-    pair = await subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+    pair = /** @type {CryptoKeyPair} */ (await subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]));
   } catch (error) {
-    throw new SigningError("ed25519_unsupported", `Ed25519 key generation failed: ${error?.message ?? error}`);
+    throw new SigningError("ed25519_unsupported", `Ed25519 key generation failed: ${error instanceof Error ? error.message : error}`);
   }
   const message = encoder.encode(agreement.canonical);
   const signature = new Uint8Array(await subtle.sign({ name: "Ed25519" }, pair.privateKey, message));
@@ -82,8 +95,14 @@ export async function signAgreement(agreement, { subtle = globalThis.crypto?.sub
   return { version: agreement.version, public_key: base64url(publicKey), signature: base64url(signature) };
 }
 
-/** Whether `signature` (base64url) is `public_key`'s (base64url, raw) Ed25519 signature of `canonical`. */
-export async function verifySignature(canonical, publicKey, signature, { subtle = globalThis.crypto?.subtle } = {}) {
+/**
+ * Whether `signature` (base64url) is `public_key`'s (base64url, raw) Ed25519 signature of `canonical`.
+ * @param {string} canonical
+ * @param {string} publicKey
+ * @param {string} signature
+ * @param {{subtle?: SubtleCrypto}} [options]
+ */
+export async function verifySignature(canonical, publicKey, signature, { subtle = globalThis.crypto.subtle } = {}) {
   const key = await subtle.importKey("raw", fromBase64url(publicKey), { name: "Ed25519" }, false, ["verify"]);
   return subtle.verify({ name: "Ed25519" }, key, fromBase64url(signature), encoder.encode(canonical));
 }

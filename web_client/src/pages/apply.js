@@ -4,6 +4,8 @@ import { applicationField, buildApplication, overdueBucket, parseDays, PROPOSAL_
 import { formatDateTime } from "../lib/dates.js";
 import { CURRENCIES, formatMinor, parseMinor } from "../lib/money.js";
 import { $, busy, copyText, fill, h } from "../ui/dom.js";
+import en from "../lib/i18n/apply.en.js";
+import zhCN from "../lib/i18n/apply.zh-CN.js";
 import { startPage } from "../ui/page.js";
 
 const api = createApi();
@@ -23,7 +25,7 @@ let touched = new Set();
 let receipt = null;
 let formError = null; // {key} or {error}: redrawn in the chosen language
 
-const page = startPage({ title: "apply.title", render: () => renderAll() });
+const page = startPage({ title: "apply.title", catalogs: { en, "zh-CN": zhCN }, render: () => renderAll() });
 
 function values() {
   return {

@@ -5,6 +5,8 @@ import { AgreementPanel } from "../ui/agreement.js";
 import { $, busy, definitionList, fill, h } from "../ui/dom.js";
 import { feedbackForm } from "../ui/feedback.js";
 import { progress, sessionSummary, stateBadge } from "../ui/case.js";
+import en from "../lib/i18n/case.en.js";
+import zhCN from "../lib/i18n/case.zh-CN.js";
 import { startPage, takeFragmentToken } from "../ui/page.js";
 
 const TOKEN = /^(rcp|jln)_[A-Za-z0-9_-]{43}$/;
@@ -17,7 +19,7 @@ let loadError = null;
 let agreementPanel = null;
 const agreementBox = h("div", { class: "agreement", testid: "agreement" });
 
-const page = startPage({ title: "case.title", render: () => render() });
+const page = startPage({ title: "case.title", catalogs: { en, "zh-CN": zhCN }, render: () => render() });
 
 function forget() {
   try {

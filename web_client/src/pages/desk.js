@@ -6,6 +6,8 @@ import { caseDetail } from "../ui/desk/detail.js";
 import { caseList } from "../ui/desk/list.js";
 import { feedbackSummary } from "../ui/desk/feedback.js";
 import { staffAdmin } from "../ui/desk/staff.js";
+import en from "../lib/i18n/desk.en.js";
+import zhCN from "../lib/i18n/desk.zh-CN.js";
 import { startPage } from "../ui/page.js";
 
 const api = createApi();
@@ -19,7 +21,7 @@ const ctx = {
     else location.hash = hash;
   },
 };
-const page = startPage({ title: "desk.title", render: () => draw() });
+const page = startPage({ title: "desk.title", catalogs: { en, "zh-CN": zhCN }, render: () => draw() });
 ctx.page = page;
 
 const HOME = {

@@ -4,10 +4,11 @@ import { $, h } from "./dom.js";
 
 /**
  * Start a page: choose the language, translate the static markup, wire the language switch.
+ * `catalogs` are the page's own (./lib/i18n/<page>.<lang>.js), merged over the common ones.
  * `render` is called again after every language change (the page redraws what it built).
  */
-export function startPage({ title, render = () => {} }) {
-  const page = { t: makeTranslator(chooseLanguage(location.search)), renderers: [render] };
+export function startPage({ title, catalogs = {}, render = () => {} }) {
+  const page = { t: makeTranslator(chooseLanguage(location.search), catalogs), renderers: [render] };
 
   function translateStatic() {
     const { t } = page;
@@ -25,7 +26,7 @@ export function startPage({ title, render = () => {} }) {
   page.href = (path) => (page.t.lang === "en" ? `${path}${path.includes("?") ? "&" : "?"}lang=en` : path);
 
   page.setLanguage = (lang) => {
-    page.t = makeTranslator(lang);
+    page.t = makeTranslator(lang, catalogs);
     const url = new URL(location.href);
     if (page.t.lang === "zh-CN") url.searchParams.delete("lang");
     else url.searchParams.set("lang", page.t.lang);

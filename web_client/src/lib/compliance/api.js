@@ -1,84 +1,51 @@
-// The server's HTTP API as the compliance page uses it (same origin, cookie session). No DOM access here.
+// The calls the compliance page makes (same origin, the staff session cookie), built on the one API client.
+// No DOM access here.
+import { createApi } from "../api.js";
 
-export class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
+/** @typedef {import("../api.js").Api} Api */
+
+/** @param {string} value */
+const segment = (value) => encodeURIComponent(value);
+
+/**
+ * @param {Api} [api] the client to call through (a test passes one with its own fetch)
+ */
+export function createComplianceApi(api = createApi()) {
+  return {
+    /** @param {string} username @param {string} password */
+    login: (username, password) => api.post("/api/auth/login", { username, password }),
+    logout: () => api.post("/api/auth/logout", {}),
+    me: () => api.get("/api/auth/me"),
+    /** Only the public half of a key pair is ever passed here. @param {string} recipient */
+    registerRecipient: (recipient) => api.put("/api/staff/me/recipient", { recipient }),
+    /** @param {{state?: string, page?: number, perPage?: number}} [filter] */
+    listCases: ({ state = "", page = 1, perPage = 20 } = {}) => {
+      const search = new URLSearchParams({ page: String(page), per_page: String(perPage) });
+      if (state) search.set("state", state);
+      return api.get(`/api/cases?${search}`);
+    },
+    /** @param {string} caseId */
+    readCase: (caseId) => api.get(`/api/cases/${segment(caseId)}`),
+    /** @param {string} caseId */
+    listRecords: (caseId) => api.get(`/api/cases/${segment(caseId)}/records`),
+    /**
+     * The manifest's exact text (parsed strictly by manifest.js): bytes decoded as strict UTF-8.
+     * @param {string} caseId
+     * @returns {Promise<string>}
+     */
+    manifest: async (caseId) => {
+      const bytes = await api.get(`/api/cases/${segment(caseId)}/records/manifest`, { answer: "bytes" });
+      return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    },
+    /**
+     * A sealed record's ciphertext; the server audits the download.
+     * @param {string} caseId
+     * @param {string} recordId
+     * @returns {Promise<Uint8Array>}
+     */
+    download: (caseId, recordId) =>
+      api.get(`/api/cases/${segment(caseId)}/records/${segment(recordId)}`, { answer: "bytes" }),
+  };
 }
 
-export class ComplianceApi {
-  constructor(fetchImpl = (...args) => fetch(...args), base = "") {
-    this.fetch = fetchImpl;
-    this.base = base;
-  }
-
-  async request(method, path, { json, raw = false } = {}) {
-    const init = { method, credentials: "same-origin", headers: { Accept: raw ? "application/octet-stream" : "application/json" } };
-    if (json !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(json);
-    }
-    let response;
-    try {
-      response = await this.fetch(this.base + path, init);
-    } catch (error) {
-      throw new ApiError(0, "network", String(error?.message ?? error));
-    }
-    if (!response.ok) {
-      let body = null;
-      try {
-        body = await response.json();
-      } catch {
-        body = null;
-      }
-      throw new ApiError(response.status, body?.error ?? `http_${response.status}`, body?.message ?? response.statusText);
-    }
-    if (raw) return new Uint8Array(await response.arrayBuffer());
-    if (response.status === 204) return null;
-    return response.json();
-  }
-
-  login(username, password) {
-    return this.request("POST", "/api/auth/login", { json: { username, password } });
-  }
-
-  logout() {
-    return this.request("POST", "/api/auth/logout");
-  }
-
-  me() {
-    return this.request("GET", "/api/auth/me");
-  }
-
-  registerRecipient(recipient) {
-    return this.request("PUT", "/api/staff/me/recipient", { json: { recipient } });
-  }
-
-  listCases({ state = "", page = 1, perPage = 20 } = {}) {
-    const query = new URLSearchParams({ page: String(page), per_page: String(perPage) });
-    if (state) query.set("state", state);
-    return this.request("GET", `/api/cases?${query}`);
-  }
-
-  readCase(caseId) {
-    return this.request("GET", `/api/cases/${encodeURIComponent(caseId)}`);
-  }
-
-  listRecords(caseId) {
-    return this.request("GET", `/api/cases/${encodeURIComponent(caseId)}/records`);
-  }
-
-  /** The manifest's exact text (parsed strictly by manifest.js, not by response.json()). */
-  async manifest(caseId) {
-    const bytes = await this.request("GET", `/api/cases/${encodeURIComponent(caseId)}/records/manifest`, { raw: true });
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  }
-
-  /** A sealed record's ciphertext; the server audits the download. */
-  download(caseId, recordId) {
-    return this.request("GET", `/api/cases/${encodeURIComponent(caseId)}/records/${encodeURIComponent(recordId)}`,
-      { raw: true });
-  }
-}
+/** @typedef {ReturnType<typeof createComplianceApi>} ComplianceApi */

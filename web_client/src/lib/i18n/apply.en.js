@@ -1,0 +1,27 @@
+// English for the application page. No DOM here.
+export default Object.freeze({
+  "apply.title": "Apply for mediation",
+  "apply.lead": "Please answer truthfully. You will receive a case number and a private receipt link to follow your case.",
+  "apply.aboutYou": "About you",
+  "apply.contactHint": "Give an email address, a phone number or both, so the mediation body can reach you.",
+  "apply.theLoan": "The loan",
+  "apply.loanReferenceHint": "Letters, digits and / _ . - , for example LN-2026-0042",
+  "apply.currency": "Currency",
+  "apply.yourProposal": "Your proposal",
+  "apply.proposal": "How would you like to repay?",
+  "apply.proposalPlaceholder": "For example: 2,000 a month from next month, with part of the penalty interest waived.",
+  "apply.privacy": "What you send is used only for this mediation and kept confidential by the mediation body.",
+  "apply.submit": "Submit application",
+  "apply.amountPreview": "That is {amount}",
+  "apply.bucketHint": "The overdue band shows once you enter the days",
+  "apply.counter": "{count} / {max} characters",
+  "apply.fixErrors": "Please correct the highlighted fields, then submit again.",
+
+  "receipt.title": "Application submitted",
+  "receipt.lead": "The mediation body will review your application and contact you through the details you gave.",
+  "receipt.caseNumber": "Case number",
+  "receipt.expires": "Receipt valid until",
+  "receipt.link": "Your private receipt link",
+  "receipt.warning": "Keep this link safe and do not forward it: anyone who has it can see your case. The mediation body will never ask you for it.",
+  "receipt.open": "Open my case",
+});

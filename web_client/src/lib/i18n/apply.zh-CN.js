@@ -1,0 +1,27 @@
+// Simplified Chinese (the default) for the application page. No DOM here.
+export default Object.freeze({
+  "apply.title": "申请调解",
+  "apply.lead": "请如实填写。提交后您会得到案件编号和一个私人回执链接，凭它查看案件进展。",
+  "apply.aboutYou": "您的信息",
+  "apply.contactHint": "邮箱和手机号至少填写一项，调解机构将通过它联系您。",
+  "apply.theLoan": "贷款情况",
+  "apply.loanReferenceHint": "字母、数字以及 / _ . - ，例如 LN-2026-0042",
+  "apply.currency": "币种",
+  "apply.yourProposal": "还款设想",
+  "apply.proposal": "您希望如何还款？",
+  "apply.proposalPlaceholder": "例如：从下月起每月还款 2,000 元，希望减免部分罚息。",
+  "apply.privacy": "您提交的信息仅用于本次调解，调解机构会对其保密。",
+  "apply.submit": "提交申请",
+  "apply.amountPreview": "即 {amount}",
+  "apply.bucketHint": "填写天数后显示逾期分档",
+  "apply.counter": "{count} / {max} 字",
+  "apply.fixErrors": "请先更正标出的内容，然后再提交。",
+
+  "receipt.title": "申请已提交",
+  "receipt.lead": "调解机构将审核您的申请，并通过您留下的联系方式与您联系。",
+  "receipt.caseNumber": "案件编号",
+  "receipt.expires": "回执有效期至",
+  "receipt.link": "您的私人回执链接",
+  "receipt.warning": "请妥善保存此链接，不要转发给任何人：任何持有它的人都可以查看您的案件。调解机构不会向您索要此链接。",
+  "receipt.open": "查看我的案件",
+});
