@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { RoomClient } from "../js/protocol.js";
-import { Mesh, isPolite, sdpFingerprint } from "../js/mesh.js";
+import { RoomClient } from "../src/lib/room/protocol.js";
+import { Mesh, isPolite, sdpFingerprint } from "../src/lib/room/mesh.js";
 import {
   FakeMediaStream,
   FakeRTCPeerConnection,
@@ -10,7 +10,7 @@ import {
   FakeTrack,
   settle,
   sleep,
-} from "./support/fakes.mjs";
+} from "./support/room-fakes.mjs";
 
 const MEDIATOR = { participant_id: "usr_mediator", role: "mediator", name: "Mediator", status: "admitted" };
 const BORROWER = { participant_id: "pty_borrower", role: "borrower", name: "Borrower", status: "admitted" };

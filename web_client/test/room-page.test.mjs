@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
-import { CLIENT_ERROR_CODES, CONNECT_ERROR_CODES, RECORDING_STOP_REASONS, REQUEST_ERROR_CODES } from "../js/protocol.js";
+import { CLIENT_ERROR_CODES, CONNECT_ERROR_CODES, RECORDING_STOP_REASONS, REQUEST_ERROR_CODES } from "../src/lib/room/protocol.js";
 import { CATALOGS, DEFAULT_LANGUAGE, chooseLanguage, formatDuration, makeTranslator, parseTime } from "../js/i18n.js";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
