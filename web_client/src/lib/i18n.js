@@ -1,4 +1,4 @@
-// Language choice and translation for the application, case and desk pages (the room has its own).
+// Language choice and translation for the application, case, desk and room pages.
 // No DOM here; the catalogs are in ./i18n/.
 import en from "./i18n/en.js";
 import zhCN from "./i18n/zh-CN.js";
@@ -21,11 +21,14 @@ export function chooseLanguage(search = "") {
   return normaliseLanguage(new URLSearchParams(search).get("lang")) ?? DEFAULT_LANGUAGE;
 }
 
-/** `t(key, params)`: `{name}` placeholders filled from params; a missing key falls back to zh-CN, then shows itself. */
-export function makeTranslator(lang) {
+/**
+ * `t(key, params)`: `{name}` placeholders filled from params; a missing key falls back to zh-CN, then
+ * shows itself. `extra` maps a language to a page's own catalog, merged over the common one.
+ */
+export function makeTranslator(lang, extra = {}) {
   const chosen = CATALOGS[lang] ? lang : DEFAULT_LANGUAGE;
-  const catalog = CATALOGS[chosen];
-  const fallback = CATALOGS[DEFAULT_LANGUAGE];
+  const catalog = { ...CATALOGS[chosen], ...extra[chosen] };
+  const fallback = { ...CATALOGS[DEFAULT_LANGUAGE], ...extra[DEFAULT_LANGUAGE] };
   const t = (key, params = {}) => {
     const template = catalog[key] ?? fallback[key] ?? key;
     return template.replace(/\{(\w+)\}/g, (match, name) =>

@@ -63,7 +63,7 @@ export const DEFAULT_INITIAL_OFFER_WAIT_MS = 3000;
 export class Mesh extends Emitter {
   /**
    * @param {object} options
-   * @param {SignalingClient} options.client
+   * @param {SignalingClient} [options.client] required (a TypeError otherwise)
    * @param {typeof RTCPeerConnection | null} [options.RTCPeerConnection]
    * @param {MediaStream | null} [options.localStream]
    * @param {typeof MediaStream | null} [options.MediaStream]
@@ -144,8 +144,10 @@ export class Mesh extends Emitter {
     if (client.self && client.joined) this.start(client.self);
   }
 
-  /** Begin (or resume after a re-join) from a join_room result. */
-  /** @param {JoinResult | null | undefined} result */
+  /**
+   * Begin (or resume after a re-join) from a join_room result.
+   * @param {JoinResult | null | undefined} result
+   */
   start(result) {
     if (this.stopped || !result) return;
     this.selfId = result.participant_id;
@@ -174,8 +176,10 @@ export class Mesh extends Emitter {
     );
   }
 
-  /** Participant ids we should hold a connection to right now. */
-  /** @returns {string[]} */
+  /**
+   * Participant ids we should hold a connection to right now.
+   * @returns {string[]}
+   */
   wantedPeers() {
     if (!this.active) return [];
     const wanted = [];
@@ -225,7 +229,7 @@ export class Mesh extends Emitter {
       this.isolated = new Set(state.isolated_from);
       for (const id of this.isolated) if (this.peers.has(id)) this._closePeer(id, "isolated");
     }
-    const me = this.participants.get(this.selfId);
+    const me = this.selfId ? this.participants.get(this.selfId) : undefined;
     if (me && me.status) this.selfStatus = me.status;
     if (state.caucus && !state.caucus.active) this.refusedByServer.clear();
     if (state.ended) this.stop();
@@ -245,8 +249,10 @@ export class Mesh extends Emitter {
 
   // --- local media ----------------------------------------------------------------------------
 
-  /** Use another local stream (its tracks replace the ones being sent). */
-  /** @param {MediaStream | null} stream */
+  /**
+   * Use another local stream (its tracks replace the ones being sent).
+   * @param {MediaStream | null} stream
+   */
   async setLocalStream(stream) {
     this.localStream = stream;
     for (const kind of KINDS) {
@@ -255,8 +261,8 @@ export class Mesh extends Emitter {
     }
   }
 
-  /** Send `track` (or nothing, with null) for `kind` on every connection; renegotiates only if needed. */
-  /**
+  /** Send `track` (or nothing, with null) for `kind` on every connection; renegotiates only if needed.
+   *
    * @param {MediaKind} kind
    * @param {MediaStreamTrack | null} track
    */
@@ -325,7 +331,7 @@ export class Mesh extends Emitter {
         // Nothing comes back from the recorder: say so in the offer.
         pc.addTransceiver(track, { direction: "sendonly", streams: this.localStream ? [this.localStream] : [] });
       } else {
-        pc.addTrack(track, this.localStream);
+        pc.addTrack(track, ...(this.localStream ? [this.localStream] : []));
       }
       sending = true;
     }
@@ -377,8 +383,8 @@ export class Mesh extends Emitter {
     return this._mayConnect(id) ? this._createPeer(id, { announce }) : null;
   }
 
-  /** Whether a connection to `id` is allowed now (it need not be on our roster yet). */
-  /**
+  /** Whether a connection to `id` is allowed now (it need not be on our roster yet).
+   *
    * @param {string} id
    * @returns {boolean}
    */
@@ -405,7 +411,7 @@ export class Mesh extends Emitter {
     if (peer.awaitingFirstOffer && !pc.remoteDescription) {
       if (!peer.firstOfferTimer) {
         peer.firstOfferTimer = setTimeout(() => {
-          peer.firstOfferTimer = null;
+          peer.firstOfferTimer = undefined;
           peer.awaitingFirstOffer = false;
           if (!peer.closed && !pc.remoteDescription && pc.signalingState === "stable") {
             this._trace("no offer came from", peer.id, "- offering");
@@ -428,7 +434,7 @@ export class Mesh extends Emitter {
       peer.offered = true;
       this._send(peer, description.type, { type: description.type, sdp: description.sdp });
     } catch (error) {
-      this._trace("negotiation failed", peer.id, error && error.message);
+      this._trace("negotiation failed", peer.id, error instanceof Error ? error.message : error);
       this.emit("error", { participantId: peer.id, error });
     } finally {
       peer.makingOffer = false;
@@ -441,9 +447,9 @@ export class Mesh extends Emitter {
    * @param {Record<string, any>} payload
    */
   _send(peer, kind, payload) {
-    const result = this.client.signal(peer.id, kind, payload);
+    const result = /** @type {any} */ (this.client.signal(peer.id, kind, payload));
     if (result && typeof result.catch === "function") {
-      result.catch((error) => {
+      result.catch((/** @type {any} */ error) => {
         if (error && error.code === "isolated") {
           // The server will not relay between caucus sides: stop until the caucus changes.
           this.refusedByServer.add(peer.id);
@@ -492,6 +498,7 @@ export class Mesh extends Emitter {
   async _handleSignal(from, { kind, payload }) {
     if (!payload || typeof payload !== "object" || !this.active) return;
     if (this.isolated.has(from) || this.refusedByServer.has(from)) return;
+    /** @type {Peer | null | undefined} */
     let peer = this.peers.get(from);
     if (kind === "offer" && this._isRecorder(from)) {
       this._trace("drop offer from the recorder", from, "(it only answers)");
@@ -537,6 +544,7 @@ export class Mesh extends Emitter {
    */
   _onTrack(peer, event) {
     if (peer.closed || peer.recorder) return; // the recorder sends nothing; nothing to show
+    /** @type {MediaStream | null | undefined} */
     let stream = event.streams && event.streams[0];
     if (!stream) {
       if (!peer.stream && this.MediaStream) peer.stream = new this.MediaStream();
@@ -606,8 +614,8 @@ export class Mesh extends Emitter {
     for (const id of [...this.peers.keys()]) this._closePeer(id, reason);
   }
 
-  /** The remote stream of a participant, if any. */
-  /**
+  /** The remote stream of a participant, if any.
+   *
    * @param {string} id
    * @returns {MediaStream | null}
    */

@@ -22,12 +22,12 @@
  * @property {boolean} recorder the other end is the recorder (it only answers, sends nothing)
  * @property {boolean} offered an offer of this connection went out (the recorder gets exactly one)
  * @property {boolean} awaitingFirstOffer the polite end waits for the impolite end to open it
- * @property {ReturnType<typeof setTimeout> | null} firstOfferTimer
+ * @property {ReturnType<typeof setTimeout> | undefined} firstOfferTimer
  * @property {MediaStream | null} stream
  * @property {boolean} closed
  * @property {boolean} iceRestarted
- * @property {ReturnType<typeof setTimeout> | null} connectTimer
- * @property {ReturnType<typeof setTimeout> | null} failTimer
+ * @property {ReturnType<typeof setTimeout> | undefined} connectTimer
+ * @property {ReturnType<typeof setTimeout> | undefined} failTimer
  */
 
 /**
@@ -114,12 +114,12 @@ export function newPeer(id, pc, { polite, recorder, awaitingFirstOffer }) {
     recorder,
     offered: false,
     awaitingFirstOffer,
-    firstOfferTimer: null,
+    firstOfferTimer: undefined,
     stream: null,
     closed: false,
     iceRestarted: false,
-    connectTimer: null,
-    failTimer: null,
+    connectTimer: undefined,
+    failTimer: undefined,
   };
 }
 
@@ -213,8 +213,8 @@ export async function takeDescription(peer, description, link) {
   if (isOffer) {
     peer.handlingOffer = true;
     peer.awaitingFirstOffer = false;
-    if (peer.firstOfferTimer) clearTimeout(peer.firstOfferTimer);
-    peer.firstOfferTimer = null;
+    clearTimeout(peer.firstOfferTimer);
+    peer.firstOfferTimer = undefined;
   }
   try {
     if (offerCollision) {

@@ -28,8 +28,7 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10000;
  * The recording notice to show in `lang`, from join_room's `recording_notice` ([{language, text,
  * sha256}]): that language, else zh-CN, else the first one. Null when there is none usable.
  * Consent is given to the notice shown, so its `sha256` is the one sent with give_consent.
- */
-/**
+ *
  * @param {unknown} notices
  * @param {string} lang
  * @returns {RecordingNotice | null}
@@ -50,8 +49,7 @@ export function pickNotice(notices, lang) {
 /**
  * Admitted parties of a room_state who have not consented: who holds up `start_recording`
  * (the server's rule: every admitted borrower, lender and bank representative consents).
- */
-/**
+ *
  * @param {RoomState | null | undefined} room
  * @returns {Participant[]}
  */
@@ -95,8 +93,7 @@ function isObject(value) {
  * `refused`: the server answered with a refusal (socket.io does not retry then); otherwise the
  * server was not reached and socket.io keeps retrying. `socket` (optional) tells the two apart when
  * the refusal carries no code: socket.io destroys the socket on a refusal (`active` false).
- */
-/**
+ *
  * @param {any} err socket.io's connect_error
  * @param {{active?: boolean} | null} [socket]
  * @returns {ConnectErrorInfo}
@@ -128,7 +125,7 @@ export function connectErrorInfo(err, socket = null) {
 export class RoomClient extends Emitter {
   /**
    * @param {object} options
-   * @param {IoFunction} options.io socket.io's `io` (or a fake)
+   * @param {IoFunction} [options.io] socket.io's `io` (or a fake); required (a TypeError otherwise)
    * @param {string} [options.url]
    * @param {string} [options.path]
    * @param {number} [options.ackTimeoutMs]
@@ -165,7 +162,7 @@ export class RoomClient extends Emitter {
     this._everConnected = false;
     /** @type {Promise<JoinResult> | null} */
     this._joinPromise = null;
-    /** @type {{resolve: () => void, reject: (error: ProtocolError) => void} | null} */
+    /** @type {{resolve: (value?: any) => void, reject: (error: ProtocolError) => void} | null} */
     this._pendingConnect = null;
   }
 
@@ -183,8 +180,7 @@ export class RoomClient extends Emitter {
    * Open the socket. Resolves once connected; rejects with a ProtocolError carrying the refusal's
    * code (`bad_token`, `room_locked`, ...) when the server refuses. Transport failures do not
    * reject: socket.io keeps retrying and `connect_error` {code: "connect_failed"} is emitted.
-   */
-  /**
+   *
    * @param {{token?: string | null, sessionId?: string | null}} [credentials]
    * @returns {Promise<void>}
    */
@@ -212,8 +208,10 @@ export class RoomClient extends Emitter {
     return promise;
   }
 
-  /** Connect again after the server disconnected us or refused us (socket.io does not retry then). */
-  /** @returns {Promise<void>} */
+  /**
+   * Connect again after the server disconnected us or refused us (socket.io does not retry then).
+   * @returns {Promise<void>}
+   */
   reconnect() {
     if (!this.socket) throw new Error("RoomClient.reconnect before connect");
     const promise = new Promise((resolve, reject) => {
@@ -289,7 +287,7 @@ export class RoomClient extends Emitter {
   _onNotice(name, payload) {
     const body = isObject(payload) ? payload : {};
     if (name === "room_state") {
-      this.room = body;
+      this.room = /** @type {RoomState} */ (body);
     } else if (name === "admitted" && this.self) {
       this.self = { ...this.self, status: "admitted" };
     } else if (name === "returned_to_lobby" && this.self) {
@@ -318,11 +316,10 @@ export class RoomClient extends Emitter {
    * Send one request; resolve with the ack's result (without `ok`), reject with a ProtocolError.
    * Requests other than join_room and leave_room wait for a join in progress (e.g. the automatic
    * re-join after a reconnect), so they never reach the server before join_room.
-   */
-  /**
+   *
    * @param {string} event
    * @param {Record<string, any>} [payload]
-   * @returns {Promise<Record<string, any>>}
+   * @returns {Promise<any>} the ack without `ok`
    */
   async request(event, payload = {}) {
     if (event !== "join_room" && event !== "leave_room" && this._joinPromise) {
@@ -338,7 +335,7 @@ export class RoomClient extends Emitter {
   /**
    * @param {string} event
    * @param {Record<string, any>} payload
-   * @returns {Promise<Record<string, any>>}
+   * @returns {Promise<any>} the ack without `ok`
    */
   _send(event, payload) {
     return new Promise((resolve, reject) => {
@@ -348,6 +345,7 @@ export class RoomClient extends Emitter {
         return;
       }
       let settled = false;
+      /** @param {unknown} response */
       const settle = (response) => {
         if (settled) return;
         settled = true;
@@ -368,13 +366,13 @@ export class RoomClient extends Emitter {
       };
       if (typeof socket.timeout === "function") {
         // socket.io >= 4.4: the library drops the pending ack itself on timeout.
-        socket.timeout(this.ackTimeoutMs).emit(event, payload, (err, response) => {
+        socket.timeout(this.ackTimeoutMs).emit(event, payload, (/** @type {unknown} */ err, /** @type {unknown} */ response) => {
           if (err) timedOut();
           else settle(response);
         });
       } else {
         const timer = setTimeout(timedOut, this.ackTimeoutMs);
-        socket.emit(event, payload, (response) => {
+        socket.emit(event, payload, (/** @type {unknown} */ response) => {
           clearTimeout(timer);
           settle(response);
         });
@@ -388,8 +386,7 @@ export class RoomClient extends Emitter {
    * join_room: resolves with {participant_id, role, name, status, mode, case_id, session_id,
    * schedule: {case_number, starts_at, duration_minutes}, ice_servers, room, records_sealed,
    * recording_notice: [{language, text, sha256}]}.
-   */
-  /**
+   *
    * @param {{rejoin?: boolean}} [options]
    * @returns {Promise<JoinResult>}
    */
@@ -419,8 +416,10 @@ export class RoomClient extends Emitter {
     return promise;
   }
 
-  /** leave_room: the server disconnects the socket afterwards. */
-  /** @returns {Promise<Record<string, any>>} */
+  /**
+   * leave_room: the server disconnects the socket afterwards.
+   * @returns {Promise<Record<string, any>>}
+   */
   leaveRoom() {
     this._wantJoined = false;
     return this.request("leave_room", {}).then((result) => {
@@ -440,6 +439,7 @@ export class RoomClient extends Emitter {
    * @param {string} [reason] shown to the participant
    */
   refuse(participantId, reason) {
+    /** @type {Record<string, any>} */
     const payload = { participant_id: participantId };
     if (reason) payload.reason = reason;
     return this.request("refuse", payload);
@@ -450,8 +450,8 @@ export class RoomClient extends Emitter {
     return this.request("return_to_lobby", { participant_id: participantId });
   }
 
-  /** send_chat: resolves with {seq, sent_at}. */
-  /**
+  /** send_chat: resolves with {seq, sent_at}.
+   *
    * @param {string} text
    * @returns {Promise<{seq: number, sent_at: string} & Record<string, any>>}
    */
@@ -459,8 +459,10 @@ export class RoomClient extends Emitter {
     return this.request("send_chat", { text });
   }
 
-  /** chat_history: resolves with {messages}. */
-  /** @returns {Promise<{messages?: import("./types.js").ChatMessage[]} & Record<string, any>>} */
+  /**
+   * chat_history: resolves with {messages}.
+   * @returns {Promise<{messages?: import("./types.js").ChatMessage[]} & Record<string, any>>}
+   */
   chatHistory() {
     return this.request("chat_history", {});
   }
@@ -475,8 +477,8 @@ export class RoomClient extends Emitter {
     return this.request("media_state", { audio: Boolean(audio), video: Boolean(video) });
   }
 
-  /** signal: kind is offer | answer | ice_candidate. */
-  /**
+  /** signal: kind is offer | answer | ice_candidate.
+   *
    * @param {string} to participant_id
    * @param {SignalKind} kind
    * @param {Record<string, any>} payload
@@ -493,8 +495,8 @@ export class RoomClient extends Emitter {
     return this.request("mute_chat", { participant_id: participantId, muted: Boolean(muted) });
   }
 
-  /** request_mute_media: `true` asks the participant to turn that medium off. */
-  /**
+  /** request_mute_media: `true` asks the participant to turn that medium off.
+   *
    * @param {string} participantId
    * @param {{audio?: boolean, video?: boolean}} [media]
    */
@@ -511,6 +513,7 @@ export class RoomClient extends Emitter {
    * @param {string} [reason] shown to the participant
    */
   removeParticipant(participantId, reason) {
+    /** @type {Record<string, any>} */
     const payload = { participant_id: participantId };
     if (reason) payload.reason = reason;
     return this.request("remove_participant", payload);
@@ -539,8 +542,10 @@ export class RoomClient extends Emitter {
     return this.request("close_caucus", {});
   }
 
-  /** give_consent: `noticeSha256` is the sha256 of the recording notice shown (join result). */
-  /** @param {string} noticeSha256 */
+  /**
+   * give_consent: `noticeSha256` is the sha256 of the recording notice shown (join result).
+   * @param {string} noticeSha256
+   */
   giveConsent(noticeSha256) {
     return this.request("give_consent", { notice_sha256: noticeSha256 });
   }
