@@ -125,6 +125,7 @@ export function onMessageDeleted(state, seq) {
   $("chat-empty").hidden = state.messages.size > 0;
 }
 
+/** @param {RoomPageState} state */
 export function renderChatList(state) {
   const list = chatList();
   const sorted = [...state.messages.values()].sort((a, b) => a.seq - b.seq);
@@ -133,6 +134,7 @@ export function renderChatList(state) {
   list.scrollTop = list.scrollHeight;
 }
 
+/** @param {RoomPageState} state */
 export async function loadHistory(state) {
   if (!state.client || state.status !== "admitted") return;
   try {
@@ -204,6 +206,7 @@ function autoGrow() {
   input.rows = Math.min(5, Math.max(1, input.value.split("\n").length));
 }
 
+/** @param {RoomPageState} state */
 export function onChatInput(state) {
   autoGrow();
   if (!state.client || state.status !== "admitted" || state.chatMuted) return;
@@ -243,6 +246,7 @@ function clearTyping(state, id, { render = true } = {}) {
   if (render) renderTyping(state);
 }
 
+/** @param {RoomPageState} state */
 export function renderTyping(state) {
   const box = $("typing");
   const names = [...state.typing.keys()].map((id) => nameOf(state, id));
@@ -254,6 +258,7 @@ export function renderTyping(state) {
       : "";
 }
 
+/** @param {RoomPageState} state */
 export function renderChatControls(state) {
   const admitted = state.status === "admitted" && state.phase === "room";
   const input = $("chat-input");
@@ -263,10 +268,12 @@ export function renderChatControls(state) {
   $("chat-muted-note").hidden = !muted;
 }
 
+/** @param {RoomPageState} state */
 function chatVisible(state) {
   return state.phase === "room" && (state.sidePanel === "chat" || window.matchMedia("(min-width: 861px)").matches);
 }
 
+/** @param {RoomPageState} state */
 export function renderUnread(state) {
   if (chatVisible(state)) state.unread = 0;
   const badge = $("chat-badge");

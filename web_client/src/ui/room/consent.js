@@ -4,7 +4,7 @@ import { missingConsents, pickNotice } from "../../lib/room/protocol.js";
 import { $ } from "../dom.js";
 import { icon } from "./icons.js";
 import { confirmDialog, notify, notifyError } from "./notices.js";
-import { isMediator, isParty, listNames, participant, participants, recordingApplies, recordsSealed, roleLabel, selfId } from "./state.js";
+import { isMediator, isParty, listNames, participant, recordingApplies, recordsSealed, roleLabel, selfId } from "./state.js";
 import { renderAll } from "./view.js";
 
 /**
@@ -21,10 +21,12 @@ export function renderRecording(state) {
   renderRecordingControls(state);
 }
 
+/** @param {RoomPageState} state */
 function currentNotice(state) {
   return pickNotice(state.self && state.self.recording_notice, state.lang);
 }
 
+/** @param {RoomPageState} state */
 function selfConsented(state) {
   const me = participant(state, selfId(state));
   return Boolean(me && me.consented);
@@ -77,6 +79,7 @@ function renderConsent(state) {
   $("consent-review").hidden = consented;
 }
 
+/** @param {RoomPageState} state */
 export async function giveConsent(state) {
   const notice = currentNotice(state);
   if (!notice || state.consentBusy || !state.client) return;
@@ -95,18 +98,21 @@ export async function giveConsent(state) {
   }
 }
 
+/** @param {RoomPageState} state */
 export function declineConsent(state) {
   state.consentDeclined = true;
   notify(state, state.t("consent.declinedNotice"), { key: "consent", timeout: 10000 });
   renderAll(state);
 }
 
+/** @param {RoomPageState} state */
 export function reviewConsent(state) {
   state.consentDeclined = false;
   renderAll(state);
   $("consent-panel").focus();
 }
 
+/** @param {RoomPageState} state */
 export async function withdrawConsent(state) {
   if (state.consentBusy || !state.client) return;
   const answer = await confirmDialog(state, {
@@ -163,6 +169,7 @@ function renderRecordingControls(state) {
   $("recording-note-icon").replaceChildren(icon(missing.length ? "alert" : "info"));
 }
 
+/** @param {RoomPageState} state */
 export async function startRecording(state) {
   if (state.recordingBusy || !state.client) return;
   state.recordingBusy = true;
@@ -183,6 +190,7 @@ export async function startRecording(state) {
   }
 }
 
+/** @param {RoomPageState} state */
 export async function stopRecording(state) {
   if (state.recordingBusy || !state.client) return;
   state.recordingBusy = true;

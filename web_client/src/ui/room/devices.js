@@ -84,6 +84,7 @@ export function startMeter(state) {
   }
 }
 
+/** @param {RoomPageState} state */
 export function stopMeter(state) {
   const meter = state.media.meter;
   if (!meter) return;

@@ -22,6 +22,7 @@ function stopTracks(state, kind = null) {
   }
 }
 
+/** @param {RoomPageState} state */
 export function stopMedia(state) {
   stopTracks(state);
   state.media.choice = "none";
@@ -109,12 +110,14 @@ export async function startMedia(state, choice) {
   startMeter(state);
 }
 
+/** @param {RoomPageState} state */
 async function syncMeshTracks(state) {
   if (!state.mesh) return;
   await state.mesh.replaceTrack("audio", liveTrack(state, "audio"));
   await state.mesh.replaceTrack("video", liveTrack(state, "video"));
 }
 
+/** @param {RoomPageState} state */
 export async function toggleAudio(state) {
   resumeAudio(state);
   const track = liveTrack(state, "audio");
@@ -128,6 +131,7 @@ export async function toggleAudio(state) {
   sendMediaState(state);
 }
 
+/** @param {RoomPageState} state */
 export async function toggleVideo(state) {
   const track = liveTrack(state, "video");
   if (track) {
@@ -193,6 +197,7 @@ export async function switchDevice(state, kind, deviceId) {
   sendMediaState(state);
 }
 
+/** @param {RoomPageState} state */
 function currentMediaState(state) {
   if (state.mode === "chat") return { audio: false, video: false };
   const audio = liveTrack(state, "audio");
@@ -211,6 +216,7 @@ export function sendMediaState(state, force = false) {
   });
 }
 
+/** @param {RoomPageState} state */
 export function resumeAudio(state) {
   if (state.media.meter && state.media.meter.ctx && state.media.meter.ctx.state === "suspended") {
     state.media.meter.ctx.resume().catch(() => {});

@@ -6,7 +6,7 @@ import { selectPanel } from "./chat.js";
 import { icon } from "./icons.js";
 import { admitParticipant, refuse, remove } from "./moderation.js";
 import { act } from "./notices.js";
-import { initials, isMediator, listNames, participant, participants, recordingApplies, roleLabel, selfId } from "./state.js";
+import { initials, isMediator, listNames, participants, recordingApplies, roleLabel, selfId } from "./state.js";
 import { setMediaIcon } from "./tiles.js";
 
 /**

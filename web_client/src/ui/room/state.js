@@ -139,7 +139,10 @@ export function listNames(state, names) {
 /** The key under which a party's join link is kept for a reload of the same tab. */
 export const TOKEN_KEY = "mediation.joinLink";
 
-/** Initials for an avatar: a CJK family name, or the first letters of two words. */
+/**
+ * Initials for an avatar: a CJK family name, or the first letters of two words.
+ * @param {string} name
+ */
 export function initials(name) {
   const trimmed = (name || "").trim();
   if (!trimmed) return "?";
@@ -152,27 +155,43 @@ export function initials(name) {
     .join("");
 }
 
+/**
+ * @param {RoomPageState} state
+ * @param {string} role
+ */
 export function roleLabel(state, role) {
   const key = `role.${role}`;
   return state.t.has(key) ? state.t(key) : state.t("role.unknown");
 }
 
+/** @param {RoomPageState} state */
 export function participants(state) {
   return state.room && Array.isArray(state.room.participants) ? state.room.participants : [];
 }
 
+/**
+ * @param {RoomPageState} state
+ * @param {string | null} id
+ */
 export function participant(state, id) {
   return participants(state).find((p) => p.participant_id === id) || null;
 }
 
+/** @param {RoomPageState} state */
 export function selfId(state) {
   return state.self ? state.self.participant_id : null;
 }
 
+/** @param {RoomPageState} state */
 export function isMediator(state) {
   return Boolean(state.self && state.self.role === "mediator");
 }
 
+/**
+ * A participant's name from the roster, else from their messages, else the id.
+ * @param {RoomPageState} state
+ * @param {string} id
+ */
 export function nameOf(state, id) {
   const p = participant(state, id);
   if (p) return p.name;
@@ -180,14 +199,21 @@ export function nameOf(state, id) {
   return msg ? msg.name : id;
 }
 
+/**
+ * console.debug with `?debug=1`.
+ * @param {RoomPageState} state
+ * @param {...any} args
+ */
 export function log(state, ...args) {
   if (state.debug) console.debug("[room]", ...args);
 }
 
+/** @param {RoomPageState} state */
 export function isParty(state) {
   return Boolean(state.self && PARTY_ROLES.includes(state.self.role));
 }
 
+/** @param {RoomPageState} state */
 export function recordsSealed(state) {
   return Boolean(state.self && state.self.records_sealed);
 }

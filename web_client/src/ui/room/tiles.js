@@ -72,6 +72,7 @@ export function setMediaIcon(state, node, kind, on) {
   node.replaceChildren(icon(iconName));
 }
 
+/** @param {RoomPageState} state */
 function localTile(state) {
   return state.tiles.get("self") || makeTile(state, "self", { local: true });
 }
@@ -82,6 +83,7 @@ export function reattachLocal(state) {
   if (tile) tile.video.srcObject = null;
 }
 
+/** @param {RoomPageState} state */
 export function renderLocal(state) {
   const tile = localTile(state);
   const self = state.self;
@@ -186,6 +188,7 @@ function updateRemoteTile(state, tile, p) {
   tile.stateText.textContent = p.in_caucus && !state.caucusExcluded && state.caucusMembers ? state.t("participant.inCaucus") : "";
 }
 
+/** @param {RoomPageState} state */
 export function renderTiles(state) {
   const grid = $("tiles");
   const me = selfId(state);
