@@ -32,7 +32,8 @@
 
 import { Emitter } from "./emitter.js";
 import {
-  KINDS, addCandidate, addReceiveOnly, candidatePayload, isPolite, newPeer, sdpFingerprint, setSenderTrack, takeDescription,
+  KINDS, addCandidate, addReceiveOnly, candidatePayload, closeConnection, isPolite, newPeer, sdpFingerprint, setSenderTrack,
+  takeDescription, takeTrack,
 } from "./peer.js";
 
 export { isPolite, sdpFingerprint };
@@ -544,16 +545,8 @@ export class Mesh extends Emitter {
    */
   _onTrack(peer, event) {
     if (peer.closed || peer.recorder) return; // the recorder sends nothing; nothing to show
-    /** @type {MediaStream | null | undefined} */
-    let stream = event.streams && event.streams[0];
-    if (!stream) {
-      if (!peer.stream && this.MediaStream) peer.stream = new this.MediaStream();
-      if (peer.stream && typeof peer.stream.addTrack === "function") peer.stream.addTrack(event.track);
-      stream = peer.stream;
-    }
-    if (!stream) return;
-    peer.stream = stream;
-    this.emit("remote_stream", { participantId: peer.id, stream, track: event.track });
+    const stream = takeTrack(peer, event, this.MediaStream);
+    if (stream) this.emit("remote_stream", { participantId: peer.id, stream, track: event.track });
   }
 
   /** @param {Peer} peer */
@@ -592,19 +585,7 @@ export class Mesh extends Emitter {
     this.peers.delete(id);
     peer.closed = true;
     this._trace("close", id, reason);
-    clearTimeout(peer.connectTimer);
-    clearTimeout(peer.failTimer);
-    clearTimeout(peer.firstOfferTimer);
-    const pc = peer.pc;
-    pc.onnegotiationneeded = null;
-    pc.onicecandidate = null;
-    pc.ontrack = null;
-    pc.onconnectionstatechange = null;
-    try {
-      pc.close();
-    } catch {
-      // already closed
-    }
+    closeConnection(peer);
     this.emit("peer_closed", { participantId: id, reason });
     this.emit("remote_stream_removed", { participantId: id, reason });
   }

@@ -244,3 +244,43 @@ export async function takeDescription(peer, description, link) {
     if (isOffer) peer.handlingOffer = false;
   }
 }
+
+/**
+ * The stream a remote track belongs to: the sender's, else one of our own that collects the tracks.
+ * @param {Peer} peer
+ * @param {RTCTrackEvent} event
+ * @param {typeof MediaStream | null} MediaStreamClass
+ * @returns {MediaStream | null}
+ */
+export function takeTrack(peer, event, MediaStreamClass) {
+  /** @type {MediaStream | null | undefined} */
+  let stream = event.streams && event.streams[0];
+  if (!stream) {
+    if (!peer.stream && MediaStreamClass) peer.stream = new MediaStreamClass();
+    if (peer.stream && typeof peer.stream.addTrack === "function") peer.stream.addTrack(event.track);
+    stream = peer.stream;
+  }
+  if (!stream) return null;
+  peer.stream = stream;
+  return stream;
+}
+
+/**
+ * Stop the connection's timers, detach its handlers and close it (the caller marks it closed).
+ * @param {Peer} peer
+ */
+export function closeConnection(peer) {
+  clearTimeout(peer.connectTimer);
+  clearTimeout(peer.failTimer);
+  clearTimeout(peer.firstOfferTimer);
+  const pc = peer.pc;
+  pc.onnegotiationneeded = null;
+  pc.onicecandidate = null;
+  pc.ontrack = null;
+  pc.onconnectionstatechange = null;
+  try {
+    pc.close();
+  } catch {
+    // already closed
+  }
+}
