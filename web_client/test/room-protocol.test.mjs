@@ -12,7 +12,7 @@ import {
   missingConsents,
   pickNotice,
 } from "../src/lib/room/protocol.js";
-import { fakeIo, settle, sleep } from "./support/room-fakes.mjs";
+import { fakeIo, settle, sleep } from "./support/room-socket-fakes.mjs";
 
 /** A client over a fake socket whose server acks every request with `answer(event, payload)`. */
 async function connected({ answer = () => ({ ok: true }), withTimeoutApi = false, ...options } = {}) {
