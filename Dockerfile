@@ -9,8 +9,7 @@ WORKDIR /web
 COPY web_client/package.json web_client/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY web_client/ ./
-RUN mkdir -p vendor && cp node_modules/socket.io-client/dist/socket.io.esm.min.js vendor/ \
- && npm run build \
+RUN npm run build \
  && rm -rf node_modules test
 
 FROM python:3.11-slim-bookworm

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent setup: system packages the tests need, the project's venv, then the browser client:
-# its npm dependencies (web_client/node_modules, web_client/vendor/) and its bundled pages (web_client/dist/).
+# its npm dependencies (web_client/node_modules) and its bundled pages (web_client/dist/).
 #
 #   scripts/setup.sh                # system packages (if missing) + .venv + web client
 #   scripts/setup.sh --server-only  # .venv + web client (the server alone needs no service)
@@ -123,37 +123,24 @@ if [[ ! -e "$STAMP" || "$ROOT/pyproject.toml" -nt "$STAMP" ]]; then
     touch "$STAMP"
 fi
 
-# --- web client (room page) --------------------------------------------------------------------
-# The page loads socket.io from our own origin (/static/vendor/...), never from a CDN: install the
-# locked npm dependencies, then copy the browser ESM build next to the page's own modules.
+# --- web client --------------------------------------------------------------------------------
+# The pages load nothing from a CDN: the locked npm dependencies (socket.io-client among them) are
+# bundled with the pages' own modules into dist/.
 
 WEB="$ROOT/web_client"
-VENDOR="$WEB/vendor"
-SIO_DIST="$WEB/node_modules/socket.io-client/dist"
 
 if [[ -f "$WEB/package-lock.json" ]]; then
     if ! command -v npm >/dev/null 2>&1; then
         # Only with --server-only (otherwise npm was installed above): the API works without the page.
-        log "npm is missing: the room page will lack /static/vendor/; install nodejs and npm and run setup again"
+        log "npm is missing: the pages will lack /static/dist/; install nodejs and npm and run setup again"
     elif [[ ! -d "$WEB/node_modules" || "$WEB/package-lock.json" -nt "$WEB/node_modules" ]]; then
         log "installing the web client's npm dependencies (npm ci)"
         (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
         touch "$WEB/node_modules"
     fi
     if [[ -d "$WEB/node_modules" ]]; then
-        if [[ ! -f "$SIO_DIST/socket.io.esm.min.js" ]]; then
-            log "missing $SIO_DIST/socket.io.esm.min.js after npm ci"
-            exit 1
-        fi
-        mkdir -p "$VENDOR"
-        for file in socket.io.esm.min.js socket.io.esm.min.js.map; do
-            if [[ -f "$SIO_DIST/$file" ]] && ! cmp -s "$SIO_DIST/$file" "$VENDOR/$file"; then
-                cp "$SIO_DIST/$file" "$VENDOR/$file"
-            fi
-        done
-
-        # The other pages are bundled from src/ into dist/ (esbuild): again when any source, the
-        # build script or the lockfile is newer than the last build.
+        # The pages are bundled from src/ into dist/ (esbuild): again when any source, the build
+        # script or the lockfile is newer than the last build.
         BUILD_STAMP="$WEB/dist/.build-stamp"
         if [[ ! -f "$BUILD_STAMP" ]] || [[ -n "$(find "$WEB/src" "$WEB/build.mjs" "$WEB/package.json" \
                 "$WEB/package-lock.json" -newer "$BUILD_STAMP" -print -quit)" ]]; then

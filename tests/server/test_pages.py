@@ -14,7 +14,7 @@ async def test_room_page_is_served_with_strict_csp(api: Api) -> None:
 
 
 async def test_static_serves_page_assets_but_not_sources_or_dependencies(api: Api) -> None:
-    async with api.session.get(api.base + "/static/js/room.js") as response:
+    async with api.session.get(api.base + "/static/dist/room.js") as response:
         assert response.status == 200
     for private in ("/static/node_modules/socket.io-client/package.json", "/static/package.json",
                     "/static/test/mesh.test.mjs", "/static/../server/settings.py"):

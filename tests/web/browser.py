@@ -43,8 +43,8 @@ FLAGS = [
 ]
 WAIT_MS = 30_000
 ZONE = "Asia/Shanghai"
-# Pages bundled by esbuild (scripts/setup.sh builds them); the room page needs no build.
-BUNDLED = {"/": "index", "/apply": "apply", "/case": "case", "/desk": "desk", "/compliance": "compliance"}
+# Pages bundled by esbuild (scripts/setup.sh builds them).
+BUNDLED = {"/": "index", "/apply": "apply", "/case": "case", "/desk": "desk", "/compliance": "compliance", "/room": "room"}
 
 expect.set_options(timeout=15_000)
 

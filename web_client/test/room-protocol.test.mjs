@@ -11,8 +11,8 @@ import {
   connectErrorInfo,
   missingConsents,
   pickNotice,
-} from "../js/protocol.js";
-import { fakeIo, settle, sleep } from "./support/fakes.mjs";
+} from "../src/lib/room/protocol.js";
+import { fakeIo, settle, sleep } from "./support/room-socket-fakes.mjs";
 
 /** A client over a fake socket whose server acks every request with `answer(event, payload)`. */
 async function connected({ answer = () => ({ ok: true }), withTimeoutApi = false, ...options } = {}) {

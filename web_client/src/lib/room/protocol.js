@@ -3,130 +3,35 @@
 // No DOM access here: this module is imported by the browser page and by the Node unit tests.
 // The socket.io `io` function is injected, so tests may pass a fake or the npm socket.io-client.
 
+import { CONNECT_ERROR_CODES, NOTICES, PARTY_ROLES } from "./codes.js";
+import { Emitter } from "./emitter.js";
+
+export * from "./codes.js";
+export { Emitter };
+
+/**
+ * @typedef {import("./types.js").ConnectErrorInfo} ConnectErrorInfo
+ * @typedef {import("./types.js").IoFunction} IoFunction
+ * @typedef {import("./types.js").JoinResult} JoinResult
+ * @typedef {import("./types.js").Participant} Participant
+ * @typedef {import("./types.js").RecordingNotice} RecordingNotice
+ * @typedef {import("./types.js").RoomState} RoomState
+ * @typedef {import("./types.js").SignalKind} SignalKind
+ * @typedef {import("./types.js").SocketLike} SocketLike
+ */
+
 export const NAMESPACE = "/room";
 export const SOCKET_PATH = "/socket.io/";
 export const DEFAULT_ACK_TIMEOUT_MS = 10000;
-
-/** RoomClient method name -> protocol request event. */
-export const REQUESTS = Object.freeze({
-  joinRoom: "join_room",
-  leaveRoom: "leave_room",
-  admit: "admit",
-  refuse: "refuse",
-  returnToLobby: "return_to_lobby",
-  sendChat: "send_chat",
-  chatHistory: "chat_history",
-  typing: "typing",
-  mediaState: "media_state",
-  signal: "signal",
-  muteChat: "mute_chat",
-  requestMuteMedia: "request_mute_media",
-  removeParticipant: "remove_participant",
-  lockRoom: "lock_room",
-  endSession: "end_session",
-  deleteMessage: "delete_message",
-  openCaucus: "open_caucus",
-  closeCaucus: "close_caucus",
-  giveConsent: "give_consent",
-  withdrawConsent: "withdraw_consent",
-  startRecording: "start_recording",
-  stopRecording: "stop_recording",
-});
-
-/** Server notices, re-emitted by RoomClient under the same names. */
-export const NOTICES = Object.freeze([
-  "room_state",
-  "admitted",
-  "returned_to_lobby",
-  "refused",
-  "removed",
-  "session_ended",
-  "chat_message",
-  "message_deleted",
-  "typing",
-  "signal",
-  "media_isolation",
-  "caucus_started",
-  "caucus_in_progress",
-  "caucus_ended",
-  "chat_muted",
-  "mute_media_requested",
-  "recording_started",
-  "recording_stopped",
-  "error",
-]);
-
-/** Codes a refused connection carries in connect_error's data. */
-export const CONNECT_ERROR_CODES = Object.freeze([
-  "bad_token",
-  "not_a_participant",
-  "bad_session",
-  "removed",
-  "room_locked",
-  "session_ended",
-  "rate_limited",
-  "unavailable", // used by the server (room store briefly unreachable), not listed in docs/protocol.md
-]);
-
-/** Codes a request's ack (and the `error` notice) may carry: the shared ones, then per request. */
-export const REQUEST_ERROR_CODES = Object.freeze([
-  "invalid_payload",
-  "not_joined",
-  "not_admitted",
-  "forbidden",
-  "unknown_participant",
-  "rate_limited",
-  "session_ended",
-  "unknown_event",
-  "internal",
-  "already_joined",
-  "not_in_lobby",
-  "cannot_target_self",
-  "chat_muted",
-  "empty_message",
-  "message_too_long",
-  "isolated",
-  "chat_only",
-  "unknown_message",
-  "already_deleted",
-  "caucus_active",
-  "no_caucus",
-  "unknown_notice",
-  "no_consent",
-  "recording_active",
-  "no_recipients",
-  "consent_missing",
-  "not_recording",
-  // Used by the server, not listed in docs/protocol.md:
-  "unavailable", // the room store is briefly unreachable; nothing changed
-  "replaced", // an `error` notice: the same participant joined from another window (then disconnected)
-]);
-
-/** Codes this client produces itself (never sent by the server). */
-export const CLIENT_ERROR_CODES = Object.freeze([
-  "timeout", // no ack within the timeout
-  "disconnected", // the socket is not connected; the request was not sent
-  "connect_failed", // the server could not be reached (socket.io keeps retrying)
-  "connect_refused", // the server refused the connection without a documented code (no retry)
-  "bad_ack", // the ack was not {ok: ...}
-]);
-
-/** Roles that must consent before a session is recorded (docs/protocol.md, "Recording and consent"). */
-export const PARTY_ROLES = Object.freeze(["borrower", "lender", "bank_representative"]);
-
-/** `recording_stopped` reasons. */
-export const RECORDING_STOP_REASONS = Object.freeze([
-  "mediator",
-  "consent_withdrawn",
-  "consent_missing",
-  "session_ended",
-  "recorder_lost",
-]);
 
 /**
  * The recording notice to show in `lang`, from join_room's `recording_notice` ([{language, text,
  * sha256}]): that language, else zh-CN, else the first one. Null when there is none usable.
  * Consent is given to the notice shown, so its `sha256` is the one sent with give_consent.
+ *
+ * @param {unknown} notices
+ * @param {string} lang
+ * @returns {RecordingNotice | null}
  */
 export function pickNotice(notices, lang) {
   if (!Array.isArray(notices)) return null;
@@ -144,6 +49,9 @@ export function pickNotice(notices, lang) {
 /**
  * Admitted parties of a room_state who have not consented: who holds up `start_recording`
  * (the server's rule: every admitted borrower, lender and bank representative consents).
+ *
+ * @param {RoomState | null | undefined} room
+ * @returns {Participant[]}
  */
 export function missingConsents(room) {
   const list = room && Array.isArray(room.participants) ? room.participants : [];
@@ -158,6 +66,11 @@ const TERMINAL_NOTICES = new Set(["session_ended", "removed", "refused"]);
 
 /** An Error with the protocol's error code (`.code`), the request's name (`.event`) and the raw data. */
 export class ProtocolError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} [message]
+   * @param {{event?: string | null, data?: unknown}} [options]
+   */
   constructor(code, message, { event = null, data = null } = {}) {
     super(message || code);
     this.name = "ProtocolError";
@@ -167,47 +80,10 @@ export class ProtocolError extends Error {
   }
 }
 
-/** A minimal event emitter (browser and Node alike; an unhandled "error" does not throw). */
-export class Emitter {
-  constructor() {
-    this._listeners = new Map();
-  }
-
-  on(name, listener) {
-    if (!this._listeners.has(name)) this._listeners.set(name, new Set());
-    this._listeners.get(name).add(listener);
-    return this;
-  }
-
-  off(name, listener) {
-    const set = this._listeners.get(name);
-    if (set) set.delete(listener);
-    return this;
-  }
-
-  once(name, listener) {
-    const wrapper = (...args) => {
-      this.off(name, wrapper);
-      listener(...args);
-    };
-    return this.on(name, wrapper);
-  }
-
-  emit(name, ...args) {
-    const set = this._listeners.get(name);
-    if (!set) return false;
-    for (const listener of [...set]) {
-      try {
-        listener(...args);
-      } catch (err) {
-        // A faulty listener must not break the protocol machinery or the other listeners.
-        if (typeof console !== "undefined") console.error(`listener for ${name} failed`, err);
-      }
-    }
-    return set.size > 0;
-  }
-}
-
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, any>}
+ */
 function isObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
@@ -217,6 +93,10 @@ function isObject(value) {
  * `refused`: the server answered with a refusal (socket.io does not retry then); otherwise the
  * server was not reached and socket.io keeps retrying. `socket` (optional) tells the two apart when
  * the refusal carries no code: socket.io destroys the socket on a refusal (`active` false).
+ *
+ * @param {any} err socket.io's connect_error
+ * @param {{active?: boolean} | null} [socket]
+ * @returns {ConnectErrorInfo}
  */
 export function connectErrorInfo(err, socket = null) {
   const data = err && isObject(err.data) ? err.data : null;
@@ -243,6 +123,15 @@ export function connectErrorInfo(err, socket = null) {
  *    a refused connection, left).
  */
 export class RoomClient extends Emitter {
+  /**
+   * @param {object} options
+   * @param {IoFunction} [options.io] socket.io's `io` (or a fake); required (a TypeError otherwise)
+   * @param {string} [options.url]
+   * @param {string} [options.path]
+   * @param {number} [options.ackTimeoutMs]
+   * @param {Record<string, any>} [options.ioOptions]
+   * @param {boolean} [options.autoRejoin] join again after a reconnect
+   */
   constructor({
     io,
     url = NAMESPACE,
@@ -260,23 +149,29 @@ export class RoomClient extends Emitter {
     this.ioOptions = ioOptions;
     this.autoRejoin = autoRejoin;
 
+    /** @type {SocketLike | null} */
     this.socket = null;
-    /** The last join_room result ({participant_id, role, name, status, mode, schedule, room, ...}). */
+    /** @type {JoinResult | null} The last join_room result ({participant_id, role, name, status, mode, schedule, room, ...}). */
     this.self = null;
-    /** The last room_state body. */
+    /** @type {RoomState | null} The last room_state body. */
     this.room = null;
     this.joined = false;
-    this.terminated = null; // reason once out for good
+    /** @type {string | null} reason once out for good */
+    this.terminated = null;
     this._wantJoined = false;
     this._everConnected = false;
+    /** @type {Promise<JoinResult> | null} */
     this._joinPromise = null;
+    /** @type {{resolve: (value?: any) => void, reject: (error: ProtocolError) => void} | null} */
     this._pendingConnect = null;
   }
 
+  /** @returns {boolean} */
   get connected() {
     return Boolean(this.socket && this.socket.connected);
   }
 
+  /** @returns {string | null} */
   get participantId() {
     return this.self ? this.self.participant_id : null;
   }
@@ -285,6 +180,9 @@ export class RoomClient extends Emitter {
    * Open the socket. Resolves once connected; rejects with a ProtocolError carrying the refusal's
    * code (`bad_token`, `room_locked`, ...) when the server refuses. Transport failures do not
    * reject: socket.io keeps retrying and `connect_error` {code: "connect_failed"} is emitted.
+   *
+   * @param {{token?: string | null, sessionId?: string | null}} [credentials]
+   * @returns {Promise<void>}
    */
   connect({ token = null, sessionId = null } = {}) {
     if (this.socket) throw new Error("RoomClient.connect called twice");
@@ -310,7 +208,10 @@ export class RoomClient extends Emitter {
     return promise;
   }
 
-  /** Connect again after the server disconnected us or refused us (socket.io does not retry then). */
+  /**
+   * Connect again after the server disconnected us or refused us (socket.io does not retry then).
+   * @returns {Promise<void>}
+   */
   reconnect() {
     if (!this.socket) throw new Error("RoomClient.reconnect before connect");
     const promise = new Promise((resolve, reject) => {
@@ -327,6 +228,7 @@ export class RoomClient extends Emitter {
     if (this.socket) this.socket.disconnect();
   }
 
+  /** @param {SocketLike} socket */
   _wire(socket) {
     socket.on("connect", () => this._onConnect());
     socket.on("disconnect", (reason) => {
@@ -378,10 +280,14 @@ export class RoomClient extends Emitter {
     }
   }
 
+  /**
+   * @param {string} name
+   * @param {unknown} payload
+   */
   _onNotice(name, payload) {
     const body = isObject(payload) ? payload : {};
     if (name === "room_state") {
-      this.room = body;
+      this.room = /** @type {RoomState} */ (body);
     } else if (name === "admitted" && this.self) {
       this.self = { ...this.self, status: "admitted" };
     } else if (name === "returned_to_lobby" && this.self) {
@@ -399,6 +305,7 @@ export class RoomClient extends Emitter {
     else if (replaced) this._terminate("replaced");
   }
 
+  /** @param {string} reason */
   _terminate(reason) {
     if (this.terminated) return;
     this.terminated = reason;
@@ -409,6 +316,10 @@ export class RoomClient extends Emitter {
    * Send one request; resolve with the ack's result (without `ok`), reject with a ProtocolError.
    * Requests other than join_room and leave_room wait for a join in progress (e.g. the automatic
    * re-join after a reconnect), so they never reach the server before join_room.
+   *
+   * @param {string} event
+   * @param {Record<string, any>} [payload]
+   * @returns {Promise<any>} the ack without `ok`
    */
   async request(event, payload = {}) {
     if (event !== "join_room" && event !== "leave_room" && this._joinPromise) {
@@ -421,6 +332,11 @@ export class RoomClient extends Emitter {
     return this._send(event, payload);
   }
 
+  /**
+   * @param {string} event
+   * @param {Record<string, any>} payload
+   * @returns {Promise<any>} the ack without `ok`
+   */
   _send(event, payload) {
     return new Promise((resolve, reject) => {
       const socket = this.socket;
@@ -429,6 +345,7 @@ export class RoomClient extends Emitter {
         return;
       }
       let settled = false;
+      /** @param {unknown} response */
       const settle = (response) => {
         if (settled) return;
         settled = true;
@@ -449,13 +366,13 @@ export class RoomClient extends Emitter {
       };
       if (typeof socket.timeout === "function") {
         // socket.io >= 4.4: the library drops the pending ack itself on timeout.
-        socket.timeout(this.ackTimeoutMs).emit(event, payload, (err, response) => {
+        socket.timeout(this.ackTimeoutMs).emit(event, payload, (/** @type {unknown} */ err, /** @type {unknown} */ response) => {
           if (err) timedOut();
           else settle(response);
         });
       } else {
         const timer = setTimeout(timedOut, this.ackTimeoutMs);
-        socket.emit(event, payload, (response) => {
+        socket.emit(event, payload, (/** @type {unknown} */ response) => {
           clearTimeout(timer);
           settle(response);
         });
@@ -469,6 +386,9 @@ export class RoomClient extends Emitter {
    * join_room: resolves with {participant_id, role, name, status, mode, case_id, session_id,
    * schedule: {case_number, starts_at, duration_minutes}, ice_servers, room, records_sealed,
    * recording_notice: [{language, text, sha256}]}.
+   *
+   * @param {{rejoin?: boolean}} [options]
+   * @returns {Promise<JoinResult>}
    */
   joinRoom({ rejoin = false } = {}) {
     this._wantJoined = true;
@@ -496,7 +416,10 @@ export class RoomClient extends Emitter {
     return promise;
   }
 
-  /** leave_room: the server disconnects the socket afterwards. */
+  /**
+   * leave_room: the server disconnects the socket afterwards.
+   * @returns {Promise<Record<string, any>>}
+   */
   leaveRoom() {
     this._wantJoined = false;
     return this.request("leave_room", {}).then((result) => {
@@ -506,48 +429,77 @@ export class RoomClient extends Emitter {
     });
   }
 
+  /** @param {string} participantId */
   admit(participantId) {
     return this.request("admit", { participant_id: participantId });
   }
 
+  /**
+   * @param {string} participantId
+   * @param {string} [reason] shown to the participant
+   */
   refuse(participantId, reason) {
+    /** @type {Record<string, any>} */
     const payload = { participant_id: participantId };
     if (reason) payload.reason = reason;
     return this.request("refuse", payload);
   }
 
+  /** @param {string} participantId */
   returnToLobby(participantId) {
     return this.request("return_to_lobby", { participant_id: participantId });
   }
 
-  /** send_chat: resolves with {seq, sent_at}. */
+  /** send_chat: resolves with {seq, sent_at}.
+   *
+   * @param {string} text
+   * @returns {Promise<{seq: number, sent_at: string} & Record<string, any>>}
+   */
   sendChat(text) {
     return this.request("send_chat", { text });
   }
 
-  /** chat_history: resolves with {messages}. */
+  /**
+   * chat_history: resolves with {messages}.
+   * @returns {Promise<{messages?: import("./types.js").ChatMessage[]} & Record<string, any>>}
+   */
   chatHistory() {
     return this.request("chat_history", {});
   }
 
+  /** @param {boolean} active */
   typing(active) {
     return this.request("typing", { active: Boolean(active) });
   }
 
+  /** @param {{audio: boolean, video: boolean}} state */
   mediaState({ audio, video }) {
     return this.request("media_state", { audio: Boolean(audio), video: Boolean(video) });
   }
 
-  /** signal: kind is offer | answer | ice_candidate. */
+  /** signal: kind is offer | answer | ice_candidate.
+   *
+   * @param {string} to participant_id
+   * @param {SignalKind} kind
+   * @param {Record<string, any>} payload
+   */
   signal(to, kind, payload) {
     return this.request("signal", { to, kind, payload });
   }
 
+  /**
+   * @param {string} participantId
+   * @param {boolean} muted
+   */
   muteChat(participantId, muted) {
     return this.request("mute_chat", { participant_id: participantId, muted: Boolean(muted) });
   }
 
-  /** request_mute_media: `true` asks the participant to turn that medium off. */
+  /** request_mute_media: `true` asks the participant to turn that medium off.
+   *
+   * @param {string} participantId
+   * @param {{audio?: boolean, video?: boolean}} [media]
+   */
   requestMuteMedia(participantId, { audio = false, video = false } = {}) {
     return this.request("request_mute_media", {
       participant_id: participantId,
@@ -556,12 +508,18 @@ export class RoomClient extends Emitter {
     });
   }
 
+  /**
+   * @param {string} participantId
+   * @param {string} [reason] shown to the participant
+   */
   removeParticipant(participantId, reason) {
+    /** @type {Record<string, any>} */
     const payload = { participant_id: participantId };
     if (reason) payload.reason = reason;
     return this.request("remove_participant", payload);
   }
 
+  /** @param {boolean} locked */
   lockRoom(locked) {
     return this.request("lock_room", { locked: Boolean(locked) });
   }
@@ -570,10 +528,12 @@ export class RoomClient extends Emitter {
     return this.request("end_session", {});
   }
 
+  /** @param {number} seq */
   deleteMessage(seq) {
     return this.request("delete_message", { seq });
   }
 
+  /** @param {string} participantId */
   openCaucus(participantId) {
     return this.request("open_caucus", { participant_id: participantId });
   }
@@ -582,7 +542,10 @@ export class RoomClient extends Emitter {
     return this.request("close_caucus", {});
   }
 
-  /** give_consent: `noticeSha256` is the sha256 of the recording notice shown (join result). */
+  /**
+   * give_consent: `noticeSha256` is the sha256 of the recording notice shown (join result).
+   * @param {string} noticeSha256
+   */
   giveConsent(noticeSha256) {
     return this.request("give_consent", { notice_sha256: noticeSha256 });
   }

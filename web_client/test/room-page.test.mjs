@@ -1,16 +1,25 @@
-// Static checks of the page and the catalogs: CSP hygiene, i18n coverage, DOM-free modules.
+// Static checks of the room page and its catalogs: CSP hygiene, i18n coverage, DOM-free modules.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
-import { CLIENT_ERROR_CODES, CONNECT_ERROR_CODES, RECORDING_STOP_REASONS, REQUEST_ERROR_CODES } from "../js/protocol.js";
-import { CATALOGS, DEFAULT_LANGUAGE, chooseLanguage, formatDuration, makeTranslator, parseTime } from "../js/i18n.js";
+import { CLIENT_ERROR_CODES, CONNECT_ERROR_CODES, RECORDING_STOP_REASONS, REQUEST_ERROR_CODES } from "../src/lib/room/protocol.js";
+import { CATALOGS as COMMON_CATALOGS, DEFAULT_LANGUAGE, chooseLanguage, errorMessage, makeTranslator } from "../src/lib/i18n.js";
+import roomEn from "../src/lib/i18n/room.en.js";
+import roomZhCN from "../src/lib/i18n/room.zh-CN.js";
+import { formatDuration, parseTime } from "../src/lib/room/time.js";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const read = (rel) => readFileSync(path.join(root, rel), "utf8");
 const html = read("room.html");
+/** The room's own catalogs (merged over the common ones by the page). */
+const CATALOGS = { "zh-CN": roomZhCN, en: roomEn };
+const roomTranslator = (lang) => makeTranslator(lang, CATALOGS);
+const UI_FILES = ["src/pages/room.js", ...readdirSync(path.join(root, "src/ui/room")).sort().map((name) => `src/ui/room/${name}`)];
+const LIB_FILES = readdirSync(path.join(root, "src/lib/room")).sort().map((name) => `src/lib/room/${name}`);
+const CATALOG_FILES = ["src/lib/i18n/room.en.js", "src/lib/i18n/room.zh-CN.js"];
 
 /** Source without comments and string literals (template literals kept: they are code here). */
 function code(src) {
@@ -19,7 +28,8 @@ function code(src) {
     .replace(/(^|[^:\\])\/\/.*$/gm, "$1")
     .replace(/"(?:[^"\\\n]|\\.)*"/g, '""');
 }
-const roomJs = read("js/room.js");
+// The page's code, all of it (the page entry and its UI modules).
+const roomJs = UI_FILES.map(read).join("\n");
 
 test("both catalogs have exactly the same keys, none empty", () => {
   const zh = Object.keys(CATALOGS["zh-CN"]).sort();
@@ -33,7 +43,7 @@ test("both catalogs have exactly the same keys, none empty", () => {
 test("every error code of the protocol (and of the client) has a message in both languages", () => {
   const codes = new Set([...CONNECT_ERROR_CODES, ...REQUEST_ERROR_CODES, ...CLIENT_ERROR_CODES]);
   for (const lang of Object.keys(CATALOGS)) {
-    const t = makeTranslator(lang);
+    const t = roomTranslator(lang);
     for (const code of codes) assert.ok(t.has(`error.${code}`), `${lang}: error.${code}`);
   }
 });
@@ -60,7 +70,7 @@ test("every key the page uses exists", () => {
 
 test("recording: every stop reason and every recording error has a message in both languages", () => {
   for (const lang of Object.keys(CATALOGS)) {
-    const t = makeTranslator(lang);
+    const t = roomTranslator(lang);
     for (const reason of [...RECORDING_STOP_REASONS, "other"]) {
       assert.ok(t.has(`notice.recording.stopped.${reason}`), `${lang}: notice.recording.stopped.${reason}`);
     }
@@ -78,21 +88,20 @@ test("the recording notice is put in the page with textContent, and consent send
   assert.match(roomJs, /pickNotice\(state\.self && state\.self\.recording_notice, state\.lang\)/);
 });
 
-test("language: ?lang= first, then a zh navigator language, else zh-CN", () => {
-  assert.equal(chooseLanguage({ search: "?lang=en", navigatorLanguage: "zh-CN" }), "en");
-  assert.equal(chooseLanguage({ search: "?lang=zh-CN", navigatorLanguage: "en-US" }), "zh-CN");
-  assert.equal(chooseLanguage({ search: "?session=ses_x&lang=en" }), "en");
-  assert.equal(chooseLanguage({ search: "", navigatorLanguage: "zh-TW" }), "zh-CN");
-  assert.equal(chooseLanguage({ search: "", navigatorLanguage: "en-GB" }), "zh-CN");
-  assert.equal(chooseLanguage({ search: "?lang=fr", navigatorLanguage: "" }), "zh-CN");
+test("language: ?lang= first, else zh-CN (whatever the browser's language)", () => {
+  assert.equal(chooseLanguage("?lang=en"), "en");
+  assert.equal(chooseLanguage("?lang=zh-CN"), "zh-CN");
+  assert.equal(chooseLanguage("?session=ses_x&lang=en"), "en");
+  assert.equal(chooseLanguage(""), "zh-CN");
+  assert.equal(chooseLanguage("?lang=fr"), "zh-CN");
 });
 
 test("translator interpolates and falls back", () => {
-  const t = makeTranslator("en");
+  const t = roomTranslator("en");
   assert.equal(t("chat.typingOne", { name: "Li" }), "Li is typing…");
   assert.equal(t("no.such.key"), "no.such.key");
-  assert.equal(t.error("nope"), CATALOGS.en["error.unknown"]);
-  assert.equal(makeTranslator("xx").lang, "zh-CN");
+  assert.equal(errorMessage(t, { code: "nope" }), CATALOGS.en["error.unknown"]);
+  assert.equal(roomTranslator("xx").lang, "zh-CN");
   assert.equal(formatDuration(65_000), "01:05");
   assert.equal(formatDuration(3_725_000), "1:02:05");
   assert.equal(parseTime("2025-01-02T03:04:05Z").toISOString(), "2025-01-02T03:04:05.000Z");
@@ -110,22 +119,44 @@ test("room.html: no inline script, no inline style, no event-handler attributes,
   assert.doesNotMatch(html, /\sstyle=/i);
   assert.doesNotMatch(html, /\son[a-z]+=/i);
   assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//i);
-  assert.match(html, /<script type="module" src="\/static\/js\/room\.js"><\/script>/);
-  assert.match(html, /href="\/static\/css\/room\.css"/);
+  assert.match(html, /<script type="module" src="\/static\/dist\/room\.js"><\/script>/);
+  assert.match(html, /href="\/static\/css\/base\.css"[\s\S]*href="\/static\/css\/room\.css"/, "the shared tokens first");
 });
 
-test("room.js never writes HTML from strings and imports socket.io from our origin", () => {
-  for (const file of ["js/room.js", "js/protocol.js", "js/mesh.js", "js/i18n.js"]) {
+test("the room's code never writes HTML from strings and takes socket.io from npm through the bundle", () => {
+  for (const file of [...UI_FILES, ...LIB_FILES, ...CATALOG_FILES]) {
     const src = code(read(file));
     assert.doesNotMatch(src, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function\(/, file);
     assert.doesNotMatch(read(file), /setAttribute\(\s*["']style["']|\.style\.|cssText/, `${file}: no inline styles`);
   }
-  assert.match(roomJs, /from "\/static\/vendor\/socket\.io\.esm\.min\.js"/);
+  assert.match(roomJs, /import \{ io \} from "socket\.io-client";/);
+  assert.doesNotMatch(roomJs, /\/static\/vendor\//);
 });
 
-test("protocol.js, mesh.js and i18n.js touch no DOM", () => {
-  for (const file of ["js/protocol.js", "js/mesh.js", "js/i18n.js"]) {
+test("src/lib/room and the room's catalogs touch no DOM", () => {
+  assert.ok(LIB_FILES.includes("src/lib/room/protocol.js") && LIB_FILES.includes("src/lib/room/mesh.js"));
+  for (const file of [...LIB_FILES, ...CATALOG_FILES]) {
     assert.doesNotMatch(code(read(file)), /\b(document|window|navigator|location|localStorage|sessionStorage|HTMLElement)\b/, file);
+  }
+});
+
+test("a page's catalog is merged over the common one, in each language, with zh-CN as the fallback", () => {
+  const en = roomTranslator("en");
+  assert.equal(en("app.title"), roomEn["app.title"]);
+  const commonKey = Object.keys(COMMON_CATALOGS.en).find((key) => !(key in roomEn));
+  assert.ok(commonKey, "the common catalog has keys the room does not reword");
+  assert.equal(en(commonKey), COMMON_CATALOGS.en[commonKey], "the common keys stay");
+  assert.ok(en.has("chat.send") && en.has(commonKey));
+  assert.equal(roomTranslator("zh-CN")("chat.send"), roomZhCN["chat.send"]);
+  assert.equal(makeTranslator("en")("chat.send"), "chat.send", "other pages do not get the room's keys");
+  const partial = makeTranslator("en", { "zh-CN": { "only.zh": "仅中文" } });
+  assert.equal(partial("only.zh"), "仅中文");
+});
+
+test("no module of the room is over 650 lines", () => {
+  for (const file of [...UI_FILES, ...LIB_FILES]) {
+    const lines = read(file).split("\n").length;
+    assert.ok(lines <= 650, `${file}: ${lines} lines`);
   }
 });
 

@@ -1,12 +1,9 @@
 // WebRTC full mesh for the room: one RTCPeerConnection per other admitted participant.
 //
 // No DOM access here (the Node unit tests import it). The RTCPeerConnection constructor and the local
-// MediaStream are injected. Signaling goes through a RoomClient (js/protocol.js), or anything with
-// the same `on(name, fn)` / `signal(to, kind, payload)` interface.
-//
-// Negotiation is "perfect negotiation" (W3C WebRTC 1.0 §10.7 / MDN): both ends may offer at any
-// time; on glare the polite end (the lexicographically larger participant_id) rolls back and takes
-// the other's offer, the impolite end ignores the colliding offer.
+// MediaStream are injected. Signaling goes through a RoomClient (./protocol.js), or anything with
+// the same `on(name, fn)` / `signal(to, kind, payload)` interface. Negotiation is "perfect
+// negotiation" (./peer.js).
 //
 // Recovery rules, so that both ends converge on one live connection without extra protocol:
 //  - a participant that disconnects (roster `connected: false`), leaves, or goes back to the lobby
@@ -33,36 +30,27 @@
 // an ordinary admitted participant otherwise: media isolation in a caucus closes the connection,
 // its leaving closes it, and it is offered a fresh one when it (re)appears.
 
-import { Emitter } from "./protocol.js";
+import { Emitter } from "./emitter.js";
+import {
+  KINDS, addCandidate, addReceiveOnly, candidatePayload, closeConnection, isPolite, newPeer, sdpFingerprint, setSenderTrack,
+  takeDescription, takeTrack,
+} from "./peer.js";
+
+export { isPolite, sdpFingerprint };
+
+/**
+ * @typedef {import("./peer.js").Peer} Peer
+ * @typedef {import("./peer.js").MediaKind} MediaKind
+ * @typedef {import("./types.js").JoinResult} JoinResult
+ * @typedef {import("./types.js").Participant} Participant
+ * @typedef {import("./types.js").RoomState} RoomState
+ * @typedef {import("./types.js").SignalKind} SignalKind
+ * @typedef {import("./types.js").SignalNotice} SignalNotice
+ * @typedef {import("./types.js").SignalingClient} SignalingClient
+ */
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 20000;
 export const DEFAULT_INITIAL_OFFER_WAIT_MS = 3000;
-
-const KINDS = ["audio", "video"];
-
-/** The DTLS fingerprint(s) of an SDP, to tell a renegotiation from a brand-new remote connection. */
-export function sdpFingerprint(sdp) {
-  if (typeof sdp !== "string") return null;
-  const found = sdp.match(/^a=fingerprint:.*$/gim);
-  return found ? found.map((line) => line.trim().toLowerCase()).sort().join("|") : null;
-}
-
-/** polite = the lexicographically larger participant_id of the pair (docs: brief). */
-export function isPolite(selfId, otherId) {
-  return String(selfId) > String(otherId);
-}
-
-function candidatePayload(candidate) {
-  if (!candidate) return { candidate: null };
-  const json = typeof candidate.toJSON === "function" ? candidate.toJSON() : candidate;
-  const payload = {
-    candidate: json.candidate,
-    sdpMid: json.sdpMid ?? null,
-    sdpMLineIndex: json.sdpMLineIndex ?? null,
-  };
-  if (typeof json.usernameFragment === "string") payload.usernameFragment = json.usernameFragment;
-  return payload;
-}
 
 /**
  * Events:
@@ -74,6 +62,17 @@ function candidatePayload(candidate) {
  *  - `error` {participantId, error}.
  */
 export class Mesh extends Emitter {
+  /**
+   * @param {object} options
+   * @param {SignalingClient} [options.client] required (a TypeError otherwise)
+   * @param {typeof globalThis.RTCPeerConnection | null} [options.RTCPeerConnection]
+   * @param {InstanceType<typeof globalThis.MediaStream> | null} [options.localStream]
+   * @param {typeof globalThis.MediaStream | null} [options.MediaStream]
+   * @param {number} [options.connectTimeoutMs] a connection not connected by then is replaced
+   * @param {number} [options.iceRestartTimeoutMs] a failed connection not back by then after an ICE restart is replaced
+   * @param {number} [options.initialOfferWaitMs] how long the polite end waits for the first offer
+   * @param {((...args: any[]) => void) | null} [options.log]
+   */
   constructor({
     client,
     RTCPeerConnection,
@@ -94,19 +93,31 @@ export class Mesh extends Emitter {
     this.iceRestartTimeoutMs = iceRestartTimeoutMs;
     this.initialOfferWaitMs = initialOfferWaitMs;
     this._log = typeof log === "function" ? log : null;
+    /** @type {import("./peer.js").PeerLink} */
+    this._link = { send: (peer, kind, payload) => this._send(peer, kind, payload), trace: (...args) => this._trace(...args) };
 
+    /** @type {string | null} */
     this.selfId = null;
+    /** @type {string | null} */
     this.mode = null;
+    /** @type {string | null} */
     this.selfStatus = null;
+    /** @type {RTCIceServer[]} */
     this.iceServers = [];
-    this.participants = new Map(); // participant_id -> participant (from room_state)
-    this.isolated = new Set(); // media_isolation's stop_sending_to
-    this.refusedByServer = new Set(); // peers the server would not relay to (`isolated` ack)
-    this.peers = new Map(); // participant_id -> peer record
-    this._queues = new Map(); // participant_id -> tail of its signal-handling chain
+    /** @type {Map<string, Participant>} participant_id -> participant (from room_state) */
+    this.participants = new Map();
+    /** @type {Set<string>} media_isolation's stop_sending_to */
+    this.isolated = new Set();
+    /** @type {Set<string>} peers the server would not relay to (`isolated` ack) */
+    this.refusedByServer = new Set();
+    /** @type {Map<string, Peer>} participant_id -> peer record */
+    this.peers = new Map();
+    /** @type {Map<string, Promise<void>>} participant_id -> tail of its signal-handling chain */
+    this._queues = new Map();
     this.online = false;
     this.stopped = false;
 
+    /** @type {Record<string, (...args: any[]) => void>} */
     this._handlers = {
       joined: (result) => this.start(result),
       room_state: (state) => this._onRoomState(state),
@@ -134,7 +145,10 @@ export class Mesh extends Emitter {
     if (client.self && client.joined) this.start(client.self);
   }
 
-  /** Begin (or resume after a re-join) from a join_room result. */
+  /**
+   * Begin (or resume after a re-join) from a join_room result.
+   * @param {JoinResult | null | undefined} result
+   */
   start(result) {
     if (this.stopped || !result) return;
     this.selfId = result.participant_id;
@@ -146,10 +160,12 @@ export class Mesh extends Emitter {
     this.reconcile();
   }
 
+  /** @param {...any} args */
   _trace(...args) {
     if (this._log) this._log("[mesh]", ...args);
   }
 
+  /** @returns {boolean} */
   get active() {
     return (
       !this.stopped &&
@@ -161,7 +177,10 @@ export class Mesh extends Emitter {
     );
   }
 
-  /** Participant ids we should hold a connection to right now. */
+  /**
+   * Participant ids we should hold a connection to right now.
+   * @returns {string[]}
+   */
   wantedPeers() {
     if (!this.active) return [];
     const wanted = [];
@@ -188,12 +207,20 @@ export class Mesh extends Emitter {
     }
   }
 
+  /**
+   * @param {string} id
+   * @returns {string}
+   */
   _closeReason(id) {
     if (!this.active) return this.mode === "chat" ? "chat_only" : "inactive";
     if (this.isolated.has(id) || this.refusedByServer.has(id)) return "isolated";
     return "left";
   }
 
+  /**
+   * @param {RoomState | null | undefined} state
+   * @param {{reconcile?: boolean}} [options]
+   */
   _onRoomState(state, { reconcile = true } = {}) {
     if (!state || !Array.isArray(state.participants)) return;
     if (state.mode) this.mode = state.mode;
@@ -203,13 +230,14 @@ export class Mesh extends Emitter {
       this.isolated = new Set(state.isolated_from);
       for (const id of this.isolated) if (this.peers.has(id)) this._closePeer(id, "isolated");
     }
-    const me = this.participants.get(this.selfId);
+    const me = this.selfId ? this.participants.get(this.selfId) : undefined;
     if (me && me.status) this.selfStatus = me.status;
     if (state.caucus && !state.caucus.active) this.refusedByServer.clear();
     if (state.ended) this.stop();
     if (reconcile) this.reconcile();
   }
 
+  /** @param {{stop_sending_to?: string[]} | null | undefined} body */
   _onIsolation(body) {
     const list = body && Array.isArray(body.stop_sending_to) ? body.stop_sending_to : [];
     this.isolated = new Set(list);
@@ -222,7 +250,10 @@ export class Mesh extends Emitter {
 
   // --- local media ----------------------------------------------------------------------------
 
-  /** Use another local stream (its tracks replace the ones being sent). */
+  /**
+   * Use another local stream (its tracks replace the ones being sent).
+   * @param {MediaStream | null} stream
+   */
   async setLocalStream(stream) {
     this.localStream = stream;
     for (const kind of KINDS) {
@@ -231,7 +262,11 @@ export class Mesh extends Emitter {
     }
   }
 
-  /** Send `track` (or nothing, with null) for `kind` on every connection; renegotiates only if needed. */
+  /** Send `track` (or nothing, with null) for `kind` on every connection; renegotiates only if needed.
+   *
+   * @param {MediaKind} kind
+   * @param {MediaStreamTrack | null} track
+   */
   async replaceTrack(kind, track) {
     const jobs = [];
     for (const peer of this.peers.values()) jobs.push(this._setSenderTrack(peer, kind, track));
@@ -239,37 +274,24 @@ export class Mesh extends Emitter {
     this.reconcile(); // e.g. media appeared: now worth connecting to the recorder
   }
 
+  /**
+   * @param {MediaKind} kind
+   * @returns {MediaStreamTrack | null}
+   */
   _localTrack(kind) {
     if (!this.localStream) return null;
     return this.localStream.getTracks().find((t) => t.kind === kind && t.readyState !== "ended") || null;
   }
 
-  _findTransceiver(pc, kind) {
-    if (typeof pc.getTransceivers !== "function") return null;
-    const usable = pc.getTransceivers().filter((t) => !t.stopped && t.currentDirection !== "stopped");
-    return (
-      usable.find((t) => t.sender && t.sender.track && t.sender.track.kind === kind) ||
-      usable.find((t) => t.receiver && t.receiver.track && t.receiver.track.kind === kind) ||
-      null
-    );
-  }
-
+  /**
+   * @param {Peer} peer
+   * @param {MediaKind} kind
+   * @param {MediaStreamTrack | null} track
+   */
   async _setSenderTrack(peer, kind, track) {
     if (peer.closed) return;
-    const pc = peer.pc;
     try {
-      const transceiver = this._findTransceiver(pc, kind);
-      if (transceiver) {
-        await transceiver.sender.replaceTrack(track);
-        if (track && this.localStream && typeof transceiver.sender.setStreams === "function") {
-          transceiver.sender.setStreams(this.localStream);
-        }
-        if (track && (transceiver.direction === "recvonly" || transceiver.direction === "inactive")) {
-          transceiver.direction = "sendrecv"; // fires negotiationneeded
-        }
-      } else if (track) {
-        pc.addTrack(track, ...(this.localStream ? [this.localStream] : [])); // fires negotiationneeded
-      }
+      await setSenderTrack(peer, kind, track, this.localStream);
     } catch (error) {
       this.emit("error", { participantId: peer.id, error });
     }
@@ -277,30 +299,18 @@ export class Mesh extends Emitter {
 
   // --- connections ------------------------------------------------------------------------------
 
+  /**
+   * @param {string} id
+   * @param {{announce?: boolean | null}} [options] offer even as the polite end (true), or never first (false)
+   * @returns {Peer}
+   */
   _createPeer(id, { announce = null } = {}) {
-    const pc = new this.RTCPeerConnection({ iceServers: this.iceServers });
-    const peer = {
-      id,
-      pc,
-      polite: isPolite(this.selfId, id),
-      makingOffer: false,
-      ignoreOffer: false,
-      settingRemoteAnswerPending: false,
-      handlingOffer: false,
-      earlyCandidates: [], // candidates that came before any remote description
-      recorder: this._isRecorder(id),
-      offered: false, // an offer of this connection went out (the recorder gets exactly one)
-      // The polite end lets the impolite end open the connection (see the top of this file),
-      // except for a replacement, which must announce itself, and towards the recorder, which
-      // only ever answers.
-      awaitingFirstOffer: isPolite(this.selfId, id) && announce !== true && !this._isRecorder(id),
-      firstOfferTimer: null,
-      stream: null,
-      closed: false,
-      iceRestarted: false,
-      connectTimer: null,
-      failTimer: null,
-    };
+    const pc = new (/** @type {typeof RTCPeerConnection} */ (this.RTCPeerConnection))({ iceServers: this.iceServers });
+    const recorder = this._isRecorder(id);
+    const polite = isPolite(this.selfId, id);
+    // The polite end lets the impolite end open the connection (see the top of this file), except
+    // for a replacement, which must announce itself, and towards the recorder, which only answers.
+    const peer = newPeer(id, pc, { polite, recorder, awaitingFirstOffer: polite && announce !== true && !recorder });
     this.peers.set(id, peer);
     this._trace("create", id, peer.polite ? "polite" : "impolite");
 
@@ -322,29 +332,28 @@ export class Mesh extends Emitter {
         // Nothing comes back from the recorder: say so in the offer.
         pc.addTransceiver(track, { direction: "sendonly", streams: this.localStream ? [this.localStream] : [] });
       } else {
-        pc.addTrack(track, this.localStream);
+        pc.addTrack(track, ...(this.localStream ? [this.localStream] : []));
       }
       sending = true;
     }
     // The impolite end always offers (receive-only when it has no media), so that a new connection
     // is always announced to the other end. `announce` forces it (watchdog on the polite end).
-    if (!sending && (announce ?? !peer.polite)) this._addReceiveOnly(peer);
+    if (!sending && (announce ?? !peer.polite)) addReceiveOnly(peer);
     this._armConnectTimer(peer);
     this.emit("peer_created", { participantId: id, polite: peer.polite });
     return peer;
   }
 
+  /**
+   * @param {string} id
+   * @returns {boolean}
+   */
   _isRecorder(id) {
     const p = this.participants.get(id);
     return Boolean(p && p.role === "recorder");
   }
 
-  _addReceiveOnly(peer) {
-    for (const kind of KINDS) {
-      if (!this._findTransceiver(peer.pc, kind)) peer.pc.addTransceiver(kind, { direction: "recvonly" });
-    }
-  }
-
+  /** @param {Peer} peer */
   _armConnectTimer(peer) {
     clearTimeout(peer.connectTimer);
     if (!this.connectTimeoutMs) return;
@@ -355,7 +364,7 @@ export class Mesh extends Emitter {
       if (!hasTransceivers && !peer.pc.remoteDescription) {
         // Polite end without media, and no offer came: announce ourselves.
         peer.awaitingFirstOffer = false;
-        this._addReceiveOnly(peer);
+        addReceiveOnly(peer);
         this._armConnectTimer(peer);
       } else {
         this._replacePeer(peer, "timeout");
@@ -363,13 +372,23 @@ export class Mesh extends Emitter {
     }, this.connectTimeoutMs);
   }
 
+  /**
+   * @param {Peer} peer
+   * @param {string} reason
+   * @param {{announce?: boolean}} [options]
+   * @returns {Peer | null}
+   */
   _replacePeer(peer, reason, { announce = true } = {}) {
     const id = peer.id;
     this._closePeer(id, reason);
     return this._mayConnect(id) ? this._createPeer(id, { announce }) : null;
   }
 
-  /** Whether a connection to `id` is allowed now (it need not be on our roster yet). */
+  /** Whether a connection to `id` is allowed now (it need not be on our roster yet).
+   *
+   * @param {string} id
+   * @returns {boolean}
+   */
   _mayConnect(id) {
     if (!this.active || id === this.selfId) return false;
     if (this.isolated.has(id) || this.refusedByServer.has(id)) return false;
@@ -377,6 +396,7 @@ export class Mesh extends Emitter {
     return !p || (p.status === "admitted" && p.connected !== false);
   }
 
+  /** @param {Peer} peer */
   async _negotiate(peer) {
     // While we answer an offer, no offer of ours: the browser fires negotiationneeded again once
     // stable if the answer did not already cover our changes.
@@ -392,7 +412,7 @@ export class Mesh extends Emitter {
     if (peer.awaitingFirstOffer && !pc.remoteDescription) {
       if (!peer.firstOfferTimer) {
         peer.firstOfferTimer = setTimeout(() => {
-          peer.firstOfferTimer = null;
+          peer.firstOfferTimer = undefined;
           peer.awaitingFirstOffer = false;
           if (!peer.closed && !pc.remoteDescription && pc.signalingState === "stable") {
             this._trace("no offer came from", peer.id, "- offering");
@@ -415,17 +435,22 @@ export class Mesh extends Emitter {
       peer.offered = true;
       this._send(peer, description.type, { type: description.type, sdp: description.sdp });
     } catch (error) {
-      this._trace("negotiation failed", peer.id, error && error.message);
+      this._trace("negotiation failed", peer.id, error instanceof Error ? error.message : error);
       this.emit("error", { participantId: peer.id, error });
     } finally {
       peer.makingOffer = false;
     }
   }
 
+  /**
+   * @param {Peer} peer
+   * @param {SignalKind} kind
+   * @param {Record<string, any>} payload
+   */
   _send(peer, kind, payload) {
-    const result = this.client.signal(peer.id, kind, payload);
+    const result = /** @type {any} */ (this.client.signal(peer.id, kind, payload));
     if (result && typeof result.catch === "function") {
-      result.catch((error) => {
+      result.catch((/** @type {any} */ error) => {
         if (error && error.code === "isolated") {
           // The server will not relay between caucus sides: stop until the caucus changes.
           this.refusedByServer.add(peer.id);
@@ -439,6 +464,7 @@ export class Mesh extends Emitter {
     }
   }
 
+  /** @param {SignalNotice | null | undefined} body */
   _onSignal(body) {
     if (!body || typeof body.from !== "string") return;
     const from = body.from;
@@ -466,9 +492,14 @@ export class Mesh extends Emitter {
     });
   }
 
+  /**
+   * @param {string} from
+   * @param {SignalNotice} signal
+   */
   async _handleSignal(from, { kind, payload }) {
     if (!payload || typeof payload !== "object" || !this.active) return;
     if (this.isolated.has(from) || this.refusedByServer.has(from)) return;
+    /** @type {Peer | null | undefined} */
     let peer = this.peers.get(from);
     if (kind === "offer" && this._isRecorder(from)) {
       this._trace("drop offer from the recorder", from, "(it only answers)");
@@ -494,7 +525,7 @@ export class Mesh extends Emitter {
           if (!peer) return;
         }
       }
-      await this._onDescription(peer, description);
+      await takeDescription(peer, description, this._link);
     } else if (kind === "ice_candidate") {
       if (!peer.pc.remoteDescription) {
         // Candidates may precede the description they belong to: after a glare the polite end
@@ -504,91 +535,21 @@ export class Mesh extends Emitter {
         this._trace("candidate from", from, "kept until a remote description");
         return;
       }
-      await this._addCandidate(peer, payload, { strict: !peer.ignoreOffer });
+      await addCandidate(peer, payload, { strict: !peer.ignoreOffer }, this._link);
     }
   }
 
-  async _addCandidate(peer, payload, { strict }) {
-    try {
-      if (payload.candidate === null || payload.candidate === undefined || payload.candidate === "") {
-        await peer.pc.addIceCandidate();
-      } else {
-        await peer.pc.addIceCandidate(payload);
-      }
-    } catch (error) {
-      this._trace("candidate from", peer.id, "refused:", error && error.message);
-      if (strict && !peer.closed) throw error;
-    }
-  }
-
-  async _flushEarlyCandidates(peer) {
-    const pending = peer.earlyCandidates;
-    peer.earlyCandidates = [];
-    // Some may belong to an offer that was ignored (other ICE credentials): those fail, harmlessly.
-    for (const payload of pending) await this._addCandidate(peer, payload, { strict: false });
-  }
-
-  async _onDescription(peer, description) {
-    const pc = peer.pc;
-    if (description.type === "answer" && pc.signalingState !== "have-local-offer") {
-      this._trace("drop late answer from", peer.id, pc.signalingState);
-      return; // a late answer to an offer we rolled back or replaced
-    }
-    const readyForOffer =
-      !peer.makingOffer && (pc.signalingState === "stable" || peer.settingRemoteAnswerPending);
-    const offerCollision = description.type === "offer" && !readyForOffer;
-    peer.ignoreOffer = !peer.polite && offerCollision;
-    this._trace("recv", description.type, "from", peer.id, pc.signalingState, offerCollision ? "collision" : "", peer.ignoreOffer ? "ignored" : "");
-    if (peer.ignoreOffer) return;
-    const isOffer = description.type === "offer";
-    if (isOffer) {
-      peer.handlingOffer = true;
-      peer.awaitingFirstOffer = false;
-      clearTimeout(peer.firstOfferTimer);
-      peer.firstOfferTimer = null;
-    }
-    try {
-      if (offerCollision) {
-        try {
-          await pc.setLocalDescription({ type: "rollback" });
-        } catch (error) {
-          // Our offer was not applied yet, or was already rolled back: nothing to undo.
-          if (pc.signalingState === "have-local-offer") throw error;
-        }
-      }
-      peer.settingRemoteAnswerPending = description.type === "answer";
-      try {
-        await pc.setRemoteDescription(description);
-      } finally {
-        peer.settingRemoteAnswerPending = false;
-      }
-      if (peer.closed) return;
-      await this._flushEarlyCandidates(peer);
-      if (isOffer) {
-        await pc.setLocalDescription();
-        if (peer.closed) return;
-        const answer = pc.localDescription;
-        this._trace("send", answer.type, "to", peer.id);
-        this._send(peer, answer.type, { type: answer.type, sdp: answer.sdp });
-      }
-    } finally {
-      if (isOffer) peer.handlingOffer = false;
-    }
-  }
-
+  /**
+   * @param {Peer} peer
+   * @param {RTCTrackEvent} event
+   */
   _onTrack(peer, event) {
     if (peer.closed || peer.recorder) return; // the recorder sends nothing; nothing to show
-    let stream = event.streams && event.streams[0];
-    if (!stream) {
-      if (!peer.stream && this.MediaStream) peer.stream = new this.MediaStream();
-      if (peer.stream && typeof peer.stream.addTrack === "function") peer.stream.addTrack(event.track);
-      stream = peer.stream;
-    }
-    if (!stream) return;
-    peer.stream = stream;
-    this.emit("remote_stream", { participantId: peer.id, stream, track: event.track });
+    const stream = takeTrack(peer, event, this.MediaStream);
+    if (stream) this.emit("remote_stream", { participantId: peer.id, stream, track: event.track });
   }
 
+  /** @param {Peer} peer */
   _onConnectionState(peer) {
     if (peer.closed) return;
     const state = peer.pc.connectionState;
@@ -614,34 +575,31 @@ export class Mesh extends Emitter {
     }
   }
 
+  /**
+   * @param {string} id
+   * @param {string} reason
+   */
   _closePeer(id, reason) {
     const peer = this.peers.get(id);
     if (!peer) return;
     this.peers.delete(id);
     peer.closed = true;
     this._trace("close", id, reason);
-    clearTimeout(peer.connectTimer);
-    clearTimeout(peer.failTimer);
-    clearTimeout(peer.firstOfferTimer);
-    const pc = peer.pc;
-    pc.onnegotiationneeded = null;
-    pc.onicecandidate = null;
-    pc.ontrack = null;
-    pc.onconnectionstatechange = null;
-    try {
-      pc.close();
-    } catch {
-      // already closed
-    }
+    closeConnection(peer);
     this.emit("peer_closed", { participantId: id, reason });
     this.emit("remote_stream_removed", { participantId: id, reason });
   }
 
+  /** @param {string} reason */
   _closeAll(reason) {
     for (const id of [...this.peers.keys()]) this._closePeer(id, reason);
   }
 
-  /** The remote stream of a participant, if any. */
+  /** The remote stream of a participant, if any.
+   *
+   * @param {string} id
+   * @returns {MediaStream | null}
+   */
   remoteStream(id) {
     const peer = this.peers.get(id);
     return peer ? peer.stream : null;
