@@ -251,7 +251,8 @@ async def test_journey_apply_to_compliance_playback(api: Api, browser: Browser, 
         assert shown == said
         types = await compliance.locator("[data-testid=timeline-entry]").evaluate_all(
             "(entries) => entries.map(e => e.dataset.type)")
-        for expected in ("joined", "admitted", "consent_given", "recording_started", "chat", "recording_stopped"):
+        for expected in ("participant_joined", "admitted", "consent_given", "recording_started", "chat_message",
+                         "recording_stopped"):
             assert expected in types, (expected, types)
         await shots(compliance, AREA, "21-compliance-session-opened")
         await compliance.get_by_test_id("open-agreements").click()

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recording.storage import validate_key
+from recording.records.storage import validate_key
 
 _CASE_ID = re.compile(r"^cas_[0-9a-f]{32}$")
 
