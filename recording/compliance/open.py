@@ -344,8 +344,9 @@ class _Opener:
         data, file_problems = _read_ciphertext(self.bundle, obj)
         problems += file_problems
         plaintext = None
-        if data is not None:
-            # Decrypted even when a check failed, to report every fault; then the plaintext is dropped.
+        # Decrypted even when a check failed, to report every fault; then the plaintext is dropped. Not
+        # when the file is too long: only its first size + 1 bytes were read.
+        if data is not None and len(data) <= obj.size:
             plaintext, decrypt_problem = _decrypt(data, self.identities, obj)
             if decrypt_problem:
                 problems.append(decrypt_problem)

@@ -1,4 +1,4 @@
-// Spec: docs/records.md ("Transcript").
+// Spec: docs/records.md ("Transcript"; the record format and the problem codes both verifiers report).
 // The sealed transcript ('mediation-transcript/v1'; recording/records/transcript.py writes it):
 // reading it, the segment counts it declares, and its events as a timeline of typed entries for
 // the page to word. Event types are the room's socket notices. No DOM access here.
