@@ -4,8 +4,8 @@
 
 Three JSON files under web_client/test/fixtures/, committed so `npm test` needs no Python:
 
-- compliance-merkle.json: inclusion proofs from recording/records/merkle.py for trees of many sizes, with
-  the roots they must verify against (the page's merkle.js must agree on every one).
+- compliance-merkle.json: inclusion proofs from recording/records/merkle.py for trees of many sizes,
+  with the roots they must verify against (the page's merkle.js must agree on every one).
 - compliance-checkpoint.json: `signed_at` spellings and what recording/records/checkpoint.py's
   checkpoint_message makes of each (or that Python refuses it), and a checkpoint signed with a
   fresh Ed25519 key.
