@@ -4,10 +4,10 @@ Spec: docs/records.md. Run by the officer's command line (recording/compliance/c
 
     python -m recording.compliance open --identity KEYFILE --bundle DIR --out OUTDIR [--audit-public-key PEM]
 
-Every object is checked before its plaintext is used: size and SHA-256 against the manifest,
-its audit entry against the manifest (the entry commits to the object's key and SHA-256), the
-entry's inclusion in a checkpoint, the checkpoint's Ed25519 signature, then age decryption.
-An object failing any check contributes nothing to the outputs. Every problem is reported;
+Every object is checked before its plaintext is used, in the order docs/records.md gives: the
+checkpoint's Ed25519 signature, the audit entry's inclusion in it and its binding to the object
+(key, SHA-256, size, ...), the file's size and SHA-256, then age decryption. An object failing
+any check contributes nothing to the outputs. Every problem is reported with its code;
 an output that misses anything is written with an ".INCOMPLETE" suffix (or not at all), and
 the exit status is 0 only if everything verified: 1 if the bundle has problems, 2 if the tool
 could not start (arguments, identity file, output directory).
@@ -24,13 +24,11 @@ Outputs, all 0600 in 0700 directories under OUTDIR (which must be new or empty):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import os
 import stat
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
