@@ -146,7 +146,7 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     for video in videos:
         assert video["error"] is None and video["readyState"] >= 1 and 0 < video["duration"] < 600, video
         assert video["complete"] == "true" and video["width"] > 0, video
-    chat = page.locator("[data-testid=timeline] [data-testid=timeline-entry][data-type=chat]")
+    chat = page.locator("[data-testid=timeline] [data-testid=timeline-entry][data-type=chat_message]")
     assert await chat.count() == len(said)
     shown = [(int(await chat.nth(i).get_attribute("data-seq") or -1),
               await chat.nth(i).get_by_test_id("chat-text").inner_text()) for i in range(len(said))]

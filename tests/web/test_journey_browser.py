@@ -244,7 +244,7 @@ async def test_journey_apply_to_compliance_playback(api: Api, browser: Browser, 
                 video.pause();
                 return video.currentTime - from; }))""")
         assert all(advanced > 0.2 for advanced in played), played
-        chat = compliance.locator("[data-testid=timeline] [data-testid=timeline-entry][data-type=chat]")
+        chat = compliance.locator("[data-testid=timeline] [data-testid=timeline-entry][data-type=chat_message]")
         await expect(chat).to_have_count(len(said))
         shown = [(int(await chat.nth(i).get_attribute("data-seq") or -1),
                   await chat.nth(i).get_by_test_id("chat-text").inner_text()) for i in range(len(said))]
