@@ -1,4 +1,4 @@
-"""Download a case's bundle (manifest and ciphertext) from the server, for the offline compliance tool."""
+"""Download a case's bundle (manifest and ciphertext) from the server, for the offline tool (docs/records.md)."""
 
 from __future__ import annotations
 
