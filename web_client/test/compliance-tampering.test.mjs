@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { Encrypter } from "age-encryption";
 import { ApiError } from "../src/lib/compliance/api.js";
 import { base64ToBytes, bytesToHex, concatBytes, hexToBytes, utf8 } from "../src/lib/compliance/bytes.js";
-import { importAuditKey } from "../src/lib/compliance/checkpoint.js";
+import { checkpointMessage, importAuditKey } from "../src/lib/compliance/checkpoint.js";
 import { KeyRing, readIdentities } from "../src/lib/compliance/identity.js";
 import { ManifestError, parseManifest } from "../src/lib/compliance/manifest.js";
 import { leafHash } from "../src/lib/compliance/merkle.js";
@@ -75,6 +75,14 @@ async function tamper(manifest, files, op) {
       manifest.objects.push(structuredClone(entry));
     } else if (op.op === "set_entry") {
       set(entry, op.path, op);
+    } else if (op.op === "fork_checkpoint") {
+      const { inclusion } = entry;
+      inclusion.root_hash = op.root_hash;
+      const signer = await crypto.subtle.importKey("pkcs8", base64ToBytes(F.audit_private_key_pkcs8), { name: "Ed25519" },
+        false, ["sign"]);
+      const message = checkpointMessage(inclusion.tree_size, hexToBytes(op.root_hash), inclusion.signed_at);
+      inclusion.checkpoint_signature = bytesToHex(new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, signer,
+        message)));
     } else if (op.op === "edit_audit_entry") {
       const audit = JSON.parse(utf8.decode(base64ToBytes(entry.audit_entry)));
       set(audit, op.path, op);

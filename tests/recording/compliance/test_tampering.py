@@ -15,10 +15,12 @@ from typing import Any
 
 import pyrage
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from recording.compliance.open import open_bundle
 from recording.records import merkle
 from recording.records.canonical import canonical_json
+from recording.records.checkpoint import checkpoint_message
 from recording.records.manifest import BundleError
 from recording.records.problems import PROBLEM_CODES
 
@@ -73,6 +75,12 @@ def _tamper(manifest: dict[str, Any], files: dict[str, bytes], op: dict[str, Any
             manifest["objects"].append(copy.deepcopy(entry))
         elif name == "set_entry":
             _set(entry, op["path"], op)
+        elif name == "fork_checkpoint":
+            inclusion = entry["inclusion"]
+            inclusion["root_hash"] = op["root_hash"]
+            signer = serialization.load_der_private_key(base64.b64decode(BUNDLE["audit_private_key_pkcs8"]), None)
+            inclusion["checkpoint_signature"] = signer.sign(checkpoint_message(
+                inclusion["tree_size"], bytes.fromhex(op["root_hash"]), inclusion["signed_at"])).hex()
         elif name == "edit_audit_entry":
             audit = json.loads(base64.b64decode(entry["audit_entry"]))
             _set(audit, op["path"], op)
