@@ -8,7 +8,7 @@ threads, read from os.times() in the child) over the recording window, divided b
 x seconds, is the cost in cores per participant. The senders replay media encoded once before
 the runs, so this process does no encoding and the two recorders get the same input.
 
-- ours:  recording.peer.RecorderPeer, VP8/Opus passed through into WebM segments on disk.
+- ours:  recording.recorder.peer.RecorderPeer, VP8/Opus passed through into WebM segments on disk.
 - stock: aiortc's RTCPeerConnection decoding as usual, aiortc.contrib.media.MediaRecorder
          re-encoding to WebM (libvpx + libopus), one file per participant.
 """
@@ -133,7 +133,7 @@ async def run_child(kind: str, out_dir: str) -> None:
         return times.user + times.system
 
     if kind == "ours":
-        from recording.peer import RecorderPeer
+        from recording.recorder.peer import RecorderPeer
 
         written = {"bytes": 0, "segments": 0}
 

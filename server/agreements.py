@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import func, select
 
-from recording.records import RecordKind
+from recording.records.kinds import RecordKind
 from server import lifecycle, schemas
 from server.access import Principal
 from server.audit import AuditLog, key_id

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server import schemas
 from server.accounts import COOKIE_NAME, Accounts
-from server.audit import public_key_pem
+from recording.records.checkpoint import public_key_pem
 from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from server.models import StaffUser
 from server.routing import Call, Router

@@ -29,7 +29,7 @@ from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
 from server.settings import Settings
-from recording.storage import DirectoryStorage
+from recording.records.storage import DirectoryStorage
 from signaling.fanout import RedisFanout
 from signaling.namespace import RoomNamespace, RoomSettings
 from signaling.roomstate import MemoryRoomStore, RoomStore

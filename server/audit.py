@@ -1,11 +1,14 @@
-"""The append-only audit log: RFC 6962 Merkle leaves in the case record, checkpoints signed with Ed25519."""
+"""The append-only audit log: RFC 6962 Merkle leaves in the case record, checkpoints signed with Ed25519.
+
+The tree, the checkpoint message and canonical JSON are the record format's (recording/records,
+spec in docs/records.md); this module keeps the log in the case record and signs its heads.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -20,13 +23,14 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import merkle
+from recording.records import merkle
+from recording.records.canonical import canonical_json
+from recording.records.checkpoint import checkpoint_message, key_id
 from server.database import Database
 from server.models import AuditCheckpoint, AuditEntry
 
 log = logging.getLogger("mediation.audit")
 
-CHECKPOINT_CONTEXT = b"mediation-audit-checkpoint/v1\n"
 # Any fixed 64-bit number; it names the lock that lets one sequencer at a time, across all nodes,
 # number entries on PostgreSQL.
 _PG_SEQUENCE_LOCK = 0x6D656469_61756474
@@ -34,20 +38,6 @@ _PG_SEQUENCE_LOCK = 0x6D656469_61756474
 SEQUENCE_BATCH = 1000
 # A failing background step (database down) is retried at most this far apart.
 _MAX_RETRY_DELAY = 5.0
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the same object always gives the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def checkpoint_message(tree_size: int, root_hash: bytes, signed_at: dt.datetime) -> bytes:
-    return CHECKPOINT_CONTEXT + f"{tree_size}\n{root_hash.hex()}\n{signed_at.isoformat()}\n".encode()
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -69,19 +59,6 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ValueError(f"audit key file {path} does not hold an Ed25519 private key")
-    return loaded
-
-
-def public_key_pem(public_key: Ed25519PublicKey) -> str:
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-
-
-def load_public_key(pem: bytes) -> Ed25519PublicKey:
-    loaded = serialization.load_pem_public_key(pem)
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
     return loaded
 
 
@@ -245,28 +222,6 @@ class VerificationReport:
         return not self.problems and self.checkpoints > 0
 
 
-class TreeLevels:
-    """All levels of an RFC 6962 tree, for O(log n) inclusion proofs of every leaf."""
-
-    def __init__(self, leaves: list[bytes]) -> None:
-        self.levels = [leaves]
-        while len(self.levels[-1]) > 1:
-            below = self.levels[-1]
-            above = [merkle.node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
-            if len(below) % 2:
-                above.append(below[-1])  # an unpaired right edge is promoted unchanged
-            self.levels.append(above)
-
-    def proof(self, index: int) -> list[bytes]:
-        path = []
-        for level in self.levels[:-1]:
-            sibling = index - 1 if index % 2 else index + 1
-            if sibling < len(level):
-                path.append(level[sibling])
-            index //= 2
-        return path
-
-
 async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) -> VerificationReport:
     """Recompute every leaf and root; check signatures, inclusion of every entry and consistency."""
     report = VerificationReport()
@@ -306,7 +261,7 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) ->
     if not checkpoints:
         report.problems.append("no signed checkpoint: nothing vouches for the log")
         return report
-    tree = TreeLevels(leaves) if leaves else None
+    tree = merkle.TreeLevels(leaves) if leaves else None
     previous: AuditCheckpoint | None = None
     for checkpoint in checkpoints:
         public = trusted_keys.get(checkpoint.key_id)
@@ -345,7 +300,7 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) ->
     latest = checkpoints[-1]
     if tree is not None and latest.tree_size <= len(leaves):
         # Inclusion proofs are taken against the tree of the latest checkpoint's size.
-        signed = TreeLevels(leaves[: latest.tree_size]) if latest.tree_size != len(leaves) else tree
+        signed = merkle.TreeLevels(leaves[: latest.tree_size]) if latest.tree_size != len(leaves) else tree
         for index in range(latest.tree_size):
             report.inclusion_proofs_checked += 1
             if not merkle.verify_inclusion(

@@ -9,9 +9,10 @@ import json
 import sys
 from pathlib import Path
 
+from recording.records.checkpoint import key_id, load_public_key
 from server.accounts import Accounts
 from server.agreements import verify_signed_agreement
-from server.audit import AuditLog, key_id, load_or_create_signing_key, load_public_key, verify_log
+from server.audit import AuditLog, load_or_create_signing_key, verify_log
 from server.database import Database
 from server.schemas import StaffCreateIn
 from server.settings import Settings, SettingsError

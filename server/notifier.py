@@ -4,53 +4,40 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from recording.records.sealing import open_sealed, seal, x25519_identity, x25519_recipient
 from server.models import Notice
 from server.tokens import new_id
 
 log = logging.getLogger("mediation.notifier")
 
-_RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
-
-def _hkdf(material: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(material)
-
-
-def receipt_key(receipt_token: str) -> X25519PrivateKey:
-    """The X25519 key a receipt token stands for; derived, never stored."""
-    return X25519PrivateKey.from_private_bytes(_hkdf(receipt_token.encode(), b"mediation receipt key v1"))
+def _receipt_secret(receipt_token: str) -> bytes:
+    """The X25519 private key a receipt token stands for; derived, never stored."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"mediation receipt key v1").derive(
+        receipt_token.encode())
 
 
 def receipt_public_key(receipt_token: str) -> bytes:
-    return receipt_key(receipt_token).public_key().public_bytes(*_RAW)
+    """The raw X25519 public key of a receipt (kept on the case; sealed_to of its notices)."""
+    private = X25519PrivateKey.from_private_bytes(_receipt_secret(receipt_token))
+    return private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def seal_to_receipt(public_key: bytes, plaintext: bytes) -> bytes:
-    """Ephemeral X25519 + HKDF + ChaCha20-Poly1305: ``ephemeral_pub || nonce || ciphertext``."""
-    ephemeral = X25519PrivateKey.generate()
-    ephemeral_public = ephemeral.public_key().public_bytes(*_RAW)
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(public_key))
-    key = _hkdf(shared + ephemeral_public + public_key, b"mediation notice v1")
-    nonce = os.urandom(12)
-    return ephemeral_public + nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, ephemeral_public)
+    """Seal `plaintext` in age v1 to a receipt's public key, as records are sealed to compliance keys."""
+    return seal(plaintext, [x25519_recipient(public_key)])
 
 
 def open_with_receipt(receipt_token: str, sealed: bytes) -> bytes:
-    private = receipt_key(receipt_token)
-    public_key = private.public_key().public_bytes(*_RAW)
-    ephemeral_public, nonce, ciphertext = sealed[:32], sealed[32:44], sealed[44:]
-    shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
-    key = _hkdf(shared + ephemeral_public + public_key, b"mediation notice v1")
-    return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, ephemeral_public)
+    """Open what seal_to_receipt sealed; raise ValueError if this receipt does not open it."""
+    return open_sealed(sealed, [x25519_identity(_receipt_secret(receipt_token))])
 
 
 class Notifier(Protocol):

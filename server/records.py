@@ -1,4 +1,4 @@
-"""Sealed records on the case: who they are sealed to, filing them, and audited compliance access."""
+"""Sealed records on the case: who they are sealed to, filing them, and audited compliance access (docs/records.md)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
-from recording.bundle import build_manifest, manifest_object
-from recording.records import RecordKind, SealedObject, Sealer
-from recording.sealing import parse_recipient
-from recording.storage import RecordStorage
+from recording.records.checkpoint import public_key_pem
+from recording.records.kinds import RecordKind
+from recording.records.manifest import build_manifest, manifest_object
+from recording.records.merkle import TreeLevels
+from recording.records.sealing import SealedObject, Sealer, parse_recipient
+from recording.records.storage import RecordStorage
 from server.access import Principal
-from server.audit import AuditLog, TreeLevels, public_key_pem
+from server.audit import AuditLog
 from server.database import Database
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import AuditCheckpoint, AuditEntry, SealedRecord, StaffUser

@@ -29,13 +29,14 @@ from server.models import (
     StaffSession,
     StaffUser,
 )
-from recording.records import RecordKind
-from recording.transcript import read_transcript
+from recording.records.canonical import canonical_json
+from recording.records.kinds import RecordKind
+from recording.records.transcript import RoomEntry, build_transcript
 from server.records import CaseRecords
 from signaling.consent import NOTICE_HASHES, NOTICES
 from server.tokens import new_id
 from server.tokens import hash_token, token_kind
-from recording.storage import RecordExistsError
+from recording.records.storage import RecordExistsError
 from signaling.identity import Identity, Refused, SequenceTaken, Unavailable
 
 log = logging.getLogger("mediation.rooms")
@@ -262,35 +263,17 @@ class RoomHooks:
                 select(AuditEntry).where(AuditEntry.case_id == identity.case_id)
                 .order_by(AuditEntry.seq.is_(None), AuditEntry.seq, AuditEntry.entry_id)
             )).scalars().all()
-        events = []
-        for entry in entries:
-            detail = json.loads(entry.detail)
-            if detail.get("session_id") != identity.session_id or not entry.action.startswith("room_"):
-                continue
-            events.append({"seq": entry.seq, "at": entry.recorded_at.isoformat(), "actor": entry.actor,
-                           "action": entry.action.removeprefix("room_"), "detail": detail})
-        room_log = {
-            "case_id": identity.case_id, "session_id": identity.session_id, "ended_at": _now().isoformat(),
-            "events": events,
-            "messages": [
-                {**{k: m[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")},
-                 "deleted": deleted.get(str(m["seq"]))}
-                for m in messages
-            ],
-        }
-        transcript = read_transcript(room_log)
-        names = {m["participant_id"]: (m["name"], m["role"]) for m in messages}
-        names.update(await self._names(identity.case_id))
-        for person in transcript["participants"]:
-            if person["participant_id"] in names:
-                person["name"], person["role"] = names[person["participant_id"]]
-        transcript["recordings"] = {
-            participant_id: {"parts": parts}
-            for participant_id, parts in (await self._records.segment_counts(identity.case_id,
-                                                                              identity.session_id)).items()
-        }
+        room = [RoomEntry(at=entry.recorded_at.isoformat(), actor=entry.actor,
+                          action=entry.action.removeprefix("room_"), detail=detail)
+                for entry in entries
+                if entry.action.startswith("room_")
+                and (detail := json.loads(entry.detail)).get("session_id") == identity.session_id]
+        transcript = build_transcript(
+            case_id=identity.case_id, session_id=identity.session_id, ended_at=_now().isoformat(), entries=room,
+            messages=messages, names=await self._names(identity.case_id),
+            recordings=await self._records.segment_counts(identity.case_id, identity.session_id))
         await self._records.seal_and_file(
-            json.dumps(transcript, ensure_ascii=False).encode(), actor=_actor(identity), kind=RecordKind.TRANSCRIPT,
+            canonical_json(transcript), actor=_actor(identity), kind=RecordKind.TRANSCRIPT,
             case_id=identity.case_id, session_id=identity.session_id)
 
     async def _names(self, case_id: str) -> dict[str, tuple[str, str]]:

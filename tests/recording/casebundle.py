@@ -18,11 +18,13 @@ import av
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from recording.bundle import build_manifest, manifest_object
-from recording.records import RecordKind, SealedObject, Sealer
-from recording.storage import DirectoryStorage
-from server import merkle
-from server.audit import AuditLog, public_key_pem
+from recording.records import merkle
+from recording.records.checkpoint import public_key_pem
+from recording.records.kinds import RecordKind
+from recording.records.manifest import build_manifest, manifest_object
+from recording.records.sealing import SealedObject, Sealer
+from recording.records.storage import DirectoryStorage
+from server.audit import AuditLog
 from server.database import Database
 from server.models import AuditCheckpoint, AuditEntry
 from tests.recording.agekeys import AgeKey, generate
@@ -95,24 +97,24 @@ def _transcript() -> dict[str, Any]:
         # The borrower reconnected once: its second part is a new WebM stream.
         "recordings": {MEDIATOR: {"parts": [SEGMENTS]}, BORROWER: {"parts": [SEGMENTS, SEGMENTS]}},
         "events": [
-            {"at": at(0), "type": "joined", "participant_id": MEDIATOR, "status": "admitted"},
-            {"at": at(5), "type": "joined", "participant_id": BORROWER, "status": "lobby"},
+            {"at": at(0), "type": "participant_joined", "participant_id": MEDIATOR, "status": "admitted"},
+            {"at": at(5), "type": "participant_joined", "participant_id": BORROWER, "status": "lobby"},
             {"at": at(9), "type": "admitted", "participant_id": BORROWER, "by": MEDIATOR},
-            {"at": at(12), "type": "joined", "participant_id": BANK, "status": "lobby"},
+            {"at": at(12), "type": "participant_joined", "participant_id": BANK, "status": "lobby"},
             {"at": at(14), "type": "admitted", "participant_id": BANK, "by": MEDIATOR},
             {"at": at(20), "type": "consent_given", "participant_id": BORROWER, "notice_sha256": "ab" * 32},
             {"at": at(21), "type": "recording_started"},
-            {"at": at(60), "type": "chat", "seq": 1, "participant_id": BORROWER, "channel": "main",
+            {"at": at(60), "type": "chat_message", "seq": 1, "participant_id": BORROWER, "channel": "main",
              "text": "I can pay 2,000 a month.\nFrom March."},
-            {"at": at(120), "type": "chat", "seq": 2, "participant_id": BANK, "channel": "main",
+            {"at": at(120), "type": "chat_message", "seq": 2, "participant_id": BANK, "channel": "main",
              "text": "\x1b[2Jthat is \u202eodd"},
             {"at": at(150), "type": "message_deleted", "seq": 2, "by": MEDIATOR},
             {"at": at(180), "type": "caucus_started", "by": MEDIATOR, "members": [MEDIATOR, BORROWER]},
-            {"at": at(240), "type": "chat", "seq": 3, "participant_id": MEDIATOR, "channel": "caucus",
+            {"at": at(240), "type": "chat_message", "seq": 3, "participant_id": MEDIATOR, "channel": "caucus",
              "text": "Just between us: is 2,000 realistic?"},
             {"at": at(600), "type": "caucus_ended", "by": MEDIATOR},
             {"at": at(660), "type": "chat_muted", "participant_id": BANK, "by": MEDIATOR, "muted": True},
-            {"at": at(2300), "type": "left", "participant_id": BANK, "reason": "network"},
+            {"at": at(2300), "type": "participant_left", "participant_id": BANK, "reason": "network"},
             {"at": at(2400), "type": "session_ended", "by": MEDIATOR},
         ],
     }
@@ -122,7 +124,7 @@ def _chat(transcript: dict[str, Any]) -> list[dict[str, Any]]:
     names = {p["participant_id"]: p for p in transcript["participants"]}
     messages = []
     for event in transcript["events"]:
-        if event["type"] == "chat":
+        if event["type"] == "chat_message":
             person = names[event["participant_id"]]
             messages.append({"seq": event["seq"], "sent_at": event["at"], "participant_id": person["participant_id"],
                              "name": person["name"], "role": person["role"], "text": event["text"],
@@ -204,22 +206,11 @@ async def build(directory: Path, workspace: Path, *, transcript: dict[str, Any] 
                       signing_key=signing_key, recordings=recordings, transcript=transcript)
 
 
-def room_log_transcript() -> dict[str, Any]:
-    """The standard session's transcript in the room-log form: audit entries and messages, no segment counts."""
-    actors = {MEDIATOR: "mediator", BORROWER: "borrower", BANK: "bank_representative"}
-    events, seq = [], 100
-    for event in _transcript()["events"]:
-        if event["type"] == "chat":
-            continue
-        by = event.get("by", event.get("participant_id", MEDIATOR))
-        action = {"joined": "participant_joined", "admitted": "participant_admitted", "left": "participant_left",
-                  "caucus_started": "caucus_opened", "caucus_ended": "caucus_closed"}.get(event["type"], event["type"])
-        detail = {k: v for k, v in event.items() if k not in ("at", "type", "by")}
-        events.append({"seq": seq, "at": event["at"], "actor": f"{actors[by]}:{by}", "action": action,
-                       "detail": {**detail, "session_id": SESSION}})
-        seq += 1
-    return {"case_id": CASE, "session_id": SESSION, "ended_at": at(2400), "ended_by": f"mediator:{MEDIATOR}",
-            "events": events, "messages": _chat(_transcript())}
+def transcript_without_recordings() -> dict[str, Any]:
+    """The standard session's transcript without its segment counts (`recordings`)."""
+    transcript = _transcript()
+    del transcript["recordings"]
+    return transcript
 
 
 def edit_manifest(directory: Path, change: Any) -> None:

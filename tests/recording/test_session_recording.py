@@ -24,7 +24,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from tests.conftest import Api, walk_to_scheduled
 from tests.recording.agekeys import AgeKey, age_binary, generate
-from tests.recording.test_peer import MovingPattern, Tone
+from tests.recording.recorder.test_peer import MovingPattern, Tone
 from tests.signaling.conftest import issue_link
 from tests.signaling.peer import Participant
 
@@ -237,9 +237,9 @@ async def test_recorded_session_files_playable_sealed_media_and_transcript(api: 
                                    token=room.compliance)
     transcript = json.loads(_decrypt(room.key, ciphertext))
     assert transcript["format"] == "mediation-transcript/v1"
-    assert [(e["seq"], e["text"]) for e in transcript["events"] if e["type"] == "chat"] == said
+    assert [(e["seq"], e["text"]) for e in transcript["events"] if e["type"] == "chat_message"] == said
     types = [e["type"] for e in transcript["events"]]
-    for expected in ("joined", "admitted", "consent_given", "recording_started", "recording_stopped"):
+    for expected in ("participant_joined", "admitted", "consent_given", "recording_started", "recording_stopped"):
         assert expected in types, expected
     counts = {pid: entry["parts"] for pid, entry in transcript["recordings"].items()}
     for participant_id in files:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 
-from recording.records import RecordKind
+from recording.records.kinds import RecordKind
 from server.agreements import b64url
 from server.api import router
 from server.models import JoinLink, StaffUser

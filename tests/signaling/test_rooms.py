@@ -5,7 +5,7 @@ from __future__ import annotations
 import socketio
 import pytest
 
-from recording.records import RecordKind
+from recording.records.kinds import RecordKind
 from tests.conftest import walk_to_scheduled
 from tests.recording.agekeys import generate
 from tests.signaling.conftest import Session, issue_link

@@ -4,9 +4,9 @@
 
 Three JSON files under web_client/test/fixtures/, committed so `npm test` needs no Python:
 
-- compliance-merkle.json: inclusion proofs from server/merkle.py for trees of many sizes, with
-  the roots they must verify against (the page's merkle.js must agree on every one).
-- compliance-checkpoint.json: `signed_at` spellings and what recording/bundle.py's
+- compliance-merkle.json: inclusion proofs from recording/records/merkle.py for trees of many sizes,
+  with the roots they must verify against (the page's merkle.js must agree on every one).
+- compliance-checkpoint.json: `signed_at` spellings and what recording/records/checkpoint.py's
   checkpoint_message makes of each (or that Python refuses it), and a checkpoint signed with a
   fresh Ed25519 key.
 - compliance-bundle.json: a whole case bundle from tests/recording/casebundle.py (sealed with a
@@ -26,9 +26,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from recording.bundle import checkpoint_message
-from server import merkle
-from server.audit import key_id, public_key_pem
+from recording.records import merkle
+from recording.records.checkpoint import checkpoint_message, key_id, public_key_pem
 from tests.recording import casebundle
 
 FIXTURES = Path(__file__).resolve().parents[2] / "web_client" / "test" / "fixtures"

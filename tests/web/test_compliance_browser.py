@@ -146,7 +146,7 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     for video in videos:
         assert video["error"] is None and video["readyState"] >= 1 and 0 < video["duration"] < 600, video
         assert video["complete"] == "true" and video["width"] > 0, video
-    chat = page.locator("[data-testid=timeline] [data-testid=timeline-entry][data-type=chat]")
+    chat = page.locator("[data-testid=timeline] [data-testid=timeline-entry][data-type=chat_message]")
     assert await chat.count() == len(said)
     shown = [(int(await chat.nth(i).get_attribute("data-seq") or -1),
               await chat.nth(i).get_by_test_id("chat-text").inner_text()) for i in range(len(said))]
@@ -154,7 +154,8 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     assert await page.locator("[data-testid=opened] img").count() == 0
     assert await page.evaluate("document.body.dataset.pwned") is None
     types = await page.locator("[data-testid=timeline-entry]").evaluate_all("(es) => es.map(e => e.dataset.type)")
-    for expected in ("joined", "admitted", "consent_given", "recording_started", "chat", "recording_stopped"):
+    for expected in ("participant_joined", "admitted", "consent_given", "recording_started", "chat_message",
+                     "recording_stopped"):
         assert expected in types, (expected, types)
     assert await page.locator("[data-testid=chat-log] [data-testid=chat-entry]").count() == len(said)
     # The server audited every download the page made.

@@ -244,14 +244,15 @@ async def test_journey_apply_to_compliance_playback(api: Api, browser: Browser, 
                 video.pause();
                 return video.currentTime - from; }))""")
         assert all(advanced > 0.2 for advanced in played), played
-        chat = compliance.locator("[data-testid=timeline] [data-testid=timeline-entry][data-type=chat]")
+        chat = compliance.locator("[data-testid=timeline] [data-testid=timeline-entry][data-type=chat_message]")
         await expect(chat).to_have_count(len(said))
         shown = [(int(await chat.nth(i).get_attribute("data-seq") or -1),
                   await chat.nth(i).get_by_test_id("chat-text").inner_text()) for i in range(len(said))]
         assert shown == said
         types = await compliance.locator("[data-testid=timeline-entry]").evaluate_all(
             "(entries) => entries.map(e => e.dataset.type)")
-        for expected in ("joined", "admitted", "consent_given", "recording_started", "chat", "recording_stopped"):
+        for expected in ("participant_joined", "admitted", "consent_given", "recording_started", "chat_message",
+                         "recording_stopped"):
             assert expected in types, (expected, types)
         await shots(compliance, AREA, "21-compliance-session-opened")
         await compliance.get_by_test_id("open-agreements").click()

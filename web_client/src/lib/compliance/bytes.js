@@ -1,3 +1,4 @@
+// Spec: docs/records.md (the record format and the problem codes both verifiers report).
 // Byte helpers for verification: hex, base64, UTF-8 and SHA-256 (WebCrypto). No DOM access here.
 
 const HEX = /^(?:[0-9a-f]{2})*$/;

@@ -1,5 +1,6 @@
+// Spec: docs/records.md (the record format and the problem codes both verifiers report).
 // Signed audit checkpoints: the exact message the server signs, its Ed25519 key, and checking
-// signatures (WebCrypto). Mirrors recording/bundle.py (checkpoint_message, CheckpointVerifier).
+// signatures (WebCrypto). Mirrors recording/records/checkpoint.py (checkpoint_message, CheckpointVerifier).
 // No DOM access here.
 
 import { base64ToBytes, bytesToHex, sha256, utf8 } from "./bytes.js";
@@ -65,7 +66,7 @@ function renderOffset(text, value) {
   return out;
 }
 
-/** The exact bytes the server signs for a checkpoint (server/audit.py's format). */
+/** The exact bytes the server signs for a checkpoint (docs/records.md, "Checkpoint"). */
 export function checkpointMessage(treeSize, rootHash, signedAt) {
   return utf8.encode(`${CHECKPOINT_CONTEXT}${treeSize}\n${bytesToHex(rootHash)}\n${pythonIsoformat(signedAt)}\n`);
 }

@@ -1,3 +1,4 @@
+// Spec: docs/records.md (the record format and the problem codes both verifiers report).
 // The officer's age identity: generating one, its key file (age-keygen's format), reading one back,
 // and decrypting with it. The secret key lives only in memory here; nothing is stored or sent.
 // No DOM access here.

@@ -1,3 +1,4 @@
+// Spec: docs/records.md (the record format and the problem codes both verifiers report).
 // A case's sealed records (the API's list) grouped as the page shows them before anything is
 // opened: per session, recordings per participant and part, chat, transcript, consents; then the
 // case's agreements. Nothing here is verified: that happens when records are opened. No DOM access here.

@@ -1,6 +1,7 @@
-// The case bundle manifest (format "mediation-case-bundle/v1", see recording/bundle.py): reading it
+// Spec: docs/records.md (the record format and the problem codes both verifiers report).
+// The case bundle manifest (format "mediation-case-bundle/v1"): reading it
 // strictly, the storage key each record must have, and checking an object's audit entry against
-// the signed log. Mirrors recording/bundle.py and recording/records.py. No DOM access here.
+// the signed log. Mirrors recording/records/manifest.py and kinds.py. No DOM access here.
 
 import { base64ToBytes, equalBytes, hexToBytes, utf8 } from "./bytes.js";
 import { leafHash, verifyInclusion } from "./merkle.js";

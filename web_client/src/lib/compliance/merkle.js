@@ -1,5 +1,6 @@
+// Spec: docs/records.md (the record format and the problem codes both verifiers report).
 // Checking that a leaf is in an RFC 6962 Merkle tree: the verifier's half only (RFC 9162 §2.1.3.2).
-// Mirrors recording/merkleproof.py step for step. No DOM access here.
+// Mirrors recording/records/merkle.py (verify_inclusion) step for step. No DOM access here.
 
 import { concatBytes, equalBytes, sha256 } from "./bytes.js";
 

@@ -1,5 +1,6 @@
+// Spec: docs/records.md (the record format and the problem codes both verifiers report).
 // Opening a case's sealed records in the page, with the rules of the offline tool
-// (recording/compliance.py): every object is checked before its plaintext is used: the
+// (recording/compliance/open.py): every object is checked before its plaintext is used: the
 // checkpoint's Ed25519 signature, its audit entry (inclusion proof, and that the entry commits to
 // the object's key, SHA-256 and size), the downloaded ciphertext's size and SHA-256, then age
 // decryption. An object failing any check contributes nothing. Every problem is reported, tied to
@@ -268,10 +269,13 @@ class Opening {
         const digest = bytesToHex(await sha256(data));
         if (digest !== obj.sha256) problems.push({ code: "sha256_mismatch", params: { found: digest, expected: obj.sha256 } });
       }
-      // Decrypted even when a check failed, to report every fault; then the plaintext is dropped.
-      const opened = await this.keyring.open(data, obj.recipients);
-      if (opened.problem) problems.push(opened.problem);
-      else plaintext = opened.plaintext;
+      // Decrypted even when a check failed, to report every fault; then the plaintext is dropped. Not
+      // when it is too long, as the offline tool reads no more than size + 1 bytes (docs/records.md).
+      if (data.length <= obj.size) {
+        const opened = await this.keyring.open(data, obj.recipients);
+        if (opened.problem) problems.push(opened.problem);
+        else plaintext = opened.plaintext;
+      }
     }
     for (const p of problems) this.report.problem(group, p.code, { ...describeObject(obj), ...p.params });
     if (problems.length && obj.kind === "chat_message" && obj.index !== null) {

@@ -1,6 +1,7 @@
-// The sealed transcript ('mediation-transcript/v1', see recording/transcript.py): reading it (and
-// the older room-log form), the segment counts it declares, and its events as a timeline of
-// typed entries for the page to word. No DOM access here.
+// Spec: docs/records.md ("Transcript"; the record format and the problem codes both verifiers report).
+// The sealed transcript ('mediation-transcript/v1'; recording/records/transcript.py writes it):
+// reading it, the segment counts it declares, and its events as a timeline of typed entries for
+// the page to word. Event types are the room's socket notices. No DOM access here.
 
 export const TRANSCRIPT_FORMAT = "mediation-transcript/v1";
 
@@ -26,74 +27,6 @@ export function parseTime(value) {
   return Number.isNaN(ms) ? null : new Date(ms);
 }
 
-function splitActor(actor) {
-  if (typeof actor === "string" && actor.includes(":")) {
-    const at = actor.indexOf(":");
-    return [actor.slice(at + 1), actor.slice(0, at)];
-  }
-  return [null, null];
-}
-
-const SAME_SHAPE = {
-  participant_admitted: "admitted", participant_refused: "refused", participant_removed: "removed",
-  participant_returned_to_lobby: "returned_to_lobby", media_mute_requested: "media_mute_requested",
-  recording_started: "recording_started", recording_stopped: "recording_stopped",
-  session_ended: "session_ended", message_deleted: "message_deleted",
-};
-
-function fromRoomLog(doc) {
-  const { events, messages } = doc;
-  if (!Array.isArray(events) || !Array.isArray(messages) || ![...events, ...messages].every(isObject)) {
-    throw new TypeError("transcript fields 'events' and 'messages' are not lists of objects");
-  }
-  const people = new Map();
-  const timeline = [];
-  for (const entry of events) {
-    const [by, role] = splitActor(entry.actor);
-    if (by !== null && !people.has(by)) people.set(by, { participant_id: by, name: by, role });
-    const detail = isObject(entry.detail) ? entry.detail : {};
-    const { action } = entry;
-    const event = { ...detail, at: entry.at, by };
-    if (action === "participant_joined" || action === "participant_rejoined") {
-      Object.assign(event, { type: "joined", participant_id: by, status: action.endsWith("rejoined") ? "again" : null });
-    } else if (action === "participant_left" || action === "participant_disconnected") {
-      Object.assign(event, { type: "left", participant_id: by,
-        reason: detail.reason || (action === "participant_disconnected" ? "disconnected" : null) });
-    } else if (action === "chat_muted" || action === "chat_unmuted") {
-      Object.assign(event, { type: "chat_muted", muted: action === "chat_muted" });
-    } else if (action === "room_locked" || action === "room_unlocked") {
-      Object.assign(event, { type: "room_locked", locked: action === "room_locked" });
-    } else if (action === "consent_given" || action === "consent_withdrawn") {
-      Object.assign(event, { type: action, participant_id: by });
-    } else if (action === "caucus_opened") {
-      Object.assign(event, { type: "caucus_started", members: [by, detail.participant_id ?? null] });
-    } else if (action === "caucus_closed") {
-      event.type = "caucus_ended";
-    } else {
-      event.type = SAME_SHAPE[action] ?? action;
-    }
-    timeline.push(Object.fromEntries(Object.entries(event).filter(([, v]) => v !== null && v !== undefined)));
-  }
-  for (const message of messages) {
-    if (typeof message.participant_id === "string") {
-      people.set(message.participant_id, { participant_id: message.participant_id, name: message.name,
-        role: message.role });
-    }
-    const chat = { at: message.sent_at, type: "chat" };
-    for (const k of ["seq", "participant_id", "text", "channel"]) chat[k] = message[k] ?? null;
-    timeline.push(chat);
-    if (isObject(message.deleted)) {
-      timeline.push({ at: message.deleted.at, type: "message_deleted", seq: message.seq, by: message.deleted.by });
-    }
-  }
-  // Log entries are in order; messages are placed among them by time (stable for ties).
-  const when = (e) => parseTime(e.at)?.getTime() ?? Infinity;
-  timeline.sort((a, b) => when(a) - when(b));
-  return { format: TRANSCRIPT_FORMAT, case_id: doc.case_id, session_id: doc.session_id,
-    started_at: doc.started_at ?? timeline[0]?.at ?? null, ended_at: doc.ended_at ?? null,
-    participants: [...people.values()], events: timeline };
-}
-
 /** participant_id -> segments per part from `recordings`, null if absent; throws if malformed. */
 export function declaredParts(doc) {
   if (!("recordings" in doc)) return null;
@@ -110,11 +43,10 @@ export function declaredParts(doc) {
   return declared;
 }
 
-/** A decrypted transcript in the v1 form (translating the room-log form); throws TypeError otherwise. */
+/** A decrypted v1 transcript; throws TypeError if it is not one. */
 export function readTranscript(doc) {
   if (!isObject(doc)) throw new TypeError("a transcript is a JSON object");
-  let read = doc;
-  if (!("format" in read) && "messages" in read) read = fromRoomLog(read);
+  const read = doc;
   if (read.format !== TRANSCRIPT_FORMAT) {
     throw new TypeError(`transcript format is ${JSON.stringify(read.format)}, not ${TRANSCRIPT_FORMAT}`);
   }
@@ -126,7 +58,7 @@ export function readTranscript(doc) {
 }
 
 export function chatSeqs(doc) {
-  return new Set(doc.events.filter((e) => e.type === "chat" && Number.isSafeInteger(e.seq)).map((e) => e.seq));
+  return new Set(doc.events.filter((e) => e.type === "chat_message" && Number.isSafeInteger(e.seq)).map((e) => e.seq));
 }
 
 /** Display names for participant ids, from the transcript's participant list (or chat messages). */
@@ -155,7 +87,7 @@ export class People {
  */
 export function timeline(doc) {
   const people = new People(doc.participants);
-  const chat = new Map(doc.events.filter((e) => e.type === "chat" && Number.isSafeInteger(e.seq)).map((e) => [e.seq, e]));
+  const chat = new Map(doc.events.filter((e) => e.type === "chat_message" && Number.isSafeInteger(e.seq)).map((e) => [e.seq, e]));
   return doc.events.map((event) => {
     const entry = { at: parseTime(event.at), atText: event.at === undefined ? null : cleanText(event.at),
       type: typeof event.type === "string" ? event.type : String(event.type) };
@@ -163,10 +95,10 @@ export function timeline(doc) {
     if ("participant_id" in event) entry.subject = people.who(event.participant_id);
     if (typeof event.reason === "string" && event.reason) entry.reason = cleanText(event.reason);
     switch (entry.type) {
-      case "joined":
+      case "participant_joined":
         entry.status = typeof event.status === "string" ? cleanText(event.status) : null;
         break;
-      case "chat":
+      case "chat_message":
         entry.seq = Number.isSafeInteger(event.seq) ? event.seq : null;
         entry.text = cleanText(event.text ?? "", { newlines: true });
         entry.channel = event.channel === "caucus" ? "caucus" : "main";
@@ -180,7 +112,7 @@ export function timeline(doc) {
       case "chat_muted":
         entry.muted = Boolean(event.muted);
         break;
-      case "media_mute_requested":
+      case "mute_media_requested":
         entry.audio = Boolean(event.audio);
         entry.video = Boolean(event.video);
         break;
@@ -193,7 +125,7 @@ export function timeline(doc) {
       case "consent_given":
         entry.notice = typeof event.notice_sha256 === "string" ? cleanText(event.notice_sha256) : null;
         break;
-      case "left": case "admitted": case "refused": case "returned_to_lobby": case "removed":
+      case "participant_left": case "admitted": case "refused": case "returned_to_lobby": case "removed":
       case "caucus_ended": case "consent_withdrawn": case "recording_started": case "recording_stopped":
       case "session_ended":
         break;

@@ -12,11 +12,11 @@ export function eventText(entry) {
   const reason = entry.reason
     ? t("ev.reason", { reason: t.has(`reason.${entry.reason}`) ? t(`reason.${entry.reason}`) : entry.reason }) : "";
   switch (entry.type) {
-    case "joined":
+    case "participant_joined":
       return entry.status
         ? t("ev.joinedStatus", { subject, status: t.has(`status.${entry.status}`) ? t(`status.${entry.status}`) : entry.status })
         : t("ev.joined", { subject });
-    case "left": return t("ev.left", { subject, reason });
+    case "participant_left": return t("ev.left", { subject, reason });
     case "admitted": return t("ev.admitted", { actor, subject });
     case "refused": return t("ev.refused", { actor, subject, reason });
     case "returned_to_lobby":
@@ -26,7 +26,7 @@ export function eventText(entry) {
       return t("ev.deleted", { actor, seq: entry.seq ?? "?",
         author: entry.author ? t("ev.deletedAuthor", { author: personLabel(entry.author) }) : "" });
     case "chat_muted": return t(entry.muted ? "ev.muted" : "ev.unmuted", { actor, subject });
-    case "media_mute_requested": {
+    case "mute_media_requested": {
       const what = entry.audio && entry.video ? "ev.mediaBoth" : entry.audio ? "ev.mediaAudio"
         : entry.video ? "ev.mediaVideo" : "ev.mediaNothing";
       return t("ev.mediaMute", { actor, subject, what: t(what) });
@@ -85,7 +85,7 @@ export function timelineSection(report, sessionId, doc) {
     }
     const when = h("time", { class: "when", datetime: entry.at ? entry.at.toISOString() : null,
       title: entry.atText ?? null, text: entry.at ? formatClock(entry.at) : t("timeline.noTime") });
-    const body = entry.type === "chat"
+    const body = entry.type === "chat_message"
       ? h("div", { class: "what what-chat" }, chatLine(entry, personLabel(entry.subject)))
       : h("div", { class: "what", text: sentence(eventText(entry)) });
     items.push(h("li", { class: ["event", `event-${entry.type.replace(/[^a-z_]/g, "")}`], testid: "timeline-entry",

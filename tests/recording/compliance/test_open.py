@@ -21,11 +21,12 @@ import av
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from recording import merkleproof
-from recording.bundle import audit_key_id, check_audit_entry, checkpoint_message, parse_manifest
-from recording.compliance import main
-from recording.records import canonical_json
-from recording.sealing import seal
+from recording.compliance.cli import main
+from recording.records import merkle
+from recording.records.canonical import canonical_json
+from recording.records.checkpoint import checkpoint_message, key_id, public_key_pem
+from recording.records.manifest import check_audit_entry, parse_manifest
+from recording.records.sealing import seal
 from tests.recording.agekeys import generate
 from tests.recording.casebundle import (
     BORROWER,
@@ -37,11 +38,10 @@ from tests.recording.casebundle import (
     build,
     edit_manifest,
     find,
-    room_log_transcript,
+    transcript_without_recordings,
 )
-from server.audit import public_key_pem
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclasses.dataclass
@@ -317,7 +317,7 @@ def test_compliance_segment_not_in_the_audit_log_is_refused(pristine: CaseBundle
         audit["detail"].update(sha256=entry["sha256"], size=entry["size"])
         canonical = canonical_json(audit)
         entry["audit_entry"] = base64.b64encode(canonical).decode()
-        entry["inclusion"]["leaf_hash"] = merkleproof.leaf_hash(canonical).hex()
+        entry["inclusion"]["leaf_hash"] = merkle.leaf_hash(canonical).hex()
 
     edit_manifest(bundle, substitute)
     run = open_bundle(pristine, bundle)
@@ -365,7 +365,7 @@ def _resign_with(bundle: Path, attacker: Ed25519PrivateKey) -> None:
             message = checkpoint_message(inclusion["tree_size"], bytes.fromhex(inclusion["root_hash"]),
                                          inclusion["signed_at"])
             inclusion.update(checkpoint_signature=attacker.sign(message).hex(),
-                             key_id=audit_key_id(attacker.public_key()))
+                             key_id=key_id(attacker.public_key()))
 
     edit_manifest(bundle, resign)
 
@@ -375,7 +375,7 @@ def test_compliance_bundle_resigned_with_another_key_refused_when_key_pinned(pri
     attacker = Ed25519PrivateKey.generate()
     _resign_with(bundle, attacker)
     run = open_bundle(pristine, bundle)
-    assert_failed(run, f"key {audit_key_id(attacker.public_key())} is not a trusted audit key")
+    assert_failed(run, f"key {key_id(attacker.public_key())} is not a trusted audit key")
     assert "which is not one you pinned" in run.report
     assert run.presented_complete() == set()
 
@@ -456,19 +456,19 @@ def test_compliance_audit_detail_storage_key_accepted_missing_key_refused(pristi
     entry = json.loads(obj.audit_entry)
     entry["detail"]["storage_key"] = entry["detail"].pop("key")
     renamed = canonical_json(entry)
-    renamed_obj = dataclasses.replace(obj, audit_entry=renamed, leaf_hash=merkleproof.leaf_hash(renamed))
-    problems = check_audit_entry(renamed_obj, CASE)
+    renamed_obj = dataclasses.replace(obj, audit_entry=renamed, leaf_hash=merkle.leaf_hash(renamed))
+    problems = [p.message for p in check_audit_entry(renamed_obj, CASE)]
     assert not [p for p in problems if "key" in p and "inclusion" not in p], problems
     entry["detail"].pop("storage_key")
     dropped = canonical_json(entry)
-    problems = check_audit_entry(dataclasses.replace(obj, audit_entry=dropped), CASE)
+    problems = [p.message for p in check_audit_entry(dataclasses.replace(obj, audit_entry=dropped), CASE)]
     assert f"audit entry {obj.audit_seq} does not record the object's key" in problems
 
 
 def test_compliance_transcript_without_segment_counts_leaves_recordings_unvouched(
         tmp_path_factory: pytest.TempPathFactory) -> None:
-    root = tmp_path_factory.mktemp("room-log")
-    built = asyncio.run(build(root / "bundle", root / "work", transcript=room_log_transcript()))
+    root = tmp_path_factory.mktemp("no-counts")
+    built = asyncio.run(build(root / "bundle", root / "work", transcript=transcript_without_recordings()))
     run = open_bundle(built, built.directory, out=root / "out")
     assert_failed(run, f"the transcript of session {SESSION} does not declare the segments recorded")
     assert run.presented_complete() >= {f"{SESSION}/transcript.txt", f"{SESSION}/chat.txt"}

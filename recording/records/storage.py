@@ -1,4 +1,4 @@
-"""Where sealed records are kept: one write-once interface, and a local-directory implementation."""
+"""Where sealed records are kept (docs/records.md, "Storage keys"): one write-once interface, and a local directory."""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from recording.records import RecordKind, Sealer, record_key
-from recording.sealing import seal
-from recording.storage import DirectoryStorage, RecordExistsError
+from recording.records.kinds import RecordKind, record_key
+from recording.records.sealing import Sealer, seal
+from recording.records.storage import DirectoryStorage, RecordExistsError
 from tests.recording.agekeys import AgeKey, generate
 
 CASE, SESSION, PARTY = "cas_0a1b", "ses_2c3d", "pty_4e5f"

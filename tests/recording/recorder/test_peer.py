@@ -30,9 +30,14 @@ from aiortc import (
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 
-from recording.capture import CaptureUnsupportedError, EncodedFrameTap, capture_encoded_frames, request_keyframe
-from recording.peer import RecorderPeer
-from recording.webm import WebmMuxer, vp8_keyframe_size
+from recording.recorder.capture import (
+    CaptureUnsupportedError,
+    EncodedFrameTap,
+    capture_encoded_frames,
+    request_keyframe,
+)
+from recording.recorder.peer import RecorderPeer
+from recording.recorder.webm import WebmMuxer, vp8_keyframe_size
 
 WIDTH, HEIGHT = 320, 240
 LATE_JOIN = 2.0  # seconds after the session starts

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recording.storage import (
+from recording.records.storage import (
     DirectoryStorage,
     InvalidKeyError,
     RecordExistsError,

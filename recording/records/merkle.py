@@ -1,16 +1,18 @@
-"""RFC 6962 / RFC 9162 Merkle tree hashing, audit proofs and a compact range for the audit log."""
+"""The RFC 6962 / RFC 9162 Merkle tree of the audit log: hashing, proofs, their verification, compact ranges.
+
+The server builds trees and proofs from it; both verifiers check proofs with it (the JS verifier,
+web_client/src/lib/compliance/merkle.js, mirrors verify_inclusion step for step). Spec: docs/records.md.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 
-# The verifier's half lives with the offline compliance tool, which must not import the server.
-from recording.merkleproof import leaf_hash, node_hash, verify_inclusion
-
 __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
+    "TreeLevels",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
@@ -23,6 +25,16 @@ __all__ = [
 _HASH_SIZE = 32
 
 EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """Return SHA-256(0x00 || data)."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """Return SHA-256(0x01 || left || right)."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 def _split_point(n: int) -> int:
@@ -103,6 +115,33 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
         path.append(_subtree_root(leaf_hashes, lo, hi))
     path.reverse()
     return path
+
+
+def verify_inclusion(leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes) -> bool:
+    """Return whether `proof` shows `leaf` (a leaf hash) at `index` in the tree of `tree_size` with `root`.
+
+    RFC 9162 §2.1.3.2, step for step. Returns False, never raises, for an index outside the
+    tree, a proof of the wrong length, or hashes that are not 32 bytes.
+    """
+    if not 0 <= index < tree_size:
+        return False
+    if len(leaf) != _HASH_SIZE or len(root) != _HASH_SIZE or any(len(p) != _HASH_SIZE for p in proof):
+        return False
+    fn, sn = index, tree_size - 1
+    r = leaf
+    for p in proof:
+        if sn == 0:
+            return False  # the proof is longer than the path to the root
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
 
 
 def verify_consistency(
@@ -191,3 +230,26 @@ class CompactRange:
         for peak in reversed(self._peaks[:-1]):
             acc = node_hash(peak, acc)
         return acc
+
+
+class TreeLevels:
+    """All levels of a tree, for O(log n) inclusion proofs of every leaf (one pass builds them all)."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.levels = [list(leaves)]
+        while len(self.levels[-1]) > 1:
+            below = self.levels[-1]
+            above = [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            if len(below) % 2:
+                above.append(below[-1])  # an unpaired right edge is promoted unchanged
+            self.levels.append(above)
+
+    def proof(self, index: int) -> list[bytes]:
+        """Return the audit path of leaf `index`, leaf side first (as inclusion_proof does)."""
+        path = []
+        for level in self.levels[:-1]:
+            sibling = index - 1 if index % 2 else index + 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index //= 2
+        return path

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from recording.sealing import parse_recipient, seal
+from recording.records.sealing import open_sealed, parse_recipient, seal, x25519_identity, x25519_recipient
 from tests.recording.agekeys import AgeKey, age_binary, bech32, generate
 
 # Curve25519 points of small order, little-endian u-coordinates (as libsodium blocklists them).
@@ -131,3 +133,23 @@ def test_parse_recipient_small_order_point_refused(point: str) -> None:
         parse_recipient(recipient)
     with pytest.raises(ValueError, match="small-order point"):
         seal(b"x", [recipient])
+
+
+def test_sealing_raw_x25519_keys_encode_as_age_keygen_reads_them(tmp_path: Path) -> None:
+    private = X25519PrivateKey.generate()
+    raw_private = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                        serialization.NoEncryption())
+    raw_public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    identity_file = tmp_path / "derived.txt"
+    identity_file.write_text(str(x25519_identity(raw_private)) + "\n")
+    derived = subprocess.run([age_binary("age-keygen"), "-y", str(identity_file)], check=True, capture_output=True,
+                             text=True, timeout=30).stdout.strip()
+    assert derived == x25519_recipient(raw_public)
+    sealed = seal(b"join link", [x25519_recipient(raw_public)])
+    opened = subprocess.run([age_binary("age"), "-d", "-i", str(identity_file)], input=sealed, check=True,
+                            capture_output=True, timeout=30).stdout
+    assert opened == b"join link" == open_sealed(sealed, [x25519_identity(raw_private)])
+    with pytest.raises(ValueError, match="cannot open the sealed data"):
+        open_sealed(sealed, [pyrage.x25519.Identity.generate()])
+    with pytest.raises(ValueError, match="32 bytes"):
+        x25519_recipient(raw_public[:31])

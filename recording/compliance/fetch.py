@@ -1,4 +1,4 @@
-"""Download a case's bundle (manifest and ciphertext) from the server, for the offline compliance tool."""
+"""Download a case's bundle (manifest and ciphertext) from the server, for the offline tool (docs/records.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recording.storage import validate_key
+from recording.records.storage import validate_key
 
 _CASE_ID = re.compile(r"^cas_[0-9a-f]{32}$")
 

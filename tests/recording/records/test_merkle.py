@@ -1,4 +1,4 @@
-"""Tests for server.merkle: RFC 6962 known answers, exhaustive proof round-trips and tamper detection."""
+"""The audit log's Merkle tree: RFC 6962 known answers, exhaustive proof round-trips and tamper detection."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.merkle import (
+from recording.records.merkle import (
+    TreeLevels,
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,
@@ -472,3 +473,51 @@ def test_root_two_distinct_leaves_swapped_changes_root(
     swapped = list(entries)
     swapped[i], swapped[j] = swapped[j], swapped[i]
     assert _root_of(swapped) != _root_of(entries)
+
+
+def _leaves(n: int) -> list[bytes]:
+    return [leaf_hash(f"entry {i}".encode()) for i in range(n)]
+
+
+def test_merkle_inclusion_every_proof_verifies_for_sizes_1_to_40() -> None:
+    for size in range(1, 41):
+        leaves = _leaves(size)
+        root = root_from_leaf_hashes(leaves)
+        for index in range(size):
+            proof = inclusion_proof(leaves, index)
+            assert verify_inclusion(leaves[index], index, size, proof, root), (size, index)
+
+
+def test_merkle_inclusion_any_altered_input_fails() -> None:
+    leaves = _leaves(13)
+    root = root_from_leaf_hashes(leaves)
+    proof = inclusion_proof(leaves, 5)
+    other = leaf_hash(b"forged")
+    assert not verify_inclusion(other, 5, 13, proof, root)
+    assert not verify_inclusion(leaves[5], 4, 13, proof, root)
+    assert not verify_inclusion(leaves[5], 5, 6, proof, root)  # the path has another shape
+    assert not verify_inclusion(leaves[5], 5, 13, proof[:-1], root)
+    assert not verify_inclusion(leaves[5], 5, 13, [*proof, proof[0]], root)
+    for position in range(len(proof)):
+        bent = list(proof)
+        bent[position] = bytes([bent[position][0] ^ 1]) + bent[position][1:]
+        assert not verify_inclusion(leaves[5], 5, 13, bent, root)
+
+
+def test_merkle_inclusion_out_of_range_or_misshapen_input_is_false_not_an_error() -> None:
+    leaves = _leaves(4)
+    root = root_from_leaf_hashes(leaves)
+    proof = inclusion_proof(leaves, 1)
+    assert not verify_inclusion(leaves[1], 4, 4, proof, root)
+    assert not verify_inclusion(leaves[1], -1, 4, proof, root)
+    assert not verify_inclusion(leaves[1], 0, 0, [], root)
+    assert not verify_inclusion(leaves[1][:31], 1, 4, proof, root)
+    assert not verify_inclusion(leaves[1], 1, 4, [p[:31] for p in proof], root)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 33])
+def test_merkle_levels_proofs_match_rfc6962_paths(size: int) -> None:
+    leaves = [leaf_hash(bytes([i])) for i in range(size)]
+    levels = TreeLevels(leaves)
+    for index in range(size):
+        assert levels.proof(index) == inclusion_proof(leaves, index)

@@ -2,7 +2,7 @@
 
 The recorder is one more participant of the room: each browser offers it a connection carrying
 its camera and microphone. We answer receive-only with VP8 and Opus as the only codecs, capture
-the encoded frames (``recording.capture``), mux them untouched (``recording.webm``) and hand the
+the encoded frames (``recording.recorder.capture``), mux them untouched (``recording.recorder.webm``) and hand the
 file over in segments to ``on_segment``, which seals and stores them.
 
 ICE: no STUN or TURN server unless given. aiortc would otherwise query Google's public STUN
@@ -33,8 +33,8 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
-from recording.capture import capture_encoded_frames, request_keyframe
-from recording.webm import KINDS, WebmMuxer, vp8_keyframe_size
+from recording.recorder.capture import capture_encoded_frames, request_keyframe
+from recording.recorder.webm import KINDS, WebmMuxer, vp8_keyframe_size
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The sealed transcript's format, and its rendering (and chat's) as plain text for a reader.
+"""The sealed transcript: its format (docs/records.md, "Transcript"), writing it, reading it, rendering it as text.
 
 A transcript is one JSON object per session, sealed when the session ends:
 
@@ -14,38 +14,36 @@ A transcript is one JSON object per session, sealed when the session ends:
 `recordings` gives, for every participant recorded in the session, the number of segments
 sealed in each part; the compliance tool needs it to detect parts or segments missing from
 the end, which no index gap can show (without it, recordings cannot be called complete).
-Event types rendered specially (any other type is still shown, generically, never dropped):
+Event types are the room's socket notices (docs/protocol.md) where one exists, else the past
+tense of the request; any other type is still shown, generically, never dropped:
 
-    joined {participant_id, status?}          left {participant_id, reason?}
+    participant_joined {participant_id, role?, status?}    participant_left {participant_id, reason?}
     admitted {participant_id, by}             refused {participant_id, by, reason?}
     returned_to_lobby {participant_id, by?, reason?}
-    removed {participant_id, by, reason?}     chat {seq, participant_id, text, channel?}
+    removed {participant_id, by, reason?}     chat_message {seq, participant_id, text, channel}
     message_deleted {seq, by}                 chat_muted {participant_id, by, muted}
-    media_mute_requested {participant_id, by, audio, video}
+    mute_media_requested {participant_id, by, audio, video}
     room_locked {by, locked}                  caucus_started {by, members}
     caucus_ended {by?}                        consent_given {participant_id, notice_sha256?}
-    consent_withdrawn {participant_id}        recording_started {}   recording_stopped {}
+    consent_withdrawn {participant_id}        recording_started {}   recording_stopped {reason?}
     session_ended {by?}
 
 `by` and `participant_id` name participants listed in `participants`. A chat message sealed
 on its own has the shape of the room's `chat_message` notice:
 {seq, sent_at, participant_id, name, role, text, channel, deleted?: {by, at}}.
-
-A transcript in the room-log form (no `format`; `events` of audit entries
-{seq, at, actor: "<role>:<participant_id>", action, detail} and `messages` in the notice
-shape) is read too, by translating its actions into the event types above.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
-    "TRANSCRIPT_FORMAT", "chat_seqs", "clean_text", "declared_parts", "read_transcript", "render_chat",
-    "render_transcript",
+    "TRANSCRIPT_FORMAT", "RoomEntry", "build_transcript", "chat_seqs", "clean_text", "declared_parts",
+    "read_transcript", "render_chat", "render_transcript",
 ]
 
 TRANSCRIPT_FORMAT = "mediation-transcript/v1"
@@ -119,10 +117,10 @@ def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, M
     kind = event.get("type")
     actor = who(event.get("by")) if "by" in event else None
     subject = who(event.get("participant_id"))
-    if kind == "joined":
+    if kind == "participant_joined":
         status = event.get("status")
         return f"{subject} joined" + (f" ({clean_text(status)})" if status else "")
-    if kind == "left":
+    if kind == "participant_left":
         return f"{subject} left{_reason(event)}"
     if kind == "admitted":
         return f"{actor or 'the mediator'} admitted {subject}"
@@ -132,7 +130,7 @@ def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, M
         return f"{subject} was returned to the lobby" + (f" by {actor}" if actor else "") + _reason(event)
     if kind == "removed":
         return f"{actor or 'the mediator'} removed {subject}{_reason(event)}"
-    if kind == "chat":
+    if kind == "chat_message":
         return _chat_line(subject, event)
     if kind == "message_deleted":
         seq = event.get("seq")
@@ -143,7 +141,7 @@ def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, M
     if kind == "chat_muted":
         verb = "muted" if event.get("muted") else "unmuted"
         return f"{actor or 'the mediator'} {verb} the chat of {subject}"
-    if kind == "media_mute_requested":
+    if kind == "mute_media_requested":
         what = [name for name in ("audio", "video") if event.get(name)]
         return f"{actor or 'the mediator'} asked {subject} to turn off {' and '.join(what) or 'nothing'}"
     if kind == "room_locked":
@@ -188,80 +186,104 @@ def _timed_lines(items: list[tuple[object, str]]) -> list[str]:
     return lines
 
 
-def _actor(actor: object) -> tuple[str | None, str | None]:
-    """Split a room-log actor "role:participant_id" into (participant_id, role)."""
-    if isinstance(actor, str) and ":" in actor:
-        role, participant_id = actor.split(":", 1)
-        return participant_id, role
-    return None, None
+@dataclasses.dataclass(frozen=True)
+class RoomEntry:
+    """One room event as the audit log holds it: `action` without its "room_" prefix."""
+
+    at: str
+    actor: str  # "<role>:<participant_id>", or "system"
+    action: str
+    detail: Mapping[str, Any]
+
+    @property
+    def by(self) -> tuple[str | None, str | None]:
+        """(participant_id, role) of the actor; (None, None) for the system."""
+        role, _, participant_id = self.actor.partition(":")
+        return (participant_id, role) if participant_id else (None, None)
 
 
-# Room-log actions whose event type differs only in name; the rest are translated below.
-_SAME_SHAPE = {
+# Room audit actions whose event differs only in name: the notice sent for them.
+_NOTICE_OF = {
     "participant_admitted": "admitted", "participant_refused": "refused", "participant_removed": "removed",
-    "participant_returned_to_lobby": "returned_to_lobby", "media_mute_requested": "media_mute_requested",
-    "recording_started": "recording_started", "recording_stopped": "recording_stopped",
-    "session_ended": "session_ended", "message_deleted": "message_deleted",
+    "participant_returned_to_lobby": "returned_to_lobby", "media_mute_requested": "mute_media_requested",
+    "caucus_closed": "caucus_ended",
 }
+# Detail fields that are the audit log's bookkeeping, not part of the event.
+_BOOKKEEPING = ("session_id",)
 
 
-def _from_room_log(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """Translate a room-log transcript (audit entries plus messages) into the v1 form."""
-    events, messages = doc.get("events"), doc.get("messages")
-    if not isinstance(events, list) or not isinstance(messages, list) \
-            or not all(isinstance(e, Mapping) for e in [*events, *messages]):
-        raise ValueError("transcript fields 'events' and 'messages' are not lists of objects")
+def _event(entry: RoomEntry) -> dict[str, Any]:
+    """The transcript event of one room audit entry."""
+    by, role = entry.by
+    detail = {k: v for k, v in entry.detail.items() if k not in _BOOKKEEPING}
+    action = entry.action
+    event: dict[str, Any] = {**detail, "at": entry.at, "by": by}
+    if action in ("participant_joined", "participant_rejoined"):
+        event.update(type="participant_joined", participant_id=by, role=detail.get("role", role),
+                     status="again" if action == "participant_rejoined" else None)
+        del event["by"]
+    elif action in ("participant_left", "participant_disconnected"):
+        fallback = "disconnected" if action == "participant_disconnected" else None
+        event.update(type="participant_left", participant_id=by, reason=detail.get("reason") or fallback)
+        del event["by"]
+    elif action in ("chat_muted", "chat_unmuted"):
+        event.update(type="chat_muted", muted=action == "chat_muted")
+    elif action in ("room_locked", "room_unlocked"):
+        event.update(type="room_locked", locked=action == "room_locked")
+    elif action in ("consent_given", "consent_withdrawn"):
+        event.update(type=action, participant_id=by)
+    elif action == "caucus_opened":
+        event.update(type="caucus_started", members=[by, detail.get("participant_id")])
+        event.pop("participant_id", None)
+    else:
+        event["type"] = _NOTICE_OF.get(action, action)
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def build_transcript(
+    *,
+    case_id: str,
+    session_id: str,
+    ended_at: str,
+    entries: Sequence[RoomEntry],
+    messages: Sequence[Mapping[str, Any]],
+    names: Mapping[str, tuple[str, str]],
+    recordings: Mapping[str, list[int]],
+) -> dict[str, Any]:
+    """Return a session's v1 transcript from its room audit entries (in log order) and its chat messages.
+
+    `messages` have the `chat_message` notice's shape; `names` maps participant ids to (name, role)
+    from the case; `recordings` maps participant ids to the segments sealed in each part.
+    Messages are placed among the entries by time (stable for ties).
+    """
+    events = [_event(entry) for entry in entries]
     people: dict[str, dict[str, Any]] = {}
-    timeline: list[dict[str, Any]] = []
-    for entry in events:
-        by, role = _actor(entry.get("actor"))
-        if by is not None and by not in people:
-            people[by] = {"participant_id": by, "name": by, "role": role}
-        detail = entry.get("detail") if isinstance(entry.get("detail"), Mapping) else {}
-        action = entry.get("action")
-        event: dict[str, Any] = {**detail, "at": entry.get("at"), "by": by}
-        if action in ("participant_joined", "participant_rejoined"):
-            event.update(type="joined", participant_id=by, status="again" if action.endswith("rejoined") else None)
-        elif action in ("participant_left", "participant_disconnected"):
-            fallback = "disconnected" if action == "participant_disconnected" else None
-            event.update(type="left", participant_id=by, reason=detail.get("reason") or fallback)
-        elif action in ("chat_muted", "chat_unmuted"):
-            event.update(type="chat_muted", muted=action == "chat_muted")
-        elif action in ("room_locked", "room_unlocked"):
-            event.update(type="room_locked", locked=action == "room_locked")
-        elif action in ("consent_given", "consent_withdrawn"):
-            event.update(type=action, participant_id=by)
-        elif action == "caucus_opened":
-            event.update(type="caucus_started", members=[by, detail.get("participant_id")])
-        elif action == "caucus_closed":
-            event.update(type="caucus_ended")
-        else:
-            event["type"] = _SAME_SHAPE.get(action, action)
-        timeline.append({k: v for k, v in event.items() if v is not None})
+    for entry in entries:
+        by, role = entry.by
+        if by is not None:
+            people.setdefault(by, {"participant_id": by, "name": by, "role": role})
     for message in messages:
-        participant_id = message.get("participant_id")
-        if isinstance(participant_id, str):
-            people[participant_id] = {"participant_id": participant_id, "name": message.get("name"),
-                                      "role": message.get("role")}
-        timeline.append({"at": message.get("sent_at"), "type": "chat", **{
-            k: message.get(k) for k in ("seq", "participant_id", "text", "channel")}})
-        deleted = message.get("deleted")
-        if isinstance(deleted, Mapping):
-            timeline.append({"at": deleted.get("at"), "type": "message_deleted", "seq": message.get("seq"),
-                             "by": deleted.get("by")})
-    # Entries of the log are in order; messages are placed among them by time (stable for ties).
-    timeline.sort(key=lambda e: parsed.timestamp() if (parsed := _parse_time(e.get("at"))) else float("inf"))
-    return {"format": TRANSCRIPT_FORMAT, "case_id": doc.get("case_id"), "session_id": doc.get("session_id"),
-            "started_at": doc.get("started_at", timeline[0]["at"] if timeline else None),
-            "ended_at": doc.get("ended_at"), "participants": list(people.values()), "events": timeline}
+        participant_id = message["participant_id"]
+        people[participant_id] = {"participant_id": participant_id, "name": message["name"], "role": message["role"]}
+        events.append({"at": message["sent_at"], "type": "chat_message",
+                       **{k: message[k] for k in ("seq", "participant_id", "text", "channel")}})
+    for person in people.values():
+        if person["participant_id"] in names:
+            person["name"], person["role"] = names[person["participant_id"]]
+    events.sort(key=lambda e: parsed.timestamp() if (parsed := _parse_time(e.get("at"))) else float("inf"))
+    return {
+        "format": TRANSCRIPT_FORMAT, "case_id": case_id, "session_id": session_id,
+        "started_at": events[0]["at"] if events else ended_at, "ended_at": ended_at,
+        "participants": list(people.values()),
+        "recordings": {participant_id: {"parts": list(parts)} for participant_id, parts in recordings.items()},
+        "events": events,
+    }
 
 
 def read_transcript(doc: object) -> dict[str, Any]:
-    """Return a decrypted transcript in the v1 form (translating the room-log form); raise ValueError otherwise."""
+    """Return a decrypted v1 transcript; raise ValueError if it is not one."""
     if not isinstance(doc, Mapping):
         raise ValueError("a transcript is a JSON object")
-    if "format" not in doc and "messages" in doc:
-        doc = _from_room_log(doc)
     if doc.get("format") != TRANSCRIPT_FORMAT:
         raise ValueError(f"transcript format is {doc.get('format')!r}, not {TRANSCRIPT_FORMAT!r}")
     events = doc.get("events")
@@ -290,7 +312,7 @@ def declared_parts(doc: Mapping[str, Any]) -> dict[str, list[int]] | None:
 
 def chat_seqs(doc: Mapping[str, Any]) -> set[int]:
     """Return the seq of every chat message the transcript holds."""
-    return {e["seq"] for e in doc["events"] if e.get("type") == "chat" and isinstance(e.get("seq"), int)}
+    return {e["seq"] for e in doc["events"] if e.get("type") == "chat_message" and isinstance(e.get("seq"), int)}
 
 
 def render_transcript(doc: object) -> str:
@@ -316,7 +338,7 @@ def render_transcript(doc: object) -> str:
                      f"{', '.join(str(n) for n in parts) or 'no'} segment(s)")
     lines.append("Times are UTC.")
     lines.append("")
-    chat = {e["seq"]: e for e in events if e.get("type") == "chat" and isinstance(e.get("seq"), int)}
+    chat = {e["seq"]: e for e in events if e.get("type") == "chat_message" and isinstance(e.get("seq"), int)}
     lines += _timed_lines([(e.get("at"), _describe_event(e, who, chat)) for e in events])
     return "\n".join(lines) + "\n"
 

@@ -1,11 +1,13 @@
-"""The compliance officer's offline tool: verify a downloaded case bundle, decrypt it, and write what it holds.
+"""Opening a downloaded case bundle: verify every object, decrypt it, and write what it holds.
+
+Spec: docs/records.md. Run by the officer's command line (recording/compliance/cli.py):
 
     python -m recording.compliance open --identity KEYFILE --bundle DIR --out OUTDIR [--audit-public-key PEM]
 
-Every object is checked before its plaintext is used: size and SHA-256 against the manifest,
-its audit entry against the manifest (the entry commits to the object's key and SHA-256), the
-entry's inclusion in a checkpoint, the checkpoint's Ed25519 signature, then age decryption.
-An object failing any check contributes nothing to the outputs. Every problem is reported;
+Every object is checked before its plaintext is used, in the order docs/records.md gives: the
+checkpoint's Ed25519 signature, the audit entry's inclusion in it and its binding to the object
+(key, SHA-256, size, ...), the file's size and SHA-256, then age decryption. An object failing
+any check contributes nothing to the outputs. Every problem is reported with its code;
 an output that misses anything is written with an ".INCOMPLETE" suffix (or not at all), and
 the exit status is 0 only if everything verified: 1 if the bundle has problems, 2 if the tool
 could not start (arguments, identity file, output directory).
@@ -22,13 +24,11 @@ Outputs, all 0600 in 0700 directories under OUTDIR (which must be new or empty):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import os
 import stat
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,21 +36,13 @@ from typing import Any, BinaryIO
 
 import pyrage
 
-from recording import transcript
-from recording.fetch import FetchError, fetch_bundle
-from recording.bundle import (
-    BundleError,
-    BundleObject,
-    CheckpointVerifier,
-    Manifest,
-    audit_key_id,
-    check_audit_entry,
-    load_audit_public_key,
-    parse_manifest,
-)
-from recording.records import FIRST_INDEX, RecordKind
+from recording.records import transcript
+from recording.records.checkpoint import CheckpointVerifier, key_id, load_public_key
+from recording.records.kinds import FIRST_INDEX, RecordKind
+from recording.records.manifest import BundleError, BundleObject, Manifest, check_audit_entry, parse_manifest
+from recording.records.problems import Problem
 
-__all__ = ["SetupError", "load_identities", "main", "open_bundle"]
+__all__ = ["Report", "SetupError", "load_identities", "open_bundle"]
 
 INCOMPLETE = ".INCOMPLETE"
 _DIR_MODE = 0o700
@@ -130,14 +122,22 @@ class _OutputDir:
 class Report:
     """Problems (each tied to the output it spoils, or to everything), warnings and outputs."""
 
-    problems: list[tuple[Group | None, str]] = dataclasses.field(default_factory=list)
-    warnings: list[str] = dataclasses.field(default_factory=list)
+    problems: list[tuple[Group | None, Problem]] = dataclasses.field(default_factory=list)
+    warnings: list[Problem] = dataclasses.field(default_factory=list)
     outputs: list[str] = dataclasses.field(default_factory=list)
     verified: int = 0
     listed: int = 0
 
-    def problem(self, group: Group | None, message: str) -> None:
-        self.problems.append((group, message))
+    def problem(self, group: Group | None, code: str, message: str) -> None:
+        self.problems.append((group, Problem(code, message)))
+
+    def warning(self, code: str, message: str) -> None:
+        self.warnings.append(Problem(code, message))
+
+    @property
+    def codes(self) -> list[str]:
+        """The problem codes reported, sorted and without repeats (as the shared tampering table lists them)."""
+        return sorted({problem.code for _, problem in self.problems})
 
     def spoiled(self, group: Group) -> bool:
         """Whether a problem touches this output: its own, its scope's, or everything's (None).
@@ -159,11 +159,11 @@ class Report:
         lines = [f"Objects listed: {self.listed}; verified and opened: {self.verified}", ""]
         if self.problems:
             lines.append(f"PROBLEMS ({len(self.problems)}):")
-            lines += [f"  ! {message}" for _, message in self.problems]
+            lines += [f"  ! [{problem.code}] {problem.message}" for _, problem in self.problems]
             lines.append("")
         if self.warnings:
             lines.append(f"WARNINGS ({len(self.warnings)}):")
-            lines += [f"  ~ {message}" for message in self.warnings]
+            lines += [f"  ~ [{warning.code}] {warning.message}" for warning in self.warnings]
             lines.append("")
         lines.append("Written:")
         lines += [f"  {name}" for name in self.outputs] or ["  nothing"]
@@ -221,35 +221,38 @@ def _ranges(indices: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
-def _read_ciphertext(bundle: Path, obj: BundleObject) -> tuple[bytes | None, list[str]]:
+def _read_ciphertext(bundle: Path, obj: BundleObject) -> tuple[bytes | None, list[Problem]]:
     """Read an object's file (its key is validated, so it stays inside the bundle) and check size and hash."""
     path = bundle / obj.key
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None, [f"MISSING: the bundle has no file {obj.key}"]
+        return None, [Problem("not_on_case", f"MISSING: the bundle has no file {obj.key}")]
     except OSError as exc:
-        return None, [f"cannot read {obj.key}: {exc.strerror}"]
+        return None, [Problem("download_failed", f"cannot read {obj.key}: {exc.strerror}")]
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
-            return None, [f"{obj.key} is not a regular file"]
+            return None, [Problem("download_failed", f"{obj.key} is not a regular file")]
         data = handle.read(obj.size + 1)  # never read more than one byte past what is expected
     problems = []
     if len(data) < obj.size:
-        problems.append(f"TRUNCATED: the file has {len(data)} bytes, the manifest says {obj.size}")
+        problems.append(Problem("truncated",
+                                f"TRUNCATED: the file has {len(data)} bytes, the manifest says {obj.size}"))
     elif len(data) > obj.size:
-        problems.append(f"TOO LONG: the file has {info.st_size} bytes, the manifest says {obj.size}")
+        problems.append(Problem("too_long",
+                                f"TOO LONG: the file has {info.st_size} bytes, the manifest says {obj.size}"))
     else:
         digest = hashlib.sha256(data).hexdigest()
         if digest != obj.sha256:
-            problems.append(f"SHA-256 MISMATCH: the file hashes to {digest}, the manifest says {obj.sha256}")
+            problems.append(Problem("sha256_mismatch",
+                                    f"SHA-256 MISMATCH: the file hashes to {digest}, the manifest says {obj.sha256}"))
     return data, problems
 
 
 def _decrypt(
     data: bytes, identities: list[pyrage.x25519.Identity], obj: BundleObject
-) -> tuple[bytes | None, str | None]:
+) -> tuple[bytes | None, Problem | None]:
     """Return (plaintext, None) or (None, what went wrong, in words an officer can act on)."""
     try:
         return pyrage.decrypt(data, identities), None
@@ -259,12 +262,14 @@ def _decrypt(
         ours = {str(i.to_public()) for i in identities}
         listed = "" if ours & set(obj.recipients) else \
             " (the manifest does not list your public key among its recipients)"
-        return None, f"NOT SEALED TO YOUR KEY: none of your identities opens it{listed}"
+        return None, Problem("not_sealed_to_you", f"NOT SEALED TO YOUR KEY: none of your identities opens it{listed}")
     if message == "decryption error":
-        return None, "DECRYPTION AUTHENTICATION FAILED: the ciphertext was altered or cut short after sealing"
+        return None, Problem("decrypt_auth_failed",
+                             "DECRYPTION AUTHENTICATION FAILED: the ciphertext was altered or cut short after sealing")
     if "fill whole buffer" in message:
-        return None, "DECRYPTION FAILED: the ciphertext ends before its header does (truncated)"
-    return None, f"DECRYPTION FAILED: {message}"
+        return None, Problem("decrypt_failed",
+                             "DECRYPTION FAILED: the ciphertext ends before its header does (truncated)")
+    return None, Problem("decrypt_failed", f"DECRYPTION FAILED: {message}")
 
 
 class _Opener:
@@ -292,7 +297,8 @@ class _Opener:
             hint = entry.hint
             group = _group(hint.get("kind"), hint.get("session_id"), hint.get("participant_id"), hint.get("index"),
                            hint.get("part"))
-            self.report.problem(group, f"manifest entry #{entry.position} is malformed: {entry.problem}")
+            self.report.problem(group, "malformed_entry",
+                                f"manifest entry #{entry.position} is malformed: {entry.problem}")
             # Its index still counts as listed: the entry is reported as malformed, not as a gap too.
             if group is not None and hint.get("kind") in FIRST_INDEX and isinstance(hint.get("index"), int):
                 self._listed(RecordKind(hint["kind"]), hint.get("session_id"), hint.get("participant_id"),
@@ -308,7 +314,8 @@ class _Opener:
                     self._listed(obj.kind, obj.session_id, obj.participant_id, obj.index, obj.part)
                 group = _group(obj.kind, obj.session_id, obj.participant_id, obj.index, obj.part)
                 if keys[obj.key] > 1:
-                    self.report.problem(group, f"{obj.describe()}: listed {keys[obj.key]} times in the manifest")
+                    self.report.problem(group, "listed_twice",
+                                        f"{obj.describe()}: listed {keys[obj.key]} times in the manifest")
                     if obj.kind == RecordKind.CHAT_MESSAGE and obj.index is not None:
                         self.chat_missing[obj.session_id or "-"][obj.index] = "listed more than once"
                     continue
@@ -317,7 +324,7 @@ class _Opener:
                     self.report.verified += 1
                     self._route(obj, group, plaintext)
             for fork in self.verifier.forks:
-                self.report.problem(None, fork)
+                self.report.problem(None, fork.code, fork.message)
             self._check_sequences()
             self._check_parts()
             self._finish_chat()
@@ -335,13 +342,14 @@ class _Opener:
         data, file_problems = _read_ciphertext(self.bundle, obj)
         problems += file_problems
         plaintext = None
-        if data is not None:
-            # Decrypted even when a check failed, to report every fault; then the plaintext is dropped.
+        # Decrypted even when a check failed, to report every fault; then the plaintext is dropped. Not
+        # when the file is too long: only its first size + 1 bytes were read.
+        if data is not None and len(data) <= obj.size:
             plaintext, decrypt_problem = _decrypt(data, self.identities, obj)
             if decrypt_problem:
                 problems.append(decrypt_problem)
         for problem in problems:
-            self.report.problem(group, f"{obj.describe()}: {problem}")
+            self.report.problem(group, problem.code, f"{obj.describe()}: {problem.message}")
         if problems and obj.kind == RecordKind.CHAT_MESSAGE and obj.index is not None:
             self.chat_missing[obj.session_id or "-"][obj.index] = "failed verification (see problems)"
         return None if problems else plaintext
@@ -362,7 +370,8 @@ class _Opener:
                 if not isinstance(message, dict):
                     raise ValueError("not an object")
             except ValueError:
-                self.report.problem(group, f"{obj.describe()}: decrypted, but is not a JSON chat message")
+                self.report.problem(group, "bad_chat_message",
+                                    f"{obj.describe()}: decrypted, but is not a JSON chat message")
                 self.chat_missing[session][obj.index] = "not a readable chat message"
             else:
                 self.chat[session].append({**message, "seq": obj.index})
@@ -381,7 +390,8 @@ class _Opener:
             doc = transcript.read_transcript(json.loads(plaintext))
             text = transcript.render_transcript(doc)
         except ValueError as exc:
-            self.report.problem(group, f"{obj.describe()}: decrypted, but cannot be read as a transcript: {exc}")
+            self.report.problem(group, "bad_transcript",
+                                f"{obj.describe()}: decrypted, but cannot be read as a transcript: {exc}")
             return
         self.transcripts[session] = doc
         self._write(f"{session}/transcript.txt", text.encode())
@@ -413,8 +423,9 @@ class _Opener:
                 group: Group | None = ("recording", *key[1:])
             else:
                 group = _group(kind, session, key[2] if len(key) > 2 else None, None)
-            self.report.problem(group, f"{kind} {'/'.join(key[1:])}: index(es) {_ranges(missing)} MISSING from the "
-                                       f"bundle (present: {_ranges(indices)})")
+            self.report.problem(group, "missing_indices",
+                                f"{kind} {'/'.join(key[1:])}: index(es) {_ranges(missing)} MISSING from the "
+                                f"bundle (present: {_ranges(indices)})")
             if kind == RecordKind.CHAT_MESSAGE:
                 for seq in missing:
                     self.chat_missing[session][seq] = "not in the bundle"
@@ -433,18 +444,18 @@ class _Opener:
             expected -= {part for part, count in enumerate(declared.get((session, participant_id), [])) if not count}
             missing = sorted(expected - present)
             if missing:
-                self.report.problem(("recording-parts", session, participant_id),
+                self.report.problem(("recording-parts", session, participant_id), "missing_parts",
                                     f"recording {session}/{participant_id}: part(s) {_ranges(missing)} MISSING "
                                     "from the bundle")
         recorded = {session for session, _ in self.parts}
         for session in sorted({key[1] for key in self.indices if key[0] == RecordKind.CHAT_MESSAGE.value}
                               | recorded):
             if session not in self.transcripts:
-                self.report.problem(("session", session),
+                self.report.problem(("session", session), "no_transcript",
                                     f"session {session} has no verified transcript, so nothing vouches that its "
                                     "recordings and chat are whole (what is cut from the end leaves no gap)")
             elif session in recorded and transcript.declared_parts(self.transcripts[session]) is None:
-                self.report.problem(("recordings", session),
+                self.report.problem(("recordings", session), "transcript_no_recordings",
                                     f"the transcript of session {session} does not declare the segments recorded "
                                     "('recordings'), so nothing vouches that its recordings are whole")
 
@@ -467,7 +478,8 @@ class _Opener:
             self.report.outputs.append(final)
         for key in sorted(self.indices):
             if key[0] == RecordKind.RECORDING_SEGMENT.value and ("recording", *key[1:]) not in self.recordings:
-                self.report.warnings.append(f"recording {'/'.join(key[1:])}: no segment verified, nothing written")
+                self.report.warning("recording_nothing_verified",
+                                    f"recording {'/'.join(key[1:])}: no segment verified, nothing written")
 
 
 def open_bundle(bundle: Path, identities: list[pyrage.x25519.Identity], pinned: Sequence[Path],
@@ -482,7 +494,7 @@ def open_bundle(bundle: Path, identities: list[pyrage.x25519.Identity], pinned: 
     trusted = _trusted_keys(manifest, pinned, report)
     output = _OutputDir(out)
     if report.listed == 0:
-        report.problem(None, "the manifest lists no objects: there is nothing to verify")
+        report.problem(None, "nothing_listed", "the manifest lists no objects: there is nothing to verify")
     _warn_unlisted(bundle, manifest, report)
     _Opener(bundle, manifest, identities, CheckpointVerifier(trusted), output, report).run()
     output.write("REPORT.txt", report.render().encode())
@@ -493,28 +505,31 @@ def _trusted_keys(manifest: Manifest, pinned: Sequence[Path], report: Report) ->
     trusted = {}
     for path in pinned:
         try:
-            key = load_audit_public_key(path.read_bytes())
+            key = load_public_key(path.read_bytes())
         except (OSError, ValueError) as exc:
             raise SetupError(f"audit public key {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
-        trusted[audit_key_id(key)] = key
+        trusted[key_id(key)] = key
     shipped = None
     if manifest.audit_public_key_pem:
         try:
-            shipped = load_audit_public_key(manifest.audit_public_key_pem.encode())
+            shipped = load_public_key(manifest.audit_public_key_pem.encode())
         except ValueError as exc:
-            report.problem(None, f"the manifest's audit_public_key_pem is unusable: {exc}")
+            report.problem(None, "audit_key_unusable", f"the manifest's audit_public_key_pem is unusable: {exc}")
     if trusted:
-        if shipped is not None and audit_key_id(shipped) not in trusted:
-            report.warnings.append(f"the bundle ships audit key {audit_key_id(shipped)}, which is not one you "
+        if shipped is not None and key_id(shipped) not in trusted:
+            report.warning("audit_key_not_the_pinned_one",
+                           f"the bundle ships audit key {key_id(shipped)}, which is not one you "
                                    f"pinned ({', '.join(sorted(trusted))}); only pinned keys are trusted")
     elif shipped is not None:
-        trusted[audit_key_id(shipped)] = shipped
-        report.warnings.append(
-            f"AUDIT KEY NOT PINNED: trusting the key shipped inside the bundle (id {audit_key_id(shipped)}). A bundle "
+        trusted[key_id(shipped)] = shipped
+        report.warning(
+            "audit_key_not_pinned",
+            f"AUDIT KEY NOT PINNED: trusting the key shipped inside the bundle (id {key_id(shipped)}). A bundle "
             "forged as a whole would pass; compare this id with the one the mediation body publishes, or pass "
             "--audit-public-key")
     else:
-        report.problem(None, "no audit public key: the manifest has none and no --audit-public-key was given")
+        report.problem(None, "no_audit_key",
+                       "no audit public key: the manifest has none and no --audit-public-key was given")
     return trusted
 
 
@@ -523,59 +538,6 @@ def _warn_unlisted(bundle: Path, manifest: Manifest, report: Report) -> None:
     extra = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()
                    and str(p.relative_to(bundle)) not in listed)
     if extra:
-        report.warnings.append(f"{len(extra)} file(s) in the bundle are not in the manifest and were ignored: "
-                               + ", ".join(extra[:10]) + (" …" if len(extra) > 10 else ""))
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mediation-compliance",
-                                     description="Verify and open a downloaded case bundle of sealed records.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    opener = commands.add_parser("open", help="verify every object against the signed audit log, decrypt, join")
-    opener.add_argument("--identity", required=True, type=Path, help="age identity file (AGE-SECRET-KEY-1…)")
-    opener.add_argument("--bundle", required=True, type=Path, help="directory holding manifest.json and the objects")
-    opener.add_argument("--out", required=True, type=Path, help="new or empty directory for the results")
-    opener.add_argument("--audit-public-key", action="append", default=[], type=Path, metavar="PEM",
-                        help="the server's audit public key as published (repeatable); without it the key "
-                             "inside the bundle is trusted, with a warning")
-    fetcher = commands.add_parser("fetch", help="download a case's bundle (token in MEDIATION_TOKEN)")
-    fetcher.add_argument("--server", required=True, help="the server's base URL")
-    fetcher.add_argument("--case", required=True, help="the case id (cas_…)")
-    fetcher.add_argument("--bundle", required=True, type=Path, help="new directory for the bundle")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
-    if args.command == "fetch":
-        token = os.environ.get("MEDIATION_TOKEN", "")
-        if not token:
-            print("mediation-compliance: set MEDIATION_TOKEN to your staff session token", file=sys.stderr)
-            return 2
-        try:
-            count = fetch_bundle(args.server, args.case, token, args.bundle)
-        except (FetchError, ValueError, OSError) as exc:
-            print(f"mediation-compliance: fetch failed: {exc}", file=sys.stderr)
-            return 1
-        print(f"fetched {count} sealed objects into {args.bundle}; now run: mediation-compliance open")
-        return 0
-    try:
-        identities = load_identities(args.identity)
-        report = open_bundle(args.bundle, identities, args.audit_public_key, args.out)
-    except SetupError as exc:
-        print(f"mediation-compliance: {exc}", file=sys.stderr)
-        return 2
-    except BundleError as exc:
-        print(f"mediation-compliance: PROBLEM: {exc}\nRESULT: INCOMPLETE - nothing was opened", file=sys.stderr)
-        return 1
-    print(report.render(), end="")
-    if not report.complete:
-        print(f"mediation-compliance: {len(report.problems)} problem(s) found; see {args.out / 'REPORT.txt'}",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        report.warning("listed_not_in_manifest",
+                       f"{len(extra)} file(s) in the bundle are not in the manifest and were ignored: "
+                       + ", ".join(extra[:10]) + (" …" if len(extra) > 10 else ""))

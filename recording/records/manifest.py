@@ -1,5 +1,8 @@
 """The case bundle a compliance officer downloads: its manifest format, and checking objects against the audit log.
 
+Spec: docs/records.md ("Case bundle manifest"); the JS verifier mirrors it in
+web_client/src/lib/compliance/manifest.js.
+
 A bundle is a directory holding `manifest.json` and each sealed object's ciphertext at its
 storage key (`<bundle>/cases/<case_id>/…/0000/000000.webm.age`). The manifest:
 
@@ -14,7 +17,7 @@ storage key (`<bundle>/cases/<case_id>/…/0000/000000.webm.age`). The manifest:
           "kind": "recording_segment",      # | chat_message | transcript | consent | agreement
           "session_id": "ses_…",            # null for an agreement
           "participant_id": "pty_…",        # null where the kind has none
-          "index": 0,                       # null for a transcript; see records.FIRST_INDEX
+          "index": 0,                       # null for a transcript; see kinds.FIRST_INDEX
           "part": 0,                        # recording segments only, else null
           "sha256": "<64 hex: SHA-256 of the ciphertext>",
           "size": 1234,                     # bytes of ciphertext
@@ -50,38 +53,30 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from recording import merkleproof
-from recording.records import RecordKind, SealedObject, check_id, record_key
+from recording.records import merkle
+from recording.records.checkpoint import Checkpoint, normalized_time
+from recording.records.kinds import RecordKind, check_id, record_key
+from recording.records.problems import Problem
+from recording.records.sealing import SealedObject
 
 __all__ = [
     "BUNDLE_FORMAT",
     "BundleError",
     "BundleObject",
-    "Checkpoint",
-    "CheckpointVerifier",
     "Manifest",
-    "audit_key_id",
+    "MalformedEntry",
     "build_manifest",
     "check_audit_entry",
-    "checkpoint_message",
-    "load_audit_public_key",
     "manifest_object",
     "parse_manifest",
 ]
 
 BUNDLE_FORMAT = "mediation-case-bundle/v1"
-# The server's checkpoint format (server/audit.py): context line, then size, root and time.
-CHECKPOINT_CONTEXT = b"mediation-audit-checkpoint/v1\n"
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX128 = re.compile(r"^[0-9a-f]{128}$")
@@ -95,53 +90,13 @@ _INCLUSION_FIELDS = {"leaf_hash", "proof", "tree_size", "root_hash", "checkpoint
 
 
 class BundleError(Exception):
-    """The manifest cannot be read at all."""
+    """The manifest cannot be read at all (problem code manifest_error)."""
+
+    code = "manifest_error"
 
 
 class _Malformed(ValueError):
     pass
-
-
-def _normalized_time(value: str) -> str:
-    """Return `value` as Python's isoformat() renders it (so "Z" and "+00:00" sign alike)."""
-    parsed = dt.datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"time {value!r} has no UTC offset")
-    return parsed.isoformat()
-
-
-def checkpoint_message(tree_size: int, root_hash: bytes, signed_at: str) -> bytes:
-    """Return the exact bytes the server signs for a checkpoint (server/audit.py's format)."""
-    return CHECKPOINT_CONTEXT + f"{tree_size}\n{root_hash.hex()}\n{_normalized_time(signed_at)}\n".encode()
-
-
-def audit_key_id(public_key: Ed25519PublicKey) -> str:
-    """Return the 16-hex-digit id the server gives its audit key."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def load_audit_public_key(pem: bytes) -> Ed25519PublicKey:
-    """Parse a PEM Ed25519 public key; raise ValueError otherwise."""
-    try:
-        loaded = serialization.load_pem_public_key(pem)
-    except ValueError as exc:
-        raise ValueError(f"not a PEM public key: {exc}") from None
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise ValueError(f"not an Ed25519 public key but {type(loaded).__name__}")
-    return loaded
-
-
-@dataclasses.dataclass(frozen=True)
-class Checkpoint:
-    tree_size: int
-    root_hash: bytes
-    signed_at: str
-    key_id: str
-    signature: bytes
-
-    def describe(self) -> str:
-        return f"checkpoint of size {self.tree_size} signed {self.signed_at} by key {self.key_id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +186,7 @@ def _parse_checkpoint(raw: object) -> tuple[bytes, tuple[bytes, ...], Checkpoint
         raise _Malformed(f"inclusion field 'proof' must be a list of 64-hex hashes, got {proof!r}")
     signed_at = _str(entry, "signed_at")
     try:
-        _normalized_time(signed_at)
+        normalized_time(signed_at)
     except ValueError:
         raise _Malformed(f"inclusion field 'signed_at' is not an ISO 8601 time with offset: {signed_at!r}") from None
     key_id = _str(entry, "key_id")
@@ -316,65 +271,32 @@ def parse_manifest(raw: bytes) -> Manifest:
                     objects=objects, malformed=malformed)
 
 
-class CheckpointVerifier:
-    """Checks checkpoint signatures against trusted keys, once each, and notices forks."""
-
-    def __init__(self, trusted: Mapping[str, Ed25519PublicKey]) -> None:
-        self._trusted = dict(trusted)
-        self._results: dict[Checkpoint, str | None] = {}
-        self._roots: dict[int, Checkpoint] = {}
-        self.forks: list[str] = []
-
-    def check(self, checkpoint: Checkpoint) -> str | None:
-        """Return None if the checkpoint is validly signed by a trusted key, else what is wrong."""
-        if checkpoint not in self._results:
-            self._results[checkpoint] = self._verify(checkpoint)
-        return self._results[checkpoint]
-
-    def _verify(self, checkpoint: Checkpoint) -> str | None:
-        public = self._trusted.get(checkpoint.key_id)
-        if public is None:
-            return (f"{checkpoint.describe()}: key {checkpoint.key_id} is not a trusted audit key "
-                    f"(trusted: {', '.join(sorted(self._trusted)) or 'none'})")
-        try:
-            public.verify(checkpoint.signature,
-                          checkpoint_message(checkpoint.tree_size, checkpoint.root_hash, checkpoint.signed_at))
-        except InvalidSignature:
-            return f"{checkpoint.describe()}: BAD SIGNATURE - the checkpoint was not signed by the audit key"
-        seen = self._roots.setdefault(checkpoint.tree_size, checkpoint)
-        if seen.root_hash != checkpoint.root_hash:
-            # Two validly signed heads of one size with different roots: the log was forked.
-            self.forks.append(
-                f"two signed checkpoints of size {checkpoint.tree_size} have different roots "
-                f"({seen.root_hash.hex()[:16]}… and {checkpoint.root_hash.hex()[:16]}…): "
-                "the audit log was rewritten"
-            )
-        return None
-
-
-def check_audit_entry(obj: BundleObject, case_id: str) -> list[str]:
+def check_audit_entry(obj: BundleObject, case_id: str) -> list[Problem]:
     """Return what is wrong with the object's audit entry and its binding to the object (nothing: [])."""
-    problems: list[str] = []
-    recomputed = merkleproof.leaf_hash(obj.audit_entry)
+    problems: list[Problem] = []
+    seq = obj.audit_seq
+    recomputed = merkle.leaf_hash(obj.audit_entry)
     if recomputed != obj.leaf_hash:
-        problems.append(f"audit entry {obj.audit_seq} does not hash to the manifest's leaf hash")
-    if not merkleproof.verify_inclusion(recomputed, obj.audit_seq, obj.checkpoint.tree_size, obj.proof,
-                                        obj.checkpoint.root_hash):
-        problems.append(f"audit entry {obj.audit_seq} is NOT in the audit log: its inclusion proof fails "
-                        f"against the {obj.checkpoint.describe()}")
+        problems.append(Problem("audit_leaf_mismatch", f"audit entry {seq} does not hash to the manifest's leaf hash"))
+    if not merkle.verify_inclusion(recomputed, seq, obj.checkpoint.tree_size, obj.proof, obj.checkpoint.root_hash):
+        problems.append(Problem("audit_not_included",
+                                f"audit entry {seq} is NOT in the audit log: its inclusion proof fails "
+                                f"against the {obj.checkpoint.describe()}"))
     try:
         entry = json.loads(obj.audit_entry)
     except (ValueError, UnicodeDecodeError):
-        return problems + [f"audit entry {obj.audit_seq} is not JSON"]
+        return problems + [Problem("audit_entry_not_json", f"audit entry {seq} is not JSON")]
     if not isinstance(entry, dict):
-        return problems + [f"audit entry {obj.audit_seq} is not a JSON object"]
-    if entry.get("seq") != obj.audit_seq:
-        problems.append(f"audit entry has seq {entry.get('seq')!r}, the manifest says {obj.audit_seq}")
+        return problems + [Problem("audit_entry_not_object", f"audit entry {seq} is not a JSON object")]
+    if entry.get("seq") != seq:
+        problems.append(Problem("audit_seq_mismatch",
+                                f"audit entry has seq {entry.get('seq')!r}, the manifest says {seq}"))
     if entry.get("case_id") != case_id:
-        problems.append(f"audit entry {obj.audit_seq} belongs to case {entry.get('case_id')!r}, not {case_id!r}")
+        problems.append(Problem("audit_wrong_case",
+                                f"audit entry {seq} belongs to case {entry.get('case_id')!r}, not {case_id!r}"))
     detail = entry.get("detail")
     if not isinstance(detail, dict):
-        return problems + [f"audit entry {obj.audit_seq} has no detail object"]
+        return problems + [Problem("audit_no_detail", f"audit entry {seq} has no detail object")]
     if "key" not in detail and "storage_key" in detail:
         detail = {**detail, "key": detail["storage_key"]}  # the name entries written before v1 use
     expected: dict[str, Any] = {
@@ -383,9 +305,10 @@ def check_audit_entry(obj: BundleObject, case_id: str) -> list[str]:
     }
     for name, value in expected.items():
         if name in ("key", "sha256") and name not in detail:
-            problems.append(f"audit entry {obj.audit_seq} does not record the object's {name}")
+            problems.append(Problem("audit_field_absent", f"audit entry {seq} does not record the object's {name}"))
         elif name in detail and detail[name] != value:
-            problems.append(f"audit entry {obj.audit_seq} records {name} {detail[name]!r}, the manifest says {value!r}")
+            problems.append(Problem("audit_field_mismatch",
+                                    f"audit entry {seq} records {name} {detail[name]!r}, the manifest says {value!r}"))
     return problems
 
 
@@ -416,12 +339,12 @@ def manifest_object(
         "audit_seq": audit_seq,
         "audit_entry": base64.b64encode(audit_entry).decode(),
         "inclusion": {
-            "leaf_hash": merkleproof.leaf_hash(audit_entry).hex(),
+            "leaf_hash": merkle.leaf_hash(audit_entry).hex(),
             "proof": [p.hex() for p in proof],
             "tree_size": tree_size,
             "root_hash": root_hash.hex(),
             "checkpoint_signature": signature.hex(),
-            "signed_at": signed_at.isoformat(),
+            "signed_at": normalized_time(signed_at),
             "key_id": key_id,
         },
     }

@@ -1,6 +1,6 @@
 """The recording worker: joins a room as its recorder and files each participant's sealed WebM segments.
 
-Runs in its own process (``python -m recording.worker``), so media work never touches the
+Runs in its own process (``python -m recording.recorder.worker``), so media work never touches the
 signaling event loop. It is just another client of the room: it answers the offers participants
 send it, records what they send without decoding, seals every segment to the case's recipients in
 memory and uploads only ciphertext. Credentials come from the environment, never the command line.
@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import socketio
 
-from recording.peer import RecorderPeer
-from recording.sealing import parse_recipient, seal
+from recording.recorder.peer import RecorderPeer
+from recording.records.sealing import parse_recipient, seal
 
 log = logging.getLogger("mediation.recorder")
 
@@ -147,7 +147,7 @@ class RecordingWorker:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="recording.worker", description="record one mediation session")
+    parser = argparse.ArgumentParser(prog="recording.recorder.worker", description="record one mediation session")
     parser.add_argument("--url", required=True, help="the server node to join through")
     parser.add_argument("--session", required=True, help="the session to record")
     parser.add_argument("--segment-seconds", type=float, default=5.0)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     token = os.environ.get("RECORDER_TOKEN", "")
     recipients = [r for r in os.environ.get("RECORDER_RECIPIENTS", "").split(",") if r]
     if not token.startswith("rtk_"):
-        parser.exit(2, "recording.worker: RECORDER_TOKEN is missing\n")
+        parser.exit(2, "recording.recorder.worker: RECORDER_TOKEN is missing\n")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format='{"level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}')
     worker = RecordingWorker(args.url, args.session, token, recipients, args.segment_seconds, args.started_at)

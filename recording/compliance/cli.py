@@ -1,0 +1,76 @@
+"""The compliance officer's command line: fetch a case's bundle, then verify and open it offline.
+
+    mediation-compliance fetch --server URL --case cas_… --bundle DIR      (token in MEDIATION_TOKEN)
+    mediation-compliance open --identity KEYFILE --bundle DIR --out OUTDIR [--audit-public-key PEM]
+
+Spec of what is checked and of the problem codes reported: docs/records.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from recording.compliance.fetch import FetchError, fetch_bundle
+from recording.compliance.open import SetupError, load_identities, open_bundle
+from recording.records.manifest import BundleError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediation-compliance",
+                                     description="Verify and open a downloaded case bundle of sealed records.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    opener = commands.add_parser("open", help="verify every object against the signed audit log, decrypt, join")
+    opener.add_argument("--identity", required=True, type=Path, help="age identity file (AGE-SECRET-KEY-1…)")
+    opener.add_argument("--bundle", required=True, type=Path, help="directory holding manifest.json and the objects")
+    opener.add_argument("--out", required=True, type=Path, help="new or empty directory for the results")
+    opener.add_argument("--audit-public-key", action="append", default=[], type=Path, metavar="PEM",
+                        help="the server's audit public key as published (repeatable); without it the key "
+                             "inside the bundle is trusted, with a warning")
+    fetcher = commands.add_parser("fetch", help="download a case's bundle (token in MEDIATION_TOKEN)")
+    fetcher.add_argument("--server", required=True, help="the server's base URL")
+    fetcher.add_argument("--case", required=True, help="the case id (cas_…)")
+    fetcher.add_argument("--bundle", required=True, type=Path, help="new directory for the bundle")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "fetch":
+        token = os.environ.get("MEDIATION_TOKEN", "")
+        if not token:
+            print("mediation-compliance: set MEDIATION_TOKEN to your staff session token", file=sys.stderr)
+            return 2
+        try:
+            count = fetch_bundle(args.server, args.case, token, args.bundle)
+        except (FetchError, ValueError, OSError) as exc:
+            print(f"mediation-compliance: fetch failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"fetched {count} sealed objects into {args.bundle}; now run: mediation-compliance open")
+        return 0
+    try:
+        identities = load_identities(args.identity)
+        report = open_bundle(args.bundle, identities, args.audit_public_key, args.out)
+    except SetupError as exc:
+        print(f"mediation-compliance: {exc}", file=sys.stderr)
+        return 2
+    except BundleError as exc:
+        print(f"mediation-compliance: PROBLEM: [{exc.code}] {exc}\nRESULT: INCOMPLETE - nothing was opened",
+              file=sys.stderr)
+        return 1
+    print(report.render(), end="")
+    if not report.complete:
+        print(f"mediation-compliance: {len(report.problems)} problem(s) found; see {args.out / 'REPORT.txt'}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The sealed-record format (docs/records.md): kinds and keys, sealing, storage, manifest, transcript, tree."""
