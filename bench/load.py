@@ -97,7 +97,7 @@ class Usage:
 
 
 def recorder_pids(nodes: list[Node]) -> list[int]:
-    """The recorder workers the nodes spawned (``python -m recording.worker``)."""
+    """The recorder workers the nodes spawned (``python -m server.recorderworker``)."""
     parents = {node.pid for node in nodes if node.running}
     found = []
     for entry in Path("/proc").iterdir():
@@ -105,7 +105,7 @@ def recorder_pids(nodes: list[Node]) -> list[int]:
             continue
         with contextlib.suppress(OSError):
             stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) in parents and b"recording.worker" in (
+            if int(stat.rsplit(")", 1)[1].split()[1]) in parents and b"server.recorderworker" in (
                     entry / "cmdline").read_bytes():
                 found.append(int(entry.name))
     return found

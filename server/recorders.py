@@ -30,7 +30,7 @@ class _Running:
 
 
 class ProcessRecorders:
-    """Starts ``python -m recording.worker`` per session; the worker joins the room as a participant.
+    """Starts ``python -m server.recorderworker`` per session; the worker joins the room as a participant.
 
     Media work runs in that process, never on the signaling event loop. Its credential lives only
     in this node's memory and dies with the worker: the worker connects back to this node.
@@ -57,7 +57,7 @@ class ProcessRecorders:
         self._tokens[token_hash] = recorder
         env = {**os.environ, "RECORDER_TOKEN": token, "RECORDER_RECIPIENTS": ",".join(recipients)}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "recording.worker", "--url", self._base_url(), "--session", identity.session_id,
+            sys.executable, "-m", "server.recorderworker", "--url", self._base_url(), "--session", identity.session_id,
             "--segment-seconds", str(self._segment_seconds), "--started-at", repr(time.time()), env=env,
             stdin=asyncio.subprocess.DEVNULL,
         )
