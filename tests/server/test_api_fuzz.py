@@ -40,7 +40,7 @@ from server import __version__
 from server.api import router
 from server.routing import openapi_document
 from tests.conftest import Api
-from tests.services import HOST, free_port
+from tests.support.services import HOST, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from server.app import create_app
 from server.errors import is_database_unavailable
 from tests.conftest import make_settings
-from tests.services import PostgresServer, RedisServer
+from tests.support.services import PostgresServer, RedisServer
 
 
 def _redis_clients(server: RedisServer) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from server.jsonlog import TOKEN_PREFIXES
 from tests.recording.agekeys import generate
-from tests.services import free_port
+from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where the code issues a bearer token: new_token("xyz") or an f-string "xyz_{secrets.token_urlsafe(...)}".
