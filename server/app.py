@@ -77,69 +77,7 @@ def _room_store(settings: Settings) -> RoomStore:
     return MemoryRoomStore()
 
 
-def create_app(settings: Settings) -> web.Application:
-    """An app whose resources each start and stop with it in their own cleanup context, in dependency order."""
-    metrics = Metrics()
-    app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[client_address_middleware(settings.trusted_proxies), security_headers,
-                                       metrics.middleware(), error_middleware])
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = Database(settings.effective_database_url)
-    signing_key = load_or_create_signing_key(settings.audit_key_path)
-    audit = AuditLog(db, signing_key)
-    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
-    own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
-    recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
-                                 segment_seconds=settings.recording_segment_seconds)
-    services = Services(
-        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, recorders.participant),
-        cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
-        application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
-        recorders=recorders, agreements=Agreements(db, audit, signing_key, records),
-    )
-    services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
-    app[SERVICES] = services
-    app[OWN_URL] = own_url
-
-    store = _room_store(settings)
-    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, RoomSettings(
-        stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
-        turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
-    ), on_error=metrics.room_error, on_node_lost=metrics.node_lost)
-    metrics.observe_rooms(rooms.census, recorders.running)
-    manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
-    origins = [o for o in (*settings.allowed_origins, settings.public_url.rstrip("/")) if o] or None
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
-                               max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
-    sio.register_namespace(rooms)
-    sio.attach(app, socketio_path="socket.io")
-
-    app[METRICS] = metrics
-    app[DATABASE] = db
-    app[ROOM_STORE] = store
-    app[FANOUT] = manager
-    app[AUDIT] = audit
-    app[RECORDERS] = recorders
-    app[ROOMS] = rooms
-    # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
-    # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
-    app.cleanup_ctx.extend([metrics_context, database_context, room_store_context, fanout_context,
-                            audit_context, recorders_context, rooms_context])
-
-    async def close_sockets(_app: web.Application) -> None:
-        # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io
-        # level (not as a socket.io disconnect, which tells clients not to come back), each is marked
-        # disconnected here and its client reconnects at once, through the proxy, to another node.
-        if sio.eio.sockets:  # engine.io's disconnect-all fails when there is nothing to close
-            await sio.eio.disconnect()
-
-    app.on_shutdown.append(close_sockets)
-    router.install(app, services.accounts.authenticate, services.cases.check_member, settings.max_body_bytes)
-    _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)
-    return app
-
-
-# --- resources: each one's start and stop together, in the order create_app registers them ---------------
+# --- resources: each one's start and stop together; create_app registers them in dependency order ---------
 
 METRICS = web.AppKey("metrics", Metrics)
 DATABASE = web.AppKey("database", Database)
@@ -225,6 +163,68 @@ async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     yield
     async with _stopping("rooms"):
         await rooms.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """An app whose resources each start and stop with it in their own cleanup context, in dependency order."""
+    metrics = Metrics()
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[client_address_middleware(settings.trusted_proxies), security_headers,
+                                       metrics.middleware(), error_middleware])
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(settings.effective_database_url)
+    signing_key = load_or_create_signing_key(settings.audit_key_path)
+    audit = AuditLog(db, signing_key)
+    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
+    own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
+    recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
+                                 segment_seconds=settings.recording_segment_seconds)
+    services = Services(
+        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, recorders.participant),
+        cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
+        application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
+        recorders=recorders, agreements=Agreements(db, audit, signing_key, records),
+    )
+    services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
+    app[SERVICES] = services
+    app[OWN_URL] = own_url
+
+    store = _room_store(settings)
+    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, RoomSettings(
+        stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
+        turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
+    ), on_error=metrics.room_error, on_node_lost=metrics.node_lost)
+    metrics.observe_rooms(rooms.census, recorders.running)
+    manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
+    origins = [o for o in (*settings.allowed_origins, settings.public_url.rstrip("/")) if o] or None
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
+                               max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
+    sio.register_namespace(rooms)
+    sio.attach(app, socketio_path="socket.io")
+
+    app[METRICS] = metrics
+    app[DATABASE] = db
+    app[ROOM_STORE] = store
+    app[FANOUT] = manager
+    app[AUDIT] = audit
+    app[RECORDERS] = recorders
+    app[ROOMS] = rooms
+    # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
+    # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
+    app.cleanup_ctx.extend([metrics_context, database_context, room_store_context, fanout_context,
+                            audit_context, recorders_context, rooms_context])
+
+    async def close_sockets(_app: web.Application) -> None:
+        # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io
+        # level (not as a socket.io disconnect, which tells clients not to come back), each is marked
+        # disconnected here and its client reconnects at once, through the proxy, to another node.
+        if sio.eio.sockets:  # engine.io's disconnect-all fails when there is nothing to close
+            await sio.eio.disconnect()
+
+    app.on_shutdown.append(close_sockets)
+    router.install(app, services.accounts.authenticate, services.cases.check_member, settings.max_body_bytes)
+    _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)
+    return app
 
 
 # Each page of the browser client: its path and its HTML file in the web client folder.
