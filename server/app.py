@@ -178,7 +178,8 @@ def create_app(settings: Settings) -> web.Application:
     records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
-                                 segment_seconds=settings.recording_segment_seconds)
+                                 segment_seconds=settings.recording_segment_seconds,
+                                 stop_grace_seconds=settings.recording_stop_grace_seconds)
     services = Services(
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, recorders.participant),
         cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,

@@ -37,10 +37,11 @@ class ProcessRecorders:
     """
 
     def __init__(self, base_url: Callable[[], str], recipients: Callable[[str], object],
-                 segment_seconds: float = 5.0) -> None:
+                 segment_seconds: float = 5.0, stop_grace_seconds: float = 30.0) -> None:
         self._base_url = base_url
         self._recipients = recipients
         self._segment_seconds = segment_seconds
+        self._stop_grace_seconds = stop_grace_seconds
         self._running: dict[str, _Running] = {}
         self._tokens: dict[bytes, Identity] = {}
         self._watchers: set[asyncio.Task[None]] = set()
@@ -76,7 +77,7 @@ class ProcessRecorders:
 
     async def stop(self, session_id: str, reason: str) -> None:
         """Called inside the room's turn: returns at once; the worker, disconnected by the room, flushes
-        its last segment and exits, and is killed if it has not within 30 s."""
+        its last segment and exits, and is killed if it has not within the stop grace."""
         running = self._running.get(session_id)
         if running is None:
             return
@@ -86,7 +87,7 @@ class ProcessRecorders:
 
     async def _ensure_exit(self, running: _Running, reason: str) -> None:
         try:
-            await asyncio.wait_for(asyncio.shield(running.waiter), 30)
+            await asyncio.wait_for(asyncio.shield(running.waiter), self._stop_grace_seconds)
         except asyncio.TimeoutError:
             log.error("recorder did not exit; killing it",
                       extra={"session_id": running.identity.session_id, "reason": reason})
