@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from recording import worker
 from server import jsonlog
@@ -19,8 +20,9 @@ log = logging.getLogger("mediation.recorder")
 
 
 def main(argv: list[str] | None = None) -> None:
-    # The worker inherits its node's environment, so it reads the node's settings, valid when the node started.
-    jsonlog.configure(Settings.from_env().log_level)
+    # The worker inherits its node's environment: its log level is the node's MEDIATION_LOG_LEVEL.
+    level = {name: value for name, value in os.environ.items() if name == "MEDIATION_LOG_LEVEL"}
+    jsonlog.configure(Settings.from_env(level).log_level)
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--url", default="")
     parser.add_argument("--session", default="")
