@@ -45,9 +45,10 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
 
-from tests.deploy.cases import Case, Http, scheduled_case  # noqa: E402
-from tests.deploy.topology import ADMIN, ADMIN_PASSWORD, PYTHON, Node, Topology  # noqa: E402
+from tests.deploy.topology import Topology  # noqa: E402
 from tests.recording.agekeys import generate  # noqa: E402
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD, PYTHON, Node  # noqa: E402
+from tests.support.walk import Http, Journey, scheduled_case  # noqa: E402
 
 NAMESPACE = "/room"
 P99_BUDGET_MS = 100.0
@@ -97,7 +98,7 @@ class Usage:
 
 
 def recorder_pids(nodes: list[Node]) -> list[int]:
-    """The recorder workers the nodes spawned (``python -m recording.recorder.worker``)."""
+    """The recorder workers the nodes spawned (``python -m server.recorderworker``)."""
     parents = {node.pid for node in nodes if node.running}
     found = []
     for entry in Path("/proc").iterdir():
@@ -105,7 +106,7 @@ def recorder_pids(nodes: list[Node]) -> list[int]:
             continue
         with contextlib.suppress(OSError):
             stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) in parents and b"recording.recorder.worker" in (
+            if int(stat.rsplit(")", 1)[1].split()[1]) in parents and b"server.recorderworker" in (
                     entry / "cmdline").read_bytes():
                 found.append(int(entry.name))
     return found
@@ -199,7 +200,7 @@ class Member:
 
 @dataclasses.dataclass
 class Room:
-    case: Case
+    case: Journey
     members: list[Member]
 
     @property
@@ -207,7 +208,7 @@ class Room:
         return self.members[0]
 
 
-async def open_room(case: Case, base: str, meter: Meter, joins: list[float]) -> Room:
+async def open_room(case: Journey, base: str, meter: Meter, joins: list[float]) -> Room:
     room = Room(case, [Member(base, case.auth(who), meter) for who in ("mediator", "bank", "borrower")])
     mediator, *parties = room.members
     joins.append(await mediator.join())
@@ -220,12 +221,12 @@ async def open_room(case: Case, base: str, meter: Meter, joins: list[float]) -> 
     return room
 
 
-async def make_cases(http: Http, count: int, concurrency: int = 8) -> list[Case]:
+async def make_cases(http: Http, count: int, concurrency: int = 8) -> list[Journey]:
     admin = await http.login(ADMIN, ADMIN_PASSWORD)
     _, officer = await http.staff(admin, "case_officer")
     gate = asyncio.Semaphore(concurrency)
 
-    async def one() -> Case:
+    async def one() -> Journey:
         async with gate:
             return await scheduled_case(http, admin, officer)
 
@@ -280,7 +281,7 @@ async def chat_step(topology: Topology, base: str, count: int, args: argparse.Na
     rooms: list[Room] = []
     gate = asyncio.Semaphore(args.join_concurrency)
 
-    async def opened(case: Case) -> None:
+    async def opened(case: Journey) -> None:
         async with gate:
             rooms.append(await open_room(case, base, meter, joins))
 

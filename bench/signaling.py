@@ -13,7 +13,7 @@ proposed and confirmed, and a join link for the borrower. All clients are python
 (websocket transport) in this one process; every latency is two ``time.perf_counter()`` readings in it.
 
 ``--redis`` runs ``--nodes`` server processes (default 2) on one real Redis (room store and socket.io
-manager) and one real PostgreSQL (case record), both started here from ``tests.services``; in each room the
+manager) and one real PostgreSQL (case record), both started here from ``tests.support.services``; in each room the
 mediator is on one node and the two parties on the next, so every chat message crosses nodes.
 
 See bench/README.md for what each figure means.
@@ -25,9 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import itertools
-import json
 import math
 import os
 import random
@@ -49,11 +47,11 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
 
-from tests.services import PostgresServer, RedisServer, free_port  # noqa: E402
+from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: E402
+from tests.support.walk import Http, scheduled_case  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 ADMIN, ADMIN_PASSWORD = "bench-admin", "a long benchmark administrator password"
-STAFF_PASSWORD = "a long enough password"
 NAMESPACE = "/room"
 P99_BUDGET_MS = 100.0
 # The server's per-socket chat limit (signaling/namespace.py RoomSettings: 5/s, burst 10): a room of three
@@ -78,15 +76,6 @@ def env_for(settings: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
     env.update(settings)
     return env
-
-
-def application() -> dict[str, Any]:
-    return {
-        "borrower": {"name": "Li Wei", "email": "li.wei@example.cn", "phone": "+86 138 0013 8000"},
-        "lender": "Example Commercial Bank", "loan_reference": "LN-2026-0042", "currency": "CNY",
-        "principal_minor": 12_000_000, "overdue_minor": 1_450_000, "days_overdue": 75,
-        "proposal": "I can pay 2,000 a month from March.",
-    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -253,28 +242,6 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
 # --- scheduled sessions over HTTP -----------------------------------------------------------------------------
 
 
-class Http:
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session, self.base = session, base
-
-    async def call(self, method: str, path: str, *, token: str | None = None, body: Any = None,
-                   expect: int = 200) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.session.request(method, self.base + path, json=body, headers=headers) as response:
-            text = await response.text()
-        if response.status != expect:
-            raise SystemExit(f"{method} {path}: HTTP {response.status} {text[:500]}")
-        return json.loads(text) if text else None
-
-    async def login(self, username: str, password: str) -> str:
-        return (await self.call("POST", "/api/auth/login", body={"username": username, "password": password}))["token"]
-
-    async def staff(self, admin: str, role: str, username: str) -> tuple[str, str]:
-        made = await self.call("POST", "/api/staff", token=admin, expect=201, body={
-            "username": username, "display_name": username.title(), "role": role, "password": STAFF_PASSWORD})
-        return made["user_id"], await self.login(username, STAFF_PASSWORD)
-
-
 @dataclasses.dataclass
 class Session:
     index: int
@@ -284,44 +251,18 @@ class Session:
     borrower_link: str
 
 
-async def scheduled_session(http: Http, admin: str, officer: str, index: int) -> Session:
-    """One case walked to "scheduled" (as tests/conftest.py walk_to_scheduled does), with its own staff."""
-    mediator_id, mediator = await http.staff(admin, "mediator", f"mediator-{index}")
-    bank_id, bank = await http.staff(admin, "bank_representative", f"bank-{index}")
-    receipt = await http.call("POST", "/api/applications", body=application(), expect=201)
-    case_id = receipt["case_id"]
-    case = await http.call("GET", f"/api/cases/{case_id}", token=officer)
-    parties = {p["role"]: p["party_id"] for p in case["parties"]}
-    for party_id in parties.values():
-        await http.call("POST", f"/api/cases/{case_id}/parties/{party_id}/verify", token=officer,
-                        body={"method": "id_card", "reference": "checked at desk"})
-    await http.call("POST", f"/api/cases/{case_id}/accept", token=officer)
-    await http.call("PUT", f"/api/cases/{case_id}/assignments", token=officer,
-                    body={"mediator_id": mediator_id, "bank_representative_id": bank_id})
-    starts = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=48)).isoformat()
-    case = await http.call("POST", f"/api/cases/{case_id}/sessions", token=mediator, expect=201,
-                           body={"starts_at": starts, "duration_minutes": 60, "mode": "video"})
-    session_id = case["sessions"][0]["session_id"]
-    for token in (receipt["receipt_token"], bank):
-        confirmed = await http.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=token,
-                                    body={})
-    if confirmed["state"] != "scheduled":
-        raise SystemExit(f"case {case_id} ended in state {confirmed['state']!r}, not scheduled")
-    link = await http.call("POST", f"/api/cases/{case_id}/join-links", token=mediator, expect=201,
-                           body={"party_id": parties["borrower"], "session_id": session_id})
-    return Session(index=index, session_id=session_id, mediator=mediator, bank=bank, borrower_link=link["token"])
-
-
 async def make_sessions(base: str, rooms: int, concurrency: int) -> list[Session]:
     async with aiohttp.ClientSession() as client:
         http = Http(client, base)
         admin = await http.login(ADMIN, ADMIN_PASSWORD)
-        _, officer = await http.staff(admin, "case_officer", "officer")
+        _, officer = await http.staff(admin, "case_officer")
         gate = asyncio.Semaphore(concurrency)
 
         async def one(index: int) -> Session:
             async with gate:
-                return await scheduled_session(http, admin, officer, index)
+                case = await scheduled_case(http, admin, officer)  # walked as every test walks a case
+            return Session(index=index, session_id=case.session_id, mediator=case.mediator, bank=case.bank,
+                           borrower_link=case.borrower_link)
 
         return list(await asyncio.gather(*(one(i) for i in range(rooms))))
 

@@ -22,7 +22,11 @@ def main() -> None:
     logging.getLogger("mediation").info(
         "listening", extra={"host": settings.host, "port": settings.port, "data_dir": str(settings.data_dir)}
     )
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    except Exception:  # noqa: BLE001 - a failed start or stop: logged as JSON, then a failing exit status
+        logging.getLogger("mediation").exception("server stopped on an error")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -77,8 +77,96 @@ def _room_store(settings: Settings) -> RoomStore:
     return MemoryRoomStore()
 
 
+# --- resources: each one's start and stop together; create_app registers them in dependency order ---------
+
+METRICS = web.AppKey("metrics", Metrics)
+DATABASE = web.AppKey("database", Database)
+ROOM_STORE = web.AppKey("room_store", RoomStore)
+FANOUT = web.AppKey("fanout", RedisFanout | None)
+AUDIT = web.AppKey("audit", AuditLog)
+RECORDERS = web.AppKey("recorders", ProcessRecorders)
+ROOMS = web.AppKey("rooms", RoomNamespace)
+
+
+@contextlib.asynccontextmanager
+async def _stopping(resource: str) -> AsyncIterator[None]:
+    """Log a failing stop with the resource's name; aiohttp still runs the other stops and re-raises."""
+    try:
+        yield
+    except BaseException:
+        log.exception("stopping %s failed", resource, extra={"resource": resource})
+        raise
+
+
+async def _finish(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it; what it died of, if anything, is raised."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def metrics_context(app: web.Application) -> AsyncIterator[None]:
+    lag = asyncio.create_task(app[METRICS].sample_loop_lag(), name="event-loop-lag")
+    yield
+    async with _stopping("metrics"):
+        await _finish(lag)
+
+
+async def database_context(app: web.Application) -> AsyncIterator[None]:
+    db = app[DATABASE]
+    await db.migrate()
+    yield
+    async with _stopping("database"):
+        await db.close()
+
+
+async def room_store_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    async with _stopping("room store"):
+        await app[ROOM_STORE].close()
+
+
+async def fanout_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    manager = app[FANOUT]
+    if manager is not None:
+        async with _stopping("fan-out"):
+            await manager.close()
+
+
+async def audit_context(app: web.Application) -> AsyncIterator[None]:
+    audit, settings = app[AUDIT], app[SERVICES].settings
+    sequencer = asyncio.create_task(audit.run_sequencer(settings.audit_sequence_seconds), name="audit-sequencer")
+    checkpoints = asyncio.create_task(audit.run_checkpoints(settings.audit_checkpoint_seconds),
+                                      name="audit-checkpoints")
+    yield
+    async with _stopping("audit log"):
+        try:
+            await _finish(checkpoints)
+            await _finish(sequencer)
+        finally:
+            await audit.checkpoint()  # sequences what this node's last writes queued, then signs
+
+
+async def recorders_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    async with _stopping("recorders"):
+        await app[RECORDERS].close()  # their last segments are filed (and audited) before the audit log stops
+
+
+async def rooms_context(app: web.Application) -> AsyncIterator[None]:
+    rooms, settings = app[ROOMS], app[SERVICES].settings
+    rooms.start()
+    log.info("started", extra={"database": "sqlite" if app[DATABASE].is_sqlite else "postgresql",
+                               "rooms": "redis" if settings.redis_url else "in-process",
+                               "audit_key_id": app[AUDIT].key_id})
+    yield
+    async with _stopping("rooms"):
+        await rooms.close()
+
+
 def create_app(settings: Settings) -> web.Application:
-    """An app whose services start and stop with it (aiohttp cleanup contexts)."""
+    """An app whose resources each start and stop with it in their own cleanup context, in dependency order."""
     metrics = Metrics()
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[client_address_middleware(settings.trusted_proxies), security_headers,
@@ -89,7 +177,9 @@ def create_app(settings: Settings) -> web.Application:
     audit = AuditLog(db, signing_key)
     records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
-    recorders = ProcessRecorders(lambda: own_url["value"], records.recipients)
+    recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
+                                 segment_seconds=settings.recording_segment_seconds,
+                                 stop_grace_seconds=settings.recording_stop_grace_seconds)
     services = Services(
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, recorders.participant),
         cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
@@ -113,34 +203,17 @@ def create_app(settings: Settings) -> web.Application:
     sio.register_namespace(rooms)
     sio.attach(app, socketio_path="socket.io")
 
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        await db.migrate()
-        rooms.start()
-        sequencer = asyncio.create_task(audit.run_sequencer(settings.audit_sequence_seconds),
-                                        name="audit-sequencer")
-        checkpoints = asyncio.create_task(audit.run_checkpoints(settings.audit_checkpoint_seconds),
-                                          name="audit-checkpoints")
-        lag = asyncio.create_task(metrics.sample_loop_lag(), name="event-loop-lag")
-        log.info("started", extra={"database": "sqlite" if db.is_sqlite else "postgresql",
-                                   "rooms": "redis" if settings.redis_url else "in-process",
-                                   "audit_key_id": audit.key_id})
-        try:
-            yield
-        finally:
-            for task in (lag, checkpoints, sequencer):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await rooms.close()
-            if manager is not None:
-                await manager.close()
-            await recorders.close()
-            await store.close()
-            try:
-                await audit.checkpoint()  # sequences what this node's last writes queued, then signs
-            except Exception:  # noqa: BLE001 - shutting down; the next start checkpoints
-                log.exception("final audit checkpoint failed")
-            await db.close()
+    app[METRICS] = metrics
+    app[DATABASE] = db
+    app[ROOM_STORE] = store
+    app[FANOUT] = manager
+    app[AUDIT] = audit
+    app[RECORDERS] = recorders
+    app[ROOMS] = rooms
+    # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
+    # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
+    app.cleanup_ctx.extend([metrics_context, database_context, room_store_context, fanout_context,
+                            audit_context, recorders_context, rooms_context])
 
     async def close_sockets(_app: web.Application) -> None:
         # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io
@@ -150,7 +223,6 @@ def create_app(settings: Settings) -> web.Application:
             await sio.eio.disconnect()
 
     app.on_shutdown.append(close_sockets)
-    app.cleanup_ctx.append(lifetime)
     router.install(app, services.accounts.authenticate, services.cases.check_member, settings.max_body_bytes)
     _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)
     return app

@@ -15,7 +15,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 log = logging.getLogger("mediation.http")
 
 
-
 class ApiError(Exception):
     """A user-facing error: HTTP status, a stable code and a message naming what was wrong."""
 
@@ -28,6 +27,7 @@ class ApiError(Exception):
         *,
         code: str | None = None,
         field: str | None = None,
+        state: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -35,12 +35,15 @@ class ApiError(Exception):
         if code is not None:
             self.code = code
         self.field = field
+        self.state = state
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.field is not None:
             body["field"] = self.field
+        if self.state is not None:
+            body["state"] = self.state
         return body
 
 
@@ -65,6 +68,8 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
+    """Illegal now; ``state`` names the case's current state when that is why (clients read it, not the message)."""
+
     status, code = 409, "conflict"
 
 

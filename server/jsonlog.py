@@ -1,4 +1,8 @@
-"""Structured JSON logs; values that look like secrets are redacted before anything is written."""
+"""Structured JSON logs; values that look like secrets are redacted before anything is written.
+
+The one formatter and the one redaction list of every process we run: the server and its recorder
+workers (server/recorderworker.py configures theirs with ``configure`` before the recorder starts).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ import logging
 import re
 import sys
 
-# Bearer tokens of every kind we issue, age secret keys, and anything after "password".
+# Prefixes of every bearer token we issue: staff sessions, case receipts, join links, recorder workers.
+# tests/server/test_jsonlog.py finds every token the code issues and checks its prefix is here.
+TOKEN_PREFIXES = ("stf", "rcp", "jln", "rtk")
+
+# Bearer tokens, age secret keys, and anything after "password", "secret", "token" or "credential".
 _SECRET_PATTERNS = (
-    re.compile(r"\b(stf|rcp|jln)_[A-Za-z0-9_-]{20,}"),
+    re.compile(rf"\b({'|'.join(TOKEN_PREFIXES)})_[A-Za-z0-9_-]{{20,}}"),
     re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]+"),
-    re.compile(r"(?i)(password|secret|token)(\"?\s*[:=]\s*\"?)[^\s\",}]+"),
+    re.compile(r"(?i)(password|secret|token|credential)(\"?\s*[:=]\s*\"?)[^\s\",}]+"),
 )
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -43,6 +51,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str, stream=None) -> None:
+    """Send every logger's records to ``stream`` (stderr) as redacted JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

@@ -41,6 +41,7 @@ def require(case_id: str, state: str, action: str) -> str:
             f'case {case_id} is in state "{state}"; cannot {action.replace("_", " ")} '
             f"(allowed in: {', '.join(allowed)})",
             code="illegal_transition",
+            state=state,
         )
     return TARGET.get(action, state)
 

@@ -30,17 +30,18 @@ class _Running:
 
 
 class ProcessRecorders:
-    """Starts ``python -m recording.recorder.worker`` per session; the worker joins the room as a participant.
+    """Starts ``python -m server.recorderworker`` per session; the worker joins the room as a participant.
 
     Media work runs in that process, never on the signaling event loop. Its credential lives only
     in this node's memory and dies with the worker: the worker connects back to this node.
     """
 
     def __init__(self, base_url: Callable[[], str], recipients: Callable[[str], object],
-                 segment_seconds: float = 5.0) -> None:
+                 segment_seconds: float = 5.0, stop_grace_seconds: float = 30.0) -> None:
         self._base_url = base_url
         self._recipients = recipients
         self._segment_seconds = segment_seconds
+        self._stop_grace_seconds = stop_grace_seconds
         self._running: dict[str, _Running] = {}
         self._tokens: dict[bytes, Identity] = {}
         self._watchers: set[asyncio.Task[None]] = set()
@@ -57,8 +58,7 @@ class ProcessRecorders:
         self._tokens[token_hash] = recorder
         env = {**os.environ, "RECORDER_TOKEN": token, "RECORDER_RECIPIENTS": ",".join(recipients)}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "recording.recorder.worker", "--url", self._base_url(),
-            "--session", identity.session_id,
+            sys.executable, "-m", "server.recorderworker", "--url", self._base_url(), "--session", identity.session_id,
             "--segment-seconds", str(self._segment_seconds), "--started-at", repr(time.time()), env=env,
             stdin=asyncio.subprocess.DEVNULL,
         )
@@ -77,7 +77,7 @@ class ProcessRecorders:
 
     async def stop(self, session_id: str, reason: str) -> None:
         """Called inside the room's turn: returns at once; the worker, disconnected by the room, flushes
-        its last segment and exits, and is killed if it has not within 30 s."""
+        its last segment and exits, and is killed if it has not within the stop grace."""
         running = self._running.get(session_id)
         if running is None:
             return
@@ -87,7 +87,7 @@ class ProcessRecorders:
 
     async def _ensure_exit(self, running: _Running, reason: str) -> None:
         try:
-            await asyncio.wait_for(asyncio.shield(running.waiter), 30)
+            await asyncio.wait_for(asyncio.shield(running.waiter), self._stop_grace_seconds)
         except asyncio.TimeoutError:
             log.error("recorder did not exit; killing it",
                       extra={"session_id": running.identity.session_id, "reason": reason})

@@ -428,4 +428,6 @@ class ErrorView(View):
     error: str
     message: str
     field: str | None = None
+    state: str | None = Field(default=None, description="On a 409 the case's state machine refused: the case's "
+                              "current state (read this, not the message)")
     request_id: str | None = None

@@ -179,6 +179,10 @@ class Settings:
     reconnect_grace_seconds: int = _field("RECONNECT_GRACE_SECONDS", _positive_int, 60)
     # Room connections per client address per minute (behind a proxy, the proxy's address).
     room_connects_per_minute: int = _field("ROOM_CONNECTS_PER_MINUTE", _positive_int, 120)
+    # Length of each sealed recording segment: what a crash can lose at most, against one upload per segment.
+    recording_segment_seconds: float = _field("RECORDING_SEGMENT_SECONDS", _positive_float, 5.0)
+    # How long a stopped recorder may take to file its last segment before it is killed.
+    recording_stop_grace_seconds: float = _field("RECORDING_STOP_GRACE_SECONDS", _positive_float, 30.0)
     # An operator's escrow key: every record is also sealed to it. Empty means none.
     escrow_recipient: str = _field("ESCROW_RECIPIENT", _age_recipient, "")
     # Argon2id cost; tests lower it, production keeps the default.

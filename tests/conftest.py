@@ -1,9 +1,11 @@
-"""Shared fixtures: real PostgreSQL, a running server on 127.0.0.1:0, and a client that speaks its API."""
+"""Shared fixtures: real PostgreSQL, a running server on 127.0.0.1:0, and a client that speaks its API.
+
+The case walk, the node launcher and the service launcher live in tests/support/.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,13 +19,17 @@ from aiohttp.test_utils import TestServer
 from server.app import OWN_URL, create_app
 from server.services import SERVICES, Services
 from server.settings import Settings
-from tests.services import PostgresServer
+from tests.support import walk
+from tests.support.services import PostgresServer
+from tests.support.walk import STAFF_PASSWORD, Journey, application, future
+
+__all__ = ["FAST_PASSWORDS", "STAFF_PASSWORD", "Api", "Journey", "application", "future", "make_settings",
+           "walk_to_scheduled"]
 
 _database_names = itertools.count()
 
 # Cheap Argon2 parameters: the cost is a production setting, not behaviour under test.
 FAST_PASSWORDS = {"password_memory_kib": 1024, "password_time_cost": 1}
-STAFF_PASSWORD = "a long enough password"
 
 
 @pytest.fixture(scope="session")
@@ -69,20 +75,13 @@ class Api:
     def services(self) -> Services:
         return self.app[SERVICES]
 
+    @property
+    def http(self) -> walk.Http:
+        return walk.Http(self.session, self.base)
+
     async def call(self, method: str, path: str, *, token: str | None = None, json: Any = None,
                    data: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        headers = dict(headers or {})
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        async with self.session.request(method, self.base + path, json=json, data=data, headers=headers) as resp:
-            if resp.content_type == "application/octet-stream":
-                return resp.status, await resp.read()
-            text = await resp.text()
-            if resp.content_type == "application/json" and text:
-                import json as _json
-
-                return resp.status, _json.loads(text)
-            return resp.status, text
+        return await self.http.request(method, path, token=token, json_body=json, data=data, headers=headers)
 
     async def staff(self, role: str, username: str | None = None) -> tuple[str, str]:
         """Create a staff user of ``role`` and sign in; returns (user_id, token)."""
@@ -95,25 +94,6 @@ class Api:
                                        json={"username": username, "password": STAFF_PASSWORD})
         assert status == 200, body
         return user.user_id, body["token"]
-
-
-def application(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "borrower": {"name": "Li Wei", "email": "li.wei@example.cn", "phone": "+86 138 0013 8000"},
-        "lender": "Example Commercial Bank",
-        "loan_reference": "LN-2026-0042",
-        "currency": "CNY",
-        "principal_minor": 12_000_000,
-        "overdue_minor": 1_450_000,
-        "days_overdue": 75,
-        "proposal": "I can pay 2,000 a month from March.",
-    }
-    body.update(overrides)
-    return body
-
-
-def future(hours: int = 48) -> str:
-    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=hours)).isoformat()
 
 
 @pytest.fixture
@@ -143,51 +123,6 @@ async def api_on(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
         yield client
 
 
-@dataclasses.dataclass
-class Journey:
-    """A case walked to "scheduled", with everyone who takes part in it."""
-
-    case_id: str
-    receipt: str
-    borrower_id: str
-    lender_id: str
-    session_id: str
-    officer: str
-    mediator: str
-    mediator_id: str
-    bank: str
-    bank_id: str
-
-
 async def walk_to_scheduled(api: Api, officer: str | None = None) -> Journey:
     """File, verify, accept, assign, propose and confirm: the case ends in state "scheduled"."""
-    if officer is None:
-        _, officer = await api.staff("case_officer")
-    mediator_id, mediator = await api.staff("mediator")
-    bank_id, bank = await api.staff("bank_representative")
-    status, receipt = await api.call("POST", "/api/applications", json=application())
-    assert status == 201, receipt
-    case_id = receipt["case_id"]
-    status, case = await api.call("GET", f"/api/cases/{case_id}", token=officer)
-    parties = {p["role"]: p["party_id"] for p in case["parties"]}
-    for party_id in parties.values():
-        status, body = await api.call("POST", f"/api/cases/{case_id}/parties/{party_id}/verify", token=officer,
-                                      json={"method": "id_card", "reference": "checked at desk"})
-        assert status == 200, body
-    assert (await api.call("POST", f"/api/cases/{case_id}/accept", token=officer))[0] == 200
-    status, body = await api.call("PUT", f"/api/cases/{case_id}/assignments", token=officer,
-                                  json={"mediator_id": mediator_id, "bank_representative_id": bank_id})
-    assert status == 200, body
-    status, body = await api.call("POST", f"/api/cases/{case_id}/sessions", token=mediator,
-                                  json={"starts_at": future(), "duration_minutes": 60, "mode": "video"})
-    assert status == 201, body
-    session_id = body["sessions"][0]["session_id"]
-    status, body = await api.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm",
-                                  token=receipt["receipt_token"], json={})
-    assert status == 200, body
-    status, body = await api.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=bank, json={})
-    assert status == 200, body
-    assert body["state"] == "scheduled"
-    return Journey(case_id=case_id, receipt=receipt["receipt_token"], borrower_id=parties["borrower"],
-                   lender_id=parties["lender"], session_id=session_id, officer=officer, mediator=mediator,
-                   mediator_id=mediator_id, bank=bank, bank_id=bank_id)
+    return await walk.walk_to_scheduled(api.http, api.staff, officer=officer)

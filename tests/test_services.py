@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from tests import services
-from tests.services import PostgresServer, RedisServer, free_port
+from tests.support import services
+from tests.support.services import PostgresServer, RedisServer, free_port
 
 
 def _port_open(port: int) -> bool:

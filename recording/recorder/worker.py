@@ -1,6 +1,6 @@
 """The recording worker: joins a room as its recorder and files each participant's sealed WebM segments.
 
-Runs in its own process (``python -m recording.recorder.worker``), so media work never touches the
+Runs in its own process (``python -m server.recorderworker``), so media work never touches the
 signaling event loop. It is just another client of the room: it answers the offers participants
 send it, records what they send without decoding, seals every segment to the case's recipients in
 memory and uploads only ciphertext. Credentials come from the environment, never the command line.
@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -156,9 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     token = os.environ.get("RECORDER_TOKEN", "")
     recipients = [r for r in os.environ.get("RECORDER_RECIPIENTS", "").split(",") if r]
     if not token.startswith("rtk_"):
-        parser.exit(2, "recording.recorder.worker: RECORDER_TOKEN is missing\n")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format='{"level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}')
+        parser.exit(2, "recorder worker: RECORDER_TOKEN is missing\n")
+    # Where log records go is the runner's choice: server/recorderworker.py sends them as the server's JSON.
     worker = RecordingWorker(args.url, args.session, token, recipients, args.segment_seconds, args.started_at)
     raise SystemExit(asyncio.run(worker.run()))
 

@@ -22,9 +22,11 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.deploy.cases import Case, Http, RoomClient, scheduled_case
-from tests.deploy.topology import ADMIN, ADMIN_PASSWORD, ROOT, Node, Topology
+from tests.deploy.cases import RoomClient
+from tests.deploy.topology import Topology
 from tests.recording.agekeys import AgeKey, age_binary, generate
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD, ROOT, Node
+from tests.support.walk import Http, Journey, scheduled_case
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -52,7 +54,7 @@ class Desk:
     compliance: str
     key: AgeKey
 
-    async def case(self) -> Case:
+    async def case(self) -> Journey:
         return await scheduled_case(self.http, self.admin, self.officer)
 
 
@@ -71,7 +73,7 @@ async def desk(topology: Topology, tmp_path: Path) -> AsyncIterator[Desk]:
 
 @dataclasses.dataclass
 class Trio:
-    case: Case
+    case: Journey
     mediator: RoomClient
     bank: RoomClient
     borrower: RoomClient
@@ -84,7 +86,7 @@ class Trio:
         await asyncio.gather(*(peer.close() for peer in self.peers))
 
 
-async def admitted_trio(case: Case, bases: tuple[str, str, str]) -> Trio:
+async def admitted_trio(case: Journey, bases: tuple[str, str, str]) -> Trio:
     """Mediator, bank representative and borrower connected to ``bases``; both parties admitted."""
     trio = Trio(case, *(RoomClient(base, case.auth(who)) for base, who in zip(bases, ("mediator", "bank",
                                                                                        "borrower"))))

@@ -31,11 +31,11 @@ import socketio
 import yarl
 from aiohttp import web
 
-from tests.conftest import application
-from tests.deploy.cases import Http, scheduled_case
-from tests.deploy.topology import ADMIN, ADMIN_PASSWORD, PYTHON, ROOT, START_TIMEOUT, Node, diagnosing
-from tests.services import HOST, NginxServer, PostgresServer, RedisServer, free_port
 from tests.signaling.peer import Participant
+from tests.support.nodes import (ADMIN, ROOT, START_TIMEOUT, Node, create_admin, diagnosing, node_environment,
+                                 start_nodes)
+from tests.support.services import HOST, NginxServer, PostgresServer, RedisServer, free_port
+from tests.support.walk import Http, application, scheduled_case
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -232,9 +232,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         proxy = stack.enter_context(ProductionNginx(ports))
         secrets_dir = workdir / "secrets"
         secrets_dir.mkdir(mode=0o700)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
-        env.update({
-            "MEDIATION_HOST": HOST,
+        env = node_environment(**{
             "MEDIATION_DATABASE_URL": postgres.dsn,
             "MEDIATION_REDIS_URL": redis.url,
             "MEDIATION_DATA_DIR": str(workdir / "shared"),
@@ -244,23 +242,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "MEDIATION_COOKIE_SECURE": "true",
             "MEDIATION_TRUSTED_PROXIES": HOST,
             "MEDIATION_APPLICATIONS_PER_MINUTE": str(APPLICATION_BUDGET),
-            "MEDIATION_PASSWORD_MEMORY_KIB": "1024",
-            "MEDIATION_PASSWORD_TIME_COST": "1",
         })
-        # Migrates the schema and makes the shared signing key before either node starts.
-        made = subprocess.run([PYTHON, "-m", "server.cli", "create-admin", ADMIN], input=f"{ADMIN_PASSWORD}\n",
-                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
-        if made.returncode != 0:
-            raise RuntimeError(f"create-admin failed:\n{made.stdout}{made.stderr}")
+        create_admin(env)  # migrates the schema and makes the shared signing key before either node starts
         nodes = [Node(name=name, port=port, env={**env, "MEDIATION_PORT": str(port)},
-                      log_path=workdir / f"node-{name}.log", command=[PYTHON, "-m", "server"])
-                 for name, port in zip("ab", ports)]
+                      log_path=workdir / f"node-{name}.log") for name, port in zip("ab", ports)]
         for node in nodes:
             stack.callback(node.stop)
-            node.start()
-        ready_by = time.monotonic() + START_TIMEOUT
-        for node in nodes:
-            node.wait_ready(ready_by)
+        start_nodes(nodes)
         yield Deployment(proxy=proxy, nodes=nodes)
 
 

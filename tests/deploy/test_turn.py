@@ -14,7 +14,7 @@ from aioice import stun
 from aioice.turn import TurnClientUdpProtocol
 
 from signaling.ice import ice_servers, turn_credentials
-from tests.services import TurnServer
+from tests.support.services import TurnServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

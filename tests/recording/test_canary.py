@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from server.jsonlog import JsonFormatter
 from tests.conftest import Api, _serve, make_settings, walk_to_scheduled
 from tests.recording.agekeys import generate
-from tests.services import RedisServer
+from tests.support.services import RedisServer
 from tests.signaling.conftest import issue_link
 from tests.signaling.peer import Participant
 

@@ -20,11 +20,6 @@ import dataclasses
 import datetime as dt
 import http.cookiejar
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,11 +35,9 @@ from server import __version__
 from server.api import router
 from server.routing import openapi_document
 from tests.conftest import Api
-from tests.services import HOST, free_port
+from tests.support.nodes import Node, create_admin, node_environment, start_nodes
+from tests.support.services import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 60.0
-POLL_INTERVAL = 0.05
 PASSWORD = "a long enough password"
 STAFF = ("case_officer", "mediator", "bank_representative", "compliance_officer", "administrator")
 # The party grant two ways: the borrower's filing receipt, and a join link to a confirmed session.
@@ -219,53 +212,19 @@ class Cast:
         return CaseIds(path=ids, party_tokens={"borrower": receipt_token, "link_holder": link["token"]})
 
 
-def _environment(data_dir: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
-    env.update(
-        MEDIATION_PORT=str(port), MEDIATION_DATA_DIR=str(data_dir), MEDIATION_PASSWORD_MEMORY_KIB="1024",
-        MEDIATION_PASSWORD_TIME_COST="1", MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE="100000",
-        MEDIATION_APPLICATIONS_PER_MINUTE="100000",
-    )
-    return env
-
-
-def _wait_until_healthy(process: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:  # not listening yet
-            pass
-        time.sleep(POLL_INTERVAL)
-    raise RuntimeError(f"server not healthy within {START_TIMEOUT} s:\n{log_path.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("fuzz")
-    env = _environment(root / "data", free_port())
-    created = subprocess.run([sys.executable, "-m", "server.cli", "create-admin", "admin"], input=f"{PASSWORD}\n",
-                             text=True, env=env, cwd=ROOT, capture_output=True, timeout=60)
-    assert created.returncode == 0, created.stderr
-    log_path = root / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "server"], env=env, cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT)
+    port = free_port()
+    env = node_environment(MEDIATION_PORT=str(port), MEDIATION_DATA_DIR=str(root / "data"),
+                           MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE="100000", MEDIATION_APPLICATIONS_PER_MINUTE="100000")
+    create_admin(env, "admin", PASSWORD)
+    node = Node(name="fuzz", port=port, env=env, log_path=root / "server.log")
     try:
-        base_url = f"http://{HOST}:{env['MEDIATION_PORT']}"
-        _wait_until_healthy(process, base_url + "/healthz", log_path)
-        yield Server(base_url=base_url, log_path=log_path)
+        start_nodes([node])
+        yield Server(base_url=node.base, log_path=node.log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        node.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import redis.exceptions
 from signaling.identity import Unavailable
 from signaling.redisstate import RedisRoomStore, RoomLockLost, RoomLockTimeout
 from signaling.roomstate import ADMITTED, Member, MemoryRoomStore, Room, RoomStore
-from tests.services import RedisServer, free_port
+from tests.support.services import RedisServer, free_port
 
 _prefixes = itertools.count()
 

@@ -5,78 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 import socketio
 
-from tests.conftest import application, future
-from tests.services import PostgresServer, RedisServer, free_port
 from tests.signaling.peer import WAIT, Participant
+from tests.support.nodes import Node, create_admin, diagnosing, node_environment, start_nodes
+from tests.support.services import PostgresServer, RedisServer, free_port
+from tests.support.walk import Http, Journey, scheduled_case
 
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-ADMIN, ADMIN_PASSWORD = "admin", "an administrator's long password"
-STAFF_PASSWORD = "a long enough password"
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
-
-_names = itertools.count()
-
-
-@dataclasses.dataclass
-class Node:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    stderr_path: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def tail(self, max_chars: int = 4000) -> str:
-        try:
-            text = self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return text[-max_chars:]
-
-    def wait_ready(self, deadline: float) -> None:
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node {self.name} exited with {self.proc.returncode}; stderr:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.base + "/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"node {self.name} not ready within {START_TIMEOUT:g} s; stderr:\n{self.tail()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclasses.dataclass
@@ -84,15 +25,9 @@ class Cluster:
     a: Node
     b: Node
 
-    @contextlib.contextmanager
-    def diagnosed(self) -> Iterator[None]:
+    def diagnosed(self) -> contextlib.AbstractContextManager[None]:
         """On failure, show what the nodes logged."""
-        try:
-            yield
-        except BaseException:
-            for node in (self.a, self.b):
-                print(f"--- node {node.name} (port {node.port}) stderr tail ---\n{node.tail()}")
-            raise
+        return diagnosing([self.a, self.b])
 
 
 @pytest.fixture(scope="module")
@@ -103,27 +38,15 @@ def cluster(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) 
         database = f"scale_out_{os.getpid()}"
         postgres.psql(f"CREATE DATABASE {database} OWNER mediation")
         tmp = tmp_path_factory.mktemp("scale-out")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
-        env.update(MEDIATION_DATABASE_URL=postgres.dsn.rsplit("/", 1)[0] + f"/{database}",
-                   MEDIATION_REDIS_URL=redis.url, MEDIATION_AUDIT_KEY_FILE=str(tmp / "audit-signing.key"),
-                   MEDIATION_PASSWORD_MEMORY_KIB="1024", MEDIATION_PASSWORD_TIME_COST="1",
-                   MEDIATION_HOST="127.0.0.1", MEDIATION_DATA_DIR=str(tmp / "data-cli"))
-        # The CLI migrates the database and creates the shared signing key before either node starts.
-        made = subprocess.run([PYTHON, "-m", "server.cli", "create-admin", ADMIN], input=f"{ADMIN_PASSWORD}\n",
-                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
-        assert made.returncode == 0, made.stderr + made.stdout
+        env = node_environment(MEDIATION_DATABASE_URL=postgres.dsn.rsplit("/", 1)[0] + f"/{database}",
+                               MEDIATION_REDIS_URL=redis.url, MEDIATION_AUDIT_KEY_FILE=str(tmp / "audit-signing.key"),
+                               MEDIATION_DATA_DIR=str(tmp / "data-cli"))
+        create_admin(env)  # migrates the database and creates the shared signing key before either node starts
         for name in ("a", "b"):
             port = free_port()
-            stderr_path = tmp / f"node-{name}.stderr"
-            with open(stderr_path, "wb") as stderr:
-                proc = subprocess.Popen(
-                    [PYTHON, "-m", "server"], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                    env={**env, "MEDIATION_PORT": str(port), "MEDIATION_DATA_DIR": str(tmp / f"data-{name}")},
-                    start_new_session=True)
-            nodes.append(Node(name=name, port=port, proc=proc, stderr_path=stderr_path))
-        deadline = time.monotonic() + START_TIMEOUT
-        for node in nodes:
-            node.wait_ready(deadline)
+            nodes.append(Node(name=name, port=port, log_path=tmp / f"node-{name}.log", env={
+                **env, "MEDIATION_PORT": str(port), "MEDIATION_DATA_DIR": str(tmp / f"data-{name}")}))
+        start_nodes(nodes)
         yield Cluster(*nodes)
     finally:
         for node in nodes:
@@ -131,71 +54,10 @@ def cluster(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) 
         redis.stop()
 
 
-# --- the case, made over node A's HTTP API ----------------------------------------------------------
-
-
-class Http:
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session, self.base = session, base
-
-    async def call(self, method: str, path: str, *, token: str | None = None, json_body: Any = None,
-                   expect: int = 200) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.session.request(method, self.base + path, json=json_body, headers=headers) as response:
-            text = await response.text()
-        assert response.status == expect, f"{method} {path}: {response.status} {text}"
-        return json.loads(text) if text else None
-
-    async def login(self, username: str, password: str) -> str:
-        return (await self.call("POST", "/api/auth/login", json_body={"username": username,
-                                                                        "password": password}))["token"]
-
-
-@dataclasses.dataclass
-class Case:
-    session_id: str
-    mediator: str
-    bank: str
-    borrower_link: str
-
-
-async def scheduled_case(http: Http) -> Case:
-    """Staff made by the administrator; the case filed, verified, accepted, assigned, confirmed; links issued."""
-    admin = await http.login(ADMIN, ADMIN_PASSWORD)
-    tokens = {}
-    for role in ("case_officer", "mediator", "bank_representative"):
-        username = f"{role.replace('_', '-')}-{os.getpid()}-{next(_names)}"
-        made = await http.call("POST", "/api/staff", token=admin, expect=201, json_body={
-            "username": username, "display_name": username.title(), "role": role, "password": STAFF_PASSWORD})
-        tokens[role] = (made["user_id"], await http.login(username, STAFF_PASSWORD))
-    officer, (mediator_id, mediator), (bank_id, bank) = (tokens["case_officer"][1], tokens["mediator"],
-                                                         tokens["bank_representative"])
-    receipt = await http.call("POST", "/api/applications", json_body=application(), expect=201)
-    case_id = receipt["case_id"]
-    case = await http.call("GET", f"/api/cases/{case_id}", token=officer)
-    parties = {p["role"]: p["party_id"] for p in case["parties"]}
-    for party_id in parties.values():
-        await http.call("POST", f"/api/cases/{case_id}/parties/{party_id}/verify", token=officer,
-                        json_body={"method": "id_card", "reference": "checked at desk"})
-    await http.call("POST", f"/api/cases/{case_id}/accept", token=officer)
-    await http.call("PUT", f"/api/cases/{case_id}/assignments", token=officer,
-                    json_body={"mediator_id": mediator_id, "bank_representative_id": bank_id})
-    case = await http.call("POST", f"/api/cases/{case_id}/sessions", token=mediator, expect=201,
-                           json_body={"starts_at": future(), "duration_minutes": 60, "mode": "video"})
-    session_id = case["sessions"][0]["session_id"]
-    for token in (receipt["receipt_token"], bank):
-        confirmed = await http.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=token,
-                                    json_body={})
-    assert confirmed["state"] == "scheduled"
-    link = await http.call("POST", f"/api/cases/{case_id}/join-links", token=mediator, expect=201,
-                           json_body={"party_id": parties["borrower"], "session_id": session_id})
-    return Case(session_id=session_id, mediator=mediator, bank=bank, borrower_link=link["token"])
-
-
 @dataclasses.dataclass
 class Room:
     cluster: Cluster
-    case: Case
+    case: Journey
     peers: list[Participant]
 
     def join(self, node: Node, who: str) -> Participant:

@@ -723,7 +723,7 @@ class TurnServer(_Service):
     stop_signal = signal.SIGTERM
 
     host = HOST
-    config_path = Path(__file__).resolve().parent.parent / "deploy" / "turnserver.conf"
+    config_path = Path(__file__).resolve().parents[2] / "deploy" / "turnserver.conf"
     relay_port_count = 16
 
     def __init__(self, *, allowed_peer_ips: tuple[str, ...] = (HOST,), secret: str | None = None) -> None:

@@ -1,0 +1,149 @@
+"""The one walk of a case, over the public HTTP API: apply, review, schedule, and the borrower's join link.
+
+Every test and benchmark that needs a scheduled session walks here, whether its server runs in the
+test's process (tests/conftest.py) or as nodes behind a proxy (tests/deploy, bench).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import itertools
+import json
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD
+
+STAFF_PASSWORD = "a long enough password"
+
+_names = itertools.count()
+
+# Makes a staff member of a role and signs them in: (user_id, token).
+MakeStaff = Callable[[str], Awaitable[tuple[str, str]]]
+
+
+def application(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "borrower": {"name": "Li Wei", "email": "li.wei@example.cn", "phone": "+86 138 0013 8000"},
+        "lender": "Example Commercial Bank",
+        "loan_reference": "LN-2026-0042",
+        "currency": "CNY",
+        "principal_minor": 12_000_000,
+        "overdue_minor": 1_450_000,
+        "days_overdue": 75,
+        "proposal": "I can pay 2,000 a month from March.",
+    }
+    body.update(overrides)
+    return body
+
+
+def future(hours: int = 48) -> str:
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=hours)).isoformat()
+
+
+class Http:
+    """JSON over HTTP; ``request`` returns (status, parsed body), ``call`` also checks the status it expects."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session, self.base = session, base
+
+    async def request(self, method: str, path: str, *, token: str | None = None, json_body: Any = None,
+                      data: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        headers = dict(headers or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        async with self.session.request(method, self.base + path, json=json_body, data=data,
+                                        headers=headers) as response:
+            if response.content_type == "application/octet-stream":
+                return response.status, await response.read()
+            text = await response.text()
+            return response.status, json.loads(text) if text and response.content_type == "application/json" else text
+
+    async def call(self, method: str, path: str, *, token: str | None = None, json_body: Any = None,
+                   expect: int = 200) -> Any:
+        status, body = await self.request(method, path, token=token, json_body=json_body)
+        assert status == expect, f"{method} {path}: {status} {body}"
+        return body
+
+    async def login(self, username: str, password: str) -> str:
+        return (await self.call("POST", "/api/auth/login", json_body={"username": username,
+                                                                        "password": password}))["token"]
+
+    async def staff(self, admin: str, role: str) -> tuple[str, str]:
+        """A new staff account of ``role`` made by the administrator, signed in: (user_id, token)."""
+        username = f"{role.replace('_', '-')}-{os.getpid()}-{next(_names)}"
+        made = await self.call("POST", "/api/staff", token=admin, expect=201, json_body={
+            "username": username, "display_name": username.title(), "role": role, "password": STAFF_PASSWORD})
+        return made["user_id"], await self.login(username, STAFF_PASSWORD)
+
+
+@dataclasses.dataclass
+class Journey:
+    """A case walked to "scheduled", with everyone who takes part in it."""
+
+    case_id: str
+    receipt: str
+    borrower_id: str
+    lender_id: str
+    session_id: str
+    officer: str
+    mediator: str
+    mediator_id: str
+    bank: str
+    bank_id: str
+    borrower_link: str = ""  # the borrower's join link, when the walk issued one
+
+    def auth(self, who: str) -> dict[str, str]:
+        """The room socket's ``auth`` for "borrower" (its join link) or a staff member ("mediator", "bank")."""
+        if who == "borrower":
+            return {"token": self.borrower_link}
+        return {"token": getattr(self, who), "session_id": self.session_id}
+
+
+async def walk_to_scheduled(http: Http, staff: MakeStaff, *, officer: str | None = None,
+                            link: bool = False) -> Journey:
+    """File, verify, accept, assign, propose and confirm: the case ends in state "scheduled".
+
+    ``staff`` makes the officer (unless ``officer`` is given), the mediator and the bank representative;
+    with ``link`` the mediator also issues the borrower's join link.
+    """
+    if officer is None:
+        _, officer = await staff("case_officer")
+    mediator_id, mediator = await staff("mediator")
+    bank_id, bank = await staff("bank_representative")
+    receipt = await http.call("POST", "/api/applications", json_body=application(), expect=201)
+    case_id = receipt["case_id"]
+    case = await http.call("GET", f"/api/cases/{case_id}", token=officer)
+    parties = {p["role"]: p["party_id"] for p in case["parties"]}
+    for party_id in parties.values():
+        await http.call("POST", f"/api/cases/{case_id}/parties/{party_id}/verify", token=officer,
+                        json_body={"method": "id_card", "reference": "checked at desk"})
+    await http.call("POST", f"/api/cases/{case_id}/accept", token=officer)
+    await http.call("PUT", f"/api/cases/{case_id}/assignments", token=officer,
+                    json_body={"mediator_id": mediator_id, "bank_representative_id": bank_id})
+    case = await http.call("POST", f"/api/cases/{case_id}/sessions", token=mediator, expect=201,
+                           json_body={"starts_at": future(), "duration_minutes": 60, "mode": "video"})
+    session_id = case["sessions"][0]["session_id"]
+    for token in (receipt["receipt_token"], bank):
+        confirmed = await http.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=token,
+                                    json_body={})
+    assert confirmed["state"] == "scheduled", confirmed
+    journey = Journey(case_id=case_id, receipt=receipt["receipt_token"], borrower_id=parties["borrower"],
+                      lender_id=parties["lender"], session_id=session_id, officer=officer, mediator=mediator,
+                      mediator_id=mediator_id, bank=bank, bank_id=bank_id)
+    if link:
+        issued = await http.call("POST", f"/api/cases/{case_id}/join-links", token=mediator, expect=201,
+                                 json_body={"party_id": parties["borrower"], "session_id": session_id})
+        journey.borrower_link = issued["token"]
+    return journey
+
+
+async def scheduled_case(http: Http, admin: str | None = None, officer: str | None = None) -> Journey:
+    """The walk on a deployed server: staff made by the administrator, the borrower's link issued."""
+    admin = admin or await http.login(ADMIN, ADMIN_PASSWORD)
+    return await walk_to_scheduled(http, functools.partial(http.staff, admin), officer=officer, link=True)
