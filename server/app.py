@@ -233,7 +233,7 @@ PAGES = {"/": "index.html", "/apply": "apply.html", "/case": "case.html", "/desk
          "/compliance": "compliance.html", "/room": "room.html"}
 
 
-PUBLIC_FOLDERS = ("css", "js", "vendor", "dist", "img")
+PUBLIC_FOLDERS = ("css", "dist", "img")
 
 
 def _add_pages(app: web.Application, root: Path) -> None:
