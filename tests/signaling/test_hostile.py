@@ -37,7 +37,7 @@ import socketio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from signaling.namespace import RoomNamespace
+from signaling.requests import REQUESTS
 from tests.conftest import walk_to_scheduled
 from tests.signaling.conftest import Session, issue_link
 from tests.signaling.peer import Participant
@@ -119,8 +119,7 @@ def parse_protocol(path: Path = PROTOCOL) -> Protocol:
 
 
 def implemented_requests() -> set[str]:
-    return {getattr(member, "request_event") for member in vars(RoomNamespace).values()
-            if hasattr(member, "request_event")}
+    return set(REQUESTS)
 
 
 # --- who sends, and what the protocol lets each request answer ------------------------------------------------
