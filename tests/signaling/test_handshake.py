@@ -56,3 +56,22 @@ async def test_handshake_unknown_event_before_join_gets_unknown_event(room: Sess
     assert reply == {"ok": False, "error": "unknown_event", "message": reply["message"]}
     assert (await peer.wait_for("error"))["code"] == "unknown_event"
     assert (await peer.request("send_chat", {"text": "hello"}))["error"] == "not_joined"
+
+
+async def test_handshake_connects_per_minute_is_the_setting(tmp_path: Path) -> None:
+    async for api in _serve(make_settings(tmp_path, room_connects_per_minute=3)):
+        journey = await walk_to_scheduled(api)
+        auth = {"token": journey.mediator, "session_id": journey.session_id}
+        for attempt in range(3):
+            peer = Participant(api.base, auth)
+            try:
+                await peer.connect()
+            finally:
+                await peer.close()
+        refused = Participant(api.base, auth)
+        try:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await refused.connect()
+            assert refused.refusal["code"] == "rate_limited"
+        finally:
+            await refused.close()
