@@ -46,7 +46,7 @@ import aiohttp  # noqa: E402
 import socketio  # noqa: E402
 
 from tests.deploy.cases import Case, Http, scheduled_case  # noqa: E402
-from tests.deploy.topology import ADMIN, ADMIN_PASSWORD, PYTHON, Node, Topology  # noqa: E402
+from tests.deploy.topology import ADMIN, ADMIN_PASSWORD, Node, Topology  # noqa: E402
 from tests.recording.agekeys import generate  # noqa: E402
 
 NAMESPACE = "/room"

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from signaling import lobby, nodes, resync
 from signaling.errors import RoomError
-from signaling.identity import Hooks, Identity, Refused, Unavailable
+from signaling.identity import Hooks, Refused, Unavailable
 from signaling.liveness import LocalLiveness, NodeLiveness
-from signaling.requests import REQUESTS, Request
+from signaling.requests import Request
 from signaling.roomsettings import RoomSettings
 from signaling.roomstate import RoomStore
 from signaling.tasks import Tasks
