@@ -41,8 +41,8 @@ from signaling.requests import REQUESTS
 from tests.conftest import walk_to_scheduled
 from tests.signaling.conftest import Session, issue_link
 from tests.signaling.peer import Participant
+from tests.signaling.protocol_doc import PROTOCOL, rows as _rows, section as _section
 
-PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 ACK_WAIT = 10.0
 # Under engine.io's 256 KiB frame limit (max_http_buffer_size): a larger frame closes the sender's socket,
@@ -78,20 +78,6 @@ class Protocol:
     @property
     def all_codes(self) -> frozenset[str]:
         return self.shared_codes.union(*(r.extra_codes for r in self.requests.values()))
-
-
-def _section(text: str, heading: str) -> str:
-    start = text.index(f"\n## {heading}")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end != -1 else len(text)]
-
-
-def _rows(section: str) -> list[list[str]]:
-    rows = []
-    for line in section.splitlines():
-        if line.startswith("| `"):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
-    return rows
 
 
 def parse_protocol(path: Path = PROTOCOL) -> Protocol:

@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 
 from signaling.requests import EVERYONE, MEDIATOR, PARTIES, PEOPLE, REQUESTS
+from tests.signaling.protocol_doc import PROTOCOL, fields, name, rows, section
 
-ROOT = Path(__file__).resolve().parents[2]
-PROTOCOL = ROOT / "docs" / "protocol.md"
-SIGNALING = ROOT / "signaling"
+SIGNALING = Path(__file__).resolve().parents[2] / "signaling"
 
 # Each "who may send" the document uses, as (roles, admitted only, before join_room).
 WHO = {
@@ -23,38 +22,12 @@ WHO = {
 }
 
 
-def _section(text: str, heading: str) -> str:
-    start = text.index(f"\n## {heading}")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end != -1 else len(text)]
-
-
-def _rows(section: str) -> list[list[str]]:
-    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
-            for line in section.splitlines() if line.startswith("| `")]
-
-
-def _name(cell: str) -> str:
-    return re.match(r"`(\w+)`", cell).group(1)
-
-
-def _fields(cell: str) -> dict[str, bool]:
-    """The first ``{a, b?: type}`` of a payload cell: field -> optional."""
-    shape = re.search(r"`\{([^`]*)\}`", cell)
-    fields = {}
-    for item in (shape.group(1).split(",") if shape else []):
-        field = item.split(":")[0].strip()
-        if field:
-            fields[field.rstrip("?")] = field.endswith("?")
-    return fields
-
-
 def _doc() -> str:
     return PROTOCOL.read_text(encoding="utf-8")
 
 
 def _requests() -> dict[str, list[str]]:
-    return {_name(row[0]): row for row in _rows(_section(_doc(), "Client requests"))}
+    return {name(row[0]): row for row in rows(section(_doc(), "Client requests"))}
 
 
 def _sources() -> str:
@@ -71,7 +44,7 @@ def test_protocol_doc_payload_fields_match_the_payload_models() -> None:
     for event, row in _requests().items():
         model = REQUESTS[event].payload
         expected = {name: not field.is_required() for name, field in model.model_fields.items()}
-        assert _fields(row[1]) == expected, (event, row[1])
+        assert fields(row[1]) == expected, (event, row[1])
 
 
 def test_protocol_doc_senders_and_lobby_rule_match_the_request_table() -> None:
@@ -87,7 +60,7 @@ def test_protocol_doc_rate_budget_matches_the_request_table() -> None:
 
 
 def test_protocol_doc_who_phrases_are_defined_in_the_doc() -> None:
-    intro = _section(_doc(), "Client requests").split("| event |")[0]
+    intro = section(_doc(), "Client requests").split("| event |")[0]
     for phrase in WHO:
         assert f"`{phrase}`" in intro, phrase
 
@@ -96,15 +69,15 @@ def test_protocol_doc_notices_are_what_the_room_sends() -> None:
     sources = _sources()
     sent = set(re.findall(r"""\.send\([^,()]+(?:\([^()]*\))?, "(\w+)\"""", sources))
     sent |= set(re.findall(r"""emit\(\s*"(\w+)\"""", sources))
-    documented = {_name(row[0]) for row in _rows(_section(_doc(), "Server notices"))}
+    documented = {name(row[0]) for row in rows(section(_doc(), "Server notices"))}
     assert sent, "no notices found in signaling/: the pattern above no longer matches the code"
     assert documented == sent, ("documented only", documented - sent, "sent only", sent - documented)
 
 
 def test_protocol_doc_names_every_refusal_code_the_room_gives() -> None:
     text = _doc()
-    documented = {_name(row[0]) for section in ("Connecting", "Acknowledgements and errors")
-                  for row in _rows(_section(text, section))}
+    documented = {name(row[0]) for heading in ("Connecting", "Acknowledgements and errors")
+                  for row in rows(section(text, heading))}
     for row in _requests().values():
         documented |= set(re.findall(r"`([a-z_]+)`", row[4]))
     raised = set(re.findall(r"""(?:RoomError|Refused)\(\s*"(\w+)\"""", _sources()))
