@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import socketio
 
+from signaling.origins import Origins
 from tests.conftest import Api, _serve, make_settings, walk_to_scheduled
 from tests.signaling.conftest import Session
 from tests.signaling.peer import Participant
@@ -75,3 +76,16 @@ async def test_handshake_connects_per_minute_is_the_setting(tmp_path: Path) -> N
             assert refused.refusal["code"] == "rate_limited"
         finally:
             await refused.close()
+
+
+def test_handshake_origins_own_listed_and_forwarded_scheme() -> None:
+    origins = Origins(("https://partner.example/", ""))
+    assert origins.allows("https://partner.example", "http", "node:8080")
+    assert origins.allows("http://node:8080", "http", "node:8080")
+    # Behind a TLS-terminating proxy that keeps Host and says the browser's scheme.
+    assert origins.allows("https://rooms.example", "http", "rooms.example", "https")
+    assert not origins.allows("https://rooms.example", "http", "rooms.example")
+    assert not origins.allows("https://evil.example", "https", "rooms.example", "https")
+    assert not origins.allows("null", "https", "rooms.example")
+    assert Origins(("*",)).allows("https://anything.example", "http", "node")
+    assert origins(None, {}) and not origins("https://evil.example", {"wsgi.url_scheme": "http", "HTTP_HOST": "node"})

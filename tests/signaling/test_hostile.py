@@ -49,7 +49,7 @@ ACK_WAIT = 10.0
 # which the raw-frame test checks on its own.
 MAX_FRAME = 200_000
 # Requests metered by the chat bucket (5/s, burst 10); every other request by the signaling one (100/s, 300).
-CHAT_BUCKET = frozenset({"send_chat", "typing"})
+CHAT_BUCKET = frozenset(event for event, request in REQUESTS.items() if request.bucket == "chat")
 # A valid one of these ends the sender's part in the room: never sent valid during the fire.
 ENDS_PARTICIPATION = frozenset({"leave_room", "end_session"})
 # Mediator requests whose valid form changes someone else's place in the room: never aimed at real members.
