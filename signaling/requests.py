@@ -1,10 +1,10 @@
 """Every client request of the ``/room`` namespace in one table: payload, handler, senders, lobby rule, rate bucket.
 
 docs/protocol.md's "Client requests" table is checked against this one (tests/signaling/test_protocol_doc.py).
-A request is checked in this order: known event, rate bucket, joined, payload model, the sender's authority in
-its session (``Hooks.authorize``), then, inside the room's turn, ``senders`` and ``admitted``; the handler then
-checks what depends on the room (targets, caucus, recording).
-"""
+A request is checked in this order (``signaling/engine.py``): known event, one payload argument, rate budget,
+joined, payload model, the sender's authority in its session (``Hooks.authorize``), then, inside the room's
+turn, ``senders`` and ``admitted``; the handler then checks what depends on the room (targets, caucus,
+recording)."""
 
 from __future__ import annotations
 
