@@ -52,15 +52,9 @@ from tests.support.walk import Http, Journey, scheduled_case  # noqa: E402
 
 NAMESPACE = "/room"
 P99_BUDGET_MS = 100.0
-# Every bench client comes from 127.0.0.1, and a node refuses more than 60 room connections a minute
-# from one address (RoomSettings.connects_per_minute): the bench's nodes lift that limit, nothing else.
-LAUNCH = """
-import functools
-import server.app, signaling.namespace
-server.app.RoomSettings = functools.partial(signaling.namespace.RoomSettings, connects_per_minute=10**9)
-from server.__main__ import main
-main()
-"""
+# Every bench client comes from 127.0.0.1, and a node refuses more than MEDIATION_ROOM_CONNECTS_PER_MINUTE room
+# connections a minute from one address: the bench's nodes lift that limit, nothing else.
+NODE_SETTINGS = {"MEDIATION_LOG_LEVEL": "WARNING", "MEDIATION_ROOM_CONNECTS_PER_MINUTE": str(10**9)}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -344,8 +338,7 @@ async def register_compliance_key(topology: Topology, workdir: Path) -> None:
 
 async def chat_scenario(kind: str, args: argparse.Namespace, workdir: Path, began: float) -> None:
     nodes = 1 if kind == "single" else args.nodes
-    with Topology(workdir / kind, nodes=nodes, command=[PYTHON, "-c", LAUNCH],
-                  settings={"MEDIATION_LOG_LEVEL": "WARNING"}) as topology:
+    with Topology(workdir / kind, nodes=nodes, settings=NODE_SETTINGS) as topology:
         if not args.unsealed:
             await register_compliance_key(topology, workdir / kind)
         base = topology.nodes[0].base if kind == "single" else topology.url
@@ -415,8 +408,7 @@ async def sealed_bytes(node: Node) -> float:
 
 
 async def recording_scenario(args: argparse.Namespace, workdir: Path) -> None:
-    with Topology(workdir / "recording", nodes=1, command=[PYTHON, "-c", LAUNCH],
-                  settings={"MEDIATION_LOG_LEVEL": "WARNING"}) as topology:
+    with Topology(workdir / "recording", nodes=1, settings=NODE_SETTINGS) as topology:
         await register_compliance_key(topology, workdir / "recording")
         node = topology.nodes[0]
         print(f"\n== recording: one node; R rooms of 3 aiortc senders (160x120 VP8 + Opus) to the recorder "

@@ -54,22 +54,15 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "py
 ADMIN, ADMIN_PASSWORD = "bench-admin", "a long benchmark administrator password"
 NAMESPACE = "/room"
 P99_BUDGET_MS = 100.0
-# The server's per-socket chat limit (signaling/namespace.py RoomSettings: 5/s, burst 10): a room of three
+# The server's per-socket chat limit (MEDIATION_ROOM_CHAT_RATE, MEDIATION_ROOM_CHAT_BURST: 5/s, burst 10): a room of three
 # sending round robin stays under it up to 3 x 5 = 15 msgs/s; the default steps stop just below.
 CHAT_LIMIT_PER_SOCKET = 5.0
 MEMBERS_PER_ROOM = 3
 
-# Every bench client connects from 127.0.0.1, and the room namespace refuses more than 60 connections a minute
-# from one address (RoomSettings.connects_per_minute; not a MEDIATION_* setting). The benchmark server lifts
-# that limit and nothing else, unless --keep-connect-limit is given.
-LAUNCH = """
-import functools, sys
-import server.app, signaling.namespace
-if sys.argv[1] == "lift":
-    server.app.RoomSettings = functools.partial(signaling.namespace.RoomSettings, connects_per_minute=10**9)
-from server.__main__ import main
-main()
-"""
+# Every bench client connects from 127.0.0.1, and a node refuses more than MEDIATION_ROOM_CONNECTS_PER_MINUTE
+# (default 120) room connections a minute from one address. The benchmark server lifts that limit and nothing
+# else, unless --keep-connect-limit is given.
+LIFTED_CONNECTS = str(10**9)
 
 
 def env_for(settings: dict[str, str]) -> dict[str, str]:
@@ -188,20 +181,16 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
                            "server in this process (shares the clients' event loop)") + \
                 ", in-process room store, SQLite case record"
         _create_admin(env_for(base_env))  # migrates the database and makes the audit key first
-        lift = "keep" if args.keep_connect_limit else "lift"
+        if not args.keep_connect_limit:
+            base_env["MEDIATION_ROOM_CONNECTS_PER_MINUTE"] = LIFTED_CONNECTS
         if args.server == "in-process" and not args.redis:
-            import functools
             import logging
 
             from aiohttp import web
 
             import server.app
-            import signaling.namespace
             from server.settings import Settings
 
-            if lift == "lift":
-                server.app.RoomSettings = functools.partial(signaling.namespace.RoomSettings,
-                                                            connects_per_minute=10**9)
             logging.getLogger("mediation").setLevel(logging.ERROR)  # its warnings would go to stderr here
             settings = Settings.from_env({**base_env, "MEDIATION_PORT": "0"})
             runner = web.AppRunner(server.app.create_app(settings), access_log=None)
@@ -217,7 +206,7 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
                 env = env_for({**base_env, "MEDIATION_PORT": str(node.port),
                                "MEDIATION_DATA_DIR": str(tmp / f"data-{index}") if args.redis else str(tmp / "data")})
                 with open(node.log_path, "wb") as log:
-                    node.proc = subprocess.Popen([PYTHON, "-c", LAUNCH, lift], cwd=ROOT, env=env,
+                    node.proc = subprocess.Popen([PYTHON, "-m", "server"], cwd=ROOT, env=env,
                                                  stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                                  start_new_session=True)
                 nodes.append(node)
@@ -530,7 +519,7 @@ async def run(args: argparse.Namespace) -> None:
             print(f"signaling bench: {args.rooms} rooms x {MEMBERS_PER_ROOM} members; {running.description}; "
                   f"{os.cpu_count()} CPUs, load average {load[0]:.1f}")
             if not args.keep_connect_limit:
-                print("  (the server's 60 room connections/min per address is lifted: every client here is "
+                print("  (the server's room connections/min per address is lifted: every client here is "
                       "127.0.0.1)")
             if over:
                 print(f"  note: {over} msgs/s per room exceeds the per-socket chat limit "
@@ -600,7 +589,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--join-concurrency", type=int, default=10, help="rooms opening at the same time")
     parser.add_argument("--setup-concurrency", type=int, default=8, help="cases walked over HTTP at the same time")
     parser.add_argument("--keep-connect-limit", action="store_true",
-                        help="keep the 60 room connections/min per address (then at most 20 rooms a minute)")
+                        help="keep MEDIATION_ROOM_CONNECTS_PER_MINUTE at its default, 120 a minute per address "
+                             "(then at most 40 rooms a minute)")
     args = parser.parse_args(argv)
     if args.rooms < 1 or args.nodes < 1 or args.rate <= 0:
         parser.error("--rooms, --nodes and --rate must be positive")

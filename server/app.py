@@ -31,7 +31,9 @@ from server.services import SERVICES, Services
 from server.settings import Settings
 from recording.records.storage import DirectoryStorage
 from signaling.fanout import RedisFanout
+from signaling.origins import Origins
 from signaling.namespace import RoomNamespace, RoomSettings
+from signaling.liveness import LocalLiveness, NodeLiveness
 from signaling.roomstate import MemoryRoomStore, RoomStore
 
 log = logging.getLogger("mediation.app")
@@ -73,8 +75,46 @@ def _room_store(settings: Settings) -> RoomStore:
 
         # A turn's lock is extended while it runs, however slow; a node that dies holding one (or a
         # Redis restart that keeps one) holds the room for at most lock_ttl.
-        return RedisRoomStore(settings.redis_url, lock_ttl=5.0, lock_wait=20.0)
+        return RedisRoomStore(settings.redis_url, lock_ttl=settings.room_lock_ttl_seconds,
+                              lock_wait=settings.room_lock_wait_seconds)
     return MemoryRoomStore()
+
+
+def _node_liveness(settings: Settings) -> NodeLiveness:
+    if settings.redis_url:
+        from signaling.redisliveness import RedisLiveness
+
+        return RedisLiveness(settings.redis_url, wait=settings.room_lock_wait_seconds)
+    return LocalLiveness()
+
+
+def room_settings(settings: Settings) -> RoomSettings:
+    """What the room engine takes from the server's settings."""
+    return RoomSettings(
+        stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
+        turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
+        chat_rate=settings.room_chat_rate, chat_burst=settings.room_chat_burst,
+        signal_rate=settings.room_signal_rate, signal_burst=settings.room_signal_burst,
+        flood_rate=settings.room_flood_rate, flood_burst=settings.room_flood_burst,
+        connects_per_minute=settings.room_connects_per_minute,
+        node_beat_seconds=settings.node_beat_seconds, node_timeout_seconds=settings.node_timeout_seconds,
+    )
+
+
+def _socket_origin_check(origins: Origins) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A room socket handshake from a browser origin not allowed gets 403 ``{code: "bad_origin", message}``."""
+
+    @web.middleware
+    async def socket_origin(request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and request.path.startswith("/socket.io/") and not origins.allows(
+                origin, request.scheme, request.host, request.headers.get("X-Forwarded-Proto")):
+            return web.json_response({"code": "bad_origin",
+                                      "message": f"origin {origin[:200]} may not open room sockets"}, status=403)
+        return await handler(request)
+
+    return socket_origin
 
 
 # --- resources: each one's start and stop together; create_app registers them in dependency order ---------
@@ -191,13 +231,14 @@ def create_app(settings: Settings) -> web.Application:
     app[OWN_URL] = own_url
 
     store = _room_store(settings)
-    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, RoomSettings(
-        stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
-        turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
-    ), on_error=metrics.room_error, on_node_lost=metrics.node_lost)
+    # The rooms own the liveness they are given and close it with themselves.
+    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, room_settings(settings),
+                          on_error=metrics.room_error, on_node_lost=metrics.node_lost,
+                          liveness=_node_liveness(settings))
     metrics.observe_rooms(rooms.census, recorders.running)
     manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
-    origins = [o for o in (*settings.allowed_origins, settings.public_url.rstrip("/")) if o] or None
+    origins = Origins((*settings.allowed_origins, settings.public_url))
+    app.middlewares.append(_socket_origin_check(origins))
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
                                max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
     sio.register_namespace(rooms)

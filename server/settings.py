@@ -177,17 +177,38 @@ class Settings:
     turn_secret: Secret = _field("TURN_SECRET", Secret, Secret(""), secret=True)
     turn_ttl_seconds: int = _field("TURN_TTL_SECONDS", _positive_int, 3600)
     reconnect_grace_seconds: int = _field("RECONNECT_GRACE_SECONDS", _positive_int, 60)
-    # Room connections per client address per minute (behind a proxy, the proxy's address).
+    # Room connections per client address per minute, on each node (behind a trusted proxy, the client's).
     room_connects_per_minute: int = _field("ROOM_CONNECTS_PER_MINUTE", _positive_int, 120)
     # Length of each sealed recording segment: what a crash can lose at most, against one upload per segment.
     recording_segment_seconds: float = _field("RECORDING_SEGMENT_SECONDS", _positive_float, 5.0)
     # How long a stopped recorder may take to file its last segment before it is killed.
     recording_stop_grace_seconds: float = _field("RECORDING_STOP_GRACE_SECONDS", _positive_float, 30.0)
+    # Per socket, requests per second and burst: the chat budget (send_chat, typing) and the signal
+    # budget (every other request); past flood_burst refusals (refilling at flood_rate) it is disconnected.
+    room_chat_rate: float = _field("ROOM_CHAT_RATE", _positive_float, 5.0)
+    room_chat_burst: int = _field("ROOM_CHAT_BURST", _positive_int, 10)
+    room_signal_rate: float = _field("ROOM_SIGNAL_RATE", _positive_float, 100.0)
+    room_signal_burst: int = _field("ROOM_SIGNAL_BURST", _positive_int, 300)
+    room_flood_rate: float = _field("ROOM_FLOOD_RATE", _positive_float, 10.0)
+    room_flood_burst: int = _field("ROOM_FLOOD_BURST", _positive_int, 300)
+    # Several nodes: each says it runs every beat; one silent past the timeout counts as gone and its
+    # participants are marked disconnected (their reconnect grace starts then).
+    node_beat_seconds: float = _field("NODE_BEAT_SECONDS", _positive_float, 2.0)
+    node_timeout_seconds: float = _field("NODE_TIMEOUT_SECONDS", _positive_float, 10.0)
+    # Redis room store: a turn's lock lives this long unless extended (a dead node holds a room at most
+    # that long); a turn waits this long for a room's lock, or a free connection, before "unavailable".
+    room_lock_ttl_seconds: float = _field("ROOM_LOCK_TTL_SECONDS", _positive_float, 5.0)
+    room_lock_wait_seconds: float = _field("ROOM_LOCK_WAIT_SECONDS", _positive_float, 20.0)
     # An operator's escrow key: every record is also sealed to it. Empty means none.
     escrow_recipient: str = _field("ESCROW_RECIPIENT", _age_recipient, "")
     # Argon2id cost; tests lower it, production keeps the default.
     password_memory_kib: int = _field("PASSWORD_MEMORY_KIB", _positive_int, 64 * 1024)
     password_time_cost: int = _field("PASSWORD_TIME_COST", _positive_int, 3)
+
+    def __post_init__(self) -> None:
+        if self.node_timeout_seconds <= self.node_beat_seconds:
+            raise SettingsError(f"{PREFIX}NODE_TIMEOUT_SECONDS={self.node_timeout_seconds!r} is invalid: expected "
+                                f"more than MEDIATION_NODE_BEAT_SECONDS={self.node_beat_seconds!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

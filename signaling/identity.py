@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 @dataclasses.dataclass(frozen=True)
 class Identity:
-    """A participant as the case record knows it, resolved once at connect."""
+    """A participant as the case record knows it: resolved at connect, re-checked by ``Hooks.authorize`` every turn."""
 
     participant_id: str
     role: str  # mediator | bank_representative | borrower | lender | recorder
@@ -24,7 +24,7 @@ class Identity:
 
 
 class Refused(Exception):
-    """A connection refused with a code and a reason the client can show."""
+    """A connection, or a participant's further part in its session, refused with a code and a reason to show."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -45,6 +45,13 @@ class Hooks(Protocol):
 
     async def authenticate(self, auth: Any, environ: dict[str, Any]) -> Identity:
         """Resolve the handshake's credentials, or raise Refused (or Unavailable, as every hook may)."""
+
+    async def authorize(self, identity: Identity) -> None:
+        """Raise Refused(code, message) if this identity may no longer be in its session now.
+
+        Called before every request's turn: a revoked link, account, assignment or a closed case then
+        ends the socket's part in the room at its next request (it gets ``error`` with the code, the
+        room sees it leave, the socket is disconnected)."""
 
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         """Append a room event to the audit log."""

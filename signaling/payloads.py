@@ -19,7 +19,7 @@ class Payload(BaseModel):
 
 
 def normalise_text(value: str) -> str:
-    """NFC, CRLF to LF, trimmed; control characters other than newline and tab refused."""
+    """NFC, CRLF to LF, trimmed; control characters other than newline (LF) and tab refused (docs/protocol.md)."""
     value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").strip()
     for char in value:
         category = unicodedata.category(char)
@@ -82,8 +82,10 @@ def _bounded_object(value: dict[str, Any]) -> dict[str, Any]:
     # Relayed to browsers as is: it must be plain, finite JSON that their parsers accept.
     if _depth(value, MAX_SIGNAL_DEPTH) > MAX_SIGNAL_DEPTH:
         raise ValueError(f"payload nested deeper than {MAX_SIGNAL_DEPTH} levels")
-    if len(json.dumps(value, allow_nan=False)) > MAX_SIGNAL_BYTES:
-        raise ValueError(f"payload larger than {MAX_SIGNAL_BYTES} bytes")
+    # Measured as a client sends it: JSON text in UTF-8 ("é" is two bytes, not a six-byte escape).
+    sent = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    if len(sent.encode("utf-8", "surrogatepass")) > MAX_SIGNAL_BYTES:
+        raise ValueError(f"payload larger than {MAX_SIGNAL_BYTES} bytes of UTF-8 JSON")
     return value
 
 

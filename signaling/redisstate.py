@@ -55,7 +55,7 @@ return seq
 
 
 @contextlib.contextmanager
-def _answering() -> Iterator[None]:
+def answering() -> Iterator[None]:
     """Redis down, restarting or loading its data becomes Unavailable: the client is told to retry."""
     try:
         yield
@@ -94,6 +94,16 @@ class _CheckedSSLConnection(_StaleCheck, aioredis.SSLConnection):
     pass
 
 
+def redis_client(url: str, *, wait: float) -> aioredis.Redis:
+    """A client that never retries a command, checks idle connections first, and waits ``wait`` for a free one."""
+    checked = _CheckedSSLConnection if url.startswith("rediss:") else _CheckedConnection
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=100, timeout=wait,
+                                                    retry=Retry(NoBackoff(), 0), socket_timeout=5.0,
+                                                    socket_connect_timeout=5.0, health_check_interval=1,
+                                                    connection_class=checked)
+    return aioredis.Redis.from_pool(pool)
+
+
 class RedisRoomStore:
     """Rooms in Redis: several server processes share them; ``transaction`` excludes across processes."""
 
@@ -108,12 +118,7 @@ class RedisRoomStore:
         # Since commands are not retried, a pooled connection that Redis closed when it restarted would fail
         # the first command given to it, long after Redis is back: a connection idle for a second is
         # checked with a PING first, and reconnected once if that fails.
-        checked = _CheckedSSLConnection if url.startswith("rediss:") else _CheckedConnection
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=100, timeout=lock_wait,
-                                                        retry=Retry(NoBackoff(), 0), socket_timeout=5.0,
-                                                        socket_connect_timeout=5.0, health_check_interval=1,
-                                                        connection_class=checked)
-        self._redis = aioredis.Redis.from_pool(pool)
+        self._redis = redis_client(url, wait=lock_wait)
         self._prefix = prefix
         self._lock_ttl_ms = int(lock_ttl * 1000)
         self._lock_wait = lock_wait
@@ -132,16 +137,16 @@ class RedisRoomStore:
     @contextlib.asynccontextmanager
     async def transaction(self, session_id: str) -> AsyncIterator[Room | None]:
         room_key, chat_key, seq_key, lock_key = self._keys(session_id)
-        with _answering():
+        with answering():
             token = await self._acquire(lock_key, session_id)
         renewing = asyncio.create_task(self._renew(lock_key, token), name=f"room-lock-{session_id}")
         try:
-            with _answering():
+            with answering():
                 raw = await self._redis.get(room_key)
             room = Room.from_dict(json.loads(raw)) if raw is not None else None
             yield room
             if room is not None:
-                with _answering():
+                with answering():
                     saved = await self._save(keys=[lock_key, room_key, chat_key, seq_key],
                                              args=[token, json.dumps(room.to_dict()), self._room_ttl_ms])
                 if not saved:
@@ -184,7 +189,7 @@ class RedisRoomStore:
 
     async def create(self, room: Room) -> Room:
         room_key = self._keys(room.session_id)[0]
-        with _answering():
+        with answering():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(room_key, json.dumps(room.to_dict()), nx=True, px=self._room_ttl_ms)
                 pipe.get(room_key)
@@ -192,7 +197,7 @@ class RedisRoomStore:
         return Room.from_dict(json.loads(raw))
 
     async def get(self, session_id: str) -> Room | None:
-        with _answering():
+        with answering():
             raw = await self._redis.get(self._keys(session_id)[0])
         return Room.from_dict(json.loads(raw)) if raw is not None else None
 
@@ -200,82 +205,33 @@ class RedisRoomStore:
         body = {key: value for key, value in message.items() if key != "seq"}
         rest = "," + json.dumps(body)[1:] if body else "}"
         _, chat_key, seq_key, _ = self._keys(session_id)
-        with _answering():
+        with answering():
             seq = await self._append(keys=[chat_key, seq_key], args=[rest, self._room_ttl_ms])
         return {**body, "seq": int(seq)}
 
     async def next_seq(self, session_id: str) -> int:
         _, _, seq_key, _ = self._keys(session_id)
-        with _answering():
+        with answering():
             return int(await self._redis.get(seq_key) or 0) + 1
 
     async def skip_seq(self, session_id: str) -> None:
         _, _, seq_key, _ = self._keys(session_id)
-        with _answering():
+        with answering():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(seq_key)
                 pipe.pexpire(seq_key, self._room_ttl_ms)
                 await pipe.execute()
 
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]:
-        with _answering():
+        with answering():
             raw = await self._redis.lrange(self._keys(session_id)[1], 0, -1)
         return [json.loads(item) for item in raw]
 
     async def purge_chat(self, session_id: str) -> None:
         _, chat_key, seq_key, _ = self._keys(session_id)
         # Both go together, as in the in-process store: a purged room numbers from 1 again.
-        with _answering():
+        with answering():
             await self._redis.delete(chat_key, seq_key)
-
-    # --- node liveness: members whose node died are found through the rooms it noted ------------
-
-    def _node_keys(self, node_id: str) -> tuple[str, str, str]:
-        """The (every node, node alive, node's rooms) keys."""
-        return f"{self._prefix}:nodes", f"{self._prefix}:node:{node_id}:alive", f"{self._prefix}:node:{node_id}:rooms"
-
-    async def node_alive(self, node_id: str, timeout: float) -> bool:
-        nodes, alive, _ = self._node_keys(node_id)
-        with _answering():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.sadd(nodes, node_id)
-                pipe.set(alive, str(time.time()), px=int(timeout * 1000), get=True)
-                _, before = await pipe.execute()
-        return before is not None
-
-    async def node_hosts(self, node_id: str, session_id: str) -> None:
-        _, _, rooms = self._node_keys(node_id)
-        with _answering():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.sadd(rooms, session_id)
-                pipe.pexpire(rooms, self._room_ttl_ms)
-                await pipe.execute()
-
-    async def node_stopped(self, node_id: str) -> None:
-        with _answering():
-            await self._redis.delete(self._node_keys(node_id)[1])
-
-    async def gone_nodes(self) -> dict[str, list[str]]:
-        nodes = self._node_keys("")[0]
-        with _answering():
-            known = sorted(member.decode() for member in await self._redis.smembers(nodes))
-            if not known:
-                return {}
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for node_id in known:
-                    pipe.exists(self._node_keys(node_id)[1])
-                alive = await pipe.execute()
-            gone = [node_id for node_id, up in zip(known, alive) if not up]
-            return {node_id: sorted(r.decode() for r in await self._redis.smembers(self._node_keys(node_id)[2]))
-                    for node_id in gone}
-
-    async def forget_node(self, node_id: str) -> None:
-        nodes, _, rooms = self._node_keys(node_id)
-        with _answering():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.srem(nodes, node_id)
-                pipe.delete(rooms)
-                await pipe.execute()
 
     async def close(self) -> None:
         await self._redis.aclose()

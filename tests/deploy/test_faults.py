@@ -31,7 +31,7 @@ from tests.support.walk import Http, Journey, scheduled_case
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 GRACE_SECONDS = 20
-NODE_TIMEOUT_SECONDS = 10  # signaling.namespace.RoomSettings.node_timeout_seconds
+NODE_TIMEOUT_SECONDS = 10  # MEDIATION_NODE_TIMEOUT_SECONDS, default
 WAIT = 20.0
 P99_BUDGET_MS = 100.0
 FLOOD_SECONDS = 5

@@ -37,19 +37,19 @@ import socketio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from signaling.namespace import RoomNamespace
+from signaling.requests import REQUESTS
 from tests.conftest import walk_to_scheduled
 from tests.signaling.conftest import Session, issue_link
 from tests.signaling.peer import Participant
+from tests.signaling.protocol_doc import PROTOCOL, rows as _rows, section as _section
 
-PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 ACK_WAIT = 10.0
 # Under engine.io's 256 KiB frame limit (max_http_buffer_size): a larger frame closes the sender's socket,
 # which the raw-frame test checks on its own.
 MAX_FRAME = 200_000
 # Requests metered by the chat bucket (5/s, burst 10); every other request by the signaling one (100/s, 300).
-CHAT_BUCKET = frozenset({"send_chat", "typing"})
+CHAT_BUCKET = frozenset(event for event, request in REQUESTS.items() if request.bucket == "chat")
 # A valid one of these ends the sender's part in the room: never sent valid during the fire.
 ENDS_PARTICIPATION = frozenset({"leave_room", "end_session"})
 # Mediator requests whose valid form changes someone else's place in the room: never aimed at real members.
@@ -80,20 +80,6 @@ class Protocol:
         return self.shared_codes.union(*(r.extra_codes for r in self.requests.values()))
 
 
-def _section(text: str, heading: str) -> str:
-    start = text.index(f"\n## {heading}")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end != -1 else len(text)]
-
-
-def _rows(section: str) -> list[list[str]]:
-    rows = []
-    for line in section.splitlines():
-        if line.startswith("| `"):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
-    return rows
-
-
 def parse_protocol(path: Path = PROTOCOL) -> Protocol:
     text = path.read_text(encoding="utf-8")
     shared = frozenset(re.match(r"`(\w+)`", row[0]).group(1)
@@ -119,8 +105,7 @@ def parse_protocol(path: Path = PROTOCOL) -> Protocol:
 
 
 def implemented_requests() -> set[str]:
-    return {getattr(member, "request_event") for member in vars(RoomNamespace).values()
-            if hasattr(member, "request_event")}
+    return set(REQUESTS)
 
 
 # --- who sends, and what the protocol lets each request answer ------------------------------------------------

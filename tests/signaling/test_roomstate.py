@@ -307,40 +307,6 @@ async def test_a_slow_transaction_keeps_its_lock_past_the_ttl(redis_server: Redi
         await slow.close()
 
 
-async def test_a_silent_node_is_reported_gone_with_the_rooms_it_held(
-        redis_nodes: tuple[RedisRoomStore, RedisRoomStore]) -> None:
-    first, second = redis_nodes
-    assert await first.node_alive("node-a", timeout=0.3) is False  # not counted before its first beat
-    assert await first.node_alive("node-a", timeout=0.3) is True
-    assert await second.node_alive("node-b", timeout=30) is False
-    await first.node_hosts("node-a", "ses_1")
-    await first.node_hosts("node-a", "ses_2")
-    await second.node_hosts("node-b", "ses_2")
-    assert await second.gone_nodes() == {}
-    await asyncio.sleep(0.5)  # node-a says nothing past its timeout
-    assert await second.gone_nodes() == {"node-a": ["ses_1", "ses_2"]}
-    await second.forget_node("node-a")
-    assert await second.gone_nodes() == {}
-    # A node that stalled and beats again is told it had been counted gone.
-    assert await first.node_alive("node-a", timeout=30) is False
-
-
-async def test_a_node_that_stops_is_gone_at_once(redis_nodes: tuple[RedisRoomStore, RedisRoomStore]) -> None:
-    first, second = redis_nodes
-    await first.node_alive("node-a", timeout=30)
-    await first.node_hosts("node-a", "ses_1")
-    await first.node_stopped("node-a")
-    assert await second.gone_nodes() == {"node-a": ["ses_1"]}
-
-
-async def test_the_embedded_store_has_no_other_nodes_to_lose() -> None:
-    store = MemoryRoomStore()
-    assert await store.node_alive("node-a", timeout=0.01) is True
-    await store.node_hosts("node-a", "ses_1")
-    await store.node_stopped("node-a")
-    assert await store.gone_nodes() == {}
-
-
 async def test_connections_redis_closed_on_restart_do_not_fail_commands_after_it(prefix: str) -> None:
     with RedisServer(appendonly=True) as server:
         store = RedisRoomStore(server.url, prefix=prefix)
