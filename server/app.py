@@ -17,14 +17,17 @@ from server.agreements import Agreements
 from server.api import router
 from server.audit import AuditLog, load_or_create_signing_key
 from server.cases import CaseDesk
+from server.credentials import Credentials
 from server.database import Database
 from server.errors import error_middleware
+from server.joinlinks import JoinLinks
 from server.metrics import Metrics
 from server.notifier import CaseViewNotifier
 from server.proxies import client_address_middleware
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
 from server.records import CaseRecords
+from server.roomaccess import RoomAccess
 from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
@@ -90,9 +93,11 @@ def create_app(settings: Settings) -> web.Application:
     records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients)
+    links = JoinLinks(audit, settings.join_link_ttl_seconds)
+    credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     services = Services(
-        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, recorders.participant),
-        cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
+        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit), credentials=credentials,
+        cases=CaseDesk(settings, db, audit, CaseViewNotifier(), links), metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
         recorders=recorders, agreements=Agreements(db, audit, signing_key, records),
     )
@@ -101,7 +106,8 @@ def create_app(settings: Settings) -> web.Application:
     app[OWN_URL] = own_url
 
     store = _room_store(settings)
-    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, RoomSettings(
+    access = RoomAccess(db, credentials, recorders.participant)
+    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders, access, links), store, RoomSettings(
         stun_urls=settings.stun_urls, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret.reveal(),
         turn_ttl_seconds=settings.turn_ttl_seconds, reconnect_grace_seconds=settings.reconnect_grace_seconds,
     ), on_error=metrics.room_error, on_node_lost=metrics.node_lost)
@@ -151,7 +157,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(lifetime)
-    router.install(app, services.accounts.authenticate, services.cases.check_member, settings.max_body_bytes)
+    router.install(app, services.credentials.authenticate, services.cases.check_member, settings.max_body_bytes)
     _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)
     return app
 

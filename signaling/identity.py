@@ -21,6 +21,9 @@ class Identity:
     case_number: str = ""
     starts_at: str = ""
     duration_minutes: int = 0
+    # Opaque to signaling: names the credential the socket entered with, so Hooks.authorize can
+    # check it again.
+    credential: str = dataclasses.field(default="", repr=False)
 
 
 class Refused(Exception):
@@ -45,6 +48,10 @@ class Hooks(Protocol):
 
     async def authenticate(self, auth: Any, environ: dict[str, Any]) -> Identity:
         """Resolve the handshake's credentials, or raise Refused (or Unavailable, as every hook may)."""
+
+    async def authorize(self, identity: Identity) -> None:
+        """Raise Refused if the credential ``identity`` entered with no longer lets it into its session
+        (revoked, expired, account disabled, assignment lost, session cancelled, case closed)."""
 
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         """Append a room event to the audit log."""

@@ -53,6 +53,9 @@ class RoomSettings:
     flood_rate: float = 10.0
     flood_burst: float = 300.0
     connects_per_minute: int = 60
+    # A socket's credential is checked again (Hooks.authorize) on a request once this long has passed
+    # since its last check: a revocation stops an open socket at its next request after at most this.
+    credential_recheck_seconds: float = 1.0
     # Every node says it runs this often; one silent for node_timeout_seconds counts as gone, and its
     # members are marked disconnected (their reconnect grace starts then).
     node_beat_seconds: float = 2.0
@@ -77,6 +80,7 @@ class Connection:
     chat_bucket: TokenBucket | None = None
     signal_bucket: TokenBucket | None = None
     flood_bucket: TokenBucket | None = None
+    checked_at: float = dataclasses.field(default_factory=time.monotonic)  # credential last found good
     # One request of a socket at a time, in arrival order: a burst from one client queues here, it
     # does not hold the room store's connections or its room's lock against everyone else.
     turns: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
@@ -137,6 +141,7 @@ def request(model: type[BaseModel], *, admitted: bool = True, mediator: bool = F
                     raise SignalError("rate_limited", f"too many {event} requests; slow down")
                 if not connection.joined and event != "join_room":
                     raise SignalError("not_joined", "send join_room first")
+                await self._recheck(sid, connection)
                 try:
                     payload = model.model_validate({} if data is None else data)
                 except ValidationError as exc:
@@ -269,6 +274,18 @@ class RoomNamespace(socketio.AsyncNamespace):
         log.warning("socket disconnected for flooding", extra={"session_id": connection.identity.session_id,
                                                                 "participant_id": connection.identity.participant_id})
         await self.disconnect(sid)
+
+    async def _recheck(self, sid: str, connection: Connection) -> None:
+        """Refuse the request and close the socket if its credential no longer admits it (see RoomSettings)."""
+        now = time.monotonic()
+        if now - connection.checked_at < self._settings.credential_recheck_seconds:
+            return
+        try:
+            await self._hooks.authorize(connection.identity)
+        except Refused as exc:
+            self._own(self._disconnect_soon(sid))
+            raise SignalError(exc.code, exc.message) from None
+        connection.checked_at = now
 
     def census(self) -> tuple[int, int]:
         """(rooms, participants) joined through this node's sockets."""
