@@ -285,6 +285,10 @@ class RoomNamespace(socketio.AsyncNamespace):
         except Refused as exc:
             self._own(self._disconnect_soon(sid))
             raise SignalError(exc.code, exc.message) from None
+        except Unavailable:
+            # Open rooms carry on while the case record is down; no revocation can be written to it
+            # meanwhile, so the last check stands until it answers again.
+            return
         connection.checked_at = now
 
     def census(self) -> tuple[int, int]:
