@@ -81,6 +81,7 @@ class Connection:
     signal_bucket: TokenBucket | None = None
     flood_bucket: TokenBucket | None = None
     checked_at: float = dataclasses.field(default_factory=time.monotonic)  # credential last found good
+    refusal: tuple[str, str] | None = None  # (code, message) once the credential was found revoked
     # One request of a socket at a time, in arrival order: a burst from one client queues here, it
     # does not hold the room store's connections or its room's lock against everyone else.
     turns: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
@@ -202,8 +203,10 @@ class RoomNamespace(socketio.AsyncNamespace):
         self._counted = False  # whether the store has counted this node as running yet
 
     def start(self) -> None:
-        """Begin telling other nodes this one runs, and looking after the members of nodes that stopped."""
+        """Begin telling other nodes this one runs, looking after the members of nodes that stopped, and
+        checking again the credentials of sockets that send nothing."""
         self._own(self._keep_alive())
+        self._own(self._recheck_quiet())
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -277,12 +280,15 @@ class RoomNamespace(socketio.AsyncNamespace):
 
     async def _recheck(self, sid: str, connection: Connection) -> None:
         """Refuse the request and close the socket if its credential no longer admits it (see RoomSettings)."""
+        if connection.refusal is not None:
+            raise SignalError(*connection.refusal)  # its disconnect is under way
         now = time.monotonic()
         if now - connection.checked_at < self._settings.credential_recheck_seconds:
             return
         try:
             await self._hooks.authorize(connection.identity)
         except Refused as exc:
+            connection.refusal = (exc.code, exc.message)
             self._own(self._disconnect_soon(sid))
             raise SignalError(exc.code, exc.message) from None
         except Unavailable:
@@ -290,6 +296,24 @@ class RoomNamespace(socketio.AsyncNamespace):
             # meanwhile, so the last check stands until it answers again.
             return
         connection.checked_at = now
+
+    async def _recheck_quiet(self) -> None:
+        """A socket that only listens is checked here, so a revocation stops it as it stops a busy one."""
+        interval = self._settings.credential_recheck_seconds
+        while True:
+            await asyncio.sleep(interval)
+            for sid, connection in list(self._connections.items()):
+                if not connection.joined or connection.refusal is not None or connection.turns.locked():
+                    continue  # not in a room yet, refused already, or a request of its own is checking it
+                try:
+                    await self._recheck(sid, connection)
+                except SignalError as exc:
+                    self._on_error(exc.code)
+                    await self.emit("error", {"code": exc.code, "message": exc.message, "event": None}, to=sid,
+                                    ignore_queue=True)
+                except Exception:  # noqa: BLE001 - one failed check must not end the others
+                    log.exception("checking a socket's credential failed",
+                                  extra={"session_id": connection.identity.session_id})
 
     def census(self) -> tuple[int, int]:
         """(rooms, participants) joined through this node's sockets."""

@@ -41,6 +41,19 @@ async def test_revocation_of_a_link_stops_its_open_socket(room: Session) -> None
     assert (await bank.request("chat_history", {}))["ok"]
 
 
+async def test_revocation_of_a_link_reaches_a_socket_that_sends_nothing(room: Session) -> None:
+    mediator, _, borrower = await room.admitted_trio()
+    status, _ = await room.api.call("POST", f"/api/cases/{room.journey.case_id}/close", token=room.journey.officer,
+                                    json={"outcome": "not_settled"})
+    assert status == 200
+    refused = await borrower.wait_for("error")
+    assert refused["code"] == "bad_token" and refused["event"] is None, refused
+    assert (await mediator.wait_for("error"))["code"] == "bad_session"
+    async with asyncio.timeout(WAIT):
+        while borrower.client.connected or mediator.client.connected:
+            await asyncio.sleep(0.05)
+
+
 async def test_revocation_of_a_staff_account_stops_its_open_socket(room: Session) -> None:
     _, bank, _ = await room.admitted_trio()
     async with room.api.services.db.write() as session:
