@@ -88,11 +88,15 @@ class RoomAccess:
         if session_id is not None and session_id != principal.session_id:
             raise Refused("bad_session", "this join link belongs to another session")
         async with self._db.read() as session:
-            party = await session.get(Party, principal.subject_id)
-            scheduled = await session.get(ScheduledSession, principal.session_id)
-            case = await session.get(Case, principal.case_id)
-        if party is None or scheduled is None:
+            row = (await session.execute(
+                select(Party, ScheduledSession, Case)
+                .join(ScheduledSession, ScheduledSession.case_id == Party.case_id)
+                .join(Case, Case.case_id == Party.case_id)
+                .where(Party.party_id == principal.subject_id, ScheduledSession.session_id == principal.session_id)
+            )).one_or_none()
+        if row is None:
             raise Refused("bad_token", "this join link is not valid")
+        party, scheduled, case = row
         _check_session(scheduled, case)
         return Identity(participant_id=party.party_id, role=party.role, name=party.name, case_id=scheduled.case_id,
                         session_id=scheduled.session_id, mode=scheduled.mode, link_id=principal.link_id,
@@ -104,16 +108,22 @@ class RoomAccess:
         if principal.role not in ROOM_ROLES:
             raise Refused("not_a_participant", f'role "{principal.role}" does not take part in mediation rooms')
         async with self._db.read() as session:
-            user = await session.get(StaffUser, principal.subject_id)
-            scheduled = await session.get(ScheduledSession, session_id)
-            if scheduled is None:
+            row = (await session.execute(
+                select(ScheduledSession, Case, Assignment)
+                .join(Case, Case.case_id == ScheduledSession.case_id)
+                .outerjoin(Assignment, (Assignment.case_id == ScheduledSession.case_id)
+                           & (Assignment.role == principal.role))
+                .where(ScheduledSession.session_id == session_id)
+            )).one_or_none()
+            if row is None:
                 raise Refused("bad_session", f"no session {session_id}")
-            case = await session.get(Case, scheduled.case_id)
-            assignment = await session.get(Assignment, (scheduled.case_id, principal.role))
+            scheduled, case, assignment = row
+            if assignment is None or assignment.user_id != principal.subject_id:
+                raise Refused("not_a_participant",
+                              f"you are not the {principal.role.replace('_', ' ')} of this case")
+            user = await session.get(StaffUser, principal.subject_id)
         if user is None:
             raise Refused("bad_token", "the staff session has expired or was ended; sign in again")
-        if assignment is None or assignment.user_id != user.user_id:
-            raise Refused("not_a_participant", f"you are not the {user.role.replace('_', ' ')} of this case")
         _check_session(scheduled, case)
         return Identity(participant_id=user.user_id, role=user.role, name=user.display_name,
                         case_id=scheduled.case_id, session_id=scheduled.session_id, mode=scheduled.mode,
