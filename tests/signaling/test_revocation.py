@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from server.models import StaffUser
-from tests.signaling.conftest import Session
+from tests.signaling.conftest import Session, issue_link
 from tests.signaling.peer import WAIT, Participant
 
 
@@ -88,15 +88,8 @@ async def test_revocation_by_removal_refuses_the_party_as_removed(room: Session)
         await again.connect()
     assert again.refusal["code"] == "removed"
     # A new link for the removed party does not let it back into this session either.
-    fresh = room.participant({"token": await _reissue(room)})
+    fresh = room.participant({"token": await issue_link(room.api, room.journey, room.journey.borrower_id)})
     with pytest.raises(socketio.exceptions.ConnectionError):
         await fresh.connect()
     assert fresh.refusal["code"] == "removed"
 
-
-async def _reissue(room: Session) -> str:
-    status, link = await room.api.call("POST", f"/api/cases/{room.journey.case_id}/join-links",
-                                       token=room.journey.officer,
-                                       json={"party_id": room.journey.borrower_id, "session_id": room.journey.session_id})
-    assert status == 201, link
-    return link["token"]
