@@ -26,7 +26,9 @@ class Principal:
     # For a party holding a join link: the link and session it is bound to.
     link_id: str | None = None
     session_id: str | None = None
-    via: str | None = None  # "session", "receipt" or "join_link"
+    via: str | None = None  # "session", "receipt", "join_link" or "recorder"
+    # The token's kind and SHA-256 ("jln:<hex>"), so a long-lived socket can have it checked again.
+    credential: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def grant(self) -> str:

@@ -1,31 +1,26 @@
-"""Staff accounts, password hashing, sessions, and turning a bearer token into a Principal."""
+"""Staff accounts, password hashing, and signing in and out (a session token is resolved by server.credentials)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
 
-from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from server.access import NOBODY, Principal
+from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
-from server.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
-from server.models import Case, JoinLink, Party, StaffSession, StaffUser
+from server.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from server.models import StaffSession, StaffUser
 from server.ratelimit import SlidingWindow
 from server.settings import Settings
-from server.tokens import hash_token, new_id, new_token, token_kind
-from signaling.identity import Identity
+from server.tokens import hash_token, new_id, new_token
 
 log = logging.getLogger("mediation.accounts")
-
-COOKIE_NAME = "mediation_session"
 
 
 def _now() -> dt.datetime:
@@ -33,12 +28,10 @@ def _now() -> dt.datetime:
 
 
 class Accounts:
-    """Owns staff users and their sessions, and authenticates every request."""
+    """Owns staff users and their sessions."""
 
-    def __init__(self, settings: Settings, db: Database, audit: AuditLog,
-                 recorder_lookup: Callable[[str], Identity | None] | None = None) -> None:
+    def __init__(self, settings: Settings, db: Database, audit: AuditLog) -> None:
         self._settings = settings
-        self._recorder_lookup = recorder_lookup
         self._db = db
         self._audit = audit
         self._hasher = PasswordHasher(
@@ -137,68 +130,3 @@ class Accounts:
         if user is None:
             raise NotFound(f"no staff user {user_id}", field="user_id")
         return user
-
-    @staticmethod
-    def presented_token(request: web.Request) -> tuple[str | None, str | None]:
-        """The bearer token and where it came from ("header" or "cookie")."""
-        header = request.headers.get("Authorization")
-        if header is not None:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise Unauthorized("Authorization header must be 'Bearer <token>'", code="bad_token")
-            return value.strip(), "header"
-        cookie = request.cookies.get(COOKIE_NAME)
-        if cookie:
-            return cookie, "cookie"
-        return None, None
-
-    async def authenticate(self, request: web.Request) -> Principal:
-        """Resolve the caller; a token that is malformed, unknown, expired or revoked is a 401."""
-        token, source = self.presented_token(request)
-        if token is None:
-            return NOBODY
-        if token.startswith("rtk_") and source == "header" and self._recorder_lookup is not None:
-            recorder = self._recorder_lookup(token)
-            if recorder is None:
-                raise Unauthorized("the recorder credential is not valid", code="bad_token")
-            return Principal(kind="recorder", role="recorder", subject_id=recorder.participant_id,
-                             case_id=recorder.case_id, session_id=recorder.session_id, via="recorder")
-        kind = token_kind(token)
-        if kind is None:
-            raise Unauthorized("the token is malformed", code="bad_token")
-        if source == "cookie" and request.method not in ("GET", "HEAD", "OPTIONS"):
-            self._check_origin(request)
-        digest = hash_token(token)
-        now = _now()
-        async with self._db.read() as session:
-            if kind == "stf":
-                row = (await session.execute(
-                    select(StaffSession, StaffUser).join(StaffUser, StaffUser.user_id == StaffSession.user_id)
-                    .where(StaffSession.token_hash == digest)
-                )).one_or_none()
-                if row is None or row[0].revoked_at is not None or row[0].expires_at <= now or row[1].disabled:
-                    raise Unauthorized("the session has expired or was ended; sign in again", code="bad_token")
-                return Principal(kind="staff", role=row[1].role, subject_id=row[1].user_id, via="session")
-            if kind == "rcp":
-                row = (await session.execute(
-                    select(Case, Party).join(Party, Party.case_id == Case.case_id)
-                    .where(Case.receipt_hash == digest, Party.role == "borrower")
-                )).one_or_none()
-                if row is None or row[0].receipt_expires_at <= now:
-                    raise Unauthorized("the receipt is unknown or has expired", code="bad_token")
-                return Principal(kind="party", role="borrower", subject_id=row[1].party_id,
-                                 case_id=row[0].case_id, via="receipt")
-            link = (await session.execute(select(JoinLink).where(JoinLink.token_hash == digest))).scalar_one_or_none()
-            if link is None or link.revoked_at is not None or link.expires_at <= now:
-                raise Unauthorized("the join link is unknown, expired or revoked", code="bad_token")
-            return Principal(kind="party", role=link.role, subject_id=link.party_id, case_id=link.case_id,
-                             link_id=link.link_id, session_id=link.session_id, via="join_link")
-
-    def _check_origin(self, request: web.Request) -> None:
-        # Cookie-authenticated writes must come from our own pages (SameSite is the first line).
-        origin = request.headers.get("Origin")
-        if origin is None:
-            return
-        own = f"{request.scheme}://{request.host}"
-        if origin != own and origin not in self._settings.allowed_origins:
-            raise Forbidden(f"cross-origin request from {origin[:100]!r} refused", code="bad_origin")

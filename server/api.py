@@ -9,7 +9,7 @@ from aiohttp import ClientPayloadError, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server import schemas
-from server.accounts import COOKIE_NAME, Accounts
+from server.credentials import COOKIE_NAME, presented_token
 from recording.records.checkpoint import public_key_pem
 from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from server.models import StaffUser
@@ -96,7 +96,7 @@ async def login(call: Call) -> web.Response:
 @router.route("POST", "/api/auth/logout", allow=(*CASE_READERS, "administrator"), summary="Sign out",
               tag="accounts", status=204)
 async def logout(call: Call) -> web.Response:
-    token, _ = Accounts.presented_token(call.request)
+    token, _ = presented_token(call.request)
     await call.request.app[SERVICES].accounts.logout(token or "", call.principal)
     response = web.Response(status=204)
     response.del_cookie(COOKIE_NAME, path="/")
@@ -156,7 +156,7 @@ async def file_application(call: Call) -> schemas.ReceiptView:
 @router.route("GET", "/api/party/case", allow=("party",), summary="Read my own case", tag="applications",
               response=schemas.PartyCaseView)
 async def party_case(call: Call) -> schemas.PartyCaseView:
-    token, _ = Accounts.presented_token(call.request)
+    token, _ = presented_token(call.request)
     receipt = token if call.principal.via == "receipt" else None
     return await call.request.app[SERVICES].cases.party_view(call.principal, receipt)
 

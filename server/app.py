@@ -17,14 +17,17 @@ from server.agreements import Agreements
 from server.api import router
 from server.audit import AuditLog, load_or_create_signing_key
 from server.cases import CaseDesk
+from server.credentials import Credentials
 from server.database import Database
 from server.errors import error_middleware
+from server.joinlinks import JoinLinks
 from server.metrics import Metrics
 from server.notifier import CaseViewNotifier
 from server.proxies import client_address_middleware
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
 from server.records import CaseRecords
+from server.roomaccess import RoomAccess
 from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
@@ -220,9 +223,11 @@ def create_app(settings: Settings) -> web.Application:
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
                                  segment_seconds=settings.recording_segment_seconds,
                                  stop_grace_seconds=settings.recording_stop_grace_seconds)
+    links = JoinLinks(audit, settings.join_link_ttl_seconds)
+    credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     services = Services(
-        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, recorders.participant),
-        cases=CaseDesk(settings, db, audit, CaseViewNotifier()), metrics=metrics,
+        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit), credentials=credentials,
+        cases=CaseDesk(settings, db, audit, CaseViewNotifier(), links), metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
         recorders=recorders, agreements=Agreements(db, audit, signing_key, records),
     )
@@ -231,8 +236,9 @@ def create_app(settings: Settings) -> web.Application:
     app[OWN_URL] = own_url
 
     store = _room_store(settings)
+    access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
-    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders), store, room_settings(settings),
+    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders, access, links), store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
                           liveness=_node_liveness(settings))
     metrics.observe_rooms(rooms.census, recorders.running)
@@ -264,7 +270,7 @@ def create_app(settings: Settings) -> web.Application:
             await sio.eio.disconnect()
 
     app.on_shutdown.append(close_sockets)
-    router.install(app, services.accounts.authenticate, services.cases.check_member, settings.max_body_bytes)
+    router.install(app, services.credentials.authenticate, services.cases.check_member, settings.max_body_bytes)
     _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)
     return app
 

@@ -9,11 +9,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import lifecycle, schemas
+from server import joinlinks, lifecycle, schemas
 from server.access import Principal, case_member
 from server.audit import AuditLog
 from server.database import Database
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.joinlinks import JoinLinks, RevokeReason
 from server.models import (
     Assignment,
     Case,
@@ -43,11 +44,12 @@ def _case_number(now: dt.datetime) -> str:
 class CaseDesk:
     """Every operation on a case; each one checks the state machine and appends to the audit log."""
 
-    def __init__(self, settings: Settings, db: Database, audit: AuditLog, notifier: Notifier) -> None:
+    def __init__(self, settings: Settings, db: Database, audit: AuditLog, notifier: Notifier, links: JoinLinks) -> None:
         self._settings = settings
         self._db = db
         self._audit = audit
         self._notifier = notifier
+        self._links = links
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -387,10 +389,9 @@ class CaseDesk:
                 raise Conflict(f'session {session_id} is already in state "cancelled"', code="session_cancelled")
             scheduled.state = "cancelled"
             now = _now()
-            for link in (await session.execute(
-                select(JoinLink).where(JoinLink.session_id == session_id, JoinLink.revoked_at.is_(None))
-            )).scalars():
-                link.revoked_at, link.revoked_by = now, principal.subject_id
+            await self._links.revoke(session, case_id=case_id, session_id=session_id,
+                                     reason=RevokeReason.SESSION_CANCELLED, revoked_by=principal.subject_id or "",
+                                     actor=principal.actor)
             remaining = (await session.execute(
                 select(func.count()).select_from(ScheduledSession)
                 .where(ScheduledSession.case_id == case_id, ScheduledSession.state == "confirmed")
@@ -415,27 +416,15 @@ class CaseDesk:
             if scheduled.state != "confirmed":
                 raise Conflict(f'session {body.session_id} is in state "{scheduled.state}"; links are issued only '
                                f"for confirmed sessions", code="session_not_confirmed")
-            now = _now()
-            session_end = scheduled.starts_at + dt.timedelta(minutes=scheduled.duration_minutes)
-            expires_at = min(now + dt.timedelta(seconds=self._settings.join_link_ttl_seconds),
-                             session_end + dt.timedelta(hours=2))
-            token, token_hash = new_token("jln")
-            link = JoinLink(link_id=new_id("lnk"), token_hash=token_hash, case_id=case_id, party_id=party.party_id,
-                            session_id=scheduled.session_id, role=party.role, issued_by=principal.subject_id or "",
-                            issued_at=now, expires_at=expires_at)
-            session.add(link)
-            await session.flush()
-            await self._audit.append(session, actor=principal.actor, action="link_issued", case_id=case_id,
-                                     detail={"link_id": link.link_id, "party_id": party.party_id,
-                                             "session_id": scheduled.session_id,
-                                             "expires_at": expires_at.isoformat()})
+            token, link = await self._links.issue(session, party=party, scheduled=scheduled,
+                                                  issued_by=principal.subject_id or "", actor=principal.actor)
             url = self.join_url(token)
             await self._notifier.notify(
                 session, case_id=case_id, party_id=party.party_id, kind="join_link",
                 text=f"Your personal link to the session at {scheduled.starts_at.isoformat()}; do not share it.",
                 secret=url, sealed_to=case.receipt_public_key if party.role == "borrower" else None,
             )
-        return schemas.IssuedLinkView(**self._link_view(link, now).model_dump(), token=token, url=url)
+        return schemas.IssuedLinkView(**self._link_view(link, _now()).model_dump(), token=token, url=url)
 
     def join_url(self, token: str) -> str:
         base = self._settings.public_url.rstrip("/") or f"http://{self._settings.host}:{self._settings.port}"
@@ -443,34 +432,29 @@ class CaseDesk:
 
     @staticmethod
     def _link_view(link: JoinLink, now: dt.datetime) -> schemas.JoinLinkView:
-        status = "revoked" if link.revoked_at else ("expired" if link.expires_at <= now else "active")
         return schemas.JoinLinkView(link_id=link.link_id, party_id=link.party_id, session_id=link.session_id,
                                     role=link.role, issued_at=link.issued_at, expires_at=link.expires_at,
-                                    revoked_at=link.revoked_at, status=status)
+                                    revoked_at=link.revoked_at, status=joinlinks.status(link, now))
 
     async def list_links(self, case_id: str) -> schemas.JoinLinkList:
         now = _now()
         async with self._db.read() as session:
             await self._load(session, case_id)
-            links = (await session.execute(
-                select(JoinLink).where(JoinLink.case_id == case_id).order_by(JoinLink.issued_at)
-            )).scalars().all()
+            links = await self._links.of_case(session, case_id)
         return schemas.JoinLinkList(links=[self._link_view(link, now) for link in links])
 
     async def revoke_link(self, principal: Principal, case_id: str, link_id: str) -> schemas.JoinLinkView:
         async with self._db.write() as session:
             case = await self._load(session, case_id, lock=True)
             lifecycle.require(case_id, case.state, "revoke_link")
-            link = await session.get(JoinLink, link_id)
-            if link is None or link.case_id != case_id:
+            link = await self._links.get(session, case_id, link_id)
+            if link is None:
                 raise NotFound(f"case {case_id} has no join link {link_id}", field="link_id")
             if link.revoked_at is not None:
                 raise Conflict(f"join link {link_id} is already revoked", code="already_revoked")
-            now = _now()
-            link.revoked_at, link.revoked_by = now, principal.subject_id
-            await self._audit.append(session, actor=principal.actor, action="link_revoked", case_id=case_id,
-                                     detail={"link_id": link_id})
-        return self._link_view(link, now)
+            await self._links.revoke(session, case_id=case_id, link_id=link_id, reason=RevokeReason.REVOKED,
+                                     revoked_by=principal.subject_id or "", actor=principal.actor)
+        return self._link_view(link, _now())
 
     # --- closing ------------------------------------------------------------------------------
 
@@ -480,10 +464,8 @@ class CaseDesk:
             case.state = lifecycle.require(case_id, case.state, "close")
             now = _now()
             case.outcome, case.closing_note, case.updated_at = body.outcome, body.note, now
-            for link in (await session.execute(
-                select(JoinLink).where(JoinLink.case_id == case_id, JoinLink.revoked_at.is_(None))
-            )).scalars():
-                link.revoked_at, link.revoked_by = now, principal.subject_id
+            await self._links.revoke(session, case_id=case_id, reason=RevokeReason.CASE_CLOSED,
+                                     revoked_by=principal.subject_id or "", actor=principal.actor)
             await self._audit.append(session, actor=principal.actor, action="case_closed", case_id=case_id,
                                      detail={"outcome": body.outcome})
             for party in (await session.execute(select(Party).where(Party.case_id == case_id))).scalars():

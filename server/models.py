@@ -172,6 +172,8 @@ class JoinLink(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    # Why it was revoked (server.joinlinks.RevokeReason); NULL for links revoked before reasons were kept.
+    revoked_reason: Mapped[str | None] = mapped_column(String(24), default=None)
 
 
 class Notice(Base):

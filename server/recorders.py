@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
 import secrets
@@ -13,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from server.tokens import new_token
 from signaling.identity import Identity
 
 log = logging.getLogger("mediation.recorders")
@@ -51,8 +51,7 @@ class ProcessRecorders:
         if running is not None and running.process.returncode is None:
             return
         recipients = await self._recipients(identity.case_id)  # type: ignore[misc]
-        token = f"rtk_{secrets.token_urlsafe(32)}"
-        token_hash = hashlib.sha256(token.encode()).digest()
+        token, token_hash = new_token("rtk")
         recorder = Identity(participant_id=f"rcd_{secrets.token_hex(16)}", role="recorder", name=RECORDER_NAME,
                             case_id=identity.case_id, session_id=identity.session_id, mode=identity.mode)
         self._tokens[token_hash] = recorder
@@ -105,11 +104,9 @@ class ProcessRecorders:
             log.error("recorder still running; the transcript counts what is filed",
                       extra={"session_id": session_id})
 
-    async def authenticate(self, token: str) -> Identity | None:
-        return self._tokens.get(hashlib.sha256(token.encode()).digest())
-
-    def participant(self, token: str) -> Identity | None:
-        return self._tokens.get(hashlib.sha256(token.encode()).digest())
+    def participant(self, token_hash: bytes) -> Identity | None:
+        """The running recorder whose token hashes to ``token_hash`` (server.credentials resolves it)."""
+        return self._tokens.get(token_hash)
 
     def running(self) -> int:
         """Recorder workers alive on this node."""

@@ -12,6 +12,7 @@ from server.accounts import Accounts
 from server.agreements import Agreements
 from server.audit import AuditLog
 from server.cases import CaseDesk
+from server.credentials import Credentials
 from server.database import Database
 from server.metrics import Metrics
 from server.models import AuditCheckpoint
@@ -27,6 +28,7 @@ class Services:
     db: Database
     audit: AuditLog
     accounts: Accounts
+    credentials: Credentials
     cases: CaseDesk
     metrics: Metrics
     application_limit: SlidingWindow

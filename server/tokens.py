@@ -6,8 +6,9 @@ import hashlib
 import re
 import secrets
 
-TOKEN_PREFIXES = ("stf", "rcp", "jln")
-_TOKEN = re.compile(r"^(stf|rcp|jln)_[A-Za-z0-9_-]{43}$")
+# Staff session, application receipt, join link, recorder (held only in its node's memory).
+TOKEN_PREFIXES = ("stf", "rcp", "jln", "rtk")
+_TOKEN = re.compile(rf"^({'|'.join(TOKEN_PREFIXES)})_[A-Za-z0-9_-]{{43}}$")
 
 
 def new_id(prefix: str) -> str:

@@ -54,13 +54,12 @@ class RoomEngine:
                                  settings.reconnect_grace_seconds)
         self.watch = nodes.NodeWatch(self)
         self._connect_attempts: dict[str, list[float]] = {}
-        if not hasattr(hooks, "authorize"):
-            # Only while the composition root's hooks lack the per-turn check: revocation then waits for connect.
-            log.warning("room hooks have no authorize: a revoked participant is checked only at connect")
 
     def start(self) -> None:
-        """Begin telling other nodes this one runs, and looking after the members of nodes that stopped."""
+        """Begin telling other nodes this one runs, looking after the members of nodes that stopped, and
+        asking again about the credentials of sockets that send nothing."""
         self.tasks.own(self.watch.keep_alive())
+        self.tasks.own(self._sweep_quiet())
 
     async def close(self) -> None:
         await self.tasks.close()
@@ -154,6 +153,8 @@ class RoomEngine:
         connection = self.connections.get(sid)
         if connection is None:
             raise RoomError("not_joined", "this socket is not connected to a room")
+        if connection.refusal is not None:
+            raise connection.refusal  # its credential was revoked; the socket is closing
         if len(args) > 1:
             raise RoomError("invalid_payload", f"{event} takes one payload object")
         if not self.spend(sid, request.bucket):
@@ -190,13 +191,21 @@ class RoomEngine:
         return act
 
     async def _authorize(self, sid: str, connection: Connection) -> None:
-        """Ask the case record whether the socket's identity may still be in its session; if not, it leaves."""
-        authorize = getattr(self.hooks, "authorize", None)
-        if authorize is None:
+        """Ask the case record whether the socket's identity may still be in its session; if not, it leaves.
+
+        Asked at most once per ``credential_recheck_seconds`` a socket; while the case record does not
+        answer the last answer stands (no revocation can be written to it meanwhile)."""
+        if connection.refusal is not None:
+            raise connection.refusal
+        now = time.monotonic()
+        if now - connection.checked_at < self.settings.credential_recheck_seconds:
             return
         try:
-            await authorize(connection.identity)
+            await self.hooks.authorize(connection.identity)
+        except Unavailable:
+            return
         except Refused as exc:
+            connection.refusal = RoomError(exc.code, exc.message)
             log.info("participant no longer authorized; it leaves the room", extra={
                 "session_id": connection.identity.session_id, "code": exc.code})
             if connection.joined:
@@ -206,8 +215,27 @@ class RoomEngine:
                     self.tasks.own(self.runner.disconnect_soon(sid))  # no longer on the roster
             else:
                 self.tasks.own(self.runner.disconnect_soon(sid))
-            raise RoomError(exc.code, exc.message) from None
+            raise connection.refusal from None
+        connection.checked_at = now
 
+    async def _sweep_quiet(self) -> None:
+        """A socket that only listens is asked about here, so a revocation ends it as it ends a busy one."""
+        while True:
+            await asyncio.sleep(self.settings.credential_recheck_seconds)
+            for sid, connection in list(self.connections.items()):
+                if not connection.joined or connection.refusal is not None or connection.turns.locked():
+                    continue  # not in a room yet, refused already, or its own request is asking
+                try:
+                    async with connection.turns:
+                        await self._authorize(sid, connection)
+                except RoomError as exc:
+                    await self.outlet.emit("error", {"code": exc.code, "message": exc.message, "event": None},
+                                           to=sid, ignore_queue=True)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - one failed check must not end the sweep
+                    log.exception("checking a socket's credential failed",
+                                  extra={"session_id": connection.identity.session_id})
 
 def _revoked(code: str) -> Any:
     async def leave(engine: RoomEngine, turn: Turn, _payload: Any) -> None:

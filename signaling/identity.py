@@ -21,6 +21,9 @@ class Identity:
     case_number: str = ""
     starts_at: str = ""
     duration_minutes: int = 0
+    # Opaque to signaling: names the credential the socket entered with, so Hooks.authorize can
+    # check it again.
+    credential: str = dataclasses.field(default="", repr=False)
 
 
 class Refused(Exception):
@@ -47,11 +50,11 @@ class Hooks(Protocol):
         """Resolve the handshake's credentials, or raise Refused (or Unavailable, as every hook may)."""
 
     async def authorize(self, identity: Identity) -> None:
-        """Raise Refused(code, message) if this identity may no longer be in its session now.
+        """Raise Refused(code, message) if the credential ``identity`` entered with no longer lets it be in
+        its session now (revoked, expired, account disabled, assignment lost, session cancelled, case closed).
 
-        Called before every request's turn: a revoked link, account, assignment or a closed case then
-        ends the socket's part in the room at its next request (it gets ``error`` with the code, the
-        room sees it leave, the socket is disconnected)."""
+        Called before a request's turn: the socket then gets ``error`` with the code, the room sees it
+        leave, and the socket is disconnected."""
 
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         """Append a room event to the audit log."""

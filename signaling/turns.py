@@ -37,6 +37,8 @@ class Connection:
     signal_bucket: TokenBucket
     flood_bucket: TokenBucket | None
     joined: bool = False
+    checked_at: float = dataclasses.field(default_factory=time.monotonic)  # credential last found good
+    refusal: RoomError | None = None  # set once its credential was found revoked; its disconnect is under way
     # One request of a socket at a time, in arrival order: a burst from one client queues here, it
     # does not hold the room store's connections or its room's lock against everyone else.
     turns: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)

@@ -10,7 +10,7 @@ import pytest
 
 from signaling.liveness import LocalLiveness
 from signaling.redisliveness import RedisLiveness
-from tests.services import RedisServer
+from tests.support.services import RedisServer
 
 _prefixes = itertools.count()
 

@@ -177,7 +177,7 @@ async def test_remove_participant_revokes_their_link(room: Session) -> None:
     state = await bank.wait_for("room_state", lambda s: len(s["participants"]) == 2)
     assert borrower.participant_id not in {p["participant_id"] for p in state["participants"]}
     refusal = await _refusal(room, {"token": room.borrower_link})
-    assert refusal["code"] == "bad_token"
+    assert refusal["code"] == "removed"
     # A removed staff member is kept out by the room itself.
     assert (await mediator.request("remove_participant", {"participant_id": bank.participant_id}))["ok"]
     refusal = await _refusal(room, {"token": room.journey.bank, "session_id": room.journey.session_id})

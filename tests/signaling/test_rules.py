@@ -13,6 +13,7 @@ import pytest
 
 from signaling.consent import NOTICE_HASHES
 from signaling.errors import RoomError
+from signaling.roomsettings import RoomSettings
 from signaling.identity import Identity
 from signaling.requests import REQUESTS
 from tests.signaling.inprocess import Rooms
@@ -133,7 +134,7 @@ async def test_rules_each_request_from_each_sender_gets_the_tables_answer(event:
 
 
 async def test_rules_a_revoked_participants_next_request_is_refused_and_its_socket_closed() -> None:
-    rooms = Rooms()
+    rooms = Rooms(RoomSettings(credential_recheck_seconds=0))
     try:
         mediator, borrower = rooms.record.add("mediator"), rooms.record.add("borrower")
         mediator_sid, borrower_sid = await rooms.join(mediator), await rooms.join(borrower)
@@ -159,7 +160,7 @@ async def test_rules_a_revoked_participants_next_request_is_refused_and_its_sock
 
 
 async def test_rules_a_revoked_mediator_steps_out_and_parties_return_to_the_lobby() -> None:
-    rooms = Rooms()
+    rooms = Rooms(RoomSettings(credential_recheck_seconds=0))
     try:
         mediator, borrower = rooms.record.add("mediator"), rooms.record.add("borrower")
         mediator_sid, borrower_sid = await rooms.join(mediator), await rooms.join(borrower)
@@ -172,5 +173,18 @@ async def test_rules_a_revoked_mediator_steps_out_and_parties_return_to_the_lobb
         await rooms.wire.wait_closed(mediator_sid)
         room = await rooms.store.get(mediator.session_id)
         assert room is not None and not room.locked
+    finally:
+        await rooms.close()
+
+
+async def test_rules_a_revoked_participant_is_asked_about_again_only_after_the_recheck_interval() -> None:
+    rooms = Rooms(RoomSettings(credential_recheck_seconds=3600))
+    try:
+        mediator, borrower = rooms.record.add("mediator"), rooms.record.add("borrower")
+        mediator_sid, borrower_sid = await rooms.join(mediator), await rooms.join(borrower)
+        await rooms.send(mediator_sid, "admit", {"participant_id": borrower.participant_id})
+        rooms.record.revoked.add(borrower.participant_id)
+        # Within the interval the last answer stands: the case record is not asked on every request.
+        assert (await rooms.send(borrower_sid, "chat_history", {}))["ok"] is True
     finally:
         await rooms.close()

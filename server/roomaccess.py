@@ -1,0 +1,144 @@
+"""Whether a principal may enter a session's room now, or still act in it: the one question signaling asks.
+
+Asked at the handshake with the presented token, and again during the socket's life with the
+credential it resolved, so a revoked link, a disabled account, a lost assignment, a cancelled
+session or a closed case stops a socket that is already open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from sqlalchemy import select
+
+from server.access import Principal
+from server.credentials import CredentialRefused, Credentials, RecorderLookup, handshake_cookie
+from server.database import Database
+from server.joinlinks import RevokeReason
+from server.models import Assignment, Case, Party, ScheduledSession, StaffUser
+from server.tokens import token_kind
+from signaling.identity import Identity, Refused
+
+_SESSION_ID = re.compile(r"^ses_[0-9a-f]{32}$")
+# Staff roles that take part in mediation rooms (a party's role comes from its link).
+ROOM_ROLES = ("mediator", "bank_representative")
+
+
+def _refusal(exc: CredentialRefused) -> Refused:
+    if exc.reason == RevokeReason.REMOVED:
+        return Refused("removed", exc.message)
+    return Refused("bad_token", exc.message)
+
+
+class RoomAccess:
+    """Maps a credential and a session to the room Identity it may use there, or a Refused with its code."""
+
+    def __init__(self, db: Database, credentials: Credentials, recorder_lookup: RecorderLookup) -> None:
+        self._db = db
+        self._credentials = credentials
+        self._recorder_lookup = recorder_lookup
+
+    async def enter(self, auth: Any, environ: dict[str, Any]) -> Identity:
+        """Resolve a socket handshake's ``{token, session_id}`` (or the staff cookie) to its Identity."""
+        if auth is None:
+            auth = {}
+        if not isinstance(auth, dict) or set(auth) - {"token", "session_id"}:
+            raise Refused("bad_token", "auth must be {token, session_id}")
+        token = auth.get("token") or handshake_cookie(environ)
+        session_id = auth.get("session_id")
+        if not isinstance(token, str) or token_kind(token) is None:
+            raise Refused("bad_token", "a join link or a staff sign-in is needed to enter a room")
+        if session_id is not None and (not isinstance(session_id, str) or not _SESSION_ID.match(session_id)):
+            raise Refused("bad_session", "session_id is not a valid session id")
+        try:
+            principal = await self._credentials.resolve(token)
+        except CredentialRefused as exc:
+            raise _refusal(exc) from None
+        return await self._admit(principal, session_id)
+
+    async def check(self, identity: Identity) -> None:
+        """Refused if the credential ``identity`` entered with no longer lets it into its session."""
+        try:
+            principal = await self._credentials.resolve_again(identity.credential)
+        except CredentialRefused as exc:
+            raise _refusal(exc) from None
+        current = await self._admit(principal, identity.session_id)
+        if current.participant_id != identity.participant_id or current.role != identity.role:
+            raise Refused("bad_token", "this credential now stands for someone else")
+
+    async def _admit(self, principal: Principal, session_id: str | None) -> Identity:
+        if principal.kind == "recorder":
+            return self._recorder(principal, session_id)
+        if principal.via == "join_link":
+            return await self._party(principal, session_id)
+        if principal.kind == "staff":
+            return await self._staff(principal, session_id)
+        raise Refused("bad_token", "a receipt does not open a room; use your personal join link")
+
+    def _recorder(self, principal: Principal, session_id: str | None) -> Identity:
+        _, _, digest = (principal.credential or "").partition(":")
+        recorder = self._recorder_lookup(bytes.fromhex(digest))
+        if recorder is None or (session_id is not None and session_id != recorder.session_id):
+            raise Refused("bad_token", "this recorder credential is not valid")
+        return dataclasses.replace(recorder, credential=principal.credential or "")
+
+    async def _party(self, principal: Principal, session_id: str | None) -> Identity:
+        if session_id is not None and session_id != principal.session_id:
+            raise Refused("bad_session", "this join link belongs to another session")
+        async with self._db.read() as session:
+            row = (await session.execute(
+                select(Party, ScheduledSession, Case)
+                .join(ScheduledSession, ScheduledSession.case_id == Party.case_id)
+                .join(Case, Case.case_id == Party.case_id)
+                .where(Party.party_id == principal.subject_id, ScheduledSession.session_id == principal.session_id)
+            )).one_or_none()
+        if row is None:
+            raise Refused("bad_token", "this join link is not valid")
+        party, scheduled, case = row
+        _check_session(scheduled, case)
+        return Identity(participant_id=party.party_id, role=party.role, name=party.name, case_id=scheduled.case_id,
+                        session_id=scheduled.session_id, mode=scheduled.mode, link_id=principal.link_id,
+                        credential=principal.credential or "", **_schedule(scheduled, case))
+
+    async def _staff(self, principal: Principal, session_id: str | None) -> Identity:
+        if session_id is None:
+            raise Refused("bad_session", "staff must name the session_id to join")
+        if principal.role not in ROOM_ROLES:
+            raise Refused("not_a_participant", f'role "{principal.role}" does not take part in mediation rooms')
+        async with self._db.read() as session:
+            row = (await session.execute(
+                select(ScheduledSession, Case, Assignment)
+                .join(Case, Case.case_id == ScheduledSession.case_id)
+                .outerjoin(Assignment, (Assignment.case_id == ScheduledSession.case_id)
+                           & (Assignment.role == principal.role))
+                .where(ScheduledSession.session_id == session_id)
+            )).one_or_none()
+            if row is None:
+                raise Refused("bad_session", f"no session {session_id}")
+            scheduled, case, assignment = row
+            if assignment is None or assignment.user_id != principal.subject_id:
+                raise Refused("not_a_participant",
+                              f"you are not the {principal.role.replace('_', ' ')} of this case")
+            user = await session.get(StaffUser, principal.subject_id)
+        if user is None:
+            raise Refused("bad_token", "the staff session has expired or was ended; sign in again")
+        _check_session(scheduled, case)
+        return Identity(participant_id=user.user_id, role=user.role, name=user.display_name,
+                        case_id=scheduled.case_id, session_id=scheduled.session_id, mode=scheduled.mode,
+                        credential=principal.credential or "", **_schedule(scheduled, case))
+
+
+def _check_session(scheduled: ScheduledSession, case: Case | None) -> None:
+    if scheduled.state != "confirmed":
+        raise Refused("bad_session", f'session {scheduled.session_id} is "{scheduled.state}", not confirmed')
+    if case is None or case.state != "scheduled":
+        state = case.state if case else "missing"
+        raise Refused("bad_session", f'the case is "{state}"; its sessions are closed')
+
+
+def _schedule(scheduled: ScheduledSession, case: Case | None) -> dict[str, Any]:
+    return {"case_number": case.case_number if case else "", "starts_at": scheduled.starts_at.isoformat(),
+            "duration_minutes": scheduled.duration_minutes}
+
