@@ -274,7 +274,7 @@ async def test_node_sigkill_mid_session_clients_rejoin_other_node_keeping_places
 
             assert (await mediator.request("end_session", {}))["ok"]
             transcript = await sealed_transcript(desk, case.case_id)
-            chat = {e["seq"]: e["text"] for e in transcript["events"] if e["type"] == "chat"}
+            chat = {e["seq"]: e["text"] for e in transcript["events"] if e["type"] == "chat_message"}
             assert chat == {m["seq"]: m["text"] for m in state["messages"]}
             assert all(chat.get(seq) == text for seq, text in chatting.acked.items())
         finally:
