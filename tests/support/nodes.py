@@ -91,6 +91,12 @@ class Node:
                 raise RuntimeError(f"node {self.name} not ready within {START_TIMEOUT:g} s; log tail:\n{self.tail()}")
             time.sleep(0.1)
 
+    def restart(self) -> None:
+        """Start a stopped or killed node again on its port; return once it is ready."""
+        self.stop()
+        self.start()
+        self.wait_ready(time.monotonic() + START_TIMEOUT)
+
     def stop(self) -> None:
         """SIGTERM (a clean shutdown), SIGKILL past the timeout."""
         proc, self.proc = self.proc, None
