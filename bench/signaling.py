@@ -6,10 +6,11 @@ delivered with p99 under 100 ms, for N rooms of three (mediator, bank representa
     .venv/bin/python bench/signaling.py --rooms 20 --server in-process
     .venv/bin/python bench/signaling.py --rooms 20 --redis --nodes 2
 
-The script starts the server itself on 127.0.0.1 (a subprocess by default, so that the clients' event loop
-does not share the server's), creates an administrator with ``python -m server.cli create-admin``, then
-everything else over the HTTP API: staff accounts, and per room a case filed, verified, accepted, assigned,
-proposed and confirmed, and a join link for the borrower. All clients are python-socketio AsyncClients
+The script starts the server itself on 127.0.0.1 (by default a subprocess node of tests/support/nodes.py, so
+that the clients' event loop does not share the server's), creates an administrator with
+``python -m server.cli create-admin``, then everything else over the HTTP API: staff accounts, and per room the
+case walk of tests/support/walk.py (filed, verified, accepted, assigned, proposed and confirmed, and a join link
+for the borrower). All clients are python-socketio AsyncClients
 (websocket transport) in this one process; every latency is two ``time.perf_counter()`` readings in it.
 
 ``--redis`` runs ``--nodes`` server processes (default 2) on one real Redis (room store and socket.io
@@ -29,15 +30,10 @@ import itertools
 import math
 import os
 import random
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
 
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD, Node, create_admin, node_environment  # noqa: E402
+from tests.support.nodes import runqueue_seconds, start_nodes  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: E402
 from tests.support.walk import Http, scheduled_case  # noqa: E402
 
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-ADMIN, ADMIN_PASSWORD = "bench-admin", "a long benchmark administrator password"
 NAMESPACE = "/room"
 P99_BUDGET_MS = 100.0
 # The server's per-socket chat limit (MEDIATION_ROOM_CHAT_RATE, MEDIATION_ROOM_CHAT_BURST: 5/s, burst 10): a room of three
@@ -65,12 +61,6 @@ MEMBERS_PER_ROOM = 3
 LIFTED_CONNECTS = str(10**9)
 
 
-def env_for(settings: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
-    env.update(settings)
-    return env
-
-
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -82,89 +72,43 @@ def ms(value: float) -> str:
     return "-" if value != value else f"{value * 1000:.1f}"
 
 
-def runqueue_seconds(pid: int) -> float | None:
-    """Time the process's threads spent runnable but waiting for a CPU (Linux schedstat), in seconds."""
-    total = 0
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            total += int((task / "schedstat").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return total / 1e9
-
-
 # --- the server -----------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
-class Node:
+class InProcessNode:
+    """The server in this process: it shares the clients' CPU, so its own is not measured apart."""
+
     name: str
     port: int
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def cpu_seconds(self) -> float | None:
-        if self.proc is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
 
     def runqueue_seconds(self) -> float | None:
-        return None if self.proc is None else runqueue_seconds(self.proc.pid)
-
-    def tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:] if self.log_path else ""
-        except OSError:
-            return ""
+        return None
 
 
 @dataclasses.dataclass
 class Servers:
-    nodes: list[Node]
+    nodes: list[Node | InProcessNode]
     description: str
     in_process_runner: Any = None
-
-
-def _wait_ready(node: Node, deadline: float) -> None:
-    while True:
-        if node.proc is not None and node.proc.poll() is not None:
-            raise SystemExit(f"server node {node.name} exited with {node.proc.returncode}:\n{node.tail()}")
-        try:
-            with urllib.request.urlopen(node.base + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"server node {node.name} not ready in time:\n{node.tail()}")
-        time.sleep(0.1)
-
-
-def _create_admin(env: dict[str, str]) -> None:
-    made = subprocess.run([PYTHON, "-m", "server.cli", "create-admin", ADMIN], input=ADMIN_PASSWORD + "\n",
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
-    if made.returncode != 0:
-        raise SystemExit(f"create-admin failed:\n{made.stdout}{made.stderr}")
 
 
 @contextlib.asynccontextmanager
 async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]:
     base_env = {
-        "MEDIATION_HOST": "127.0.0.1", "MEDIATION_LOG_LEVEL": "WARNING",
-        "MEDIATION_PASSWORD_MEMORY_KIB": "1024", "MEDIATION_PASSWORD_TIME_COST": "1",
-        "MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE": "100000", "MEDIATION_APPLICATIONS_PER_MINUTE": "100000",
+        "MEDIATION_LOG_LEVEL": "WARNING", "MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE": "100000", "MEDIATION_APPLICATIONS_PER_MINUTE": "100000",
         "MEDIATION_AUDIT_KEY_FILE": str(tmp / "audit-signing.key"), "MEDIATION_DATA_DIR": str(tmp / "data"),
     }
     redis = postgres = None
-    nodes: list[Node] = []
+    nodes: list[Node | InProcessNode] = []
+    running: list[Node] = []
     runner = None
     try:
         if args.redis:
@@ -180,7 +124,7 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
             description = ("1 server process" if args.server == "subprocess" else
                            "server in this process (shares the clients' event loop)") + \
                 ", in-process room store, SQLite case record"
-        _create_admin(env_for(base_env))  # migrates the database and makes the audit key first
+        create_admin(node_environment(**base_env))  # migrates the database and makes the audit key first
         if not args.keep_connect_limit:
             base_env["MEDIATION_ROOM_CONNECTS_PER_MINUTE"] = LIFTED_CONNECTS
         if args.server == "in-process" and not args.redis:
@@ -192,37 +136,29 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
             from server.settings import Settings
 
             logging.getLogger("mediation").setLevel(logging.ERROR)  # its warnings would go to stderr here
-            settings = Settings.from_env({**base_env, "MEDIATION_PORT": "0"})
+            settings = Settings.from_env(node_environment(**base_env, MEDIATION_PORT="0"))
             runner = web.AppRunner(server.app.create_app(settings), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             port = runner.addresses[0][1]
-            nodes.append(Node(name="in-process", port=port))
+            nodes.append(InProcessNode(name="in-process", port=port))
         else:
             count = args.nodes if args.redis else 1
             for index in range(count):
-                node = Node(name=chr(ord("a") + index), port=free_port(), log_path=tmp / f"node-{index}.log")
-                env = env_for({**base_env, "MEDIATION_PORT": str(node.port),
-                               "MEDIATION_DATA_DIR": str(tmp / f"data-{index}") if args.redis else str(tmp / "data")})
-                with open(node.log_path, "wb") as log:
-                    node.proc = subprocess.Popen([PYTHON, "-m", "server"], cwd=ROOT, env=env,
-                                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                                 start_new_session=True)
+                port = free_port()
+                env = node_environment(**{**base_env, "MEDIATION_PORT": str(port), "MEDIATION_DATA_DIR":
+                                          str(tmp / f"data-{index}") if args.redis else str(tmp / "data")})
+                node = Node(name=chr(ord("a") + index), port=port, env=env, log_path=tmp / f"node-{index}.log")
+                running.append(node)
                 nodes.append(node)
-                _wait_ready(node, time.monotonic() + 60)  # one at a time: the first start migrates
+                start_nodes([node])  # one at a time: the first start migrates
         yield Servers(nodes=nodes, description=description, in_process_runner=runner)
     finally:
         if runner is not None:
             await runner.cleanup()
-        for node in nodes:
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.send_signal(signal.SIGTERM)
-                try:
-                    node.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
-                    node.proc.wait()
+        for node in running:
+            node.stop()
         for service in (redis, postgres):
             if service is not None:
                 service.stop()
@@ -357,7 +293,7 @@ class Room:
         return [self.mediator, self.bank, self.borrower]
 
 
-async def open_rooms(sessions: list[Session], nodes: list[Node], meter: Meter, concurrency: int,
+async def open_rooms(sessions: list[Session], nodes: list[Node | InProcessNode], meter: Meter, concurrency: int,
                      ) -> tuple[list[Room], list[float], list[float], float]:
     """Every room: the mediator joins, then the two parties join the lobby and the mediator admits each."""
     joins: list[float] = []
@@ -429,7 +365,7 @@ class Step:
 _ids = itertools.count()
 
 
-async def chat_step(rooms: list[Room], nodes: list[Node], meter: Meter, per_room: float, seconds: float,
+async def chat_step(rooms: list[Room], nodes: list[Node | InProcessNode], meter: Meter, per_room: float, seconds: float,
                     drain: float) -> Step:
     """Each room sends ``per_room`` msgs/s for ``seconds``, round robin over its members; then wait for delivery."""
     meter.reset()

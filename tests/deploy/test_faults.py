@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.deploy.cases import RoomClient
+from tests.deploy.clients import RoomClient
 from tests.deploy.topology import Topology
 from tests.recording.agekeys import AgeKey, age_binary, generate
 from tests.support.nodes import ADMIN, ADMIN_PASSWORD, ROOT, Node

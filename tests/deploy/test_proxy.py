@@ -20,7 +20,6 @@ import re
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,7 @@ import yarl
 from aiohttp import web
 
 from tests.signaling.peer import Participant
-from tests.support.nodes import (ADMIN, ROOT, START_TIMEOUT, Node, create_admin, diagnosing, node_environment,
-                                 start_nodes)
+from tests.support.nodes import ADMIN, ROOT, Node, create_admin, diagnosing, node_environment, start_nodes
 from tests.support.services import HOST, NginxServer, PostgresServer, RedisServer, free_port
 from tests.support.walk import Http, application, scheduled_case
 
@@ -436,9 +434,4 @@ async def test_stopped_node_is_skipped_and_requests_still_succeed(deployment: De
             assert any("connect() failed (111: Connection refused) while connecting to upstream" in line
                        and f"upstream: \"{stopped.base}/api/auth/login\"" in line for line in logged), logged
     finally:
-        await asyncio.to_thread(restart, stopped)
-
-
-def restart(node: Node) -> None:
-    node.start()
-    node.wait_ready(time.monotonic() + START_TIMEOUT)
+        await asyncio.to_thread(stopped.restart)

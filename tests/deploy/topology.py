@@ -19,11 +19,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import signal
-import time
 from pathlib import Path
 
-from tests.support.nodes import (PYTHON, START_TIMEOUT, Node, create_admin, diagnosing, node_environment,
-                                 start_nodes)
+from tests.support.nodes import PYTHON, Node, create_admin, diagnosing, node_environment, start_nodes
 from tests.support.services import NginxServer, PostgresServer, RedisServer, free_port
 
 
@@ -114,10 +112,7 @@ class Topology:
         node.kill(sig)
 
     def restart(self, node: Node) -> None:
-        """Start a stopped or killed node again on its port; return once it is ready."""
-        node.stop()
-        node.start()
-        node.wait_ready(time.monotonic() + START_TIMEOUT)
+        node.restart()
 
     def restart_redis(self) -> None:
         self.redis.restart()

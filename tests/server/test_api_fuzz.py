@@ -16,6 +16,7 @@ away before any id is looked at, which the first pass covers.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import http.cookiejar
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import requests
 import schemathesis
@@ -35,6 +37,7 @@ from server import __version__
 from server.api import router
 from server.routing import openapi_document
 from tests.conftest import Api
+from tests.support import walk
 from tests.support.nodes import Node, create_admin, node_environment, start_nodes
 from tests.support.services import free_port
 
@@ -186,30 +189,26 @@ class Cast:
 
     def build_case(self, name: str, *, scheduled: bool) -> CaseIds:
         """A filed case; if ``scheduled``, with the cast's mediator and bank representative, a confirmed session
-        and a join link for the borrower."""
-        officer, call = self.tokens["case_officer"], self.server.expect
-        receipt = call(201, "POST", "/api/applications", body=_application())
-        case_id, receipt_token = receipt["case_id"], receipt["receipt_token"]
-        parties = {p["role"]: p["party_id"] for p in call(200, "GET", f"/api/cases/{case_id}", officer)["parties"]}
+        and a join link for the borrower (the case walk of tests/support/walk.py)."""
         # user_id: someone the administrator may disable without disabling a caller.
-        ids = {"case_id": case_id, "party_id": parties["borrower"], "user_id": self.create_staff("mediator", name)}
-        if not scheduled:
-            return CaseIds(path=ids, party_tokens={"borrower": receipt_token})
-        for party_id in parties.values():
-            call(200, "POST", f"/api/cases/{case_id}/parties/{party_id}/verify", officer,
-                 {"method": "id_card", "reference": "checked at desk"})
-        call(200, "POST", f"/api/cases/{case_id}/accept", officer)
-        call(200, "PUT", f"/api/cases/{case_id}/assignments", officer,
-             {"mediator_id": self.user_ids["mediator"], "bank_representative_id": self.user_ids["bank_representative"]})
-        case = call(201, "POST", f"/api/cases/{case_id}/sessions", officer, {"starts_at": _in_hours(48)})
-        session_id = case["sessions"][0]["session_id"]
-        call(200, "POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", receipt_token, {})
-        call(200, "POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", self.tokens["bank_representative"],
-             {})
-        link = call(201, "POST", f"/api/cases/{case_id}/join-links", officer,
-                    {"party_id": parties["borrower"], "session_id": session_id})
+        user_id = self.create_staff("mediator", name)
+        return asyncio.run(self._walk(user_id, scheduled=scheduled))
+
+    async def _walk(self, user_id: str, *, scheduled: bool) -> CaseIds:
+        officer = self.tokens["case_officer"]
+        async with aiohttp.ClientSession() as session:
+            http = walk.Http(session, self.server.base_url)
+            case = await walk.file_case(http, officer, _application())
+            ids = {"case_id": case.case_id, "party_id": case.borrower_id, "user_id": user_id}
+            if not scheduled:
+                return CaseIds(path=ids, party_tokens={"borrower": case.receipt})
+            await walk.verify_parties(http, case, officer)
+            session_id = await walk.schedule_session(
+                http, case, officer, (self.user_ids["mediator"], self.tokens["mediator"]),
+                (self.user_ids["bank_representative"], self.tokens["bank_representative"]))
+            link = await walk.issue_link(http, case, officer, case.borrower_id, session_id)
         ids.update(session_id=session_id, link_id=link["link_id"])
-        return CaseIds(path=ids, party_tokens={"borrower": receipt_token, "link_holder": link["token"]})
+        return CaseIds(path=ids, party_tokens={"borrower": case.receipt, "link_holder": link["token"]})
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ from server.agreements import b64url
 from server.api import router
 from server.models import JoinLink, StaffUser
 from tests.conftest import STAFF_PASSWORD, Api, application, future
+from tests.support import walk
 
 Route = tuple[str, str]
 
@@ -235,59 +236,44 @@ class Desk:
         return self.users[role if scope == OWN else f"{role}@{OTHER}"]
 
     async def new_case(self, stage: str, scope: str) -> CaseWorld:
-        """A fresh case walked to ``stage``: "submitted", "verified" or "scheduled" (assigned to the
-        ``scope`` side's mediator and bank representative, one confirmed session with a join link for each
-        party, and a second session proposed and not yet confirmed)."""
-        api, officer = self.api, self.token(CASE_OFFICER)
-        receipt = await _expect(api, 201, "POST", "/api/applications", json=application())
-        case_path = f"/api/cases/{receipt['case_id']}"
-        case = await _expect(api, 200, "GET", case_path, token=officer)
-        parties = {p["role"]: p["party_id"] for p in case["parties"]}
-        world = CaseWorld(case_id=receipt["case_id"], receipt=receipt["receipt_token"],
-                          borrower_id=parties["borrower"], lender_id=parties["lender"])
+        """A fresh case walked to ``stage`` (tests/support/walk.py): "submitted", "verified", or "scheduled",
+        "drafted" and "closed", which are assigned to the ``scope`` side's mediator and bank representative,
+        have one confirmed session with a join link for each party, a second session proposed and not yet
+        confirmed, an agreement (signed by both sides when "scheduled") and a sealed record."""
+        http, officer = self.api.http, self.token(CASE_OFFICER)
+        filed = await walk.file_case(http, officer)
+        world = CaseWorld(case_id=filed.case_id, receipt=filed.receipt, borrower_id=filed.borrower_id,
+                          lender_id=filed.lender_id)
         if stage == "submitted":
             return world
-        for party_id in parties.values():
-            await _expect(api, 200, "POST", f"{case_path}/parties/{party_id}/verify", token=officer,
-                          json={"method": "id_card", "reference": "checked at desk"})
+        await walk.verify_parties(http, filed, officer)
         if stage == "verified":
             return world
         assert stage in ("scheduled", "drafted", "closed"), stage
-        (world.mediator_id, mediator), (world.bank_id, bank) = self.side(MEDIATOR, scope), self.side(BANK, scope)
-        await _expect(api, 200, "POST", f"{case_path}/accept", token=officer)
-        await _expect(api, 200, "PUT", f"{case_path}/assignments", token=officer,
-                      json={"mediator_id": world.mediator_id, "bank_representative_id": world.bank_id})
-        body = await _expect(api, 201, "POST", f"{case_path}/sessions", token=mediator,
-                             json={"starts_at": future(48), "duration_minutes": 60, "mode": "video"})
-        world.session_id = body["sessions"][0]["session_id"]
-        confirm = f"{case_path}/sessions/{world.session_id}/confirm"
-        await _expect(api, 200, "POST", confirm, token=world.receipt, json={})
-        body = await _expect(api, 200, "POST", confirm, token=bank, json={})
-        assert body["state"] == "scheduled", body
-        link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=mediator,
-                             json={"party_id": world.borrower_id, "session_id": world.session_id})
+        mediator, bank = self.side(MEDIATOR, scope), self.side(BANK, scope)
+        (world.mediator_id, mediator_token), (world.bank_id, bank_token) = mediator, bank
+        world.session_id = await walk.schedule_session(http, filed, officer, mediator, bank)
+        link = await walk.issue_link(http, filed, mediator_token, world.borrower_id, world.session_id)
         world.link_token = link["token"]
-        link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=mediator,
-                             json={"party_id": world.lender_id, "session_id": world.session_id})
+        link = await walk.issue_link(http, filed, mediator_token, world.lender_id, world.session_id)
         world.lender_link_id = link["link_id"]
-        body = await _expect(api, 201, "POST", f"{case_path}/sessions", token=mediator,
-                             json={"starts_at": future(72), "duration_minutes": 45, "mode": "chat"})
+        body = await http.call("POST", f"{filed.path}/sessions", token=mediator_token, expect=201,
+                               json_body={"starts_at": future(72), "duration_minutes": 45, "mode": "chat"})
         (pending,) = [s["session_id"] for s in body["sessions"] if s["session_id"] != world.session_id]
         world.pending_session_id = pending
-        agreement = await _expect(api, 200, "PUT", f"{case_path}/agreement", token=mediator, json=AGREEMENT)
-        world.agreement = agreement["document"]
+        world.agreement = await walk.draft_agreement(http, filed, mediator_token, AGREEMENT)
         if stage == "scheduled":
             # The standing cases have a signed agreement; "drafted" ones wait for signatures.
-            for token in (world.receipt, bank):
-                await _expect(api, 201, "POST", f"{case_path}/agreement/signatures", token=token,
+            for token in (world.receipt, bank_token):
+                await _expect(self.api, 201, "POST", f"{filed.path}/agreement/signatures", token=token,
                               json=_signature(world.agreement))
-        record = await api.services.records.seal_and_file(
+        record = await self.api.services.records.seal_and_file(
             b'{"test": true}', actor="test:setup", kind=RecordKind.CONSENT, case_id=world.case_id,
             session_id=world.session_id, participant_id=world.borrower_id, index=0)
         assert record is not None
         world.record_id = record.record_id
         if stage == "closed":
-            await _expect(api, 200, "POST", f"{case_path}/close", token=mediator, json={"outcome": "settled"})
+            await walk.close_case(http, filed, mediator_token)
         return world
 
     async def victim(self) -> str:

@@ -91,6 +91,12 @@ class Node:
                 raise RuntimeError(f"node {self.name} not ready within {START_TIMEOUT:g} s; log tail:\n{self.tail()}")
             time.sleep(0.1)
 
+    def restart(self) -> None:
+        """Start a stopped or killed node again on its port; return once it is ready."""
+        self.stop()
+        self.start()
+        self.wait_ready(time.monotonic() + START_TIMEOUT)
+
     def stop(self) -> None:
         """SIGTERM (a clean shutdown), SIGKILL past the timeout."""
         proc, self.proc = self.proc, None
@@ -127,12 +133,27 @@ class Node:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def runqueue_seconds(self) -> float | None:
+        """Time the node's threads spent runnable but waiting for a CPU so far (see ``runqueue_seconds``)."""
+        return runqueue_seconds(self.pid)
+
     def rss_bytes(self) -> int:
         """Resident memory of the node process (/proc/<pid>/status VmRSS)."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"no VmRSS for node {self.name}")
+
+
+def runqueue_seconds(pid: int) -> float | None:
+    """Time the process's threads spent runnable but waiting for a CPU (Linux schedstat), in seconds."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / 1e9
 
 
 def start_nodes(nodes: Sequence[Node]) -> None:

@@ -1,7 +1,8 @@
-"""The one walk of a case, over the public HTTP API: apply, review, schedule, and the borrower's join link.
+"""The one walk of a case, over the public HTTP API, in stages: submitted, verified, scheduled, drafted, closed.
 
-Every test and benchmark that needs a scheduled session walks here, whether its server runs in the
-test's process (tests/conftest.py) or as nodes behind a proxy (tests/deploy, bench).
+Every test and benchmark that needs a case walks here (to a scheduled session, or stopped at a stage),
+whether its server runs in the test's process (tests/conftest.py), as a subprocess node
+(tests/server/test_api_fuzz.py) or as nodes behind a proxy (tests/deploy, bench).
 """
 
 from __future__ import annotations
@@ -82,6 +83,74 @@ class Http:
         return made["user_id"], await self.login(username, STAFF_PASSWORD)
 
 
+# The stages of the walk, in order; each step below takes a case one stage further.
+STAGES = ("submitted", "verified", "scheduled", "drafted", "closed")
+
+
+@dataclasses.dataclass
+class Filed:
+    """A case as the borrower filed it: its receipt and its two parties."""
+
+    case_id: str
+    receipt: str
+    borrower_id: str
+    lender_id: str
+
+    @property
+    def path(self) -> str:
+        return f"/api/cases/{self.case_id}"
+
+
+async def file_case(http: Http, officer: str, body: dict[str, Any] | None = None) -> Filed:
+    """Stage "submitted": the borrower files ``body`` (``application()`` by default); the officer reads the parties."""
+    receipt = await http.call("POST", "/api/applications", json_body=application() if body is None else body,
+                              expect=201)
+    case = await http.call("GET", f"/api/cases/{receipt['case_id']}", token=officer)
+    parties = {p["role"]: p["party_id"] for p in case["parties"]}
+    return Filed(case_id=receipt["case_id"], receipt=receipt["receipt_token"], borrower_id=parties["borrower"],
+                 lender_id=parties["lender"])
+
+
+async def verify_parties(http: Http, case: Filed, officer: str) -> None:
+    """Stage "verified": the officer verifies both parties' identity."""
+    for party_id in (case.borrower_id, case.lender_id):
+        await http.call("POST", f"{case.path}/parties/{party_id}/verify", token=officer,
+                        json_body={"method": "id_card", "reference": "checked at desk"})
+
+
+async def schedule_session(http: Http, case: Filed, officer: str, mediator: tuple[str, str],
+                           bank: tuple[str, str]) -> str:
+    """Stage "scheduled": accept, assign ``mediator`` and ``bank`` ((user_id, token) each), propose a session,
+    and both sides confirm it; returns its session_id."""
+    (mediator_id, mediator_token), (bank_id, bank_token) = mediator, bank
+    await http.call("POST", f"{case.path}/accept", token=officer)
+    await http.call("PUT", f"{case.path}/assignments", token=officer,
+                    json_body={"mediator_id": mediator_id, "bank_representative_id": bank_id})
+    body = await http.call("POST", f"{case.path}/sessions", token=mediator_token, expect=201,
+                           json_body={"starts_at": future(), "duration_minutes": 60, "mode": "video"})
+    session_id = body["sessions"][0]["session_id"]
+    for token in (case.receipt, bank_token):
+        confirmed = await http.call("POST", f"{case.path}/sessions/{session_id}/confirm", token=token, json_body={})
+    assert confirmed["state"] == "scheduled", confirmed
+    return session_id
+
+
+async def issue_link(http: Http, case: Filed, token: str, party_id: str, session_id: str) -> dict[str, Any]:
+    """A join link for ``party_id`` to ``session_id``, issued with ``token``: the API's answer (link_id, token)."""
+    return await http.call("POST", f"{case.path}/join-links", token=token, expect=201,
+                           json_body={"party_id": party_id, "session_id": session_id})
+
+
+async def draft_agreement(http: Http, case: Filed, mediator: str, terms: dict[str, Any]) -> dict[str, Any]:
+    """Stage "drafted": the mediator files the agreement ``terms``; returns the document the parties sign."""
+    return (await http.call("PUT", f"{case.path}/agreement", token=mediator, json_body=terms))["document"]
+
+
+async def close_case(http: Http, case: Filed, token: str, outcome: str = "settled") -> None:
+    """Stage "closed"."""
+    await http.call("POST", f"{case.path}/close", token=token, json_body={"outcome": outcome})
+
+
 @dataclasses.dataclass
 class Journey:
     """A case walked to "scheduled", with everyone who takes part in it."""
@@ -116,30 +185,14 @@ async def walk_to_scheduled(http: Http, staff: MakeStaff, *, officer: str | None
         _, officer = await staff("case_officer")
     mediator_id, mediator = await staff("mediator")
     bank_id, bank = await staff("bank_representative")
-    receipt = await http.call("POST", "/api/applications", json_body=application(), expect=201)
-    case_id = receipt["case_id"]
-    case = await http.call("GET", f"/api/cases/{case_id}", token=officer)
-    parties = {p["role"]: p["party_id"] for p in case["parties"]}
-    for party_id in parties.values():
-        await http.call("POST", f"/api/cases/{case_id}/parties/{party_id}/verify", token=officer,
-                        json_body={"method": "id_card", "reference": "checked at desk"})
-    await http.call("POST", f"/api/cases/{case_id}/accept", token=officer)
-    await http.call("PUT", f"/api/cases/{case_id}/assignments", token=officer,
-                    json_body={"mediator_id": mediator_id, "bank_representative_id": bank_id})
-    case = await http.call("POST", f"/api/cases/{case_id}/sessions", token=mediator, expect=201,
-                           json_body={"starts_at": future(), "duration_minutes": 60, "mode": "video"})
-    session_id = case["sessions"][0]["session_id"]
-    for token in (receipt["receipt_token"], bank):
-        confirmed = await http.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=token,
-                                    json_body={})
-    assert confirmed["state"] == "scheduled", confirmed
-    journey = Journey(case_id=case_id, receipt=receipt["receipt_token"], borrower_id=parties["borrower"],
-                      lender_id=parties["lender"], session_id=session_id, officer=officer, mediator=mediator,
+    case = await file_case(http, officer)
+    await verify_parties(http, case, officer)
+    session_id = await schedule_session(http, case, officer, (mediator_id, mediator), (bank_id, bank))
+    journey = Journey(case_id=case.case_id, receipt=case.receipt, borrower_id=case.borrower_id,
+                      lender_id=case.lender_id, session_id=session_id, officer=officer, mediator=mediator,
                       mediator_id=mediator_id, bank=bank, bank_id=bank_id)
     if link:
-        issued = await http.call("POST", f"/api/cases/{case_id}/join-links", token=mediator, expect=201,
-                                 json_body={"party_id": parties["borrower"], "session_id": session_id})
-        journey.borrower_link = issued["token"]
+        journey.borrower_link = (await issue_link(http, case, mediator, case.borrower_id, session_id))["token"]
     return journey
 
 

@@ -1,4 +1,4 @@
-// The checkpoint message and its Ed25519 signature, against what recording/bundle.py signs and checks.
+// The checkpoint message and its Ed25519 signature, against what recording/records/checkpoint.py signs and checks.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";

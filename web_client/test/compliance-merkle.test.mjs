@@ -1,4 +1,4 @@
-// merkle.js against inclusion proofs made by the server's own server/merkle.py
+// merkle.js against inclusion proofs made by the server's own recording/records/merkle.py
 // (fixtures: python -m tests.web.compliance_fixtures).
 import { test } from "node:test";
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 // Opening a whole case bundle in the page's code, with the tampering the offline tool's tests use
-// (tests/recording/test_compliance.py). The bundle was sealed with an age-keygen key, audited and
+// (tests/recording/compliance/test_tampering.py). The bundle was sealed with an age-keygen key, audited and
 // checkpointed by the server's own AuditLog (fixture: python -m tests.web.compliance_fixtures).
 import { test } from "node:test";
 import assert from "node:assert/strict";

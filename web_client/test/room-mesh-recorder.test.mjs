@@ -60,7 +60,7 @@ function allConnected(list) {
 }
 
 /**
- * A recorder that behaves like recording/worker.py: it never offers and sends no media; it answers
+ * A recorder that behaves like recording/recorder/worker.py: it never offers and sends no media; it answers
  * every offer with a brand-new connection (closing the one it had with that sender), and takes the
  * sender's ICE candidates.
  */

@@ -3,13 +3,18 @@
 
 const HEX = /^(?:[0-9a-f]{2})*$/;
 
+/** @param {Uint8Array} bytes */
 export function bytesToHex(bytes) {
   let out = "";
   for (const byte of bytes) out += byte.toString(16).padStart(2, "0");
   return out;
 }
 
-/** Lowercase hex to bytes; throws on anything else (upper case too: the formats are lowercase). */
+/**
+ * Lowercase hex to bytes; throws on anything else (upper case too: the formats are lowercase).
+ * @param {unknown} text
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
 export function hexToBytes(text) {
   if (typeof text !== "string" || !HEX.test(text)) throw new TypeError("not lowercase hex");
   const out = new Uint8Array(text.length / 2);
@@ -19,7 +24,11 @@ export function hexToBytes(text) {
 
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Strict standard base64 (Python's b64decode(validate=True)); throws on anything else. */
+/**
+ * Strict standard base64 (Python's b64decode(validate=True)); throws on anything else.
+ * @param {unknown} text
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
 export function base64ToBytes(text) {
   if (typeof text !== "string" || !B64.test(text)) throw new TypeError("not base64");
   const binary = atob(text);
@@ -28,6 +37,10 @@ export function base64ToBytes(text) {
   return out;
 }
 
+/**
+ * @param {...Uint8Array} parts
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
 export function concatBytes(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
@@ -38,6 +51,7 @@ export function concatBytes(...parts) {
   return out;
 }
 
+/** @param {Uint8Array} a @param {Uint8Array} b */
 export function equalBytes(a, b) {
   if (a.length !== b.length) return false;
   let diff = 0;
@@ -46,15 +60,22 @@ export function equalBytes(a, b) {
 }
 
 export const utf8 = {
+  /** @param {string} text */
   encode: (text) => new TextEncoder().encode(text),
   // fatal: a record that is not valid UTF-8 is reported, never shown with replacement characters.
+  /** @param {Uint8Array} bytes */
   decode: (bytes) => new TextDecoder("utf-8", { fatal: true }).decode(bytes),
 };
 
+/**
+ * @param {Uint8Array<ArrayBuffer>} bytes
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
+ */
 export async function sha256(bytes) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
 }
 
+/** @param {Uint8Array<ArrayBuffer>} bytes */
 export async function sha256Hex(bytes) {
   return bytesToHex(await sha256(bytes));
 }

@@ -5,10 +5,23 @@
 
 import { base64ToBytes, bytesToHex, sha256, utf8 } from "./bytes.js";
 
+/** @typedef {import("./types.js").Problem} Problem */
+
+/**
+ * @typedef {object} Checkpoint A signed tree head, as a manifest's inclusion gives it.
+ * @property {number} treeSize
+ * @property {Uint8Array} rootHash
+ * @property {string} signedAt
+ * @property {string} keyId
+ * @property {Uint8Array<ArrayBuffer>} signature
+ */
+
 export const CHECKPOINT_CONTEXT = "mediation-audit-checkpoint/v1\n";
 
+/** @param {number} value @param {number} [width] */
 const pad = (value, width = 2) => String(value).padStart(width, "0");
 
+/** @param {number} year @param {number} month */
 function daysInMonth(year, month) {
   return [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31,
     30, 31][month - 1];
@@ -27,6 +40,7 @@ const OFFSET = /^([+-])(\d{2})(?:(:?)(\d{2})(?:\3(\d{2})(?:\.(\d{6}))?)?)?$/;
  * Return `value` as Python's datetime.fromisoformat(value).isoformat() renders it, so that "Z"
  * and "+00:00" (and any other spelling of one instant and offset) sign alike. Throws a TypeError
  * for a time without an offset or in a form this reader does not know.
+ * @param {unknown} value
  */
 export function pythonIsoformat(value) {
   if (typeof value !== "string") throw new TypeError("a time must be a string");
@@ -50,6 +64,7 @@ export function pythonIsoformat(value) {
   return rendered + renderOffset(match[3], value);
 }
 
+/** @param {string} text @param {string} value */
 function renderOffset(text, value) {
   if (text === "Z" || text === "z") return "+00:00";
   const offset = OFFSET.exec(text);
@@ -66,32 +81,42 @@ function renderOffset(text, value) {
   return out;
 }
 
-/** The exact bytes the server signs for a checkpoint (docs/records.md, "Checkpoint"). */
+/**
+ * The exact bytes the server signs for a checkpoint (docs/records.md, "Checkpoint").
+ * @param {number} treeSize @param {Uint8Array} rootHash @param {string} signedAt
+ */
 export function checkpointMessage(treeSize, rootHash, signedAt) {
   return utf8.encode(`${CHECKPOINT_CONTEXT}${treeSize}\n${bytesToHex(rootHash)}\n${pythonIsoformat(signedAt)}\n`);
 }
 
-/** The DER of a PEM "PUBLIC KEY" block; throws if there is none. */
+/** The DER of a PEM "PUBLIC KEY" block; throws if there is none. @param {string | null | undefined} pem */
 export function pemToDer(pem) {
   const match = /-----BEGIN PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END PUBLIC KEY-----/.exec(pem ?? "");
   if (!match) throw new TypeError("not a PEM public key");
   return base64ToBytes(match[1].replace(/\s+/g, ""));
 }
 
-/** The 16-hex-digit id the server gives its audit key: SHA-256 of the raw key, first 8 bytes. */
+/**
+ * The 16-hex-digit id the server gives its audit key: SHA-256 of the raw key, first 8 bytes.
+ * @param {Uint8Array<ArrayBuffer>} raw
+ */
 export async function auditKeyId(raw) {
   return bytesToHex(await sha256(raw)).slice(0, 16);
 }
 
 export class CryptoUnsupportedError extends Error {}
 
-/** Import a PEM Ed25519 public key: resolves {key, keyId}; rejects with a TypeError if unusable. */
+/**
+ * Import a PEM Ed25519 public key: resolves {key, keyId}; rejects with a TypeError if unusable.
+ * @param {string} pem
+ * @returns {Promise<{key: CryptoKey, keyId: string}>}
+ */
 export async function importAuditKey(pem) {
   const der = pemToDer(pem);
   let key;
   try {
     key = await crypto.subtle.importKey("spki", der, { name: "Ed25519" }, true, ["verify"]);
-  } catch (error) {
+  } catch (/** @type {any} */ error) {
     if (error?.name === "NotSupportedError") {
       throw new CryptoUnsupportedError("this browser cannot verify Ed25519 signatures (WebCrypto)");
     }
@@ -101,6 +126,7 @@ export async function importAuditKey(pem) {
   return { key, keyId: await auditKeyId(raw) };
 }
 
+/** @param {Checkpoint} checkpoint */
 export function describeCheckpoint(checkpoint) {
   return { size: checkpoint.treeSize, signedAt: checkpoint.signedAt, keyId: checkpoint.keyId };
 }
@@ -110,21 +136,30 @@ export function describeCheckpoint(checkpoint) {
  * forks: two validly signed checkpoints of one size with different roots.
  */
 export class CheckpointVerifier {
+  /** @param {Iterable<[string, CryptoKey]>} trusted */
   constructor(trusted) {
     this.trusted = new Map(trusted);
+    /** @type {Map<string, Promise<Problem | null>>} */
     this.results = new Map();
+    /** @type {Map<number, string>} */
     this.roots = new Map();
+    /** @type {Problem[]} */
     this.forks = [];
   }
 
-  /** Resolves null if the checkpoint is validly signed by a trusted key, else a problem {code, params}. */
+  /**
+   * Resolves null if the checkpoint is validly signed by a trusted key, else a problem {code, params}.
+   * @param {Checkpoint} checkpoint
+   * @returns {Promise<Problem | null>}
+   */
   check(checkpoint) {
     const id = [checkpoint.treeSize, bytesToHex(checkpoint.rootHash), checkpoint.signedAt, checkpoint.keyId,
       bytesToHex(checkpoint.signature)].join("|");
     if (!this.results.has(id)) this.results.set(id, this.verify(checkpoint));
-    return this.results.get(id);
+    return /** @type {Promise<Problem | null>} */ (this.results.get(id));
   }
 
+  /** @param {Checkpoint} checkpoint @returns {Promise<Problem | null>} */
   async verify(checkpoint) {
     const params = describeCheckpoint(checkpoint);
     const key = this.trusted.get(checkpoint.keyId);
@@ -135,7 +170,7 @@ export class CheckpointVerifier {
     try {
       const message = checkpointMessage(checkpoint.treeSize, checkpoint.rootHash, checkpoint.signedAt);
       valid = await crypto.subtle.verify({ name: "Ed25519" }, key, checkpoint.signature, message);
-    } catch (error) {
+    } catch (/** @type {any} */ error) {
       return { code: "checkpoint_unverifiable", params: { ...params, message: String(error?.message ?? error) } };
     }
     if (!valid) return { code: "checkpoint_bad_signature", params };

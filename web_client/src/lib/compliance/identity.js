@@ -5,7 +5,11 @@
 
 import { Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 
+/** @typedef {{identity: string, recipient: string}} KeyPair an age secret key and its public recipient */
+/** @typedef {import("./types.js").Problem} Problem */
+
 export class IdentityError extends Error {
+  /** @param {string} code @param {Record<string, unknown>} [params] */
   constructor(code, params = {}) {
     super(code);
     this.code = code;
@@ -16,26 +20,35 @@ export class IdentityError extends Error {
 const SECRET_PREFIX = "AGE-SECRET-KEY-1";
 const RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
 
-/** A new X25519 identity and its recipient: {identity: "AGE-SECRET-KEY-1…", recipient: "age1…"}. */
+/**
+ * A new X25519 identity and its recipient: {identity: "AGE-SECRET-KEY-1…", recipient: "age1…"}.
+ * @returns {Promise<KeyPair>}
+ */
 export async function generateKeyPair() {
   const identity = await generateX25519Identity();
   return { identity, recipient: await identityToRecipient(identity) };
 }
 
+/** @param {Date} date */
 function rfc3339(date) {
   // Local time with its offset, as age-keygen writes "# created:" (Go's time.RFC3339).
-  const pad = (n) => String(Math.abs(n)).padStart(2, "0");
+  const pad = (/** @type {number} */ n) => String(Math.abs(n)).padStart(2, "0");
   const offset = -date.getTimezoneOffset();
   const zone = offset === 0 ? "Z" : `${offset > 0 ? "+" : "-"}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`;
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:`
     + `${pad(date.getMinutes())}:${pad(date.getSeconds())}${zone}`;
 }
 
-/** The identity file age-keygen would write: `age -d -i FILE` and the compliance tool read it. */
+/**
+ * The identity file age-keygen would write: `age -d -i FILE` and the compliance tool read it.
+ * @param {KeyPair} pair
+ * @param {Date} [created]
+ */
 export function keyFileText({ identity, recipient }, created = new Date()) {
   return `# created: ${rfc3339(created)}\n# public key: ${recipient}\n${identity}\n`;
 }
 
+/** @param {unknown} text */
 export function isRecipient(text) {
   return typeof text === "string" && RECIPIENT.test(text);
 }
@@ -43,6 +56,8 @@ export function isRecipient(text) {
 /**
  * Read X25519 identities from an identity file's text (or one pasted key); resolves
  * [{identity, recipient}]. Errors name a line number, never a line's content.
+ * @param {unknown} text
+ * @returns {Promise<KeyPair[]>}
  */
 export async function readIdentities(text) {
   if (typeof text !== "string") throw new IdentityError("identity_not_text");
@@ -71,6 +86,7 @@ export async function readIdentities(text) {
 
 /** Opens age v1 files with the officer's identities; `recipients` lists their public keys. */
 export class KeyRing {
+  /** @param {KeyPair[]} identities */
   constructor(identities) {
     this.decrypter = new Decrypter();
     this.recipients = identities.map((i) => i.recipient);
@@ -80,11 +96,14 @@ export class KeyRing {
   /**
    * Resolves {plaintext} or {problem: {code, params}}; `listed` are the recipients the manifest
    * says the object was sealed to (informative: age keeps no list a reader could check).
+   * @param {Uint8Array} ciphertext
+   * @param {string[]} [listed]
+   * @returns {Promise<{plaintext: Uint8Array, problem?: undefined} | {problem: Problem, plaintext?: undefined}>}
    */
   async open(ciphertext, listed = []) {
     try {
       return { plaintext: await this.decrypt(ciphertext) };
-    } catch (error) {
+    } catch (/** @type {any} */ error) {
       const message = String(error?.message ?? error);
       if (message.includes("no identity matched")) {
         const ours = this.recipients.some((r) => listed.includes(r));
@@ -97,6 +116,7 @@ export class KeyRing {
     }
   }
 
+  /** @param {Uint8Array} ciphertext @returns {Promise<Uint8Array>} */
   async decrypt(ciphertext) {
     // The payload is read here rather than by Decrypter's own readAll: that goes through
     // Response.arrayBuffer(), which in Chromium replaces a failed authentication with an
@@ -108,6 +128,7 @@ export class KeyRing {
       },
     });
     const reader = (await this.decrypter.decrypt(input)).getReader();
+    /** @type {Uint8Array[]} */
     const chunks = [];
     let length = 0;
     for (;;) {

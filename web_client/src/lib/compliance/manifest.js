@@ -7,6 +7,48 @@ import { base64ToBytes, equalBytes, hexToBytes, utf8 } from "./bytes.js";
 import { leafHash, verifyInclusion } from "./merkle.js";
 import { describeCheckpoint, pythonIsoformat } from "./checkpoint.js";
 
+/** @typedef {import("./checkpoint.js").Checkpoint} Checkpoint */
+/** @typedef {import("./types.js").Problem} Problem */
+
+/**
+ * @typedef {object} ManifestObject One entry of the manifest, read and checked for form.
+ * @property {number} position its place in the manifest's `objects`
+ * @property {string} key
+ * @property {string} kind
+ * @property {string | null} sessionId
+ * @property {string | null} participantId
+ * @property {number | null} index
+ * @property {number | null} part
+ * @property {string} sha256
+ * @property {number} size
+ * @property {string | null} createdAt
+ * @property {string[]} recipients
+ * @property {number} auditSeq
+ * @property {Uint8Array<ArrayBuffer>} auditEntry
+ * @property {Uint8Array} leafHash
+ * @property {Uint8Array[]} proof
+ * @property {Checkpoint} checkpoint
+ *
+ * @typedef {object} MalformedEntry An entry that could not be read, with what it says of itself.
+ * @property {number} position
+ * @property {string} problem
+ * @property {Record<string, any>} hint its key, kind, session_id, participant_id, index and part as found
+ *
+ * @typedef {object} Manifest
+ * @property {string} caseId
+ * @property {string} exportedAt
+ * @property {string | null} auditPublicKeyPem
+ * @property {ManifestObject[]} objects
+ * @property {MalformedEntry[]} malformed
+ *
+ * @typedef {object} KeyRule
+ * @property {boolean} session whether the kind belongs to a session
+ * @property {boolean | null} participant true: required, false: forbidden, null: optional
+ * @property {number | null} digits the index's width in the key, null when it has none
+ * @property {boolean} [part]
+ * @property {(fields: Record<string, string>) => string} key
+ */
+
 export const BUNDLE_FORMAT = "mediation-case-bundle/v1";
 
 export const KINDS = Object.freeze(["recording_segment", "chat_message", "transcript", "consent", "agreement"]);
@@ -14,6 +56,7 @@ export const KINDS = Object.freeze(["recording_segment", "chat_message", "transc
 // Where each sequence starts: segments count from 0 within each part (segment 0 holds the
 // part's WebM header) and parts from 0; chat from 1 (the room's seq); consents from 0;
 // agreement versions from 1.
+/** @type {Readonly<Record<string, number>>} */
 export const FIRST_INDEX = Object.freeze({ recording_segment: 0, chat_message: 1, consent: 0, agreement: 1 });
 
 const ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -27,6 +70,7 @@ const OPTIONAL_FIELDS = new Set(["created_at", "recipients"]);
 const INCLUSION_FIELDS = ["leaf_hash", "proof", "tree_size", "root_hash", "checkpoint_signature", "signed_at",
   "key_id"];
 
+/** @type {Record<string, KeyRule>} */
 const RULES = {
   recording_segment: { session: true, participant: true, digits: 6, part: true,
     key: (f) => `cases/${f.case}/sessions/${f.session}/recordings/${f.participant}/${f.part}/${f.index}.webm.age` },
@@ -42,6 +86,7 @@ const RULES = {
 
 export class MalformedError extends Error {}
 
+/** @param {string} name @param {unknown} value @returns {string} */
 function checkId(name, value) {
   if (typeof value !== "string" || !ID.test(value)) {
     throw new MalformedError(`${name} ${JSON.stringify(value)} is not an id of the form [a-z0-9][a-z0-9_-]{0,63}`);
@@ -49,12 +94,18 @@ function checkId(name, value) {
   return value;
 }
 
+/** @param {unknown} value @returns {value is number} */
 const isInt = (value) => Number.isSafeInteger(value);
 
-/** The storage key of a record; throws MalformedError if the fields do not fit the kind. */
+/**
+ * The storage key of a record; throws MalformedError if the fields do not fit the kind.
+ * @param {string} kind
+ * @param {{caseId: unknown, sessionId?: unknown, participantId?: unknown, index?: unknown, part?: unknown}} fields
+ */
 export function recordKey(kind, { caseId, sessionId, participantId = null, index = null, part = null }) {
   const rule = RULES[kind];
   if (!rule) throw new MalformedError(`unknown record kind ${JSON.stringify(kind)}`);
+  /** @type {Record<string, string>} */
   const fields = { case: checkId("case_id", caseId) };
   if (rule.session) fields.session = checkId("session_id", sessionId);
   else if (sessionId !== null) throw new MalformedError(`a ${kind} belongs to the case, not to a session`);
@@ -81,8 +132,10 @@ export function recordKey(kind, { caseId, sessionId, participantId = null, index
   return rule.key(fields);
 }
 
+/** @param {unknown} value @returns {value is Record<string, any>} */
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
 
+/** @param {unknown} entry @param {string[]} allowed @param {string} what */
 function exactFields(entry, allowed, what) {
   if (!isObject(entry)) throw new MalformedError(`${what} is not a JSON object`);
   const missing = allowed.filter((name) => !OPTIONAL_FIELDS.has(name) && !(name in entry)).sort();
@@ -92,6 +145,20 @@ function exactFields(entry, allowed, what) {
   return entry;
 }
 
+/**
+ * @overload
+ * @param {Record<string, any>} entry @param {string} name @param {{minimum?: number, optional?: false}} [options]
+ * @returns {number}
+ */
+/**
+ * @overload
+ * @param {Record<string, any>} entry @param {string} name @param {{minimum?: number, optional: true}} options
+ * @returns {number | null}
+ */
+/**
+ * @param {Record<string, any>} entry @param {string} name @param {{minimum?: number, optional?: boolean}} [options]
+ * @returns {number | null}
+ */
 function int(entry, name, { minimum = 0, optional = false } = {}) {
   const value = entry[name];
   if ((value === null || value === undefined) && optional) return null;
@@ -101,6 +168,20 @@ function int(entry, name, { minimum = 0, optional = false } = {}) {
   return value;
 }
 
+/**
+ * @overload
+ * @param {Record<string, any>} entry @param {string} name @param {{optional?: false}} [options]
+ * @returns {string}
+ */
+/**
+ * @overload
+ * @param {Record<string, any>} entry @param {string} name @param {{optional: true}} options
+ * @returns {string | null}
+ */
+/**
+ * @param {Record<string, any>} entry @param {string} name @param {{optional?: boolean}} [options]
+ * @returns {string | null}
+ */
 function str(entry, name, { optional = false } = {}) {
   const value = entry[name];
   if ((value === null || value === undefined) && optional) return null;
@@ -108,6 +189,7 @@ function str(entry, name, { optional = false } = {}) {
   return value;
 }
 
+/** @param {Record<string, any>} entry @param {string} name @param {RegExp} pattern */
 function hex(entry, name, pattern) {
   const value = entry[name];
   if (typeof value !== "string" || !pattern.test(value)) {
@@ -116,6 +198,7 @@ function hex(entry, name, pattern) {
   return hexToBytes(value);
 }
 
+/** @param {unknown} raw */
 function parseInclusion(raw) {
   const entry = exactFields(raw, INCLUSION_FIELDS, "inclusion");
   const { proof } = entry;
@@ -138,6 +221,7 @@ function parseInclusion(raw) {
   };
 }
 
+/** @param {number} position @param {unknown} raw @param {string} caseId @returns {ManifestObject} */
 function parseObject(position, raw, caseId) {
   const entry = exactFields(raw, OBJECT_FIELDS, "entry");
   const kind = str(entry, "kind");
@@ -175,12 +259,16 @@ function parseObject(position, raw, caseId) {
 
 export class ManifestError extends Error {}
 
-/** Read a manifest (text); throws ManifestError if unusable as a whole, lists bad entries in `malformed`. */
+/**
+ * Read a manifest (text); throws ManifestError if unusable as a whole, lists bad entries in `malformed`.
+ * @param {string} text
+ * @returns {Manifest}
+ */
 export function parseManifest(text) {
   let top;
   try {
     top = JSON.parse(text);
-  } catch (error) {
+  } catch (/** @type {any} */ error) {
     throw new ManifestError(`manifest is not valid JSON: ${error.message}`);
   }
   let caseId;
@@ -198,13 +286,16 @@ export function parseManifest(text) {
     if (error instanceof MalformedError) throw new ManifestError(`manifest: ${error.message}`);
     throw error;
   }
+  /** @type {ManifestObject[]} */
   const objects = [];
+  /** @type {MalformedEntry[]} */
   const malformed = [];
-  top.objects.forEach((entry, position) => {
+  top.objects.forEach((/** @type {unknown} */ entry, /** @type {number} */ position) => {
     try {
       objects.push(parseObject(position, entry, caseId));
     } catch (error) {
       if (!(error instanceof MalformedError)) throw error;
+      /** @type {Record<string, any>} */
       const hint = {};
       if (isObject(entry)) {
         for (const name of ["key", "kind", "session_id", "participant_id", "index", "part"]) hint[name] = entry[name];
@@ -215,12 +306,19 @@ export function parseManifest(text) {
   return { caseId, exportedAt: top.exported_at, auditPublicKeyPem: pem, objects, malformed };
 }
 
+/** @param {ManifestObject} obj */
 export function describeObject(obj) {
   return { kind: obj.kind, key: obj.key };
 }
 
-/** What is wrong with the object's audit entry and its binding to the object: a list of {code, params}. */
+/**
+ * What is wrong with the object's audit entry and its binding to the object: a list of {code, params}.
+ * @param {ManifestObject} obj
+ * @param {string} caseId
+ * @returns {Promise<Problem[]>}
+ */
 export async function checkAuditEntry(obj, caseId) {
+  /** @type {Problem[]} */
   const problems = [];
   const seq = obj.auditSeq;
   const recomputed = await leafHash(obj.auditEntry);

@@ -8,16 +8,17 @@ const HASH_SIZE = 32;
 const LEAF_PREFIX = Uint8Array.of(0);
 const NODE_PREFIX = Uint8Array.of(1);
 
-/** SHA-256(0x00 || data). */
+/** SHA-256(0x00 || data). @param {Uint8Array} data */
 export function leafHash(data) {
   return sha256(concatBytes(LEAF_PREFIX, data));
 }
 
-/** SHA-256(0x01 || left || right). */
+/** SHA-256(0x01 || left || right). @param {Uint8Array} left @param {Uint8Array} right */
 export function nodeHash(left, right) {
   return sha256(concatBytes(NODE_PREFIX, left, right));
 }
 
+/** @param {any} value @returns {value is number} */
 function isIndex(value) {
   return Number.isSafeInteger(value) && value >= 0;
 }
@@ -26,6 +27,12 @@ function isIndex(value) {
  * Whether `proof` shows `leaf` (a leaf hash) at `index` in the tree of `treeSize` leaves with `root`.
  * Resolves false, never rejects, for an index outside the tree, a proof of the wrong length, or
  * hashes that are not 32 bytes.
+ * @param {Uint8Array} leaf
+ * @param {number} index
+ * @param {number} treeSize
+ * @param {Uint8Array[]} proof
+ * @param {Uint8Array} root
+ * @returns {Promise<boolean>}
  */
 export async function verifyInclusion(leaf, index, treeSize, proof, root) {
   if (!isIndex(index) || !isIndex(treeSize) || index >= treeSize) return false;

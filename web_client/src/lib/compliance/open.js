@@ -11,15 +11,47 @@ import { CheckpointVerifier, CryptoUnsupportedError, importAuditKey } from "./ch
 import { FIRST_INDEX, checkAuditEntry, describeObject } from "./manifest.js";
 import { chatSeqs, declaredParts, readTranscript } from "./transcript.js";
 
+/** @typedef {import("./types.js").Problem} Problem */
+/** @typedef {import("./manifest.js").Manifest} Manifest */
+/** @typedef {import("./manifest.js").ManifestObject} ManifestObject */
+/** @typedef {import("./manifest.js").MalformedEntry} MalformedEntry */
+/** @typedef {import("./transcript.js").Transcript} Transcript */
+/** @typedef {import("./identity.js").KeyRing} KeyRing */
+
+/**
+ * @typedef {string[]} Group the output an object belongs to, e.g. ["recording", session, participant, part]
+ * @typedef {{group: Group | null, code: string, params: Record<string, unknown>}} GroupProblem
+ * @typedef {{code: string, params: Record<string, unknown>}} Warning
+ * @typedef {{kind: string | null, sessionId: string | null}} Selectable what `include` is asked about
+ * @typedef {(recordId: string) => Promise<Uint8Array<ArrayBuffer>>} Download resolves a record's ciphertext
+ * @typedef {{data: Uint8Array<ArrayBuffer>, problem?: undefined} | {problem: Problem, data?: undefined}} Fetched
+ *
+ * @typedef {object} Recording A verified recording part: its segments' plaintext in order.
+ * @property {Group} group
+ * @property {string} sessionId
+ * @property {string | null} participantId
+ * @property {number | null} part
+ * @property {Uint8Array[]} chunks
+ * @property {(number | null)[]} segments
+ * @property {boolean} [spoiled]
+ */
+
 // Transcripts first: the segment counts they declare decide whether a recording is complete.
 const KIND_ORDER = ["transcript", "chat_message", "consent", "agreement", "recording_segment"];
 const DOWNLOADS_AT_ONCE = 4;
 const DOWNLOAD_WINDOW = 8;
 
+/** @param {number} value @param {number} width */
 const pad = (value, width) => String(value).padStart(width, "0");
 
-/** The output an object belongs to (an array), or null if its fields do not say. */
+/**
+ * The output an object belongs to (an array), or null if its fields do not say.
+ * @param {unknown} kind @param {unknown} sessionId @param {unknown} participantId @param {unknown} index
+ * @param {any} [part]
+ * @returns {Group | null}
+ */
 export function groupOf(kind, sessionId, participantId, index, part = null) {
+  /** @param {unknown} v @returns {v is string | null | undefined} */
   const okId = (v) => v === null || v === undefined || typeof v === "string";
   if (!okId(sessionId) || !okId(participantId)) return null;
   const session = sessionId || "-";
@@ -33,13 +65,18 @@ export function groupOf(kind, sessionId, participantId, index, part = null) {
   return null;
 }
 
+/**
+ * @param {string} kind @param {string | null | undefined} sessionId @param {string | null | undefined} participantId
+ * @param {number | null | undefined} part
+ * @returns {string[]}
+ */
 function sequenceKey(kind, sessionId, participantId, part) {
   if (kind === "recording_segment") return [kind, sessionId || "-", participantId || "-", pad(part || 0, 4)];
   if (kind === "consent") return [kind, sessionId || "-", participantId || "-"];
   return [kind, sessionId || "-"];
 }
 
-/** Indices compactly: [0, 1, 2, 5] -> "0-2, 5". */
+/** Indices compactly: [0, 1, 2, 5] -> "0-2, 5". @param {number[]} indices */
 export function ranges(indices) {
   const ordered = [...new Set(indices)].sort((a, b) => a - b);
   if (!ordered.length) return "—";
@@ -57,27 +94,38 @@ export function ranges(indices) {
   return parts.join(", ");
 }
 
+/** @param {Group} a @param {Group} b */
 const sameGroup = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
 
 /** Problems (each tied to the output it spoils, or to everything: group null), warnings, outputs. */
 export class Report {
   constructor() {
+    /** @type {GroupProblem[]} */
     this.problems = [];
+    /** @type {Warning[]} */
     this.warnings = [];
     this.listed = 0;
     this.verified = 0;
+    /** @type {Map<string, Transcript>} */
     this.transcripts = new Map(); // session -> verified transcript (v1 form)
+    /** @type {Map<string, Record<string, any>[]>} */
     this.chat = new Map(); // session -> [message, …] (room `chat_message` shape, plus seq)
+    /** @type {Map<string, Map<number, string>>} */
     this.chatMissing = new Map(); // session -> Map(seq -> reason code)
+    /** @type {{sessionId: string, participantId: string | null, index: number | null, value: any, text: string | null}[]} */
     this.consents = []; // {sessionId, participantId, index, value | null, text}
+    /** @type {{index: number | null, value: any, text: string | null}[]} */
     this.agreements = []; // {index, value | null, text}
+    /** @type {Map<string, Recording>} */
     this.recordings = new Map(); // JSON(group) -> {sessionId, participantId, part, chunks: [Uint8Array], segments}
   }
 
+  /** @param {Group | null} group @param {string} code @param {Record<string, unknown>} [params] */
   problem(group, code, params = {}) {
     this.problems.push({ group, code, params });
   }
 
+  /** @param {string} code @param {Record<string, unknown>} [params] */
   warning(code, params = {}) {
     this.warnings.push({ code, params });
   }
@@ -86,6 +134,7 @@ export class Report {
    * Whether a problem touches this output: its own, its scope's, or everything's (group null).
    * Scopes: ["session", id] spoils every output of that session, ["recordings", id] every
    * recording of that session.
+   * @param {Group} group
    */
   spoiled(group) {
     return this.problems.some(({ group: g }) => g === null || sameGroup(g, group)
@@ -93,7 +142,7 @@ export class Report {
       || (g[0] === "recordings" && group[0] === "recording" && group[1] === g[1]));
   }
 
-  /** Problems tied to exactly this output or to its recording's parts (for showing beside it). */
+  /** Problems tied to exactly this output or to its recording's parts (for showing beside it). @param {Group} group */
   problemsOf(group) {
     return this.problems.filter(({ group: g }) => g !== null && (sameGroup(g, group)
       || (group[0] === "recording" && g[0] === "recording-parts" && g[1] === group[1] && g[2] === group[2])));
@@ -108,14 +157,20 @@ export class Report {
  * The audit keys to trust: the key shipped in the manifest, unless the officer gave the id the
  * mediation body publishes (`pinnedKeyId`), in which case only a shipped key with that id.
  * Resolves a Map keyId -> CryptoKey and records problems and warnings in `report`.
+ * @param {string | null | undefined} pem
+ * @param {string | null | undefined} pinnedKeyId
+ * @param {Report} report
+ * @returns {Promise<Map<string, CryptoKey>>}
  */
 export async function trustedKeys(pem, pinnedKeyId, report) {
+  /** @type {Map<string, CryptoKey>} */
   const trusted = new Map();
+  /** @type {{key: CryptoKey, keyId: string} | null} */
   let shipped = null;
   if (pem) {
     try {
       shipped = await importAuditKey(pem);
-    } catch (error) {
+    } catch (/** @type {any} */ error) {
       if (error instanceof CryptoUnsupportedError) report.problem(null, "ed25519_unsupported");
       else report.problem(null, "audit_key_unusable", { message: error.message });
     }
@@ -133,29 +188,48 @@ export async function trustedKeys(pem, pinnedKeyId, report) {
 }
 
 class Opening {
+  /**
+   * @param {{manifest: Manifest, recordIds: Map<string, string>, download: Download,
+   *   keyring: KeyRing, verifier: CheckpointVerifier, report: Report,
+   *   onProgress?: (done: number, total: number) => void}} options
+   */
   constructor({ manifest, recordIds, download, keyring, verifier, report, onProgress }) {
-    Object.assign(this, { manifest, recordIds, download, keyring, verifier, report, onProgress });
+    this.manifest = manifest;
+    this.recordIds = recordIds; // storage key -> record id
+    this.download = download;
+    this.keyring = keyring;
+    this.verifier = verifier;
+    this.report = report;
+    this.onProgress = onProgress;
+    /** @type {Map<string, {key: string[], indices: number[]}>} */
     this.indices = new Map(); // JSON(sequence key) -> {key, indices: []}
+    /** @type {Map<string, {session: string, participant: string, parts: Set<number>}>} */
     this.parts = new Map(); // JSON([session, participant]) -> {session, participant, parts: Set}
   }
 
+  /**
+   * @param {string} kind @param {string | null | undefined} sessionId @param {string | null | undefined} participantId
+   * @param {number} index @param {number | null | undefined} part
+   */
   listed(kind, sessionId, participantId, index, part) {
     const key = sequenceKey(kind, sessionId, participantId, part);
     const id = JSON.stringify(key);
     if (!this.indices.has(id)) this.indices.set(id, { key, indices: [] });
-    this.indices.get(id).indices.push(index);
+    /** @type {{key: string[], indices: number[]}} */ (this.indices.get(id)).indices.push(index);
     if (kind === "recording_segment") {
       const pid = JSON.stringify([sessionId || "-", participantId || "-"]);
       if (!this.parts.has(pid)) this.parts.set(pid, { session: sessionId || "-", participant: participantId || "-", parts: new Set() });
-      this.parts.get(pid).parts.add(part || 0);
+      /** @type {{parts: Set<number>}} */ (this.parts.get(pid)).parts.add(part || 0);
     }
   }
 
+  /** @param {string} session @param {number} seq @param {string} reason */
   missingChat(session, seq, reason) {
     if (!this.report.chatMissing.has(session)) this.report.chatMissing.set(session, new Map());
-    this.report.chatMissing.get(session).set(seq, reason);
+    /** @type {Map<number, string>} */ (this.report.chatMissing.get(session)).set(seq, reason);
   }
 
+  /** @param {ManifestObject[]} objects @param {MalformedEntry[]} malformed */
   async run(objects, malformed) {
     const { report } = this;
     for (const entry of malformed) {
@@ -205,13 +279,13 @@ class Opening {
     }
   }
 
-  /** The ciphertext of one object: resolves {data} or {problem}, never rejects. */
+  /** The ciphertext of one object: resolves {data} or {problem}, never rejects. @param {ManifestObject} obj @returns {Promise<Fetched>} */
   async fetchOne(obj) {
     const recordId = this.recordIds.get(obj.key);
     if (recordId === undefined) return { problem: { code: "not_on_case", params: {} } };
     try {
       return { data: await this.download(recordId) };
-    } catch (error) {
+    } catch (/** @type {any} */ error) {
       return { problem: { code: "download_failed", params: { status: error?.status ?? null, error: error?.code ?? null,
         message: String(error?.message ?? error) } } };
     }
@@ -220,14 +294,18 @@ class Opening {
   /**
    * Downloads objects a few at a time, in the order they are used, at most WINDOW ahead of the
    * one being checked (so ciphertext waiting in memory stays bounded).
+   * @param {ManifestObject[]} objects
    */
   prefetch(objects) {
     const pending = objects.map((obj) => {
-      let resolve;
+      /** @type {(fetched: Fetched) => void} */
+      let resolve = () => {};
+      /** @type {Promise<Fetched>} */
       const promise = new Promise((r) => { resolve = r; });
       return { obj, promise, resolve };
     });
     const byObject = new Map(pending.map((p) => [p.obj, p.promise]));
+    /** @type {((value?: unknown) => void)[]} */
     const waiting = [];
     let next = 0;
     let consumed = 0;
@@ -244,7 +322,7 @@ class Opening {
     };
     for (let i = 0; i < DOWNLOADS_AT_ONCE; i += 1) worker();
     return {
-      get: (obj) => byObject.get(obj),
+      get: (/** @type {ManifestObject} */ obj) => /** @type {Promise<Fetched>} */ (byObject.get(obj)),
       consumed: () => {
         consumed += 1;
         for (const wake of waiting.splice(0)) wake();
@@ -252,7 +330,12 @@ class Opening {
     };
   }
 
+  /**
+   * @param {ManifestObject} obj @param {Group | null} group @param {Promise<Fetched>} fetched
+   * @returns {Promise<Uint8Array | null>}
+   */
   async verifyAndOpen(obj, group, fetched) {
+    /** @type {Problem[]} */
     const problems = [];
     const signature = await this.verifier.check(obj.checkpoint);
     if (signature) problems.push(signature);
@@ -284,6 +367,7 @@ class Opening {
     return problems.length ? null : plaintext;
   }
 
+  /** @param {ManifestObject} obj @param {Group | null} group @param {Uint8Array} plaintext */
   route(obj, group, plaintext) {
     const { report } = this;
     const session = obj.sessionId || "-";
@@ -294,7 +378,7 @@ class Opening {
         report.recordings.set(id, { group, sessionId: session, participantId: obj.participantId, part: obj.part,
           chunks: [], segments: [] });
       }
-      const recording = report.recordings.get(id);
+      const recording = /** @type {Recording} */ (report.recordings.get(id));
       recording.chunks.push(plaintext);
       recording.segments.push(obj.index);
       return;
@@ -310,16 +394,16 @@ class Opening {
     if (obj.kind === "transcript") {
       try {
         report.transcripts.set(session, readTranscript(value));
-      } catch (error) {
+      } catch (/** @type {any} */ error) {
         report.problem(group, "bad_transcript", { ...describeObject(obj), message: error.message });
       }
     } else if (obj.kind === "chat_message") {
       if (value === null || typeof value !== "object" || Array.isArray(value)) {
         report.problem(group, "bad_chat_message", describeObject(obj));
-        this.missingChat(session, obj.index, "unreadable");
+        this.missingChat(session, /** @type {number} */ (obj.index), "unreadable");
       } else {
         if (!report.chat.has(session)) report.chat.set(session, []);
-        report.chat.get(session).push({ ...value, seq: obj.index });
+        /** @type {Record<string, any>[]} */ (report.chat.get(session)).push({ ...value, seq: obj.index });
       }
     } else if (obj.kind === "consent") {
       report.consents.push({ sessionId: session, participantId: obj.participantId, index: obj.index, value, text });
@@ -332,7 +416,9 @@ class Opening {
     const { report } = this;
     // What a verified transcript says was sealed must be there too: this alone catches objects
     // missing from the END of a sequence, which leave no gap.
+    /** @type {Map<string, number>} */
     const declared = new Map();
+    /** @param {string[]} key */
     const ensure = (key) => {
       const id = JSON.stringify(key);
       if (!this.indices.has(id)) this.indices.set(id, { key, indices: [] });
@@ -352,7 +438,7 @@ class Opening {
       const first = FIRST_INDEX[kind];
       let end = Math.max(Math.max(first - 1, ...indices) + 1, first + (declared.get(id) ?? 0));
       if (kind === "chat_message" && report.transcripts.has(session)) {
-        end = Math.max(end, Math.max(0, ...chatSeqs(report.transcripts.get(session))) + 1);
+        end = Math.max(end, Math.max(0, ...chatSeqs(/** @type {Transcript} */ (report.transcripts.get(session)))) + 1);
       }
       const have = new Set(indices);
       const missing = [];
@@ -369,6 +455,7 @@ class Opening {
 
   checkParts() {
     const { report } = this;
+    /** @type {Map<string, number[]>} */
     const declared = new Map();
     for (const [session, doc] of report.transcripts) {
       for (const [participantId, counts] of declaredParts(doc) ?? []) {
@@ -398,13 +485,14 @@ class Opening {
     for (const session of [...sessions].sort()) {
       if (!report.transcripts.has(session)) {
         report.problem(["session", session], "no_transcript", { session });
-      } else if (recorded.has(session) && declaredParts(report.transcripts.get(session)) === null) {
+      } else if (recorded.has(session) && declaredParts(/** @type {Transcript} */ (report.transcripts.get(session))) === null) {
         report.problem(["recordings", session], "transcript_no_recordings", { session });
       }
     }
   }
 }
 
+/** @param {any[]} a @param {any[]} b */
 function compare(a, b) {
   for (let i = 0; i < a.length; i += 1) {
     if (a[i] < b[i]) return -1;
@@ -419,6 +507,17 @@ function compare(a, b) {
  * `recordIds` maps storage keys to record ids (the case's record list); `download(recordId)`
  * resolves the ciphertext (each download is audited by the server); `keyring` opens age files;
  * `pinnedKeyId` is the audit key id the mediation body publishes, if the officer gave it.
+ * @param {object} options
+ * @param {Manifest} options.manifest
+ * @param {string} options.caseId
+ * @param {(what: Selectable) => boolean} [options.include]
+ * @param {Map<string, string>} options.recordIds
+ * @param {(Selectable & {key: string})[]} [options.listedKeys] the case's record list, to warn of records the manifest leaves out
+ * @param {Download} options.download
+ * @param {KeyRing} options.keyring
+ * @param {string} [options.pinnedKeyId]
+ * @param {(done: number, total: number) => void} [options.onProgress]
+ * @returns {Promise<Report>}
  */
 export async function openRecords({ manifest, caseId, include = () => true, recordIds, listedKeys = [], download,
   keyring, pinnedKeyId = "", onProgress }) {

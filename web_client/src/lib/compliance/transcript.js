@@ -5,19 +5,53 @@
 
 export const TRANSCRIPT_FORMAT = "mediation-transcript/v1";
 
+/**
+ * @typedef {Record<string, any>} TranscriptEvent one event as the JSON holds it (`type`, `at`, …)
+ *
+ * @typedef {object} Transcript A decrypted transcript that readTranscript accepted.
+ * @property {string} format
+ * @property {TranscriptEvent[]} events
+ * @property {unknown} [participants]
+ * @property {unknown} [recordings]
+ *
+ * @typedef {{name: string | null, role: string | null, participantId: string | null}} Person
+ *
+ * @typedef {object} TimelineEntry One event for the page to word; which fields are set depends on `type`.
+ * @property {Date | null} at
+ * @property {string | null} atText
+ * @property {string} type
+ * @property {Person} [actor]
+ * @property {Person} [subject]
+ * @property {string} [reason]
+ * @property {string | null} [status]
+ * @property {number | null} [seq]
+ * @property {string} [text]
+ * @property {"caucus" | "main"} [channel]
+ * @property {Person | null} [author]
+ * @property {boolean} [muted]
+ * @property {boolean} [audio]
+ * @property {boolean} [video]
+ * @property {boolean} [locked]
+ * @property {Person[] | null} [members]
+ * @property {string | null} [notice]
+ * @property {[string, string][]} [fields] an unknown event's other fields, cleaned
+ */
+
 // Text typed by parties is shown to an officer: control characters and bidirectional overrides
 // could hide or disguise what was said, so they are shown as \uXXXX escapes (as the CLI does).
 const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
+/** @param {unknown} value @param {{newlines?: boolean}} [options] */
 export function cleanText(value, { newlines = false } = {}) {
   let text = typeof value === "string" ? value : String(value);
   if (!newlines) text = text.replace(/\n/g, "\\n");
   return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).replace(/\t/g, "\\t");
 }
 
+/** @param {unknown} value @returns {value is Record<string, any>} */
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
 
-/** A Date for an ISO 8601 time with an offset, else null (a time without one is unreadable). */
+/** A Date for an ISO 8601 time with an offset, else null (a time without one is unreadable). @param {unknown} value */
 export function parseTime(value) {
   if (typeof value !== "string" || !/(?:Z|z|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d+)?)?)?)$/.test(value)) return null;
   if (!/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}/.test(value)) return null;
@@ -27,7 +61,11 @@ export function parseTime(value) {
   return Number.isNaN(ms) ? null : new Date(ms);
 }
 
-/** participant_id -> segments per part from `recordings`, null if absent; throws if malformed. */
+/**
+ * participant_id -> segments per part from `recordings`, null if absent; throws if malformed.
+ * @param {Record<string, any>} doc
+ * @returns {Map<string, number[]> | null}
+ */
 export function declaredParts(doc) {
   if (!("recordings" in doc)) return null;
   const { recordings } = doc;
@@ -43,7 +81,11 @@ export function declaredParts(doc) {
   return declared;
 }
 
-/** A decrypted v1 transcript; throws TypeError if it is not one. */
+/**
+ * A decrypted v1 transcript; throws TypeError if it is not one.
+ * @param {unknown} doc
+ * @returns {Transcript}
+ */
 export function readTranscript(doc) {
   if (!isObject(doc)) throw new TypeError("a transcript is a JSON object");
   const read = doc;
@@ -54,16 +96,19 @@ export function readTranscript(doc) {
     throw new TypeError("transcript field 'events' is not a list of objects");
   }
   declaredParts(read); // throws if `recordings` is malformed
-  return read;
+  return /** @type {Transcript} */ (read);
 }
 
+/** @param {Transcript} doc @returns {Set<number>} */
 export function chatSeqs(doc) {
   return new Set(doc.events.filter((e) => e.type === "chat_message" && Number.isSafeInteger(e.seq)).map((e) => e.seq));
 }
 
 /** Display names for participant ids, from the transcript's participant list (or chat messages). */
 export class People {
+  /** @param {unknown} [participants] */
   constructor(participants = []) {
+    /** @type {Map<string, Record<string, any>>} */
     this.byId = new Map();
     if (Array.isArray(participants)) {
       for (const entry of participants) {
@@ -72,7 +117,7 @@ export class People {
     }
   }
 
-  /** {name, role, participantId} for an id (name null when unknown). */
+  /** {name, role, participantId} for an id (name null when unknown). @param {unknown} participantId @returns {Person} */
   who(participantId) {
     if (typeof participantId !== "string") return { name: null, role: null, participantId: null };
     const entry = this.byId.get(participantId);
@@ -84,11 +129,14 @@ export class People {
 /**
  * The transcript's events as timeline entries: {at: Date|null, atText, type, ...fields}, people
  * resolved through `people`, text cleaned. Unknown types keep their fields (never dropped).
+ * @param {Transcript} doc
+ * @returns {TimelineEntry[]}
  */
 export function timeline(doc) {
   const people = new People(doc.participants);
   const chat = new Map(doc.events.filter((e) => e.type === "chat_message" && Number.isSafeInteger(e.seq)).map((e) => [e.seq, e]));
   return doc.events.map((event) => {
+    /** @type {TimelineEntry} */
     const entry = { at: parseTime(event.at), atText: event.at === undefined ? null : cleanText(event.at),
       type: typeof event.type === "string" ? event.type : String(event.type) };
     if ("by" in event) entry.actor = people.who(event.by);
@@ -120,7 +168,7 @@ export function timeline(doc) {
         entry.locked = Boolean(event.locked);
         break;
       case "caucus_started":
-        entry.members = Array.isArray(event.members) ? event.members.map((m) => people.who(m)) : null;
+        entry.members = Array.isArray(event.members) ? event.members.map((/** @type {unknown} */ m) => people.who(m)) : null;
         break;
       case "consent_given":
         entry.notice = typeof event.notice_sha256 === "string" ? cleanText(event.notice_sha256) : null;
@@ -137,7 +185,7 @@ export function timeline(doc) {
   });
 }
 
-/** Who took part, as the transcript lists them. */
+/** Who took part, as the transcript lists them. @param {Transcript} doc */
 export function participants(doc) {
   return (Array.isArray(doc.participants) ? doc.participants : []).filter(isObject).map((p) => ({
     participantId: cleanText(p.participant_id ?? ""), name: p.name ? cleanText(p.name) : null,

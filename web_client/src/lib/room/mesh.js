@@ -12,7 +12,7 @@
 //    *new* RTCPeerConnection on the other side (page reload, reconnect): ours is replaced by a fresh
 //    one that takes the offer;
 //  - a connection that does not reach "connected" within `connectTimeoutMs`, or that fails and does
-//    not recover after an ICE restart, is replaced;
+//    not recover after an ICE restart, is replaced (./health.js);
 //  - the impolite end of a pair always offers, also without local media (receive-only transceivers),
 //    so a replaced connection always announces itself; the polite end without media adds them only
 //    when the watchdog fires;
@@ -31,6 +31,7 @@
 // its leaving closes it, and it is offered a fresh one when it (re)appears.
 
 import { Emitter } from "./emitter.js";
+import { armConnectTimer, checkConnectionState } from "./health.js";
 import {
   KINDS, addCandidate, addReceiveOnly, candidatePayload, closeConnection, isPolite, newPeer, sdpFingerprint, setSenderTrack,
   takeDescription, takeTrack,
@@ -339,7 +340,7 @@ export class Mesh extends Emitter {
     // The impolite end always offers (receive-only when it has no media), so that a new connection
     // is always announced to the other end. `announce` forces it (watchdog on the polite end).
     if (!sending && (announce ?? !peer.polite)) addReceiveOnly(peer);
-    this._armConnectTimer(peer);
+    armConnectTimer(peer, this);
     this.emit("peer_created", { participantId: id, polite: peer.polite });
     return peer;
   }
@@ -351,25 +352,6 @@ export class Mesh extends Emitter {
   _isRecorder(id) {
     const p = this.participants.get(id);
     return Boolean(p && p.role === "recorder");
-  }
-
-  /** @param {Peer} peer */
-  _armConnectTimer(peer) {
-    clearTimeout(peer.connectTimer);
-    if (!this.connectTimeoutMs) return;
-    peer.connectTimer = setTimeout(() => {
-      if (peer.closed || peer.pc.connectionState === "connected") return;
-      const hasTransceivers =
-        typeof peer.pc.getTransceivers === "function" && peer.pc.getTransceivers().length > 0;
-      if (!hasTransceivers && !peer.pc.remoteDescription) {
-        // Polite end without media, and no offer came: announce ourselves.
-        peer.awaitingFirstOffer = false;
-        addReceiveOnly(peer);
-        this._armConnectTimer(peer);
-      } else {
-        this._replacePeer(peer, "timeout");
-      }
-    }, this.connectTimeoutMs);
   }
 
   /**
@@ -555,24 +537,7 @@ export class Mesh extends Emitter {
     const state = peer.pc.connectionState;
     this._trace("state", peer.id, state);
     this.emit("peer_state", { participantId: peer.id, state });
-    if (state === "connected") {
-      clearTimeout(peer.connectTimer);
-      clearTimeout(peer.failTimer);
-      peer.iceRestarted = false;
-    } else if (state === "failed") {
-      if (peer.recorder) {
-        this._replacePeer(peer, "failed"); // an ICE restart is a renegotiation: see _negotiate
-      } else if (!peer.iceRestarted && typeof peer.pc.restartIce === "function") {
-        peer.iceRestarted = true;
-        peer.pc.restartIce(); // negotiationneeded -> new offer with fresh ICE credentials
-        clearTimeout(peer.failTimer);
-        peer.failTimer = setTimeout(() => {
-          if (!peer.closed && peer.pc.connectionState !== "connected") this._replacePeer(peer, "failed");
-        }, this.iceRestartTimeoutMs);
-      } else {
-        this._replacePeer(peer, "failed");
-      }
-    }
+    checkConnectionState(peer, this);
   }
 
   /**

@@ -1,4 +1,4 @@
-"""Room clients that reconnect, as the web client does; the case walk is tests/support/walk.py."""
+"""Room clients that reconnect by themselves and send ``join_room`` again, as the web client does."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import socketio
 
 from tests.signaling.peer import WAIT, Participant
+
 
 class RoomClient(Participant):
     """A participant that, like the web client, reconnects by itself and sends ``join_room`` again.
