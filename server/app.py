@@ -17,6 +17,7 @@ from server.agreements import Agreements
 from server.api import router
 from server.audit import AuditLog, load_or_create_signing_key
 from server.cases import CaseDesk
+from server.chatjournal import ChatJournal
 from server.credentials import Credentials
 from server.database import Database
 from server.errors import error_middleware
@@ -38,6 +39,7 @@ from signaling.origins import Origins
 from signaling.namespace import RoomNamespace, RoomSettings
 from signaling.liveness import LocalLiveness, NodeLiveness
 from signaling.roomstate import MemoryRoomStore, RoomStore
+from signaling.sealedstate import derive_secret
 
 log = logging.getLogger("mediation.app")
 
@@ -72,14 +74,15 @@ async def security_headers(
     return response
 
 
-def _room_store(settings: Settings) -> RoomStore:
+def _room_store(settings: Settings, secret: bytes) -> RoomStore:
     if settings.redis_url:
         from signaling.redisstate import RedisRoomStore
 
         # A turn's lock is extended while it runs, however slow; a node that dies holding one (or a
         # Redis restart that keeps one) holds the room for at most lock_ttl.
-        return RedisRoomStore(settings.redis_url, lock_ttl=settings.room_lock_ttl_seconds,
-                              lock_wait=settings.room_lock_wait_seconds)
+        return RedisRoomStore(settings.redis_url, secret=secret, lock_ttl=settings.room_lock_ttl_seconds,
+                              lock_wait=settings.room_lock_wait_seconds,
+                              rewrite_aof=settings.redis_rewrite_aof_on_shred)
     return MemoryRoomStore()
 
 
@@ -235,10 +238,13 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVICES] = services
     app[OWN_URL] = own_url
 
-    store = _room_store(settings)
+    # Shared by every node, never stored beside what it seals (docs/threat-model.md, "Room state at rest").
+    room_secret = settings.room_state_secret() or derive_secret(signing_key.private_bytes_raw())
+    store = _room_store(settings, room_secret)
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
-    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders, access, links), store, room_settings(settings),
+    hooks = RoomHooks(db, audit, records, recorders, access, links, ChatJournal(db, room_secret))
+    rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
                           liveness=_node_liveness(settings))
     metrics.observe_rooms(rooms.census, recorders.running)

@@ -75,23 +75,23 @@ async def end_session(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) 
     if room.recording:
         await halt_recording(engine, turn, reason="session_ended")
     room.ended, room.caucus = True, None
-    if room.sealed:
-        messages, deleted = await engine.store.chat_messages(room.session_id), dict(room.deleted)
-        identity = turn.identity
+    identity, sealed, deleted = turn.identity, room.sealed, dict(room.deleted)
 
-        async def finish() -> None:
-            # Outside the room's lock: the transcript waits for the recorder's last segments.
-            try:
-                await engine.hooks.session_ended(identity, messages, deleted)
-                # Forget the plaintext only once the transcript is sealed.
-                await engine.store.purge_chat(identity.session_id)
-            except Exception:  # noqa: BLE001 - nobody waits on this; it must be loud
-                log.exception("sealing the transcript failed", extra={"session_id": identity.session_id})
+    async def finish() -> None:
+        # Outside the room's lock: the transcript waits for the recorder's last segments.
+        try:
+            if sealed:
+                await engine.hooks.session_ended(identity, deleted)
+            # Destroy the session's key (crypto-shredding) only once the transcript is sealed: until then
+            # a failure leaves the chat where a retry can read it.
+            await engine.store.shred(identity.session_id)
+        except Exception:  # noqa: BLE001 - nobody waits on this; it must be loud
+            log.exception("sealing the transcript failed", extra={"session_id": identity.session_id})
 
-        async def start_finishing() -> None:
-            engine.tasks.finish(finish())
+    async def start_finishing() -> None:
+        engine.tasks.finish(finish())
 
-        turn.after_save.append(start_finishing)
+    turn.after_save.append(start_finishing)
     for member in room.members.values():
         if member.sid:
             turn.send(member.sid, "session_ended", {})
