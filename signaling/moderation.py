@@ -75,13 +75,13 @@ async def end_session(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) 
     if room.recording:
         await halt_recording(engine, turn, reason="session_ended")
     room.ended, room.caucus = True, None
-    identity, sealed, deleted = turn.identity, room.sealed, dict(room.deleted)
+    identity, sealed = turn.identity, room.sealed
 
     async def finish() -> None:
         # Outside the room's lock: the transcript waits for the recorder's last segments.
         try:
             if sealed:
-                await engine.hooks.session_ended(identity, deleted)
+                await engine.hooks.session_ended(identity)
             # Destroy the session's key (crypto-shredding) only once the transcript is sealed: until then
             # a failure leaves the chat where a retry can read it.
             await engine.store.shred(identity.session_id)
