@@ -155,7 +155,9 @@ async def _shredded(store: RedisRoomStore, client: aioredis.Redis, prefix: str, 
 
 async def _rewritten(client: aioredis.Redis) -> None:
     deadline = time.monotonic() + 10
-    while (await client.info("persistence"))["aof_rewrite_in_progress"] or \
-            (await client.info("persistence"))["aof_rewrite_scheduled"]:
+    while True:
+        state = await client.info("persistence")
+        if not state["aof_rewrite_in_progress"] and not state["aof_rewrite_scheduled"]:
+            return
         assert time.monotonic() < deadline, "Redis did not finish rewriting its append-only file"
         await asyncio.sleep(0.05)
