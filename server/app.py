@@ -80,7 +80,7 @@ def _room_store(settings: Settings, secret: bytes) -> RoomStore:
 
         # A turn's lock is extended while it runs, however slow; a node that dies holding one (or a
         # Redis restart that keeps one) holds the room for at most lock_ttl.
-        return RedisRoomStore(settings.redis_url, secret=secret, lock_ttl=settings.room_lock_ttl_seconds,
+        return RedisRoomStore(settings.redis_connection_url(), secret=secret, lock_ttl=settings.room_lock_ttl_seconds,
                               lock_wait=settings.room_lock_wait_seconds,
                               rewrite_aof=settings.redis_rewrite_aof_on_shred)
     return MemoryRoomStore()
@@ -90,7 +90,7 @@ def _node_liveness(settings: Settings) -> NodeLiveness:
     if settings.redis_url:
         from signaling.redisliveness import RedisLiveness
 
-        return RedisLiveness(settings.redis_url, wait=settings.room_lock_wait_seconds)
+        return RedisLiveness(settings.redis_connection_url(), wait=settings.room_lock_wait_seconds)
     return LocalLiveness()
 
 
@@ -248,7 +248,7 @@ def create_app(settings: Settings) -> web.Application:
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
                           liveness=_node_liveness(settings))
     metrics.observe_rooms(rooms.census, recorders.running)
-    manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
+    manager = RedisFanout(settings.redis_connection_url(), on_resubscribed=rooms.resync) if settings.redis_url else None
     origins = Origins((*settings.allowed_origins, settings.public_url))
     app.middlewares.append(_socket_origin_check(origins))
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,

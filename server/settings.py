@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,8 @@ class Settings:
     room_state_key: Secret = _field("ROOM_STATE_KEY", _room_state_key, Secret(""), secret=True)
     room_state_key_file: str = _field("ROOM_STATE_KEY_FILE", str, "")
     redis_rewrite_aof_on_shred: bool = _field("REDIS_REWRITE_AOF_ON_SHRED", _bool, True)
+    # Redis requires a password in a deployment (docs/deploy.md): the file holding it, added to REDIS_URL.
+    redis_password_file: str = _field("REDIS_PASSWORD_FILE", str, "")
 
     def __post_init__(self) -> None:
         if self.room_state_key and self.room_state_key_file:
@@ -257,6 +260,24 @@ class Settings:
     @property
     def audit_key_path(self) -> Path:
         return Path(self.audit_key_file) if self.audit_key_file else self.data_dir / "audit-signing.key"
+
+    def redis_connection_url(self) -> str:
+        """``redis_url`` with the password read from ``redis_password_file``, if one is named."""
+        if not self.redis_password_file:
+            return self.redis_url
+        try:
+            password = Path(self.redis_password_file).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{PREFIX}REDIS_PASSWORD_FILE={self.redis_password_file!r} is invalid: {exc}") from None
+        if not password:
+            raise SettingsError(f"{PREFIX}REDIS_PASSWORD_FILE={self.redis_password_file!r} is invalid: it is empty")
+        quoted = urllib.parse.quote(password, safe="")
+        parts = urllib.parse.urlsplit(self.redis_url)
+        if parts.scheme == "unix":
+            return f"{self.redis_url}{'&' if parts.query else '?'}password={quoted}"
+        host = parts.netloc.rpartition("@")[2]
+        user = urllib.parse.quote(parts.username or "", safe="")
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{quoted}@{host}"))
 
     def room_state_secret(self) -> bytes | None:
         """The nodes' room-state secret: the setting, else the file it names; None if neither is set."""

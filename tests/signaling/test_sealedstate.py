@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from signaling.redisstate import RedisRoomStore
 from signaling.roomstate import ADMITTED, Member, Room
@@ -161,3 +162,27 @@ async def _rewritten(client: aioredis.Redis) -> None:
             return
         assert time.monotonic() < deadline, "Redis did not finish rewriting its append-only file"
         await asyncio.sleep(0.05)
+
+
+async def test_redis_requiring_a_password_serves_only_a_store_given_it(tmp_path: Path) -> None:
+    from server.settings import Settings
+
+    server = RedisServer().start()
+    try:
+        admin = aioredis.from_url(server.url)
+        await admin.config_set("requirepass", "hex-password-0042")
+        await admin.aclose()
+        password = tmp_path / "redis-password"
+        password.write_text("hex-password-0042\n")
+        url = Settings(redis_url=server.url, redis_password_file=str(password)).redis_connection_url()
+        given, anonymous = RedisRoomStore(url, secret=SECRET), aioredis.from_url(server.url)
+        try:
+            await _fill(given)
+            assert (await given.get("ses_1")).members["pty_1"].name == PHRASE
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                await anonymous.ping()
+        finally:
+            await given.close()
+            await anonymous.aclose()
+    finally:
+        server.stop()
