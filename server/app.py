@@ -38,6 +38,7 @@ from signaling.fanout import RedisFanout
 from signaling.origins import Origins
 from signaling.namespace import RoomNamespace, RoomSettings
 from signaling.liveness import LocalLiveness, NodeLiveness
+from signaling.partybudgets import LocalBudgets, PartyBudgets
 from signaling.roomstate import MemoryRoomStore, RoomStore
 from signaling.sealedstate import derive_secret
 
@@ -94,6 +95,14 @@ def _node_liveness(settings: Settings) -> NodeLiveness:
     return LocalLiveness()
 
 
+def _party_budgets(settings: Settings) -> PartyBudgets:
+    if settings.redis_url:
+        from signaling.redisbudgets import RedisBudgets
+
+        return RedisBudgets(settings.redis_connection_url(), wait=settings.room_lock_wait_seconds)
+    return LocalBudgets()
+
+
 def room_settings(settings: Settings) -> RoomSettings:
     """What the room engine takes from the server's settings."""
     return RoomSettings(
@@ -104,6 +113,8 @@ def room_settings(settings: Settings) -> RoomSettings:
         flood_rate=settings.room_flood_rate, flood_burst=settings.room_flood_burst,
         connects_per_minute=settings.room_connects_per_minute,
         node_beat_seconds=settings.node_beat_seconds, node_timeout_seconds=settings.node_timeout_seconds,
+        consent_burst=settings.room_consent_burst, consent_interval=settings.room_consent_seconds,
+        presence_burst=settings.room_presence_burst, presence_interval=settings.room_presence_seconds,
     )
 
 
@@ -246,7 +257,7 @@ def create_app(settings: Settings) -> web.Application:
     hooks = RoomHooks(db, audit, records, recorders, access, links, ChatJournal(db, room_secret))
     rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
-                          liveness=_node_liveness(settings))
+                          liveness=_node_liveness(settings), budgets=_party_budgets(settings))
     metrics.observe_rooms(rooms.census, recorders.running)
     manager = RedisFanout(settings.redis_connection_url(), on_resubscribed=rooms.resync) if settings.redis_url else None
     origins = Origins((*settings.allowed_origins, settings.public_url))

@@ -222,6 +222,13 @@ class Settings:
     redis_rewrite_aof_on_shred: bool = _field("REDIS_REWRITE_AOF_ON_SHRED", _bool, True)
     # Redis requires a password in a deployment (docs/deploy.md): the file holding it, added to REDIS_URL.
     redis_password_file: str = _field("REDIS_PASSWORD_FILE", str, "")
+    # Evidence budgets: per participant across its sockets and nodes, requests that file records or audit
+    # entries (docs/protocol.md): a burst, then one every so many seconds. Consent: give and withdraw;
+    # presence: join_room and leave_room.
+    room_consent_burst: int = _field("ROOM_CONSENT_BURST", _positive_int, 6)
+    room_consent_seconds: float = _field("ROOM_CONSENT_SECONDS", _positive_float, 10.0)
+    room_presence_burst: int = _field("ROOM_PRESENCE_BURST", _positive_int, 30)
+    room_presence_seconds: float = _field("ROOM_PRESENCE_SECONDS", _positive_float, 2.0)
 
     def __post_init__(self) -> None:
         if self.room_state_key and self.room_state_key_file:

@@ -15,6 +15,7 @@ from signaling import lobby, nodes, resync
 from signaling.errors import RoomError
 from signaling.identity import Hooks, Refused, Unavailable
 from signaling.liveness import LocalLiveness, NodeLiveness
+from signaling.partybudgets import LocalBudgets, PartyBudgets
 from signaling.requests import Request
 from signaling.roomsettings import RoomSettings
 from signaling.roomstate import RoomStore
@@ -39,8 +40,10 @@ class RoomEngine:
 
     def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings, outlet: Outlet,
                  liveness: NodeLiveness | None = None,
-                 on_node_lost: Callable[[int], None] = lambda _participants: None) -> None:
+                 on_node_lost: Callable[[int], None] = lambda _participants: None,
+                 budgets: PartyBudgets | None = None) -> None:
         self.hooks = hooks
+        self.budgets: PartyBudgets = budgets or LocalBudgets()  # owned: closed at ``close``
         self.store = store
         self.settings = settings
         self.outlet = outlet
@@ -65,6 +68,7 @@ class RoomEngine:
         await self.tasks.close()
         await self.watch.stopped()
         await self.liveness.close()
+        await self.budgets.close()
 
     def census(self) -> tuple[int, int]:
         """(rooms, participants) joined through this node's sockets."""
@@ -159,6 +163,8 @@ class RoomEngine:
             raise RoomError("invalid_payload", f"{event} takes one payload object")
         if not self.spend(sid, request.bucket):
             raise RoomError("rate_limited", f"too many {event} requests; slow down")
+        if request.budget is not None:
+            await self._spend_budget(connection, request)
         if request.needs_join and not connection.joined:
             raise RoomError("not_joined", "send join_room first")
         data = args[0] if args else None
@@ -175,6 +181,12 @@ class RoomEngine:
             if not request.needs_join:
                 connection.joined = True
         return {"ok": True, **(result or {})}
+
+    async def _spend_budget(self, connection: Connection, request: Request) -> None:
+        identity, budget = connection.identity, self.settings.budget(request.budget or "")
+        if not await self.budgets.take(identity.session_id, identity.participant_id, request.budget or "", budget):
+            raise RoomError("rate_limited", f"too many {request.budget} requests from you ({request.event}): "
+                                            f"{budget.describe()}")
 
     def _action(self, handler: Any) -> Any:
         async def act(turn: Turn, payload: Any) -> dict[str, Any] | None:
