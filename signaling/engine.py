@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from signaling import lobby, nodes, resync
 from signaling.errors import RoomError
-from signaling.identity import Hooks, Refused, Unavailable
+from signaling.identity import Hooks, Identity, Refused, Unavailable
 from signaling.liveness import LocalLiveness, NodeLiveness
 from signaling.partybudgets import LocalBudgets, PartyBudgets
 from signaling.requests import Request
@@ -163,8 +163,6 @@ class RoomEngine:
             raise RoomError("invalid_payload", f"{event} takes one payload object")
         if not self.spend(sid, request.bucket):
             raise RoomError("rate_limited", f"too many {event} requests; slow down")
-        if request.budget is not None:
-            await self._spend_budget(connection, request)
         if request.needs_join and not connection.joined:
             raise RoomError("not_joined", "send join_room first")
         data = args[0] if args else None
@@ -182,8 +180,8 @@ class RoomEngine:
                 connection.joined = True
         return {"ok": True, **(result or {})}
 
-    async def _spend_budget(self, connection: Connection, request: Request) -> None:
-        identity, budget = connection.identity, self.settings.budget(request.budget or "")
+    async def _spend_budget(self, identity: Identity, request: Request) -> None:
+        budget = self.settings.budget(request.budget or "")
         if not await self.budgets.take(identity.session_id, identity.participant_id, request.budget or "", budget):
             raise RoomError("rate_limited", f"too many {request.budget} requests from you ({request.event}): "
                                             f"{budget.describe()}")
@@ -199,6 +197,9 @@ class RoomEngine:
                 if turn.member.sid != sid:
                     raise RoomError("not_joined", "this socket was replaced by a newer connection")
                 request.check_sender(turn.member)
+            if request.budget is not None:
+                # After the sender's checks: a request refused for who sent it files nothing, so spends nothing.
+                await self._spend_budget(turn.identity, request)
             return await request.handler(self, turn, payload)
         return act
 

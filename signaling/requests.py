@@ -2,9 +2,9 @@
 
 docs/protocol.md's "Client requests" table is checked against this one (tests/signaling/test_protocol_doc.py).
 A request is checked in this order (``signaling/engine.py``): known event, one payload argument, the socket's
-rate budget, the participant's budget (if the request has one), joined, payload model, the sender's authority in its session (``Hooks.authorize``), then, inside the room's
-turn, ``senders`` and ``admitted``; the handler then checks what depends on the room (targets, caucus,
-recording)."""
+rate budget, joined, payload model, the sender's authority in its session (``Hooks.authorize``), then, inside
+the room's turn, ``senders`` and ``admitted``, then the participant's ``budget`` if the request has one; the
+handler then checks what depends on the room (targets, caucus, recording)."""
 
 from __future__ import annotations
 
