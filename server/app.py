@@ -35,6 +35,7 @@ from server.services import SERVICES, Services
 from server.settings import Settings
 from recording.records.storage import DirectoryStorage
 from signaling.fanout import RedisFanout
+from signaling.identity import Unavailable
 from signaling.origins import Origins
 from signaling.namespace import RoomNamespace, RoomSettings
 from signaling.liveness import LocalLiveness, NodeLiveness
@@ -178,6 +179,13 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def room_store_context(app: web.Application) -> AsyncIterator[None]:
+    store = app[ROOM_STORE]
+    check = getattr(store, "check_secret", None)  # shared stores only: nodes must seal alike
+    if check is not None:
+        try:
+            await check()
+        except Unavailable as exc:
+            log.warning("could not compare the room-state secret with other nodes: %s", exc)
     yield
     async with _stopping("room store"):
         await app[ROOM_STORE].close()

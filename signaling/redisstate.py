@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 
 from signaling.identity import Unavailable
 from signaling.roomstate import Room, tombstone
-from signaling.sealedstate import TOMBSTONE, SessionCipher, StateUnreadable, new_salt
+from signaling.sealedstate import TOMBSTONE, SessionCipher, StateUnreadable, fingerprint, new_salt
 
 log = logging.getLogger("mediation.signaling.redis")
 
@@ -155,6 +155,16 @@ class RedisRoomStore:
         self._append = self._redis.register_script(_APPEND)
         self._shred = self._redis.register_script(_SHRED)
 
+    async def check_secret(self) -> None:
+        """Raise StateUnreadable if the nodes already sharing this Redis hold another room-state secret."""
+        key = f"{self._prefix}:room-state-secret-check"
+        mine = fingerprint(self._secret)
+        with answering():
+            theirs = await self._redis.set(key, mine, nx=True, get=True)  # None: we are the first
+        if theirs not in (None, mine):
+            raise StateUnreadable("this node's room-state secret differs from the one the other nodes sharing "
+                                  "this Redis use: give every node the same MEDIATION_ROOM_STATE_KEY(_FILE)")
+
     def _keys(self, session_id: str) -> tuple[str, str, str, str, str]:
         """The room's (room, chat, seq, lock, salt) keys."""
         # The braces are a Redis Cluster hash tag: a room's keys share a slot, so scripts may touch them all.
@@ -168,12 +178,8 @@ class RedisRoomStore:
 
     async def _salt(self, session_id: str) -> bytes:
         """The session's salt, made by whichever node needs it first."""
-        salt_key = self._keys(session_id)[4]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(salt_key, new_salt(), nx=True, px=self._room_ttl_ms)
-            pipe.get(salt_key)
-            _, salt = await pipe.execute()
-        return salt
+        salt = new_salt()
+        return await self._redis.set(self._keys(session_id)[4], salt, nx=True, get=True, px=self._room_ttl_ms) or salt
 
     def _load(self, session_id: str, raw: bytes | None, salt: bytes | None) -> Room | None:
         if raw is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -31,6 +31,13 @@ def derive_secret(material: bytes) -> bytes:
     """The room-state secret derived from another secret every node holds (domain-separated)."""
     return HKDF(algorithm=hashes.SHA256(), length=SECRET_BYTES, salt=None,
                 info=b"mediation room state secret v1").derive(material)
+
+
+def fingerprint(secret: bytes) -> bytes:
+    """What nodes compare to find they hold the same secret; reveals nothing of it (HMAC as a PRF)."""
+    mac = hmac.HMAC(secret, hashes.SHA256())
+    mac.update(b"mediation room state secret check v1")
+    return mac.finalize()
 
 
 def new_salt() -> bytes:

@@ -186,3 +186,18 @@ async def test_redis_requiring_a_password_serves_only_a_store_given_it(tmp_path:
             await anonymous.aclose()
     finally:
         server.stop()
+
+
+async def test_redis_store_with_another_secret_than_the_other_nodes_fails_its_check(redis_server: RedisServer,
+                                                                                    prefix: str) -> None:
+    first = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix)
+    same = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix)
+    other = RedisRoomStore(redis_server.url, secret=bytes(32), prefix=prefix)
+    try:
+        await first.check_secret()
+        await same.check_secret()
+        with pytest.raises(StateUnreadable, match="MEDIATION_ROOM_STATE_KEY"):
+            await other.check_secret()
+    finally:
+        for store in (first, same, other):
+            await store.close()
