@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import json
 import logging
@@ -112,7 +113,7 @@ class RoomHooks:
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")}
 
-        async def journal(session: Any) -> None:
+        async def journal(session: AsyncSession) -> None:
             # Filed with the record: the transcript holds every sealed message, whatever crashes when.
             await self._journal.add(session, identity.session_id, body)
 

@@ -1,4 +1,4 @@
-"""Room state in Redis, shared by every server node: a per-room lock, the room and its chat sealed under the session's key.
+"""Room state in Redis, shared by every server node: a per-room lock, the room and its chat sealed per session.
 
 Nothing readable rests in Redis or its append-only file: every value with content is sealed by
 ``signaling.sealedstate`` under a per-session key; ``shred`` destroys that key when the session ends."""
