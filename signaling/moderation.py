@@ -79,14 +79,17 @@ async def end_session(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) 
 
     async def finish() -> None:
         # Outside the room's lock: the transcript waits for the recorder's last segments.
-        try:
-            if sealed:
+        if sealed:
+            try:
                 await engine.hooks.session_ended(identity)
-            # Destroy the session's key (crypto-shredding) only once the transcript is sealed: until then
-            # a failure leaves the chat where a retry can read it.
+            except Exception:  # noqa: BLE001 - nobody waits on this; it must be loud
+                log.exception("sealing the transcript failed", extra={"session_id": identity.session_id})
+                return  # the session's key stays, so what the transcript needs can still be read
+        try:
+            # Destroy the session's key (crypto-shredding) once the transcript is sealed.
             await engine.store.shred(identity.session_id)
-        except Exception:  # noqa: BLE001 - nobody waits on this; it must be loud
-            log.exception("sealing the transcript failed", extra={"session_id": identity.session_id})
+        except Exception:  # noqa: BLE001 - as above; the room's values expire with their keys' TTL
+            log.exception("destroying the session's room-state key failed", extra={"session_id": identity.session_id})
 
     async def start_finishing() -> None:
         engine.tasks.finish(finish())

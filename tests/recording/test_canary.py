@@ -20,8 +20,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
+from sqlalchemy import select
 
 from server.jsonlog import JsonFormatter
+from server.models import ChatJournalEntry
 from tests.conftest import Api, _serve, make_settings, walk_to_scheduled
 from tests.recording.agekeys import generate
 from tests.support.services import RedisServer
@@ -160,6 +162,8 @@ async def _session(api: Api, tmp_path: Path, redis_server: RedisServer) -> None:
         assert await _redis_values_containing(redis_server.url, CANARY.encode()) == []
         assert len(await _redis_values_containing(redis_server.url, b"")) >= 3  # room, chat, salt at least
         assert _redis_files_containing(redis_server, CANARY.encode()) == []
+        salt_key = f"mediation:room:{{{journey.session_id}}}:salt"
+        assert salt_key in await _redis_values_containing(redis_server.url, b"")
         assert (await mediator.request("end_session", {}))["ok"]
         deadline = time.monotonic() + 30
         while not any(r.kind == "transcript" for r, _ in await api.services.records.list(journey.case_id)):
@@ -167,6 +171,21 @@ async def _session(api: Api, tmp_path: Path, redis_server: RedisServer) -> None:
             await asyncio.sleep(0.2)
         chat = [r for r, _ in await api.services.records.list(journey.case_id) if r.kind == "chat_message"]
         assert len(chat) == 3
+        # Once the transcript is sealed the session's key is destroyed: its salt is gone from Redis and the
+        # chat journal from the case record.
+        client = aioredis.from_url(redis_server.url)
+        try:
+            salts = [key async for key in client.scan_iter(match=f"*{{{journey.session_id}}}:salt")]
+            while salts:
+                assert time.monotonic() < deadline, f"the session's key was never destroyed: {salts}"
+                await asyncio.sleep(0.2)
+                salts = [key async for key in client.scan_iter(match=f"*{{{journey.session_id}}}:salt")]
+            room = await client.get(f"mediation:room:{{{journey.session_id}}}")
+            assert room is not None and room[:1] == b"\x00", room  # the tombstone
+        finally:
+            await client.aclose()
+        async with api.services.db.read() as session:
+            assert (await session.execute(select(ChatJournalEntry))).scalars().all() == []
     finally:
         await mediator.close()
         await borrower.close()
