@@ -17,6 +17,7 @@ from server.agreements import Agreements
 from server.api import router
 from server.audit import AuditLog, load_or_create_signing_key
 from server.cases import CaseDesk
+from server.chatjournal import ChatJournal
 from server.credentials import Credentials
 from server.database import Database
 from server.errors import error_middleware
@@ -34,10 +35,13 @@ from server.services import SERVICES, Services
 from server.settings import Settings
 from recording.records.storage import DirectoryStorage
 from signaling.fanout import RedisFanout
+from signaling.identity import Unavailable
 from signaling.origins import Origins
 from signaling.namespace import RoomNamespace, RoomSettings
 from signaling.liveness import LocalLiveness, NodeLiveness
+from signaling.partybudgets import LocalBudgets, PartyBudgets
 from signaling.roomstate import MemoryRoomStore, RoomStore
+from signaling.sealedstate import derive_secret
 
 log = logging.getLogger("mediation.app")
 
@@ -72,14 +76,15 @@ async def security_headers(
     return response
 
 
-def _room_store(settings: Settings) -> RoomStore:
+def _room_store(settings: Settings, secret: bytes) -> RoomStore:
     if settings.redis_url:
         from signaling.redisstate import RedisRoomStore
 
         # A turn's lock is extended while it runs, however slow; a node that dies holding one (or a
         # Redis restart that keeps one) holds the room for at most lock_ttl.
-        return RedisRoomStore(settings.redis_url, lock_ttl=settings.room_lock_ttl_seconds,
-                              lock_wait=settings.room_lock_wait_seconds)
+        return RedisRoomStore(settings.redis_connection_url(), secret=secret, lock_ttl=settings.room_lock_ttl_seconds,
+                              lock_wait=settings.room_lock_wait_seconds,
+                              rewrite_aof=settings.redis_rewrite_aof_on_shred)
     return MemoryRoomStore()
 
 
@@ -87,8 +92,16 @@ def _node_liveness(settings: Settings) -> NodeLiveness:
     if settings.redis_url:
         from signaling.redisliveness import RedisLiveness
 
-        return RedisLiveness(settings.redis_url, wait=settings.room_lock_wait_seconds)
+        return RedisLiveness(settings.redis_connection_url(), wait=settings.room_lock_wait_seconds)
     return LocalLiveness()
+
+
+def _party_budgets(settings: Settings) -> PartyBudgets:
+    if settings.redis_url:
+        from signaling.redisbudgets import RedisBudgets
+
+        return RedisBudgets(settings.redis_connection_url(), wait=settings.room_lock_wait_seconds)
+    return LocalBudgets()
 
 
 def room_settings(settings: Settings) -> RoomSettings:
@@ -101,6 +114,8 @@ def room_settings(settings: Settings) -> RoomSettings:
         flood_rate=settings.room_flood_rate, flood_burst=settings.room_flood_burst,
         connects_per_minute=settings.room_connects_per_minute,
         node_beat_seconds=settings.node_beat_seconds, node_timeout_seconds=settings.node_timeout_seconds,
+        consent_burst=settings.room_consent_burst, consent_interval=settings.room_consent_seconds,
+        presence_burst=settings.room_presence_burst, presence_interval=settings.room_presence_seconds,
     )
 
 
@@ -164,6 +179,13 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def room_store_context(app: web.Application) -> AsyncIterator[None]:
+    store = app[ROOM_STORE]
+    check = getattr(store, "check_secret", None)  # shared stores only: nodes must seal alike
+    if check is not None:
+        try:
+            await check()
+        except Unavailable as exc:
+            log.warning("could not compare the room-state secret with other nodes: %s", exc)
     yield
     async with _stopping("room store"):
         await app[ROOM_STORE].close()
@@ -235,14 +257,17 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVICES] = services
     app[OWN_URL] = own_url
 
-    store = _room_store(settings)
+    # Shared by every node, never stored beside what it seals (docs/threat-model.md, "Room state at rest").
+    room_secret = settings.room_state_secret() or derive_secret(signing_key.private_bytes_raw())
+    store = _room_store(settings, room_secret)
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
-    rooms = RoomNamespace(RoomHooks(db, audit, records, recorders, access, links), store, room_settings(settings),
+    hooks = RoomHooks(db, audit, records, recorders, access, links, ChatJournal(db, room_secret))
+    rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
-                          liveness=_node_liveness(settings))
+                          liveness=_node_liveness(settings), budgets=_party_budgets(settings))
     metrics.observe_rooms(rooms.census, recorders.running)
-    manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
+    manager = RedisFanout(settings.redis_connection_url(), on_resubscribed=rooms.resync) if settings.redis_url else None
     origins = Origins((*settings.allowed_origins, settings.public_url))
     app.middlewares.append(_socket_origin_check(origins))
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,

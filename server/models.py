@@ -299,3 +299,22 @@ class AuditCheckpoint(Base):
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class SessionKeySalt(Base):
+    """The random half of a running session's key (server/chatjournal.py); deleted when the session ends."""
+
+    __tablename__ = "session_key_salts"
+
+    session_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class ChatJournalEntry(Base):
+    """A sealed chat message of a running session, sealed again under the session's key for the transcript."""
+
+    __tablename__ = "chat_journal"
+
+    session_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from recording.records.checkpoint import public_key_pem
 from recording.records.kinds import RecordKind
@@ -78,14 +79,17 @@ class CaseRecords:
 
     async def seal_and_file(self, plaintext: bytes, *, actor: str, kind: RecordKind, case_id: str,
                             session_id: str | None, participant_id: str | None = None,
-                            index: int | None = None) -> SealedRecord | None:
-        """Encrypt in memory and file; None if the case has nobody to seal to (nothing is stored)."""
+                            index: int | None = None,
+                            also: Callable[[AsyncSession], Awaitable[None]] | None = None) -> SealedRecord | None:
+        """Encrypt in memory and file; None if the case has nobody to seal to (nothing is stored).
+
+        ``also`` writes rows that must exist exactly when the record is filed: it runs in the same transaction."""
         recipients = await self.recipients(case_id)
         if not recipients:
             return None
         sealed = await self._sealer.seal(plaintext, kind=kind, case_id=case_id, session_id=session_id,
                                          recipients=recipients, participant_id=participant_id, index=index)
-        return await self._enter(sealed, actor)
+        return await self._enter(sealed, actor, also)
 
     async def file_ciphertext(self, ciphertext: bytes, *, actor: str, recipients: list[str], case_id: str,
                               session_id: str, participant_id: str, part: int, index: int) -> SealedRecord:
@@ -95,7 +99,8 @@ class CaseRecords:
                                           participant_id=participant_id, index=index, part=part)
         return await self._enter(sealed, actor)
 
-    async def _enter(self, sealed: SealedObject, actor: str) -> SealedRecord:
+    async def _enter(self, sealed: SealedObject, actor: str,
+                     also: Callable[[AsyncSession], Awaitable[None]] | None = None) -> SealedRecord:
         record = SealedRecord(record_id=new_id("rec"), case_id=sealed.case_id, session_id=sealed.session_id,
                               kind=sealed.kind.value, participant_id=sealed.participant_id, part=sealed.part,
                               index=sealed.index, storage_key=sealed.key, sha256=sealed.sha256, size=sealed.size,
@@ -104,6 +109,8 @@ class CaseRecords:
             record.audit_entry_id = await self._audit.append(session, actor=actor, action="record_sealed",
                                                              case_id=sealed.case_id, detail=sealed.audit_detail())
             session.add(record)
+            if also is not None:
+                await also(session)
         if self._on_filed is not None:
             self._on_filed(sealed.kind.value, sealed.size)
         return record

@@ -7,12 +7,14 @@ import functools
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import json
 import logging
 from typing import Protocol
 
 from server.audit import AuditLog
+from server.chatjournal import ChatJournal
 from server.database import Database
 from server.errors import is_database_unavailable
 from server.models import (
@@ -69,8 +71,9 @@ class RoomHooks:
     """Implements signaling's Hooks against the case record, its sealed records and the audit log."""
 
     def __init__(self, db: Database, audit: AuditLog, records: CaseRecords, recorders: Recorders,
-                 access: RoomAccess, links: JoinLinks) -> None:
+                 access: RoomAccess, links: JoinLinks, journal: ChatJournal) -> None:
         self._db = db
+        self._journal = journal
         self._access = access
         self._links = links
         self._audit = audit
@@ -109,10 +112,15 @@ class RoomHooks:
     @_needs_case_record
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")}
+
+        async def journal(session: AsyncSession) -> None:
+            # Filed with the record: the transcript holds every sealed message, whatever crashes when.
+            await self._journal.add(session, identity.session_id, body)
+
         try:
             await self._records.seal_and_file(
                 json.dumps(body, ensure_ascii=False).encode(), actor=_actor(identity), kind=RecordKind.CHAT_MESSAGE,
-                case_id=identity.case_id, session_id=identity.session_id, index=message["seq"])
+                case_id=identity.case_id, session_id=identity.session_id, index=message["seq"], also=journal)
         except RecordExistsError:
             raise SequenceTaken(f"chat message {message['seq']} of {identity.session_id} is sealed already") from None
 
@@ -151,9 +159,12 @@ class RoomHooks:
     async def stop_recorder(self, identity: Identity, reason: str) -> None:
         await self._recorders.stop(identity.session_id, reason)
 
-    async def session_ended(self, identity: Identity, messages: list[dict[str, Any]],
-                            deleted: dict[str, dict[str, Any]]) -> None:
-        """Seal the transcript once the recorder has filed its last segment, so its counts are final."""
+    async def session_ended(self, identity: Identity) -> None:
+        """Seal the transcript once the recorder has filed its last segment, so its counts are final; then
+        shred the chat journal it was built from.
+
+        Built only from durable state: the room's audit entries and the chat journal (one entry per sealed
+        chat message), never from the room store, so a node that crashed mid-session loses nothing from it."""
         await self._recorders.wait_stopped(identity.session_id)
         async with self._db.read() as session:
             # The latest events may still be pending (seq NULL): they come last, in the order appended.
@@ -166,6 +177,7 @@ class RoomHooks:
                 for entry in entries
                 if entry.action.startswith("room_")
                 and (detail := json.loads(entry.detail)).get("session_id") == identity.session_id]
+        messages = await self._journal.messages(identity.session_id)
         transcript = build_transcript(
             case_id=identity.case_id, session_id=identity.session_id, ended_at=_now().isoformat(), entries=room,
             messages=messages, names=await self._names(identity.case_id),
@@ -173,6 +185,7 @@ class RoomHooks:
         await self._records.seal_and_file(
             canonical_json(transcript), actor=_actor(identity), kind=RecordKind.TRANSCRIPT,
             case_id=identity.case_id, session_id=identity.session_id)
+        await self._journal.shred(identity.session_id)
 
     async def _names(self, case_id: str) -> dict[str, tuple[str, str]]:
         async with self._db.read() as session:

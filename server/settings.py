@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,14 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _room_state_key(raw: str) -> Secret:
+    """64 hex digits: the nodes' shared room-state secret."""
+    value = raw.strip()
+    if len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError("expected 64 hex digits (32 random bytes)")
+    return Secret(value.lower())
+
+
 def _field(env: str, cast: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
     return dataclasses.field(default=default, metadata={"env": env, "cast": cast, "secret": secret})
 
@@ -204,8 +213,26 @@ class Settings:
     # Argon2id cost; tests lower it, production keeps the default.
     password_memory_kib: int = _field("PASSWORD_MEMORY_KIB", _positive_int, 64 * 1024)
     password_time_cost: int = _field("PASSWORD_TIME_COST", _positive_int, 3)
+    # Room state at rest: the secret every node shares to seal room values (Redis) and the chat journal
+    # under per-session keys (64 hex digits), given itself or as a file holding it. Neither set: derived
+    # from the audit signing key, which every node holds already. After a session's key is shredded, ask
+    # Redis to rewrite its append-only file so the deleted salt leaves it too.
+    room_state_key: Secret = _field("ROOM_STATE_KEY", _room_state_key, Secret(""), secret=True)
+    room_state_key_file: str = _field("ROOM_STATE_KEY_FILE", str, "")
+    redis_rewrite_aof_on_shred: bool = _field("REDIS_REWRITE_AOF_ON_SHRED", _bool, True)
+    # Redis requires a password in a deployment (docs/deploy.md): the file holding it, added to REDIS_URL.
+    redis_password_file: str = _field("REDIS_PASSWORD_FILE", str, "")
+    # Evidence budgets: per participant across its sockets and nodes, requests that file records or audit
+    # entries (docs/protocol.md): a burst, then one every so many seconds. Consent: give and withdraw;
+    # presence: join_room and leave_room.
+    room_consent_burst: int = _field("ROOM_CONSENT_BURST", _positive_int, 6)
+    room_consent_seconds: float = _field("ROOM_CONSENT_SECONDS", _positive_float, 10.0)
+    room_presence_burst: int = _field("ROOM_PRESENCE_BURST", _positive_int, 30)
+    room_presence_seconds: float = _field("ROOM_PRESENCE_SECONDS", _positive_float, 2.0)
 
     def __post_init__(self) -> None:
+        if self.room_state_key and self.room_state_key_file:
+            raise SettingsError(f"{PREFIX}ROOM_STATE_KEY and {PREFIX}ROOM_STATE_KEY_FILE are both set: give one")
         if self.node_timeout_seconds <= self.node_beat_seconds:
             raise SettingsError(f"{PREFIX}NODE_TIMEOUT_SECONDS={self.node_timeout_seconds!r} is invalid: expected "
                                 f"more than MEDIATION_NODE_BEAT_SECONDS={self.node_beat_seconds!r}")
@@ -240,6 +267,36 @@ class Settings:
     @property
     def audit_key_path(self) -> Path:
         return Path(self.audit_key_file) if self.audit_key_file else self.data_dir / "audit-signing.key"
+
+    def redis_connection_url(self) -> str:
+        """``redis_url`` with the password read from ``redis_password_file``, if one is named."""
+        if not self.redis_password_file:
+            return self.redis_url
+        try:
+            password = Path(self.redis_password_file).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{PREFIX}REDIS_PASSWORD_FILE={self.redis_password_file!r} is invalid: {exc}") from None
+        if not password:
+            raise SettingsError(f"{PREFIX}REDIS_PASSWORD_FILE={self.redis_password_file!r} is invalid: it is empty")
+        quoted = urllib.parse.quote(password, safe="")
+        parts = urllib.parse.urlsplit(self.redis_url)
+        if parts.scheme == "unix":
+            return f"{self.redis_url}{'&' if parts.query else '?'}password={quoted}"
+        host = parts.netloc.rpartition("@")[2]
+        user = urllib.parse.quote(parts.username or "", safe="")
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{quoted}@{host}"))
+
+    def room_state_secret(self) -> bytes | None:
+        """The nodes' room-state secret: the setting, else the file it names; None if neither is set."""
+        if self.room_state_key:
+            return bytes.fromhex(self.room_state_key.reveal())
+        if self.room_state_key_file:
+            path = Path(self.room_state_key_file)
+            try:
+                return bytes.fromhex(_room_state_key(path.read_text()).reveal())
+            except (OSError, ValueError) as exc:
+                raise SettingsError(f"{PREFIX}ROOM_STATE_KEY_FILE={str(path)!r} is invalid: {exc}") from None
+        return None
 
     @property
     def records_dir(self) -> Path:

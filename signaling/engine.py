@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from signaling import lobby, nodes, resync
 from signaling.errors import RoomError
-from signaling.identity import Hooks, Refused, Unavailable
+from signaling.identity import Hooks, Identity, Refused, Unavailable
 from signaling.liveness import LocalLiveness, NodeLiveness
+from signaling.partybudgets import LocalBudgets, PartyBudgets
 from signaling.requests import Request
 from signaling.roomsettings import RoomSettings
 from signaling.roomstate import RoomStore
@@ -39,8 +40,10 @@ class RoomEngine:
 
     def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings, outlet: Outlet,
                  liveness: NodeLiveness | None = None,
-                 on_node_lost: Callable[[int], None] = lambda _participants: None) -> None:
+                 on_node_lost: Callable[[int], None] = lambda _participants: None,
+                 budgets: PartyBudgets | None = None) -> None:
         self.hooks = hooks
+        self.budgets: PartyBudgets = budgets or LocalBudgets()  # owned: closed at ``close``
         self.store = store
         self.settings = settings
         self.outlet = outlet
@@ -65,6 +68,7 @@ class RoomEngine:
         await self.tasks.close()
         await self.watch.stopped()
         await self.liveness.close()
+        await self.budgets.close()
 
     def census(self) -> tuple[int, int]:
         """(rooms, participants) joined through this node's sockets."""
@@ -176,6 +180,12 @@ class RoomEngine:
                 connection.joined = True
         return {"ok": True, **(result or {})}
 
+    async def _spend_budget(self, identity: Identity, request: Request) -> None:
+        budget = self.settings.budget(request.budget or "")
+        if not await self.budgets.take(identity.session_id, identity.participant_id, request.budget or "", budget):
+            raise RoomError("rate_limited", f"too many {request.budget} requests from you ({request.event}): "
+                                            f"{budget.describe()}")
+
     def _action(self, handler: Any) -> Any:
         async def act(turn: Turn, payload: Any) -> dict[str, Any] | None:
             return await handler(self, turn, payload)
@@ -187,6 +197,9 @@ class RoomEngine:
                 if turn.member.sid != sid:
                     raise RoomError("not_joined", "this socket was replaced by a newer connection")
                 request.check_sender(turn.member)
+            if request.budget is not None:
+                # After the sender's checks: a request refused for who sent it files nothing, so spends nothing.
+                await self._spend_budget(turn.identity, request)
             return await request.handler(self, turn, payload)
         return act
 

@@ -78,6 +78,6 @@ class Hooks(Protocol):
     async def stop_recorder(self, identity: Identity, reason: str) -> None:
         """Stop the session's recording peer; segments sealed so far stay on the record."""
 
-    async def session_ended(self, identity: Identity, messages: list[dict[str, Any]],
-                            deleted: dict[str, dict[str, Any]]) -> None:
-        """Seal the session's transcript; called once when the mediator ends the session."""
+    async def session_ended(self, identity: Identity) -> None:
+        """Seal the session's transcript from the case record's durable state; called once when the mediator
+        ends a sealed session, before the room store shreds the session's key."""

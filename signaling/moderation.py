@@ -75,23 +75,26 @@ async def end_session(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) 
     if room.recording:
         await halt_recording(engine, turn, reason="session_ended")
     room.ended, room.caucus = True, None
-    if room.sealed:
-        messages, deleted = await engine.store.chat_messages(room.session_id), dict(room.deleted)
-        identity = turn.identity
+    identity, sealed = turn.identity, room.sealed
 
-        async def finish() -> None:
-            # Outside the room's lock: the transcript waits for the recorder's last segments.
+    async def finish() -> None:
+        # Outside the room's lock: the transcript waits for the recorder's last segments.
+        if sealed:
             try:
-                await engine.hooks.session_ended(identity, messages, deleted)
-                # Forget the plaintext only once the transcript is sealed.
-                await engine.store.purge_chat(identity.session_id)
+                await engine.hooks.session_ended(identity)
             except Exception:  # noqa: BLE001 - nobody waits on this; it must be loud
                 log.exception("sealing the transcript failed", extra={"session_id": identity.session_id})
+                return  # the session's key stays, so what the transcript needs can still be read
+        try:
+            # Destroy the session's key (crypto-shredding) once the transcript is sealed.
+            await engine.store.shred(identity.session_id)
+        except Exception:  # noqa: BLE001 - as above; the room's values expire with their keys' TTL
+            log.exception("destroying the session's room-state key failed", extra={"session_id": identity.session_id})
 
-        async def start_finishing() -> None:
-            engine.tasks.finish(finish())
+    async def start_finishing() -> None:
+        engine.tasks.finish(finish())
 
-        turn.after_save.append(start_finishing)
+    turn.after_save.append(start_finishing)
     for member in room.members.values():
         if member.sid:
             turn.send(member.sid, "session_ended", {})

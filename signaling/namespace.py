@@ -19,6 +19,7 @@ from signaling.engine import RoomEngine
 from signaling.errors import RoomError
 from signaling.identity import Hooks, Refused, Unavailable
 from signaling.liveness import NodeLiveness
+from signaling.partybudgets import PartyBudgets
 from signaling.requests import REQUESTS
 from signaling.roomsettings import RoomSettings
 from signaling.roomstate import RoomStore
@@ -38,11 +39,11 @@ class RoomNamespace(socketio.AsyncNamespace):
     def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings,
                  on_error: Callable[[str], None] = lambda _code: None,
                  on_node_lost: Callable[[int], None] = lambda _participants: None,
-                 liveness: NodeLiveness | None = None) -> None:
+                 liveness: NodeLiveness | None = None, budgets: PartyBudgets | None = None) -> None:
         super().__init__(NAMESPACE)
         self._on_error = on_error  # counts each refused request by its code
         self.engine = RoomEngine(hooks, store, settings, outlet=self, liveness=liveness,
-                                 on_node_lost=on_node_lost)
+                                 on_node_lost=on_node_lost, budgets=budgets)
 
     @property
     def node_id(self) -> str:

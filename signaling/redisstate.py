@@ -1,4 +1,7 @@
-"""Room state in Redis, shared by every server node: a per-room lock, the room as JSON, the chat as a list."""
+"""Room state in Redis, shared by every server node: a per-room lock, the room and its chat sealed per session.
+
+Nothing readable rests in Redis or its append-only file: every value with content is sealed by
+``signaling.sealedstate`` under a per-session key; ``shred`` destroys that key when the session ends."""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from signaling.identity import Unavailable
-from signaling.roomstate import Room
+from signaling.roomstate import Room, tombstone
+from signaling.sealedstate import TOMBSTONE, SessionCipher, StateUnreadable, fingerprint, new_salt
 
 log = logging.getLogger("mediation.signaling.redis")
 
@@ -40,17 +44,32 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[3])
+redis.call('PEXPIRE', KEYS[5], ARGV[3])
 return 1
 """
 
 # Number and store in one step, so the list is in seq order (skip_seq may leave gaps in the numbers).
-# ARGV[1] is the rest of the message's JSON object after "seq": its other fields and the closing brace.
+# ARGV[1] is the message sealed under the number it gets, ARGV[3]; an item is "<seq>:<sealed message>".
 _APPEND = """
+local next = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
+if next ~= tonumber(ARGV[3]) then
+  return redis.error_reply('CHAT_NUMBER_MOVED sealed as ' .. ARGV[3] .. ', next is ' .. next)
+end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('RPUSH', KEYS[1], '{"seq":' .. seq .. ARGV[1])
+redis.call('RPUSH', KEYS[1], seq .. ':' .. ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return seq
+"""
+
+_MOVED = "CHAT_NUMBER_MOVED"
+
+# Destroy the session's key with everything sealed under it; the room stays as a tombstone (no content).
+_SHRED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'KEEPTTL') end
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
+return 1
 """
 
 
@@ -105,10 +124,13 @@ def redis_client(url: str, *, wait: float) -> aioredis.Redis:
 
 
 class RedisRoomStore:
-    """Rooms in Redis: several server processes share them; ``transaction`` excludes across processes."""
+    """Rooms in Redis: several server processes share them; ``transaction`` excludes across processes.
 
-    def __init__(self, url: str, *, prefix: str = "mediation", lock_ttl: float = 5.0, lock_wait: float = 10.0,
-                 room_ttl: float = 7 * 24 * 3600) -> None:
+    ``secret`` is the room-state secret every node shares (never stored in Redis); with each session's
+    salt it gives the key its values are sealed under (``signaling.sealedstate``)."""
+
+    def __init__(self, url: str, *, secret: bytes, prefix: str = "mediation", lock_ttl: float = 5.0,
+                 lock_wait: float = 10.0, room_ttl: float = 7 * 24 * 3600, rewrite_aof: bool = False) -> None:
         if lock_ttl <= 0 or lock_wait <= 0 or room_ttl <= 0:
             raise ValueError("lock_ttl, lock_wait and room_ttl must be positive")
         # No automatic retries: a retried script after a lost reply could append a message twice.
@@ -119,36 +141,76 @@ class RedisRoomStore:
         # the first command given to it, long after Redis is back: a connection idle for a second is
         # checked with a PING first, and reconnected once if that fails.
         self._redis = redis_client(url, wait=lock_wait)
+        self._secret = secret
+        SessionCipher(secret, "check", bytes(32))  # a secret of the wrong size fails at start
         self._prefix = prefix
         self._lock_ttl_ms = int(lock_ttl * 1000)
         self._lock_wait = lock_wait
         self._room_ttl_ms = int(room_ttl * 1000)
+        # After a shred, ask Redis to rewrite its append-only file, so the deleted salt leaves it too.
+        self._rewrite_aof = rewrite_aof
         self._release = self._redis.register_script(_RELEASE)
         self._extend = self._redis.register_script(_EXTEND)
         self._save = self._redis.register_script(_SAVE)
         self._append = self._redis.register_script(_APPEND)
+        self._shred = self._redis.register_script(_SHRED)
 
-    def _keys(self, session_id: str) -> tuple[str, str, str, str]:
-        """The room's (room, chat, seq, lock) keys."""
+    async def check_secret(self) -> None:
+        """Raise StateUnreadable if the nodes already sharing this Redis hold another room-state secret."""
+        key = f"{self._prefix}:room-state-secret-check"
+        mine = fingerprint(self._secret)
+        with answering():
+            theirs = await self._redis.set(key, mine, nx=True, get=True)  # None: we are the first
+        if theirs not in (None, mine):
+            raise StateUnreadable("this node's room-state secret differs from the one the other nodes sharing "
+                                  "this Redis use: give every node the same MEDIATION_ROOM_STATE_KEY(_FILE)")
+
+    def _keys(self, session_id: str) -> tuple[str, str, str, str, str]:
+        """The room's (room, chat, seq, lock, salt) keys."""
         # The braces are a Redis Cluster hash tag: a room's keys share a slot, so scripts may touch them all.
         room = f"{self._prefix}:room:{{{session_id}}}"
-        return room, f"{room}:chat", f"{room}:seq", f"{room}:lock"
+        return room, f"{room}:chat", f"{room}:seq", f"{room}:lock", f"{room}:salt"
+
+    def _cipher(self, session_id: str, salt: bytes | None) -> SessionCipher:
+        if salt is None:
+            raise StateUnreadable(f"session {session_id}: its key is shredded or was never made")
+        return SessionCipher(self._secret, session_id, salt)
+
+    async def _salt(self, session_id: str) -> bytes:
+        """The session's salt, made by whichever node needs it first."""
+        salt = new_salt()
+        return await self._redis.set(self._keys(session_id)[4], salt, nx=True, get=True, px=self._room_ttl_ms) or salt
+
+    def _load(self, session_id: str, raw: bytes | None, salt: bytes | None) -> Room | None:
+        if raw is None:
+            return None
+        if raw[:1] == TOMBSTONE:
+            return Room.from_dict(json.loads(raw[1:]))
+        room_key = self._keys(session_id)[0]
+        return Room.from_dict(json.loads(self._cipher(session_id, salt).open(room_key, raw)))
+
+    def _dump(self, room: Room, salt: bytes | None) -> bytes:
+        room_key = self._keys(room.session_id)[0]
+        return self._cipher(room.session_id, salt).seal(room_key, json.dumps(room.to_dict()).encode())
 
     @contextlib.asynccontextmanager
     async def transaction(self, session_id: str) -> AsyncIterator[Room | None]:
-        room_key, chat_key, seq_key, lock_key = self._keys(session_id)
+        room_key, chat_key, seq_key, lock_key, salt_key = self._keys(session_id)
         with answering():
             token = await self._acquire(lock_key, session_id)
         renewing = asyncio.create_task(self._renew(lock_key, token), name=f"room-lock-{session_id}")
         try:
             with answering():
-                raw = await self._redis.get(room_key)
-            room = Room.from_dict(json.loads(raw)) if raw is not None else None
+                raw, salt = await self._redis.mget(room_key, salt_key)
+            room = self._load(session_id, raw, salt)
             yield room
             if room is not None:
+                # A shredded room stays a tombstone: there is no key left to seal it under.
+                value = (TOMBSTONE + json.dumps(tombstone(room).to_dict()).encode()
+                         if raw is not None and raw[:1] == TOMBSTONE else self._dump(room, salt))
                 with answering():
-                    saved = await self._save(keys=[lock_key, room_key, chat_key, seq_key],
-                                             args=[token, json.dumps(room.to_dict()), self._room_ttl_ms])
+                    saved = await self._save(keys=[lock_key, room_key, chat_key, seq_key, salt_key],
+                                             args=[token, value, self._room_ttl_ms])
                 if not saved:
                     raise RoomLockLost(f"room {session_id}: the lock expired during the transaction; not saved")
         finally:
@@ -188,34 +250,52 @@ class RedisRoomStore:
             log.warning("could not release a room lock; it expires in %d ms", self._lock_ttl_ms, exc_info=True)
 
     async def create(self, room: Room) -> Room:
-        room_key = self._keys(room.session_id)[0]
+        room_key, _, _, _, salt_key = self._keys(room.session_id)
         with answering():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(room_key, json.dumps(room.to_dict()), nx=True, px=self._room_ttl_ms)
-                pipe.get(room_key)
-                _, raw = await pipe.execute()
-        return Room.from_dict(json.loads(raw))
+            raw, salt = await self._redis.mget(room_key, salt_key)
+            if raw is None:
+                salt = await self._salt(room.session_id)
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.set(room_key, self._dump(room, salt), nx=True, px=self._room_ttl_ms)
+                    pipe.mget(room_key, salt_key)
+                    _, (raw, salt) = await pipe.execute()
+        loaded = self._load(room.session_id, raw, salt)
+        if loaded is None:
+            raise RoomLockLost(f"room {room.session_id}: gone as soon as it was created")
+        return loaded
 
     async def get(self, session_id: str) -> Room | None:
+        room_key, _, _, _, salt_key = self._keys(session_id)
         with answering():
-            raw = await self._redis.get(self._keys(session_id)[0])
-        return Room.from_dict(json.loads(raw)) if raw is not None else None
+            raw, salt = await self._redis.mget(room_key, salt_key)
+        return self._load(session_id, raw, salt)
 
     async def append_chat(self, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
         body = {key: value for key, value in message.items() if key != "seq"}
-        rest = "," + json.dumps(body)[1:] if body else "}"
-        _, chat_key, seq_key, _ = self._keys(session_id)
+        _, chat_key, seq_key, _, _ = self._keys(session_id)
         with answering():
-            seq = await self._append(keys=[chat_key, seq_key], args=[rest, self._room_ttl_ms])
-        return {**body, "seq": int(seq)}
+            cipher = self._cipher(session_id, await self._salt(session_id))
+            while True:
+                # Each message is sealed bound to its number; should another append take that number first
+                # (callers without the room's transaction), seal again under the next.
+                seq = int(await self._redis.get(seq_key) or 0) + 1
+                stored = {**body, "seq": seq}
+                sealed = cipher.seal(f"{chat_key}#{seq}", json.dumps(stored).encode())
+                try:
+                    await self._append(keys=[chat_key, seq_key], args=[sealed, self._room_ttl_ms, seq])
+                except redis.exceptions.ResponseError as exc:
+                    if _MOVED in str(exc):
+                        continue
+                    raise
+                return stored
 
     async def next_seq(self, session_id: str) -> int:
-        _, _, seq_key, _ = self._keys(session_id)
+        seq_key = self._keys(session_id)[2]
         with answering():
             return int(await self._redis.get(seq_key) or 0) + 1
 
     async def skip_seq(self, session_id: str) -> None:
-        _, _, seq_key, _ = self._keys(session_id)
+        seq_key = self._keys(session_id)[2]
         with answering():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(seq_key)
@@ -223,15 +303,42 @@ class RedisRoomStore:
                 await pipe.execute()
 
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]:
+        _, chat_key, _, _, salt_key = self._keys(session_id)
         with answering():
-            raw = await self._redis.lrange(self._keys(session_id)[1], 0, -1)
-        return [json.loads(item) for item in raw]
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.lrange(chat_key, 0, -1)
+                pipe.get(salt_key)
+                items, salt = await pipe.execute()
+        if not items:
+            return []
+        cipher = self._cipher(session_id, salt)
+        messages = []
+        for item in items:
+            seq, _, sealed = item.partition(b":")
+            messages.append(json.loads(cipher.open(f"{chat_key}#{int(seq)}", sealed)))
+        return messages
 
-    async def purge_chat(self, session_id: str) -> None:
-        _, chat_key, seq_key, _ = self._keys(session_id)
-        # Both go together, as in the in-process store: a purged room numbers from 1 again.
+    async def shred(self, session_id: str) -> None:
+        room_key, chat_key, seq_key, lock_key, salt_key = self._keys(session_id)
         with answering():
-            await self._redis.delete(chat_key, seq_key)
+            token = await self._acquire(lock_key, session_id)
+        try:
+            with answering():
+                raw, salt = await self._redis.mget(room_key, salt_key)
+                room = self._load(session_id, raw, salt)
+                value = b"" if room is None else TOMBSTONE + json.dumps(tombstone(room).to_dict()).encode()
+                shredded = await self._shred(keys=[lock_key, room_key, chat_key, seq_key, salt_key],
+                                             args=[token, value])
+            if not shredded:
+                raise RoomLockLost(f"room {session_id}: the lock expired before its key was shredded")
+        finally:
+            await self._unlock(lock_key, token)
+        if self._rewrite_aof:
+            try:
+                await self._redis.bgrewriteaof()
+            except redis.exceptions.RedisError as exc:
+                # Already rewriting, or the command is disabled: the salt leaves the file at the next rewrite.
+                log.warning("could not ask Redis to rewrite its append-only file after a shred: %s", exc)
 
     async def close(self) -> None:
         await self._redis.aclose()

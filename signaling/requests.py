@@ -1,10 +1,10 @@
-"""Every client request of the ``/room`` namespace in one table: payload, handler, senders, lobby rule, rate bucket.
+"""Every client request of the ``/room`` namespace in one table: payload, handler, senders, lobby rule, rate budgets.
 
 docs/protocol.md's "Client requests" table is checked against this one (tests/signaling/test_protocol_doc.py).
-A request is checked in this order (``signaling/engine.py``): known event, one payload argument, rate budget,
-joined, payload model, the sender's authority in its session (``Hooks.authorize``), then, inside the room's
-turn, ``senders`` and ``admitted``; the handler then checks what depends on the room (targets, caucus,
-recording)."""
+A request is checked in this order (``signaling/engine.py``): known event, one payload argument, the socket's
+rate budget, joined, payload model, the sender's authority in its session (``Hooks.authorize``), then, inside
+the room's turn, ``senders`` and ``admitted``, then the participant's ``budget`` if the request has one; the
+handler then checks what depends on the room (targets, caucus, recording)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ class Request:
     admitted: bool  # True: only once admitted; False: from the lobby too
     bucket: str  # "chat" or "signal": which of the socket's rate budgets it spends
     needs_join: bool = True  # False only for join_room itself
+    # The participant's budget it spends, shared by all its sockets on every node (RoomSettings.budget):
+    # requests that leave permanent evidence, so one party cannot fill the case record.
+    budget: str | None = None
 
     def check_sender(self, member: Member) -> None:
         """Raise the refusal the protocol gives when ``member`` may not send this request now."""
@@ -54,8 +57,9 @@ def _table(*requests: Request) -> dict[str, Request]:
 
 R = Request
 REQUESTS: dict[str, Request] = _table(
-    R("join_room", payloads.Empty, lobby.join_room, EVERYONE, admitted=False, bucket="signal", needs_join=False),
-    R("leave_room", payloads.Empty, lobby.leave_room, EVERYONE, admitted=False, bucket="signal"),
+    R("join_room", payloads.Empty, lobby.join_room, EVERYONE, admitted=False, bucket="signal", needs_join=False,
+      budget="presence"),
+    R("leave_room", payloads.Empty, lobby.leave_room, EVERYONE, admitted=False, bucket="signal", budget="presence"),
     R("admit", payloads.Target, lobby.admit, MEDIATOR, admitted=True, bucket="signal"),
     R("refuse", payloads.Refuse, lobby.refuse, MEDIATOR, admitted=True, bucket="signal"),
     R("return_to_lobby", payloads.Target, lobby.return_to_lobby, MEDIATOR, admitted=True, bucket="signal"),
@@ -75,8 +79,10 @@ REQUESTS: dict[str, Request] = _table(
       bucket="signal"),
     R("open_caucus", payloads.Target, caucus.open_caucus, MEDIATOR, admitted=True, bucket="signal"),
     R("close_caucus", payloads.Empty, caucus.close_caucus, MEDIATOR, admitted=True, bucket="signal"),
-    R("give_consent", payloads.GiveConsent, consent.give_consent, PARTIES, admitted=False, bucket="signal"),
-    R("withdraw_consent", payloads.Empty, consent.withdraw_consent, PARTIES, admitted=False, bucket="signal"),
+    R("give_consent", payloads.GiveConsent, consent.give_consent, PARTIES, admitted=False, bucket="signal",
+      budget="consent"),
+    R("withdraw_consent", payloads.Empty, consent.withdraw_consent, PARTIES, admitted=False, bucket="signal",
+      budget="consent"),
     R("start_recording", payloads.Empty, consent.start_recording, MEDIATOR, admitted=True, bucket="signal"),
     R("stop_recording", payloads.Empty, consent.stop_recording, MEDIATOR, admitted=True, bucket="signal"),
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from signaling.partybudgets import Budget
+
 
 @dataclasses.dataclass(frozen=True)
 class RoomSettings:
@@ -30,3 +32,18 @@ class RoomSettings:
     # members are marked disconnected (their reconnect grace starts then).
     node_beat_seconds: float = 2.0
     node_timeout_seconds: float = 10.0
+    # Per participant, across its sockets and nodes: requests that leave permanent evidence (sealed
+    # records, audit entries). "consent": give_consent and withdraw_consent; "presence": join_room and
+    # leave_room. Each holds ``burst`` requests, then refills one every ``interval`` seconds.
+    consent_burst: int = 6
+    consent_interval: float = 10.0
+    presence_burst: int = 30
+    presence_interval: float = 2.0
+
+    def budget(self, name: str) -> Budget:
+        """The per-participant budget ``name`` of the request table."""
+        if name == "consent":
+            return Budget(self.consent_burst, self.consent_interval)
+        if name == "presence":
+            return Budget(self.presence_burst, self.presence_interval)
+        raise ValueError(f"no participant budget named {name!r}")

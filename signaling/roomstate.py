@@ -87,8 +87,10 @@ class RoomStore(Protocol):
 
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]: ...
 
-    async def purge_chat(self, session_id: str) -> None:
-        """Forget the room's chat text once it is sealed into the transcript."""
+    async def shred(self, session_id: str) -> None:
+        """Destroy the session's key and its chat once the transcript is sealed (or the session ended unsealed).
+
+        The room stays, as a tombstone: ended, with no members, names or text."""
 
     async def close(self) -> None: ...
 
@@ -138,14 +140,24 @@ class MemoryRoomStore:
     async def chat_messages(self, session_id: str) -> list[dict[str, Any]]:
         return [dict(m) for m in self._chats.get(session_id, [])]
 
-    async def purge_chat(self, session_id: str) -> None:
-        self._chats.pop(session_id, None)
-        self._seqs.pop(session_id, None)
+    async def shred(self, session_id: str) -> None:
+        async with self._locks.setdefault(session_id, asyncio.Lock()):
+            self._chats.pop(session_id, None)
+            self._seqs.pop(session_id, None)
+            stored = self._rooms.get(session_id)
+            if stored is not None:
+                self._rooms[session_id] = tombstone(Room.from_dict(_copy(stored))).to_dict()
 
     async def close(self) -> None:
         self._rooms.clear()
         self._chats.clear()
         self._seqs.clear()
+
+
+def tombstone(room: Room) -> Room:
+    """What is kept of a room once its session's key is shredded: that it ended, and nothing said in it."""
+    return Room(session_id=room.session_id, case_id=room.case_id, mode=room.mode, ended=True, sealed=room.sealed,
+                opened=room.opened)
 
 
 def _copy(data: dict[str, Any]) -> dict[str, Any]:

@@ -24,3 +24,7 @@ class TokenBucket:
             return False
         self._tokens -= cost
         return True
+
+    def full(self) -> bool:
+        """Whether the bucket holds its whole burst (as of its last ``take``)."""
+        return self._tokens >= self.burst

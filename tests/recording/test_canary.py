@@ -1,8 +1,10 @@
 """A distinctive chat phrase never rests in plaintext anywhere the server keeps things after a session.
 
-The session runs on PostgreSQL and Redis (the scale-out configuration, where the most copies could
-hide), with a compliance key registered so chat is sealed; afterwards the database, the records
-directory, every log line and every Redis value are searched for the phrase.
+The session runs on PostgreSQL and Redis with its append-only file (the scale-out configuration, where
+the most copies could hide), with a compliance key registered so chat is sealed; afterwards the database,
+the records directory, every log line, every Redis value and every file of Redis's data directory (its
+append-only file) are searched for the phrase. Redis values and files are searched during the session
+too: room values rest there sealed under the session's key from the start.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
+from sqlalchemy import select
 
 from server.jsonlog import JsonFormatter
+from server.models import ChatJournalEntry
 from tests.conftest import Api, _serve, make_settings, walk_to_scheduled
 from tests.recording.agekeys import generate
 from tests.support.services import RedisServer
@@ -30,7 +35,7 @@ CANARY = "CANARY-金丝雀-4417-私密"
 
 @pytest.fixture
 async def redis_server() -> AsyncIterator[RedisServer]:
-    server = RedisServer().start()
+    server = RedisServer(appendonly=True).start()
     try:
         yield server
     finally:
@@ -59,6 +64,12 @@ async def _rows_containing(dsn: str, needle: str) -> list[str]:
         return found
     finally:
         await connection.close()
+
+
+def _redis_files_containing(server: RedisServer, needle: bytes) -> list[str]:
+    """Every file of Redis's data directory (the append-only file's parts) that holds ``needle``."""
+    assert server.tmpdir is not None
+    return [str(path) for path in Path(server.tmpdir).rglob("*") if path.is_file() and needle in path.read_bytes()]
 
 
 async def _redis_values_containing(url: str, needle: bytes) -> list[str]:
@@ -95,7 +106,7 @@ async def test_canary_phrase_never_rests_in_plaintext_after_a_session(
     settings = make_settings(tmp_path, database_url=postgres_url, redis_url=redis_server.url)
     try:
         async for api in _serve(settings):
-            await _session(api, tmp_path)
+            await _session(api, tmp_path, redis_server)
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
@@ -105,10 +116,32 @@ async def test_canary_phrase_never_rests_in_plaintext_after_a_session(
             assert needle not in path.read_bytes(), path
     assert await _rows_containing(postgres_url, CANARY) == []
     assert await _redis_values_containing(redis_server.url, needle) == []
+    assert _redis_files_containing(redis_server, needle) == []
+    await _rewrite_aof(redis_server)
+    assert _redis_files_containing(redis_server, needle) == []
     assert CANARY not in stream.getvalue()
 
 
-async def _session(api: Api, tmp_path: Path) -> None:
+async def _rewrite_aof(server: RedisServer) -> None:
+    """Have Redis rewrite its append-only file and wait until it has."""
+    client = aioredis.from_url(server.url)
+    try:
+        try:
+            await client.execute_command("BGREWRITEAOF")
+        except redis.exceptions.ResponseError:
+            pass  # the shred at the session's end is rewriting it already
+        deadline = time.monotonic() + 10
+        while True:
+            state = await client.info("persistence")
+            if not state["aof_rewrite_in_progress"] and not state["aof_rewrite_scheduled"]:
+                return
+            assert time.monotonic() < deadline, "Redis did not rewrite its append-only file"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
+async def _session(api: Api, tmp_path: Path, redis_server: RedisServer) -> None:
     key = generate(tmp_path / "officer")
     _, compliance = await api.staff("compliance_officer")
     await api.call("PUT", "/api/staff/me/recipient", token=compliance, json={"recipient": key.recipient})
@@ -125,6 +158,12 @@ async def _session(api: Api, tmp_path: Path) -> None:
             sent = await borrower.request("send_chat", {"text": f"{CANARY} #{n}"})
             assert sent["ok"], sent
         await mediator.wait_for("chat_message", lambda m: m["text"].endswith("#2"))
+        # While the session runs, Redis holds its room and chat, sealed: the phrase is in no value and no file.
+        assert await _redis_values_containing(redis_server.url, CANARY.encode()) == []
+        assert len(await _redis_values_containing(redis_server.url, b"")) >= 3  # room, chat, salt at least
+        assert _redis_files_containing(redis_server, CANARY.encode()) == []
+        salt_key = f"mediation:room:{{{journey.session_id}}}:salt"
+        assert salt_key in await _redis_values_containing(redis_server.url, b"")
         assert (await mediator.request("end_session", {}))["ok"]
         deadline = time.monotonic() + 30
         while not any(r.kind == "transcript" for r, _ in await api.services.records.list(journey.case_id)):
@@ -132,6 +171,21 @@ async def _session(api: Api, tmp_path: Path) -> None:
             await asyncio.sleep(0.2)
         chat = [r for r, _ in await api.services.records.list(journey.case_id) if r.kind == "chat_message"]
         assert len(chat) == 3
+        # Once the transcript is sealed the session's key is destroyed: its salt is gone from Redis and the
+        # chat journal from the case record.
+        client = aioredis.from_url(redis_server.url)
+        try:
+            salts = [key async for key in client.scan_iter(match=f"*{{{journey.session_id}}}:salt")]
+            while salts:
+                assert time.monotonic() < deadline, f"the session's key was never destroyed: {salts}"
+                await asyncio.sleep(0.2)
+                salts = [key async for key in client.scan_iter(match=f"*{{{journey.session_id}}}:salt")]
+            room = await client.get(f"mediation:room:{{{journey.session_id}}}")
+            assert room is not None and room[:1] == b"\x00", room  # the tombstone
+        finally:
+            await client.aclose()
+        async with api.services.db.read() as session:
+            assert (await session.execute(select(ChatJournalEntry))).scalars().all() == []
     finally:
         await mediator.close()
         await borrower.close()

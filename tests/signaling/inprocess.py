@@ -70,8 +70,7 @@ class CaseRecord:
     async def stop_recorder(self, identity: Identity, reason: str) -> None:
         return None
 
-    async def session_ended(self, identity: Identity, messages: list[dict[str, Any]],
-                            deleted: dict[str, dict[str, Any]]) -> None:
+    async def session_ended(self, identity: Identity) -> None:
         return None
 
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from signaling.requests import EVERYONE, MEDIATOR, PARTIES, PEOPLE, REQUESTS
+from signaling.roomsettings import RoomSettings
 from tests.signaling.protocol_doc import PROTOCOL, fields, name, rows, section
 
 SIGNALING = Path(__file__).resolve().parents[2] / "signaling"
@@ -56,7 +57,20 @@ def test_protocol_doc_senders_and_lobby_rule_match_the_request_table() -> None:
 
 def test_protocol_doc_rate_budget_matches_the_request_table() -> None:
     for event, row in _requests().items():
-        assert row[5] == REQUESTS[event].bucket, (event, row[5])
+        bucket, _, budget = row[5].partition(" + ")
+        assert bucket == REQUESTS[event].bucket, (event, row[5])
+        assert (budget or None) == REQUESTS[event].budget, (event, row[5])
+
+
+def test_protocol_doc_evidence_budgets_are_the_settings_defaults() -> None:
+    settings = RoomSettings()
+    documented = {name(row[0]): row for row in rows(section(_doc(), "Evidence budgets"))}
+    assert set(documented) == {request.budget for request in REQUESTS.values() if request.budget}
+    for budget, row in documented.items():
+        events = set(re.findall(r"`(\w+)`", row[1]))
+        assert events == {event for event, request in REQUESTS.items() if request.budget == budget}, budget
+        limits = settings.budget(budget)
+        assert row[2] == f"{limits.burst}, then one every {limits.interval:g} s", (budget, row[2])
 
 
 def test_protocol_doc_who_phrases_are_defined_in_the_doc() -> None:
@@ -92,5 +106,7 @@ def test_protocol_doc_errors_of_a_request_are_codes_it_can_get() -> None:
         handler = REQUESTS[event].handler
         source = (SIGNALING / f"{handler.__module__.rsplit('.', 1)[-1]}.py").read_text(encoding="utf-8")
         for code in re.findall(r"`([a-z_]+)`", row[4]):
-            assert f'"{code}"' in source or code in {"invalid_payload", "not_admitted", "forbidden", "removed",
-                                                      "room_locked", "cannot_target_self"}, (event, code)
+            budgeted = code == "rate_limited" and REQUESTS[event].budget is not None  # the engine's, by the table
+            assert f'"{code}"' in source or budgeted or code in {
+                "invalid_payload", "not_admitted", "forbidden", "removed", "room_locked", "cannot_target_self"}, (
+                event, code)

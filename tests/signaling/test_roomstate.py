@@ -17,6 +17,7 @@ from signaling.roomstate import ADMITTED, Member, MemoryRoomStore, Room, RoomSto
 from tests.support.services import RedisServer, free_port
 
 _prefixes = itertools.count()
+SECRET = bytes(range(32))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Ro
     if request.param == "memory":
         made: RoomStore = MemoryRoomStore()
     else:
-        made = RedisRoomStore(request.getfixturevalue("redis_server").url, prefix=prefix)
+        made = RedisRoomStore(request.getfixturevalue("redis_server").url, secret=SECRET, prefix=prefix)
     try:
         yield made
     finally:
@@ -49,7 +50,8 @@ async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Ro
 @pytest.fixture
 async def redis_nodes(redis_server: RedisServer, prefix: str) -> AsyncIterator[tuple[RedisRoomStore, RedisRoomStore]]:
     """Two stores on the same keys, as two server processes would have."""
-    first, second = RedisRoomStore(redis_server.url, prefix=prefix), RedisRoomStore(redis_server.url, prefix=prefix)
+    first = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix)
+    second = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix)
     try:
         yield first, second
     finally:
@@ -155,16 +157,23 @@ async def test_chat_keeps_text_and_empty_lists_exactly(store: RoomStore) -> None
     assert (await store.chat_messages("ses_1"))[1] == {"seq": 2}
 
 
-async def test_purged_chat_is_gone_and_numbering_matches_what_is_kept(store: RoomStore) -> None:
-    await store.create(new_room())
+async def test_shred_forgets_the_chat_and_leaves_an_ended_tombstone(store: RoomStore) -> None:
+    room = new_room()
+    room.members["pty_b"] = Member(participant_id="pty_b", role="borrower", name="Li Wei", status=ADMITTED)
+    room.consents["pty_b"] = {"notice_sha256": "ab", "at": "now"}
+    await store.create(room)
     for n in range(3):
         await store.append_chat("ses_1", message(f"m{n}"))
     await store.append_chat("ses_2", message("kept"))
-    await store.purge_chat("ses_1")
+    await store.shred("ses_1")
     assert await store.chat_messages("ses_1") == []
     assert [m["text"] for m in await store.chat_messages("ses_2")] == ["kept"]
-    assert (await store.append_chat("ses_1", message("after"))) == {**message("after"), "seq": 1}
-    assert (await store.get("ses_1")).to_dict() == new_room().to_dict()
+    left = await store.get("ses_1")
+    assert left is not None and left.ended
+    assert left.to_dict() == {**new_room().to_dict(), "ended": True}
+    async with store.transaction("ses_1") as again:
+        assert again is not None and again.ended and again.members == {}
+    assert (await store.get("ses_1")).to_dict() == left.to_dict()
 
 
 # --- Redis only: what several nodes need ----------------------------------------------------------
@@ -209,8 +218,8 @@ async def test_two_nodes_exclude_each_other(redis_nodes: tuple[RedisRoomStore, R
 
 
 async def test_a_lock_held_too_long_times_out_clearly(redis_server: RedisServer, prefix: str) -> None:
-    holder = RedisRoomStore(redis_server.url, prefix=prefix)
-    impatient = RedisRoomStore(redis_server.url, prefix=prefix, lock_wait=0.2)
+    holder = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix)
+    impatient = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix, lock_wait=0.2)
     try:
         await holder.create(new_room())
         async with holder.transaction("ses_1"):
@@ -224,8 +233,8 @@ async def test_a_lock_held_too_long_times_out_clearly(redis_server: RedisServer,
 
 async def test_a_transaction_that_outlives_its_lock_is_refused_not_saved(redis_server: RedisServer,
                                                                           prefix: str) -> None:
-    slow = RedisRoomStore(redis_server.url, prefix=prefix, lock_ttl=0.2)
-    other = RedisRoomStore(redis_server.url, prefix=prefix)
+    slow = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix, lock_ttl=0.2)
+    other = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix)
     client = aioredis.Redis.from_url(redis_server.url)
     try:
         await slow.create(new_room())
@@ -245,7 +254,7 @@ async def test_a_transaction_that_outlives_its_lock_is_refused_not_saved(redis_s
 
 
 async def test_room_keys_expire_and_writes_refresh_them(redis_server: RedisServer, prefix: str) -> None:
-    store = RedisRoomStore(redis_server.url, prefix=prefix, room_ttl=3600)
+    store = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix, room_ttl=3600)
     client = aioredis.Redis.from_url(redis_server.url)
     try:
         await store.create(new_room())
@@ -263,7 +272,7 @@ async def test_room_keys_expire_and_writes_refresh_them(redis_server: RedisServe
 
 
 async def test_redis_being_unreachable_surfaces_as_unavailable() -> None:
-    store = RedisRoomStore(f"redis://127.0.0.1:{free_port()}/0")
+    store = RedisRoomStore(f"redis://127.0.0.1:{free_port()}/0", secret=SECRET)
     try:
         with pytest.raises(Unavailable) as raised:
             await store.create(new_room())
@@ -290,7 +299,7 @@ async def test_skipped_numbers_are_never_given_out(store: RoomStore) -> None:
 
 
 async def test_a_slow_transaction_keeps_its_lock_past_the_ttl(redis_server: RedisServer, prefix: str) -> None:
-    slow = RedisRoomStore(redis_server.url, prefix=prefix, lock_ttl=0.3)
+    slow = RedisRoomStore(redis_server.url, secret=SECRET, prefix=prefix, lock_ttl=0.3)
     client = aioredis.Redis.from_url(redis_server.url)
     try:
         await slow.create(new_room())
@@ -309,7 +318,7 @@ async def test_a_slow_transaction_keeps_its_lock_past_the_ttl(redis_server: Redi
 
 async def test_connections_redis_closed_on_restart_do_not_fail_commands_after_it(prefix: str) -> None:
     with RedisServer(appendonly=True) as server:
-        store = RedisRoomStore(server.url, prefix=prefix)
+        store = RedisRoomStore(server.url, secret=SECRET, prefix=prefix)
         try:
             await store.create(new_room())
             # Fill the pool: every one of these holds its own connection at the same moment.

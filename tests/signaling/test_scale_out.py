@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -177,3 +179,23 @@ async def test_removal_on_a_disconnects_the_participant_on_b_and_revokes_its_lin
             with pytest.raises(socketio.exceptions.ConnectionError):
                 await again.connect()
             assert again.refusal["code"] == "removed", (node.name, again.refusal)
+
+
+async def test_consent_budget_of_a_party_is_one_across_nodes(room: Room) -> None:
+    with room.cluster.diagnosed():
+        on_a = room.join(room.cluster.a, "borrower")
+        joined = await on_a.join()
+        notice = {"notice_sha256": joined["recording_notice"][0]["sha256"]}
+        toggles = [("give_consent", notice), ("withdraw_consent", {})] * 4
+        started = time.monotonic()
+        first = [await on_a.request(event, payload) for event, payload in toggles]
+        taken = sum(answer["ok"] for answer in first)
+        assert taken == 6 and {a.get("error") for a in first if not a["ok"]} == {"rate_limited"}
+        await on_a.close()
+        # The same party through the other node, at once: its budget is spent there too.
+        on_b = room.join(room.cluster.b, "borrower")
+        await on_b.join()
+        again = [await on_b.request(event, payload) for event, payload in toggles]
+        refilled = math.floor((time.monotonic() - started) / 10)  # one every 10 s (docs/protocol.md)
+        assert sum(answer["ok"] for answer in again) <= refilled
+        assert {answer.get("error") for answer in again if not answer["ok"]} == {"rate_limited"}
