@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -88,21 +89,27 @@ class CaseRecords:
         return await self._enter(sealed, actor)
 
     async def file_ciphertext(self, ciphertext: bytes, *, actor: str, recipients: list[str], case_id: str,
-                              session_id: str, participant_id: str, part: int, index: int) -> SealedRecord:
-        """Store a recording segment sealed by the recorder and enter it on the case and in the audit log."""
+                              session_id: str, participant_id: str, part: int, index: int,
+                              media: dict[str, Any] | None = None) -> SealedRecord:
+        """Store a recording segment sealed by the recorder and enter it on the case and in the audit log.
+
+        ``media`` (the media time the segment holds, its clock and whether it ends the file) goes into
+        the audit entry beside the object's fields: the transcript's gaps are computed from it.
+        """
         sealed = await self._sealer.store(ciphertext, kind=RecordKind.RECORDING_SEGMENT, case_id=case_id,
                                           session_id=session_id, recipients=recipients,
                                           participant_id=participant_id, index=index, part=part)
-        return await self._enter(sealed, actor)
+        return await self._enter(sealed, actor, media or {})
 
-    async def _enter(self, sealed: SealedObject, actor: str) -> SealedRecord:
+    async def _enter(self, sealed: SealedObject, actor: str, extra: dict[str, Any] | None = None) -> SealedRecord:
         record = SealedRecord(record_id=new_id("rec"), case_id=sealed.case_id, session_id=sealed.session_id,
                               kind=sealed.kind.value, participant_id=sealed.participant_id, part=sealed.part,
                               index=sealed.index, storage_key=sealed.key, sha256=sealed.sha256, size=sealed.size,
                               recipients=list(sealed.recipients), created_at=sealed.created_at)
         async with self._db.write() as session:
             record.audit_entry_id = await self._audit.append(session, actor=actor, action="record_sealed",
-                                                             case_id=sealed.case_id, detail=sealed.audit_detail())
+                                                             case_id=sealed.case_id,
+                                                             detail={**(extra or {}), **sealed.audit_detail()})
             session.add(record)
         if self._on_filed is not None:
             self._on_filed(sealed.kind.value, sealed.size)

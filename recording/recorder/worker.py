@@ -13,12 +13,14 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import socketio
 
+from recording.recorder.coverage import block_times, media_ranges
 from recording.recorder.peer import RecorderPeer
 from recording.records.sealing import parse_recipient, seal
 
@@ -32,7 +34,7 @@ class RecordingWorker:
     """One room's recorder: a socket.io client in front of a RecorderPeer."""
 
     def __init__(self, url: str, session_id: str, token: str, recipients: Sequence[str],
-                 segment_seconds: float = 5.0, started_at: float | None = None) -> None:
+                 segment_seconds: float = 0.8, started_at: float | None = None) -> None:
         self._url = url.rstrip("/")
         self._session_id = session_id
         self._token = token
@@ -43,7 +45,9 @@ class RecordingWorker:
         self._http: aiohttp.ClientSession | None = None
         # Time zero of every file is when the mediator started the recording, not when this
         # process came up, so the files match the session's clock.
-        self._peer = RecorderPeer(self._on_segment, segment_seconds=segment_seconds, session_started_at=started_at)
+        self._clock_zero = time.time() if started_at is None else started_at
+        self._peer = RecorderPeer(self._on_segment, segment_seconds=segment_seconds,
+                                  session_started_at=self._clock_zero)
         # A participant's current file: a new offer (after a caucus, a reconnect) starts a new part.
         self._current: dict[str, str] = {}
         self._parts: dict[str, int] = {}
@@ -119,11 +123,19 @@ class RecordingWorker:
     async def _on_disconnect(self, *_args: Any) -> None:
         self._done.set()
 
-    async def _on_segment(self, file_id: str, index: int, data: bytes, started_at: float, ended_at: float) -> None:
+    async def _on_segment(self, file_id: str, index: int, data: bytes, started_at: float, ended_at: float,
+                          final: bool) -> None:
         participant_id, part = self._files[file_id]
         ciphertext = seal(data, self._recipients)
         url = f"{self._url}/api/recordings/{self._session_id}/segments"
-        params = {"participant_id": participant_id, "part": str(part), "index": str(index)}
+        # What this segment holds, measured from its blocks: the transcript's gaps are computed from it.
+        try:
+            media = ",".join(f"{first}-{last}" for first, last in media_ranges(block_times(data)))
+        except ValueError:
+            log.exception("segment %s/%s: cannot read back its media times; filed as holding none", file_id, index)
+            media = ""
+        params = {"participant_id": participant_id, "part": str(part), "index": str(index), "media": media,
+                  "clock_zero_ms": str(round(self._clock_zero * 1000)), "final": "true" if final else "false"}
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/octet-stream",
                    "X-Content-SHA256": hashlib.sha256(ciphertext).hexdigest()}
         if self._http is None:
@@ -149,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="recording.recorder.worker", description="record one mediation session")
     parser.add_argument("--url", required=True, help="the server node to join through")
     parser.add_argument("--session", required=True, help="the session to record")
-    parser.add_argument("--segment-seconds", type=float, default=5.0)
+    parser.add_argument("--segment-seconds", type=float, default=0.8)
     parser.add_argument("--started-at", type=float, default=None, help="epoch seconds the recording started")
     args = parser.parse_args(argv)
     token = os.environ.get("RECORDER_TOKEN", "")

@@ -155,7 +155,8 @@ async def record_session() -> Session:
     segments: dict[str, list[Segment]] = {}
     first_segment = {pid: asyncio.Event() for pid in ("early", "late")}
 
-    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float) -> None:
+    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float,
+                         final: bool) -> None:
         segments.setdefault(participant_id, []).append(Segment(index, data, started_at, ended_at))
         first_segment[participant_id].set()
 
@@ -495,7 +496,8 @@ def test_muxer_keeps_the_rtp_timing_of_frames_released_late(vp8_frames: list[byt
 async def test_recorder_refuses_a_second_offer_under_the_same_id() -> None:
     delivered: list[int] = []
 
-    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float) -> None:
+    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float,
+                         final: bool) -> None:
         delivered.append(index)
 
     recorder = RecorderPeer(on_segment)
