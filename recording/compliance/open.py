@@ -44,7 +44,7 @@ from recording.records.kinds import FIRST_INDEX, RecordKind
 from recording.records.manifest import BundleError, BundleObject, Manifest, check_audit_entry, parse_manifest
 from recording.records.problems import Problem
 
-__all__ = ["Report", "SetupError", "load_identities", "open_bundle"]
+__all__ = ["Report", "SetupError", "load_identities", "open_bundle", "report_gaps"]
 
 INCOMPLETE = ".INCOMPLETE"
 _DIR_MODE = 0o700
@@ -463,16 +463,7 @@ class _Opener:
                                     "('recordings'), so nothing vouches that its recordings are whole")
 
     def _check_gaps(self) -> None:
-        # The recorder's measured losses, as the verified transcript names them: each spoils its file.
-        for session, doc in sorted(self.transcripts.items()):
-            for gap in transcript.recording_gaps_of(doc):
-                participant_id, part = gap.get("participant_id"), gap.get("part")
-                group: Group = (("recording", session, participant_id, f"{part:04d}")
-                                if isinstance(participant_id, str) and isinstance(part, int)
-                                and not isinstance(part, bool) else ("recordings", session))
-                self.report.problem(group, "recording_gap",
-                                    f"recording {session}/{transcript.clean_text(participant_id)}: MISSING media, "
-                                    + transcript.describe_gap(gap))
+        report_gaps(self.transcripts, self.report)
 
     def _finish_chat(self) -> None:
         for session in sorted(set(self.chat) | set(self.chat_missing)):
@@ -505,6 +496,22 @@ class _Opener:
             if key[0] == RecordKind.RECORDING_SEGMENT.value and ("recording", *key[1:]) not in self.recordings:
                 self.report.warning("recording_nothing_verified",
                                     f"recording {'/'.join(key[1:])}: no segment verified, nothing written")
+
+
+def report_gaps(transcripts: dict[str, dict[str, Any]], report: Report) -> None:
+    """Report every gap the verified transcripts name (the recorder's measured losses) as `recording_gap`.
+
+    Each spoils its participant's file, or the session's recordings when the gap does not say which.
+    """
+    for session, doc in sorted(transcripts.items()):
+        for gap in transcript.recording_gaps_of(doc):
+            participant_id, part = gap.get("participant_id"), gap.get("part")
+            group: Group = (("recording", session, participant_id, f"{part:04d}")
+                            if isinstance(participant_id, str) and isinstance(part, int) and not isinstance(part, bool)
+                            and part >= 0 else ("recordings", session))
+            report.problem(group, "recording_gap",
+                           f"recording {session}/{transcript.clean_text(participant_id)}: MISSING media, "
+                           + transcript.describe_gap(gap))
 
 
 def open_bundle(bundle: Path, identities: list[pyrage.x25519.Identity], pinned: Sequence[Path],

@@ -174,7 +174,7 @@ def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, M
 
 def _clock(value: object) -> str:
     parsed = _parse_time(value)
-    return f"{parsed:%H:%M:%S}.{parsed.microsecond // 1000:03d}" if parsed else f"(unreadable time {clean_text(value)!r})"
+    return f"{parsed:%H:%M:%S}.{parsed.microsecond // 1000:03d}" if parsed else "?"
 
 
 def _seconds(value: object) -> str:
