@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import io
 import json
 import os
@@ -190,6 +191,20 @@ async def _run(*args: str, env: dict[str, str]) -> tuple[int, str]:
     return process.returncode or 0, output.decode()
 
 
+def _ffprobe_duration(path: Path) -> float:
+    """The duration ffprobe reads from the file's header (never N/A for a file the tool wrote)."""
+    result = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                             str(path)], capture_output=True, text=True, timeout=60, check=True)
+    return float(result.stdout.strip())
+
+
+def _last_media(path: Path) -> float:
+    """Seconds on the file's clock at which its last block ends."""
+    with av.open(str(path)) as container:
+        return max(float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                   for packet in container.demux() if packet.pts is not None)
+
+
 async def _recorder_gone(api: Api) -> None:
     async def gone() -> bool:
         return not api.services.recorders._running
@@ -260,6 +275,8 @@ async def test_recorded_session_files_playable_sealed_media_and_transcript(api: 
     assert code == 0, output
     opened = sorted(p.name for p in (tmp_path / "opened").rglob("*.webm"))
     assert len(opened) == 3 and not any("INCOMPLETE" in name for name in opened), opened
+    for path in (tmp_path / "opened").rglob("*.webm"):  # seekable by its header, on the session clock
+        assert abs(_ffprobe_duration(path) - recorded_for) <= 1.0, path
     assert "round 3" in next((tmp_path / "opened").rglob("transcript.txt")).read_text()
 
     # The canary never lies in plaintext anywhere the server keeps things.
@@ -298,3 +315,58 @@ async def test_recorder_killed_keeps_sealed_segments_playable_and_room_alive(api
         await _recorder_gone(api)
     finally:
         await room.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_recorder_killed_loses_under_a_second_and_the_tool_names_each_gap(api: Api, tmp_path: Path) -> None:
+    room = await open_recorded_room(api, tmp_path)
+    mediator, bank, borrower = room.peers
+    try:
+        await room.start_recording()
+        await asyncio.sleep(8)
+        (running,) = api.services.recorders._running.values()
+        killed_at = time.time()
+        running.process.kill()
+        stopped = await borrower.wait_for("recording_stopped")
+        assert stopped["reason"] == "recorder_lost"
+        for sender in room.senders:
+            await sender.close()
+        assert (await mediator.request("end_session", {}))["ok"]
+        await _recorder_gone(api)
+        await _transcript_sealed(api, room.case_id)
+    finally:
+        await room.close()
+
+    _, manifest = await api.call("GET", f"/api/cases/{room.case_id}/records/manifest", token=room.compliance)
+    env = {**os.environ, "MEDIATION_TOKEN": room.compliance}
+    code, output = await _run("-m", "recording.compliance", "fetch", "--server", api.base, "--case", room.case_id,
+                              "--bundle", str(tmp_path / "bundle"), env=env)
+    assert code == 0, output
+    pem = tmp_path / "audit.pem"
+    pem.write_text(manifest["audit_public_key_pem"])
+    code, output = await _run("-m", "recording.compliance", "open", "--identity", str(room.key.identity_file),
+                              "--bundle", str(tmp_path / "bundle"), "--out", str(tmp_path / "opened"),
+                              "--audit-public-key", str(pem), env=env)
+    report = (tmp_path / "opened" / "REPORT.txt").read_text()
+    assert code == 1 and "RESULT: INCOMPLETE" in report, report
+    (session_dir,) = [p for p in (tmp_path / "opened").iterdir() if p.is_dir()]
+    transcript = json.loads((session_dir / "transcript.json").read_text())
+    gaps = {gap["participant_id"]: gap for gap in transcript["events"] if gap["type"] == "recording_gap"}
+    assert set(gaps) == {mediator.participant_id, bank.participant_id, borrower.participant_id}, gaps
+    for participant_id, gap in gaps.items():
+        assert gap["reason"] == "recorder_lost" and gap["part"] == 0, gap
+        (path,) = session_dir.glob(f"{participant_id}-0000.webm.INCOMPLETE")
+        # Time zero of the file, in epoch seconds, as the gap states it.
+        zero = dt.datetime.fromisoformat(gap["from"]).timestamp() - gap["file_from"]
+        last = _last_media(path)
+        loss = killed_at - (zero + last)
+        print(f"recorder SIGKILL: {participant_id} last media filed at {last:.2f} s, killed at "
+              f"{killed_at - zero:.2f} s: lost {loss:.2f} s; gap named {gap['file_from']:.2f}-{gap['file_to']:.2f} s")
+        assert loss <= 1.0, (participant_id, loss)  # the target: at most 1 s per participant
+        # Each loss named to within 0.5 s: from the last media filed to the kill.
+        assert abs(gap["file_from"] - last) <= 0.5, (participant_id, gap, last)
+        assert abs(dt.datetime.fromisoformat(gap["to"]).timestamp() - killed_at) <= 0.5, (participant_id, gap)
+        assert abs(_ffprobe_duration(path) - last) <= 0.5, path  # seekable: a finite duration in its header
+        line = next(line for line in report.splitlines() if "[recording_gap]" in line and participant_id in line)
+        assert "recorder_lost" in line and gap["from"][11:23] in line, line
