@@ -296,6 +296,10 @@ def build_transcript(
         people[participant_id] = {"participant_id": participant_id, "name": message["name"], "role": message["role"]}
         events.append({"at": message["sent_at"], "type": "chat_message",
                        **{k: message[k] for k in ("seq", "participant_id", "text", "channel")}})
+    for event in events:  # a gap names whose recording it is in
+        if event["type"] == "recording_gap":
+            people.setdefault(event["participant_id"], {"participant_id": event["participant_id"],
+                                                        "name": event["participant_id"], "role": None})
     for person in people.values():
         if person["participant_id"] in names:
             person["name"], person["role"] = names[person["participant_id"]]
