@@ -115,6 +115,16 @@ class CaseRecords:
             self._on_filed(sealed.kind.value, sealed.size)
         return record
 
+    async def next_part(self, case_id: str, session_id: str) -> int:
+        """The first recording part a new recorder of the session may use: one past every part filed."""
+        async with self._db.read() as session:
+            top = (await session.execute(
+                select(func.max(SealedRecord.part)).where(
+                    SealedRecord.case_id == case_id, SealedRecord.session_id == session_id,
+                    SealedRecord.kind == RecordKind.RECORDING_SEGMENT.value)
+            )).scalar_one_or_none()
+        return 0 if top is None else int(top) + 1
+
     async def segment_counts(self, case_id: str, session_id: str) -> dict[str, list[int]]:
         """participant_id -> segments filed in each recording part of a session."""
         async with self._db.read() as session:

@@ -34,7 +34,7 @@ class RecordingWorker:
     """One room's recorder: a socket.io client in front of a RecorderPeer."""
 
     def __init__(self, url: str, session_id: str, token: str, recipients: Sequence[str],
-                 segment_seconds: float = 0.8, started_at: float | None = None) -> None:
+                 segment_seconds: float = 0.8, started_at: float | None = None, first_part: int = 0) -> None:
         self._url = url.rstrip("/")
         self._session_id = session_id
         self._token = token
@@ -51,6 +51,7 @@ class RecordingWorker:
         # A participant's current file: a new offer (after a caucus, a reconnect) starts a new part.
         self._current: dict[str, str] = {}
         self._parts: dict[str, int] = {}
+        self._first_part = first_part  # parts below it hold an earlier recording of the session
         self._files: dict[str, tuple[str, int]] = {}
         self._done = asyncio.Event()
         self._failures = 0
@@ -93,7 +94,7 @@ class RecordingWorker:
             previous = self._current.pop(sender, None)
             if previous is not None:
                 await self._peer.close_participant(previous)
-            part = self._parts.get(sender, -1) + 1
+            part = self._parts.get(sender, self._first_part - 1) + 1
             self._parts[sender] = part
             file_id = f"{sender}#{part}"
             self._files[file_id] = (sender, part)
@@ -163,13 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--session", required=True, help="the session to record")
     parser.add_argument("--segment-seconds", type=float, default=0.8)
     parser.add_argument("--started-at", type=float, default=None, help="epoch seconds the recording started")
+    parser.add_argument("--first-part", type=int, default=0, help="the first recording part number free")
     args = parser.parse_args(argv)
     token = os.environ.get("RECORDER_TOKEN", "")
     recipients = [r for r in os.environ.get("RECORDER_RECIPIENTS", "").split(",") if r]
     if not token.startswith("rtk_"):
         parser.exit(2, "recorder worker: RECORDER_TOKEN is missing\n")
     # Where log records go is the runner's choice: server/recorderworker.py sends them as the server's JSON.
-    worker = RecordingWorker(args.url, args.session, token, recipients, args.segment_seconds, args.started_at)
+    worker = RecordingWorker(args.url, args.session, token, recipients, args.segment_seconds, args.started_at,
+                             args.first_part)
     raise SystemExit(asyncio.run(worker.run()))
 
 

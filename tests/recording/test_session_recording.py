@@ -330,8 +330,17 @@ async def test_recorder_killed_loses_under_a_second_and_the_tool_names_each_gap(
         running.process.kill()
         stopped = await borrower.wait_for("recording_stopped")
         assert stopped["reason"] == "recorder_lost"
+        await _recorder_gone(api)
+        # Recording again: the new recorder files new parts, never over the old ones' keys.
         for sender in room.senders:
             await sender.close()
+        mark = len(mediator.events)
+        assert (await mediator.request("start_recording", {}))["ok"]
+        state = await mediator.wait_for("room_state", lambda s: any(
+            p["role"] == "recorder" for p in s["participants"]), after=mark)
+        recorder_id = next(p["participant_id"] for p in state["participants"] if p["role"] == "recorder")
+        await asyncio.gather(*(sender.send_to(recorder_id) for sender in room.senders))
+        await asyncio.sleep(3)
         assert (await mediator.request("end_session", {}))["ok"]
         await _recorder_gone(api)
         await _transcript_sealed(api, room.case_id)
@@ -370,3 +379,7 @@ async def test_recorder_killed_loses_under_a_second_and_the_tool_names_each_gap(
         assert abs(_ffprobe_duration(path) - last) <= 0.5, path  # seekable: a finite duration in its header
         line = next(line for line in report.splitlines() if "[recording_gap]" in line and participant_id in line)
         assert "recorder_lost" in line and gap["from"][11:23] in line, line
+        # The second recording is whole: its part is written complete, and seekable.
+        (again,) = session_dir.glob(f"{participant_id}-0001.webm")
+        assert _ffprobe_duration(again) > 1.0, again
+    assert report.count("[recording_gap]") == 3, report
