@@ -163,7 +163,8 @@ class RoomHooks:
                 .order_by(AuditEntry.seq.is_(None), AuditEntry.seq, AuditEntry.entry_id)
             )).scalars().all()
         session_entries = [(entry, detail) for entry in entries
-                           if (detail := json.loads(entry.detail)).get("session_id") == identity.session_id]
+                           if (entry.action.startswith("room_") or entry.action == "record_sealed")
+                           and (detail := json.loads(entry.detail)).get("session_id") == identity.session_id]
         room = [RoomEntry(at=entry.recorded_at.isoformat(), actor=entry.actor,
                           action=entry.action.removeprefix("room_"), detail=detail)
                 for entry, detail in session_entries if entry.action.startswith("room_")]

@@ -57,10 +57,15 @@ class FiledSegment:
     def from_detail(cls, detail: Mapping[str, Any]) -> FiledSegment | None:
         """Read a `record_sealed` entry's detail; None if it is no segment or predates media times."""
         media, zero = detail.get("media"), detail.get("clock_zero_ms")
-        if detail.get("kind") != "recording_segment" or not isinstance(media, list) or not isinstance(zero, int):
+        participant_id, part, index = detail.get("participant_id"), detail.get("part") or 0, detail.get("index")
+        if detail.get("kind") != "recording_segment" or not isinstance(media, list) or not isinstance(zero, int) \
+                or not isinstance(participant_id, str) or not isinstance(part, int) or not isinstance(index, int):
             return None
-        return cls(participant_id=detail["participant_id"], part=detail.get("part") or 0, index=detail["index"],
-                   media=tuple((int(first), int(last)) for first, last in media), clock_zero_ms=zero,
+        try:
+            ranges = tuple((int(first), int(last)) for first, last in media)
+        except (TypeError, ValueError):
+            return None  # a damaged entry: its segment's place is still checked by its index
+        return cls(participant_id=participant_id, part=part, index=index, media=ranges, clock_zero_ms=zero,
                    final=bool(detail.get("final")))
 
 

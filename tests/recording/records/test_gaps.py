@@ -66,3 +66,12 @@ def test_gaps_in_the_transcript_as_events_in_time_order_and_rendered() -> None:
     assert "[10:00:09] GAP in the recording of Li Wei (borrower): part 0 misses 10:00:09.550-10:00:13.080 UTC (3.5 s; " \
            "9.6 s to 13.1 s into the file): recorder_lost: the recorder stopped unexpectedly" \
            in render_transcript(doc)
+
+
+def test_gaps_segment_entry_without_media_times_or_damaged_is_not_read() -> None:
+    detail = {"kind": "recording_segment", "participant_id": "pty_b", "part": 1, "index": 4,
+              "media": [[10, 20]], "clock_zero_ms": ZERO_MS, "final": True}
+    assert FiledSegment.from_detail(detail) == FiledSegment("pty_b", 1, 4, ((10, 20),), ZERO_MS, True)
+    for damaged in ({"media": None}, {"media": [[1]]}, {"clock_zero_ms": "0"}, {"index": None},
+                    {"kind": "chat_message"}):
+        assert FiledSegment.from_detail({**detail, **damaged}) is None, damaged
