@@ -26,6 +26,8 @@ _CONTAINERS = {_SEGMENT, _CLUSTER, _BLOCK_GROUP}
 
 def _vint(data: bytes, pos: int, *, keep_marker: bool) -> tuple[int, int, bool]:
     """(value, next position, all value bits set) of the variable-length integer at ``pos``."""
+    if pos >= len(data):
+        raise ValueError(f"EBML element cut short at byte {pos}")
     first = data[pos]
     length = 1
     while length <= 8 and not first & (0x80 >> (length - 1)):

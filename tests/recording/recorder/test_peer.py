@@ -585,3 +585,16 @@ async def test_recorder_refuses_an_offer_without_vp8() -> None:
     finally:
         await recorder.close()
         await sender.close()
+
+
+def test_coverage_piece_cut_anywhere_reads_or_is_refused_with_value_error(session: Session) -> None:
+    data = session.segments["early"][0].data
+    assert block_times(data)  # the whole piece reads
+    refused = 0
+    for cut in range(1, len(data), max(1, len(data) // 300)):
+        try:
+            block_times(data[:cut])  # anything but ValueError (an IndexError, say) fails the test
+        except ValueError as exc:
+            assert "EBML" in str(exc)
+            refused += 1
+    assert refused  # some cuts fall inside an element's header
