@@ -57,8 +57,9 @@ def test_gaps_file_cut_off_without_a_word_runs_to_the_end_of_the_session() -> No
 
 
 def test_gaps_in_the_transcript_as_events_in_time_order_and_rendered() -> None:
+    stopped = {"reason": "recorder_lost"}
     entries = [RoomEntry(at=_at(0), actor="mediator:usr_m", action="recording_started", detail={}),
-               RoomEntry(at=_at(13.08), actor="system", action="recording_stopped", detail={"reason": "recorder_lost"})]
+               RoomEntry(at=_at(13.08), actor="system", action="recording_stopped", detail=stopped)]
     doc = build_transcript(case_id="cas_1", session_id="ses_1", ended_at=ENDED, entries=entries, messages=[],
                            names={"pty_b": ("Li Wei", "borrower")}, recordings={"pty_b": [2]},
                            segments=_file([(0, 580)], [(600, 9550)], final=False))
