@@ -37,7 +37,7 @@ class ProcessRecorders:
     """
 
     def __init__(self, base_url: Callable[[], str], recipients: Callable[[str], object],
-                 segment_seconds: float = 0.8, stop_grace_seconds: float = 30.0,
+                 segment_seconds: float = 0.6, stop_grace_seconds: float = 30.0,
                  first_part: Callable[[str, str], Awaitable[int]] | None = None) -> None:
         self._base_url = base_url
         self._recipients = recipients

@@ -244,14 +244,21 @@ class RecorderPeer:
         return on_frame
 
     async def _run_segments(self, recording: _Recording) -> None:
-        """Cut and deliver a segment every ``segment_seconds - cluster_seconds`` until stopped."""
+        """Cut and deliver a segment every ``segment_seconds - cluster_seconds`` until stopped.
+
+        Cuts keep to their schedule: time spent delivering (an upload) is not added to the wait for
+        the next cut, or what a crash loses would grow with the upload's duration.
+        """
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self._cut_seconds
         while not recording.stop.is_set():
             try:
-                await asyncio.wait_for(recording.stop.wait(), self._cut_seconds)
+                await asyncio.wait_for(recording.stop.wait(), max(0.0, due - loop.time()))
             except TimeoutError:
                 pass
             if not recording.stop.is_set():
                 await self._deliver(recording, recording.muxer.cut())
+            due = max(due + self._cut_seconds, loop.time())
 
     async def _request_keyframes(self, recording: _Recording) -> None:
         """Ask for a key frame once video flows, and again every second until one arrives."""

@@ -34,7 +34,7 @@ class RecordingWorker:
     """One room's recorder: a socket.io client in front of a RecorderPeer."""
 
     def __init__(self, url: str, session_id: str, token: str, recipients: Sequence[str],
-                 segment_seconds: float = 0.8, started_at: float | None = None, first_part: int = 0) -> None:
+                 segment_seconds: float = 0.6, started_at: float | None = None, first_part: int = 0) -> None:
         self._url = url.rstrip("/")
         self._session_id = session_id
         self._token = token
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="recording.recorder.worker", description="record one mediation session")
     parser.add_argument("--url", required=True, help="the server node to join through")
     parser.add_argument("--session", required=True, help="the session to record")
-    parser.add_argument("--segment-seconds", type=float, default=0.8)
+    parser.add_argument("--segment-seconds", type=float, default=0.6)
     parser.add_argument("--started-at", type=float, default=None, help="epoch seconds the recording started")
     parser.add_argument("--first-part", type=int, default=0, help="the first recording part number free")
     args = parser.parse_args(argv)
