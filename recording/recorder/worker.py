@@ -28,6 +28,9 @@ log = logging.getLogger("mediation.recorder")
 
 NAMESPACE = "/room"
 UPLOAD_ATTEMPTS = 5
+# Segments uploading at once. A segment is handed over as soon as it is sealed, not after the one
+# before it is filed: a crash then loses only what was not yet sent, however slow the node answers.
+UPLOADS_IN_FLIGHT = 8
 
 
 class RecordingWorker:
@@ -55,6 +58,8 @@ class RecordingWorker:
         self._files: dict[str, tuple[str, int]] = {}
         self._done = asyncio.Event()
         self._failures = 0
+        self._uploads: set[asyncio.Task[None]] = set()
+        self._upload_slots = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
         self._register()
 
     def _register(self) -> None:
@@ -80,6 +85,8 @@ class RecordingWorker:
             await self._done.wait()
         finally:
             await self._peer.close()  # flushes every open file's last segment through _on_segment
+            if self._uploads:
+                await asyncio.wait(set(self._uploads))  # each logs and counts its own failure
             if self._sio.connected:
                 await self._sio.disconnect()
             await self._sio.shutdown()
@@ -141,9 +148,25 @@ class RecordingWorker:
                    "X-Content-SHA256": hashlib.sha256(ciphertext).hexdigest()}
         if self._http is None:
             raise RuntimeError("segment produced before the worker started")
+        await self._upload_slots.acquire()  # back pressure once too many are in flight
+        task = asyncio.create_task(self._upload(self._http, file_id, index, url, params, ciphertext, headers),
+                                   name=f"recorder-upload-{file_id}-{index}")
+        self._uploads.add(task)
+        task.add_done_callback(self._uploaded)
+
+    def _uploaded(self, task: asyncio.Task[None]) -> None:
+        self._uploads.discard(task)
+        self._upload_slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("segment upload %s failed", task.get_name(), exc_info=task.exception())
+            self._failures += 1
+
+    async def _upload(self, http: aiohttp.ClientSession, file_id: str, index: int, url: str,
+                      params: dict[str, str], ciphertext: bytes, headers: dict[str, str]) -> None:
+        """POST one sealed segment, retrying what the node may take later; a refusal or the last failure is counted."""
         for attempt in range(UPLOAD_ATTEMPTS):
             try:
-                async with self._http.post(url, params=params, data=ciphertext, headers=headers) as response:
+                async with http.post(url, params=params, data=ciphertext, headers=headers) as response:
                     if response.status == 201:
                         return
                     body = await response.text()
