@@ -330,7 +330,8 @@ async def file_segment(call: Call) -> schemas.SegmentView:
     record = await services.records.file_ciphertext(
         data, actor=principal.actor, recipients=recipients, case_id=principal.case_id or "",
         session_id=principal.session_id or "", participant_id=query.participant_id, part=query.part,
-        index=query.index)
+        index=query.index, media={"media": query.media_ranges(), "clock_zero_ms": query.clock_zero_ms,
+                                  "final": query.final})
     return schemas.SegmentView(record_id=record.record_id, sha256=record.sha256, size=record.size)
 
 

@@ -244,7 +244,8 @@ def create_app(settings: Settings) -> web.Application:
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
                                  segment_seconds=settings.recording_segment_seconds,
-                                 stop_grace_seconds=settings.recording_stop_grace_seconds)
+                                 stop_grace_seconds=settings.recording_stop_grace_seconds,
+                                 first_part=records.next_part)
     links = JoinLinks(audit, settings.join_link_ttl_seconds)
     credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     services = Services(

@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from server.tokens import new_token
 from signaling.identity import Identity
@@ -37,9 +37,13 @@ class ProcessRecorders:
     """
 
     def __init__(self, base_url: Callable[[], str], recipients: Callable[[str], object],
-                 segment_seconds: float = 5.0, stop_grace_seconds: float = 30.0) -> None:
+                 segment_seconds: float = 0.6, stop_grace_seconds: float = 30.0,
+                 first_part: Callable[[str, str], Awaitable[int]] | None = None) -> None:
         self._base_url = base_url
         self._recipients = recipients
+        # (case_id, session_id) -> the first part number free: a second recording of a session must
+        # not reuse the storage keys of the first.
+        self._first_part = first_part
         self._segment_seconds = segment_seconds
         self._stop_grace_seconds = stop_grace_seconds
         self._running: dict[str, _Running] = {}
@@ -51,6 +55,7 @@ class ProcessRecorders:
         if running is not None and running.process.returncode is None:
             return
         recipients = await self._recipients(identity.case_id)  # type: ignore[misc]
+        first_part = 0 if self._first_part is None else await self._first_part(identity.case_id, identity.session_id)
         token, token_hash = new_token("rtk")
         recorder = Identity(participant_id=f"rcd_{secrets.token_hex(16)}", role="recorder", name=RECORDER_NAME,
                             case_id=identity.case_id, session_id=identity.session_id, mode=identity.mode)
@@ -58,7 +63,8 @@ class ProcessRecorders:
         env = {**os.environ, "RECORDER_TOKEN": token, "RECORDER_RECIPIENTS": ",".join(recipients)}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server.recorderworker", "--url", self._base_url(), "--session", identity.session_id,
-            "--segment-seconds", str(self._segment_seconds), "--started-at", repr(time.time()), env=env,
+            "--segment-seconds", str(self._segment_seconds), "--started-at", repr(time.time()),
+            "--first-part", str(first_part), env=env,
             stdin=asyncio.subprocess.DEVNULL,
         )
         waiter = asyncio.create_task(self._reap(identity.session_id, process, token_hash))

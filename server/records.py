@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,17 +90,22 @@ class CaseRecords:
             return None
         sealed = await self._sealer.seal(plaintext, kind=kind, case_id=case_id, session_id=session_id,
                                          recipients=recipients, participant_id=participant_id, index=index)
-        return await self._enter(sealed, actor, also)
+        return await self._enter(sealed, actor, also=also)
 
     async def file_ciphertext(self, ciphertext: bytes, *, actor: str, recipients: list[str], case_id: str,
-                              session_id: str, participant_id: str, part: int, index: int) -> SealedRecord:
-        """Store a recording segment sealed by the recorder and enter it on the case and in the audit log."""
+                              session_id: str, participant_id: str, part: int, index: int,
+                              media: dict[str, Any] | None = None) -> SealedRecord:
+        """Store a recording segment sealed by the recorder and enter it on the case and in the audit log.
+
+        ``media`` (the media time the segment holds, its clock and whether it ends the file) goes into
+        the audit entry beside the object's fields: the transcript's gaps are computed from it.
+        """
         sealed = await self._sealer.store(ciphertext, kind=RecordKind.RECORDING_SEGMENT, case_id=case_id,
                                           session_id=session_id, recipients=recipients,
                                           participant_id=participant_id, index=index, part=part)
-        return await self._enter(sealed, actor)
+        return await self._enter(sealed, actor, media or {})
 
-    async def _enter(self, sealed: SealedObject, actor: str,
+    async def _enter(self, sealed: SealedObject, actor: str, extra: dict[str, Any] | None = None,
                      also: Callable[[AsyncSession], Awaitable[None]] | None = None) -> SealedRecord:
         record = SealedRecord(record_id=new_id("rec"), case_id=sealed.case_id, session_id=sealed.session_id,
                               kind=sealed.kind.value, participant_id=sealed.participant_id, part=sealed.part,
@@ -107,13 +113,24 @@ class CaseRecords:
                               recipients=list(sealed.recipients), created_at=sealed.created_at)
         async with self._db.write() as session:
             record.audit_entry_id = await self._audit.append(session, actor=actor, action="record_sealed",
-                                                             case_id=sealed.case_id, detail=sealed.audit_detail())
+                                                             case_id=sealed.case_id,
+                                                             detail={**(extra or {}), **sealed.audit_detail()})
             session.add(record)
             if also is not None:
                 await also(session)
         if self._on_filed is not None:
             self._on_filed(sealed.kind.value, sealed.size)
         return record
+
+    async def next_part(self, case_id: str, session_id: str) -> int:
+        """The first recording part a new recorder of the session may use: one past every part filed."""
+        async with self._db.read() as session:
+            top = (await session.execute(
+                select(func.max(SealedRecord.part)).where(
+                    SealedRecord.case_id == case_id, SealedRecord.session_id == session_id,
+                    SealedRecord.kind == RecordKind.RECORDING_SEGMENT.value)
+            )).scalar_one_or_none()
+        return 0 if top is None else int(top) + 1
 
     async def segment_counts(self, case_id: str, session_id: str) -> dict[str, list[int]]:
         """participant_id -> segments filed in each recording part of a session."""

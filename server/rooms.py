@@ -25,6 +25,7 @@ from server.models import (
     StaffUser,
 )
 from recording.records.canonical import canonical_json
+from recording.records.gaps import FiledSegment
 from recording.records.kinds import RecordKind
 from recording.records.transcript import RoomEntry, build_transcript
 from server.records import CaseRecords
@@ -172,16 +173,21 @@ class RoomHooks:
                 select(AuditEntry).where(AuditEntry.case_id == identity.case_id)
                 .order_by(AuditEntry.seq.is_(None), AuditEntry.seq, AuditEntry.entry_id)
             )).scalars().all()
+        session_entries = [(entry, detail) for entry in entries
+                           if (entry.action.startswith("room_") or entry.action == "record_sealed")
+                           and (detail := json.loads(entry.detail)).get("session_id") == identity.session_id]
         room = [RoomEntry(at=entry.recorded_at.isoformat(), actor=entry.actor,
                           action=entry.action.removeprefix("room_"), detail=detail)
-                for entry in entries
-                if entry.action.startswith("room_")
-                and (detail := json.loads(entry.detail)).get("session_id") == identity.session_id]
+                for entry, detail in session_entries if entry.action.startswith("room_")]
+        # What each filed segment holds: the transcript's recording gaps are measured from it.
+        segments = [segment for entry, detail in session_entries if entry.action == "record_sealed"
+                    and (segment := FiledSegment.from_detail(detail)) is not None]
         messages = await self._journal.messages(identity.session_id)
         transcript = build_transcript(
             case_id=identity.case_id, session_id=identity.session_id, ended_at=_now().isoformat(), entries=room,
             messages=messages, names=await self._names(identity.case_id),
-            recordings=await self._records.segment_counts(identity.case_id, identity.session_id))
+            recordings=await self._records.segment_counts(identity.case_id, identity.session_id),
+            segments=segments)
         await self._records.seal_and_file(
             canonical_json(transcript), actor=_actor(identity), kind=RecordKind.TRANSCRIPT,
             case_id=identity.case_id, session_id=identity.session_id)

@@ -400,6 +400,18 @@ class SegmentQuery(Body):
     participant_id: Annotated[str, StringConstraints(pattern=r"^(pty|usr)_[0-9a-f]{32}$")]
     part: Annotated[int, Field(ge=0, le=9999)] = 0
     index: Annotated[int, Field(ge=0, le=1_000_000)]
+    # Completeness (docs/records.md, "Recording gaps"): what media time the segment holds.
+    media: Annotated[str, StringConstraints(pattern=r"^(\d{1,10}-\d{1,10}(,\d{1,10}-\d{1,10}){0,99})?$")] = Field(
+        "", description="The segment's media as first-last millisecond ranges on the recording's clock, "
+                        "comma-separated; empty if it holds no block")
+    clock_zero_ms: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Epoch milliseconds of the recording's time zero")
+    final: bool = Field(False, description="The file's last segment: the participant's file was closed")
+
+    def media_ranges(self) -> list[list[int]]:
+        """``media`` as [[first, last], …] milliseconds."""
+        return [[int(first), int(last)] for first, last in
+                (span.split("-") for span in self.media.split(",") if span)]
 
 
 class SegmentView(View):

@@ -188,8 +188,9 @@ class Settings:
     reconnect_grace_seconds: int = _field("RECONNECT_GRACE_SECONDS", _positive_int, 60)
     # Room connections per client address per minute, on each node (behind a trusted proxy, the client's).
     room_connects_per_minute: int = _field("ROOM_CONNECTS_PER_MINUTE", _positive_int, 120)
-    # Length of each sealed recording segment: what a crash can lose at most, against one upload per segment.
-    recording_segment_seconds: float = _field("RECORDING_SEGMENT_SECONDS", _positive_float, 5.0)
+    # Length of each sealed recording segment: about what a killed recorder loses (target <= 1 s, docs/records.md
+    # "Recording gaps"), against one upload and one audit entry per participant per segment.
+    recording_segment_seconds: float = _field("RECORDING_SEGMENT_SECONDS", _positive_float, 0.6)
     # How long a stopped recorder may take to file its last segment before it is killed.
     recording_stop_grace_seconds: float = _field("RECORDING_STOP_GRACE_SECONDS", _positive_float, 30.0)
     # Per socket, requests per second and burst: the chat budget (send_chat, typing) and the signal

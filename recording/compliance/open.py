@@ -15,7 +15,8 @@ could not start (arguments, identity file, output directory).
 Outputs, all 0600 in 0700 directories under OUTDIR (which must be new or empty):
 
     REPORT.txt                                 every problem and warning, and the result
-    <session_id>/<participant_id>-<part:04d>.webm   each recording part's segments joined in index order
+    <session_id>/<participant_id>-<part:04d>.webm   each recording part's segments joined in index order,
+                                               then indexed (Cues, Duration) for seeking: seekable.py
     <session_id>/transcript.txt, transcript.json
     <session_id>/chat.txt, chat/<seq:08d>.json
     <session_id>/consents/<participant_id>/<index:04d>.json
@@ -36,13 +37,14 @@ from typing import Any, BinaryIO
 
 import pyrage
 
+from recording.compliance.seekable import NotSeekableError, write_seekable
 from recording.records import transcript
 from recording.records.checkpoint import CheckpointVerifier, key_id, load_public_key
 from recording.records.kinds import FIRST_INDEX, RecordKind
 from recording.records.manifest import BundleError, BundleObject, Manifest, check_audit_entry, parse_manifest
 from recording.records.problems import Problem
 
-__all__ = ["Report", "SetupError", "load_identities", "open_bundle"]
+__all__ = ["Report", "SetupError", "load_identities", "open_bundle", "report_gaps"]
 
 INCOMPLETE = ".INCOMPLETE"
 _DIR_MODE = 0o700
@@ -327,6 +329,7 @@ class _Opener:
                 self.report.problem(None, fork.code, fork.message)
             self._check_sequences()
             self._check_parts()
+            self._check_gaps()
             self._finish_chat()
             finished = True
         finally:
@@ -459,6 +462,9 @@ class _Opener:
                                     f"the transcript of session {session} does not declare the segments recorded "
                                     "('recordings'), so nothing vouches that its recordings are whole")
 
+    def _check_gaps(self) -> None:
+        report_gaps(self.transcripts, self.report)
+
     def _finish_chat(self) -> None:
         for session in sorted(set(self.chat) | set(self.chat_missing)):
             group = ("chat", session)
@@ -474,12 +480,38 @@ class _Opener:
             handle.close()
             spoiled = aborted or self.report.spoiled(group)
             final = partial.removesuffix(".partial") + (INCOMPLETE if spoiled else "")
-            self.out.rename(partial, final)
+            # The joined streaming file gets the Cues, Duration and sized Segment players seek by.
+            try:
+                with self.out.create(final) as target:
+                    write_seekable(self.out.root / partial, target)
+            except NotSeekableError as exc:
+                self.report.warning("recording_not_indexed", f"{final}: {exc}; written as recorded (streaming, "
+                                                             "without Cues or Duration)")
+                os.remove(self.out.root / final)
+                self.out.rename(partial, final)
+            else:
+                os.remove(self.out.root / partial)
             self.report.outputs.append(final)
         for key in sorted(self.indices):
             if key[0] == RecordKind.RECORDING_SEGMENT.value and ("recording", *key[1:]) not in self.recordings:
                 self.report.warning("recording_nothing_verified",
                                     f"recording {'/'.join(key[1:])}: no segment verified, nothing written")
+
+
+def report_gaps(transcripts: dict[str, dict[str, Any]], report: Report) -> None:
+    """Report every gap the verified transcripts name (the recorder's measured losses) as `recording_gap`.
+
+    Each spoils its participant's file, or the session's recordings when the gap does not say which.
+    """
+    for session, doc in sorted(transcripts.items()):
+        for gap in transcript.recording_gaps_of(doc):
+            participant_id, part = gap.get("participant_id"), gap.get("part")
+            group: Group = (("recording", session, participant_id, f"{part:04d}")
+                            if isinstance(participant_id, str) and isinstance(part, int) and not isinstance(part, bool)
+                            and part >= 0 else ("recordings", session))
+            report.problem(group, "recording_gap",
+                           f"recording {session}/{transcript.clean_text(participant_id)}: MISSING media, "
+                           + transcript.describe_gap(gap))
 
 
 def open_bundle(bundle: Path, identities: list[pyrage.x25519.Identity], pinned: Sequence[Path],

@@ -38,7 +38,7 @@ from recording.recorder.webm import KINDS, WebmMuxer, vp8_keyframe_size
 
 logger = logging.getLogger(__name__)
 
-SegmentCallback = Callable[[str, int, bytes, float, float], Awaitable[None]]
+SegmentCallback = Callable[[str, int, bytes, float, float, bool], Awaitable[None]]
 
 # VP8 and Opus only; RTX carries retransmitted VP8 packets (answers to our NACKs), not a codec.
 RECORDED_CODECS = {"video": ("video/vp8", "video/rtx"), "audio": ("audio/opus",)}
@@ -72,12 +72,15 @@ class _Recording:
 class RecorderPeer:
     """Records every participant who offers it a connection, one WebM file each.
 
-    ``on_segment(participant_id, index, data, started_at, ended_at)`` receives the file in order:
-    ``index`` counts from 0 per participant, the concatenation of a participant's ``data`` in
-    index order is one playable WebM file, and ``started_at``/``ended_at`` (epoch seconds) are
+    ``on_segment(participant_id, index, data, started_at, ended_at, final)`` receives the file in
+    order: ``index`` counts from 0 per participant, the concatenation of a participant's ``data``
+    in index order is one playable WebM file, and ``started_at``/``ended_at`` (epoch seconds) are
     the wall-clock window in which the segment's bytes were produced. It is awaited before the
     next segment of that participant is cut, and is called at least every ``segment_seconds``
-    while media flows, then once more with the file's last bytes when the participant closes.
+    while media flows, then once more with ``final`` true (and the file's last bytes, possibly
+    none) when the participant closes: a file whose final segment never came was cut off.
+    What a crash of this process loses is what was not yet handed over: at most about
+    ``segment_seconds`` plus the upload in flight.
 
     ``session_started_at`` (epoch seconds, default: now) is time zero of every file, so the
     files of a room line up: someone who joins 2 s after it starts 2 s into their file.
@@ -94,8 +97,10 @@ class RecorderPeer:
         ice_servers: Sequence[RTCIceServer] = (),
         session_started_at: float | None = None,
         segment_seconds: float = 5.0,
-        cluster_seconds: float = 0.5,
+        cluster_seconds: float | None = None,
     ) -> None:
+        if cluster_seconds is None:
+            cluster_seconds = min(0.5, segment_seconds / 4)
         if not 0 < cluster_seconds < segment_seconds:
             raise ValueError(f"need 0 < cluster_seconds < segment_seconds, got {cluster_seconds} "
                              f"and {segment_seconds}")
@@ -209,7 +214,7 @@ class RecorderPeer:
             except Exception:
                 logger.exception("recorder task %s failed", task.get_name())
         await recording.pc.close()  # stops the receivers: no frame arrives after this
-        await self._deliver(recording, recording.muxer.close())
+        await self._deliver(recording, recording.muxer.close(), final=True)
 
     async def close(self) -> None:
         """Close every participant (delivering their last segments), then the recorder."""
@@ -239,14 +244,21 @@ class RecorderPeer:
         return on_frame
 
     async def _run_segments(self, recording: _Recording) -> None:
-        """Cut and deliver a segment every ``segment_seconds - cluster_seconds`` until stopped."""
+        """Cut and deliver a segment every ``segment_seconds - cluster_seconds`` until stopped.
+
+        Cuts keep to their schedule: time spent delivering (an upload) is not added to the wait for
+        the next cut, or what a crash loses would grow with the upload's duration.
+        """
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self._cut_seconds
         while not recording.stop.is_set():
             try:
-                await asyncio.wait_for(recording.stop.wait(), self._cut_seconds)
+                await asyncio.wait_for(recording.stop.wait(), max(0.0, due - loop.time()))
             except TimeoutError:
                 pass
             if not recording.stop.is_set():
                 await self._deliver(recording, recording.muxer.cut())
+            due = max(due + self._cut_seconds, loop.time())
 
     async def _request_keyframes(self, recording: _Recording) -> None:
         """Ask for a key frame once video flows, and again every second until one arrives."""
@@ -261,13 +273,14 @@ class RecorderPeer:
             except TimeoutError:
                 logger.info("no key frame yet from participant %s, asking again", recording.participant_id)
 
-    async def _deliver(self, recording: _Recording, data: bytes) -> None:
-        if not data:
+    async def _deliver(self, recording: _Recording, data: bytes, *, final: bool = False) -> None:
+        # A file with no bytes at all was never started; a started one always gets its final segment.
+        if not data and not (final and recording.index):
             return
         ended_at = time.time()
         try:
             await self._on_segment(recording.participant_id, recording.index, data,
-                                   recording.started_at, ended_at)
+                                   recording.started_at, ended_at, final)
         except Exception:
             # The recording goes on; the gap is the storage layer's to report.
             logger.exception("segment %d of participant %s was not taken", recording.index,

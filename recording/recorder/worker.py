@@ -13,12 +13,14 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import socketio
 
+from recording.recorder.coverage import block_times, media_ranges
 from recording.recorder.peer import RecorderPeer
 from recording.records.sealing import parse_recipient, seal
 
@@ -26,13 +28,16 @@ log = logging.getLogger("mediation.recorder")
 
 NAMESPACE = "/room"
 UPLOAD_ATTEMPTS = 5
+# Segments uploading at once. A segment is handed over as soon as it is sealed, not after the one
+# before it is filed: a crash then loses only what was not yet sent, however slow the node answers.
+UPLOADS_IN_FLIGHT = 8
 
 
 class RecordingWorker:
     """One room's recorder: a socket.io client in front of a RecorderPeer."""
 
     def __init__(self, url: str, session_id: str, token: str, recipients: Sequence[str],
-                 segment_seconds: float = 5.0, started_at: float | None = None) -> None:
+                 segment_seconds: float = 0.6, started_at: float | None = None, first_part: int = 0) -> None:
         self._url = url.rstrip("/")
         self._session_id = session_id
         self._token = token
@@ -43,13 +48,18 @@ class RecordingWorker:
         self._http: aiohttp.ClientSession | None = None
         # Time zero of every file is when the mediator started the recording, not when this
         # process came up, so the files match the session's clock.
-        self._peer = RecorderPeer(self._on_segment, segment_seconds=segment_seconds, session_started_at=started_at)
+        self._clock_zero = time.time() if started_at is None else started_at
+        self._peer = RecorderPeer(self._on_segment, segment_seconds=segment_seconds,
+                                  session_started_at=self._clock_zero)
         # A participant's current file: a new offer (after a caucus, a reconnect) starts a new part.
         self._current: dict[str, str] = {}
         self._parts: dict[str, int] = {}
+        self._first_part = first_part  # parts below it hold an earlier recording of the session
         self._files: dict[str, tuple[str, int]] = {}
         self._done = asyncio.Event()
         self._failures = 0
+        self._uploads: set[asyncio.Task[None]] = set()
+        self._upload_slots = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
         self._register()
 
     def _register(self) -> None:
@@ -75,6 +85,8 @@ class RecordingWorker:
             await self._done.wait()
         finally:
             await self._peer.close()  # flushes every open file's last segment through _on_segment
+            if self._uploads:
+                await asyncio.wait(set(self._uploads))  # each logs and counts its own failure
             if self._sio.connected:
                 await self._sio.disconnect()
             await self._sio.shutdown()
@@ -89,7 +101,7 @@ class RecordingWorker:
             previous = self._current.pop(sender, None)
             if previous is not None:
                 await self._peer.close_participant(previous)
-            part = self._parts.get(sender, -1) + 1
+            part = self._parts.get(sender, self._first_part - 1) + 1
             self._parts[sender] = part
             file_id = f"{sender}#{part}"
             self._files[file_id] = (sender, part)
@@ -119,18 +131,42 @@ class RecordingWorker:
     async def _on_disconnect(self, *_args: Any) -> None:
         self._done.set()
 
-    async def _on_segment(self, file_id: str, index: int, data: bytes, started_at: float, ended_at: float) -> None:
+    async def _on_segment(self, file_id: str, index: int, data: bytes, started_at: float, ended_at: float,
+                          final: bool) -> None:
         participant_id, part = self._files[file_id]
         ciphertext = seal(data, self._recipients)
         url = f"{self._url}/api/recordings/{self._session_id}/segments"
-        params = {"participant_id": participant_id, "part": str(part), "index": str(index)}
+        # What this segment holds, measured from its blocks: the transcript's gaps are computed from it.
+        try:
+            media = ",".join(f"{first}-{last}" for first, last in media_ranges(block_times(data)))
+        except ValueError:
+            log.exception("segment %s/%s: cannot read back its media times; filed as holding none", file_id, index)
+            media = ""
+        params = {"participant_id": participant_id, "part": str(part), "index": str(index), "media": media,
+                  "clock_zero_ms": str(round(self._clock_zero * 1000)), "final": "true" if final else "false"}
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/octet-stream",
                    "X-Content-SHA256": hashlib.sha256(ciphertext).hexdigest()}
         if self._http is None:
             raise RuntimeError("segment produced before the worker started")
+        await self._upload_slots.acquire()  # back pressure once too many are in flight
+        task = asyncio.create_task(self._upload(self._http, file_id, index, url, params, ciphertext, headers),
+                                   name=f"recorder-upload-{file_id}-{index}")
+        self._uploads.add(task)
+        task.add_done_callback(self._uploaded)
+
+    def _uploaded(self, task: asyncio.Task[None]) -> None:
+        self._uploads.discard(task)
+        self._upload_slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("segment upload %s failed", task.get_name(), exc_info=task.exception())
+            self._failures += 1
+
+    async def _upload(self, http: aiohttp.ClientSession, file_id: str, index: int, url: str,
+                      params: dict[str, str], ciphertext: bytes, headers: dict[str, str]) -> None:
+        """POST one sealed segment, retrying what the node may take later; a refusal or the last failure is counted."""
         for attempt in range(UPLOAD_ATTEMPTS):
             try:
-                async with self._http.post(url, params=params, data=ciphertext, headers=headers) as response:
+                async with http.post(url, params=params, data=ciphertext, headers=headers) as response:
                     if response.status == 201:
                         return
                     body = await response.text()
@@ -149,15 +185,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="recording.recorder.worker", description="record one mediation session")
     parser.add_argument("--url", required=True, help="the server node to join through")
     parser.add_argument("--session", required=True, help="the session to record")
-    parser.add_argument("--segment-seconds", type=float, default=5.0)
+    parser.add_argument("--segment-seconds", type=float, default=0.6)
     parser.add_argument("--started-at", type=float, default=None, help="epoch seconds the recording started")
+    parser.add_argument("--first-part", type=int, default=0, help="the first recording part number free")
     args = parser.parse_args(argv)
     token = os.environ.get("RECORDER_TOKEN", "")
     recipients = [r for r in os.environ.get("RECORDER_RECIPIENTS", "").split(",") if r]
     if not token.startswith("rtk_"):
         parser.exit(2, "recorder worker: RECORDER_TOKEN is missing\n")
     # Where log records go is the runner's choice: server/recorderworker.py sends them as the server's JSON.
-    worker = RecordingWorker(args.url, args.session, token, recipients, args.segment_seconds, args.started_at)
+    worker = RecordingWorker(args.url, args.session, token, recipients, args.segment_seconds, args.started_at,
+                             args.first_part)
     raise SystemExit(asyncio.run(worker.run()))
 
 

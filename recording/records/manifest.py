@@ -42,7 +42,9 @@ Unknown fields are refused: a v1 reader must not skip what a later format means.
 entry's `detail` should be `SealedObject.audit_detail()`; it must at least carry `key` (or
 `storage_key`) and `sha256` equal to the object's, and any of `kind`, `session_id`,
 `participant_id`, `index`, `part` and `size` it carries must match too. That binds the ciphertext
-and its place in the joined recording to the signed log. (Age does not authenticate who
+and its place in the joined recording to the signed log. A recording segment's entry also carries
+what media it holds (`media`, `clock_zero_ms`, `final`: docs/records.md, "Recording gaps"); the
+transcript's gaps are computed from those fields, which are signed with the entry. (Age does not authenticate who
 encrypted: anyone holding the public keys can produce a valid ciphertext, so only the audit
 log vouches for an object.)
 """

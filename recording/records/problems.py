@@ -20,10 +20,11 @@ PROBLEM_CODES = frozenset({
     "not_on_case", "download_failed", "truncated", "too_long", "sha256_mismatch",
     "not_sealed_to_you", "decrypt_auth_failed", "decrypt_failed",
     "bad_transcript", "bad_chat_message", "missing_indices", "missing_parts", "no_transcript",
-    "transcript_no_recordings",
+    "transcript_no_recordings", "recording_gap",
 })
 WARNING_CODES = frozenset({
     "audit_key_not_pinned", "audit_key_not_the_pinned_one", "recording_nothing_verified", "listed_not_in_manifest",
+    "recording_not_indexed",
 })
 
 

@@ -27,6 +27,7 @@ tense of the request; any other type is still shown, generically, never dropped:
     caucus_ended {by?}                        consent_given {participant_id, notice_sha256?}
     consent_withdrawn {participant_id}        recording_started {}   recording_stopped {reason?}
     session_ended {by?}
+    recording_gap {participant_id, part, from, to, file_from, file_to, reason}   (recording.records.gaps)
 
 `by` and `participant_id` name participants listed in `participants`. A chat message sealed
 on its own has the shape of the room's `chat_message` notice:
@@ -41,9 +42,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from recording.records.gaps import GAP_REASONS, FiledSegment, recording_gaps
+
 __all__ = [
     "TRANSCRIPT_FORMAT", "RoomEntry", "build_transcript", "chat_seqs", "clean_text", "declared_parts",
-    "read_transcript", "render_chat", "render_transcript",
+    "describe_gap", "read_transcript", "recording_gaps_of", "render_chat", "render_transcript",
 ]
 
 TRANSCRIPT_FORMAT = "mediation-transcript/v1"
@@ -163,8 +166,30 @@ def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, M
         return "recording stopped" + _reason(event)
     if kind == "session_ended":
         return "the session ended" + (f" ({actor} ended it)" if actor else "")
+    if kind == "recording_gap":
+        return f"GAP in the recording of {subject}: {describe_gap(event)}"
     fields = ", ".join(f"{clean_text(k)}={clean_text(v)}" for k, v in sorted(event.items()) if k not in ("at", "type"))
     return f"event {clean_text(kind)!r}" + (f": {fields}" if fields else "")
+
+
+def _clock(value: object) -> str:
+    parsed = _parse_time(value)
+    return f"{parsed:%H:%M:%S}.{parsed.microsecond // 1000:03d}" if parsed else "?"
+
+
+def _seconds(value: object) -> str:
+    return f"{value:.1f} s" if isinstance(value, (int, float)) and not isinstance(value, bool) else "? s"
+
+
+def describe_gap(event: Mapping[str, Any]) -> str:
+    """One `recording_gap` event as text: the missing range (UTC and in the file) and its reason."""
+    start, end = _parse_time(event.get("from")), _parse_time(event.get("to"))
+    length = f"{(end - start).total_seconds():.1f} s" if start and end else "unknown length"
+    reason = event.get("reason")
+    why = GAP_REASONS.get(reason, clean_text(reason)) if isinstance(reason, str) else "no reason given"
+    return (f"part {clean_text(event.get('part', '?'))} misses {_clock(event.get('from'))}-{_clock(event.get('to'))} "
+            f"UTC ({length}; {_seconds(event.get('file_from'))} to {_seconds(event.get('file_to'))} into the file): "
+            f"{clean_text(reason)}: {why}")
 
 
 def _timed_lines(items: list[tuple[object, str]]) -> list[str]:
@@ -249,14 +274,18 @@ def build_transcript(
     messages: Sequence[Mapping[str, Any]],
     names: Mapping[str, tuple[str, str]],
     recordings: Mapping[str, list[int]],
+    segments: Sequence[FiledSegment] = (),
 ) -> dict[str, Any]:
     """Return a session's v1 transcript from its room audit entries (in log order) and its chat messages.
 
     `messages` have the `chat_message` notice's shape; `names` maps participant ids to (name, role)
-    from the case; `recordings` maps participant ids to the segments sealed in each part.
-    Messages are placed among the entries by time (stable for ties).
+    from the case; `recordings` maps participant ids to the segments sealed in each part, and
+    `segments` says what media each filed segment holds: each gap in it becomes a `recording_gap`
+    event. Messages and gaps are placed among the entries by time (stable for ties).
     """
     events = [_event(entry) for entry in entries]
+    stops = [(entry.at, entry.detail.get("reason")) for entry in entries if entry.action == "recording_stopped"]
+    events += recording_gaps(segments, stops, ended_at)
     people: dict[str, dict[str, Any]] = {}
     for entry in entries:
         by, role = entry.by
@@ -267,6 +296,10 @@ def build_transcript(
         people[participant_id] = {"participant_id": participant_id, "name": message["name"], "role": message["role"]}
         events.append({"at": message["sent_at"], "type": "chat_message",
                        **{k: message[k] for k in ("seq", "participant_id", "text", "channel")}})
+    for event in events:  # a gap names whose recording it is in
+        if event["type"] == "recording_gap":
+            people.setdefault(event["participant_id"], {"participant_id": event["participant_id"],
+                                                        "name": event["participant_id"], "role": None})
     for person in people.values():
         if person["participant_id"] in names:
             person["name"], person["role"] = names[person["participant_id"]]
@@ -308,6 +341,11 @@ def declared_parts(doc: Mapping[str, Any]) -> dict[str, list[int]] | None:
             raise ValueError(f"transcript gives no valid segment counts for participant {participant_id!r}")
         declared[participant_id] = parts
     return declared
+
+
+def recording_gaps_of(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Return the transcript's `recording_gap` events, in time order."""
+    return [e for e in doc["events"] if e.get("type") == "recording_gap"]
 
 
 def chat_seqs(doc: Mapping[str, Any]) -> set[int]:

@@ -9,7 +9,7 @@ from server.settings import Settings, SettingsError
 
 def test_settings_recording_defaults_and_overrides() -> None:
     defaults = Settings.from_env({})
-    assert defaults.recording_segment_seconds == 5.0 and defaults.recording_stop_grace_seconds == 30.0
+    assert defaults.recording_segment_seconds == 0.6 and defaults.recording_stop_grace_seconds == 30.0
     tuned = Settings.from_env({"MEDIATION_RECORDING_SEGMENT_SECONDS": "2.5",
                                "MEDIATION_RECORDING_STOP_GRACE_SECONDS": "90"})
     assert tuned.recording_segment_seconds == 2.5 and tuned.recording_stop_grace_seconds == 90.0

@@ -12,9 +12,12 @@ import asyncio
 import dataclasses
 import io
 import math
+import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import pytest
@@ -36,6 +39,8 @@ from recording.recorder.capture import (
     capture_encoded_frames,
     request_keyframe,
 )
+from recording.compliance.seekable import write_seekable
+from recording.recorder.coverage import block_times, media_ranges
 from recording.recorder.peer import RecorderPeer
 from recording.recorder.webm import WebmMuxer, vp8_keyframe_size
 
@@ -137,6 +142,7 @@ class Segment:
     data: bytes
     started_at: float
     ended_at: float
+    final: bool = False
 
 
 @dataclasses.dataclass
@@ -155,8 +161,9 @@ async def record_session() -> Session:
     segments: dict[str, list[Segment]] = {}
     first_segment = {pid: asyncio.Event() for pid in ("early", "late")}
 
-    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float) -> None:
-        segments.setdefault(participant_id, []).append(Segment(index, data, started_at, ended_at))
+    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float,
+                         final: bool) -> None:
+        segments.setdefault(participant_id, []).append(Segment(index, data, started_at, ended_at, final))
         first_segment[participant_id].set()
 
     started = time.time()
@@ -317,6 +324,50 @@ def test_recorder_segments_are_numbered_and_at_most_five_seconds(session: Sessio
         assert 0 < end - start <= SEGMENT_SECONDS, (start, end)
     for segment in segments:
         assert segment.started_at <= segment.ended_at
+
+
+@pytest.mark.parametrize("pid", ["early", "late"])
+def test_recorder_only_the_last_segment_is_final(session: Session, pid: str) -> None:
+    assert [s.final for s in session.segments[pid]] == [False] * (len(session.segments[pid]) - 1) + [True]
+
+
+@pytest.mark.parametrize("pid", ["early", "late"])
+def test_recorder_segment_media_ranges_are_its_packet_times(session: Session, pid: str) -> None:
+    segments = session.segments[pid]
+    previous: Counter[int] = Counter()
+    for k in range(1, len(segments) + 1):
+        cumulative = _packet_times(b"".join(s.data for s in segments[:k]))
+        times = Counter(round(t * 1000) for t in cumulative["video"] + cumulative["audio"])
+        own = sorted((times - previous).elements())  # this segment's packets: those the longer prefix adds
+        previous = times
+        ranges = media_ranges(block_times(segments[k - 1].data))
+        if not own:
+            assert ranges == []
+            continue
+        # Steady synthetic media: one range from the segment's first packet to its last (the demuxer
+        # moves Opus packets back by the codec delay, 6.5 ms; the blocks keep their own times).
+        assert len(ranges) == 1, (k, ranges)
+        assert abs(ranges[0][0] - own[0]) <= 7 and abs(ranges[0][1] - own[-1]) <= 7, (k, ranges, own[0], own[-1])
+
+
+@pytest.mark.parametrize("pid", ["early", "late"])
+def test_recorder_joined_file_rewritten_seekable_keeps_packets_and_times(session: Session, pid: str,
+                                                                         tmp_path: Path) -> None:
+    joined = tmp_path / "joined.webm"
+    joined.write_bytes(_file(session, pid))
+    streaming = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                                str(joined)], capture_output=True, text=True, check=True).stdout.strip()
+    assert streaming == "N/A"
+    seekable = tmp_path / "seekable.webm"
+    with seekable.open("wb") as target:
+        write_seekable(joined, target)
+    duration = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                               str(seekable)], capture_output=True, text=True, check=True).stdout.strip()
+    times = _packet_times(_file(session, pid))
+    assert abs(float(duration) - max(max(times["video"]), max(times["audio"]))) < 0.2, duration
+    assert _packet_times(seekable.read_bytes()) == times  # same packets, on the same session clock
+    cues = b"\x1c\x53\xbb\x6b"  # the Cues element's id (RFC 9559)
+    assert cues not in joined.read_bytes() and cues in seekable.read_bytes()
 
 
 @pytest.mark.parametrize("pid", ["early", "late"])
@@ -495,7 +546,8 @@ def test_muxer_keeps_the_rtp_timing_of_frames_released_late(vp8_frames: list[byt
 async def test_recorder_refuses_a_second_offer_under_the_same_id() -> None:
     delivered: list[int] = []
 
-    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float) -> None:
+    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float,
+                         final: bool) -> None:
         delivered.append(index)
 
     recorder = RecorderPeer(on_segment)
@@ -533,3 +585,16 @@ async def test_recorder_refuses_an_offer_without_vp8() -> None:
     finally:
         await recorder.close()
         await sender.close()
+
+
+def test_coverage_piece_cut_anywhere_reads_or_is_refused_with_value_error(session: Session) -> None:
+    data = session.segments["early"][0].data
+    assert block_times(data)  # the whole piece reads
+    refused = 0
+    for cut in range(1, len(data), max(1, len(data) // 300)):
+        try:
+            block_times(data[:cut])  # anything but ValueError (an IndexError, say) fails the test
+        except ValueError as exc:
+            assert "EBML" in str(exc)
+            refused += 1
+    assert refused  # some cuts fall inside an element's header

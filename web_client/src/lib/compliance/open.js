@@ -9,7 +9,7 @@
 import { bytesToHex, sha256, utf8 } from "./bytes.js";
 import { CheckpointVerifier, CryptoUnsupportedError, importAuditKey } from "./checkpoint.js";
 import { FIRST_INDEX, checkAuditEntry, describeObject } from "./manifest.js";
-import { chatSeqs, declaredParts, readTranscript } from "./transcript.js";
+import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } from "./transcript.js";
 
 /** @typedef {import("./types.js").Problem} Problem */
 /** @typedef {import("./manifest.js").Manifest} Manifest */
@@ -269,6 +269,7 @@ class Opening {
     for (const fork of this.verifier.forks) report.problem(null, fork.code, fork.params);
     this.checkSequences();
     this.checkParts();
+    reportGaps(report);
     for (const recording of report.recordings.values()) {
       recording.spoiled = report.spoiled(recording.group);
     }
@@ -488,6 +489,22 @@ class Opening {
       } else if (recorded.has(session) && declaredParts(/** @type {Transcript} */ (report.transcripts.get(session))) === null) {
         report.problem(["recordings", session], "transcript_no_recordings", { session });
       }
+    }
+  }
+}
+
+/**
+ * Every gap a verified transcript names (the recorder's measured losses) as the problem
+ * `recording_gap`, tied to the participant's file (or, unreadable, to the session's recordings).
+ * @param {Report} report
+ */
+export function reportGaps(report) {
+  for (const [session, doc] of [...report.transcripts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const gap of recordingGaps(doc)) {
+      const group = gap.participantId !== null && gap.part !== null
+        ? ["recording", session, gap.participantId, String(gap.part).padStart(4, "0")] : ["recordings", session];
+      report.problem(group, "recording_gap", { where: `${session}/${cleanText(gap.participantId ?? "?")}`,
+        part: gap.part ?? "?", range: gap.range, length: gap.length, fileRange: gap.fileRange, reason: gap.reason });
     }
   }
 }

@@ -81,6 +81,31 @@ export function declaredParts(doc) {
   return declared;
 }
 
+const clock = (/** @type {Date | null} */ date) => (date ? date.toISOString().slice(11, 23) : "?");
+const seconds = (/** @type {unknown} */ value) => (typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(1)} s` : "? s");
+
+/**
+ * The transcript's `recording_gap` events (docs/records.md, "Recording gaps"), each worded as the
+ * problem `recording_gap` carries it: {participantId, part (null if unreadable), range (UTC
+ * "HH:MM:SS.mmm-HH:MM:SS.mmm"), length, fileRange, reason}.
+ * @param {Transcript} doc
+ */
+export function recordingGaps(doc) {
+  return doc.events.filter((/** @type {any} */ e) => e.type === "recording_gap").map((/** @type {any} */ gap) => {
+    const from = parseTime(gap.from);
+    const to = parseTime(gap.to);
+    return {
+      participantId: typeof gap.participant_id === "string" ? gap.participant_id : null,
+      part: Number.isSafeInteger(gap.part) && gap.part >= 0 ? gap.part : null,
+      range: `${clock(from)}-${clock(to)}`,
+      length: from && to ? `${((to.getTime() - from.getTime()) / 1000).toFixed(1)} s` : "?",
+      fileRange: `${seconds(gap.file_from)} to ${seconds(gap.file_to)}`,
+      reason: typeof gap.reason === "string" ? cleanText(gap.reason) : "none given",
+    };
+  });
+}
+
+/** A decrypted v1 transcript; throws TypeError if it is not one. */
 /**
  * A decrypted v1 transcript; throws TypeError if it is not one.
  * @param {unknown} doc

@@ -259,6 +259,7 @@ export default Object.freeze({
   "problem.missing_parts": "recording {where}: part(s) {missing} MISSING",
   "problem.no_transcript": "session {session} has no verified transcript, so nothing vouches that its recordings and chat are whole (what is cut from the end leaves no gap)",
   "problem.transcript_no_recordings": "the transcript of session {session} does not declare the segments recorded, so nothing vouches that its recordings are whole",
+  "problem.recording_gap": "recording {where} part {part}: MISSING media {range} UTC ({length}; {fileRange} into the file), reason: {reason}",
   "problem.manifest_wrong_case": "the manifest belongs to case {found}, not {caseId}",
   "problem.ed25519_unsupported": "This browser cannot verify Ed25519 signatures, so the audit log cannot be checked. Use a current browser or the command-line tool.",
   "problem.audit_key_unusable": "the manifest's audit public key is unusable: {message}",
@@ -270,6 +271,7 @@ export default Object.freeze({
   "warning.audit_key_not_the_pinned_one": "The manifest ships audit key {keyId}, not the {pinned} you entered; only your key is trusted.",
   "warning.listed_not_in_manifest": "{count} record(s) listed on the case are not yet in a signed audit checkpoint and were not opened; open again shortly.",
   "warning.recording_nothing_verified": "recording {where}: no segment verified; nothing to play.",
+  "warning.recording_not_indexed": "recording {where}: could not be rewritten with an index for seeking; kept as recorded.",
 
   "problem.generic": "The request failed ({code}): {message}",
 

@@ -259,6 +259,7 @@ export default Object.freeze({
   "problem.missing_parts": "录像 {where}：第 {missing} 段缺失",
   "problem.no_transcript": "会话 {session} 没有通过验证的会话纪要，无法证明其录像和聊天记录完整（末尾被截去的内容不会留下空缺）",
   "problem.transcript_no_recordings": "会话 {session} 的纪要未声明录制的片段数，无法证明录像完整",
+  "problem.recording_gap": "录像 {where} 第 {part} 部分：缺失媒体 {range} UTC（{length}；文件内 {fileRange}），原因：{reason}",
   "problem.manifest_wrong_case": "清单属于案件 {found}，而不是 {caseId}",
   "problem.ed25519_unsupported": "此浏览器不支持 Ed25519 签名验证，无法验证审计日志。请使用新版浏览器或命令行工具。",
   "problem.audit_key_unusable": "清单中的审计公钥无法使用：{message}",
@@ -270,6 +271,7 @@ export default Object.freeze({
   "warning.audit_key_not_the_pinned_one": "清单提供的审计密钥编号 {keyId} 与您填写的 {pinned} 不一致；只信任您填写的密钥。",
   "warning.listed_not_in_manifest": "有 {count} 条记录已登记在案件中，但尚未进入已签名的审计检查点，本次未打开；请稍后重新打开。",
   "warning.recording_nothing_verified": "录像 {where}：没有片段通过验证，无法播放。",
+  "warning.recording_not_indexed": "录像 {where}：无法重写为可跳转的文件（缺少索引），按录制原样保留。",
 
   "problem.generic": "操作失败（{code}）：{message}",
 
