@@ -433,6 +433,7 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey], *,
             if not isinstance(body, dict) or body.get(name) != value:
                 report.problems.append(f"entry {entry.seq}: column {name} ({value!r}) differs from the hashed content")
         leaves.append(recomputed)
+    _check_pinned_entries(report, leaves, pin)
     if not checkpoints:
         report.problems.append("no signed checkpoint: nothing vouches for the log")
         return report
@@ -487,9 +488,7 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey], *,
     return report
 
 
-def _check_pin(report: VerificationReport, leaves: list[bytes], latest: AuditCheckpoint,
-               trusted_keys: dict[str, Ed25519PublicKey], pin: Pin | None, witnesses: Sequence[Witness],
-               quorum: int) -> None:
+def _check_pinned_entries(report: VerificationReport, leaves: list[bytes], pin: Pin | None) -> None:
     if pin is not None:
         if pin.head.tree_size > len(leaves):
             report.problems.append(f"[checkpoint_inconsistent] the pinned checkpoint has {pin.head.tree_size} entries, "
@@ -497,6 +496,11 @@ def _check_pin(report: VerificationReport, leaves: list[bytes], latest: AuditChe
         elif merkle.root_from_leaf_hashes(leaves[:pin.head.tree_size]) != pin.head.root_hash:
             report.problems.append(f"[checkpoint_inconsistent] the first {pin.head.tree_size} entries no longer hash "
                                    "to the pinned checkpoint's root: entries were edited, removed or reordered")
+
+
+def _check_pin(report: VerificationReport, leaves: list[bytes], latest: AuditCheckpoint,
+               trusted_keys: dict[str, Ed25519PublicKey], pin: Pin | None, witnesses: Sequence[Witness],
+               quorum: int) -> None:
     if latest.note is None:
         if pin is not None or quorum:
             report.problems.append(f"[checkpoint_note_malformed] checkpoint {latest.tree_size} has no signed note "

@@ -247,7 +247,7 @@ class Witness:
 
 def parse_vkey(text: str) -> Witness:
     """Parse a verifier key as `vkey` renders it; NoteError if it is malformed or its hash is wrong."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3 or not _NAME.match(parts[0]):
         raise NoteError(f"verifier key {text[:80]!r} is not <name>+<hash>+<key>")
     try:
