@@ -458,15 +458,17 @@ export async function checkEvidence({ evidence, pin, witnessKeys, quorum, manife
         throw new TypeError("no consistency proof from the pinned size");
       }
       proof = consistency.proof.map(base64ToBytes);
-    } catch (error) {
-      problems.push({ code: "checkpoint_inconsistent", params: { message: String(error?.message ?? error) } });
+    } catch {
+      problems.push({ code: "checkpoint_inconsistent", params: { size: head.treeSize, pinned: pin.treeSize } });
     }
   }
   problems.push(...await checkPinned(pin, note, logKey, proof, witnesses, quorum));
   const root = bytesToHex(head.rootHash);
   const others = manifest.objects.filter((o) => o.checkpoint.treeSize !== head.treeSize
     || bytesToHex(o.checkpoint.rootHash) !== root);
-  if (others.length) problems.push({ code: "checkpoint_inconsistent", params: { size: head.treeSize } });
+  if (others.length) {
+    problems.push({ code: "checkpoint_inconsistent", params: { size: head.treeSize, pinned: pin?.treeSize ?? "—" } });
+  }
   for (const { code, params } of problems) report.problem(null, code, params);
   return problems.length ? null : evidence.note;
 }
