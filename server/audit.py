@@ -271,7 +271,10 @@ class AuditLog:
                 select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1))).scalar_one_or_none()
         for seq, leaf in rows:
             if seq != self._range.size or leaf is None:
-                raise RuntimeError(f"audit log has a gap: expected entry {self._range.size}, found {seq}")
+                # Entries are only ever appended: a hole means a database writer removed or emptied one.
+                self._refuse(f"the log has a gap: entry {self._range.size} is missing or has no leaf "
+                             f"(next found: {seq}): entries were deleted")
+                break
             self._range.append(leaf)
             self._leaves.append(leaf)
         return latest
@@ -343,6 +346,8 @@ class AuditLog:
         return True
 
     def _refuse(self, reason: str) -> bool:
+        if self.refusal is not None:
+            return False
         self.refusal = f"refusing to sign audit checkpoints: {reason}"
         log.error(self.refusal, extra={"audit_key_id": self.key_id, "tree_size": self._range.size})
         if self._on_refused is not None:

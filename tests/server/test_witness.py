@@ -170,3 +170,25 @@ async def test_witness_cosigns_only_from_the_size_it_holds(tmp_path: Path) -> No
             assert parse_vkey(service.vkey).signature_type == SIGNATURE_COSIGNATURE_V1
     finally:
         await witness.close()
+
+
+async def test_audit_node_restarted_over_a_hole_in_the_log_refuses_and_still_serves_manifests(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async for api in _serve(settings):
+        journey = await walk_to_scheduled(api)
+        assert await api.services.audit.checkpoint() is not None
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(delete(AuditEntry).where(AuditEntry.seq == 2))
+    finally:
+        await db.close()
+    async for api in _serve(settings):
+        assert api.services.audit.refusal is not None and "gap" in api.services.audit.refusal
+        status, body = await api.call("GET", "/readyz")
+        assert status == 503 and body["error"] == "audit_refused"
+        _, token = await api.staff("compliance_officer")
+        status, manifest = await api.call("GET", f"/api/cases/{journey.case_id}/records/manifest", token=token)
+        assert status == 200, manifest
+        status, body = await api.call("GET", "/api/audit/checkpoint", token=token)
+        assert status == 200, body
