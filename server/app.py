@@ -225,7 +225,7 @@ def create_app(settings: Settings) -> web.Application:
                               settings.witness_quorum, settings.witness_timeout_seconds) \
         if settings.witness_urls else None
     audit = AuditLog(db, signing_key, origin=settings.audit_origin, witnesses=witnesses,
-                     copies=head_copy_paths(settings.audit_key_path, settings.records_dir),
+                     copies=head_copy_paths(settings.audit_key_path, settings.records_dir, settings.audit_checkpoint_file),
                      on_refused=metrics.audit_refused)
     records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}

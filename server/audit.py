@@ -85,9 +85,10 @@ def default_origin(public_key: Ed25519PublicKey) -> str:
     return f"mediation.invalid/audit/{key_id(public_key)}"
 
 
-def head_copy_paths(key_path: Path, records_dir: Path) -> list[Path]:
-    """Where a node keeps the latest signed note outside the database: next to its key, and in the records storage."""
-    return [key_path.with_suffix(".checkpoint"), records_dir / "audit-checkpoint.note"]
+def head_copy_paths(key_path: Path, records_dir: Path, beside_key: str = "") -> list[Path]:
+    """Where a node keeps the latest signed note outside the database: beside its key, and in the records storage."""
+    return [Path(beside_key) if beside_key else key_path.with_suffix(".checkpoint"),
+            records_dir / "audit-checkpoint.note"]
 
 
 class HeadCopies:
@@ -109,15 +110,23 @@ class HeadCopies:
         return found
 
     def write(self, note: str) -> None:
+        """Replace every copy; one that cannot be written is logged (the others, and the database, still hold)."""
         for path in self.paths:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            temporary = path.with_name(f"{path.name}.~tmp-{os.getpid()}")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(note)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
+            try:
+                self._write(path, note)
+            except OSError:
+                log.exception("cannot keep the signed checkpoint in %s", path, extra={"path": str(path)})
+
+    @staticmethod
+    def _write(path: Path, note: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = path.with_name(f"{path.name}.~tmp-{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(note)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
 
 
 class AuditLog:

@@ -24,7 +24,7 @@ from server.settings import Settings, SettingsError
 def _audit_log(settings: Settings, db: Database, signing: Ed25519PrivateKey) -> AuditLog:
     """The audit log as the server keeps it: same origin, same copies outside the database (no witnesses)."""
     return AuditLog(db, signing, origin=settings.audit_origin,
-                    copies=head_copy_paths(settings.audit_key_path, settings.records_dir))
+                    copies=head_copy_paths(settings.audit_key_path, settings.records_dir, settings.audit_checkpoint_file))
 
 
 def _read_password(prompt: str) -> str:

@@ -241,6 +241,9 @@ class Settings:
     witness_keys: tuple[str, ...] = _field("WITNESS_KEYS", _witness_keys, ())
     witness_quorum: int = _field("WITNESS_QUORUM", _non_negative_int, 0)
     witness_timeout_seconds: float = _field("WITNESS_TIMEOUT_SECONDS", _positive_float, 5.0)
+    # Where the latest signed checkpoint note is kept beside the key (empty: the key file's name with
+    # ".checkpoint"); set it when the key sits on a read-only mount.
+    audit_checkpoint_file: str = _field("AUDIT_CHECKPOINT_FILE", str, "")
 
     def __post_init__(self) -> None:
         if self.node_timeout_seconds <= self.node_beat_seconds:
