@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pyrage
+
 from recording.compliance.fetch import fetch_bundle
 from recording.compliance.open import load_identities, open_bundle
+from recording.records import merkle
+from recording.records.canonical import canonical_json
 from recording.records.kinds import RecordKind
 from tests.conftest import STAFF_PASSWORD, _serve, make_settings, walk_to_scheduled
 from tests.recording.agekeys import generate
@@ -57,14 +63,6 @@ async def test_fetch_missing_and_unaudited_records_reported_rest_fetched_and_pin
 async def test_fetch_forged_segment_after_a_restart_is_refused_by_the_node_and_reported_by_the_tool(
         tmp_path: Path) -> None:
     """Issue 11's forged-segment scenario: a database-and-disk writer replaces a segment, its row and its entry."""
-    import hashlib
-    import json
-
-    import pyrage
-
-    from recording.records import merkle
-    from recording.records.canonical import canonical_json
-
     settings = make_settings(tmp_path)
     key = generate(tmp_path / "officer")
     pin = tmp_path / "pin"
