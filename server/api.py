@@ -13,7 +13,15 @@ from server.credentials import COOKIE_NAME, presented_token
 import base64
 
 from recording.records.checkpoint import public_key_pem, vkey
-from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable, TooManyRequests
+from server.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    ValidationFailed,
+)
 from server.models import StaffUser
 from server.routing import Call, Router
 from server.services import SERVICES
@@ -109,7 +117,7 @@ async def consistency(call: Call) -> schemas.ConsistencyView:
     try:
         proof = await call.request.app[SERVICES].audit.proof(query.old_size, query.new_size)
     except ValueError as exc:
-        raise BadRequest(str(exc), code="invalid_field", field="new_size") from None
+        raise ValidationFailed(str(exc), field="new_size") from None
     return schemas.ConsistencyView(old_size=query.old_size, new_size=query.new_size,
                                    proof=[base64.b64encode(p).decode() for p in proof])
 

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from recording.records.checkpoint import SIGNATURE_COSIGNATURE_V1, NoteError, parse_vkey
+
 PREFIX = "MEDIATION_"
 
 
@@ -104,8 +106,6 @@ def _http_url_list(raw: str) -> tuple[str, ...]:
 
 
 def _witness_keys(raw: str) -> tuple[str, ...]:
-    from recording.records.checkpoint import SIGNATURE_COSIGNATURE_V1, NoteError, parse_vkey
-
     items = tuple(item.strip() for item in raw.split(",") if item.strip())
     for item in items:
         try:

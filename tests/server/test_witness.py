@@ -140,7 +140,7 @@ async def test_audit_history_and_consistency_routes_serve_what_verifies(tmp_path
         proof = [base64.b64decode(p) for p in body["proof"]]
         assert merkle.verify_consistency(first.tree_size, second.tree_size, first.root_hash, second.root_hash, proof)
         status, body = await api.call("GET", f"/api/audit/consistency?old_size=5&new_size={10 ** 6}", token=token)
-        assert status == 400 and body["error"] == "invalid_field", body
+        assert status == 422 and body["error"] == "invalid_field", body
         status, openapi = await api.call("GET", "/api/openapi.json")
         assert "/api/audit/checkpoints" in openapi["paths"] and "/api/audit/consistency" in openapi["paths"]
 
@@ -192,3 +192,22 @@ async def test_audit_node_restarted_over_a_hole_in_the_log_refuses_and_still_ser
         assert status == 200, manifest
         status, body = await api.call("GET", "/api/audit/checkpoint", token=token)
         assert status == 200, body
+
+
+def test_witness_settings_mismatched_or_bad_keys_fail_at_start_with_the_variable_named(tmp_path: Path) -> None:
+    import pytest
+
+    from server.settings import Settings, SettingsError
+
+    witness = vkey("w.example", load_or_create_signing_key(tmp_path / "w.key").public_key(), SIGNATURE_COSIGNATURE_V1)
+    base = {"MEDIATION_DATA_DIR": str(tmp_path)}
+    settings = Settings.from_env({**base, "MEDIATION_WITNESS_URLS": "http://127.0.0.1:7380",
+                                  "MEDIATION_WITNESS_KEYS": witness, "MEDIATION_WITNESS_QUORUM": "1"})
+    assert settings.witness_keys == (witness,)
+    for extra, named in [({"MEDIATION_WITNESS_URLS": "http://a,http://b", "MEDIATION_WITNESS_KEYS": witness},
+                          "MEDIATION_WITNESS_URLS"),
+                         ({"MEDIATION_WITNESS_QUORUM": "1"}, "MEDIATION_WITNESS_QUORUM"),
+                         ({"MEDIATION_WITNESS_KEYS": witness.replace("+", "+0", 1)}, "MEDIATION_WITNESS_KEYS"),
+                         ({"MEDIATION_WITNESS_URLS": "ftp://witness"}, "MEDIATION_WITNESS_URLS")]:
+        with pytest.raises(SettingsError, match=named):
+            Settings.from_env({**base, **extra})
