@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import delete, select, update
 
@@ -25,6 +26,8 @@ from recording.records.checkpoint import (
 from server.audit import load_or_create_signing_key, verify_log
 from server.database import Database
 from server.models import AuditCheckpoint, AuditEntry
+from server.settings import Settings, SettingsError
+from server.witness import main as witness_main
 from server.witness import WitnessService, WitnessState
 from server.witnesses import add_checkpoint_body
 from tests.conftest import _serve, application, make_settings, walk_to_scheduled
@@ -172,7 +175,8 @@ async def test_witness_cosigns_only_from_the_size_it_holds(tmp_path: Path) -> No
         await witness.close()
 
 
-async def test_audit_node_restarted_over_a_hole_in_the_log_refuses_and_still_serves_manifests(tmp_path: Path) -> None:
+async def test_audit_node_restarted_over_a_hole_in_the_log_refuses_and_still_serves_manifests(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = make_settings(tmp_path)
     async for api in _serve(settings):
         journey = await walk_to_scheduled(api)
@@ -185,6 +189,8 @@ async def test_audit_node_restarted_over_a_hole_in_the_log_refuses_and_still_ser
         await db.close()
     async for api in _serve(settings):
         assert api.services.audit.refusal is not None and "gap" in api.services.audit.refusal
+        assert any(r.levelname == "ERROR" and "refusing to sign audit checkpoints: the log has a gap" in r.getMessage()
+                   for r in caplog.records if r.name == "mediation.audit")
         status, body = await api.call("GET", "/readyz")
         assert status == 503 and body["error"] == "audit_refused"
         _, token = await api.staff("compliance_officer")
@@ -195,10 +201,6 @@ async def test_audit_node_restarted_over_a_hole_in_the_log_refuses_and_still_ser
 
 
 def test_witness_settings_mismatched_or_bad_keys_fail_at_start_with_the_variable_named(tmp_path: Path) -> None:
-    import pytest
-
-    from server.settings import Settings, SettingsError
-
     witness = vkey("w.example", load_or_create_signing_key(tmp_path / "w.key").public_key(), SIGNATURE_COSIGNATURE_V1)
     base = {"MEDIATION_DATA_DIR": str(tmp_path)}
     settings = Settings.from_env({**base, "MEDIATION_WITNESS_URLS": "http://127.0.0.1:7380",
@@ -211,3 +213,14 @@ def test_witness_settings_mismatched_or_bad_keys_fail_at_start_with_the_variable
                          ({"MEDIATION_WITNESS_URLS": "ftp://witness"}, "MEDIATION_WITNESS_URLS")]:
         with pytest.raises(SettingsError, match=named):
             Settings.from_env({**base, **extra})
+
+
+def test_witness_vkey_command_prints_a_cosignature_key_for_its_own_key_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    witness_main(["vkey", "--name", "w.example", "--key", str(tmp_path / "w.key")])
+    printed = capsys.readouterr().out.strip()
+    parsed = parse_vkey(printed)
+    assert parsed.name == "w.example" and parsed.signature_type == SIGNATURE_COSIGNATURE_V1
+    assert (tmp_path / "w.key").stat().st_mode & 0o777 == 0o600
+    witness_main(["vkey", "--name", "w.example", "--key", str(tmp_path / "w.key")])
+    assert capsys.readouterr().out.strip() == printed  # the same key on every start
