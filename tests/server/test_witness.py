@@ -27,8 +27,8 @@ from server.audit import load_or_create_signing_key, verify_log
 from server.database import Database
 from server.models import AuditCheckpoint, AuditEntry
 from server.settings import Settings, SettingsError
-from server.witness import main as witness_main
 from server.witness import WitnessService, WitnessState
+from server.witness import main as witness_main
 from server.witnesses import add_checkpoint_body
 from tests.conftest import _serve, application, make_settings, walk_to_scheduled
 
