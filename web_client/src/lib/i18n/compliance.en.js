@@ -59,6 +59,9 @@ export default Object.freeze({
 
   "pin.label": "Published audit key ID (optional)",
   "pin.hint": "Enter the audit key ID the mediation centre publishes (16 hex digits). Without it, the key shipped with the manifest is trusted, with a warning.",
+  "witness.label": "Witness keys (optional, one per line)",
+  "witness.quorum": "Cosignatures required",
+  "witness.hint": "Verifier keys of the witnesses the mediation centre publishes. Without them, the witnesses this browser accepted before (or, the first time, those the server names) are required.",
 
   "cases.title": "Cases",
   "cases.filter": "Filter by state",

@@ -59,6 +59,9 @@ export default Object.freeze({
 
   "pin.label": "公布的审计密钥编号（可选）",
   "pin.hint": "填写调解中心公布的审计公钥编号（16 位十六进制）。不填写时信任服务器随清单提供的密钥，并显示警告。",
+  "witness.label": "见证人密钥（可选，每行一个）",
+  "witness.quorum": "所需副署数",
+  "witness.hint": "填写调解中心公布的见证人验证密钥。不填写时，要求此浏览器此前接受的见证人（首次使用时为服务器列出的见证人）。",
 
   "cases.title": "案件",
   "cases.filter": "按状态筛选",

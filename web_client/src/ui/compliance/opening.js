@@ -31,8 +31,12 @@ async function loadEvidence(manifest) {
   if (!size) return { evidence: null, pin: null, witnessKeys: [], quorum: 0, origin: null };
   const history = await api.checkpoints(size - 1);
   const stored = readPin(history.origin);
-  const witnessKeys = stored ? stored.witnessKeys : history.witness_keys;
-  const quorum = stored ? stored.quorum : history.witness_quorum;
+  // The officer's own witness keys come first, then those this browser pinned, then the server's.
+  const typed = $("witness-keys").value.split("\n").map((line) => line.trim()).filter(Boolean);
+  const witnessKeys = typed.length ? typed : stored ? stored.witnessKeys : history.witness_keys;
+  const typedQuorum = $("witness-quorum").value;
+  const quorum = typed.length ? (typedQuorum === "" ? typed.length : Number(typedQuorum))
+    : stored ? stored.quorum : history.witness_quorum;
   const found = history.checkpoints.find((c) => c.tree_size === size && c.note);
   if (!found) return { evidence: null, pin: stored?.head ?? null, witnessKeys, quorum, origin: history.origin };
   let consistency = null;
