@@ -10,8 +10,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server import schemas
 from server.credentials import COOKIE_NAME, presented_token
-from recording.records.checkpoint import public_key_pem
-from server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
+import base64
+
+from recording.records.checkpoint import public_key_pem, vkey
+from server.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    ValidationFailed,
+)
 from server.models import StaffUser
 from server.routing import Call, Router
 from server.services import SERVICES
@@ -41,10 +51,15 @@ async def healthz(call: Call) -> schemas.Health:
     return schemas.Health(status="ok")
 
 
-@router.route("GET", "/readyz", allow=("anonymous",), summary="Readiness: the case record answers",
+@router.route("GET", "/readyz", allow=("anonymous",),
+              summary="Readiness: the case record answers and the audit log is consistent with its signed "
+                      "checkpoints (503 audit_refused says why not)",
               tag="operations", response=schemas.Health)
 async def readyz(call: Call) -> schemas.Health:
-    await call.request.app[SERVICES].db.ping()
+    services = call.request.app[SERVICES]
+    await services.db.ping()
+    if services.audit.refusal is not None:
+        raise ServiceUnavailable(services.audit.refusal, code="audit_refused")
     return schemas.Health(status="ok")
 
 
@@ -73,8 +88,38 @@ async def latest_checkpoint(call: Call) -> schemas.CheckpointView:
     return schemas.CheckpointView(
         tree_size=checkpoint.tree_size, root_hash=checkpoint.root_hash.hex(), signed_at=checkpoint.signed_at,
         key_id=checkpoint.key_id, signature=checkpoint.signature.hex(),
-        public_key_pem=public_key_pem(services.audit.public_key),
+        public_key_pem=public_key_pem(services.audit.public_key), note=checkpoint.note,
     )
+
+
+@router.route("GET", "/api/audit/checkpoints", allow=("compliance_officer", "administrator"),
+              summary="Read the signed audit checkpoints (history), as C2SP signed notes with cosignatures",
+              tag="audit", query=schemas.CheckpointHistoryQuery, response=schemas.CheckpointHistory)
+async def checkpoint_history(call: Call) -> schemas.CheckpointHistory:
+    services = call.request.app[SERVICES]
+    audit, settings = services.audit, services.settings
+    rows = await audit.history(call.query.after, call.query.limit)
+    pem = public_key_pem(audit.public_key)
+    return schemas.CheckpointHistory(
+        origin=audit.origin, log_vkey=vkey(audit.origin, audit.public_key), public_key_pem=pem,
+        witness_keys=list(settings.witness_keys), witness_quorum=settings.witness_quorum, refusal=audit.refusal,
+        checkpoints=[schemas.CheckpointView(
+            tree_size=row.tree_size, root_hash=row.root_hash.hex(), signed_at=row.signed_at, key_id=row.key_id,
+            signature=row.signature.hex(), public_key_pem=pem, note=row.note) for row in rows])
+
+
+@router.route("GET", "/api/audit/consistency", allow=("compliance_officer", "administrator"),
+              summary="Read the proof that the tree of old_size entries prefixes the tree of new_size "
+                      "(422 invalid_field when old_size > new_size or new_size exceeds the log)",
+              tag="audit", query=schemas.ConsistencyQuery, response=schemas.ConsistencyView)
+async def consistency(call: Call) -> schemas.ConsistencyView:
+    query = call.query
+    try:
+        proof = await call.request.app[SERVICES].audit.proof(query.old_size, query.new_size)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="new_size") from None
+    return schemas.ConsistencyView(old_size=query.old_size, new_size=query.new_size,
+                                   proof=[base64.b64encode(p).decode() for p in proof])
 
 
 # --- accounts ---------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from server import __version__
 from server.accounts import Accounts
 from server.agreements import Agreements
 from server.api import router
-from server.audit import AuditLog, load_or_create_signing_key
+from recording.records.checkpoint import parse_vkey
+from server.audit import AuditLog, head_copy_paths, load_or_create_signing_key
+from server.witnesses import WitnessClient
 from server.cases import CaseDesk
 from server.chatjournal import ChatJournal
 from server.credentials import Credentials
@@ -201,6 +203,8 @@ async def fanout_context(app: web.Application) -> AsyncIterator[None]:
 
 async def audit_context(app: web.Application) -> AsyncIterator[None]:
     audit, settings = app[AUDIT], app[SERVICES].settings
+    # Before anything is signed: a log rewritten while the node was down is found now, and /readyz fails.
+    await audit.check_consistency()
     sequencer = asyncio.create_task(audit.run_sequencer(settings.audit_sequence_seconds), name="audit-sequencer")
     checkpoints = asyncio.create_task(audit.run_checkpoints(settings.audit_checkpoint_seconds),
                                       name="audit-checkpoints")
@@ -239,7 +243,12 @@ def create_app(settings: Settings) -> web.Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.effective_database_url)
     signing_key = load_or_create_signing_key(settings.audit_key_path)
-    audit = AuditLog(db, signing_key)
+    witnesses = WitnessClient(settings.witness_urls, [parse_vkey(k) for k in settings.witness_keys],
+                              settings.witness_quorum, settings.witness_timeout_seconds) \
+        if settings.witness_urls else None
+    audit = AuditLog(db, signing_key, origin=settings.audit_origin, witnesses=witnesses,
+                     copies=head_copy_paths(settings.audit_key_path, settings.records_dir, settings.audit_checkpoint_file),
+                     on_refused=metrics.audit_refused)
     records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recording.records import merkle
 from recording.records.canonical import canonical_json
-from recording.records.checkpoint import checkpoint_message, key_id
+from recording.records.checkpoint import (
+    NoteError,
+    Pin,
+    SignedNote,
+    Witness,
+    check_pinned,
+    TreeHead,
+    checkpoint_body,
+    checkpoint_message,
+    key_id,
+    parse_note,
+    sign_note,
+    verify_note,
+)
 from server.database import Database
 from server.models import AuditCheckpoint, AuditEntry
+from server.witnesses import WitnessClient
 
 log = logging.getLogger("mediation.audit")
 
@@ -66,6 +80,55 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def default_origin(public_key: Ed25519PublicKey) -> str:
+    """The log's origin line when none is configured: stable for one audit key."""
+    return f"mediation.invalid/audit/{key_id(public_key)}"
+
+
+def head_copy_paths(key_path: Path, records_dir: Path, beside_key: str = "") -> list[Path]:
+    """Where a node keeps the latest signed note outside the database: beside its key, and in the records storage."""
+    return [Path(beside_key) if beside_key else key_path.with_suffix(".checkpoint"),
+            records_dir / "audit-checkpoint.note"]
+
+
+class HeadCopies:
+    """The latest signed checkpoint note, kept in files outside the database (each replaced atomically, 0600)."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+
+    def read(self) -> list[tuple[str, str]]:
+        """Return (where, note text) for every copy that exists; an unreadable copy is reported as its error."""
+        found = []
+        for path in self.paths:
+            try:
+                found.append((str(path), path.read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                found.append((str(path), f"unreadable: {exc}"))
+        return found
+
+    def write(self, note: str) -> None:
+        """Replace every copy; one that cannot be written is logged (the others, and the database, still hold)."""
+        for path in self.paths:
+            try:
+                self._write(path, note)
+            except OSError:
+                log.exception("cannot keep the signed checkpoint in %s", path, extra={"path": str(path)})
+
+    @staticmethod
+    def _write(path: Path, note: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = path.with_name(f"{path.name}.~tmp-{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(note)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+
+
 class AuditLog:
     """Queues entries inside the caller's transaction, sequences them into the tree, signs checkpoints.
 
@@ -74,12 +137,24 @@ class AuditLog:
     time across all nodes; it is the only writer of ``seq``.
     """
 
-    def __init__(self, db: Database, signing_key: Ed25519PrivateKey) -> None:
+    def __init__(self, db: Database, signing_key: Ed25519PrivateKey, *, origin: str = "",
+                 copies: Sequence[Path] = (), witnesses: WitnessClient | None = None,
+                 on_refused: Callable[[bool], None] | None = None) -> None:
         self._db = db
         self._key = signing_key
         self.public_key = signing_key.public_key()
         self.key_id = key_id(self.public_key)
+        self.origin = origin or default_origin(self.public_key)
+        self.copies = HeadCopies(copies)
+        self.witnesses = witnesses
+        self._on_refused = on_refused
         self._range = merkle.CompactRange()
+        self._leaves: list[bytes] = []
+        self._consistent: set[tuple[int, bytes]] = set()  # signed heads this node proved its tree extends
+        self._lock = asyncio.Lock()
+        # Set once the tree is not an extension of a signed head; the node then never signs again
+        # (until an operator has restored the log and restarted it) and /readyz fails.
+        self.refusal: str | None = None
 
     async def append(
         self,
@@ -148,8 +223,51 @@ class AuditLog:
         return len(changes)
 
     async def checkpoint(self) -> AuditCheckpoint | None:
-        """Sequence what is pending, then sign the tree head if the tree grew since the last checkpoint."""
-        await self.sequence()
+        """Sequence what is pending, then sign the tree head if the tree grew and extends every signed head.
+
+        Returns the new checkpoint, or None when there is nothing new, another node signed this size
+        first, or the node refuses (then ``refusal`` says why; see ``check_consistency``).
+        """
+        async with self._lock:
+            await self.sequence()
+            latest = await self._catch_up()
+            if not self._consistent_with(latest):
+                return None
+            size = self._range.size
+            if size == 0 or (latest is not None and latest.tree_size >= size):
+                return None
+            signed_at = _now()
+            root = self._range.root()
+            note = sign_note(checkpoint_body(self.origin, size, root), self.origin, self._key)
+            checkpoint = AuditCheckpoint(
+                tree_size=size, root_hash=root, signed_at=signed_at, key_id=self.key_id,
+                signature=self._key.sign(checkpoint_message(size, root, signed_at)), note=note.render(),
+            )
+            try:
+                async with self._db.write() as session:
+                    session.add(checkpoint)
+            except IntegrityError:
+                return None  # another node signed this size first
+            self._consistent.add((size, root))
+            self.copies.write(note.render())
+            if self.witnesses is not None:
+                cosigned = await self.witnesses.cosign(note, self.consistency_proof)
+                if cosigned != note:
+                    checkpoint.note = cosigned.render()
+                    async with self._db.write() as session:
+                        await session.execute(update(AuditCheckpoint)
+                                              .where(AuditCheckpoint.tree_size == size)
+                                              .values(note=checkpoint.note))
+                    self.copies.write(checkpoint.note)
+            return checkpoint
+
+    async def check_consistency(self) -> bool:
+        """Load the tree and compare it with every signed head the node knows; False (and ``refusal``) if it refuses."""
+        async with self._lock:
+            return self._consistent_with(await self._catch_up())
+
+    async def _catch_up(self) -> AuditCheckpoint | None:
+        """Append the sequenced leaves this node has not seen; return the latest checkpoint in the database."""
         async with self._db.read() as session:
             rows = (
                 await session.execute(
@@ -158,28 +276,92 @@ class AuditLog:
                     .order_by(AuditEntry.seq)
                 )
             ).all()
-            latest = (
-                await session.execute(select(func.max(AuditCheckpoint.tree_size)))
-            ).scalar_one()
+            latest = (await session.execute(
+                select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1))).scalar_one_or_none()
         for seq, leaf in rows:
             if seq != self._range.size or leaf is None:
-                raise RuntimeError(f"audit log has a gap: expected entry {self._range.size}, found {seq}")
+                # Entries are only ever appended: a hole means a database writer removed or emptied one.
+                self._refuse(f"the log has a gap: entry {self._range.size} is missing or has no leaf "
+                             f"(next found: {seq}): entries were deleted")
+                break
             self._range.append(leaf)
+            self._leaves.append(leaf)
+        return latest
+
+    async def history(self, after: int, limit: int) -> list[AuditCheckpoint]:
+        """Signed checkpoints of a tree size above ``after``, smallest first."""
+        async with self._db.read() as session:
+            return list((await session.execute(
+                select(AuditCheckpoint).where(AuditCheckpoint.tree_size > after)
+                .order_by(AuditCheckpoint.tree_size).limit(limit))).scalars().all())
+
+    async def proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof between two sizes of the tree as the database holds it; ValueError out of range."""
+        if old_size > new_size:
+            raise ValueError(f"old_size {old_size} is larger than new_size {new_size}")
+        async with self._lock:
+            await self._catch_up()
+            return self.consistency_proof(old_size, new_size)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """The RFC 6962 proof that this node's tree of ``old_size`` prefixes its tree of ``new_size`` (default: all)."""
+        size = len(self._leaves) if new_size is None else new_size
+        if size > len(self._leaves):
+            raise ValueError(f"new size {size} is beyond this node's tree of {len(self._leaves)} entries")
+        return merkle.consistency_proof(self._leaves[:size], old_size)
+
+    def _consistent_with(self, latest: AuditCheckpoint | None) -> bool:
+        """Whether this node's tree extends the latest signed head in the database and in each outside copy."""
+        if self.refusal is not None:
+            return False
+        heads: list[tuple[str, TreeHead | None, str]] = []
+        if latest is not None:
+            message = checkpoint_message(latest.tree_size, latest.root_hash, latest.signed_at)
+            try:
+                self.public_key.verify(latest.signature, message)
+            except InvalidSignature:
+                heads.append(("the database", None,
+                              f"its latest checkpoint (size {latest.tree_size}) is not signed by this log's key"))
+            else:
+                heads.append(("the database", TreeHead(self.origin, latest.tree_size, latest.root_hash), ""))
+        for where, text in self.copies.read():
+            try:
+                note = parse_note(text)
+                head = note.head
+            except NoteError as exc:
+                heads.append((where, None, f"the copy is not a signed checkpoint note ({exc})"))
+                continue
+            if head.origin != self.origin or not verify_note(note, self.origin, self.public_key):
+                heads.append((where, None, f"the copy is not signed by this log ({head.origin!r}, key {self.key_id})"))
+                continue
+            heads.append((where, head, ""))
         size = self._range.size
-        if size == 0 or (latest is not None and latest >= size):
-            return None
-        signed_at = _now()
-        root = self._range.root()
-        signature = self._key.sign(checkpoint_message(size, root, signed_at))
-        checkpoint = AuditCheckpoint(
-            tree_size=size, root_hash=root, signed_at=signed_at, key_id=self.key_id, signature=signature
-        )
-        try:
-            async with self._db.write() as session:
-                session.add(checkpoint)
-        except IntegrityError:
-            return None  # another node signed this size first
-        return checkpoint
+        for where, head, fault in heads:
+            if head is None:
+                return self._refuse(f"the signed checkpoint kept in {where} cannot be checked: {fault}")
+            if (head.tree_size, head.root_hash) in self._consistent:
+                continue
+            if head.tree_size > size:
+                return self._refuse(
+                    f"the latest signed checkpoint kept in {where} has {head.tree_size} entries but the log "
+                    f"holds only {size}: entries were removed")
+            proof = self.consistency_proof(head.tree_size)
+            if not merkle.verify_consistency(head.tree_size, size, head.root_hash, self._range.root(), proof):
+                return self._refuse(
+                    f"the log of {size} entries is not consistent with the signed checkpoint kept in {where} "
+                    f"(size {head.tree_size}, root {head.root_hash.hex()[:16]}…): entries were edited, "
+                    "removed or reordered")
+            self._consistent.add((head.tree_size, head.root_hash))
+        return True
+
+    def _refuse(self, reason: str) -> bool:
+        if self.refusal is not None:
+            return False
+        self.refusal = f"refusing to sign audit checkpoints: {reason}"
+        log.error(self.refusal, extra={"audit_key_id": self.key_id, "tree_size": self._range.size})
+        if self._on_refused is not None:
+            self._on_refused(True)
+        return False
 
     async def run_sequencer(self, interval: float) -> None:
         """Sequence every ``interval`` seconds until cancelled; see _repeat for failures."""
@@ -216,14 +398,21 @@ class VerificationReport:
     inclusion_proofs_checked: int = 0
     consistency_proofs_checked: int = 0
     problems: list[str] = dataclasses.field(default_factory=list)
+    # The latest checkpoint's signed note, which becomes the verifier's pin when the log verified.
+    latest_note: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems and self.checkpoints > 0
 
 
-async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) -> VerificationReport:
-    """Recompute every leaf and root; check signatures, inclusion of every entry and consistency."""
+async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey], *, pin: Pin | None = None,
+                     witnesses: Sequence[Witness] = (), quorum: int = 0) -> VerificationReport:
+    """Recompute every leaf and root; check signatures, inclusion of every entry and consistency.
+
+    With a pin (the head a verifier accepted last) the entries must still hash to it, and the latest
+    checkpoint's signed note must extend it and carry ``quorum`` cosignatures of ``witnesses``.
+    """
     report = VerificationReport()
     async with db.read() as session:
         entries = (await session.execute(
@@ -258,6 +447,7 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) ->
             if not isinstance(body, dict) or body.get(name) != value:
                 report.problems.append(f"entry {entry.seq}: column {name} ({value!r}) differs from the hashed content")
         leaves.append(recomputed)
+    _check_pinned_entries(report, leaves, pin)
     if not checkpoints:
         report.problems.append("no signed checkpoint: nothing vouches for the log")
         return report
@@ -308,4 +498,41 @@ async def verify_log(db: Database, trusted_keys: dict[str, Ed25519PublicKey]) ->
             ):
                 report.problems.append(f"entry {index}: not included in checkpoint {latest.tree_size}")
     report.unsigned_tail = max(0, len(leaves) - latest.tree_size)
+    _check_pin(report, leaves, latest, trusted_keys, pin, witnesses, quorum)
     return report
+
+
+def _check_pinned_entries(report: VerificationReport, leaves: list[bytes], pin: Pin | None) -> None:
+    if pin is not None:
+        if pin.head.tree_size > len(leaves):
+            report.problems.append(f"[checkpoint_inconsistent] the pinned checkpoint has {pin.head.tree_size} entries, "
+                                   f"the log only {len(leaves)}: entries were removed")
+        elif merkle.root_from_leaf_hashes(leaves[:pin.head.tree_size]) != pin.head.root_hash:
+            report.problems.append(f"[checkpoint_inconsistent] the first {pin.head.tree_size} entries no longer hash "
+                                   "to the pinned checkpoint's root: entries were edited, removed or reordered")
+
+
+def _check_pin(report: VerificationReport, leaves: list[bytes], latest: AuditCheckpoint,
+               trusted_keys: dict[str, Ed25519PublicKey], pin: Pin | None, witnesses: Sequence[Witness],
+               quorum: int) -> None:
+    if latest.note is None:
+        if pin is not None or quorum:
+            report.problems.append(f"[checkpoint_note_malformed] checkpoint {latest.tree_size} has no signed note "
+                                   "to check against the pin and the witnesses")
+        return
+    try:
+        note = parse_note(latest.note)
+        head = note.head
+    except NoteError as exc:
+        report.problems.append(f"[checkpoint_note_malformed] checkpoint {latest.tree_size}: {exc}")
+        return
+    public = trusted_keys.get(latest.key_id)
+    if public is None:
+        return  # already reported as signed by an unknown key
+    proof: list[bytes] = []
+    if pin is not None and pin.head.tree_size <= min(head.tree_size, len(leaves)) and head.tree_size <= len(leaves):
+        proof = merkle.consistency_proof(leaves[:head.tree_size], pin.head.tree_size)
+        report.consistency_proofs_checked += 1
+    for problem in check_pinned(pin, note, public, proof, witnesses, quorum):
+        report.problems.append(f"[{problem.code}] {problem.message}")
+    report.latest_note = latest.note

@@ -50,6 +50,10 @@ class Metrics:
             "mediation_participants_lost", "Participants of lost nodes marked disconnected by this node",
             registry=self.registry,
         )
+        self.audit_refusing = Gauge(
+            "mediation_audit_checkpoint_refused", "1 while this node refuses to sign audit checkpoints because "
+            "the log is not consistent with a signed one (the error log and /readyz say why)", registry=self.registry,
+        )
         self.loop_lag = Gauge(
             "mediation_event_loop_lag_seconds", "Event-loop lag at the last sample", registry=self.registry,
         )
@@ -80,6 +84,9 @@ class Metrics:
     def node_lost(self, participants: int) -> None:
         self.nodes_lost.inc()
         self.participants_lost.inc(participants)
+
+    def audit_refused(self, refusing: bool) -> None:
+        self.audit_refusing.set(1 if refusing else 0)
 
     def record_sealed(self, kind: str, size: int) -> None:
         self.sealed_records.labels(kind).inc()

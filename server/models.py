@@ -299,6 +299,9 @@ class AuditCheckpoint(Base):
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    # The same head as a C2SP signed note (tlog-checkpoint body), with the witnesses' cosignatures
+    # added as they arrive; null on heads signed before notes existed.
+    note: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class SessionKeySalt(Base):

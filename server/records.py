@@ -15,7 +15,7 @@ from recording.records.kinds import RecordKind
 from recording.records.manifest import build_manifest, manifest_object
 from recording.records.merkle import TreeLevels
 from recording.records.sealing import SealedObject, Sealer, parse_recipient
-from recording.records.storage import RecordStorage
+from recording.records.storage import RecordNotFoundError, RecordStorage, StorageError
 from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
@@ -163,7 +163,13 @@ class CaseRecords:
             record = await session.get(SealedRecord, record_id)
         if record is None or record.case_id != case_id:
             raise NotFound(f"case {case_id} has no record {record_id}", field="record_id")
-        data = await self._storage.get(record.storage_key)
+        try:
+            data = await self._storage.get(record.storage_key)
+        except RecordNotFoundError:
+            raise NotFound(f"record {record_id} is on the case but its ciphertext {record.storage_key} is not in "
+                           "storage", code="record_missing", field="record_id") from None
+        except StorageError as exc:
+            raise Conflict(f"record {record_id} cannot be read from storage: {exc}", code="record_unreadable") from None
         if hashlib.sha256(data).hexdigest() != record.sha256:
             raise Conflict(f"record {record_id} in storage does not match its hash on the case record",
                            code="record_corrupt")

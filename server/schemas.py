@@ -430,6 +430,38 @@ class CheckpointView(View):
     key_id: str
     signature: str
     public_key_pem: str
+    note: str | None = Field(default=None, description="The same head as a C2SP signed note (tlog-checkpoint "
+                             "body) with the witnesses' cosignatures; null on heads signed before notes existed")
+
+
+class CheckpointHistoryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(default=-1, ge=-1, description="Only checkpoints of a larger tree size")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class CheckpointHistory(View):
+    origin: str = Field(description="The log's origin line, also the name of its note signatures")
+    log_vkey: str = Field(description="The log's C2SP verifier key (<origin>+<key hash>+<base64 key>)")
+    public_key_pem: str
+    witness_keys: list[str] = Field(description="Verifier keys of the witnesses this node asks to cosign")
+    witness_quorum: int
+    refusal: str | None = Field(description="Why this node refuses to sign checkpoints, or null")
+    checkpoints: list[CheckpointView] = Field(description="Signed checkpoints in tree-size order")
+
+
+class ConsistencyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    old_size: int = Field(ge=0)
+    new_size: int = Field(ge=0)
+
+
+class ConsistencyView(View):
+    old_size: int
+    new_size: int
+    proof: list[str] = Field(description="RFC 6962 §2.1.2 consistency proof, base64 hashes")
 
 
 class Health(View):

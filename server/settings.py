@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from recording.records.checkpoint import SIGNATURE_COSIGNATURE_V1, NoteError, parse_vkey
+
 PREFIX = "MEDIATION_"
 
 
@@ -94,6 +96,33 @@ def _url_list(raw: str) -> tuple[str, ...]:
         if not item.split(":", 1)[0] in {"stun", "turn", "turns"}:
             raise ValueError(f"{item!r} is not a stun:, turn: or turns: URL")
     return items
+
+
+def _http_url_list(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    for item in items:
+        if not item.startswith(("http://", "https://")):
+            raise ValueError(f"{item!r} is not an http:// or https:// URL")
+    return items
+
+
+def _witness_keys(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in items:
+        try:
+            witness = parse_vkey(item)
+        except NoteError as exc:
+            raise ValueError(str(exc)) from None
+        if witness.signature_type != SIGNATURE_COSIGNATURE_V1:
+            raise ValueError(f"{witness.name!r} is not a cosignature/v1 (witness) key")
+    return items
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected 0 or more")
+    return value
 
 
 def _origin_list(raw: str) -> tuple[str, ...]:
@@ -230,6 +259,17 @@ class Settings:
     room_consent_seconds: float = _field("ROOM_CONSENT_SECONDS", _positive_float, 10.0)
     room_presence_burst: int = _field("ROOM_PRESENCE_BURST", _positive_int, 30)
     room_presence_seconds: float = _field("ROOM_PRESENCE_SECONDS", _positive_float, 2.0)
+    # --- witnessed audit log (issue 11): the origin line of this log's checkpoints (empty: derived from
+    # the audit key), the witnesses asked to cosign each checkpoint (URL i goes with verifier key i) and
+    # how many cosignatures a checkpoint needs before the node logs it as witnessed.
+    audit_origin: str = _field("AUDIT_ORIGIN", str, "")
+    witness_urls: tuple[str, ...] = _field("WITNESS_URLS", _http_url_list, ())
+    witness_keys: tuple[str, ...] = _field("WITNESS_KEYS", _witness_keys, ())
+    witness_quorum: int = _field("WITNESS_QUORUM", _non_negative_int, 0)
+    witness_timeout_seconds: float = _field("WITNESS_TIMEOUT_SECONDS", _positive_float, 5.0)
+    # Where the latest signed checkpoint note is kept beside the key (empty: the key file's name with
+    # ".checkpoint"); set it when the key sits on a read-only mount.
+    audit_checkpoint_file: str = _field("AUDIT_CHECKPOINT_FILE", str, "")
 
     def __post_init__(self) -> None:
         if self.room_state_key and self.room_state_key_file:
@@ -237,6 +277,12 @@ class Settings:
         if self.node_timeout_seconds <= self.node_beat_seconds:
             raise SettingsError(f"{PREFIX}NODE_TIMEOUT_SECONDS={self.node_timeout_seconds!r} is invalid: expected "
                                 f"more than MEDIATION_NODE_BEAT_SECONDS={self.node_beat_seconds!r}")
+        if len(self.witness_urls) != len(self.witness_keys):
+            raise SettingsError(f"{PREFIX}WITNESS_URLS names {len(self.witness_urls)} witness(es) but "
+                                f"{PREFIX}WITNESS_KEYS {len(self.witness_keys)}: give one key per URL, in order")
+        if self.witness_quorum > len(self.witness_keys):
+            raise SettingsError(f"{PREFIX}WITNESS_QUORUM={self.witness_quorum!r} is invalid: only "
+                                f"{len(self.witness_keys)} witness(es) configured")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from recording.compliance.fetch import FetchError, fetch_bundle
 from recording.compliance.open import SetupError, load_identities, open_bundle
+from recording.records.checkpoint import NoteError, parse_vkey
 from recording.records.manifest import BundleError
 
 __all__ = ["main"]
@@ -32,7 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     opener.add_argument("--audit-public-key", action="append", default=[], type=Path, metavar="PEM",
                         help="the server's audit public key as published (repeatable); without it the key "
                              "inside the bundle is trusted, with a warning")
+    opener.add_argument("--pin", type=Path, help="file holding the last checkpoint you accepted: the bundle's must "
+                        "extend it (it is replaced by the bundle's when that passes)")
+    opener.add_argument("--witness-key", action="append", default=[], metavar="VKEY",
+                        help="a witness's verifier key (repeatable)")
+    opener.add_argument("--witness-quorum", type=int, help="cosignatures required (default: every witness key)")
     fetcher = commands.add_parser("fetch", help="download a case's bundle (token in MEDIATION_TOKEN)")
+    fetcher.add_argument("--pin", type=Path, help="your pin file: the bundle carries the consistency proof from it")
     fetcher.add_argument("--server", required=True, help="the server's base URL")
     fetcher.add_argument("--case", required=True, help="the case id (cas_…)")
     fetcher.add_argument("--bundle", required=True, type=Path, help="new directory for the bundle")
@@ -48,15 +55,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("mediation-compliance: set MEDIATION_TOKEN to your staff session token", file=sys.stderr)
             return 2
         try:
-            count = fetch_bundle(args.server, args.case, token, args.bundle)
+            count, problems = fetch_bundle(args.server, args.case, token, args.bundle, args.pin)
         except (FetchError, ValueError, OSError) as exc:
             print(f"mediation-compliance: fetch failed: {exc}", file=sys.stderr)
             return 1
-        print(f"fetched {count} sealed objects into {args.bundle}; now run: mediation-compliance open")
-        return 0
+        for problem in problems:
+            print(f"  ! [{problem.code}] {problem.message}")
+        print(f"fetched {count} sealed objects into {args.bundle}"
+              + (f"; {len(problems)} could not be fetched" if problems else "")
+              + "; now run: mediation-compliance open")
+        return 1 if problems else 0
+    try:
+        witnesses = [parse_vkey(key) for key in args.witness_key]
+    except NoteError as exc:
+        print(f"mediation-compliance: {exc}", file=sys.stderr)
+        return 2
+    quorum = len(witnesses) if args.witness_quorum is None else args.witness_quorum
     try:
         identities = load_identities(args.identity)
-        report = open_bundle(args.bundle, identities, args.audit_public_key, args.out)
+        report = open_bundle(args.bundle, identities, args.audit_public_key, args.out, pin=args.pin,
+                             witnesses=witnesses, quorum=quorum)
     except SetupError as exc:
         print(f"mediation-compliance: {exc}", file=sys.stderr)
         return 2

@@ -38,8 +38,9 @@ from typing import Any, BinaryIO
 import pyrage
 
 from recording.compliance.seekable import NotSeekableError, write_seekable
+from recording.compliance.pinning import EVIDENCE_FILE, check_evidence, read_pin, write_pin
 from recording.records import transcript
-from recording.records.checkpoint import CheckpointVerifier, key_id, load_public_key
+from recording.records.checkpoint import CheckpointVerifier, Witness, key_id, load_public_key
 from recording.records.kinds import FIRST_INDEX, RecordKind
 from recording.records.manifest import BundleError, BundleObject, Manifest, check_audit_entry, parse_manifest
 from recording.records.problems import Problem
@@ -515,8 +516,17 @@ def report_gaps(transcripts: dict[str, dict[str, Any]], report: Report) -> None:
 
 
 def open_bundle(bundle: Path, identities: list[pyrage.x25519.Identity], pinned: Sequence[Path],
-                out: Path) -> Report:
-    """Verify and open the bundle in `bundle` into `out`; return the report (also written to REPORT.txt)."""
+                out: Path, *, pin: Path | None = None, witnesses: Sequence[Witness] = (),
+                quorum: int = 0) -> Report:
+    """Verify and open the bundle in `bundle` into `out`; return the report (also written to REPORT.txt).
+
+    With `pin` (a file), the bundle's checkpoint must extend the one pinned there, which it then
+    replaces if the checkpoint passed; `quorum` cosignatures of `witnesses` are required.
+    """
+    try:
+        pinned_head = read_pin(pin)
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"pin file {str(pin)!r} does not hold a checkpoint: {exc}") from None
     try:
         raw = (bundle / "manifest.json").read_bytes()
     except OSError as exc:
@@ -528,8 +538,14 @@ def open_bundle(bundle: Path, identities: list[pyrage.x25519.Identity], pinned: 
     if report.listed == 0:
         report.problem(None, "nothing_listed", "the manifest lists no objects: there is nothing to verify")
     _warn_unlisted(bundle, manifest, report)
+    problems, warnings, accepted = check_evidence(bundle, manifest, trusted, pinned_head, witnesses, quorum)
+    for problem in problems:
+        report.problem(None, problem.code, problem.message)
+    report.warnings += warnings
     _Opener(bundle, manifest, identities, CheckpointVerifier(trusted), output, report).run()
     output.write("REPORT.txt", report.render().encode())
+    if pin is not None and accepted is not None:
+        write_pin(pin, accepted)
     return report
 
 
@@ -566,7 +582,7 @@ def _trusted_keys(manifest: Manifest, pinned: Sequence[Path], report: Report) ->
 
 
 def _warn_unlisted(bundle: Path, manifest: Manifest, report: Report) -> None:
-    listed = {obj.key for obj in manifest.objects} | {"manifest.json"}
+    listed = {obj.key for obj in manifest.objects} | {"manifest.json", EVIDENCE_FILE}
     extra = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()
                    and str(p.relative_to(bundle)) not in listed)
     if extra:

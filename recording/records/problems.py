@@ -21,10 +21,13 @@ PROBLEM_CODES = frozenset({
     "not_sealed_to_you", "decrypt_auth_failed", "decrypt_failed",
     "bad_transcript", "bad_chat_message", "missing_indices", "missing_parts", "no_transcript",
     "transcript_no_recordings", "recording_gap",
+    # the witnessed log: checkpoint notes, witness cosignatures, pins
+    "checkpoint_note_malformed", "checkpoint_note_bad_signature", "checkpoint_not_witnessed",
+    "checkpoint_inconsistent", "no_checkpoint_note",
 })
 WARNING_CODES = frozenset({
     "audit_key_not_pinned", "audit_key_not_the_pinned_one", "recording_nothing_verified", "listed_not_in_manifest",
-    "recording_not_indexed",
+    "recording_not_indexed", "checkpoint_not_pinned",
 })
 
 

@@ -433,3 +433,36 @@ async def test_audit_record_shows_no_seq_until_sequenced_and_the_manifest_sequen
             pending = (await session.execute(
                 select(func.count()).select_from(AuditEntry).where(AuditEntry.seq.is_(None)))).scalar_one()
         assert pending == 1  # only the "records_listed" entry the manifest itself appended
+
+
+def test_audit_verify_command_with_a_pin_catches_entries_deleted_and_renumbered(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDIATION_DATA_DIR": str(tmp_path / "data"),
+           "MEDIATION_PASSWORD_MEMORY_KIB": "1024", "MEDIATION_PASSWORD_TIME_COST": "1"}
+    pin = tmp_path / "pin"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=60, input="a long password\n")
+
+    for name in ("root", "second"):
+        assert run("create-admin", name).returncode == 0
+    first = run("verify-audit", "--pin", str(pin))
+    assert first.returncode == 0 and "pin updated" in first.stdout and pin.exists(), first.stdout + first.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "mediation.db") as connection:
+        # Delete the first entry and renumber the rest, re-hashing each, and drop the checkpoints: every
+        # remaining proof holds, but the log no longer extends the pinned head.
+        rows = connection.execute("SELECT entry_id, canonical FROM audit_entries ORDER BY seq").fetchall()
+        connection.execute("DELETE FROM audit_entries WHERE entry_id = ?", (rows[0][0],))
+        connection.execute("DELETE FROM audit_checkpoints")
+        for seq, (entry_id, canonical) in enumerate(rows[1:]):
+            body = json.loads(canonical)
+            body["seq"] = seq
+            raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            connection.execute("UPDATE audit_entries SET seq = ?, canonical = ?, leaf_hash = ? WHERE entry_id = ?",
+                               (seq, raw, merkle.leaf_hash(raw), entry_id))
+    unpinned = run("verify-audit", "--checkpoint")
+    assert unpinned.returncode == 1 and "no signed checkpoint" in unpinned.stdout, unpinned.stdout  # refused to sign
+    pinned = run("verify-audit", "--pin", str(pin))
+    assert pinned.returncode == 1 and "[checkpoint_inconsistent]" in pinned.stdout, pinned.stdout

@@ -2,13 +2,16 @@
 
     .venv/bin/python -m tests.web.compliance_fixtures
 
-Three JSON files under web_client/test/fixtures/, committed so `npm test` needs no Python:
+Four JSON files under web_client/test/fixtures/, committed so `npm test` needs no Python:
 
 - compliance-merkle.json: inclusion proofs from recording/records/merkle.py for trees of many sizes,
   with the roots they must verify against (the page's merkle.js must agree on every one).
 - compliance-checkpoint.json: `signed_at` spellings and what recording/records/checkpoint.py's
   checkpoint_message makes of each (or that Python refuses it), and a checkpoint signed with a
   fresh Ed25519 key.
+- compliance-consistency.json: consistency proofs from recording/records/merkle.py between many tree
+  sizes, and a C2SP checkpoint note signed and cosigned by recording/records/checkpoint.py with the
+  verifier keys to check it.
 - compliance-bundle.json: a whole case bundle from tests/recording/casebundle.py (sealed with a
   key from age-keygen, audited and checkpointed by the server's AuditLog): the manifest, every
   ciphertext, the officer's identity and the transcript it holds.
@@ -27,7 +30,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recording.records import merkle
-from recording.records.checkpoint import checkpoint_message, key_id, public_key_pem
+from recording.records.checkpoint import (
+    SIGNATURE_COSIGNATURE_V1,
+    add_signature,
+    checkpoint_body,
+    checkpoint_message,
+    cosign,
+    key_id,
+    public_key_pem,
+    sign_note,
+    vkey,
+)
 from tests.recording import casebundle
 
 FIXTURES = Path(__file__).resolve().parents[2] / "web_client" / "test" / "fixtures"
@@ -101,9 +114,28 @@ async def _bundle() -> dict:
         }
 
 
+def _consistency() -> dict:
+    cases = []
+    for size in [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 32, 33, 100]:
+        leaves = [merkle.leaf_hash(f"entry {n}".encode()) for n in range(size)]
+        for old in sorted({0, 1, 2, 3, 4, 7, 8, size // 2, size - 1, size} & set(range(size + 1))):
+            proof = merkle.consistency_proof(leaves, old)
+            old_root = merkle.root_from_leaf_hashes(leaves[:old])
+            assert merkle.verify_consistency(old, size, old_root, merkle.root_from_leaf_hashes(leaves), proof)
+            cases.append({"old_size": old, "new_size": size, "old_root": old_root.hex(),
+                          "new_root": merkle.root_from_leaf_hashes(leaves).hex(), "proof": [p.hex() for p in proof]})
+    log_key, witness_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    origin = "mediation.invalid/audit/vectors"
+    note = sign_note(checkpoint_body(origin, 100, bytes.fromhex(cases[-1]["new_root"])), origin, log_key)
+    note = add_signature(note, cosign(note.text, "witness.example/w1", witness_key, 1764633600))
+    return {"consistency": cases, "note": note.render(), "log_vkey": vkey(origin, log_key.public_key()),
+            "witness_vkey": vkey("witness.example/w1", witness_key.public_key(), SIGNATURE_COSIGNATURE_V1)}
+
+
 def main() -> None:
     FIXTURES.mkdir(parents=True, exist_ok=True)
     outputs = {"compliance-merkle.json": _merkle(), "compliance-checkpoint.json": _checkpoint(),
+               "compliance-consistency.json": _consistency(),
                "compliance-bundle.json": asyncio.run(_bundle())}
     for name, value in outputs.items():
         (FIXTURES / name).write_text(json.dumps(value, indent=1, ensure_ascii=False) + "\n")

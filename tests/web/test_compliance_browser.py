@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -204,8 +205,14 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     await page.locator("[data-testid=chat-missing][data-seq='2']").wait_for(timeout=WAIT_MS)
     await _shot(page, "opened-tampered-zh-CN")
 
-    # Signing out forgets the key: nothing of it was stored in the browser or sent to the server.
-    assert await page.evaluate("() => localStorage.length + sessionStorage.length") == 0
+    # Signing out forgets the key: nothing of it was stored in the browser or sent to the server. The one
+    # thing stored is public: the audit checkpoint this browser accepted, pinned per log origin.
+    assert await page.evaluate("() => sessionStorage.length") == 0
+    stored = await page.evaluate("() => Object.fromEntries(Object.entries(localStorage))")
+    origin = api.services.audit.origin
+    assert list(stored) == [f"mediation-compliance-pin:{origin}"], stored
+    pinned = json.loads(stored[f"mediation-compliance-pin:{origin}"])
+    assert pinned["note"].startswith(f"{origin}\n") and "AGE-SECRET-KEY" not in json.dumps(stored).upper()
     await page.get_by_test_id("signout").click()
     await page.get_by_test_id("signin-form").wait_for(timeout=WAIT_MS)
     assert await page.locator("[data-testid=identity-panel][data-state=empty]").count() == 1

@@ -15,6 +15,9 @@ const html = read("compliance.html");
 const uiDir = "src/ui/compliance";
 const page = [read("src/pages/compliance.js"), ...readdirSync(path.join(root, uiDir)).filter((f) => f.endsWith(".js")).sort()
   .map((f) => read(`${uiDir}/${f}`))].join("\n");
+const pinModule = read(`${uiDir}/pin.js`);
+const pageWithoutPin = [read("src/pages/compliance.js"), ...readdirSync(path.join(root, uiDir))
+  .filter((f) => f.endsWith(".js") && f !== "pin.js").sort().map((f) => read(`${uiDir}/${f}`))].join("\n");
 /** What the compliance page can say: its own catalogs over the common ones. */
 const CATALOGS = Object.fromEntries(Object.keys(OWN).map((lang) => [lang, { ...COMMON[lang], ...OWN[lang] }]));
 const libDir = "src/lib/compliance";
@@ -86,8 +89,13 @@ test("compliance record text reaches the DOM only as text; the library never tou
   for (const [name, src] of Object.entries(lib)) {
     assert.doesNotMatch(withoutComments(src), /\bdocument\.|\bwindow\.|localStorage|sessionStorage/, name);
   }
-  assert.doesNotMatch(withoutComments(page), /localStorage|sessionStorage|indexedDB|document\.cookie/,
+  assert.doesNotMatch(withoutComments(pageWithoutPin), /localStorage|sessionStorage|indexedDB|document\.cookie/,
     "the page stores nothing: the secret key lives in memory only");
+  // The one exception, the pinned audit checkpoint (public data), is kept by pin.js, which touches no key ring.
+  assert.doesNotMatch(withoutComments(pinModule), /sessionStorage|indexedDB|document\.cookie|keyring|identity|secret/i);
+  assert.deepEqual([...withoutComments(pinModule).matchAll(/localStorage\.(\w+)\(PIN_PREFIX \+ origin/g)]
+    .map((m) => m[1]).sort(), ["getItem", "setItem"]);
+  assert.equal([...withoutComments(pinModule).matchAll(/localStorage/g)].length, 2);
 });
 
 test("compliance the secret key is never sent: only the recipient goes to the registration call", () => {

@@ -8,7 +8,10 @@ import { readFileSync } from "node:fs";
 import { Encrypter } from "age-encryption";
 import { ApiError } from "../src/lib/api.js";
 import { base64ToBytes, bytesToHex, concatBytes, hexToBytes, utf8 } from "../src/lib/compliance/bytes.js";
-import { checkpointMessage, importAuditKey } from "../src/lib/compliance/checkpoint.js";
+import {
+  SIGNATURE_COSIGNATURE_V1, checkpointMessage, cosignatureMessage, importAuditKey, noteKeyHash, parseCheckpointBody,
+  vkeyOf,
+} from "../src/lib/compliance/checkpoint.js";
 import { KeyRing, readIdentities } from "../src/lib/compliance/identity.js";
 import { ManifestError, parseManifest } from "../src/lib/compliance/manifest.js";
 import { leafHash } from "../src/lib/compliance/merkle.js";
@@ -41,6 +44,59 @@ function canonical(value) {
     return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
   }
   return JSON.stringify(value);
+}
+
+const b64 = (bytes) => Buffer.from(bytes).toString("base64");
+
+/** An Ed25519 key pair from a 32-byte seed (PKCS#8 wraps it behind a fixed prefix). */
+async function keyFromSeed(hex) {
+  const der = concatBytes(hexToBytes("302e020100300506032b657004220420"), hexToBytes(hex));
+  const privateKey = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, true, ["sign"]);
+  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+  return { privateKey, raw: new Uint8Array(Buffer.from(jwk.x, "base64url")) };
+}
+
+async function auditSigner() {
+  const privateKey = await crypto.subtle.importKey("pkcs8", base64ToBytes(F.audit_private_key_pkcs8),
+    { name: "Ed25519" }, true, ["sign"]);
+  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+  return { privateKey, raw: new Uint8Array(Buffer.from(jwk.x, "base64url")) };
+}
+
+const sign = async (privateKey, message) => new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, privateKey,
+  message));
+
+/** The checkpoint-evidence operations of the table (see its "about"), mirroring test_tampering.py. */
+const CHECKPOINT_OPS = new Set(["checkpoint_note", "flip_note_signature", "set_note", "verifier"]);
+
+async function checkpointOp(manifest, state, op) {
+  const inclusion = manifest.objects[0].inclusion;
+  if (op.op === "checkpoint_note") {
+    const root = hexToBytes(op.root_hash ?? inclusion.root_hash);
+    const text = `${TABLE.origin}\n${inclusion.tree_size}\n${b64(root)}\n`;
+    const audit = await auditSigner();
+    const lines = [[TABLE.origin, await noteKeyHash(TABLE.origin, audit.raw),
+      await sign(audit.privateKey, utf8.encode(text))]];
+    for (const name of op.cosigners) {
+      const witness = await keyFromSeed(TABLE.witness_seeds[name]);
+      const time = new Uint8Array(8);
+      new DataView(time.buffer).setBigUint64(0, 1700000000n);
+      lines.push([name, await noteKeyHash(name, witness.raw, SIGNATURE_COSIGNATURE_V1),
+        concatBytes(time, await sign(witness.privateKey, cosignatureMessage(text, 1700000000n)))]);
+    }
+    state.note = `${text}\n${lines.map(([n, h, p]) => `\u2014 ${n} ${b64(concatBytes(h, p))}\n`).join("")}`;
+  } else if (op.op === "flip_note_signature") {
+    const [text, block] = state.note.split("\n\n");
+    const [first, ...rest] = block.split("\n");
+    const [dash, name, signature] = first.split(" ");
+    const raw = Uint8Array.from(base64ToBytes(signature));
+    raw[4] ^= 1;
+    state.note = `${text}\n\n${[`${dash} ${name} ${b64(raw)}`, ...rest].join("\n")}`;
+  } else if (op.op === "set_note") {
+    state.note = op.value;
+  } else if (op.op === "verifier") {
+    Object.assign(state, { witnesses: op.witnesses, quorum: op.quorum, pin: op.pin ?? null });
+  }
 }
 
 async function tamper(manifest, files, op) {
@@ -96,7 +152,27 @@ async function tamper(manifest, files, op) {
 async function codes(testCase) {
   const manifest = JSON.parse(F.manifest);
   const files = new Map(Object.entries(F.objects).map(([key, value]) => [key, base64ToBytes(value)]));
-  for (const op of testCase.ops) await tamper(manifest, files, op);
+  const state = { note: null, witnesses: [], quorum: 0, pin: null };
+  for (const op of testCase.ops) {
+    if (CHECKPOINT_OPS.has(op.op)) await checkpointOp(manifest, state, op);
+    else await tamper(manifest, files, op);
+  }
+  let pin = null;
+  let evidence = null;
+  if (manifest.objects.length) {
+    const inclusion = manifest.objects[0].inclusion;
+    const pinSize = state.pin ? inclusion.tree_size + state.pin.size_delta : null;
+    if (state.pin) {
+      pin = parseCheckpointBody(`${TABLE.origin}\n${pinSize}\n${b64(hexToBytes(state.pin.root_hash
+        ?? inclusion.root_hash))}\n`);
+    }
+    if (state.note !== null) {
+      evidence = { note: state.note, consistency: pinSize !== null && pinSize <= inclusion.tree_size
+        ? { old_size: pinSize, proof: [] } : null };
+    }
+  }
+  const witnessKeys = await Promise.all(state.witnesses.map(async (name) => vkeyOf(name,
+    (await keyFromSeed(TABLE.witness_seeds[name])).raw, SIGNATURE_COSIGNATURE_V1)));
   let parsed;
   try {
     parsed = parseManifest(JSON.stringify(manifest));
@@ -109,7 +185,7 @@ async function codes(testCase) {
   const recordIds = new Map([...files.keys()].map((key) => [key, key]));
   const report = await openRecords({
     manifest: parsed, caseId: F.case_id, recordIds, keyring: new KeyRing(await readIdentities(F.identity)),
-    pinnedKeyId: keyId,
+    pinnedKeyId: keyId, evidence, pin, witnessKeys, quorum: state.quorum,
     download: async (recordId) => {
       if (!files.has(recordId)) throw new ApiError("not_found", `case has no record ${recordId}`, { status: 404 });
       return files.get(recordId);

@@ -22,9 +22,20 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recording.compliance.cli import main
+from recording.compliance.pinning import EVIDENCE_FILE, evidence
 from recording.records import merkle
 from recording.records.canonical import canonical_json
-from recording.records.checkpoint import checkpoint_message, key_id, public_key_pem
+from recording.records.checkpoint import (
+    SIGNATURE_COSIGNATURE_V1,
+    add_signature,
+    checkpoint_body,
+    checkpoint_message,
+    cosign,
+    key_id,
+    public_key_pem,
+    sign_note,
+    vkey,
+)
 from recording.records.manifest import check_audit_entry, parse_manifest
 from recording.records.sealing import seal
 from tests.recording.agekeys import generate
@@ -482,3 +493,39 @@ def test_compliance_transcript_without_segment_counts_leaves_recordings_unvouche
                                                                if o["participant_id"] != BORROWER or o["part"] != 0]))
     run = open_bundle(built, built.directory, out=root / "out-again")
     assert_failed(run, f"recording {SESSION}/{BORROWER}: part(s) 0 MISSING from the bundle")
+
+
+def _evidence(pristine: CaseBundle, bundle: Path, witness: Ed25519PrivateKey, old_size: int | None) -> None:
+    """Write the checkpoint.json fetch would: the manifest checkpoint's note, cosigned, and the proof from a pin."""
+    inclusion = json.loads((bundle / "manifest.json").read_text())["objects"][0]["inclusion"]
+    note = sign_note(checkpoint_body("o.example/log", inclusion["tree_size"], bytes.fromhex(inclusion["root_hash"])),
+                     "o.example/log", pristine.signing_key)
+    note = add_signature(note, cosign(note.text, "w.example", witness, 1764633600))
+    (bundle / EVIDENCE_FILE).unlink(missing_ok=True)
+    (bundle / EVIDENCE_FILE).write_bytes(evidence(note.render(), "", [], 0, old_size, []))
+
+
+def test_compliance_open_with_pin_and_witness_keys_pins_then_requires_the_quorum(
+        pristine: CaseBundle, bundle: Path, tmp_path: Path) -> None:
+    witness, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    pin = tmp_path / "pin"
+    _evidence(pristine, bundle, witness, None)
+    argv = ["--pin", str(pin), "--witness-key", vkey("w.example", witness.public_key(), SIGNATURE_COSIGNATURE_V1)]
+    first = _open_with(pristine, bundle, tmp_path / "o1", argv)
+    assert first.code == 0 and "checkpoint_not_pinned" in first.report and pin.exists(), first.report
+    size = json.loads((bundle / "manifest.json").read_text())["objects"][0]["inclusion"]["tree_size"]
+    _evidence(pristine, bundle, witness, size)
+    again = _open_with(pristine, bundle, tmp_path / "o2", argv)
+    assert again.code == 0 and "WARNINGS" not in again.report, again.report
+    other = ["--pin", str(pin), "--witness-key", vkey("w2.example", stranger.public_key(), SIGNATURE_COSIGNATURE_V1)]
+    refused = _open_with(pristine, bundle, tmp_path / "o3", other)
+    assert refused.code == 1 and "[checkpoint_not_witnessed]" in refused.report, refused.report
+
+
+def _open_with(pristine: CaseBundle, bundle: Path, out: Path, extra: list[str]) -> Run:
+    argv = ["open", "--identity", str(pristine.officer.identity_file), "--bundle", str(bundle), "--out", str(out),
+            "--audit-public-key", str(pristine.audit_public_key), *extra]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        code = main(argv)
+    return Run(code, stdout.getvalue(), stderr.getvalue(), out)

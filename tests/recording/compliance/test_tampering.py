@@ -16,11 +16,24 @@ from typing import Any
 import pyrage
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recording.compliance.open import open_bundle
+from recording.compliance.pinning import EVIDENCE_FILE, evidence
 from recording.records import merkle
 from recording.records.canonical import canonical_json
-from recording.records.checkpoint import checkpoint_message
+from recording.records.checkpoint import (
+    SIGNATURE_COSIGNATURE_V1,
+    SignedNote,
+    add_signature,
+    checkpoint_body,
+    checkpoint_message,
+    cosign,
+    parse_note,
+    parse_vkey,
+    sign_note,
+    vkey,
+)
 from recording.records.manifest import BundleError
 from recording.records.problems import PROBLEM_CODES
 
@@ -43,6 +56,37 @@ def _set(target: dict[str, Any], path: list[str], op: dict[str, Any]) -> None:
         del target[path[-1]]
     else:
         target[path[-1]] = op["value"]
+
+
+def _witness_key(name: str) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(TABLE["witness_seeds"][name]))
+
+
+def _audit_key() -> Any:
+    return serialization.load_der_private_key(base64.b64decode(BUNDLE["audit_private_key_pkcs8"]), None)
+
+
+def _checkpoint_op(manifest: dict[str, Any], state: dict[str, Any], op: dict[str, Any]) -> None:
+    """Apply one checkpoint-evidence operation of the table to `state` (checkpoint.json and verifier options)."""
+    inclusion = manifest["objects"][0]["inclusion"]
+    if op["op"] == "checkpoint_note":
+        root = bytes.fromhex(op.get("root_hash", inclusion["root_hash"]))
+        note = sign_note(checkpoint_body(TABLE["origin"], inclusion["tree_size"], root), TABLE["origin"], _audit_key())
+        for name in op["cosigners"]:
+            note = add_signature(note, cosign(note.text, name, _witness_key(name), 1700000000))
+        state["note"] = note.render()
+    elif op["op"] == "flip_note_signature":
+        note = parse_note(state["note"])
+        name, key_hash, payload = note.signatures[0]
+        flipped = (name, key_hash, bytes([payload[0] ^ 1]) + payload[1:])
+        state["note"] = SignedNote(note.text, (flipped, *note.signatures[1:])).render()
+    elif op["op"] == "set_note":
+        state["note"] = op["value"]
+    elif op["op"] == "verifier":
+        state.update(witnesses=op["witnesses"], quorum=op["quorum"], pin=op.get("pin"))
+
+
+CHECKPOINT_OPS = {"checkpoint_note", "flip_note_signature", "set_note", "verifier"}
 
 
 def _tamper(manifest: dict[str, Any], files: dict[str, bytes], op: dict[str, Any]) -> None:
@@ -78,7 +122,7 @@ def _tamper(manifest: dict[str, Any], files: dict[str, bytes], op: dict[str, Any
         elif name == "fork_checkpoint":
             inclusion = entry["inclusion"]
             inclusion["root_hash"] = op["root_hash"]
-            signer = serialization.load_der_private_key(base64.b64decode(BUNDLE["audit_private_key_pkcs8"]), None)
+            signer = _audit_key()
             inclusion["checkpoint_signature"] = signer.sign(checkpoint_message(
                 inclusion["tree_size"], bytes.fromhex(op["root_hash"]), inclusion["signed_at"])).hex()
         elif name == "edit_audit_entry":
@@ -93,8 +137,12 @@ def _tamper(manifest: dict[str, Any], files: dict[str, bytes], op: dict[str, Any
 def _codes(case: dict[str, Any], tmp_path: Path) -> list[str]:
     manifest = json.loads(BUNDLE["manifest"])
     files = {key: base64.b64decode(value) for key, value in BUNDLE["objects"].items()}
+    state: dict[str, Any] = {"note": None, "witnesses": [], "quorum": 0, "pin": None}
     for op in case["ops"]:
-        _tamper(manifest, files, op)
+        if op["op"] in CHECKPOINT_OPS:
+            _checkpoint_op(manifest, state, op)
+        else:
+            _tamper(manifest, files, op)
     bundle = tmp_path / "bundle"
     for key, data in files.items():
         (bundle / key).parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +152,23 @@ def _codes(case: dict[str, Any], tmp_path: Path) -> list[str]:
     pinned.write_text(json.loads(BUNDLE["manifest"])["audit_public_key_pem"])
     identities = [pyrage.x25519.Identity.from_str(line) for line in BUNDLE["identity"].splitlines()
                   if line.startswith("AGE-SECRET-KEY-")]
+    pin_file = None
+    if manifest["objects"]:
+        inclusion = manifest["objects"][0]["inclusion"]
+        pin = state["pin"]
+        pin_size = None if pin is None else inclusion["tree_size"] + pin["size_delta"]
+        if pin is not None:
+            pin_file = tmp_path / "pin"
+            pin_file.write_text(checkpoint_body(TABLE["origin"], pin_size,
+                                                bytes.fromhex(pin.get("root_hash", inclusion["root_hash"]))))
+        if state["note"] is not None:
+            old_size = pin_size if pin_size is not None and pin_size <= inclusion["tree_size"] else None
+            (bundle / EVIDENCE_FILE).write_bytes(evidence(state["note"], "", [], 0, old_size, []))
+    witnesses = [parse_vkey(vkey(name, _witness_key(name).public_key(), SIGNATURE_COSIGNATURE_V1))
+                 for name in state["witnesses"]]
     try:
-        report = open_bundle(bundle, identities, [pinned], tmp_path / "out")
+        report = open_bundle(bundle, identities, [pinned], tmp_path / "out", pin=pin_file, witnesses=witnesses,
+                             quorum=state["quorum"])
     except BundleError as exc:
         return [exc.code]
     return report.codes

@@ -37,6 +37,10 @@ export function createComplianceApi(api = createApi()) {
       const bytes = await api.get(`/api/cases/${segment(caseId)}/records/manifest`, { answer: "bytes" });
       return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     },
+    /** Signed audit checkpoints above a size, as notes with cosignatures. @param {number} after */
+    checkpoints: (after) => api.get(`/api/audit/checkpoints?after=${after}&limit=1`),
+    /** The consistency proof between two tree sizes. @param {number} oldSize @param {number} newSize */
+    consistency: (oldSize, newSize) => api.get(`/api/audit/consistency?old_size=${oldSize}&new_size=${newSize}`),
     /**
      * A sealed record's ciphertext; the server audits the download.
      * @param {string} caseId

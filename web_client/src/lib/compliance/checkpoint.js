@@ -1,9 +1,10 @@
 // Spec: docs/records.md (the record format and the problem codes both verifiers report).
-// Signed audit checkpoints: the exact message the server signs, its Ed25519 key, and checking
-// signatures (WebCrypto). Mirrors recording/records/checkpoint.py (checkpoint_message, CheckpointVerifier).
+// Signed audit checkpoints: the exact message the server signs, its Ed25519 key, checking
+// signatures (WebCrypto), the C2SP signed note, witness cosignatures and the pin. Mirrors recording/records/checkpoint.py (checkpoint_message, CheckpointVerifier).
 // No DOM access here.
 
-import { base64ToBytes, bytesToHex, sha256, utf8 } from "./bytes.js";
+import { base64ToBytes, bytesToHex, concatBytes, sha256, utf8 } from "./bytes.js";
+import { verifyConsistency } from "./merkle.js";
 
 /** @typedef {import("./types.js").Problem} Problem */
 
@@ -184,4 +185,149 @@ export class CheckpointVerifier {
     }
     return null;
   }
+}
+
+// --- C2SP signed notes, tlog-checkpoint bodies, tlog-cosignatures and pins (docs/records.md, "Checkpoint
+// notes" and "Pinning"); mirrors the second half of recording/records/checkpoint.py.
+
+export const SIGNATURE_ED25519 = 0x01;
+export const SIGNATURE_COSIGNATURE_V1 = 0x04;
+const EM_DASH = "\u2014";
+const NAME = /^[^\s+]+$/;
+
+export class NoteError extends Error {}
+
+/** Read a tlog-checkpoint body: {origin, treeSize, rootHash}; throws NoteError. */
+export function parseCheckpointBody(text) {
+  const lines = text.split("\n");
+  if (lines.length < 4 || lines.at(-1) !== "") throw new NoteError("a checkpoint body has at least three lines");
+  const [origin, size, root] = lines;
+  if (!origin) throw new NoteError("the checkpoint's origin line is empty");
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(size)) throw new NoteError(`tree size ${JSON.stringify(size.slice(0, 30))}`);
+  let rootHash;
+  try {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(root)) throw new Error("not base64");
+    rootHash = base64ToBytes(root);
+  } catch {
+    throw new NoteError("the checkpoint's root hash is not base64");
+  }
+  if (rootHash.length !== 32) throw new NoteError(`the checkpoint's root hash has ${rootHash.length} bytes`);
+  return { origin, treeSize: Number(size), rootHash };
+}
+
+/** Split a signed note: {text, signatures: [{name, keyHash, payload}]}; throws NoteError. */
+export function parseNote(note) {
+  if (typeof note !== "string" || note.length > 65536) throw new NoteError("not a signed note");
+  const cut = note.lastIndexOf("\n\n");
+  if (cut < 0 || !note.endsWith("\n")) throw new NoteError("a signed note is text, a blank line, signature lines");
+  const signatures = note.slice(cut + 2, -1).split("\n").map((line) => {
+    const match = new RegExp(`^${EM_DASH} ([^\\s+]+) ([A-Za-z0-9+/=]+)$`).exec(line);
+    if (!match) throw new NoteError(`signature line ${JSON.stringify(line.slice(0, 80))}`);
+    let raw;
+    try {
+      raw = base64ToBytes(match[2]);
+    } catch {
+      throw new NoteError(`signature line of ${match[1]} is not base64`);
+    }
+    if (raw.length < 5) throw new NoteError(`signature line of ${match[1]} is too short`);
+    return { name: match[1], keyHash: raw.subarray(0, 4), payload: raw.subarray(4) };
+  });
+  const text = note.slice(0, cut + 1);
+  return { text, signatures, head: parseCheckpointBody(text) };
+}
+
+/** SHA-256(name || "\n" || type || raw key), first 4 bytes. */
+export async function noteKeyHash(name, raw, type = SIGNATURE_ED25519) {
+  return (await sha256(concatBytes(utf8.encode(`${name}\n`), Uint8Array.of(type), raw))).subarray(0, 4);
+}
+
+/** The verifier key string `<name>+<hash hex>+<base64(type || raw key)>`. */
+export async function vkeyOf(name, raw, type = SIGNATURE_ED25519) {
+  const encoded = btoa(String.fromCharCode(...concatBytes(Uint8Array.of(type), raw)));
+  return `${name}+${bytesToHex(await noteKeyHash(name, raw, type))}+${encoded}`;
+}
+
+/** Parse a verifier key: {name, type, raw, keyHash, key: CryptoKey}; throws NoteError. */
+export async function parseVkey(text) {
+  const trimmed = String(text).trim();
+  const first = trimmed.indexOf("+");
+  const second = trimmed.indexOf("+", first + 1);
+  const name = trimmed.slice(0, first);
+  if (first < 0 || second < 0 || !NAME.test(name)) throw new NoteError(`verifier key ${trimmed.slice(0, 80)}`);
+  let bytes;
+  try {
+    bytes = base64ToBytes(trimmed.slice(second + 1));
+  } catch {
+    throw new NoteError(`verifier key ${name}: its key is not base64`);
+  }
+  if (bytes.length !== 33 || ![SIGNATURE_ED25519, SIGNATURE_COSIGNATURE_V1].includes(bytes[0])) {
+    throw new NoteError(`verifier key ${name}: not an Ed25519 or cosignature/v1 key`);
+  }
+  const raw = bytes.subarray(1);
+  const keyHash = await noteKeyHash(name, raw, bytes[0]);
+  if (bytesToHex(keyHash) !== trimmed.slice(first + 1, second).toLowerCase()) {
+    throw new NoteError(`verifier key ${name}: its key hash does not match its key`);
+  }
+  const key = await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, true, ["verify"]);
+  return { name, type: bytes[0], raw, keyHash, key };
+}
+
+const sameBytes = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/** Whether the note carries a valid Ed25519 signature by `name`'s key (raw bytes and CryptoKey). */
+export async function verifyNote(note, name, raw, key) {
+  const keyHash = await noteKeyHash(name, raw);
+  for (const s of note.signatures) {
+    if (s.name !== name || !sameBytes(s.keyHash, keyHash) || s.payload.length !== 64) continue;
+    if (await crypto.subtle.verify({ name: "Ed25519" }, key, s.payload, utf8.encode(note.text))) return true;
+  }
+  return false;
+}
+
+/** What a witness signs: "cosignature/v1\ntime <t>\n" then the checkpoint body. */
+export function cosignatureMessage(text, timestamp) {
+  return utf8.encode(`cosignature/v1\ntime ${timestamp}\n${text}`);
+}
+
+/** The names of the given witnesses (parsed vkeys) whose cosignature of the note verifies. */
+export async function countCosignatures(note, witnesses) {
+  const valid = [];
+  for (const w of witnesses) {
+    for (const s of note.signatures) {
+      if (s.name !== w.name || !sameBytes(s.keyHash, w.keyHash) || s.payload.length !== 72) continue;
+      const timestamp = new DataView(s.payload.buffer, s.payload.byteOffset, 8).getBigUint64(0);
+      if (await crypto.subtle.verify({ name: "Ed25519" }, w.key, s.payload.subarray(8),
+        cosignatureMessage(note.text, timestamp))) {
+        valid.push(w.name);
+        break;
+      }
+    }
+  }
+  return valid;
+}
+
+/**
+ * Check a log's signed note against a verifier's pin ({origin, treeSize, rootHash} or null):
+ * the log's signature (logKey: {raw, key}), the quorum of witness cosignatures, consistency from
+ * the pin. Resolves the problems [{code, params}], empty when the note may become the new pin.
+ */
+export async function checkPinned(pin, note, logKey, proof, witnesses, quorum) {
+  const problems = [];
+  const { head } = note;
+  const params = { origin: head.origin, size: head.treeSize };
+  if (!logKey || !(await verifyNote(note, head.origin, logKey.raw, logKey.key))) {
+    problems.push({ code: "checkpoint_note_bad_signature", params });
+  }
+  const cosigned = await countCosignatures(note, witnesses);
+  if (cosigned.length < quorum) {
+    problems.push({ code: "checkpoint_not_witnessed", params: { ...params, cosigned: cosigned.length, quorum } });
+  }
+  if (pin) {
+    const pinned = { ...params, pinned: pin.treeSize };
+    if (pin.origin !== head.origin || pin.treeSize > head.treeSize
+        || !(await verifyConsistency(pin.treeSize, head.treeSize, pin.rootHash, head.rootHash, proof))) {
+      problems.push({ code: "checkpoint_inconsistent", params: pinned });
+    }
+  }
+  return problems;
 }

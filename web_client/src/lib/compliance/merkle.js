@@ -1,6 +1,7 @@
 // Spec: docs/records.md (the record format and the problem codes both verifiers report).
-// Checking that a leaf is in an RFC 6962 Merkle tree: the verifier's half only (RFC 9162 §2.1.3.2).
-// Mirrors recording/records/merkle.py (verify_inclusion) step for step. No DOM access here.
+// Checking that a leaf is in an RFC 6962 Merkle tree, and that one tree extends another: the verifier's
+// half only (RFC 9162 §2.1.3.2, §2.1.4.2). Mirrors recording/records/merkle.py (verify_inclusion,
+// verify_consistency) step for step. No DOM access here.
 
 import { concatBytes, equalBytes, sha256 } from "./bytes.js";
 
@@ -59,4 +60,45 @@ export async function verifyInclusion(leaf, index, treeSize, proof, root) {
     sn = Math.floor(sn / 2);
   }
   return sn === 0 && equalBytes(r, root);
+}
+
+/**
+ * Whether `proof` shows the tree (`oldSize`, `oldRoot`) is a prefix of (`newSize`, `newRoot`).
+ * RFC 9162 §2.1.4.2, extended as recording/records/merkle.py (verify_consistency) is, step for step:
+ * equal sizes need an empty proof and equal roots. Resolves false, never rejects, on bad input.
+ */
+export async function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proof) {
+  if (!isIndex(oldSize) || !isIndex(newSize) || oldSize > newSize || !Array.isArray(proof)) return false;
+  if (oldRoot.length !== HASH_SIZE || newRoot.length !== HASH_SIZE || proof.some((p) => p.length !== HASH_SIZE)) {
+    return false;
+  }
+  if (oldSize === 0) return proof.length === 0 && equalBytes(oldRoot, await sha256(new Uint8Array(0)));
+  if (oldSize === newSize) return proof.length === 0 && equalBytes(oldRoot, newRoot);
+  if (!proof.length) return false;
+  const path = [...proof];
+  if (Number.isInteger(Math.log2(oldSize))) path.unshift(oldRoot); // a power of two: the old tree is one node
+  let fn = oldSize - 1;
+  let sn = newSize - 1;
+  while (fn % 2 === 1) {
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      sr = await nodeHash(sr, c);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && equalBytes(fr, oldRoot) && equalBytes(sr, newRoot);
 }

@@ -6,8 +6,10 @@
 // decryption. An object failing any check contributes nothing. Every problem is reported, tied to
 // the output it spoils; a spoiled output is INCOMPLETE. No DOM access here.
 
-import { bytesToHex, sha256, utf8 } from "./bytes.js";
-import { CheckpointVerifier, CryptoUnsupportedError, importAuditKey } from "./checkpoint.js";
+import { base64ToBytes, bytesToHex, sha256, utf8 } from "./bytes.js";
+import {
+  CheckpointVerifier, CryptoUnsupportedError, checkPinned, importAuditKey, parseNote, parseVkey, verifyNote,
+} from "./checkpoint.js";
 import { FIRST_INDEX, checkAuditEntry, describeObject } from "./manifest.js";
 import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } from "./transcript.js";
 
@@ -536,8 +538,59 @@ function compare(a, b) {
  * @param {(done: number, total: number) => void} [options.onProgress]
  * @returns {Promise<Report>}
  */
+/**
+ * The checkpoint evidence (docs/records.md, "Pinning"): `evidence` is {note, consistency: {old_size,
+ * proof: [base64]} | null} or null; `pin` {origin, treeSize, rootHash} or null; `witnessKeys` vkey
+ * strings; `quorum` cosignatures required. Records problems and warnings in `report`; resolves the
+ * note's text to pin when it passed, else null. Mirrors recording/compliance/pinning.py.
+ */
+export async function checkEvidence({ evidence, pin, witnessKeys, quorum, manifest, trusted, report }) {
+  if (!evidence) {
+    if (pin || quorum) report.problem(null, "no_checkpoint_note");
+    return null;
+  }
+  if (!pin) report.warning("checkpoint_not_pinned");
+  let note;
+  let witnesses;
+  try {
+    note = parseNote(evidence.note);
+    witnesses = await Promise.all(witnessKeys.map(parseVkey));
+  } catch (error) {
+    report.problem(null, "checkpoint_note_malformed", { message: String(error?.message ?? error) });
+    return null;
+  }
+  const { head } = note;
+  let logKey = null;
+  for (const key of trusted.values()) {
+    const raw = new Uint8Array(await crypto.subtle.exportKey("raw", key));
+    if (await verifyNote(note, head.origin, raw, key)) logKey = { raw, key };
+  }
+  let proof = [];
+  const problems = [];
+  if (pin) {
+    const consistency = evidence.consistency;
+    try {
+      if (!consistency || consistency.old_size !== pin.treeSize || !Array.isArray(consistency.proof)) {
+        throw new TypeError("no consistency proof from the pinned size");
+      }
+      proof = consistency.proof.map(base64ToBytes);
+    } catch {
+      problems.push({ code: "checkpoint_inconsistent", params: { size: head.treeSize, pinned: pin.treeSize } });
+    }
+  }
+  problems.push(...await checkPinned(pin, note, logKey, proof, witnesses, quorum));
+  const root = bytesToHex(head.rootHash);
+  const others = manifest.objects.filter((o) => o.checkpoint.treeSize !== head.treeSize
+    || bytesToHex(o.checkpoint.rootHash) !== root);
+  if (others.length) {
+    problems.push({ code: "checkpoint_inconsistent", params: { size: head.treeSize, pinned: pin?.treeSize ?? "—" } });
+  }
+  for (const { code, params } of problems) report.problem(null, code, params);
+  return problems.length ? null : evidence.note;
+}
+
 export async function openRecords({ manifest, caseId, include = () => true, recordIds, listedKeys = [], download,
-  keyring, pinnedKeyId = "", onProgress }) {
+  keyring, pinnedKeyId = "", onProgress, evidence = null, pin = null, witnessKeys = [], quorum = 0 }) {
   const report = new Report();
   if (manifest.caseId !== caseId) report.problem(null, "manifest_wrong_case", { found: manifest.caseId, caseId });
   const objects = manifest.objects.filter((obj) => include({ kind: obj.kind, sessionId: obj.sessionId }));
@@ -549,6 +602,7 @@ export async function openRecords({ manifest, caseId, include = () => true, reco
   const inManifest = new Set(manifest.objects.map((obj) => obj.key));
   const unvouched = listedKeys.filter((r) => include(r) && !inManifest.has(r.key));
   if (unvouched.length) report.warning("listed_not_in_manifest", { count: unvouched.length });
+  report.acceptedNote = await checkEvidence({ evidence, pin, witnessKeys, quorum, manifest, trusted, report });
   const opening = new Opening({ manifest, recordIds, download, keyring, verifier: new CheckpointVerifier(trusted),
     report, onProgress });
   await opening.run(objects, malformed);

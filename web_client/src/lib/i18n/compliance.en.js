@@ -59,6 +59,9 @@ export default Object.freeze({
 
   "pin.label": "Published audit key ID (optional)",
   "pin.hint": "Enter the audit key ID the mediation centre publishes (16 hex digits). Without it, the key shipped with the manifest is trusted, with a warning.",
+  "witness.label": "Witness keys (optional, one per line)",
+  "witness.quorum": "Cosignatures required",
+  "witness.hint": "Verifier keys of the witnesses the mediation centre publishes. Without them, the witnesses this browser accepted before (or, the first time, those the server names) are required.",
 
   "cases.title": "Cases",
   "cases.filter": "Filter by state",
@@ -233,6 +236,12 @@ export default Object.freeze({
   "problem.checkpoint_bad_signature": "BAD SIGNATURE: the checkpoint of size {size} signed {signedAt} was not signed by the audit key",
   "problem.checkpoint_unverifiable": "the checkpoint signature could not be checked: {message}",
   "problem.audit_fork": "the audit log was rewritten: two signed checkpoints of size {size} have different roots ({first}… and {second}…)",
+  "problem.checkpoint_note_malformed": "the checkpoint note cannot be read: {message}",
+  "problem.checkpoint_note_bad_signature": "the checkpoint note of size {size} ({origin}) carries no valid signature by the audit key",
+  "problem.checkpoint_not_witnessed": "the checkpoint of size {size} has {cosigned} valid witness cosignature(s); {quorum} required",
+  "problem.checkpoint_inconsistent": "the audit log was rewritten: the checkpoint of size {size} does not extend the one you accepted before (size {pinned})",
+  "problem.no_checkpoint_note": "the server sent no checkpoint note: nothing shows the log extends the checkpoint you accepted before",
+  "warning.checkpoint_not_pinned": "NO CHECKPOINT PINNED: this browser had accepted no checkpoint of this log before; this one is kept and later ones must extend it.",
   "problem.audit_leaf_mismatch": "audit entry {seq} does not hash to the manifest's leaf hash",
   "problem.audit_not_included": "audit entry {seq} is NOT in the audit log: its inclusion proof fails against the checkpoint of size {size}",
   "problem.audit_entry_not_json": "audit entry {seq} is not JSON",

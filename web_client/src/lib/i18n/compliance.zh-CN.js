@@ -59,6 +59,9 @@ export default Object.freeze({
 
   "pin.label": "公布的审计密钥编号（可选）",
   "pin.hint": "填写调解中心公布的审计公钥编号（16 位十六进制）。不填写时信任服务器随清单提供的密钥，并显示警告。",
+  "witness.label": "见证人密钥（可选，每行一个）",
+  "witness.quorum": "所需副署数",
+  "witness.hint": "填写调解中心公布的见证人验证密钥。不填写时，要求此浏览器此前接受的见证人（首次使用时为服务器列出的见证人）。",
 
   "cases.title": "案件",
   "cases.filter": "按状态筛选",
@@ -233,6 +236,12 @@ export default Object.freeze({
   "problem.checkpoint_bad_signature": "签名无效：检查点（大小 {size}，签于 {signedAt}）并非由审计密钥签署",
   "problem.checkpoint_unverifiable": "无法验证检查点签名：{message}",
   "problem.audit_fork": "审计日志被改写：大小为 {size} 的两个已签名检查点根哈希不同（{first}… 与 {second}…）",
+  "problem.checkpoint_note_malformed": "无法读取检查点签名笔记：{message}",
+  "problem.checkpoint_note_bad_signature": "大小为 {size} 的检查点笔记（{origin}）没有审计密钥的有效签名",
+  "problem.checkpoint_not_witnessed": "大小为 {size} 的检查点有 {cosigned} 个有效见证人副署，需要 {quorum} 个",
+  "problem.checkpoint_inconsistent": "审计日志被改写：大小为 {size} 的检查点不是您此前接受的检查点（大小 {pinned}）的延续",
+  "problem.no_checkpoint_note": "服务器未提供检查点笔记：无法证明日志延续了您此前接受的检查点",
+  "warning.checkpoint_not_pinned": "未固定检查点：此浏览器此前未接受过该日志的检查点；现保存此检查点，之后的检查点必须是它的延续。",
   "problem.audit_leaf_mismatch": "审计条目 {seq} 的哈希与清单中的叶哈希不符",
   "problem.audit_not_included": "审计条目 {seq} 不在审计日志中：其包含证明与检查点（大小 {size}）不符",
   "problem.audit_entry_not_json": "审计条目 {seq} 不是 JSON",

@@ -8,6 +8,7 @@ import { $, fill, h } from "../dom.js";
 import { renderCase } from "./cases.js";
 import { api, state, videos } from "./context.js";
 import { formatDuration, incompleteBadge, personById } from "./format.js";
+import { readPin, storePin } from "./pin.js";
 import { currentKeyring } from "./keys.js";
 import { agreementResults, chatSection, consentsSection, timelineSection } from "./records.js";
 import { sessionExpired } from "./session.js";
@@ -22,6 +23,29 @@ export function closeOpened() {
   videos.clear();
   state.opened = null;
   renderOpened();
+}
+
+/** The checkpoint evidence for a manifest: the note of its checkpoint and the proof from this browser's pin. */
+async function loadEvidence(manifest) {
+  const size = manifest.objects[0]?.checkpoint.treeSize;
+  if (!size) return { evidence: null, pin: null, witnessKeys: [], quorum: 0, origin: null };
+  const history = await api.checkpoints(size - 1);
+  const stored = readPin(history.origin);
+  // The officer's own witness keys come first, then those this browser pinned, then the server's.
+  const typed = $("witness-keys").value.split("\n").map((line) => line.trim()).filter(Boolean);
+  const witnessKeys = typed.length ? typed : stored ? stored.witnessKeys : history.witness_keys;
+  const typedQuorum = $("witness-quorum").value;
+  const quorum = typed.length ? (typedQuorum === "" ? typed.length : Number(typedQuorum))
+    : stored ? stored.quorum : history.witness_quorum;
+  const found = history.checkpoints.find((c) => c.tree_size === size && c.note);
+  if (!found) return { evidence: null, pin: stored?.head ?? null, witnessKeys, quorum, origin: history.origin };
+  let consistency = null;
+  if (stored && stored.head.treeSize <= size) {
+    const answer = await api.consistency(stored.head.treeSize, size);
+    consistency = { old_size: stored.head.treeSize, proof: answer.proof };
+  }
+  return { evidence: { note: found.note, consistency }, pin: stored?.head ?? null, witnessKeys, quorum,
+    origin: history.origin };
 }
 
 export async function openScope(scope) {
@@ -43,11 +67,13 @@ export async function openScope(scope) {
       if (error instanceof ManifestError) throw Object.assign(error, { problem: "manifest_error" });
       throw error;
     }
+    const pinning = await loadEvidence(manifest);
     const include = scope.kind === "session"
       ? (o) => o.sessionId === scope.sessionId
       : (o) => o.kind === "agreement";
     const report = await openRecords({
       manifest, caseId, include, keyring: ring, pinnedKeyId: $("audit-key-pin").value,
+      evidence: pinning.evidence, pin: pinning.pin, witnessKeys: pinning.witnessKeys, quorum: pinning.quorum,
       recordIds: new Map(listed.records.map((r) => [r.key, r.record_id])),
       listedKeys: listed.records.map((r) => ({ key: r.key, kind: r.kind, sessionId: r.session_id })),
       download: (recordId) => api.download(caseId, recordId),
@@ -59,6 +85,9 @@ export async function openScope(scope) {
       },
     });
     if (state.opened?.scope !== scope) return; // closed, or signed out, meanwhile
+    if (report.acceptedNote && pinning.origin) {
+      storePin(pinning.origin, report.acceptedNote, pinning.witnessKeys, pinning.quorum);
+    }
     state.opened.report = report;
     state.opened.status = "done";
   } catch (error) {
