@@ -138,6 +138,25 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _optional_host(raw: str) -> str:
+    return _host(raw) if raw.strip() else ""
+
+
+def _mail_address(raw: str) -> str:
+    raw = raw.strip()
+    local, at, domain = raw.rpartition("@")
+    if not at or not local or not domain or any(ch.isspace() or ch in "<>," for ch in raw):
+        raise ValueError("expected one plain e-mail address (name@domain)")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    raw = raw.strip()
+    if raw and not (raw.startswith("https://") or raw.startswith("http://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw
+
+
 def _field(env: str, cast: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
     return dataclasses.field(default=default, metadata={"env": env, "cast": cast, "secret": secret})
 
@@ -204,11 +223,33 @@ class Settings:
     # Argon2id cost; tests lower it, production keeps the default.
     password_memory_kib: int = _field("PASSWORD_MEMORY_KIB", _positive_int, 64 * 1024)
     password_time_cost: int = _field("PASSWORD_TIME_COST", _positive_int, 3)
+    # --- party delivery: join links by e-mail (SMTP) and SMS (an HTTP gateway); empty host or URL is off ---
+    smtp_host: str = _field("SMTP_HOST", _optional_host, "")
+    smtp_port: int = _field("SMTP_PORT", _port, 587)
+    smtp_user: str = _field("SMTP_USER", str, "")
+    smtp_password: Secret = _field("SMTP_PASSWORD", Secret, Secret(""), secret=True)
+    # A file holding the SMTP password (a mounted secret); read at start, used instead of SMTP_PASSWORD.
+    smtp_password_file: str = _field("SMTP_PASSWORD_FILE", str, "")
+    smtp_from: str = _field("SMTP_FROM", _mail_address, "mediation@localhost")
+    # STARTTLS before signing in; only a relay on the same host may go without.
+    smtp_starttls: bool = _field("SMTP_STARTTLS", _bool, True)
+    sms_url: str = _field("SMS_URL", _http_url, "")
+    sms_token: Secret = _field("SMS_TOKEN", Secret, Secret(""), secret=True)
+    # One delivery attempt (SMTP conversation or gateway request) gives up after this long.
+    delivery_timeout_seconds: float = _field("DELIVERY_TIMEOUT_SECONDS", _positive_float, 10.0)
 
     def __post_init__(self) -> None:
         if self.node_timeout_seconds <= self.node_beat_seconds:
             raise SettingsError(f"{PREFIX}NODE_TIMEOUT_SECONDS={self.node_timeout_seconds!r} is invalid: expected "
                                 f"more than MEDIATION_NODE_BEAT_SECONDS={self.node_beat_seconds!r}")
+        if self.smtp_password and self.smtp_password_file:
+            raise SettingsError(f"{PREFIX}SMTP_PASSWORD_FILE={self.smtp_password_file!r} is invalid: "
+                                f"{PREFIX}SMTP_PASSWORD is set too; give one of them")
+        if self.smtp_password_file and not Path(self.smtp_password_file).is_file():
+            raise SettingsError(f"{PREFIX}SMTP_PASSWORD_FILE={self.smtp_password_file!r} is invalid: no such file")
+        if self.sms_url and not self.sms_token:
+            raise SettingsError(f"{PREFIX}SMS_URL={self.sms_url!r} is invalid: {PREFIX}SMS_TOKEN is empty; the "
+                                f"gateway needs its bearer secret")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -244,3 +285,10 @@ class Settings:
     @property
     def records_dir(self) -> Path:
         return self.data_dir / "records"
+
+    @property
+    def smtp_secret(self) -> Secret:
+        """The SMTP password, from SMTP_PASSWORD_FILE when given (trailing newline dropped)."""
+        if self.smtp_password_file:
+            return Secret(Path(self.smtp_password_file).read_text().rstrip("\r\n"))
+        return self.smtp_password

@@ -1,5 +1,8 @@
 """The one walk of a case, over the public HTTP API: apply, review, schedule, and the borrower's join link.
 
+Staff never see a party's link: the walk issues it as the mediator, then reads it as the party does,
+the borrower from its case view (with its receipt), the lender from its mail.
+
 Every test and benchmark that needs a scheduled session walks here, whether its server runs in the
 test's process (tests/conftest.py) or as nodes behind a proxy (tests/deploy, bench).
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.support.mailbox import Mailbox, link_token
 from tests.support.nodes import ADMIN, ADMIN_PASSWORD
 
 STAFF_PASSWORD = "a long enough password"
@@ -96,6 +100,7 @@ class Journey:
     mediator_id: str
     bank: str
     bank_id: str
+    lender_email: str = ""  # the lender's contact, recorded when the case officer verified it
     borrower_link: str = ""  # the borrower's join link, when the walk issued one
 
     def auth(self, who: str) -> dict[str, str]:
@@ -120,9 +125,12 @@ async def walk_to_scheduled(http: Http, staff: MakeStaff, *, officer: str | None
     case_id = receipt["case_id"]
     case = await http.call("GET", f"/api/cases/{case_id}", token=officer)
     parties = {p["role"]: p["party_id"] for p in case["parties"]}
-    for party_id in parties.values():
-        await http.call("POST", f"/api/cases/{case_id}/parties/{party_id}/verify", token=officer,
-                        json_body={"method": "id_card", "reference": "checked at desk"})
+    await http.call("POST", f"/api/cases/{case_id}/parties/{parties['borrower']}/verify", token=officer,
+                    json_body={"method": "id_card", "reference": "checked at desk"})
+    lender_email = f"mediation.{case_id[-12:]}@bank.example"
+    await http.call("POST", f"/api/cases/{case_id}/parties/{parties['lender']}/verify", token=officer,
+                    json_body={"method": "bank_authorization", "reference": "bank's mandate letter",
+                               "email": lender_email})
     await http.call("POST", f"/api/cases/{case_id}/accept", token=officer)
     await http.call("PUT", f"/api/cases/{case_id}/assignments", token=officer,
                     json_body={"mediator_id": mediator_id, "bank_representative_id": bank_id})
@@ -135,12 +143,28 @@ async def walk_to_scheduled(http: Http, staff: MakeStaff, *, officer: str | None
     assert confirmed["state"] == "scheduled", confirmed
     journey = Journey(case_id=case_id, receipt=receipt["receipt_token"], borrower_id=parties["borrower"],
                       lender_id=parties["lender"], session_id=session_id, officer=officer, mediator=mediator,
-                      mediator_id=mediator_id, bank=bank, bank_id=bank_id)
+                      mediator_id=mediator_id, bank=bank, bank_id=bank_id, lender_email=lender_email)
     if link:
-        issued = await http.call("POST", f"/api/cases/{case_id}/join-links", token=mediator, expect=201,
-                                 json_body={"party_id": parties["borrower"], "session_id": session_id})
-        journey.borrower_link = issued["token"]
+        journey.borrower_link = await party_link(http, journey, journey.borrower_id)
     return journey
+
+
+async def party_link(http: Http, journey: Journey, party_id: str, mailbox: Mailbox | None = None) -> str:
+    """The mediator issues ``party_id``'s join link; returns its token as the party receives it.
+
+    The borrower reads it in its case view with its receipt; the lender in its mail (``mailbox``, the
+    SMTP server the server sends to). The issuing response carries no token.
+    """
+    issued = await http.call("POST", f"/api/cases/{journey.case_id}/join-links", token=journey.mediator,
+                             expect=201, json_body={"party_id": party_id, "session_id": journey.session_id})
+    assert "token" not in issued and "url" not in issued, issued
+    if party_id == journey.borrower_id:
+        view = await http.call("GET", "/api/party/case", token=journey.receipt)
+        notice = next(n for n in view["notices"] if n["link_id"] == issued["link_id"])
+        return link_token(notice["link"])
+    assert mailbox is not None, "the lender's link reaches it only by mail: give the SMTP server"
+    mail = await mailbox.wait_for(journey.lender_email, issued["link_id"])
+    return link_token(mail.text)
 
 
 async def scheduled_case(http: Http, admin: str | None = None, officer: str | None = None) -> Journey:
