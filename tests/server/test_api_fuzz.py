@@ -35,6 +35,7 @@ from server import __version__
 from server.api import router
 from server.routing import openapi_document
 from tests.conftest import Api
+from tests.support.mailbox import link_token
 from tests.support.nodes import Node, create_admin, node_environment, start_nodes
 from tests.support.services import free_port
 
@@ -209,7 +210,10 @@ class Cast:
         link = call(201, "POST", f"/api/cases/{case_id}/join-links", officer,
                     {"party_id": parties["borrower"], "session_id": session_id})
         ids.update(session_id=session_id, link_id=link["link_id"])
-        return CaseIds(path=ids, party_tokens={"borrower": receipt_token, "link_holder": link["token"]})
+        # The link reaches the borrower only: read it in the borrower's case view, as the borrower does.
+        notices = call(200, "GET", "/api/party/case", receipt_token)["notices"]
+        (notice,) = [n for n in notices if n["link_id"] == link["link_id"]]
+        return CaseIds(path=ids, party_tokens={"borrower": receipt_token, "link_holder": link_token(notice["link"])})
 
 
 @pytest.fixture(scope="module")

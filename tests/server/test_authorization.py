@@ -29,6 +29,7 @@ from server.agreements import b64url
 from server.api import router
 from server.models import JoinLink, StaffUser
 from tests.conftest import STAFF_PASSWORD, Api, application, future
+from tests.support.mailbox import link_token
 
 Route = tuple[str, str]
 
@@ -91,6 +92,10 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("POST", "/api/cases/{case_id}/join-links"): frozenset({CASE_OFFICER, MEDIATOR}),
     ("GET", "/api/cases/{case_id}/join-links"): frozenset({CASE_OFFICER, MEDIATOR}),
     ("DELETE", "/api/cases/{case_id}/join-links/{link_id}"): frozenset({CASE_OFFICER, MEDIATOR}),
+    ("POST", "/api/cases/{case_id}/join-links/{link_id}/retry"): frozenset({CASE_OFFICER, MEDIATOR}),
+    # the borrower's receipt: case officers read its state and revoke it (never see it)
+    ("GET", "/api/cases/{case_id}/receipt"): frozenset({CASE_OFFICER}),
+    ("POST", "/api/cases/{case_id}/receipt/revoke"): frozenset({CASE_OFFICER}),
     # closing: case officers and mediators
     ("POST", "/api/cases/{case_id}/close"): frozenset({CASE_OFFICER, MEDIATOR}),
     # sealed records: only compliance officers register keys, list, and download (every case)
@@ -130,9 +135,15 @@ def is_case_route(route: Route) -> bool:
 # can never reach them (tests/server/test_cases.py shows closing revokes links), so no cell is checked.
 CLOSED_CASE_ROUTES = {("POST", "/api/cases/{case_id}/feedback")}
 
+# Routes whose cell acts on a session other than the one the join link was issued for (the case's second,
+# pending session): a join link acts only on its own session, so its holder is refused (403 other_session).
+OTHER_SESSION_ROUTES = {("POST", "/api/cases/{case_id}/sessions/{session_id}/confirm")}
+
 
 def expected_allow(route: Route, principal: str, scope: str | None) -> bool:
     if GRANT[principal] not in EXPECTED[route]:
+        return False
+    if principal == JOIN_LINK and route in OTHER_SESSION_ROUTES:
         return False
     return scope is None or reaches_case(principal, scope)
 
@@ -153,6 +164,8 @@ FRESH_STAGE: dict[Route, str] = {
     ("POST", "/api/cases/{case_id}/sessions/{session_id}/cancel"): "scheduled",
     ("POST", "/api/cases/{case_id}/join-links"): "scheduled",
     ("DELETE", "/api/cases/{case_id}/join-links/{link_id}"): "scheduled",
+    ("POST", "/api/cases/{case_id}/join-links/{link_id}/retry"): "scheduled",
+    ("POST", "/api/cases/{case_id}/receipt/revoke"): "submitted",
     ("POST", "/api/cases/{case_id}/close"): "scheduled",
     ("PUT", "/api/cases/{case_id}/agreement"): "drafted",
     ("POST", "/api/cases/{case_id}/agreement/signatures"): "drafted",
@@ -181,6 +194,13 @@ async def _expect(api: Api, status: int, method: str, path: str, *, token: str |
     got, body = await api.call(method, path, token=token, json=json)
     assert got == status, f"setup {method} {path}: expected {status}, got {got}: {body}"
     return body
+
+
+async def _delivered_token(api: Api, receipt: str, link_id: str) -> str:
+    """A borrower's join link as the borrower reads it: in its case view, opened with its receipt."""
+    view = await _expect(api, 200, "GET", "/api/party/case", token=receipt)
+    (notice,) = [n for n in view["notices"] if n["link_id"] == link_id]
+    return link_token(notice["link"])
 
 
 @dataclasses.dataclass
@@ -247,9 +267,12 @@ class Desk:
                           borrower_id=parties["borrower"], lender_id=parties["lender"])
         if stage == "submitted":
             return world
-        for party_id in parties.values():
-            await _expect(api, 200, "POST", f"{case_path}/parties/{party_id}/verify", token=officer,
-                          json={"method": "id_card", "reference": "checked at desk"})
+        await _expect(api, 200, "POST", f"{case_path}/parties/{world.borrower_id}/verify", token=officer,
+                      json={"method": "id_card", "reference": "checked at desk"})
+        # The lender's link goes to the bank's mediation mailbox, recorded as its identity is checked.
+        await _expect(api, 200, "POST", f"{case_path}/parties/{world.lender_id}/verify", token=officer,
+                      json={"method": "bank_authorization", "reference": "mandate letter",
+                            "email": f"mediation.{world.case_id[-12:]}@bank.example"})
         if stage == "verified":
             return world
         assert stage in ("scheduled", "drafted", "closed"), stage
@@ -266,7 +289,7 @@ class Desk:
         assert body["state"] == "scheduled", body
         link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=mediator,
                              json={"party_id": world.borrower_id, "session_id": world.session_id})
-        world.link_token = link["token"]
+        world.link_token = await _delivered_token(api, world.receipt, link["link_id"])
         link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=mediator,
                              json={"party_id": world.lender_id, "session_id": world.session_id})
         world.lender_link_id = link["link_id"]
@@ -323,7 +346,8 @@ _no_body(("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "
          ("GET", "/api/audit/checkpoint"), ("POST", "/api/auth/logout"), ("GET", "/api/auth/me"),
          ("GET", "/api/staff"), ("GET", "/api/party/case"), ("GET", "/api/cases"),
          ("GET", "/api/cases/{case_id}"), ("POST", "/api/cases/{case_id}/accept"),
-         ("GET", "/api/cases/{case_id}/join-links"))
+         ("GET", "/api/cases/{case_id}/join-links"), ("GET", "/api/cases/{case_id}/receipt"),
+         ("POST", "/api/cases/{case_id}/receipt/revoke"))
 
 
 @request_for("POST", "/api/auth/login")
@@ -384,6 +408,11 @@ async def _issue_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any
 
 @request_for("DELETE", "/api/cases/{case_id}/join-links/{link_id}")
 async def _revoke_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id, "link_id": world.lender_link_id or ""}, None
+
+
+@request_for("POST", "/api/cases/{case_id}/join-links/{link_id}/retry")
+async def _retry_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
     return {"case_id": world.case_id, "link_id": world.lender_link_id or ""}, None
 
 
@@ -474,6 +503,8 @@ async def check(api: Api, cell: Cell) -> str | None:
     if status != want:
         return f"{cell}: expected deny ({want}), got {status} {shown}"
     codes = {"unauthorized"} if want == 401 else {"forbidden", "not_case_member"}
+    if cell.principal == JOIN_LINK and cell.route in OTHER_SESSION_ROUTES and cell.scope == OWN:
+        codes = {"other_session"}
     if not (isinstance(body, dict) and body.get("error") in codes and isinstance(body.get("message"), str)
             and body["message"]):
         return f"{cell}: deny body is not a JSON error with error in {sorted(codes)} and a message: {shown}"
@@ -582,9 +613,21 @@ async def test_revoked_join_link_on_every_endpoint_is_refused_401(api: Api) -> N
     case_path = f"/api/cases/{desk.own.case_id}"
     link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=desk.token(MEDIATOR),
                          json={"party_id": desk.own.borrower_id, "session_id": desk.own.session_id})
-    assert (await api.call("GET", "/api/party/case", token=link["token"]))[0] == 200
+    token = await _delivered_token(api, desk.own.receipt, link["link_id"])
+    assert (await api.call("GET", "/api/party/case", token=token))[0] == 200
     await _expect(api, 200, "DELETE", f"{case_path}/join-links/{link['link_id']}", token=desk.token(CASE_OFFICER))
-    wrong = await _refused_everywhere(desk, link["token"], "revoked join link")
+    wrong = await _refused_everywhere(desk, token, "revoked join link")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_revoked_receipt_on_every_endpoint_is_refused_401(api: Api) -> None:
+    desk = await Desk.open(api)
+    assert desk.own is not None
+    assert (await api.call("GET", "/api/party/case", token=desk.own.receipt))[0] == 200
+    revoked = await _expect(api, 200, "POST", f"/api/cases/{desk.own.case_id}/receipt/revoke",
+                            token=desk.token(CASE_OFFICER))
+    assert revoked["status"] == "revoked" and "rcp_" not in str(revoked), revoked
+    wrong = await _refused_everywhere(desk, desk.own.receipt, "revoked receipt")
     assert not wrong, "\n".join(wrong)
 
 
