@@ -118,9 +118,13 @@ export function caseDetail(ctx, root, { caseId }) {
             "aria-label": t("verify.method"), options: METHODS.map((m) => [m, t(`method.${m}`)]) });
           const reference = drafts.input(`${key}.reference`, { maxlength: "120", testid: `verify-reference-${party.role}`,
             placeholder: t("verify.referencePlaceholder"), "aria-label": t("verify.reference") });
+          // A party with no contact on file (the lender) gets the one this check confirmed: its join links go there.
+          const contact = party.email || party.phone ? null : drafts.input(`${key}.email`, { type: "email", maxlength: "254",
+            testid: `verify-email-${party.role}`, placeholder: t("verify.emailPlaceholder"), "aria-label": t("verify.email") });
           const button = h("button", { type: "button", class: "btn btn-primary btn-small", testid: `verify-${party.role}`, text: t("verify.submit") });
           button.addEventListener("click", () => {
             const body = { method: method.value, reference: reference.value.trim() };
+            if (contact && contact.value.trim()) body.email = contact.value.trim();
             if (!body.reference) {
               d.cardErrors[`verify-${party.role}`] = { code: "verify_reference_missing" };
               draw();
@@ -129,7 +133,7 @@ export function caseDetail(ctx, root, { caseId }) {
             d.act(button, `verify-${party.role}`, () => api.post(`/api/cases/${caseId}/parties/${party.party_id}/verify`, body),
               "verify.done").then((ok) => ok && drafts.clear(key));
           });
-          action = h("div", { class: "verify-form" }, h("div", { class: "field-row field-row-tight" }, method, reference, button),
+          action = h("div", { class: "verify-form" }, h("div", { class: "field-row field-row-tight" }, method, reference, contact, button),
             d.cardError(`verify-${party.role}`));
         }
         return h("div", { class: "party", testid: `party-${party.role}`, dataset: { verified: Boolean(party.verified_at) } },
