@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -462,7 +463,8 @@ class CaseDesk:
         return await self.link_view(case_id, new_link_id)
 
     async def _issue_and_file(self, session: AsyncSession, principal: Principal, case: Case, party: Party,
-                              scheduled: ScheduledSession, replaces: str | None = None):
+                              scheduled: ScheduledSession,
+                              replaces: str | None = None) -> tuple[str, Callable[[], Awaitable[None]]]:
         """Issue a link inside the transaction and file its deliveries; returns its id and the sender to await
         after commit. The token and URL live only in the sender's closure."""
         if not self._courier.routes(case, party):

@@ -169,6 +169,11 @@ class LinkCourier:
                                                         f"{text}\n\n{url}\n\nReference: {link_id}")
             except DeliveryFailed as exc:
                 error = exc.error
+            except Exception:
+                # A fault in a channel must not keep the link from its other channels, nor leave it "pending".
+                log.exception("join link delivery failed unexpectedly",
+                              extra={"case_id": case_id, "link_id": link_id, "channel": item.channel})
+                error = "internal"
             status = "failed" if error else "sent"
             log.info("join link delivery", extra={"case_id": case_id, "link_id": link_id, "channel": item.channel,
                                                   "status": status, "error": error})

@@ -16,7 +16,7 @@ export function caseDetail(ctx, root, { caseId }) {
   const { api, page, drafts } = ctx;
   const role = ctx.me.role;
   const d = {
-    ctx, caseId, role, view: null, error: null, staff: null, links: null, issued: null, cardErrors: {}, confirming: {},
+    ctx, caseId, role, view: null, error: null, staff: null, links: null, issued: null, receipt: null, cardErrors: {}, confirming: {},
   };
   const agreementBox = h("div", { class: "agreement", testid: "agreement" });
   let panel = null;
@@ -67,6 +67,9 @@ export function caseDetail(ctx, root, { caseId }) {
       tasks.push(api.get("/api/staff").then((r) => { d.staff = r.staff; }, (error) => { d.cardErrors.assign = error; }));
     }
     if (view && SCHEDULERS.includes(role) && ["scheduled", "closed"].includes(view.state)) tasks.push(loadLinks());
+    if (view && role === "case_officer") {
+      tasks.push(api.get(`/api/cases/${caseId}/receipt`).then((r) => { d.receipt = r; }, (error) => { d.cardErrors.receipt = error; }));
+    }
     if (view && ["scheduled", "closed"].includes(view.state)) {
       if (!panel) {
         panel = new AgreementPanel(agreementBox, {
@@ -148,8 +151,25 @@ export function caseDetail(ctx, root, { caseId }) {
             [t("verify.method"), party.verification_method ? t(`method.${party.verification_method}`) : null],
             [t("detail.verifiedAt"), party.verified_at ? formatDateTime(party.verified_at, t.lang) : null],
           ], "facts facts-compact"),
-          action);
+          action, party.role === "borrower" ? receiptRow(t) : null);
       }));
+  }
+
+  /** The borrower's receipt as a case officer sees it: its state and a revoke action, never the receipt. */
+  function receiptRow(t) {
+    if (role !== "case_officer" || !d.receipt) return null;
+    let revoke = null;
+    if (d.receipt.status !== "revoked") {
+      revoke = h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "revoke-receipt", text: t("receipt.revoke"),
+        title: t("receipt.revokeHint") });
+      revoke.addEventListener("click", () => d.act(revoke, "receipt", async () => {
+        d.receipt = await api.post(`/api/cases/${caseId}/receipt/revoke`, {});
+      }, "receipt.revoked"));
+    }
+    return h("div", { class: "receipt-row", testid: "receipt", dataset: { status: d.receipt.status } },
+      h("span", { text: `${t("receipt.label")}: ` }),
+      h("span", { class: `badge badge-receipt-${d.receipt.status}`, testid: "receipt-status", text: t(`receipt.state.${d.receipt.status}`) }),
+      revoke, d.cardError("receipt"));
   }
 
   function reviewCard(t, view) {
