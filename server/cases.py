@@ -28,6 +28,7 @@ from server.models import (
     StaffUser,
 )
 from server.notifier import LinkCourier, Notifier, open_with_receipt, receipt_public_key
+from server.provenance import credential_detail, receipt_id
 from server.settings import Settings
 from server.tokens import new_id, new_token
 
@@ -384,8 +385,10 @@ class CaseDesk:
             session.add(SessionConfirmation(session_id=session_id, party_id=party_id, confirmed_at=now,
                                             confirmed_by=principal.actor))
             await session.flush()
+            how = await credential_detail(session, via=principal.via, link_id=principal.link_id,
+                                          credential=principal.credential)
             await self._audit.append(session, actor=principal.actor, action="session_confirmed", case_id=case_id,
-                                     detail={"session_id": session_id, "party_id": party_id})
+                                     detail={"session_id": session_id, "party_id": party_id, **how})
             parties = (await session.execute(select(Party.party_id).where(Party.case_id == case_id))).scalars().all()
             confirmed = (await session.execute(
                 select(SessionConfirmation.party_id).where(SessionConfirmation.session_id == session_id)
@@ -566,7 +569,8 @@ class CaseDesk:
             status = "expired"
         else:
             status = "read_only" if case.state in (lifecycle.CLOSED, lifecycle.REJECTED) else "active"
-        return schemas.ReceiptStateView(status=status, expires_at=case.receipt_expires_at,
+        return schemas.ReceiptStateView(receipt_id=receipt_id(case.receipt_hash), status=status,
+                                        expires_at=case.receipt_expires_at,
                                         revoked_at=case.receipt_revoked_at)
 
     # --- closing ------------------------------------------------------------------------------

@@ -284,6 +284,7 @@ class JoinLinkView(View):
 class ReceiptStateView(View):
     """The borrower's receipt as staff see it: its state, never the token."""
 
+    receipt_id: str = Field(description="How audit entries of the borrower's acts name this receipt")
     status: Literal["active", "read_only", "expired", "revoked"]
     expires_at: dt.datetime
     revoked_at: dt.datetime | None

@@ -1,10 +1,12 @@
 """A party's credentials reach only the party: no staff role finds one anywhere it can look.
 
-Also: receipts are revocable and read-only once the case closes; a join link acts only on its own session.
+Also: receipts are revocable and read-only once the case closes; a join link acts only on its own session;
+the audit entry of a party's act names the credential, who issued it and how it was delivered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -13,13 +15,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import rfc8785
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from server.agreements import b64url
 from server.api import router
 from server.app import PAGES
 from server.jsonlog import JsonFormatter
 from server.models import AuditEntry, LinkDelivery, Notice
 from tests.conftest import Api, Journey, _serve, future, issue_link, make_settings, walk_to_scheduled
+from tests.signaling.peer import Participant
 from tests.support.mailbox import Mailbox, SmsGateway, link_token
 
 # Any party credential, whoever it was minted for: a join link or a receipt, raw or in a URL.
@@ -188,3 +195,50 @@ async def test_join_link_confirms_only_its_own_session(api: Api) -> None:
     assert status == 200 and [s["confirmed_by"] for s in case["sessions"] if s["session_id"] == other] == [
         [journey.borrower_id]]
     assert link_token(f"http://x/room#{token}") == token
+
+
+async def _details(api: Api, case_id: str, action: str) -> list[dict]:
+    async with api.services.db.read() as session:
+        rows = (await session.execute(select(AuditEntry.detail).where(
+            AuditEntry.case_id == case_id, AuditEntry.action == action).order_by(AuditEntry.entry_id))).scalars().all()
+    return [json.loads(row) for row in rows]
+
+
+async def test_audit_party_acts_name_credential_its_issuer_and_channels(api: Api) -> None:
+    journey = await walk_to_scheduled(api)
+    # Confirming with the receipt: the entry names the receipt (by its public id), not the token.
+    _, receipt = await api.call("GET", f"/api/cases/{journey.case_id}/receipt", token=journey.officer)
+    (by_borrower,) = [d for d in await _details(api, journey.case_id, "session_confirmed")
+                      if d["party_id"] == journey.borrower_id]
+    assert by_borrower["credential"] == {"kind": "receipt", "receipt_id": receipt["receipt_id"],
+                                         "issued_by": "application", "delivered_via": ["application_response"]}
+    (by_bank,) = [d for d in await _details(api, journey.case_id, "session_confirmed")
+                  if d["party_id"] == journey.lender_id]
+    assert "credential" not in by_bank  # staff act as themselves, named by the entry's actor
+    # Signing with a join link: the link, the mediator who issued it, the channels that delivered it.
+    token = await issue_link(api, journey, journey.borrower_id)
+    _, listed = await api.call("GET", f"/api/cases/{journey.case_id}/join-links", token=journey.officer)
+    (link_id,) = [link["link_id"] for link in listed["links"]]
+    _, agreement = await api.call("PUT", f"/api/cases/{journey.case_id}/agreement", token=journey.mediator, json={
+        "currency": "CNY", "settled_amount_minor": 100_000,
+        "instalments": [{"due_date": "2027-06-01", "amount_minor": 100_000}]})
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    status, _ = await api.call("POST", f"/api/cases/{journey.case_id}/agreement/signatures", token=token, json={
+        "version": 1, "public_key": b64url(public), "signature": b64url(key.sign(rfc8785.dumps(agreement["document"])))})
+    assert status == 201
+    (signed,) = await _details(api, journey.case_id, "agreement_signed_by_party")
+    expected = {"kind": "join_link", "link_id": link_id, "issued_by": journey.mediator_id,
+                "delivered_via": ["case_view", "email"]}
+    assert signed["credential"] == expected
+    # Joining the room with it: the room's entry says the same.
+    borrower = Participant(api.base, {"token": token})
+    try:
+        await borrower.join()
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (joined := await _details(api, journey.case_id, "room_participant_joined")):
+            assert asyncio.get_running_loop().time() < deadline, "the join was never audited"
+            await asyncio.sleep(0.05)
+    finally:
+        await borrower.close()
+    assert joined[0]["credential"] == expected
