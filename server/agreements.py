@@ -26,6 +26,7 @@ from server.audit import AuditLog, key_id
 from server.database import Database
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Agreement, Assignment, Case, Feedback, Party, StaffUser
+from server.provenance import credential_detail
 from server.records import CaseRecords
 from server.tokens import new_id
 
@@ -190,10 +191,12 @@ class Agreements:
                      "signature": body.signature, "signed_at": _now().isoformat()}
             row.signatures = [*row.signatures, entry]
             row.updated_at = _now()
+            how = await credential_detail(session, via=principal.via, link_id=principal.link_id,
+                                          credential=principal.credential)
             await self._audit.append(session, actor=principal.actor, action="agreement_signed_by_party",
                                      case_id=case_id, detail={"agreement_id": row.agreement_id,
                                                               "version": row.version, "signer": signer,
-                                                              "public_key": body.public_key})
+                                                              "public_key": body.public_key, **how})
             if {s["signer"] for s in row.signatures} >= set(SIGNERS):
                 signature = self._key.sign(countersigned_bytes(row.body, row.signatures))
                 row.countersignature = {"key_id": key_id(self._key.public_key()), "signature": b64url(signature),

@@ -269,10 +269,19 @@ async def cancel_session(call: Call) -> schemas.CaseView:
         call.principal, call.path["case_id"], call.path["session_id"])
 
 
-@router.route("POST", "/api/cases/{case_id}/join-links", allow=SCHEDULERS, summary="Issue a join link",
-              tag="schedule", body=schemas.IssueLinkIn, response=schemas.IssuedLinkView, status=201)
-async def issue_link(call: Call) -> schemas.IssuedLinkView:
+@router.route("POST", "/api/cases/{case_id}/join-links", allow=SCHEDULERS,
+              summary="Issue a join link and deliver it to the party", tag="schedule", body=schemas.IssueLinkIn,
+              response=schemas.JoinLinkView, status=201)
+async def issue_link(call: Call) -> schemas.JoinLinkView:
     return await call.request.app[SERVICES].cases.issue_link(call.principal, call.path["case_id"], call.body)
+
+
+@router.route("POST", "/api/cases/{case_id}/join-links/{link_id}/retry", allow=SCHEDULERS,
+              summary="Deliver a join link again: a fresh link replaces it", tag="schedule",
+              response=schemas.JoinLinkView, status=201)
+async def retry_link(call: Call) -> schemas.JoinLinkView:
+    return await call.request.app[SERVICES].cases.retry_link(call.principal, call.path["case_id"],
+                                                              call.path["link_id"])
 
 
 @router.route("GET", "/api/cases/{case_id}/join-links", allow=SCHEDULERS, summary="List join links",
@@ -286,6 +295,18 @@ async def list_links(call: Call) -> schemas.JoinLinkList:
 async def revoke_link(call: Call) -> schemas.JoinLinkView:
     return await call.request.app[SERVICES].cases.revoke_link(
         call.principal, call.path["case_id"], call.path["link_id"])
+
+
+@router.route("GET", "/api/cases/{case_id}/receipt", allow=CASE_OFFICER,
+              summary="Read the state of the borrower's receipt", tag="review", response=schemas.ReceiptStateView)
+async def receipt_state(call: Call) -> schemas.ReceiptStateView:
+    return await call.request.app[SERVICES].cases.receipt_state(call.path["case_id"])
+
+
+@router.route("POST", "/api/cases/{case_id}/receipt/revoke", allow=CASE_OFFICER,
+              summary="Revoke the borrower's receipt", tag="review", response=schemas.ReceiptStateView)
+async def revoke_receipt(call: Call) -> schemas.ReceiptStateView:
+    return await call.request.app[SERVICES].cases.revoke_receipt(call.principal, call.path["case_id"])
 
 
 @router.route("POST", "/api/cases/{case_id}/close", allow=("case_officer", "mediator"), summary="Close a case",

@@ -25,7 +25,8 @@ from server.database import Database
 from server.errors import error_middleware
 from server.joinlinks import JoinLinks
 from server.metrics import Metrics
-from server.notifier import CaseViewNotifier
+from server.channels import outside_channels
+from server.notifier import CaseViewNotifier, LinkCourier
 from server.proxies import client_address_middleware
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
@@ -257,9 +258,11 @@ def create_app(settings: Settings) -> web.Application:
                                  first_part=records.next_part)
     links = JoinLinks(audit, settings.join_link_ttl_seconds)
     credentials = Credentials(db, settings.allowed_origins, recorders.participant)
+    notifier = CaseViewNotifier()
+    courier = LinkCourier(db, audit, notifier, outside_channels(settings))
     services = Services(
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit), credentials=credentials,
-        cases=CaseDesk(settings, db, audit, CaseViewNotifier(), links), metrics=metrics,
+        cases=CaseDesk(settings, db, audit, notifier, links, courier), metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
         recorders=recorders, agreements=Agreements(db, audit, signing_key, records),
     )

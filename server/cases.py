@@ -1,9 +1,10 @@
-"""The case desk: filing, review, assignment, scheduling, join links and closing, each audited."""
+"""The case desk: filing, review, assignment, scheduling, join links, receipts and closing, each audited."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -19,13 +20,15 @@ from server.models import (
     Assignment,
     Case,
     JoinLink,
+    LinkDelivery,
     Notice,
     Party,
     ScheduledSession,
     SessionConfirmation,
     StaffUser,
 )
-from server.notifier import Notifier, open_with_receipt, receipt_public_key
+from server.notifier import LinkCourier, Notifier, open_with_receipt, receipt_public_key
+from server.provenance import credential_detail, receipt_id
 from server.settings import Settings
 from server.tokens import new_id, new_token
 
@@ -44,12 +47,14 @@ def _case_number(now: dt.datetime) -> str:
 class CaseDesk:
     """Every operation on a case; each one checks the state machine and appends to the audit log."""
 
-    def __init__(self, settings: Settings, db: Database, audit: AuditLog, notifier: Notifier, links: JoinLinks) -> None:
+    def __init__(self, settings: Settings, db: Database, audit: AuditLog, notifier: Notifier, links: JoinLinks,
+                 courier: LinkCourier) -> None:
         self._settings = settings
         self._db = db
         self._audit = audit
         self._notifier = notifier
         self._links = links
+        self._courier = courier
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -175,7 +180,7 @@ class CaseDesk:
             if notice.sealed_secret is not None and receipt_token is not None:
                 link = open_with_receipt(receipt_token, notice.sealed_secret).decode()
             views.append(schemas.NoticeView(notice_id=notice.notice_id, kind=notice.kind, text=notice.text,
-                                            link=link, created_at=notice.created_at))
+                                            link=link, link_id=notice.link_id, created_at=notice.created_at))
         return schemas.PartyCaseView(
             case_id=case.case_id, case_number=case.case_number, state=case.state, lender=case.lender,
             party=self._party_view(party), rejection_reason=case.rejection_reason, outcome=case.outcome,
@@ -232,13 +237,24 @@ class CaseDesk:
                 raise NotFound(f"case {case_id} has no party {party_id}", field="party_id")
             if party.verified_at is not None:
                 raise Conflict(f"party {party_id} of case {case_id} is already verified", code="already_verified")
+            contacts = [kind for kind in ("email", "phone") if getattr(body, kind) is not None]
+            if contacts and (party.email is not None or party.phone is not None):
+                # A party's own contacts (the borrower's, from its application) are where its links go:
+                # staff may not redirect them.
+                raise Conflict(f"party {party_id} of case {case_id} has contacts on file; they cannot be replaced",
+                               code="contacts_on_file", field=contacts[0])
             party.verified_at = _now()
             party.verified_by = principal.subject_id
             party.verification_method = body.method
             party.verification_reference = body.reference
+            if contacts:
+                party.email, party.phone = body.email, body.phone
             case.updated_at = party.verified_at
+            detail: dict[str, object] = {"party_id": party_id, "method": body.method}
+            if contacts:
+                detail["contacts_recorded"] = contacts  # which kinds; the addresses stay out of the log
             await self._audit.append(session, actor=principal.actor, action="party_verified", case_id=case_id,
-                                     detail={"party_id": party_id, "method": body.method})
+                                     detail=detail)
         return await self.case_view(case_id)
 
     async def accept(self, principal: Principal, case_id: str) -> schemas.CaseView:
@@ -351,6 +367,9 @@ class CaseDesk:
                 raise Conflict(f'session {session_id} is in state "cancelled"; cannot confirm it',
                                code="session_cancelled")
             if principal.kind == "party":
+                if principal.session_id is not None and principal.session_id != session_id:
+                    raise Forbidden(f"this join link is for session {principal.session_id}; it cannot act on "
+                                    f"session {session_id}", code="other_session", field="session_id")
                 if body.party_id is not None and body.party_id != principal.subject_id:
                     raise Forbidden("a party confirms only for itself", field="party_id")
                 party_id = principal.subject_id or ""
@@ -366,8 +385,10 @@ class CaseDesk:
             session.add(SessionConfirmation(session_id=session_id, party_id=party_id, confirmed_at=now,
                                             confirmed_by=principal.actor))
             await session.flush()
+            how = await credential_detail(session, via=principal.via, link_id=principal.link_id,
+                                          credential=principal.credential)
             await self._audit.append(session, actor=principal.actor, action="session_confirmed", case_id=case_id,
-                                     detail={"session_id": session_id, "party_id": party_id})
+                                     detail={"session_id": session_id, "party_id": party_id, **how})
             parties = (await session.execute(select(Party.party_id).where(Party.case_id == case_id))).scalars().all()
             confirmed = (await session.execute(
                 select(SessionConfirmation.party_id).where(SessionConfirmation.session_id == session_id)
@@ -405,7 +426,8 @@ class CaseDesk:
 
     # --- join links ---------------------------------------------------------------------------
 
-    async def issue_link(self, principal: Principal, case_id: str, body: schemas.IssueLinkIn) -> schemas.IssuedLinkView:
+    async def issue_link(self, principal: Principal, case_id: str, body: schemas.IssueLinkIn) -> schemas.JoinLinkView:
+        """Issue a link and deliver it to the party; staff get its id and how delivery went, never the token."""
         async with self._db.write() as session:
             case = await self._load(session, case_id, lock=True)
             lifecycle.require(case_id, case.state, "issue_link")
@@ -416,32 +438,97 @@ class CaseDesk:
             if scheduled.state != "confirmed":
                 raise Conflict(f'session {body.session_id} is in state "{scheduled.state}"; links are issued only '
                                f"for confirmed sessions", code="session_not_confirmed")
-            token, link = await self._links.issue(session, party=party, scheduled=scheduled,
-                                                  issued_by=principal.subject_id or "", actor=principal.actor)
-            url = self.join_url(token)
-            await self._notifier.notify(
-                session, case_id=case_id, party_id=party.party_id, kind="join_link",
-                text=f"Your personal link to the session at {scheduled.starts_at.isoformat()}; do not share it.",
-                secret=url, sealed_to=case.receipt_public_key if party.role == "borrower" else None,
-            )
-        return schemas.IssuedLinkView(**self._link_view(link, _now()).model_dump(), token=token, url=url)
+            link_id, delivered = await self._issue_and_file(session, principal, case, party, scheduled)
+        await delivered()
+        return await self.link_view(case_id, link_id)
+
+    async def retry_link(self, principal: Principal, case_id: str, link_id: str) -> schemas.JoinLinkView:
+        """Deliver again: the token is kept only as a hash, so a fresh link replaces the old one (revoked)."""
+        async with self._db.write() as session:
+            case = await self._load(session, case_id, lock=True)
+            lifecycle.require(case_id, case.state, "issue_link")
+            old = await self._links.get(session, case_id, link_id)
+            if old is None:
+                raise NotFound(f"case {case_id} has no join link {link_id}", field="link_id")
+            if old.revoked_at is not None:
+                raise Conflict(f"join link {link_id} is revoked ({old.revoked_reason or 'revoked'}); issue a new "
+                               f"link if the party should come back", code="already_revoked")
+            party = await session.get(Party, old.party_id)
+            scheduled = await self._scheduled(session, case_id, old.session_id)
+            if party is None or scheduled.state != "confirmed":
+                raise Conflict(f'session {old.session_id} is in state "{scheduled.state}"; links are issued only '
+                               f"for confirmed sessions", code="session_not_confirmed")
+            await self._links.revoke(session, case_id=case_id, link_id=link_id, reason=RevokeReason.REISSUED,
+                                     revoked_by=principal.subject_id or "", actor=principal.actor)
+            new_link_id, delivered = await self._issue_and_file(session, principal, case, party, scheduled,
+                                                                replaces=link_id)
+        await delivered()
+        return await self.link_view(case_id, new_link_id)
+
+    async def _issue_and_file(self, session: AsyncSession, principal: Principal, case: Case, party: Party,
+                              scheduled: ScheduledSession,
+                              replaces: str | None = None) -> tuple[str, Callable[[], Awaitable[None]]]:
+        """Issue a link inside the transaction and file its deliveries; returns its id and the sender to await
+        after commit. The token and URL live only in the sender's closure."""
+        if not self._courier.routes(case, party):
+            raise Conflict(f"party {party.party_id} ({party.role}) of case {case.case_id} has no channel to receive "
+                           f"a join link: no live receipt, and no verified e-mail or phone with e-mail or SMS "
+                           f"delivery configured", code="no_delivery_channel")
+        token, link = await self._links.issue(session, party=party, scheduled=scheduled,
+                                              issued_by=principal.subject_id or "", actor=principal.actor,
+                                              replaces=replaces)
+        url = self.join_url(token)
+        text = f"Your personal link to the session at {scheduled.starts_at.isoformat()}; do not share it."
+        outgoing = await self._courier.file(session, case=case, party=party, link=link, url=url, text=text)
+        case_id, link_id = case.case_id, link.link_id
+
+        async def delivered() -> None:
+            await self._courier.send(case_id, link_id, outgoing, url, text)
+
+        return link_id, delivered
 
     def join_url(self, token: str) -> str:
         base = self._settings.public_url.rstrip("/") or f"http://{self._settings.host}:{self._settings.port}"
         return f"{base}/room#{token}"
 
     @staticmethod
-    def _link_view(link: JoinLink, now: dt.datetime) -> schemas.JoinLinkView:
-        return schemas.JoinLinkView(link_id=link.link_id, party_id=link.party_id, session_id=link.session_id,
-                                    role=link.role, issued_at=link.issued_at, expires_at=link.expires_at,
-                                    revoked_at=link.revoked_at, status=joinlinks.status(link, now))
+    def _link_view(link: JoinLink, deliveries: list[LinkDelivery], now: dt.datetime) -> schemas.JoinLinkView:
+        return schemas.JoinLinkView(
+            link_id=link.link_id, party_id=link.party_id, session_id=link.session_id, role=link.role,
+            issued_at=link.issued_at, expires_at=link.expires_at, revoked_at=link.revoked_at,
+            revoked_reason=link.revoked_reason, status=joinlinks.status(link, now),
+            deliveries=[schemas.DeliveryView(channel=d.channel, status=d.status, error=d.error,
+                                             attempted_at=d.attempted_at, finished_at=d.finished_at)
+                        for d in deliveries],
+        )
+
+    @staticmethod
+    async def _deliveries(session: AsyncSession, case_id: str) -> dict[str, list[LinkDelivery]]:
+        rows = (await session.execute(
+            select(LinkDelivery).where(LinkDelivery.case_id == case_id)
+            .order_by(LinkDelivery.attempted_at, LinkDelivery.channel)
+        )).scalars()
+        by_link: dict[str, list[LinkDelivery]] = {}
+        for row in rows:
+            by_link.setdefault(row.link_id, []).append(row)
+        return by_link
+
+    async def link_view(self, case_id: str, link_id: str) -> schemas.JoinLinkView:
+        async with self._db.read() as session:
+            link = await self._links.get(session, case_id, link_id)
+            if link is None:
+                raise NotFound(f"case {case_id} has no join link {link_id}", field="link_id")
+            deliveries = await self._deliveries(session, case_id)
+        return self._link_view(link, deliveries.get(link_id, []), _now())
 
     async def list_links(self, case_id: str) -> schemas.JoinLinkList:
         now = _now()
         async with self._db.read() as session:
             await self._load(session, case_id)
             links = await self._links.of_case(session, case_id)
-        return schemas.JoinLinkList(links=[self._link_view(link, now) for link in links])
+            deliveries = await self._deliveries(session, case_id)
+        return schemas.JoinLinkList(links=[self._link_view(link, deliveries.get(link.link_id, []), now)
+                                           for link in links])
 
     async def revoke_link(self, principal: Principal, case_id: str, link_id: str) -> schemas.JoinLinkView:
         async with self._db.write() as session:
@@ -454,7 +541,37 @@ class CaseDesk:
                 raise Conflict(f"join link {link_id} is already revoked", code="already_revoked")
             await self._links.revoke(session, case_id=case_id, link_id=link_id, reason=RevokeReason.REVOKED,
                                      revoked_by=principal.subject_id or "", actor=principal.actor)
-        return self._link_view(link, _now())
+        return await self.link_view(case_id, link_id)
+
+    # --- receipts -----------------------------------------------------------------------------
+
+    async def revoke_receipt(self, principal: Principal, case_id: str) -> schemas.ReceiptStateView:
+        """Revoke the borrower's receipt (exposed or lost): from now on it opens nothing."""
+        async with self._db.write() as session:
+            case = await self._load(session, case_id, lock=True)
+            if case.receipt_revoked_at is not None:
+                raise Conflict(f"the receipt of case {case_id} was already revoked at "
+                               f"{case.receipt_revoked_at.isoformat()}", code="already_revoked")
+            now = _now()
+            case.receipt_revoked_at, case.receipt_revoked_by, case.updated_at = now, principal.subject_id, now
+            await self._audit.append(session, actor=principal.actor, action="receipt_revoked", case_id=case_id)
+        return self._receipt_state(case)
+
+    async def receipt_state(self, case_id: str) -> schemas.ReceiptStateView:
+        async with self._db.read() as session:
+            return self._receipt_state(await self._load(session, case_id))
+
+    @staticmethod
+    def _receipt_state(case: Case) -> schemas.ReceiptStateView:
+        if case.receipt_revoked_at is not None:
+            status = "revoked"
+        elif case.receipt_expires_at <= _now():
+            status = "expired"
+        else:
+            status = "read_only" if case.state in (lifecycle.CLOSED, lifecycle.REJECTED) else "active"
+        return schemas.ReceiptStateView(receipt_id=receipt_id(case.receipt_hash), status=status,
+                                        expires_at=case.receipt_expires_at,
+                                        revoked_at=case.receipt_revoked_at)
 
     # --- closing ------------------------------------------------------------------------------
 

@@ -139,6 +139,9 @@ class Credentials:
                 )).one_or_none()
                 if row is None or row[0].receipt_expires_at <= now:
                     raise CredentialRefused("the receipt is unknown or has expired", "expired")
+                if row[0].receipt_revoked_at is not None:
+                    raise CredentialRefused("this receipt was revoked by the mediation body; ask it for a new "
+                                            "way into your case", "revoked")
                 return Principal(kind="party", role="borrower", subject_id=row[1].party_id,
                                  case_id=row[0].case_id, via="receipt", credential=credential)
             if kind == "jln":

@@ -27,6 +27,7 @@ class RevokeReason(enum.StrEnum):
     REMOVED = "removed_from_room"  # the mediator removed the party from the session
     SESSION_CANCELLED = "session_cancelled"
     CASE_CLOSED = "case_closed"
+    REISSUED = "reissued"  # staff retried a delivery: a fresh link replaced this one
 
 
 class LinkRefused(Exception):
@@ -57,8 +58,8 @@ class JoinLinks:
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 
     async def issue(self, session: AsyncSession, *, party: Party, scheduled: ScheduledSession, issued_by: str,
-                    actor: str) -> tuple[str, JoinLink]:
-        """A new link for ``party`` to ``scheduled``: the token (shown once, never stored) and its row."""
+                    actor: str, replaces: str | None = None) -> tuple[str, JoinLink]:
+        """A new link for ``party`` to ``scheduled``: the token (for the party's delivery only) and its row."""
         now = _now()
         session_end = scheduled.starts_at + dt.timedelta(minutes=scheduled.duration_minutes)
         expires_at = min(now + self._ttl, session_end + AFTER_SESSION_END)
@@ -68,9 +69,12 @@ class JoinLinks:
                         issued_by=issued_by, issued_at=now, expires_at=expires_at)
         session.add(link)
         await session.flush()
+        detail = {"link_id": link.link_id, "party_id": party.party_id, "session_id": scheduled.session_id,
+                  "expires_at": expires_at.isoformat()}
+        if replaces is not None:
+            detail["replaces"] = replaces
         await self._audit.append(session, actor=actor, action="link_issued", case_id=scheduled.case_id,
-                                 detail={"link_id": link.link_id, "party_id": party.party_id,
-                                         "session_id": scheduled.session_id, "expires_at": expires_at.isoformat()})
+                                 detail=detail)
         return token, link
 
     @staticmethod
@@ -101,6 +105,8 @@ class JoinLinks:
             reason = link.revoked_reason or RevokeReason.REVOKED
             if reason == RevokeReason.REMOVED:
                 raise LinkRefused(reason, "the mediator removed you from this session")
+            if reason == RevokeReason.REISSUED:
+                raise LinkRefused(reason, "this join link was replaced by a newer one; use the latest link sent to you")
             raise LinkRefused(reason, f"this join link has been revoked ({reason.replace('_', ' ')})")
         if link.expires_at <= _now():
             raise LinkRefused("expired", "this join link has expired")

@@ -104,6 +104,9 @@ class Case(Base):
     # borrower are sealed to it, so only a holder of the receipt can open them.
     receipt_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     receipt_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # A case officer revoked the receipt (it was exposed): it opens nothing from then on.
+    receipt_revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    receipt_revoked_by: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
@@ -189,7 +192,25 @@ class Notice(Base):
     # A secret for the party (a join link) sealed with a key derived from the party's
     # receipt token, which only the party holds: the server at rest cannot open it.
     sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    # The join link a "join_link" notice carries, so the party can tell a fresh link from a revoked one.
+    link_id: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class LinkDelivery(Base):
+    """One attempt to deliver a join link over one channel; never the token, only how it went."""
+
+    __tablename__ = "link_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    link_id: Mapped[str] = mapped_column(ForeignKey("join_links.link_id"), index=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # case_view | email | sms
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    # On failure, its class (server.channels.DeliveryFailed.error): never a message that could quote content.
+    error: Mapped[str | None] = mapped_column(String(32), default=None)
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class Consent(Base):

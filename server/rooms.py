@@ -24,6 +24,7 @@ from server.models import (
     Party,
     StaffUser,
 )
+from server.provenance import credential_detail
 from recording.records.canonical import canonical_json
 from recording.records.gaps import FiledSegment
 from recording.records.kinds import RecordKind
@@ -92,8 +93,11 @@ class RoomHooks:
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         actor = "system" if identity.role == "system" else f"{identity.role}:{identity.participant_id}"
         async with self._db.write() as session:
+            # A party's act (joining, consenting) names the link it acted with and how that link reached it.
+            how = await credential_detail(session, via="join_link" if identity.link_id else None,
+                                          link_id=identity.link_id)
             await self._audit.append(session, actor=actor, action=f"room_{action}", case_id=identity.case_id,
-                                     detail={"session_id": identity.session_id, **detail})
+                                     detail={"session_id": identity.session_id, **detail, **how})
 
     @_needs_case_record
     async def participant_removed(self, identity: Identity, target_participant_id: str) -> None:

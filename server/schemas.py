@@ -220,6 +220,9 @@ class CaseListQuery(Body):
 class VerifyPartyIn(Body):
     method: Literal["id_card", "passport", "bank_authorization", "video_check", "other"]
     reference: Line(120) = Field(description="Which document or check; never the document number in full")
+    email: Email | None = Field(default=None, description="The contact this check confirmed, for a party with "
+                                "none on file (the lender); its join links go there")
+    phone: Phone | None = Field(default=None, description="As email, for SMS")
 
 
 class RejectIn(Body):
@@ -254,7 +257,18 @@ class IssueLinkIn(Body):
     session_id: IdOf("ses")
 
 
+class DeliveryView(View):
+    channel: Literal["case_view", "email", "sms"]
+    status: Literal["pending", "sent", "failed"]
+    error: str | None = Field(description="On failure its class (timeout, unreachable, recipient_refused, "
+                                          "http_503, ...); never the message")
+    attempted_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
 class JoinLinkView(View):
+    """A join link as staff see it: never its token, which goes only to the party."""
+
     link_id: str
     party_id: str
     session_id: str
@@ -262,12 +276,18 @@ class JoinLinkView(View):
     issued_at: dt.datetime
     expires_at: dt.datetime
     revoked_at: dt.datetime | None
+    revoked_reason: str | None = None
     status: Literal["active", "expired", "revoked"]
+    deliveries: list[DeliveryView] = Field(description="One per channel the link was sent over")
 
 
-class IssuedLinkView(JoinLinkView):
-    token: str = Field(description="Shown once; stored only as a hash")
-    url: str
+class ReceiptStateView(View):
+    """The borrower's receipt as staff see it: its state, never the token."""
+
+    receipt_id: str = Field(description="How audit entries of the borrower's acts name this receipt")
+    status: Literal["active", "read_only", "expired", "revoked"]
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
 
 
 class JoinLinkList(View):
@@ -284,6 +304,7 @@ class NoticeView(View):
     kind: str
     text: str
     link: str | None = None
+    link_id: str | None = None
     created_at: dt.datetime
 
 

@@ -176,6 +176,25 @@ def _room_state_key(raw: str) -> Secret:
     return Secret(value.lower())
 
 
+def _optional_host(raw: str) -> str:
+    return _host(raw) if raw.strip() else ""
+
+
+def _mail_address(raw: str) -> str:
+    raw = raw.strip()
+    local, at, domain = raw.rpartition("@")
+    if not at or not local or not domain or any(ch.isspace() or ch in "<>," for ch in raw):
+        raise ValueError("expected one plain e-mail address (name@domain)")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    raw = raw.strip()
+    if raw and not (raw.startswith("https://") or raw.startswith("http://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw
+
+
 def _field(env: str, cast: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
     return dataclasses.field(default=default, metadata={"env": env, "cast": cast, "secret": secret})
 
@@ -270,6 +289,20 @@ class Settings:
     # Where the latest signed checkpoint note is kept beside the key (empty: the key file's name with
     # ".checkpoint"); set it when the key sits on a read-only mount.
     audit_checkpoint_file: str = _field("AUDIT_CHECKPOINT_FILE", str, "")
+    # --- party delivery: join links by e-mail (SMTP) and SMS (an HTTP gateway); empty host or URL is off ---
+    smtp_host: str = _field("SMTP_HOST", _optional_host, "")
+    smtp_port: int = _field("SMTP_PORT", _port, 587)
+    smtp_user: str = _field("SMTP_USER", str, "")
+    smtp_password: Secret = _field("SMTP_PASSWORD", Secret, Secret(""), secret=True)
+    # A file holding the SMTP password (a mounted secret); read at start, used instead of SMTP_PASSWORD.
+    smtp_password_file: str = _field("SMTP_PASSWORD_FILE", str, "")
+    smtp_from: str = _field("SMTP_FROM", _mail_address, "mediation@localhost")
+    # STARTTLS before signing in; only a relay on the same host may go without.
+    smtp_starttls: bool = _field("SMTP_STARTTLS", _bool, True)
+    sms_url: str = _field("SMS_URL", _http_url, "")
+    sms_token: Secret = _field("SMS_TOKEN", Secret, Secret(""), secret=True)
+    # One delivery attempt (SMTP conversation or gateway request) gives up after this long.
+    delivery_timeout_seconds: float = _field("DELIVERY_TIMEOUT_SECONDS", _positive_float, 10.0)
 
     def __post_init__(self) -> None:
         if self.room_state_key and self.room_state_key_file:
@@ -283,6 +316,14 @@ class Settings:
         if self.witness_quorum > len(self.witness_keys):
             raise SettingsError(f"{PREFIX}WITNESS_QUORUM={self.witness_quorum!r} is invalid: only "
                                 f"{len(self.witness_keys)} witness(es) configured")
+        if self.smtp_password and self.smtp_password_file:
+            raise SettingsError(f"{PREFIX}SMTP_PASSWORD_FILE={self.smtp_password_file!r} is invalid: "
+                                f"{PREFIX}SMTP_PASSWORD is set too; give one of them")
+        if self.smtp_password_file and not Path(self.smtp_password_file).is_file():
+            raise SettingsError(f"{PREFIX}SMTP_PASSWORD_FILE={self.smtp_password_file!r} is invalid: no such file")
+        if self.sms_url and not self.sms_token:
+            raise SettingsError(f"{PREFIX}SMS_URL={self.sms_url!r} is invalid: {PREFIX}SMS_TOKEN is empty; the "
+                                f"gateway needs its bearer secret")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -348,3 +389,10 @@ class Settings:
     @property
     def records_dir(self) -> Path:
         return self.data_dir / "records"
+
+    @property
+    def smtp_secret(self) -> Secret:
+        """The SMTP password, from SMTP_PASSWORD_FILE when given (trailing newline dropped)."""
+        if self.smtp_password_file:
+            return Secret(Path(self.smtp_password_file).read_text().rstrip("\r\n"))
+        return self.smtp_password

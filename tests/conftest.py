@@ -20,6 +20,7 @@ from server.app import OWN_URL, create_app
 from server.services import SERVICES, Services
 from server.settings import Settings
 from tests.support import walk
+from tests.support.mailbox import Mailbox
 from tests.support.services import PostgresServer
 from tests.support.walk import STAFF_PASSWORD, Journey, application, future
 
@@ -70,6 +71,7 @@ class Api:
     session: aiohttp.ClientSession
     base: str
     app: web.Application
+    mailbox: Mailbox | None = None  # the SMTP server this server sends party mail to, if any
 
     @property
     def services(self) -> Services:
@@ -97,13 +99,23 @@ class Api:
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    """The server on embedded defaults (SQLite), serving on 127.0.0.1 with a free port."""
-    async for client in _serve(make_settings(tmp_path)):
+async def mailbox() -> AsyncIterator[Mailbox]:
+    """A real SMTP server on 127.0.0.1, port 0, keeping what it receives."""
+    box = await Mailbox().start()
+    try:
+        yield box
+    finally:
+        await box.stop()
+
+
+@pytest.fixture
+async def api(tmp_path: Path, mailbox: Mailbox) -> AsyncIterator[Api]:
+    """The server on embedded defaults (SQLite) but for its mail, which goes to ``mailbox``; 127.0.0.1, free port."""
+    async for client in _serve(make_settings(tmp_path, **mailbox.settings()), mailbox):
         yield client
 
 
-async def _serve(settings: Settings) -> AsyncIterator[Api]:
+async def _serve(settings: Settings, mailbox: Mailbox | None = None) -> AsyncIterator[Api]:
     app = create_app(settings)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
@@ -111,18 +123,23 @@ async def _serve(settings: Settings) -> AsyncIterator[Api]:
     app[OWN_URL]["value"] = str(server.make_url("")).rstrip("/")
     try:
         async with aiohttp.ClientSession() as session:
-            yield Api(session=session, base=str(server.make_url("")).rstrip("/"), app=app)
+            yield Api(session=session, base=str(server.make_url("")).rstrip("/"), app=app, mailbox=mailbox)
     finally:
         await server.close()
 
 
 @pytest.fixture
-async def api_on(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
-    """The server on each backend in turn: SQLite, then real PostgreSQL."""
-    async for client in _serve(make_settings(tmp_path, database_url=database_url)):
+async def api_on(tmp_path: Path, database_url: str, mailbox: Mailbox) -> AsyncIterator[Api]:
+    """The server on each backend in turn: SQLite, then real PostgreSQL; its mail goes to ``mailbox``."""
+    async for client in _serve(make_settings(tmp_path, database_url=database_url, **mailbox.settings()), mailbox):
         yield client
 
 
 async def walk_to_scheduled(api: Api, officer: str | None = None) -> Journey:
     """File, verify, accept, assign, propose and confirm: the case ends in state "scheduled"."""
     return await walk.walk_to_scheduled(api.http, api.staff, officer=officer)
+
+
+async def issue_link(api: Api, journey: Journey, party_id: str) -> str:
+    """The mediator issues a party's join link; the token as the party receives it (case view or mail)."""
+    return await walk.party_link(api.http, journey, party_id, api.mailbox)

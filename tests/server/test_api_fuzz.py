@@ -207,8 +207,10 @@ class Cast:
                 http, case, officer, (self.user_ids["mediator"], self.tokens["mediator"]),
                 (self.user_ids["bank_representative"], self.tokens["bank_representative"]))
             link = await walk.issue_link(http, case, officer, case.borrower_id, session_id)
+            # The link reaches the borrower only: read it in the borrower's case view, as the borrower does.
+            link_token = await walk.received_link(http, case, link)
         ids.update(session_id=session_id, link_id=link["link_id"])
-        return CaseIds(path=ids, party_tokens={"borrower": case.receipt, "link_holder": link["token"]})
+        return CaseIds(path=ids, party_tokens={"borrower": case.receipt, "link_holder": link_token})
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from server.api import router
 from server.models import JoinLink, StaffUser
 from tests.conftest import STAFF_PASSWORD, Api, application, future
 from tests.support import walk
+from tests.support.mailbox import link_token
 
 Route = tuple[str, str]
 
@@ -67,6 +68,8 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("POST", "/api/applications"): EVERYONE,
     # audit: compliance officers and administrators read the checkpoint
     ("GET", "/api/audit/checkpoint"): frozenset({COMPLIANCE, ADMIN}),
+    ("GET", "/api/audit/checkpoints"): frozenset({COMPLIANCE, ADMIN}),
+    ("GET", "/api/audit/consistency"): frozenset({COMPLIANCE, ADMIN}),
     # accounts: any staff signs out; everyone signed in may ask who they are
     ("POST", "/api/auth/logout"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN}),
     ("GET", "/api/auth/me"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN, PARTY}),
@@ -92,6 +95,10 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("POST", "/api/cases/{case_id}/join-links"): frozenset({CASE_OFFICER, MEDIATOR}),
     ("GET", "/api/cases/{case_id}/join-links"): frozenset({CASE_OFFICER, MEDIATOR}),
     ("DELETE", "/api/cases/{case_id}/join-links/{link_id}"): frozenset({CASE_OFFICER, MEDIATOR}),
+    ("POST", "/api/cases/{case_id}/join-links/{link_id}/retry"): frozenset({CASE_OFFICER, MEDIATOR}),
+    # the borrower's receipt: case officers read its state and revoke it (never see it)
+    ("GET", "/api/cases/{case_id}/receipt"): frozenset({CASE_OFFICER}),
+    ("POST", "/api/cases/{case_id}/receipt/revoke"): frozenset({CASE_OFFICER}),
     # closing: case officers and mediators
     ("POST", "/api/cases/{case_id}/close"): frozenset({CASE_OFFICER, MEDIATOR}),
     # sealed records: only compliance officers register keys, list, and download (every case)
@@ -131,9 +138,15 @@ def is_case_route(route: Route) -> bool:
 # can never reach them (tests/server/test_cases.py shows closing revokes links), so no cell is checked.
 CLOSED_CASE_ROUTES = {("POST", "/api/cases/{case_id}/feedback")}
 
+# Routes whose cell acts on a session other than the one the join link was issued for (the case's second,
+# pending session): a join link acts only on its own session, so its holder is refused (403 other_session).
+OTHER_SESSION_ROUTES = {("POST", "/api/cases/{case_id}/sessions/{session_id}/confirm")}
+
 
 def expected_allow(route: Route, principal: str, scope: str | None) -> bool:
     if GRANT[principal] not in EXPECTED[route]:
+        return False
+    if principal == JOIN_LINK and route in OTHER_SESSION_ROUTES:
         return False
     return scope is None or reaches_case(principal, scope)
 
@@ -154,6 +167,8 @@ FRESH_STAGE: dict[Route, str] = {
     ("POST", "/api/cases/{case_id}/sessions/{session_id}/cancel"): "scheduled",
     ("POST", "/api/cases/{case_id}/join-links"): "scheduled",
     ("DELETE", "/api/cases/{case_id}/join-links/{link_id}"): "scheduled",
+    ("POST", "/api/cases/{case_id}/join-links/{link_id}/retry"): "scheduled",
+    ("POST", "/api/cases/{case_id}/receipt/revoke"): "submitted",
     ("POST", "/api/cases/{case_id}/close"): "scheduled",
     ("PUT", "/api/cases/{case_id}/agreement"): "drafted",
     ("POST", "/api/cases/{case_id}/agreement/signatures"): "drafted",
@@ -182,6 +197,13 @@ async def _expect(api: Api, status: int, method: str, path: str, *, token: str |
     got, body = await api.call(method, path, token=token, json=json)
     assert got == status, f"setup {method} {path}: expected {status}, got {got}: {body}"
     return body
+
+
+async def _delivered_token(api: Api, receipt: str, link_id: str) -> str:
+    """A borrower's join link as the borrower reads it: in its case view, opened with its receipt."""
+    view = await _expect(api, 200, "GET", "/api/party/case", token=receipt)
+    (notice,) = [n for n in view["notices"] if n["link_id"] == link_id]
+    return link_token(notice["link"])
 
 
 @dataclasses.dataclass
@@ -254,7 +276,7 @@ class Desk:
         (world.mediator_id, mediator_token), (world.bank_id, bank_token) = mediator, bank
         world.session_id = await walk.schedule_session(http, filed, officer, mediator, bank)
         link = await walk.issue_link(http, filed, mediator_token, world.borrower_id, world.session_id)
-        world.link_token = link["token"]
+        world.link_token = await walk.received_link(http, filed, link)
         link = await walk.issue_link(http, filed, mediator_token, world.lender_id, world.session_id)
         world.lender_link_id = link["link_id"]
         body = await http.call("POST", f"{filed.path}/sessions", token=mediator_token, expect=201,
@@ -297,6 +319,12 @@ def request_for(method: str, path: str) -> Callable[[Builder], Builder]:
     return register
 
 
+def _path(route: Route, ids: dict[str, str]) -> str:
+    """The route's path with the cell's ids filled in, and its query string (the "query" id) if any."""
+    path = route[1].format(**ids) if "{" in route[1] else route[1]
+    return f"{path}?{ids['query']}" if ids.get("query") else path
+
+
 def _no_body(*routes: Route) -> None:
     async def build(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
         return {"case_id": world.case_id}, None
@@ -306,10 +334,12 @@ def _no_body(*routes: Route) -> None:
 
 
 _no_body(("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
-         ("GET", "/api/audit/checkpoint"), ("POST", "/api/auth/logout"), ("GET", "/api/auth/me"),
+         ("GET", "/api/audit/checkpoint"), ("GET", "/api/audit/checkpoints"),
+         ("POST", "/api/auth/logout"), ("GET", "/api/auth/me"),
          ("GET", "/api/staff"), ("GET", "/api/party/case"), ("GET", "/api/cases"),
          ("GET", "/api/cases/{case_id}"), ("POST", "/api/cases/{case_id}/accept"),
-         ("GET", "/api/cases/{case_id}/join-links"))
+         ("GET", "/api/cases/{case_id}/join-links"), ("GET", "/api/cases/{case_id}/receipt"),
+         ("POST", "/api/cases/{case_id}/receipt/revoke"))
 
 
 @request_for("POST", "/api/auth/login")
@@ -373,6 +403,11 @@ async def _revoke_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], An
     return {"case_id": world.case_id, "link_id": world.lender_link_id or ""}, None
 
 
+@request_for("POST", "/api/cases/{case_id}/join-links/{link_id}/retry")
+async def _retry_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id, "link_id": world.lender_link_id or ""}, None
+
+
 _no_body(("GET", "/api/cases/{case_id}/records"), ("GET", "/api/cases/{case_id}/records/manifest"),
          ("GET", "/api/cases/{case_id}/agreement"), ("GET", "/api/cases/{case_id}/agreement/signed"),
          ("GET", "/api/feedback/summary"))
@@ -396,6 +431,11 @@ async def _feedback(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
 @request_for("PUT", "/api/staff/me/recipient")
 async def _register_recipient(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
     return {}, {"recipient": RECIPIENT_KEY}
+
+
+@request_for("GET", "/api/audit/consistency")
+async def _consistency(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"query": "old_size=1&new_size=1"}, None
 
 
 @request_for("GET", "/api/cases/{case_id}/records/{record_id}")
@@ -445,7 +485,7 @@ async def prepare(desk: Desk, cell: Cell) -> None:
     tokens = {ANONYMOUS: None, RECEIPT: party_world.receipt, JOIN_LINK: party_world.link_token}
     cell.token = tokens[cell.principal] if cell.principal in tokens else desk.token(cell.principal)
     ids, cell.body = await REQUESTS[cell.route](desk, world)
-    cell.path = cell.route[1].format(**ids) if "{" in cell.route[1] else cell.route[1]
+    cell.path = _path(cell.route, ids)
 
 
 async def check(api: Api, cell: Cell) -> str | None:
@@ -460,6 +500,8 @@ async def check(api: Api, cell: Cell) -> str | None:
     if status != want:
         return f"{cell}: expected deny ({want}), got {status} {shown}"
     codes = {"unauthorized"} if want == 401 else {"forbidden", "not_case_member"}
+    if cell.principal == JOIN_LINK and cell.route in OTHER_SESSION_ROUTES and cell.scope == OWN:
+        codes = {"other_session"}
     if not (isinstance(body, dict) and body.get("error") in codes and isinstance(body.get("message"), str)
             and body["message"]):
         return f"{cell}: deny body is not a JSON error with error in {sorted(codes)} and a message: {shown}"
@@ -519,7 +561,7 @@ async def _refused_everywhere(desk: Desk, token: str, label: str) -> list[str]:
         if EXPECTED[route] == EVERYONE:
             continue
         ids, body = await REQUESTS[route](desk, desk.own)
-        path = route[1].format(**ids) if "{" in route[1] else route[1]
+        path = _path(route, ids)
         status, answer = await desk.api.call(route[0], path, token=token, json=body)
         if status != 401 or not (isinstance(answer, dict) and answer.get("error") == "bad_token"):
             shown = str(answer)[:160]
@@ -568,9 +610,21 @@ async def test_revoked_join_link_on_every_endpoint_is_refused_401(api: Api) -> N
     case_path = f"/api/cases/{desk.own.case_id}"
     link = await _expect(api, 201, "POST", f"{case_path}/join-links", token=desk.token(MEDIATOR),
                          json={"party_id": desk.own.borrower_id, "session_id": desk.own.session_id})
-    assert (await api.call("GET", "/api/party/case", token=link["token"]))[0] == 200
+    token = await _delivered_token(api, desk.own.receipt, link["link_id"])
+    assert (await api.call("GET", "/api/party/case", token=token))[0] == 200
     await _expect(api, 200, "DELETE", f"{case_path}/join-links/{link['link_id']}", token=desk.token(CASE_OFFICER))
-    wrong = await _refused_everywhere(desk, link["token"], "revoked join link")
+    wrong = await _refused_everywhere(desk, token, "revoked join link")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_revoked_receipt_on_every_endpoint_is_refused_401(api: Api) -> None:
+    desk = await Desk.open(api)
+    assert desk.own is not None
+    assert (await api.call("GET", "/api/party/case", token=desk.own.receipt))[0] == 200
+    revoked = await _expect(api, 200, "POST", f"/api/cases/{desk.own.case_id}/receipt/revoke",
+                            token=desk.token(CASE_OFFICER))
+    assert revoked["status"] == "revoked" and "rcp_" not in str(revoked), revoked
+    wrong = await _refused_everywhere(desk, desk.own.receipt, "revoked receipt")
     assert not wrong, "\n".join(wrong)
 
 

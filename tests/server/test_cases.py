@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.conftest import Api, application, future, walk_to_scheduled
+import json
+
+from tests.conftest import Api, application, future, issue_link, walk_to_scheduled
+from tests.support.mailbox import link_token
 
 
 async def test_case_full_lifecycle_reaches_closed_with_links(api_on: Api) -> None:
@@ -10,19 +13,24 @@ async def test_case_full_lifecycle_reaches_closed_with_links(api_on: Api) -> Non
     status, link = await api_on.call("POST", f"/api/cases/{journey.case_id}/join-links", token=journey.mediator,
                                      json={"party_id": journey.borrower_id, "session_id": journey.session_id})
     assert status == 201, link
-    assert link["token"].startswith("jln_") and link["url"].endswith(link["token"])
-    # The link authenticates its party, and only for its own case.
-    status, view = await api_on.call("GET", "/api/party/case", token=link["token"])
-    assert status == 200 and view["case_id"] == journey.case_id and view["party"]["role"] == "borrower"
+    # Staff learn the link's id, session, expiry and how it was delivered; never the token.
+    assert "token" not in link and "url" not in link and "jln_" not in json.dumps(link)
+    assert {d["channel"]: d["status"] for d in link["deliveries"]} == {"case_view": "sent", "email": "sent"}
     # The borrower's receipt view carries the link, sealed at rest and opened with the receipt.
     status, view = await api_on.call("GET", "/api/party/case", token=journey.receipt)
-    assert [n["link"] for n in view["notices"] if n["kind"] == "join_link"] == [link["url"]]
+    notices = [n for n in view["notices"] if n["kind"] == "join_link"]
+    assert [n["link_id"] for n in notices] == [link["link_id"]]
+    token = link_token(notices[0]["link"])
+    assert token.startswith("jln_") and notices[0]["link"].endswith(token)
+    # The link authenticates its party, and only for its own case.
+    status, view = await api_on.call("GET", "/api/party/case", token=token)
+    assert status == 200 and view["case_id"] == journey.case_id and view["party"]["role"] == "borrower"
     status, listed = await api_on.call("GET", f"/api/cases/{journey.case_id}/join-links", token=journey.officer)
     assert [entry["status"] for entry in listed["links"]] == ["active"]
     status, revoked = await api_on.call("DELETE", f"/api/cases/{journey.case_id}/join-links/{link['link_id']}",
                                         token=journey.officer)
     assert status == 200 and revoked["status"] == "revoked"
-    assert (await api_on.call("GET", "/api/party/case", token=link["token"]))[0] == 401
+    assert (await api_on.call("GET", "/api/party/case", token=token))[0] == 401
     status, closed = await api_on.call("POST", f"/api/cases/{journey.case_id}/close", token=journey.mediator,
                                        json={"outcome": "settled", "note": "agreement filed"})
     assert status == 200 and closed["state"] == "closed" and closed["outcome"] == "settled"
@@ -90,9 +98,8 @@ async def test_confirm_twice_is_a_conflict(api: Api) -> None:
 
 async def test_closing_revokes_every_join_link(api: Api) -> None:
     journey = await walk_to_scheduled(api)
-    _, link = await api.call("POST", f"/api/cases/{journey.case_id}/join-links", token=journey.officer,
-                             json={"party_id": journey.lender_id, "session_id": journey.session_id})
+    token = await issue_link(api, journey, journey.lender_id)
     await api.call("POST", f"/api/cases/{journey.case_id}/close", token=journey.officer,
                    json={"outcome": "not_settled"})
-    status, body = await api.call("GET", "/api/party/case", token=link["token"])
+    status, body = await api.call("GET", "/api/party/case", token=token)
     assert status == 401 and body["error"] == "bad_token"

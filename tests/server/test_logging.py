@@ -7,7 +7,7 @@ import json
 import logging
 
 from server.jsonlog import JsonFormatter, redact
-from tests.conftest import STAFF_PASSWORD, Api, walk_to_scheduled
+from tests.conftest import STAFF_PASSWORD, Api, issue_link, walk_to_scheduled
 
 
 async def test_logs_never_contain_secrets_of_a_whole_journey(api: Api) -> None:
@@ -20,8 +20,8 @@ async def test_logs_never_contain_secrets_of_a_whole_journey(api: Api) -> None:
     root.setLevel(logging.DEBUG)
     try:
         journey = await walk_to_scheduled(api)
-        _, link = await api.call("POST", f"/api/cases/{journey.case_id}/join-links", token=journey.mediator,
-                                 json={"party_id": journey.borrower_id, "session_id": journey.session_id})
+        borrower_link = await issue_link(api, journey, journey.borrower_id)  # by case view and mail
+        lender_link = await issue_link(api, journey, journey.lender_id)  # by mail
         await api.call("POST", "/api/auth/login", json={"username": "nobody", "password": STAFF_PASSWORD})
     finally:
         root.removeHandler(handler)
@@ -29,7 +29,8 @@ async def test_logs_never_contain_secrets_of_a_whole_journey(api: Api) -> None:
     output = stream.getvalue()
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert any(line["message"] == "notice sent" for line in lines)
-    for secret in (journey.receipt, journey.mediator, journey.officer, link["token"], STAFF_PASSWORD):
+    assert any(line["message"] == "join link delivery" for line in lines)
+    for secret in (journey.receipt, journey.mediator, journey.officer, borrower_link, lender_link, STAFF_PASSWORD):
         assert secret not in output
 
 

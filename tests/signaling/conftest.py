@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.conftest import Api, Journey, walk_to_scheduled
+from tests.conftest import issue_link as shared_issue_link
 from tests.signaling.peer import Participant
 
 
@@ -45,10 +46,8 @@ class Session:
 
 
 async def issue_link(api: Api, journey: Journey, party_id: str) -> str:
-    status, link = await api.call("POST", f"/api/cases/{journey.case_id}/join-links", token=journey.mediator,
-                                  json={"party_id": party_id, "session_id": journey.session_id})
-    assert status == 201, link
-    return link["token"]
+    """The party's join link as the party receives it (tests/conftest.py)."""
+    return await shared_issue_link(api, journey, party_id)
 
 
 @pytest.fixture

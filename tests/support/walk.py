@@ -1,5 +1,8 @@
 """The one walk of a case, over the public HTTP API, in stages: submitted, verified, scheduled, drafted, closed.
 
+Staff never see a party's link: the walk issues it as the mediator, then reads it as the party does,
+the borrower from its case view (with its receipt), the lender from its mail.
+
 Every test and benchmark that needs a case walks here (to a scheduled session, or stopped at a stage),
 whether its server runs in the test's process (tests/conftest.py), as a subprocess node
 (tests/server/test_api_fuzz.py) or as nodes behind a proxy (tests/deploy, bench).
@@ -18,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.support.mailbox import Mailbox, link_token
 from tests.support.nodes import ADMIN, ADMIN_PASSWORD
 
 STAFF_PASSWORD = "a long enough password"
@@ -95,6 +99,7 @@ class Filed:
     receipt: str
     borrower_id: str
     lender_id: str
+    lender_email: str = ""  # the lender's contact, recorded when the case officer verified it
 
     @property
     def path(self) -> str:
@@ -112,10 +117,14 @@ async def file_case(http: Http, officer: str, body: dict[str, Any] | None = None
 
 
 async def verify_parties(http: Http, case: Filed, officer: str) -> None:
-    """Stage "verified": the officer verifies both parties' identity."""
-    for party_id in (case.borrower_id, case.lender_id):
-        await http.call("POST", f"{case.path}/parties/{party_id}/verify", token=officer,
-                        json_body={"method": "id_card", "reference": "checked at desk"})
+    """Stage "verified": the officer verifies both parties' identity; the lender's with the bank's mediation
+    mailbox, where its links will go."""
+    await http.call("POST", f"{case.path}/parties/{case.borrower_id}/verify", token=officer,
+                    json_body={"method": "id_card", "reference": "checked at desk"})
+    case.lender_email = f"mediation.{case.case_id[-12:]}@bank.example"
+    await http.call("POST", f"{case.path}/parties/{case.lender_id}/verify", token=officer,
+                    json_body={"method": "bank_authorization", "reference": "bank's mandate letter",
+                               "email": case.lender_email})
 
 
 async def schedule_session(http: Http, case: Filed, officer: str, mediator: tuple[str, str],
@@ -136,9 +145,24 @@ async def schedule_session(http: Http, case: Filed, officer: str, mediator: tupl
 
 
 async def issue_link(http: Http, case: Filed, token: str, party_id: str, session_id: str) -> dict[str, Any]:
-    """A join link for ``party_id`` to ``session_id``, issued with ``token``: the API's answer (link_id, token)."""
-    return await http.call("POST", f"{case.path}/join-links", token=token, expect=201,
-                           json_body={"party_id": party_id, "session_id": session_id})
+    """A join link for ``party_id`` to ``session_id``, issued with ``token``: the API's answer, which names
+    the link (link_id, deliveries) and never carries its token."""
+    issued = await http.call("POST", f"{case.path}/join-links", token=token, expect=201,
+                             json_body={"party_id": party_id, "session_id": session_id})
+    assert "token" not in issued and "url" not in issued, issued
+    return issued
+
+
+async def received_link(http: Http, case: Filed, issued: dict[str, Any], mailbox: Mailbox | None = None) -> str:
+    """The token of the ``issued`` link as its party receives it: the borrower in its case view (with its
+    receipt), the lender in its mail (``mailbox``, the SMTP server the server sends to)."""
+    if issued["party_id"] == case.borrower_id:
+        view = await http.call("GET", "/api/party/case", token=case.receipt)
+        notice = next(n for n in view["notices"] if n["link_id"] == issued["link_id"])
+        return link_token(notice["link"])
+    assert mailbox is not None, "the lender's link reaches it only by mail: give the SMTP server"
+    mail = await mailbox.wait_for(case.lender_email, issued["link_id"])
+    return link_token(mail.text)
 
 
 async def draft_agreement(http: Http, case: Filed, mediator: str, terms: dict[str, Any]) -> dict[str, Any]:
@@ -165,6 +189,7 @@ class Journey:
     mediator_id: str
     bank: str
     bank_id: str
+    lender_email: str = ""  # the lender's contact, recorded when the case officer verified it
     borrower_link: str = ""  # the borrower's join link, when the walk issued one
 
     def auth(self, who: str) -> dict[str, str]:
@@ -190,10 +215,18 @@ async def walk_to_scheduled(http: Http, staff: MakeStaff, *, officer: str | None
     session_id = await schedule_session(http, case, officer, (mediator_id, mediator), (bank_id, bank))
     journey = Journey(case_id=case.case_id, receipt=case.receipt, borrower_id=case.borrower_id,
                       lender_id=case.lender_id, session_id=session_id, officer=officer, mediator=mediator,
-                      mediator_id=mediator_id, bank=bank, bank_id=bank_id)
+                      mediator_id=mediator_id, bank=bank, bank_id=bank_id, lender_email=case.lender_email)
     if link:
-        journey.borrower_link = (await issue_link(http, case, mediator, case.borrower_id, session_id))["token"]
+        journey.borrower_link = await party_link(http, journey, journey.borrower_id)
     return journey
+
+
+async def party_link(http: Http, journey: Journey, party_id: str, mailbox: Mailbox | None = None) -> str:
+    """The mediator issues ``party_id``'s join link; returns its token as the party receives it."""
+    case = Filed(case_id=journey.case_id, receipt=journey.receipt, borrower_id=journey.borrower_id,
+                 lender_id=journey.lender_id, lender_email=journey.lender_email)
+    issued = await issue_link(http, case, journey.mediator, party_id, journey.session_id)
+    return await received_link(http, case, issued, mailbox)
 
 
 async def scheduled_case(http: Http, admin: str | None = None, officer: str | None = None) -> Journey:

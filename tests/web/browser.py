@@ -230,12 +230,18 @@ def case_id_of(desk: Page) -> str:
     return fragment.removeprefix("/case/")
 
 
+LENDER_EMAIL = "mediation@bank.example"
+
+
 async def verify_parties(desk: Page, reference: str = "原件已核对") -> None:
-    """The case officer records each party's identity check (ID card; the bank's authorization)."""
+    """The case officer records each party's identity check (ID card; the bank's authorization, with the
+    bank's mediation mailbox, where the lender's session links go)."""
     for role in ("borrower", "lender"):
         await desk.get_by_test_id(f"verify-method-{role}").select_option(
             "id_card" if role == "borrower" else "bank_authorization")
         await desk.get_by_test_id(f"verify-reference-{role}").fill(reference)
+        if role == "lender":
+            await desk.get_by_test_id("verify-email-lender").fill(LENDER_EMAIL)
         await desk.get_by_test_id(f"verify-{role}").click()
         await expect(desk.get_by_test_id(f"party-{role}")).to_have_attribute("data-verified", "true")
 
@@ -271,10 +277,16 @@ async def confirm_session(page: Page) -> None:
 
 
 async def issue_join_link(desk: Page, role: str) -> str:
-    """The mediator issues a party's join link; returns the URL the desk shows (once)."""
+    """The mediator issues a party's join link; returns its link_id. The desk shows where it was delivered,
+    never the link: the party reads it in its case page or its mail."""
     await desk.get_by_test_id(f"issue-link-{role}").click()
-    await expect(desk.get_by_test_id("issued-link")).to_have_attribute("data-role", role)
-    return await desk.get_by_test_id("issued-link-url").input_value()
+    issued = desk.get_by_test_id("issued-link")
+    await expect(issued).to_have_attribute("data-role", role)
+    await expect(issued.locator("[data-testid=delivery][data-channel=email]")).to_have_attribute("data-status", "sent")
+    assert "jln_" not in await desk.content()
+    link_id = await issued.get_attribute("data-link-id")
+    assert link_id is not None
+    return link_id
 
 
 async def split_instalments(desk: Page, count: int, first_due: str) -> None:

@@ -9,13 +9,16 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from tests.conftest import Api, _serve, make_settings
+from tests.support.mailbox import Mailbox
 from tests.web.browser import CHROMIUM, FLAGS
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    """The embedded server; a dozen browser sign-ins from 127.0.0.1 stay under the login rate limit."""
-    async for client in _serve(make_settings(tmp_path, login_attempts_per_minute=200, applications_per_minute=200)):
+async def api(tmp_path: Path, mailbox: Mailbox) -> AsyncIterator[Api]:
+    """The embedded server mailing parties at ``mailbox``; a dozen browser sign-ins stay under the login limit."""
+    settings = make_settings(tmp_path, login_attempts_per_minute=200, applications_per_minute=200,
+                             **mailbox.settings())
+    async for client in _serve(settings, mailbox):
         yield client
 
 

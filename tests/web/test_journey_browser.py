@@ -36,6 +36,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Api
 from tests.recording.test_session_recording import _recorder_gone, _transcript_sealed
+from tests.support.mailbox import link_token
 from tests.web.browser import (
     Pages, accept_case, admit, assign_staff, case_id_of, close_case, confirm_session, end_session, fill_application,
     fill_feedback, generate_key, give_consent, issue_join_link, join_room, load_identity_file, local_start, open_case,
@@ -132,10 +133,12 @@ async def test_journey_apply_to_compliance_playback(api: Api, browser: Browser, 
         await expect(mediator.get_by_test_id("confirmations").locator("[data-confirmed=true]")).to_have_count(2)
         issued = await issue_join_link(mediator, "borrower")
         await shots(mediator, AREA, "08-desk-mediator-link-issued")
+        assert api.mailbox is not None
+        mail = await api.mailbox.wait_for("li.wei@example.cn", issued)  # the borrower's mail has it too
         await refresh(borrower)
         join = borrower.get_by_test_id("notice-join")
         await expect(join).to_have_count(1)
-        assert await join.get_attribute("href") == "/room#" + issued.split("#", 1)[1]  # the link just issued
+        assert await join.get_attribute("href") == "/room#" + link_token(mail.text)  # the link just issued
         await shots(borrower, AREA, "09-case-join-notice")
 
         mediator_room = await _open_room_from_desk(mediator)

@@ -20,8 +20,9 @@ from playwright.async_api import Browser, Page, expect
 from server.agreements import verify_signed_agreement
 from server.audit import key_id
 from tests.conftest import Api, application
+from tests.support.mailbox import link_token
 from tests.web.browser import (
-    ZONE, Pages, accept_case, assign_staff, close_case, confirm_session, fill_application, fill_feedback,
+    LENDER_EMAIL, ZONE, Pages, accept_case, assign_staff, close_case, confirm_session, fill_application, fill_feedback,
     issue_join_link, local_start, open_case, phone_shots, propose_session, refresh, save_agreement, shots,
     sign_agreement, sign_in_desk, split_instalments, submit_application, submit_feedback, toast, verify_parties,
 )
@@ -143,9 +144,14 @@ async def test_pages_whole_journey_apply_review_schedule_sign_close_feedback(api
         # --- join links: issued once, listed, revoked -------------------------------------------------
         await refresh(mediator)
         await expect(mediator.get_by_test_id("confirmations").locator("[data-confirmed=true]")).to_have_count(2)
-        borrower_link = await issue_join_link(mediator, "borrower")
-        assert re.fullmatch(re.escape(api.base) + r"/room#jln_[A-Za-z0-9_-]{43}", borrower_link), borrower_link
-        await issue_join_link(mediator, "lender")
+        borrower_link_id = await issue_join_link(mediator, "borrower")
+        assert api.mailbox is not None
+        mail = await api.mailbox.wait_for("li.wei@example.cn", borrower_link_id)  # the party's mail, not the desk
+        borrower_link = re.search(r"\S+/room#jln_[A-Za-z0-9_-]{43}", mail.text)
+        assert borrower_link is not None, mail.text
+        assert (await api.call("GET", "/api/party/case", token=link_token(mail.text)))[0] == 200
+        lender_link_id = await issue_join_link(mediator, "lender")
+        await api.mailbox.wait_for(LENDER_EMAIL, lender_link_id)
         await expect(mediator.get_by_test_id("link-row")).to_have_count(2)
         await mediator.locator("[data-testid=link-row][data-role=lender] [data-testid=revoke-link]").click()
         await expect(mediator.locator("[data-testid=link-row][data-status=revoked]")).to_have_count(1)

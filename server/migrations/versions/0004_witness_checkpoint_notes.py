@@ -1,7 +1,7 @@
 """audit checkpoints keep their C2SP signed note with witness cosignatures
 
 Revision ID: 0004_witness
-Revises: 0002
+Revises: 0003_chat_journal
 Create Date: 2026-12-02 00:05:00.000000
 """
 

@@ -16,7 +16,7 @@ export function caseDetail(ctx, root, { caseId }) {
   const { api, page, drafts } = ctx;
   const role = ctx.me.role;
   const d = {
-    ctx, caseId, role, view: null, error: null, staff: null, links: null, issued: null, cardErrors: {}, confirming: {},
+    ctx, caseId, role, view: null, error: null, staff: null, links: null, issued: null, receipt: null, cardErrors: {}, confirming: {},
   };
   const agreementBox = h("div", { class: "agreement", testid: "agreement" });
   let panel = null;
@@ -67,6 +67,9 @@ export function caseDetail(ctx, root, { caseId }) {
       tasks.push(api.get("/api/staff").then((r) => { d.staff = r.staff; }, (error) => { d.cardErrors.assign = error; }));
     }
     if (view && SCHEDULERS.includes(role) && ["scheduled", "closed"].includes(view.state)) tasks.push(loadLinks());
+    if (view && role === "case_officer") {
+      tasks.push(api.get(`/api/cases/${caseId}/receipt`).then((r) => { d.receipt = r; }, (error) => { d.cardErrors.receipt = error; }));
+    }
     if (view && ["scheduled", "closed"].includes(view.state)) {
       if (!panel) {
         panel = new AgreementPanel(agreementBox, {
@@ -118,9 +121,13 @@ export function caseDetail(ctx, root, { caseId }) {
             "aria-label": t("verify.method"), options: METHODS.map((m) => [m, t(`method.${m}`)]) });
           const reference = drafts.input(`${key}.reference`, { maxlength: "120", testid: `verify-reference-${party.role}`,
             placeholder: t("verify.referencePlaceholder"), "aria-label": t("verify.reference") });
+          // A party with no contact on file (the lender) gets the one this check confirmed: its join links go there.
+          const contact = party.email || party.phone ? null : drafts.input(`${key}.email`, { type: "email", maxlength: "254",
+            testid: `verify-email-${party.role}`, placeholder: t("verify.emailPlaceholder"), "aria-label": t("verify.email") });
           const button = h("button", { type: "button", class: "btn btn-primary btn-small", testid: `verify-${party.role}`, text: t("verify.submit") });
           button.addEventListener("click", () => {
             const body = { method: method.value, reference: reference.value.trim() };
+            if (contact && contact.value.trim()) body.email = contact.value.trim();
             if (!body.reference) {
               d.cardErrors[`verify-${party.role}`] = { code: "verify_reference_missing" };
               draw();
@@ -129,7 +136,7 @@ export function caseDetail(ctx, root, { caseId }) {
             d.act(button, `verify-${party.role}`, () => api.post(`/api/cases/${caseId}/parties/${party.party_id}/verify`, body),
               "verify.done").then((ok) => ok && drafts.clear(key));
           });
-          action = h("div", { class: "verify-form" }, h("div", { class: "field-row field-row-tight" }, method, reference, button),
+          action = h("div", { class: "verify-form" }, h("div", { class: "field-row field-row-tight" }, method, reference, contact, button),
             d.cardError(`verify-${party.role}`));
         }
         return h("div", { class: "party", testid: `party-${party.role}`, dataset: { verified: Boolean(party.verified_at) } },
@@ -144,8 +151,25 @@ export function caseDetail(ctx, root, { caseId }) {
             [t("verify.method"), party.verification_method ? t(`method.${party.verification_method}`) : null],
             [t("detail.verifiedAt"), party.verified_at ? formatDateTime(party.verified_at, t.lang) : null],
           ], "facts facts-compact"),
-          action);
+          action, party.role === "borrower" ? receiptRow(t) : null);
       }));
+  }
+
+  /** The borrower's receipt as a case officer sees it: its state and a revoke action, never the receipt. */
+  function receiptRow(t) {
+    if (role !== "case_officer" || !d.receipt) return null;
+    let revoke = null;
+    if (d.receipt.status !== "revoked") {
+      revoke = h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "revoke-receipt", text: t("receipt.revoke"),
+        title: t("receipt.revokeHint") });
+      revoke.addEventListener("click", () => d.act(revoke, "receipt", async () => {
+        d.receipt = await api.post(`/api/cases/${caseId}/receipt/revoke`, {});
+      }, "receipt.revoked"));
+    }
+    return h("div", { class: "receipt-row", testid: "receipt", dataset: { status: d.receipt.status } },
+      h("span", { text: `${t("receipt.label")}: ` }),
+      h("span", { class: `badge badge-receipt-${d.receipt.status}`, testid: "receipt-status", text: t(`receipt.state.${d.receipt.status}`) }),
+      revoke, d.cardError("receipt"));
   }
 
   function reviewCard(t, view) {

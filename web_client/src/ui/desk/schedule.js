@@ -1,7 +1,7 @@
 // Session times (propose, confirm, cancel, open the room) and personal join links on the desk.
 import { formatDateTime, localInputToIso, toLocalInput } from "../../lib/dates.js";
 import { sessionSummary } from "../case.js";
-import { copyText, h } from "../dom.js";
+import { h } from "../dom.js";
 
 const SCHEDULERS = ["case_officer", "mediator"];
 
@@ -83,8 +83,19 @@ export function sessionsCard(d, t, view) {
     d.cardError("sessions"), form);
 }
 
+/** One badge per channel a link went out over: sent, pending, or failed with the failure's class. */
+function deliveryBadges(t, link) {
+  if (!link.deliveries?.length) return h("span", { class: "muted", text: "—" });
+  return h("span", { class: "deliveries" }, link.deliveries.map((delivery) => {
+    const state = t(`links.delivery.${delivery.status}`);
+    const text = `${t(`links.channel.${delivery.channel}`)}: ${state}${delivery.error ? ` (${delivery.error})` : ""}`;
+    return h("span", { class: `badge badge-delivery-${delivery.status}`, testid: "delivery", text,
+      dataset: { channel: delivery.channel, status: delivery.status, error: delivery.error ?? "" } });
+  }));
+}
+
 export function linksCard(d, t, view) {
-  const { api, page, drafts } = d.ctx;
+  const { api, drafts } = d.ctx;
   const confirmed = view.sessions.filter((s) => s.state === "confirmed");
   const parts = [h("h2", { class: "card-title", text: t("links.title") })];
   if (view.state === "scheduled" && confirmed.length) {
@@ -95,6 +106,7 @@ export function linksCard(d, t, view) {
       const button = h("button", { type: "button", class: "btn btn-secondary btn-small", testid: `issue-link-${party.role}`,
         text: t("links.issueFor", { party: t(`signer.${party.role}`) }) });
       button.addEventListener("click", () => d.act(button, "links", async () => {
+        // The answer says where the link went; the link itself goes only to the party.
         const issued = await api.post(`/api/cases/${d.caseId}/join-links`, { party_id: party.party_id, session_id: sessionSelect.value });
         d.issued = { ...issued, party };
         await d.loadLinks();
@@ -105,22 +117,15 @@ export function linksCard(d, t, view) {
       h("div", { class: "field" }, h("label", { for: sessionSelect.id, text: t("links.session") }), sessionSelect),
       h("div", { class: "actions" }, buttons));
   }
-  // A link revoked since (or by closing the case) is not worth showing any more.
+  // A link revoked since (or by closing the case) is not worth reporting on any more.
   if (d.issued && !(d.links ?? []).some((link) => link.link_id === d.issued.link_id && link.status === "active")) d.issued = null;
   if (d.issued) {
-    // The token is shown once: the server keeps only its hash.
-    const url = `${location.origin}/room#${d.issued.token}`;
-    const input = h("input", { readonly: true, value: url, testid: "issued-link-url", spellcheck: "false",
-      "aria-label": t("links.urlLabel") });
-    const copy = h("button", { type: "button", class: "btn btn-secondary", testid: "issued-link-copy", text: t("common.copy") });
-    copy.addEventListener("click", async () => {
-      const ok = await copyText(url, input);
-      page.toast(ok ? "ok" : "info", t(ok ? "common.copied" : "common.copyManual"));
-    });
-    parts.push(h("div", { class: "issued", testid: "issued-link", dataset: { role: d.issued.party.role } },
+    const listed = (d.links ?? []).find((link) => link.link_id === d.issued.link_id) ?? d.issued;
+    const failed = listed.deliveries.some((delivery) => delivery.status === "failed");
+    parts.push(h("div", { class: "issued", testid: "issued-link", dataset: { role: d.issued.party.role, linkId: d.issued.link_id } },
       h("p", { class: "issued-title", text: t("links.issuedFor", { party: t(`signer.${d.issued.party.role}`), name: d.issued.party.name }) }),
-      h("div", { class: "copy-row" }, input, copy),
-      h("p", { class: "callout callout-warn small", text: t(d.issued.party.role === "borrower" ? "links.onceBorrower" : "links.once") }),
+      h("p", {}, deliveryBadges(t, listed)),
+      h("p", { class: `callout small ${failed ? "callout-warn" : ""}`, text: t(failed ? "links.someFailed" : "links.delivered") }),
       h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "issued-link-dismiss", text: t("links.dismiss"),
         on: { click: () => { d.issued = null; d.redraw(); } } })));
   }
@@ -131,25 +136,36 @@ export function linksCard(d, t, view) {
   };
   if (links.length) {
     parts.push(h("div", { class: "table-wrap" }, h("table", { class: "table table-links", testid: "links-table" },
-      h("thead", {}, h("tr", {}, ["links.party", "links.sessionCol", "links.issuedAt", "links.expires", "links.status", "links.actions"]
+      h("thead", {}, h("tr", {}, ["links.party", "links.sessionCol", "links.issuedAt", "links.expires", "links.status", "links.deliveryCol", "links.actions"]
         .map((key) => h("th", { scope: "col", text: t(key) })))),
       h("tbody", {}, links.map((link) => {
-        let action = null;
+        const actions = [];
         if (link.status === "active") {
-          action = h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "revoke-link", text: t("links.revoke") });
-          action.addEventListener("click", () => d.act(action, "links", async () => {
+          const revoke = h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "revoke-link", text: t("links.revoke") });
+          revoke.addEventListener("click", () => d.act(revoke, "links", async () => {
             await api.del(`/api/cases/${d.caseId}/join-links/${link.link_id}`);
             if (d.issued?.link_id === link.link_id) d.issued = null;
             await d.loadLinks();
           }, "links.revoked"));
+          // The server keeps only the link's hash, so sending again means a fresh link replacing this one.
+          const retry = h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "retry-link", text: t("links.retry"),
+            title: t("links.retryHint") });
+          retry.addEventListener("click", () => d.act(retry, "links", async () => {
+            const fresh = await api.post(`/api/cases/${d.caseId}/join-links/${link.link_id}/retry`, {});
+            const party = view.parties.find((p) => p.party_id === link.party_id);
+            d.issued = party ? { ...fresh, party } : null;
+            await d.loadLinks();
+          }, "links.retried"));
+          actions.push(retry, revoke);
         }
-        return h("tr", { testid: "link-row", dataset: { status: link.status, role: link.role } },
+        return h("tr", { testid: "link-row", dataset: { status: link.status, role: link.role, linkId: link.link_id } },
           h("td", { text: partyLabel(t, view, link.party_id) }),
           h("td", { class: "nowrap", text: sessionTime(link.session_id) }),
           h("td", { class: "nowrap", text: formatDateTime(link.issued_at, t.lang, { short: true }) }),
           h("td", { class: "nowrap", text: formatDateTime(link.expires_at, t.lang, { short: true }) }),
           h("td", {}, h("span", { class: `badge badge-link-${link.status}`, testid: "link-status", text: t(`links.state.${link.status}`) })),
-          h("td", {}, action));
+          h("td", {}, deliveryBadges(t, link)),
+          h("td", {}, h("span", { class: "actions" }, actions)));
       })))));
   } else {
     parts.push(h("p", { class: "muted", testid: "links-empty", text: t("links.none") }));
@@ -157,4 +173,3 @@ export function linksCard(d, t, view) {
   parts.push(d.cardError("links"));
   return h("section", { class: "card card-span", testid: "links" }, parts);
 }
-
