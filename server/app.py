@@ -27,12 +27,14 @@ from server.proxies import client_address_middleware
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
 from server.records import CaseRecords
+from server.revocations import Revocations
 from server.roomaccess import RoomAccess
 from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
 from server.settings import Settings
 from recording.records.storage import DirectoryStorage
+from signaling.authority import Authority, LocalAuthority
 from signaling.fanout import RedisFanout
 from signaling.origins import Origins
 from signaling.namespace import RoomNamespace, RoomSettings
@@ -91,6 +93,14 @@ def _node_liveness(settings: Settings) -> NodeLiveness:
     return LocalLiveness()
 
 
+def _authority(settings: Settings) -> Authority:
+    if settings.redis_url:
+        from signaling.redisauthority import RedisAuthority
+
+        return RedisAuthority(settings.redis_url, wait=settings.room_lock_wait_seconds)
+    return LocalAuthority()
+
+
 def room_settings(settings: Settings) -> RoomSettings:
     """What the room engine takes from the server's settings."""
     return RoomSettings(
@@ -101,6 +111,7 @@ def room_settings(settings: Settings) -> RoomSettings:
         flood_rate=settings.room_flood_rate, flood_burst=settings.room_flood_burst,
         connects_per_minute=settings.room_connects_per_minute,
         node_beat_seconds=settings.node_beat_seconds, node_timeout_seconds=settings.node_timeout_seconds,
+        credential_recheck_seconds=settings.credential_recheck_seconds,
     )
 
 
@@ -236,11 +247,14 @@ def create_app(settings: Settings) -> web.Application:
     app[OWN_URL] = own_url
 
     store = _room_store(settings)
+    authority = _authority(settings)
+    # Revocations recorded in a transaction are announced to every node once it commits.
+    db.after_commit(Revocations(authority).announce)
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
     rooms = RoomNamespace(RoomHooks(db, audit, records, recorders, access, links), store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
-                          liveness=_node_liveness(settings))
+                          liveness=_node_liveness(settings), authority=authority)
     metrics.observe_rooms(rooms.census, recorders.running)
     manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
     origins = Origins((*settings.allowed_origins, settings.public_url))

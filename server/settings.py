@@ -204,6 +204,9 @@ class Settings:
     # Argon2id cost; tests lower it, production keeps the default.
     password_memory_kib: int = _field("PASSWORD_MEMORY_KIB", _positive_int, 64 * 1024)
     password_time_cost: int = _field("PASSWORD_TIME_COST", _positive_int, 3)
+    # Revocation reaching open sockets: a revocation is announced to every node at once; besides, every
+    # open socket's authority is asked about again at least this often (a link's expiry, a lost notice).
+    credential_recheck_seconds: float = _field("CREDENTIAL_RECHECK_SECONDS", _positive_float, 30.0)
 
     def __post_init__(self) -> None:
         if self.node_timeout_seconds <= self.node_beat_seconds:

@@ -38,6 +38,8 @@ class Connection:
     flood_bucket: TokenBucket | None
     joined: bool = False
     checked_at: float = dataclasses.field(default_factory=time.monotonic)  # credential last found good
+    # The authority versions of its scopes when it was last found good (None: not since it connected).
+    versions: tuple[int, ...] | None = None
     refusal: RoomError | None = None  # set once its credential was found revoked; its disconnect is under way
     # One request of a socket at a time, in arrival order: a burst from one client queues here, it
     # does not hold the room store's connections or its room's lock against everyone else.
@@ -157,9 +159,9 @@ class TurnRunner:
             else:
                 await self.outlet.disconnect(sid)
 
-    async def disconnect_soon(self, sid: str) -> None:
+    async def disconnect_soon(self, sid: str, delay: float = 1.0) -> None:
         """Close the socket a moment after its acknowledgement went out."""
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(delay)
         await self.outlet.disconnect(sid)
 
     async def _broadcast_state(self, turn: Turn) -> None:
