@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from signaling import lobby, nodes, resync
+from signaling import devices, lobby, nodes, resync
 from signaling.authority import Authority, LocalAuthority
 from signaling.errors import RoomError
 from signaling.identity import Hooks, Refused, Unavailable
@@ -188,8 +188,13 @@ class RoomEngine:
     def _guarded(self, sid: str, request: Request) -> Any:
         async def act(turn: Turn, payload: Any) -> dict[str, Any] | None:
             if request.needs_join:
-                if turn.member.sid != sid:
+                if devices.waiting(turn.room, turn.member.participant_id, sid):
+                    if request.event != "leave_room":
+                        raise RoomError("device_waiting", "this device waits until the mediator admits it; "
+                                        f"{turn.member.name} is present from another device")
+                elif turn.member.sid != sid:
                     raise RoomError("not_joined", "this socket was replaced by a newer connection")
-                request.check_sender(turn.member)
+                else:
+                    request.check_sender(turn.member)
             return await request.handler(self, turn, payload)
         return act

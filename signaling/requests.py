@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from signaling import caucus, chat, consent, lobby, media, moderation, payloads
+from signaling import caucus, chat, consent, devices, lobby, media, moderation, payloads
 from signaling.errors import RoomError
 from signaling.roomstate import ADMITTED, Member
 
@@ -58,6 +58,8 @@ REQUESTS: dict[str, Request] = _table(
     R("leave_room", payloads.Empty, lobby.leave_room, EVERYONE, admitted=False, bucket="signal"),
     R("admit", payloads.Target, lobby.admit, MEDIATOR, admitted=True, bucket="signal"),
     R("refuse", payloads.Refuse, lobby.refuse, MEDIATOR, admitted=True, bucket="signal"),
+    R("admit_device", payloads.Target, devices.admit_device, MEDIATOR, admitted=True, bucket="signal"),
+    R("refuse_device", payloads.Refuse, devices.refuse_device, MEDIATOR, admitted=True, bucket="signal"),
     R("return_to_lobby", payloads.Target, lobby.return_to_lobby, MEDIATOR, admitted=True, bucket="signal"),
     R("send_chat", payloads.SendChat, chat.send_chat, PEOPLE, admitted=True, bucket="chat"),
     R("chat_history", payloads.Empty, chat.chat_history, PEOPLE, admitted=True, bucket="signal"),

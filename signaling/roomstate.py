@@ -28,6 +28,16 @@ class Member:
 
 
 @dataclasses.dataclass
+class Device:
+    """A second connection of a party already present: it waits apart until the mediator admits it."""
+
+    sid: str
+    node: str  # the server node holding its socket
+    since: float
+    link_id: str | None = None  # the credential it entered with (None: a staff sign-in)
+
+
+@dataclasses.dataclass
 class Room:
     session_id: str
     case_id: str
@@ -42,6 +52,7 @@ class Room:
     recording: bool = False
     sealed: bool = False  # whether records of this room are sealed to recipients (fixed when it opens)
     opened: bool = False
+    waiting_devices: dict[str, Device] = dataclasses.field(default_factory=dict)  # participant_id -> its second
 
     @property
     def mediator(self) -> Member | None:
@@ -60,7 +71,8 @@ class Room:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Room:
         members = {pid: Member(**m) for pid, m in data.pop("members").items()}
-        return cls(members=members, **data)
+        devices = {pid: Device(**d) for pid, d in data.pop("waiting_devices", {}).items()}
+        return cls(members=members, waiting_devices=devices, **data)
 
 
 class RoomStore(Protocol):

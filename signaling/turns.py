@@ -15,7 +15,7 @@ from signaling.liveness import NodeLiveness
 from signaling.roomstate import ADMITTED, Member, Room, RoomStore
 from signaling.tasks import Tasks
 from signaling.throttle import TokenBucket
-from signaling.views import isolated_from, left_out, room_view
+from signaling.views import isolated_from, left_out, room_view, waiting_view
 
 log = logging.getLogger("mediation.signaling")
 
@@ -176,3 +176,8 @@ class TurnRunner:
             if turn.isolation_changed and member.status == ADMITTED:
                 await self.outlet.emit("media_isolation", {"stop_sending_to": isolated_from(room, member)},
                                        to=member.sid)
+        if turn.roster_changed:
+            for participant_id, device in room.waiting_devices.items():
+                member = room.members.get(participant_id)
+                if member is not None:
+                    await self.outlet.emit("room_state", waiting_view(room, member), to=device.sid)
