@@ -26,8 +26,8 @@ class AuthorityCheck:
     """Whether each of this node's sockets may still act; runs on the engine's tasks and its sockets' turns.
 
     A socket is asked about in the case record (``Hooks.authorize``) when the versions of its scopes
-    changed since it was last asked (a revocation), and otherwise only by the sweep, once every
-    ``credential_recheck_seconds``, for what no notice announces (a link's expiry) or a lost notice."""
+    changed since it was last asked (a revocation), and otherwise once every ``credential_recheck_seconds``
+    (on a request or by the sweep), for what no notice announces (a link's expiry) or a lost notice."""
 
     def __init__(self, engine: RoomEngine, authority: Authority) -> None:
         self._engine = engine
@@ -45,7 +45,8 @@ class AuthorityCheck:
         identity = connection.identity
         # Read before asking the case record: a revocation committed after this read bumps them again.
         versions = await self.authority.versions(scopes_of(identity))
-        if versions == connection.versions and not due:
+        interval = self._engine.settings.credential_recheck_seconds
+        if versions == connection.versions and not due and time.monotonic() - connection.checked_at < interval:
             return
         try:
             await self._engine.hooks.authorize(identity)
@@ -76,10 +77,9 @@ class AuthorityCheck:
 
     def _revoked(self, scopes: frozenset[str] | None) -> None:
         """A revocation notice (None: some may have been lost): ask at once about this node's sockets in it."""
-        affected = [sid for sid, c in self._engine.connections.items()
-                    if c.refusal is None and (scopes is None or scopes.intersection(scopes_of(c.identity)))]
-        if affected:
-            self._engine.tasks.own(self._recheck(affected, due=scopes is None))
+        for sid, connection in self._engine.connections.items():
+            if connection.refusal is None and (scopes is None or scopes.intersection(scopes_of(connection.identity))):
+                self._engine.tasks.own(self._recheck([sid], due=scopes is None))  # each socket apart, at once
 
     async def _recheck(self, sids: list[str], *, due: bool) -> None:
         for sid in sids:

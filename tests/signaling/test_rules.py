@@ -53,6 +53,8 @@ class Scene:
             else target
         return {
             "admit": {"participant_id": target}, "refuse": {"participant_id": target, "reason": "no"},
+            "admit_device": {"participant_id": target},
+            "refuse_device": {"participant_id": target, "reason": "no"},
             "return_to_lobby": {"participant_id": target}, "send_chat": {"text": "hello"},
             "typing": {"active": True}, "media_state": {"audio": True, "video": False},
             "signal": {"to": other, "kind": "offer", "payload": OFFER},
