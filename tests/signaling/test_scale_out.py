@@ -250,3 +250,21 @@ async def test_revocation_on_a_ends_the_socket_on_b_within_a_second(room: Room, 
         if kind not in ("session_cancelled", "case_closed"):
             gone = {peers[who].participant_id for who in ended}
             await mediator.wait_for("room_state", lambda s: not gone & roster(s))
+
+
+async def test_second_device_on_a_waits_and_once_admitted_closes_the_first_on_b(room: Room) -> None:
+    with room.cluster.diagnosed():
+        mediator, bank, borrower = await room.trio(bank_node=room.cluster.a)  # the borrower on B
+        second = room.join(room.cluster.a, "borrower")
+        joined = await second.join()
+        assert (joined["status"], joined["second_device"]) == ("lobby", True)
+        assert (await borrower.request("send_chat", {"text": "still on B"}))["ok"]
+        assert (await second.request("chat_history", {}))["error"] == "device_waiting"
+        assert (await mediator.request("admit_device", {"participant_id": borrower.participant_id}))["ok"]
+        assert await borrower.wait_for("device_replaced") == {"reason": "second_device_admitted"}
+        async with asyncio.timeout(WAIT):
+            while borrower.client.connected:
+                await asyncio.sleep(0.05)
+        await second.wait_for("admitted")
+        assert (await second.request("send_chat", {"text": "now on A"}))["ok"]
+        await bank.wait_for("chat_message", lambda m: m["text"] == "now on A")
