@@ -147,6 +147,8 @@ const REQUEST_CASES = [
   ["refuse", ["pty_a", "wrong case"], "refuse", { participant_id: "pty_a", reason: "wrong case" }],
   ["returnToLobby", ["pty_a"], "return_to_lobby", { participant_id: "pty_a" }],
   ["sendChat", ["hello"], "send_chat", { text: "hello" }],
+  ["admitDevice", ["pty_a"], "admit_device", { participant_id: "pty_a" }],
+  ["refuseDevice", ["pty_a", "not you"], "refuse_device", { participant_id: "pty_a", reason: "not you" }],
   ["chatHistory", [], "chat_history", {}],
   ["typing", [true], "typing", { active: true }],
   ["mediaState", [{ audio: true, video: false }], "media_state", { audio: true, video: false }],

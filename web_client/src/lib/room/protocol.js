@@ -62,7 +62,7 @@ export function missingConsents(room) {
 const RETRYABLE_REFUSALS = new Set(["rate_limited", "room_locked", "connect_refused", "unavailable"]);
 
 /** Notices after which the server disconnects this participant for good. */
-const TERMINAL_NOTICES = new Set(["session_ended", "removed", "refused"]);
+const TERMINAL_NOTICES = new Set(["session_ended", "removed", "refused", "device_replaced", "access_revoked"]);
 
 /** An Error with the protocol's error code (`.code`), the request's name (`.event`) and the raw data. */
 export class ProtocolError extends Error {
@@ -443,6 +443,25 @@ export class RoomClient extends Emitter {
     const payload = { participant_id: participantId };
     if (reason) payload.reason = reason;
     return this.request("refuse", payload);
+  }
+
+  /**
+   * Let a party's waiting second device take its place; its first device is closed.
+   * @param {string} participantId
+   */
+  admitDevice(participantId) {
+    return this.request("admit_device", { participant_id: participantId });
+  }
+
+  /**
+   * @param {string} participantId
+   * @param {string} [reason] shown to the waiting device
+   */
+  refuseDevice(participantId, reason) {
+    /** @type {Record<string, any>} */
+    const payload = { participant_id: participantId };
+    if (reason) payload.reason = reason;
+    return this.request("refuse_device", payload);
   }
 
   /** @param {string} participantId */
