@@ -1,4 +1,4 @@
-"""Authority versions in Redis, for several server nodes: a hash of versions and a pub/sub channel of revocations."""
+"""Authority versions in Redis, for several server nodes: a counter per scope and a pub/sub channel of revocations."""
 
 from __future__ import annotations
 
@@ -17,26 +17,29 @@ log = logging.getLogger("mediation.signaling.authority")
 
 
 class RedisAuthority:
-    """Nodes sharing ``prefix`` share the versions; each bump is published so every node acts on it at once.
+    """Nodes sharing ``prefix`` share the versions (a key per scope, kept ``ttl`` after its last bump; a
+    version that expired reads 0 again, which only makes its sockets be asked about once more); each
+    bump is published so every node acts on it at once.
 
     The version is bumped before the notice is published, and a request reads the versions from Redis,
     so a request that reaches any node after ``revoke`` returned is checked against the change even if
     that node's notice is still on its way. Pub/sub keeps nothing: after a lost subscription the
     listener is told ``None`` and every socket of the node is asked about."""
 
-    def __init__(self, url: str, *, prefix: str = "mediation", wait: float = 10.0,
+    def __init__(self, url: str, *, prefix: str = "mediation", wait: float = 10.0, ttl: float = 7 * 24 * 3600,
                  retry_seconds: float = 0.5) -> None:
         self._redis = redis_client(url, wait=wait)
         # Subscribed apart: the command client's health check would read a notice as its PING's answer.
         self._subscriber = aioredis.Redis.from_url(url)
-        self._versions_key = f"{prefix}:authority"
+        self._prefix = f"{prefix}:authority:"
+        self._ttl_ms = int(ttl * 1000)
         self._channel = f"{prefix}:revoked"
         self._retry_seconds = retry_seconds
         self._listeners: list[OnRevoked] = []
 
     async def versions(self, scopes: Sequence[str]) -> tuple[int, ...]:
         with answering():
-            found = await self._redis.hmget(self._versions_key, list(scopes))
+            found = await self._redis.mget([self._prefix + scope for scope in scopes])
         return tuple(int(v) if v is not None else 0 for v in found)
 
     async def revoke(self, scopes: Collection[str]) -> None:
@@ -44,7 +47,8 @@ class RedisAuthority:
         with answering():
             async with self._redis.pipeline(transaction=True) as pipe:
                 for scope in ordered:
-                    pipe.hincrby(self._versions_key, scope, 1)
+                    pipe.incr(self._prefix + scope)
+                    pipe.pexpire(self._prefix + scope, self._ttl_ms)
                 pipe.publish(self._channel, json.dumps(ordered))
                 await pipe.execute()
 

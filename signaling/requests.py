@@ -2,7 +2,8 @@
 
 docs/protocol.md's "Client requests" table is checked against this one (tests/signaling/test_protocol_doc.py).
 A request is checked in this order (``signaling/engine.py``): known event, one payload argument, rate budget,
-joined, payload model, the sender's authority in its session (``Hooks.authorize``), then, inside the room's
+joined, payload model, the sender's authority in its session (its scopes' revocation versions, and
+``Hooks.authorize`` when they changed: ``signaling/revocation.py``), then, inside the room's
 turn, ``senders`` and ``admitted``; the handler then checks what depends on the room (targets, caucus,
 recording)."""
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mediation.signaling")
 
 # How long a socket refused on a request stays open, so that the request's ack and error reach it first.
-ACK_SECONDS = 0.2
+ACK_SECONDS = 0.1
 
 
 class AuthorityCheck:
@@ -38,8 +38,9 @@ class AuthorityCheck:
         self._engine.tasks.own(self.authority.run())
         self._engine.tasks.own(self._sweep())
 
-    async def check(self, sid: str, connection: Connection, *, due: bool = False) -> None:
-        """Raise the socket's refusal if its authority is gone; ``due``: ask the case record whatever the versions."""
+    async def check(self, sid: str, connection: Connection, *, due: bool = False, in_request: bool = True) -> None:
+        """Raise the socket's refusal if its authority is gone; ``due``: ask the case record whatever the versions;
+        ``in_request``: a request waits for its ack, so the socket closes a moment later rather than at once."""
         if connection.refusal is not None:
             raise connection.refusal
         identity = connection.identity
@@ -53,11 +54,11 @@ class AuthorityCheck:
         except Unavailable:
             return  # the last answer stands; the versions stay unmatched, so the next request asks again
         except Refused as exc:
-            await self._refuse(sid, connection, exc)
+            await self._refuse(sid, connection, exc, in_request=in_request)
             raise connection.refusal from None
         connection.versions, connection.checked_at = versions, time.monotonic()
 
-    async def _refuse(self, sid: str, connection: Connection, exc: Refused) -> None:
+    async def _refuse(self, sid: str, connection: Connection, exc: Refused, *, in_request: bool) -> None:
         """The socket is told ``access_revoked``, leaves its room, and closes."""
         engine, identity = self._engine, connection.identity
         connection.refusal = RoomError(exc.code, exc.message)
@@ -73,7 +74,10 @@ class AuthorityCheck:
             except Unavailable as exc_store:
                 log.warning("a revoked member's departure waits for the room store",
                             extra={"session_id": identity.session_id, "error": str(exc_store)})
-        engine.tasks.own(engine.runner.disconnect_soon(sid, ACK_SECONDS))
+        if in_request:
+            engine.tasks.own(engine.runner.disconnect_soon(sid, ACK_SECONDS))
+        else:
+            await engine.outlet.disconnect(sid)  # after the notice, on the same socket: it arrives first
 
     def _revoked(self, scopes: frozenset[str] | None) -> None:
         """A revocation notice (None: some may have been lost): ask at once about this node's sockets in it."""
@@ -89,9 +93,12 @@ class AuthorityCheck:
             try:
                 # After the socket's own request, if one is running: that request came before the change.
                 async with connection.turns:
-                    await self.check(sid, connection, due=due)
+                    await self.check(sid, connection, due=due, in_request=False)
             except RoomError:
                 pass  # told and closing
+            except Unavailable as exc:
+                # The versions could not be read: the socket's next request, or the next sweep, asks again.
+                log.warning("could not check a socket's authority", extra={"error": str(exc)})
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one failed check must not stop the others
