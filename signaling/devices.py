@@ -8,6 +8,9 @@ grace would. The mediator's (and the recorder's) newer connection replaces the o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +27,26 @@ if TYPE_CHECKING:
 ONE_PRESENCE = PARTY_ROLES
 
 
-def must_wait(member: Member, sid: str) -> bool:
-    """Whether a connection ``sid`` joining as ``member`` (on the roster) is a second device that must wait."""
-    return member.role in ONE_PRESENCE and member.sid is not None and member.sid != sid
+def resume_key() -> tuple[str, str]:
+    """A new resume key for a device and the SHA-256 the room keeps of it."""
+    key = secrets.token_hex(16)
+    return key, hashlib.sha256(key.encode()).hexdigest()
 
 
-def wait(engine: RoomEngine, turn: Turn) -> None:
+def must_wait(member: Member, sid: str, resume: str | None) -> bool:
+    """Whether a connection ``sid`` joining as ``member`` (on the roster) is a second device that must wait.
+
+    Not when it presents the resume key of the device holding the place: that device reconnecting while
+    its old socket still looks live (its node died, its heartbeat has not lapsed yet)."""
+    if member.role not in ONE_PRESENCE or member.sid is None or member.sid == sid:
+        return False
+    if resume is not None and member.resume_hash is not None and hmac.compare_digest(
+            member.resume_hash, hashlib.sha256(resume.encode()).hexdigest()):
+        return False
+    return True
+
+
+def wait(engine: RoomEngine, turn: Turn, resume_hash: str) -> None:
     """The joining socket waits as ``turn.member``'s second device; an earlier waiting one is closed."""
     room, member = turn.room, turn.member
     earlier = room.waiting_devices.get(member.participant_id)
@@ -38,7 +55,7 @@ def wait(engine: RoomEngine, turn: Turn) -> None:
                                          "event": "join_room"})
         turn.disconnects.append(earlier.sid)
     room.waiting_devices[member.participant_id] = Device(sid=turn.sid, node=engine.node_id, since=time.time(),
-                                                         link_id=turn.identity.link_id)
+                                                         link_id=turn.identity.link_id, resume_hash=resume_hash)
     turn.roster_changed = True
     turn.audit("second_device_waiting", participant_id=member.participant_id, role=member.role,
                device_sid=turn.sid, link_id=turn.identity.link_id, present_sid=member.sid)
@@ -138,4 +155,5 @@ def drop_on_node(room: Room, node_id: str) -> bool:
 
 def _take_place(member: Member, device: Device) -> None:
     member.sid, member.node, member.connected, member.disconnected_at = device.sid, device.node, True, None
+    member.resume_hash = device.resume_hash
     member.audio = member.video = False

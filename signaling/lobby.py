@@ -30,7 +30,7 @@ def check_entry(room: Room, identity: Identity) -> None:
         raise Refused("room_locked", "the mediator has locked the room")
 
 
-async def join_room(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) -> dict[str, Any]:
+async def join_room(engine: RoomEngine, turn: Turn, payload: payloads.JoinRoom) -> dict[str, Any]:
     room, member, identity = turn.room, turn.member, turn.identity
     try:
         check_entry(room, identity)
@@ -42,10 +42,11 @@ async def join_room(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) ->
     if member.role == "recorder" and not room.recording:
         raise RoomError("forbidden", "no recording is running in this room")
     returning = identity.participant_id in room.members
-    second_device = returning and devices.must_wait(member, turn.sid)
+    second_device = returning and devices.must_wait(member, turn.sid, payload.resume)
+    key, key_hash = devices.resume_key()
     if second_device:
         # One live presence per party: this connection waits for the mediator (signaling/devices.py).
-        devices.wait(engine, turn)
+        devices.wait(engine, turn, key_hash)
     else:
         if returning and member.sid is not None and member.sid != turn.sid:
             # The mediator's (or recorder's) newer connection is its presence; the older one is closed.
@@ -54,6 +55,7 @@ async def join_room(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) ->
             turn.disconnects.append(member.sid)
             turn.audit("participant_replaced", role=member.role, replaced_sid=member.sid, device_sid=turn.sid)
         member.sid, member.node, member.connected, member.disconnected_at = turn.sid, engine.node_id, True, None
+        member.resume_hash = key_hash
         if member.role in ("mediator", "recorder"):
             member.status = ADMITTED  # the mediator's control survives its reconnects
         room.members[member.participant_id] = member
@@ -62,7 +64,7 @@ async def join_room(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) ->
     settings = engine.settings
     return {
         "participant_id": member.participant_id, "role": member.role, "name": member.name,
-        "status": LOBBY if second_device else member.status, "second_device": second_device,
+        "status": LOBBY if second_device else member.status, "second_device": second_device, "resume_key": key,
         "mode": room.mode, "case_id": room.case_id, "session_id": room.session_id,
         "ice_servers": ice_servers(settings.stun_urls, settings.turn_urls, settings.turn_secret,
                                    member.participant_id, settings.turn_ttl_seconds),

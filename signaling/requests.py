@@ -55,7 +55,7 @@ def _table(*requests: Request) -> dict[str, Request]:
 
 R = Request
 REQUESTS: dict[str, Request] = _table(
-    R("join_room", payloads.Empty, lobby.join_room, EVERYONE, admitted=False, bucket="signal", needs_join=False),
+    R("join_room", payloads.JoinRoom, lobby.join_room, EVERYONE, admitted=False, bucket="signal", needs_join=False),
     R("leave_room", payloads.Empty, lobby.leave_room, EVERYONE, admitted=False, bucket="signal"),
     R("admit", payloads.Target, lobby.admit, MEDIATOR, admitted=True, bucket="signal"),
     R("refuse", payloads.Refuse, lobby.refuse, MEDIATOR, admitted=True, bucket="signal"),

@@ -25,6 +25,7 @@ class Member:
     audio: bool = False
     video: bool = False
     chat_muted: bool = False
+    resume_hash: str | None = None  # SHA-256 of the resume_key of the device holding the place
 
 
 @dataclasses.dataclass
@@ -35,6 +36,7 @@ class Device:
     node: str  # the server node holding its socket
     since: float
     link_id: str | None = None  # the credential it entered with (None: a staff sign-in)
+    resume_hash: str | None = None  # SHA-256 of the resume_key it was given, kept if it takes the place
 
 
 @dataclasses.dataclass

@@ -168,3 +168,40 @@ async def test_devices_party_in_the_lobby_is_not_displaced_either(rooms: Rooms) 
     assert joined["second_device"] is True and first not in rooms.wire.closed
     await rooms.send(mediator, "admit", {"participant_id": borrower_identity.participant_id})
     assert rooms.wire.to(first, "admitted") == [{}] and rooms.wire.to(second, "admitted") == []
+
+
+async def test_devices_same_device_with_its_resume_key_takes_its_place_back_at_once(rooms: Rooms) -> None:
+    people = [rooms.record.add(role) for role in ("mediator", "borrower")]
+    mediator = await rooms.join(people[0])
+    borrower_id = people[1].participant_id
+    first = await rooms.connect(people[1])
+    joined = await rooms.send(first, "join_room", {})
+    await rooms.send(mediator, "admit", {"participant_id": borrower_id})
+    # Its old socket still looks live (its node died unnoticed): the key says it is the same device.
+    again = await rooms.connect(people[1])
+    resumed = await rooms.send(again, "join_room", {"resume": joined["resume_key"]})
+    assert (resumed["status"], resumed["second_device"]) == ("admitted", False)
+    assert rooms.wire.to(first, "error")[-1]["code"] == "replaced"
+    await rooms.wire.wait_closed(first)
+    await rooms.send(again, "send_chat", {"text": "back"})
+    assert resumed["resume_key"] != joined["resume_key"]
+
+
+async def test_devices_a_wrong_or_stale_resume_key_makes_a_second_device(rooms: Rooms) -> None:
+    (_, _, borrower_id), (_, _, borrower) = await _trio(rooms)
+    identity = rooms.record.identities[borrower_id]
+    for key in ("0" * 32, None):
+        sid = await rooms.connect(identity)
+        joined = await rooms.send(sid, "join_room", {} if key is None else {"resume": key})
+        assert joined["second_device"] is True
+    assert borrower not in rooms.wire.closed
+
+
+async def test_devices_admitted_second_device_resumes_with_its_own_key(rooms: Rooms) -> None:
+    (_, _, borrower_id), (mediator, _, borrower) = await _trio(rooms)
+    second, waited = await _second_device(rooms, borrower_id)
+    await rooms.send(mediator, "admit_device", {"participant_id": borrower_id})
+    await rooms.wire.wait_closed(borrower)
+    again = await rooms.connect(rooms.record.identities[borrower_id])
+    resumed = await rooms.send(again, "join_room", {"resume": waited["resume_key"]})
+    assert (resumed["status"], resumed["second_device"]) == ("admitted", False)

@@ -296,6 +296,21 @@ test("after a dropped connection the client re-sends join_room on reconnect, bef
   assert.equal(client.joined, true);
 });
 
+test("a re-join presents the resume_key the last join gave, so the same device resumes its place", async () => {
+  const keys = ["a".repeat(32), "b".repeat(32)];
+  const { client, socket } = await connected({
+    answer: (event) => (event === "join_room" ? { ...JOIN_RESULT, resume_key: keys.shift() } : { ok: true }),
+  });
+  await client.joinRoom();
+  assert.deepEqual(socket.emitted[socket.emitted.length - 1], { event: "join_room", payload: {} });
+  socket.serverDisconnect("transport close");
+  socket.serverConnect();
+  await settle(2);
+  assert.deepEqual(socket.emitted[socket.emitted.length - 1], { event: "join_room", payload: { resume: "a".repeat(32) } });
+  await client.joinRoom();
+  assert.deepEqual(socket.emitted[socket.emitted.length - 1], { event: "join_room", payload: { resume: "b".repeat(32) } });
+});
+
 test("removed / refused / session_ended terminate: no re-join, the disconnect is final", async () => {
   for (const notice of ["removed", "refused", "session_ended"]) {
     const { client, socket } = await connected({ answer: () => JOIN_RESULT });

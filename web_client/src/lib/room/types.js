@@ -49,6 +49,7 @@
  * @property {string} name
  * @property {ParticipantStatus} status
  * @property {boolean} [second_device] waiting as a second device: the participant is present from another one
+ * @property {string} [resume_key] sent back with the next join_room of this device, to resume its place
  * @property {RoomMode} [mode]
  * @property {string} [case_id]
  * @property {string} [session_id]
