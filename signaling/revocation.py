@@ -52,7 +52,9 @@ class AuthorityCheck:
         try:
             await self._engine.hooks.authorize(identity)
         except Unavailable:
-            return  # the last answer stands; the versions stay unmatched, so the next request asks again
+            if connection.versions is not None and versions != connection.versions:
+                raise  # a revocation touched it since: serve nothing until the case record says which
+            return  # only the periodic re-check: the last answer stands, and the next request asks again
         except Refused as exc:
             await self._refuse(sid, connection, exc, in_request=in_request)
             raise connection.refusal from None
