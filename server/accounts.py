@@ -17,6 +17,7 @@ from server.database import Database
 from server.errors import Conflict, NotFound, TooManyRequests, Unauthorized
 from server.models import StaffSession, StaffUser
 from server.ratelimit import SlidingWindow
+from server.revocations import publish
 from server.settings import Settings
 from server.tokens import hash_token, new_id, new_token
 
@@ -87,6 +88,7 @@ class Accounts:
             now = _now()
             for staff_session in sessions:
                 staff_session.revoked_at = now
+            publish(session, participant_id=user_id)
             await self._audit.append(session, actor=actor, action="staff_disabled", detail={"user_id": user_id})
         return user
 
@@ -122,6 +124,7 @@ class Accounts:
             staff_session = await session.get(StaffSession, hash_token(token))
             if staff_session is not None and staff_session.revoked_at is None:
                 staff_session.revoked_at = _now()
+                publish(session, participant_id=staff_session.user_id)
                 await self._audit.append(session, actor=principal.actor, action="logout")
 
     async def user(self, user_id: str) -> StaffUser:

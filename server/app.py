@@ -31,12 +31,14 @@ from server.proxies import client_address_middleware
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
 from server.records import CaseRecords
+from server.revocations import Revocations
 from server.roomaccess import RoomAccess
 from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
 from server.settings import Settings
 from recording.records.storage import DirectoryStorage
+from signaling.authority import Authority, LocalAuthority
 from signaling.fanout import RedisFanout
 from signaling.identity import Unavailable
 from signaling.origins import Origins
@@ -107,6 +109,14 @@ def _party_budgets(settings: Settings) -> PartyBudgets:
     return LocalBudgets()
 
 
+def _authority(settings: Settings) -> Authority:
+    if settings.redis_url:
+        from signaling.redisauthority import RedisAuthority
+
+        return RedisAuthority(settings.redis_connection_url(), wait=settings.room_lock_wait_seconds)
+    return LocalAuthority()
+
+
 def room_settings(settings: Settings) -> RoomSettings:
     """What the room engine takes from the server's settings."""
     return RoomSettings(
@@ -119,6 +129,7 @@ def room_settings(settings: Settings) -> RoomSettings:
         node_beat_seconds=settings.node_beat_seconds, node_timeout_seconds=settings.node_timeout_seconds,
         consent_burst=settings.room_consent_burst, consent_interval=settings.room_consent_seconds,
         presence_burst=settings.room_presence_burst, presence_interval=settings.room_presence_seconds,
+        credential_recheck_seconds=settings.credential_recheck_seconds,
     )
 
 
@@ -273,12 +284,16 @@ def create_app(settings: Settings) -> web.Application:
     # Shared by every node, never stored beside what it seals (docs/threat-model.md, "Room state at rest").
     room_secret = settings.room_state_secret() or derive_secret(signing_key.private_bytes_raw())
     store = _room_store(settings, room_secret)
+    authority = _authority(settings)
+    # Revocations recorded in a transaction are announced to every node once it commits.
+    db.after_commit(Revocations(authority).announce)
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
     hooks = RoomHooks(db, audit, records, recorders, access, links, ChatJournal(db, room_secret))
     rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
-                          liveness=_node_liveness(settings), budgets=_party_budgets(settings))
+                          liveness=_node_liveness(settings), budgets=_party_budgets(settings),
+                          authority=authority)
     metrics.observe_rooms(rooms.census, recorders.running)
     manager = RedisFanout(settings.redis_connection_url(), on_resubscribed=rooms.resync) if settings.redis_url else None
     origins = Origins((*settings.allowed_origins, settings.public_url))

@@ -29,6 +29,7 @@ from server.models import (
 )
 from server.notifier import LinkCourier, Notifier, open_with_receipt, receipt_public_key
 from server.provenance import credential_detail, receipt_id
+from server.revocations import publish
 from server.settings import Settings
 from server.tokens import new_id, new_token
 
@@ -282,6 +283,7 @@ class CaseDesk:
             case = await self._load(session, case_id, lock=True)
             case.state = lifecycle.require(case_id, case.state, "reject")
             case.rejection_reason, case.updated_at = body.reason, _now()
+            publish(session, case_id=case_id)
             await self._audit.append(session, actor=principal.actor, action="case_rejected", case_id=case_id,
                                      detail={"reason": body.reason})
             borrower = await self._party(session, case_id, "borrower")
@@ -317,6 +319,7 @@ class CaseDesk:
                 await self._audit.append(session, actor=principal.actor, action="staff_assigned", case_id=case_id,
                                          detail={"role": role, "user_id": user_id})
             case.updated_at = now
+            publish(session, case_id=case_id)  # an assignee replaced loses the case's rooms
         return await self.case_view(case_id)
 
     # --- scheduling ---------------------------------------------------------------------------
@@ -409,6 +412,7 @@ class CaseDesk:
             if scheduled.state == "cancelled":
                 raise Conflict(f'session {session_id} is already in state "cancelled"', code="session_cancelled")
             scheduled.state = "cancelled"
+            publish(session, session_id=session_id)
             now = _now()
             await self._links.revoke(session, case_id=case_id, session_id=session_id,
                                      reason=RevokeReason.SESSION_CANCELLED, revoked_by=principal.subject_id or "",
@@ -581,6 +585,7 @@ class CaseDesk:
             case.state = lifecycle.require(case_id, case.state, "close")
             now = _now()
             case.outcome, case.closing_note, case.updated_at = body.outcome, body.note, now
+            publish(session, case_id=case_id)
             await self._links.revoke(session, case_id=case_id, reason=RevokeReason.CASE_CLOSED,
                                      revoked_by=principal.subject_id or "", actor=principal.actor)
             await self._audit.append(session, actor=principal.actor, action="case_closed", case_id=case_id,

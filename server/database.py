@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,11 @@ class Database:
         # SQLite has one writer; serialising here avoids "database is locked" under load
         # and makes audit sequence numbers gap-free. PostgreSQL uses an advisory lock instead.
         self._write_lock = asyncio.Lock()
+        self._after_commit: list[Callable[[dict[Any, Any]], Awaitable[None]]] = []
+
+    def after_commit(self, action: Callable[[dict[Any, Any]], Awaitable[None]]) -> None:
+        """Run ``action(session.info)`` after every write transaction commits, before ``write`` returns."""
+        self._after_commit.append(action)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -79,6 +84,8 @@ class Database:
         else:
             async with self._sessions() as session, session.begin():
                 yield session
+        for action in self._after_commit:
+            await action(session.info)
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit import AuditLog
 from server.models import JoinLink, Party, ScheduledSession
+from server.revocations import publish
 from server.tokens import new_id, new_token
 
 # However long the settings allow, a link stops working this long after its session's scheduled end.
@@ -130,6 +131,7 @@ class JoinLinks:
         now = _now()
         for link in links:
             link.revoked_at, link.revoked_by, link.revoked_reason = now, revoked_by, reason.value
+            publish(session, participant_id=link.party_id)
             await self._audit.append(session, actor=actor, action="link_revoked", case_id=case_id,
                                      detail={"link_id": link.link_id, "reason": reason.value})
         return links

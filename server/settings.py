@@ -303,6 +303,9 @@ class Settings:
     sms_token: Secret = _field("SMS_TOKEN", Secret, Secret(""), secret=True)
     # One delivery attempt (SMTP conversation or gateway request) gives up after this long.
     delivery_timeout_seconds: float = _field("DELIVERY_TIMEOUT_SECONDS", _positive_float, 10.0)
+    # Revocation reaching open sockets: a revocation is announced to every node at once; besides, every
+    # open socket's authority is asked about again at least this often (a link's expiry, a lost notice).
+    credential_recheck_seconds: float = _field("CREDENTIAL_RECHECK_SECONDS", _positive_float, 30.0)
 
     def __post_init__(self) -> None:
         if self.room_state_key and self.room_state_key_file:

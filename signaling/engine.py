@@ -11,12 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from signaling import lobby, nodes, resync
+from signaling import devices, lobby, nodes, resync
+from signaling.authority import Authority, LocalAuthority
 from signaling.errors import RoomError
 from signaling.identity import Hooks, Identity, Refused, Unavailable
 from signaling.liveness import LocalLiveness, NodeLiveness
 from signaling.partybudgets import LocalBudgets, PartyBudgets
 from signaling.requests import Request
+from signaling.revocation import AuthorityCheck
 from signaling.roomsettings import RoomSettings
 from signaling.roomstate import RoomStore
 from signaling.tasks import Tasks
@@ -35,11 +37,11 @@ MAX_REMEMBERED_ADDRESSES = 10_000
 class RoomEngine:
     """Every request is authorized on arrival against the room's current state, on whichever node.
 
-    ``outlet`` sends notices and closes sockets (the socket adapter); the engine owns ``liveness``
-    and closes it at ``close``."""
+    ``outlet`` sends notices and closes sockets (the socket adapter); the engine owns ``liveness`` and
+    ``authority`` and closes them at ``close``."""
 
     def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings, outlet: Outlet,
-                 liveness: NodeLiveness | None = None,
+                 liveness: NodeLiveness | None = None, authority: Authority | None = None,
                  on_node_lost: Callable[[int], None] = lambda _participants: None,
                  budgets: PartyBudgets | None = None) -> None:
         self.hooks = hooks
@@ -56,19 +58,21 @@ class RoomEngine:
         self.runner = TurnRunner(store, hooks, self.liveness, outlet, self.tasks, self.node_id,
                                  settings.reconnect_grace_seconds)
         self.watch = nodes.NodeWatch(self)
+        self.authority_check = AuthorityCheck(self, authority or LocalAuthority())
         self._connect_attempts: dict[str, list[float]] = {}
 
     def start(self) -> None:
         """Begin telling other nodes this one runs, looking after the members of nodes that stopped, and
-        asking again about the credentials of sockets that send nothing."""
+        hearing revocations."""
         self.tasks.own(self.watch.keep_alive())
-        self.tasks.own(self._sweep_quiet())
+        self.authority_check.start()
 
     async def close(self) -> None:
         await self.tasks.close()
         await self.watch.stopped()
         await self.liveness.close()
         await self.budgets.close()
+        await self.authority_check.authority.close()
 
     def census(self) -> tuple[int, int]:
         """(rooms, participants) joined through this node's sockets."""
@@ -158,7 +162,7 @@ class RoomEngine:
         if connection is None:
             raise RoomError("not_joined", "this socket is not connected to a room")
         if connection.refusal is not None:
-            raise connection.refusal  # its credential was revoked; the socket is closing
+            raise connection.refusal  # its authority was revoked; the socket is closing
         if len(args) > 1:
             raise RoomError("invalid_payload", f"{event} takes one payload object")
         if not self.spend(sid, request.bucket):
@@ -173,7 +177,7 @@ class RoomEngine:
             where = ".".join(str(p) for p in first["loc"]) or "payload"
             raise RoomError("invalid_payload", f"{event}: {where}: {first['msg']}") from None
         async with connection.turns:
-            await self._authorize(sid, connection)
+            await self.authority_check.check(sid, connection)
             result = await self.runner.run(sid, connection.identity, self._guarded(sid, request), payload,
                                            joining=not request.needs_join)
             if not request.needs_join:
@@ -194,63 +198,16 @@ class RoomEngine:
     def _guarded(self, sid: str, request: Request) -> Any:
         async def act(turn: Turn, payload: Any) -> dict[str, Any] | None:
             if request.needs_join:
-                if turn.member.sid != sid:
+                if devices.waiting(turn.room, turn.member.participant_id, sid):
+                    if request.event != "leave_room":
+                        raise RoomError("device_waiting", "this device waits until the mediator admits it; "
+                                        f"{turn.member.name} is present from another device")
+                elif turn.member.sid != sid:
                     raise RoomError("not_joined", "this socket was replaced by a newer connection")
-                request.check_sender(turn.member)
+                else:
+                    request.check_sender(turn.member)
             if request.budget is not None:
                 # After the sender's checks: a request refused for who sent it files nothing, so spends nothing.
                 await self._spend_budget(turn.identity, request)
             return await request.handler(self, turn, payload)
         return act
-
-    async def _authorize(self, sid: str, connection: Connection) -> None:
-        """Ask the case record whether the socket's identity may still be in its session; if not, it leaves.
-
-        Asked at most once per ``credential_recheck_seconds`` a socket; while the case record does not
-        answer the last answer stands (no revocation can be written to it meanwhile)."""
-        if connection.refusal is not None:
-            raise connection.refusal
-        now = time.monotonic()
-        if now - connection.checked_at < self.settings.credential_recheck_seconds:
-            return
-        try:
-            await self.hooks.authorize(connection.identity)
-        except Unavailable:
-            return
-        except Refused as exc:
-            connection.refusal = RoomError(exc.code, exc.message)
-            log.info("participant no longer authorized; it leaves the room", extra={
-                "session_id": connection.identity.session_id, "code": exc.code})
-            if connection.joined:
-                try:
-                    await self.runner.run(sid, connection.identity, self._action(_revoked(exc.code)), None)
-                except RoomError:
-                    self.tasks.own(self.runner.disconnect_soon(sid))  # no longer on the roster
-            else:
-                self.tasks.own(self.runner.disconnect_soon(sid))
-            raise connection.refusal from None
-        connection.checked_at = now
-
-    async def _sweep_quiet(self) -> None:
-        """A socket that only listens is asked about here, so a revocation ends it as it ends a busy one."""
-        while True:
-            await asyncio.sleep(self.settings.credential_recheck_seconds)
-            for sid, connection in list(self.connections.items()):
-                if not connection.joined or connection.refusal is not None or connection.turns.locked():
-                    continue  # not in a room yet, refused already, or its own request is asking
-                try:
-                    async with connection.turns:
-                        await self._authorize(sid, connection)
-                except RoomError as exc:
-                    await self.outlet.emit("error", {"code": exc.code, "message": exc.message, "event": None},
-                                           to=sid, ignore_queue=True)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - one failed check must not end the sweep
-                    log.exception("checking a socket's credential failed",
-                                  extra={"session_id": connection.identity.session_id})
-
-def _revoked(code: str) -> Any:
-    async def leave(engine: RoomEngine, turn: Turn, _payload: Any) -> None:
-        lobby.leave(engine, turn, reason=code)
-    return leave

@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 @dataclasses.dataclass(frozen=True)
 class Identity:
-    """A participant as the case record knows it: resolved at connect, re-checked by ``Hooks.authorize`` every turn."""
+    """A participant as the case record knows it: resolved at connect, re-checked by ``Hooks.authorize`` after a
+    revocation in its scopes and periodically (``signaling/revocation.py``)."""
 
     participant_id: str
     role: str  # mediator | bank_representative | borrower | lender | recorder
@@ -53,8 +54,9 @@ class Hooks(Protocol):
         """Raise Refused(code, message) if the credential ``identity`` entered with no longer lets it be in
         its session now (revoked, expired, account disabled, assignment lost, session cancelled, case closed).
 
-        Called before a request's turn: the socket then gets ``error`` with the code, the room sees it
-        leave, and the socket is disconnected."""
+        Called before a request's turn when a revocation touched the socket's scopes (or its periodic
+        re-check is due), and at once on every node when one is announced: the socket then gets
+        ``access_revoked`` with the code, the room sees it leave, and the socket is disconnected."""
 
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         """Append a room event to the audit log."""

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from signaling import payloads
+from signaling import devices, payloads
 from signaling.caucus import end_caucus
 from signaling.consent import PARTY_ROLES, halt_recording, notice_view
 from signaling.errors import RoomError
@@ -14,7 +14,7 @@ from signaling.ice import ice_servers
 from signaling.identity import Identity, Refused
 from signaling.roomstate import ADMITTED, LOBBY, Member, Room
 from signaling.turns import Turn, system_identity
-from signaling.views import in_caucus, room_view
+from signaling.views import in_caucus, room_view, waiting_view
 
 if TYPE_CHECKING:
     from signaling.engine import RoomEngine
@@ -30,7 +30,7 @@ def check_entry(room: Room, identity: Identity) -> None:
         raise Refused("room_locked", "the mediator has locked the room")
 
 
-async def join_room(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) -> dict[str, Any]:
+async def join_room(engine: RoomEngine, turn: Turn, payload: payloads.JoinRoom) -> dict[str, Any]:
     room, member, identity = turn.room, turn.member, turn.identity
     try:
         check_entry(room, identity)
@@ -42,23 +42,34 @@ async def join_room(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) ->
     if member.role == "recorder" and not room.recording:
         raise RoomError("forbidden", "no recording is running in this room")
     returning = identity.participant_id in room.members
-    if returning and member.sid is not None and member.sid != turn.sid:
-        turn.send(member.sid, "error", {"code": "replaced", "message": "you joined from another window",
-                                        "event": "join_room"})
-        turn.disconnects.append(member.sid)
-    member.sid, member.node, member.connected, member.disconnected_at = turn.sid, engine.node_id, True, None
-    if member.role in ("mediator", "recorder"):
-        member.status = ADMITTED  # the mediator's control survives its reconnects
-    room.members[member.participant_id] = member
-    turn.roster_changed = True
-    turn.audit("participant_rejoined" if returning else "participant_joined", role=member.role)
+    second_device = returning and devices.must_wait(member, turn.sid, payload.resume)
+    key, key_hash = devices.resume_key()
+    if second_device:
+        # One live presence per party: this connection waits for the mediator (signaling/devices.py).
+        devices.wait(engine, turn, key_hash)
+    else:
+        if returning and member.sid is not None and member.sid != turn.sid:
+            # The mediator's (or recorder's) newer connection is its presence; the older one is closed.
+            turn.send(member.sid, "error", {"code": "replaced", "message": "you joined from another window",
+                                            "event": "join_room"})
+            turn.disconnects.append(member.sid)
+            turn.audit("participant_replaced", role=member.role, replaced_sid=member.sid, device_sid=turn.sid)
+        member.sid, member.node, member.connected, member.disconnected_at = turn.sid, engine.node_id, True, None
+        member.resume_hash = key_hash
+        if member.role in ("mediator", "recorder"):
+            member.status = ADMITTED  # the mediator's control survives its reconnects
+        room.members[member.participant_id] = member
+        turn.roster_changed = True
+        turn.audit("participant_rejoined" if returning else "participant_joined", role=member.role)
     settings = engine.settings
     return {
         "participant_id": member.participant_id, "role": member.role, "name": member.name,
-        "status": member.status, "mode": room.mode, "case_id": room.case_id, "session_id": room.session_id,
+        "status": LOBBY if second_device else member.status, "second_device": second_device, "resume_key": key,
+        "mode": room.mode, "case_id": room.case_id, "session_id": room.session_id,
         "ice_servers": ice_servers(settings.stun_urls, settings.turn_urls, settings.turn_secret,
                                    member.participant_id, settings.turn_ttl_seconds),
-        "room": room_view(room, member), "records_sealed": room.sealed, "recording_notice": notice_view(),
+        "room": waiting_view(room, member) if second_device else room_view(room, member),
+        "records_sealed": room.sealed, "recording_notice": notice_view(),
         "schedule": {"case_number": identity.case_number, "starts_at": identity.starts_at,
                      "duration_minutes": identity.duration_minutes},
     }
@@ -72,6 +83,9 @@ async def leave_room(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) -
 def leave(engine: RoomEngine, turn: Turn, **detail: Any) -> None:
     """The sender leaves: off the roster (the mediator only steps out, keeping control); its socket closes."""
     member = turn.member
+    if devices.waiting(turn.room, member.participant_id, turn.sid):
+        devices.leave(turn)  # a second device: the party's present one stays
+        return
     if in_caucus(turn.room, member):
         end_caucus(turn, reason="member_left")
     if member.role == "mediator":
@@ -79,6 +93,7 @@ def leave(engine: RoomEngine, turn: Turn, **detail: Any) -> None:
         _parties_to_lobby(turn)
     else:
         del turn.room.members[member.participant_id]
+        devices.enter_lobby(turn, member)
     connection = engine.connections.get(turn.sid)
     if connection is not None:
         connection.joined = False
@@ -115,6 +130,7 @@ async def refuse(engine: RoomEngine, turn: Turn, payload: payloads.Refuse) -> No
     turn.send(target.sid, "refused", {"reason": payload.reason})
     if target.sid:
         turn.disconnects.append(target.sid)
+    devices.close_waiting(turn, target.participant_id, "refused", {"reason": payload.reason})
     turn.roster_changed = True
     turn.audit("participant_refused", participant_id=target.participant_id, reason=payload.reason)
 
@@ -133,6 +149,10 @@ async def return_to_lobby(engine: RoomEngine, turn: Turn, payload: payloads.Targ
 
 async def departed(engine: RoomEngine, turn: Turn, _payload: Any) -> None:
     """The sender's socket closed."""
+    if devices.waiting(turn.room, turn.member.participant_id, turn.sid):
+        devices.leave(turn)
+        turn.disconnects.clear()  # closed already
+        return
     if turn.member.sid != turn.sid:
         return  # an older socket of a participant who has already reconnected
     gone(engine, turn, turn.member)
@@ -160,6 +180,7 @@ def gone(engine: RoomEngine, turn: Turn, member: Member, **detail: Any) -> None:
         end_caucus(turn, reason="member_left")
     turn.audit("participant_disconnected", **detail)
     engine.tasks.own(expire_later(engine, room.session_id, member.participant_id, member.disconnected_at))
+    devices.resume(turn, member)
 
 
 async def expire_later(engine: RoomEngine, session_id: str, participant_id: str, since: float) -> None:

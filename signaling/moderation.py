@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from signaling import payloads
+from signaling import devices, payloads
 from signaling.caucus import end_caucus
 from signaling.consent import halt_recording, now_iso
 from signaling.errors import RoomError
@@ -43,6 +43,7 @@ async def remove_participant(engine: RoomEngine, turn: Turn, payload: payloads.R
     turn.send(target.sid, "removed", {"reason": payload.reason})
     if target.sid:
         turn.disconnects.append(target.sid)
+    devices.close_waiting(turn, target.participant_id, "removed", {"reason": payload.reason})
     turn.roster_changed = True
     turn.audit("participant_removed", participant_id=target.participant_id, reason=payload.reason)
     await engine.hooks.participant_removed(turn.identity, target.participant_id)
@@ -99,6 +100,8 @@ async def end_session(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) 
         if member.sid:
             turn.send(member.sid, "session_ended", {})
             turn.disconnects.append(member.sid)
+    for participant_id in list(room.waiting_devices):
+        devices.close_waiting(turn, participant_id, "session_ended", {})
     connection = engine.connections.get(turn.sid)
     if connection is not None:
         connection.joined = False

@@ -15,6 +15,7 @@ from typing import Any
 
 import socketio
 
+from signaling.authority import Authority
 from signaling.engine import RoomEngine
 from signaling.errors import RoomError
 from signaling.identity import Hooks, Refused, Unavailable
@@ -39,10 +40,11 @@ class RoomNamespace(socketio.AsyncNamespace):
     def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings,
                  on_error: Callable[[str], None] = lambda _code: None,
                  on_node_lost: Callable[[int], None] = lambda _participants: None,
-                 liveness: NodeLiveness | None = None, budgets: PartyBudgets | None = None) -> None:
+                 liveness: NodeLiveness | None = None, authority: Authority | None = None,
+                 budgets: PartyBudgets | None = None) -> None:
         super().__init__(NAMESPACE)
         self._on_error = on_error  # counts each refused request by its code
-        self.engine = RoomEngine(hooks, store, settings, outlet=self, liveness=liveness,
+        self.engine = RoomEngine(hooks, store, settings, outlet=self, liveness=liveness, authority=authority,
                                  on_node_lost=on_node_lost, budgets=budgets)
 
     @property

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from signaling import lobby
+from signaling import devices, lobby
 from signaling.identity import Unavailable
 from signaling.turns import Turn, system_identity
 
@@ -60,6 +60,11 @@ class NodeWatch:
             turn = None
             async with engine.store.transaction(session_id) as room:
                 if room is not None and not room.ended:
+                    if devices.drop_on_node(room, node_id):
+                        first = next(iter(room.members.values()), None)
+                        if first is not None:
+                            turn = turn or Turn.begin(room, first, system_identity(room), "")
+                            turn.roster_changed = True
                     for member in list(room.members.values()):
                         if member.connected and member.node == node_id:
                             turn = turn or Turn.begin(room, member, system_identity(room), "")

@@ -39,6 +39,11 @@ class Empty(Payload):
     pass
 
 
+class JoinRoom(Payload):
+    # The resume_key this device was given when it last held its place (docs/protocol.md).
+    resume: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = None
+
+
 class Target(Payload):
     participant_id: ParticipantId
 

@@ -2,9 +2,10 @@
 
 docs/protocol.md's "Client requests" table is checked against this one (tests/signaling/test_protocol_doc.py).
 A request is checked in this order (``signaling/engine.py``): known event, one payload argument, the socket's
-rate budget, joined, payload model, the sender's authority in its session (``Hooks.authorize``), then, inside
-the room's turn, ``senders`` and ``admitted``, then the participant's ``budget`` if the request has one; the
-handler then checks what depends on the room (targets, caucus, recording)."""
+rate budget, joined, payload model, the sender's authority in its session (its scopes' revocation versions, and
+``Hooks.authorize`` when they changed: ``signaling/revocation.py``), then, inside the room's turn, ``senders``
+and ``admitted``, then the participant's ``budget`` if the request has one; the handler then checks what
+depends on the room (targets, caucus, recording)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from signaling import caucus, chat, consent, lobby, media, moderation, payloads
+from signaling import caucus, chat, consent, devices, lobby, media, moderation, payloads
 from signaling.errors import RoomError
 from signaling.roomstate import ADMITTED, Member
 
@@ -57,11 +58,13 @@ def _table(*requests: Request) -> dict[str, Request]:
 
 R = Request
 REQUESTS: dict[str, Request] = _table(
-    R("join_room", payloads.Empty, lobby.join_room, EVERYONE, admitted=False, bucket="signal", needs_join=False,
+    R("join_room", payloads.JoinRoom, lobby.join_room, EVERYONE, admitted=False, bucket="signal", needs_join=False,
       budget="presence"),
     R("leave_room", payloads.Empty, lobby.leave_room, EVERYONE, admitted=False, bucket="signal", budget="presence"),
     R("admit", payloads.Target, lobby.admit, MEDIATOR, admitted=True, bucket="signal"),
     R("refuse", payloads.Refuse, lobby.refuse, MEDIATOR, admitted=True, bucket="signal"),
+    R("admit_device", payloads.Target, devices.admit_device, MEDIATOR, admitted=True, bucket="signal"),
+    R("refuse_device", payloads.Refuse, devices.refuse_device, MEDIATOR, admitted=True, bucket="signal"),
     R("return_to_lobby", payloads.Target, lobby.return_to_lobby, MEDIATOR, admitted=True, bucket="signal"),
     R("send_chat", payloads.SendChat, chat.send_chat, PEOPLE, admitted=True, bucket="chat"),
     R("chat_history", payloads.Empty, chat.chat_history, PEOPLE, admitted=True, bucket="signal"),

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from signaling.identity import Identity, Unavailable
 from signaling.roomstate import ADMITTED
-from signaling.views import isolated_from, room_view, visible_history
+from signaling import devices
+from signaling.views import isolated_from, room_view, visible_history, waiting_view
 
 if TYPE_CHECKING:
     from signaling.engine import RoomEngine
@@ -51,6 +52,9 @@ async def resend(engine: RoomEngine, lost_at: float) -> None:
         messages = [m for m in stored if dt.datetime.fromisoformat(m["sent_at"]).timestamp() >= since]
         for sid, identity in members:
             member = room.members.get(identity.participant_id)
+            if member is not None and devices.waiting(room, member.participant_id, sid):
+                await outlet.emit("room_state", waiting_view(room, member), to=sid, ignore_queue=True)
+                continue
             if member is None or member.sid != sid:
                 continue
             # Only to this node's own socket; a client keeps one chat_message per seq.

@@ -25,9 +25,9 @@ class RoomSettings:
     flood_burst: float = 300.0
     # Room connections per client address per minute, on each node.
     connects_per_minute: int = 120
-    # A socket's credential is asked about again (Hooks.authorize) once this long has passed since its last
-    # check, on its next request or by the quiet-socket sweep: a revocation ends an open socket within it.
-    credential_recheck_seconds: float = 1.0
+    # A revocation is announced to every node at once (signaling/authority.py); besides, every open socket's
+    # credential is asked about again (Hooks.authorize) once this long has passed since its last check.
+    credential_recheck_seconds: float = 30.0
     # Every node says it runs this often; one silent for node_timeout_seconds counts as gone, and its
     # members are marked disconnected (their reconnect grace starts then).
     node_beat_seconds: float = 2.0

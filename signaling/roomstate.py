@@ -25,6 +25,18 @@ class Member:
     audio: bool = False
     video: bool = False
     chat_muted: bool = False
+    resume_hash: str | None = None  # SHA-256 of the resume_key of the device holding the place
+
+
+@dataclasses.dataclass
+class Device:
+    """A second connection of a party already present: it waits apart until the mediator admits it."""
+
+    sid: str
+    node: str  # the server node holding its socket
+    since: float
+    link_id: str | None = None  # the credential it entered with (None: a staff sign-in)
+    resume_hash: str | None = None  # SHA-256 of the resume_key it was given, kept if it takes the place
 
 
 @dataclasses.dataclass
@@ -42,6 +54,7 @@ class Room:
     recording: bool = False
     sealed: bool = False  # whether records of this room are sealed to recipients (fixed when it opens)
     opened: bool = False
+    waiting_devices: dict[str, Device] = dataclasses.field(default_factory=dict)  # participant_id -> its second
 
     @property
     def mediator(self) -> Member | None:
@@ -60,7 +73,8 @@ class Room:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Room:
         members = {pid: Member(**m) for pid, m in data.pop("members").items()}
-        return cls(members=members, **data)
+        devices = {pid: Device(**d) for pid, d in data.pop("waiting_devices", {}).items()}
+        return cls(members=members, waiting_devices=devices, **data)
 
 
 class RoomStore(Protocol):

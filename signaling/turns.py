@@ -15,7 +15,7 @@ from signaling.liveness import NodeLiveness
 from signaling.roomstate import ADMITTED, Member, Room, RoomStore
 from signaling.tasks import Tasks
 from signaling.throttle import TokenBucket
-from signaling.views import isolated_from, left_out, room_view
+from signaling.views import isolated_from, left_out, room_view, waiting_view
 
 log = logging.getLogger("mediation.signaling")
 
@@ -38,6 +38,8 @@ class Connection:
     flood_bucket: TokenBucket | None
     joined: bool = False
     checked_at: float = dataclasses.field(default_factory=time.monotonic)  # credential last found good
+    # The authority versions of its scopes when it was last found good (None: not since it connected).
+    versions: tuple[int, ...] | None = None
     refusal: RoomError | None = None  # set once its credential was found revoked; its disconnect is under way
     # One request of a socket at a time, in arrival order: a burst from one client queues here, it
     # does not hold the room store's connections or its room's lock against everyone else.
@@ -157,9 +159,9 @@ class TurnRunner:
             else:
                 await self.outlet.disconnect(sid)
 
-    async def disconnect_soon(self, sid: str) -> None:
+    async def disconnect_soon(self, sid: str, delay: float = 1.0) -> None:
         """Close the socket a moment after its acknowledgement went out."""
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(delay)
         await self.outlet.disconnect(sid)
 
     async def _broadcast_state(self, turn: Turn) -> None:
@@ -174,3 +176,8 @@ class TurnRunner:
             if turn.isolation_changed and member.status == ADMITTED:
                 await self.outlet.emit("media_isolation", {"stop_sending_to": isolated_from(room, member)},
                                        to=member.sid)
+        if turn.roster_changed:
+            for participant_id, device in room.waiting_devices.items():
+                member = room.members.get(participant_id)
+                if member is not None:
+                    await self.outlet.emit("room_state", waiting_view(room, member), to=device.sid)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from signaling.roomstate import ADMITTED, Member, Room
+from signaling.roomstate import ADMITTED, LOBBY, Member, Room
 
 
 def in_caucus(room: Room, member: Member) -> bool:
@@ -77,6 +78,10 @@ def room_view(room: Room, viewer: Member) -> dict[str, Any]:
             "status": member.status, "connected": member.connected, "audio": member.audio, "video": member.video,
             "chat_muted": member.chat_muted, "in_caucus": member.participant_id in caucus,
             "consented": member.participant_id in room.consents,
+            # Whether another device with this participant's credential waits for the mediator: shown to
+            # the mediator and to the participant itself.
+            "second_device_waiting": member.participant_id in room.waiting_devices
+            and (viewer.role == "mediator" or viewer.participant_id == member.participant_id),
         }
         if viewer_outside and member.participant_id in caucus:
             # Nothing of the caucus crosses to those left out of it: not its members, not their presence.
@@ -90,4 +95,14 @@ def room_view(room: Room, viewer: Member) -> dict[str, Any]:
     }
     if caucus and not viewer_outside and not in_lobby:
         view["caucus"]["members"] = list(caucus)
+    return view
+
+
+def waiting_view(room: Room, member: Member) -> dict[str, Any]:
+    """The room as ``member``'s waiting second device sees it: the lobby, itself waiting there."""
+    view = room_view(room, dataclasses.replace(member, status=LOBBY))
+    for entry in view["participants"]:
+        if entry["participant_id"] == member.participant_id:
+            entry.update(status=LOBBY, connected=True, audio=False, video=False, in_caucus=False)
+    view["second_device"] = True
     return view

@@ -38,7 +38,12 @@ class RoomClient(Participant):
 
     async def _rejoin(self) -> None:
         try:
-            result = await self.client.call("join_room", {}, namespace="/room", timeout=WAIT)
+            # The same device: its resume key lets it take its place back even while its old socket, on a
+            # node that died, still looks live.
+            payload = {"resume": self.resume_key} if self.resume_key else {}
+            result = await self.client.call("join_room", payload, namespace="/room", timeout=WAIT)
+            if result.get("ok"):
+                self.resume_key = result.get("resume_key")
         except (socketio.exceptions.SocketIOError, TimeoutError) as exc:
             result = {"ok": False, "error": "no_answer", "message": repr(exc)}
         self.rejoined.append(result)

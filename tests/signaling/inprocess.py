@@ -7,7 +7,7 @@ import itertools
 from typing import Any
 
 from signaling.engine import RoomEngine
-from signaling.identity import Identity, Refused
+from signaling.identity import Identity, Refused, Unavailable
 from signaling.requests import REQUESTS
 from signaling.roomsettings import RoomSettings
 from signaling.roomstate import MemoryRoomStore
@@ -33,6 +33,7 @@ class CaseRecord:
         self.audits: list[tuple[str, str, dict[str, Any]]] = []
         self.sealed = sealed
         self.recorder_started = 0
+        self.answering = True  # False: authorize raises Unavailable, as a database that is down does
 
     def add(self, role: str, mode: str = "video") -> Identity:
         made = identity(role, mode)
@@ -46,6 +47,8 @@ class CaseRecord:
         return known
 
     async def authorize(self, identity: Identity) -> None:
+        if not self.answering:
+            raise Unavailable("the case record did not answer")
         if identity.participant_id in self.revoked:
             raise Refused("bad_token", "this participant's link was revoked")
 

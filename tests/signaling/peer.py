@@ -23,6 +23,7 @@ class Participant:
         self.client.on("connect_error", self._refused, namespace="/room")
         self.refusal: Any = None
         self.participant_id: str | None = None
+        self.resume_key: str | None = None  # what join_room gave this device, to resume its place with
 
     async def _record(self, event: str, data: Any = None) -> None:
         self.events.append((event, data))
@@ -41,6 +42,7 @@ class Participant:
         result = await self.request("join_room", {})
         assert result["ok"], result
         self.participant_id = result["participant_id"]
+        self.resume_key = result.get("resume_key")
         return result
 
     async def request(self, event: str, data: Any = None) -> dict[str, Any]:

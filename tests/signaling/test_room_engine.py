@@ -140,13 +140,16 @@ async def test_engine_caucus_ends_when_a_members_socket_drops() -> None:
         await rooms.close()
 
 
-async def test_engine_joining_again_replaces_the_older_socket() -> None:
+async def test_engine_mediator_joining_again_replaces_the_older_socket() -> None:
+    # A party joining again waits as a second device instead: tests/signaling/test_devices.py.
     rooms = Rooms()
     try:
-        (_, _, borrower_id), (_, _, borrower) = await _trio(rooms)
-        again = await rooms.join(rooms.record.identities[borrower_id])
-        assert rooms.wire.to(borrower, "error")[-1]["code"] == "replaced"
-        await rooms.wire.wait_closed(borrower)
+        (mediator_id, _, _), (mediator, _, _) = await _trio(rooms)
+        again = await rooms.join(rooms.record.identities[mediator_id])
+        assert rooms.wire.to(mediator, "error")[-1]["code"] == "replaced"
+        await rooms.wire.wait_closed(mediator)
         await rooms.send(again, "send_chat", {"text": "from the new window"})
+        assert [a for _, a, d in rooms.record.audits if a == "participant_replaced"
+                and d["replaced_sid"] == mediator and d["device_sid"] == again]
     finally:
         await rooms.close()

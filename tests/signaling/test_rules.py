@@ -14,7 +14,8 @@ import pytest
 from signaling.consent import NOTICE_HASHES
 from signaling.errors import RoomError
 from signaling.roomsettings import RoomSettings
-from signaling.identity import Identity
+from signaling.authority import participant_scope
+from signaling.identity import Identity, Unavailable
 from signaling.requests import REQUESTS
 from tests.signaling.inprocess import Rooms
 
@@ -53,6 +54,8 @@ class Scene:
             else target
         return {
             "admit": {"participant_id": target}, "refuse": {"participant_id": target, "reason": "no"},
+            "admit_device": {"participant_id": target},
+            "refuse_device": {"participant_id": target, "reason": "no"},
             "return_to_lobby": {"participant_id": target}, "send_chat": {"text": "hello"},
             "typing": {"active": True}, "media_state": {"audio": True, "video": False},
             "signal": {"to": other, "kind": "offer", "payload": OFFER},
@@ -186,5 +189,28 @@ async def test_rules_a_revoked_participant_is_asked_about_again_only_after_the_r
         rooms.record.revoked.add(borrower.participant_id)
         # Within the interval the last answer stands: the case record is not asked on every request.
         assert (await rooms.send(borrower_sid, "chat_history", {}))["ok"] is True
+    finally:
+        await rooms.close()
+
+
+async def test_rules_a_revoked_participant_is_served_nothing_while_the_case_record_does_not_answer() -> None:
+    rooms = Rooms(RoomSettings(credential_recheck_seconds=3600))
+    try:
+        mediator, borrower = rooms.record.add("mediator"), rooms.record.add("borrower")
+        mediator_sid, borrower_sid = await rooms.join(mediator), await rooms.join(borrower)
+        await rooms.send(mediator_sid, "admit", {"participant_id": borrower.participant_id})
+        await rooms.send(borrower_sid, "chat_history", {})
+        rooms.record.revoked.add(borrower.participant_id)
+        rooms.record.answering = False
+        await rooms.engine.authority_check.authority.revoke({participant_scope(borrower.participant_id)})
+        with pytest.raises(Unavailable):
+            await rooms.send(borrower_sid, "send_chat", {"text": "while it is down"})
+        assert (await rooms.send(mediator_sid, "chat_history", {}))["ok"]  # not touched: the last answer stands
+        rooms.record.answering = True
+        with pytest.raises(RoomError) as refused:
+            await rooms.send(borrower_sid, "send_chat", {"text": "after"})
+        assert refused.value.code == "bad_token"
+        assert rooms.wire.to(borrower_sid, "access_revoked") == [
+            {"code": "bad_token", "message": "this participant's link was revoked"}]
     finally:
         await rooms.close()

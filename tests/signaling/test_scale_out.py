@@ -15,7 +15,8 @@ import pytest
 import socketio
 
 from tests.signaling.peer import WAIT, Participant
-from tests.support.nodes import Node, create_admin, diagnosing, node_environment, start_nodes
+from tests.signaling.revoked import closed_within, refused_at_once
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD, Node, create_admin, diagnosing, node_environment, start_nodes
 from tests.support.services import PostgresServer, RedisServer, free_port
 from tests.support.walk import Http, Journey, scheduled_case
 
@@ -26,6 +27,7 @@ OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 class Cluster:
     a: Node
     b: Node
+    admin: str = ""  # the administrator's token, signed in once (sign-in is throttled per username)
 
     def diagnosed(self) -> contextlib.AbstractContextManager[None]:
         """On failure, show what the nodes logged."""
@@ -86,7 +88,9 @@ class Room:
 async def room(cluster: Cluster) -> AsyncIterator[Room]:
     with cluster.diagnosed():
         async with aiohttp.ClientSession() as session:
-            case = await scheduled_case(Http(session, cluster.a.base))
+            http = Http(session, cluster.a.base)
+            cluster.admin = cluster.admin or await http.login(ADMIN, ADMIN_PASSWORD)
+            case = await scheduled_case(http, admin=cluster.admin)
     made = Room(cluster=cluster, case=case, peers=[])
     try:
         yield made
@@ -199,3 +203,89 @@ async def test_consent_budget_of_a_party_is_one_across_nodes(room: Room) -> None
         refilled = math.floor((time.monotonic() - started) / 10)  # one every 10 s (docs/protocol.md)
         assert sum(answer["ok"] for answer in again) <= refilled
         assert {answer.get("error") for answer in again if not answer["ok"]} == {"rate_limited"}
+
+
+# --- revocation: the revoking call reaches node A, the socket it ends is on node B -----------------------------
+
+
+async def _revoke_link(room: Room, http: Http) -> None:
+    listed = await http.call("GET", f"/api/cases/{room.case.case_id}/join-links", token=room.case.officer)
+    link_id = next(link["link_id"] for link in listed["links"]
+                   if link["party_id"] == room.case.borrower_id and link["status"] == "active")
+    await http.call("DELETE", f"/api/cases/{room.case.case_id}/join-links/{link_id}", token=room.case.officer)
+
+
+async def _disable_bank(room: Room, http: Http) -> None:
+    await http.call("POST", f"/api/staff/{room.case.bank_id}/disable", token=room.cluster.admin)
+
+
+async def _sign_out_bank(room: Room, http: Http) -> None:
+    status, body = await http.request("POST", "/api/auth/logout", token=room.case.bank)
+    assert status in (200, 204), body
+
+
+async def _unassign_bank(room: Room, http: Http) -> None:
+    other_id, _ = await http.staff(room.cluster.admin, "bank_representative")
+    await http.call("PUT", f"/api/cases/{room.case.case_id}/assignments", token=room.case.officer,
+                    json_body={"bank_representative_id": other_id})
+
+
+async def _cancel_session(room: Room, http: Http) -> None:
+    await http.call("POST", f"/api/cases/{room.case.case_id}/sessions/{room.case.session_id}/cancel",
+                    token=room.case.officer)
+
+
+async def _close_case(room: Room, http: Http) -> None:
+    await http.call("POST", f"/api/cases/{room.case.case_id}/close", token=room.case.officer,
+                    json_body={"outcome": "not_settled"})
+
+
+# kind: (revoke on node A, {who on node B: the code it is refused with}); where two are ended, the bank
+# sends nothing (the announcement alone ends it) and the borrower sends a request at once.
+REVOCATIONS = {
+    "link_revoked": (_revoke_link, {"borrower": "bad_token"}),
+    "staff_disabled": (_disable_bank, {"bank": "bad_token"}),
+    "staff_signed_out": (_sign_out_bank, {"bank": "bad_token"}),
+    "staff_unassigned": (_unassign_bank, {"bank": "not_a_participant"}),
+    "session_cancelled": (_cancel_session, {"borrower": "bad_token", "bank": "bad_session"}),
+    "case_closed": (_close_case, {"borrower": "bad_token", "bank": "bad_session"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REVOCATIONS))
+async def test_revocation_on_a_ends_the_socket_on_b_within_a_second(room: Room, kind: str) -> None:
+    revoke, ended = REVOCATIONS[kind]
+    with room.cluster.diagnosed():
+        mediator, bank, borrower = await room.trio(bank_node=room.cluster.b)
+        peers = {"borrower": borrower, "bank": bank}
+        async with aiohttp.ClientSession() as session:
+            since = time.monotonic()
+            await revoke(room, Http(session, room.cluster.a.base))
+        for who, code in ended.items():
+            if who == "bank" and len(ended) > 1:
+                await closed_within(bank, code, since=since)
+            else:
+                await refused_at_once(peers[who], code, since=since)
+        for who in set(peers) - set(ended):
+            assert (await peers[who].request("chat_history", {}))["ok"], who
+        if kind not in ("session_cancelled", "case_closed"):
+            gone = {peers[who].participant_id for who in ended}
+            await mediator.wait_for("room_state", lambda s: not gone & roster(s))
+
+
+async def test_second_device_on_a_waits_and_once_admitted_closes_the_first_on_b(room: Room) -> None:
+    with room.cluster.diagnosed():
+        mediator, bank, borrower = await room.trio(bank_node=room.cluster.a)  # the borrower on B
+        second = room.join(room.cluster.a, "borrower")
+        joined = await second.join()
+        assert (joined["status"], joined["second_device"]) == ("lobby", True)
+        assert (await borrower.request("send_chat", {"text": "still on B"}))["ok"]
+        assert (await second.request("chat_history", {}))["error"] == "device_waiting"
+        assert (await mediator.request("admit_device", {"participant_id": borrower.participant_id}))["ok"]
+        assert await borrower.wait_for("device_replaced") == {"reason": "second_device_admitted"}
+        async with asyncio.timeout(WAIT):
+            while borrower.client.connected:
+                await asyncio.sleep(0.05)
+        await second.wait_for("admitted")
+        assert (await second.request("send_chat", {"text": "now on A"}))["ok"]
+        await bank.wait_for("chat_message", lambda m: m["text"] == "now on A")

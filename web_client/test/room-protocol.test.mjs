@@ -147,6 +147,8 @@ const REQUEST_CASES = [
   ["refuse", ["pty_a", "wrong case"], "refuse", { participant_id: "pty_a", reason: "wrong case" }],
   ["returnToLobby", ["pty_a"], "return_to_lobby", { participant_id: "pty_a" }],
   ["sendChat", ["hello"], "send_chat", { text: "hello" }],
+  ["admitDevice", ["pty_a"], "admit_device", { participant_id: "pty_a" }],
+  ["refuseDevice", ["pty_a", "not you"], "refuse_device", { participant_id: "pty_a", reason: "not you" }],
   ["chatHistory", [], "chat_history", {}],
   ["typing", [true], "typing", { active: true }],
   ["mediaState", [{ audio: true, video: false }], "media_state", { audio: true, video: false }],
@@ -292,6 +294,21 @@ test("after a dropped connection the client re-sends join_room on reconnect, bef
   assert.deepEqual(tail, ["join_room", "send_chat"]);
   assert.deepEqual(events[1], ["rejoined", "pty_borrower"]);
   assert.equal(client.joined, true);
+});
+
+test("a re-join presents the resume_key the last join gave, so the same device resumes its place", async () => {
+  const keys = ["a".repeat(32), "b".repeat(32)];
+  const { client, socket } = await connected({
+    answer: (event) => (event === "join_room" ? { ...JOIN_RESULT, resume_key: keys.shift() } : { ok: true }),
+  });
+  await client.joinRoom();
+  assert.deepEqual(socket.emitted[socket.emitted.length - 1], { event: "join_room", payload: {} });
+  socket.serverDisconnect("transport close");
+  socket.serverConnect();
+  await settle(2);
+  assert.deepEqual(socket.emitted[socket.emitted.length - 1], { event: "join_room", payload: { resume: "a".repeat(32) } });
+  await client.joinRoom();
+  assert.deepEqual(socket.emitted[socket.emitted.length - 1], { event: "join_room", payload: { resume: "b".repeat(32) } });
 });
 
 test("removed / refused / session_ended terminate: no re-join, the disconnect is final", async () => {

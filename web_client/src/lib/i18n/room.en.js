@@ -73,6 +73,7 @@ export default Object.freeze({
   "lobby.mediatorPresent": "The mediator is present",
   "lobby.mediatorAbsent": "The mediator has not joined yet",
   "lobby.self": "You will take part as “{name}” ({role}).",
+  "lobby.secondDevice": "You are already present from another device: this one waits until the mediator lets it take your place.",
   "lobby.leave": "Leave",
   "lobby.devices": "Camera and microphone settings",
 
@@ -126,6 +127,9 @@ export default Object.freeze({
   "roster.count": "({n})",
 
   "mediator.admit": "Admit",
+  "mediator.secondDevice": "Another device is trying to enter as {name}.",
+  "mediator.admitDevice": "Let the new device take the place",
+  "mediator.refuseDevice": "Refuse the new device",
   "mediator.refuse": "Refuse",
   "mediator.return": "Back to lobby",
   "mediator.muteChat": "Mute chat",
@@ -164,6 +168,7 @@ export default Object.freeze({
   "caucus.started": "The caucus has started.",
 
   "notice.admitted": "The mediator has admitted you.",
+  "notice.secondDeviceWaiting": "Another device is trying to enter the room as you. If it is not yours, tell the mediator.",
   "notice.returned.mediator": "The mediator moved you back to the lobby.",
   "notice.returned.mediator_left": "The mediator stepped out; please wait in the lobby.",
   "notice.chatMuted": "The mediator has muted your chat.",
@@ -244,6 +249,8 @@ export default Object.freeze({
   "status.refusedConnection.detail": "The server refused the connection. Try again later; if it keeps happening, contact the mediation centre.",
   "status.replaced.title": "You entered from another window",
   "status.replaced.detail": "A participant can take part from one window only. Enter again to continue in this one.",
+  "status.deviceReplaced.title": "You continue on another device",
+  "status.deviceReplaced.detail": "The mediator let your other device take your place in the room. If that was not you, contact the mediation body.",
   "status.unavailable.title": "The room is briefly unavailable",
   "status.unavailable.detail": "Please wait a moment and try again.",
   "status.error.title": "Something went wrong",
@@ -263,6 +270,8 @@ export default Object.freeze({
   "error.not_a_participant": "You are not a participant in this session.",
   "error.bad_session": "The session cannot be found.",
   "error.removed": "You have been removed from this session.",
+  "error.device_waiting": "This device waits until the mediator lets it take your place.",
+  "error.no_second_device": "No other device of this participant is waiting.",
   "error.room_locked": "The room is locked.",
   "error.session_ended": "The session has ended.",
   "error.rate_limited": "Too many requests. Please wait a moment.",

@@ -73,6 +73,7 @@ export default Object.freeze({
   "lobby.mediatorPresent": "调解员已在线",
   "lobby.mediatorAbsent": "调解员尚未进入",
   "lobby.self": "您将以“{name}”（{role}）的身份参加。",
+  "lobby.secondDevice": "您已在另一台设备上参加：此设备将等待调解员准许其取代原设备。",
   "lobby.leave": "离开",
   "lobby.devices": "摄像头与麦克风设置",
 
@@ -126,6 +127,9 @@ export default Object.freeze({
   "roster.count": "（{n}）",
 
   "mediator.admit": "准许进入",
+  "mediator.secondDevice": "另一台设备正试图以{name}的身份进入。",
+  "mediator.admitDevice": "由新设备取代",
+  "mediator.refuseDevice": "拒绝新设备",
   "mediator.refuse": "拒绝",
   "mediator.return": "移回等候室",
   "mediator.muteChat": "禁止发言",
@@ -164,6 +168,7 @@ export default Object.freeze({
   "caucus.started": "单独会谈已开始。",
 
   "notice.admitted": "调解员已准许您进入调解室。",
+  "notice.secondDeviceWaiting": "另一台设备正试图以您的身份进入调解室。如果不是您的设备，请告知调解员。",
   "notice.returned.mediator": "调解员已将您移回等候室。",
   "notice.returned.mediator_left": "调解员暂时离开，请在等候室稍候。",
   "notice.chatMuted": "调解员已暂停您的文字发言。",
@@ -244,6 +249,8 @@ export default Object.freeze({
   "status.refusedConnection.detail": "服务器拒绝了连接。请稍后重试；如问题持续，请联系调解中心。",
   "status.replaced.title": "您已在另一个窗口进入",
   "status.replaced.detail": "同一参与人只能在一个窗口中参加。如需在此窗口继续，请重新进入。",
+  "status.deviceReplaced.title": "您已在另一台设备上继续",
+  "status.deviceReplaced.detail": "调解员已准许您的另一台设备取代此设备。如果那不是您，请联系调解机构。",
   "status.unavailable.title": "调解室暂时不可用",
   "status.unavailable.detail": "请稍等片刻后重试。",
   "status.error.title": "出现问题",
@@ -263,6 +270,8 @@ export default Object.freeze({
   "error.not_a_participant": "您不是本次调解的参与人。",
   "error.bad_session": "找不到这次调解会话。",
   "error.removed": "您已被移出本次调解。",
+  "error.device_waiting": "此设备正在等待调解员准许其取代原设备。",
+  "error.no_second_device": "该参与人没有其他设备在等待。",
   "error.room_locked": "调解室已锁定。",
   "error.session_ended": "本次调解已结束。",
   "error.rate_limited": "操作过于频繁，请稍后再试。",

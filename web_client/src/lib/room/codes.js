@@ -6,6 +6,8 @@ export const REQUESTS = Object.freeze({
   leaveRoom: "leave_room",
   admit: "admit",
   refuse: "refuse",
+  admitDevice: "admit_device",
+  refuseDevice: "refuse_device",
   returnToLobby: "return_to_lobby",
   sendChat: "send_chat",
   chatHistory: "chat_history",
@@ -46,6 +48,8 @@ export const NOTICES = Object.freeze([
   "mute_media_requested",
   "recording_started",
   "recording_stopped",
+  "device_replaced",
+  "access_revoked",
   "error",
 ]);
 
@@ -74,6 +78,8 @@ export const REQUEST_ERROR_CODES = Object.freeze([
   "internal",
   "already_joined",
   "not_in_lobby",
+  "no_second_device",
+  "device_waiting",
   "cannot_target_self",
   "chat_muted",
   "empty_message",

@@ -62,7 +62,7 @@ export function missingConsents(room) {
 const RETRYABLE_REFUSALS = new Set(["rate_limited", "room_locked", "connect_refused", "unavailable"]);
 
 /** Notices after which the server disconnects this participant for good. */
-const TERMINAL_NOTICES = new Set(["session_ended", "removed", "refused"]);
+const TERMINAL_NOTICES = new Set(["session_ended", "removed", "refused", "device_replaced", "access_revoked"]);
 
 /** An Error with the protocol's error code (`.code`), the request's name (`.event`) and the raw data. */
 export class ProtocolError extends Error {
@@ -151,6 +151,8 @@ export class RoomClient extends Emitter {
 
     /** @type {SocketLike | null} */
     this.socket = null;
+    /** @type {string | null} the resume_key of this device's last join_room (docs/protocol.md) */
+    this._resumeKey = null;
     /** @type {JoinResult | null} The last join_room result ({participant_id, role, name, status, mode, schedule, room, ...}). */
     this.self = null;
     /** @type {RoomState | null} The last room_state body. */
@@ -383,7 +385,7 @@ export class RoomClient extends Emitter {
   // --- requests (docs/protocol.md, "Client requests") -------------------------------------------
 
   /**
-   * join_room: resolves with {participant_id, role, name, status, mode, case_id, session_id,
+   * join_room: resolves with {participant_id, role, name, status, second_device, resume_key, mode, case_id, session_id,
    * schedule: {case_number, starts_at, duration_minutes}, ice_servers, room, records_sealed,
    * recording_notice: [{language, text, sha256}]}.
    *
@@ -392,10 +394,15 @@ export class RoomClient extends Emitter {
    */
   joinRoom({ rejoin = false } = {}) {
     this._wantJoined = true;
-    const promise = this._send("join_room", {}).then(
+    // The same device coming back presents the key its last join gave it, so it resumes its place even
+    // while its old socket still looks live to the server; without it, it would wait as a second device.
+    /** @type {Record<string, any>} */
+    const payload = this._resumeKey ? { resume: this._resumeKey } : {};
+    const promise = this._send("join_room", payload).then(
       (result) => {
         this.joined = true;
         this.self = result;
+        if (typeof result.resume_key === "string") this._resumeKey = result.resume_key;
         if (isObject(result.room)) this.room = result.room;
         this.emit("joined", result, { rejoin });
         return result;
@@ -443,6 +450,25 @@ export class RoomClient extends Emitter {
     const payload = { participant_id: participantId };
     if (reason) payload.reason = reason;
     return this.request("refuse", payload);
+  }
+
+  /**
+   * Let a party's waiting second device take its place; its first device is closed.
+   * @param {string} participantId
+   */
+  admitDevice(participantId) {
+    return this.request("admit_device", { participant_id: participantId });
+  }
+
+  /**
+   * @param {string} participantId
+   * @param {string} [reason] shown to the waiting device
+   */
+  refuseDevice(participantId, reason) {
+    /** @type {Record<string, any>} */
+    const payload = { participant_id: participantId };
+    if (reason) payload.reason = reason;
+    return this.request("refuse_device", payload);
   }
 
   /** @param {string} participantId */

@@ -16,6 +16,7 @@
  * @property {boolean} [chat_muted]
  * @property {boolean} [in_caucus]
  * @property {boolean} [consented]
+ * @property {boolean} [second_device_waiting] another device with this participant's credential waits (mediator, self)
  *
  * @typedef {object} Caucus
  * @property {boolean} active
@@ -30,6 +31,7 @@
  * @property {boolean} [ended]
  * @property {Caucus} [caucus]
  * @property {string[]} [isolated_from] whom our media must not reach (caucus)
+ * @property {boolean} [second_device] this connection waits as a second device of its participant
  *
  * @typedef {object} RecordingNotice One language of the recording notice.
  * @property {string} language
@@ -46,6 +48,8 @@
  * @property {Role} role
  * @property {string} name
  * @property {ParticipantStatus} status
+ * @property {boolean} [second_device] waiting as a second device: the participant is present from another one
+ * @property {string} [resume_key] sent back with the next join_room of this device, to resume its place
  * @property {RoomMode} [mode]
  * @property {string} [case_id]
  * @property {string} [session_id]

@@ -163,6 +163,10 @@ function wireClient(state, client) {
   client.on("refused", ({ reason }) => terminate(state, "refused", { reason: typeof reason === "string" ? reason : "" }));
   client.on("removed", ({ reason }) => terminate(state, "removed", { reason: typeof reason === "string" ? reason : "" }));
   client.on("session_ended", () => terminate(state, "ended"));
+  // The mediator let this participant's other device take its place.
+  client.on("device_replaced", () => terminate(state, "device-replaced"));
+  // The credential or the authority this socket entered with was revoked (docs/protocol.md, "Revocation").
+  client.on("access_revoked", ({ code }) => terminate(state, CODE_STATES[code] || "error"));
   client.on("chat_message", (msg) => upsertMessage(state, msg));
   client.on("message_deleted", ({ seq }) => onMessageDeleted(state, seq));
   client.on("typing", (body) => onTyping(state, body));

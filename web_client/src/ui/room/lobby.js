@@ -5,7 +5,7 @@ import { loadHistory, stopTyping } from "./chat.js";
 import { onRefused, terminate } from "./connection.js";
 import { resumeAudio, sendMediaState, startMedia, stopMedia } from "./media.js";
 import { admitParticipant } from "./moderation.js";
-import { confirmDialog, dismissNotice, notify, notifyError } from "./notices.js";
+import { act, confirmDialog, dismissNotice, notify, notifyError } from "./notices.js";
 import { isMediator, log, participant, participants, roleLabel, selfId } from "./state.js";
 import { clearStatus, CODE_STATES, setStatus } from "./status.js";
 import { attachRemote } from "./tiles.js";
@@ -70,7 +70,7 @@ export function onJoined(state, result, { rejoin } = {}) {
     ensureMesh(state);
   }
   state.phase = state.status === "admitted" ? "room" : "lobby";
-  sendMediaState(state, true);
+  if (!result.second_device) sendMediaState(state, true); // a waiting second device may only leave
   if (state.status === "admitted") loadHistory(state);
   if (rejoin) notify(state, state.t("notice.reconnected"), { key: "conn" });
   renderAll(state);
@@ -152,6 +152,7 @@ export function onRoomState(state, room) {
         });
       }
     }
+    noticeSecondDevices(state);
     const stillWaiting = new Set(lobby.map((p) => p.participant_id));
     for (const id of state.knownLobby) if (!stillWaiting.has(id)) dismissNotice(state, `lobby-${id}`);
     state.knownLobby = stillWaiting;
@@ -159,9 +160,35 @@ export function onRoomState(state, room) {
       notify(state, state.t(room.locked ? "notice.lockedOn" : "notice.lockedOff"), { key: "lock" });
     }
   }
+  const own = participant(state, selfId(state));
+  if (!isMediator(state) && own && own.second_device_waiting && !room.second_device) {
+    notify(state, state.t("notice.secondDeviceWaiting"), { tone: "warning", key: "second-device" });
+  }
   if (before !== "admitted" && state.status === "admitted") afterAdmission(state);
   else if (before === "admitted" && state.status === "lobby") leaveRoomView(state);
   else renderAll(state);
+}
+
+/**
+ * The mediator's notice for each party whose second device waits: let it take the place, or refuse it.
+ * @param {RoomPageState} state
+ */
+function noticeSecondDevices(state) {
+  const waiting = participants(state).filter((p) => p.second_device_waiting);
+  for (const p of waiting) {
+    if (state.knownDevices.has(p.participant_id)) continue;
+    notify(state, state.t("mediator.secondDevice", { name: p.name }), {
+      tone: "warning",
+      key: `device-${p.participant_id}`,
+      actions: [
+        { label: state.t("mediator.admitDevice"), run: () => act(state, () => state.client.admitDevice(p.participant_id)) },
+        { label: state.t("mediator.refuseDevice"), run: () => act(state, () => state.client.refuseDevice(p.participant_id)) },
+      ],
+    });
+  }
+  const still = new Set(waiting.map((p) => p.participant_id));
+  for (const id of state.knownDevices) if (!still.has(id)) dismissNotice(state, `device-${id}`);
+  state.knownDevices = still;
 }
 
 /** @param {RoomPageState} state */
@@ -199,7 +226,11 @@ export function renderLobby(state) {
   const presence = $("mediator-presence");
   presence.dataset.present = String(present);
   $("mediator-presence-label").textContent = t(present ? "lobby.mediatorPresent" : "lobby.mediatorAbsent");
-  $("lobby-self").textContent = state.self ? t("lobby.self", { name: state.self.name, role: roleLabel(state, state.self.role) }) : "";
+  const self = state.self ? t("lobby.self", { name: state.self.name, role: roleLabel(state, state.self.role) }) : "";
+  // A second device waits apart until the mediator lets it take the participant's place.
+  const second = Boolean(state.room && state.room.second_device);
+  $("lobby-self").textContent = second ? `${self} ${t("lobby.secondDevice")}` : self;
+  $("lobby-self").dataset.secondDevice = String(second);
 }
 
 /**

@@ -52,6 +52,7 @@ export const translatorFor = (lang) => makeTranslator(lang, ROOM_CATALOGS);
  * @property {boolean} caucusExcluded
  * @property {string[] | null} caucusMembers
  * @property {Set<string>} knownLobby
+ * @property {Set<string>} knownDevices participants whose waiting second device the mediator was told of
  * @property {{block: any, conn: any, media: any}} statuses the status banner shows the first one set
  * @property {"chat" | "people"} sidePanel
  * @property {boolean} consentDeclined this party chose "I do not consent" (or withdrew): the notice is folded
@@ -98,6 +99,7 @@ export function createRoomState(search) {
     caucusExcluded: false,
     caucusMembers: null,
     knownLobby: new Set(),
+    knownDevices: new Set(),
     statuses: { block: null, conn: null, media: null },
     sidePanel: "chat",
     consentDeclined: false,

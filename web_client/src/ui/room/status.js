@@ -20,6 +20,7 @@ const STATUS = {
   locked: { tone: "warning", blocking: true, icon: "lock", title: "status.locked.title", detail: "status.locked.detail" },
   "rate-limited": { tone: "warning", blocking: true, icon: "alert", title: "status.rateLimited.title", detail: "status.rateLimited.detail" },
   replaced: { tone: "info", blocking: true, icon: "door", title: "status.replaced.title", detail: "status.replaced.detail" },
+  "device-replaced": { tone: "warning", blocking: true, icon: "door", title: "status.deviceReplaced.title", detail: "status.deviceReplaced.detail" },
   unavailable: { tone: "warning", blocking: true, icon: "alert", title: "status.unavailable.title", detail: "status.unavailable.detail" },
   "connection-refused": { tone: "error", blocking: true, icon: "alert", title: "status.refusedConnection.title", detail: "status.refusedConnection.detail" },
   unsupported: { tone: "error", blocking: false, icon: "alert", title: "status.unsupported.title", detail: "status.unsupported.detail" },

@@ -1,0 +1,126 @@
+"""Revocation reaching open sockets: the per-request authority check, the notice-driven re-check, the slow sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from signaling import lobby
+from signaling.authority import Authority, scopes_of
+from signaling.errors import RoomError
+from signaling.identity import Refused, Unavailable
+from signaling.turns import Connection, Turn
+
+if TYPE_CHECKING:
+    from signaling.engine import RoomEngine
+
+log = logging.getLogger("mediation.signaling")
+
+# How long a socket refused on a request stays open, so that the request's ack and error reach it first.
+ACK_SECONDS = 0.1
+
+
+class AuthorityCheck:
+    """Whether each of this node's sockets may still act; runs on the engine's tasks and its sockets' turns.
+
+    A socket is asked about in the case record (``Hooks.authorize``) when the versions of its scopes
+    changed since it was last asked (a revocation), and otherwise once every ``credential_recheck_seconds``
+    (on a request or by the sweep), for what no notice announces (a link's expiry) or a lost notice."""
+
+    def __init__(self, engine: RoomEngine, authority: Authority) -> None:
+        self._engine = engine
+        self.authority = authority
+
+    def start(self) -> None:
+        self.authority.listen(self._revoked)
+        self._engine.tasks.own(self.authority.run())
+        self._engine.tasks.own(self._sweep())
+
+    async def check(self, sid: str, connection: Connection, *, due: bool = False, in_request: bool = True) -> None:
+        """Raise the socket's refusal if its authority is gone; ``due``: ask the case record whatever the versions;
+        ``in_request``: a request waits for its ack, so the socket closes a moment later rather than at once."""
+        if connection.refusal is not None:
+            raise connection.refusal
+        identity = connection.identity
+        # Read before asking the case record: a revocation committed after this read bumps them again.
+        versions = await self.authority.versions(scopes_of(identity))
+        interval = self._engine.settings.credential_recheck_seconds
+        if versions == connection.versions and not due and time.monotonic() - connection.checked_at < interval:
+            return
+        try:
+            await self._engine.hooks.authorize(identity)
+        except Unavailable:
+            if connection.versions is not None and versions != connection.versions:
+                raise  # a revocation touched it since: serve nothing until the case record says which
+            return  # only the periodic re-check: the last answer stands, and the next request asks again
+        except Refused as exc:
+            await self._refuse(sid, connection, exc, in_request=in_request)
+            raise connection.refusal from None
+        connection.versions, connection.checked_at = versions, time.monotonic()
+
+    async def _refuse(self, sid: str, connection: Connection, exc: Refused, *, in_request: bool) -> None:
+        """The socket is told ``access_revoked``, leaves its room, and closes."""
+        engine, identity = self._engine, connection.identity
+        connection.refusal = RoomError(exc.code, exc.message)
+        log.info("participant no longer authorized; it leaves the room", extra={
+            "session_id": identity.session_id, "participant_id": identity.participant_id, "code": exc.code})
+        await engine.outlet.emit("access_revoked", {"code": exc.code, "message": exc.message}, to=sid,
+                                 ignore_queue=True)
+        if connection.joined:
+            try:
+                await engine.runner.run(sid, identity, _leave(engine, exc.code), None)
+            except RoomError:
+                pass  # no longer on the roster
+            except Unavailable as exc_store:
+                log.warning("a revoked member's departure waits for the room store",
+                            extra={"session_id": identity.session_id, "error": str(exc_store)})
+        if in_request:
+            engine.tasks.own(engine.runner.disconnect_soon(sid, ACK_SECONDS))
+        else:
+            await engine.outlet.disconnect(sid)  # after the notice, on the same socket: it arrives first
+
+    def _revoked(self, scopes: frozenset[str] | None) -> None:
+        """A revocation notice (None: some may have been lost): ask at once about this node's sockets in it."""
+        for sid, connection in self._engine.connections.items():
+            if connection.refusal is None and (scopes is None or scopes.intersection(scopes_of(connection.identity))):
+                self._engine.tasks.own(self._recheck([sid], due=scopes is None))  # each socket apart, at once
+
+    async def _recheck(self, sids: list[str], *, due: bool) -> None:
+        for sid in sids:
+            connection = self._engine.connections.get(sid)
+            if connection is None or connection.refusal is not None:
+                continue
+            try:
+                # After the socket's own request, if one is running: that request came before the change.
+                async with connection.turns:
+                    await self.check(sid, connection, due=due, in_request=False)
+            except RoomError:
+                pass  # told and closing
+            except Unavailable as exc:
+                # The versions could not be read: the socket's next request, or the next sweep, asks again.
+                log.warning("could not check a socket's authority", extra={"error": str(exc)})
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one failed check must not stop the others
+                log.exception("checking a socket's authority failed",
+                              extra={"session_id": connection.identity.session_id})
+
+    async def _sweep(self) -> None:
+        """The slow safety net: every socket is asked about at least once per ``credential_recheck_seconds``."""
+        interval = self._engine.settings.credential_recheck_seconds
+        while True:
+            await asyncio.sleep(interval / 4)
+            now = time.monotonic()
+            due = [sid for sid, c in self._engine.connections.items()
+                   if c.refusal is None and now - c.checked_at >= interval]
+            if due:
+                await self._recheck(due, due=True)
+
+
+def _leave(engine: RoomEngine, code: str) -> Any:
+    async def leave(turn: Turn, _payload: Any) -> None:
+        lobby.leave(engine, turn, reason=code)
+        turn.disconnects.remove(turn.sid)  # closed by the caller, once its notice has gone out
+    return leave

@@ -1,0 +1,56 @@
+"""What a revoked socket must show: its next request refused with the code, the notice, and its close within 1 s."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import socketio
+
+from tests.signaling.peer import WAIT, Participant
+
+# A revocation reaches every open socket, on every node, within this long (docs/protocol.md).
+REACH_SECONDS = 1.0
+
+
+async def refused_at_once(peer: Participant, code: str, *, since: float) -> None:
+    """``peer``'s next request is refused with ``code`` (or never answered: the socket closed under it, which
+    comes after any ack the server sent); ``access_revoked`` {code} arrives and the socket closes, all within
+    REACH_SECONDS of ``since``."""
+    async def answer() -> dict | None:
+        try:
+            return await peer.request("chat_history", {})
+        except (socketio.exceptions.BadNamespaceError, socketio.exceptions.DisconnectedError):
+            return None  # closed already: nothing it sends is served
+
+    call, closed = asyncio.ensure_future(answer()), asyncio.ensure_future(_closed(peer))
+    done, _ = await asyncio.wait({call, closed}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+    assert done, "the request was neither answered nor its socket closed"
+    if call.done():
+        result = call.result()
+        if result is not None:
+            assert result == {"ok": False, "error": code, "message": result["message"]}, result
+    else:
+        call.cancel()
+    await closed
+    notice = await peer.wait_for("access_revoked", timeout=WAIT)
+    assert notice["code"] == code, notice
+    elapsed = time.monotonic() - since
+    assert elapsed < REACH_SECONDS, f"closed {elapsed:.2f} s after the revocation"
+
+
+async def _closed(peer: Participant) -> None:
+    async with asyncio.timeout(WAIT):
+        while peer.client.connected:
+            await asyncio.sleep(0.01)
+
+
+async def closed_within(peer: Participant, code: str, *, since: float) -> None:
+    """``peer`` sends nothing: ``access_revoked`` {code} reaches it and it closes within REACH_SECONDS."""
+    notice = await peer.wait_for("access_revoked", timeout=WAIT)
+    assert notice["code"] == code, notice
+    async with asyncio.timeout(WAIT):
+        while peer.client.connected:
+            await asyncio.sleep(0.01)
+    elapsed = time.monotonic() - since
+    assert elapsed < REACH_SECONDS, f"closed {elapsed:.2f} s after the revocation"
