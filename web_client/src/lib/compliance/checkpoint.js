@@ -197,7 +197,39 @@ const NAME = /^[^\s+]+$/;
 
 export class NoteError extends Error {}
 
-/** Read a tlog-checkpoint body: {origin, treeSize, rootHash}; throws NoteError. */
+/**
+ * @typedef {object} CheckpointHead A tlog-checkpoint body as read: also the form of a pin.
+ * @property {string} origin
+ * @property {number} treeSize
+ * @property {Uint8Array<ArrayBuffer>} rootHash
+ *
+ * @typedef {object} NoteSignature One signature line of a signed note.
+ * @property {string} name
+ * @property {Uint8Array<ArrayBuffer>} keyHash
+ * @property {Uint8Array<ArrayBuffer>} payload
+ *
+ * @typedef {object} Note A signed note whose text is a tlog-checkpoint body.
+ * @property {string} text
+ * @property {NoteSignature[]} signatures
+ * @property {CheckpointHead} head
+ *
+ * @typedef {object} Vkey A parsed verifier key.
+ * @property {string} name
+ * @property {number} type
+ * @property {Uint8Array<ArrayBuffer>} raw
+ * @property {Uint8Array<ArrayBuffer>} keyHash
+ * @property {CryptoKey} key
+ *
+ * @typedef {object} LogKey The log's own key: raw bytes and the imported key.
+ * @property {Uint8Array} raw
+ * @property {CryptoKey} key
+ */
+
+/**
+ * Read a tlog-checkpoint body: {origin, treeSize, rootHash}; throws NoteError.
+ * @param {string} text
+ * @returns {CheckpointHead}
+ */
 export function parseCheckpointBody(text) {
   const lines = text.split("\n");
   if (lines.length < 4 || lines.at(-1) !== "") throw new NoteError("a checkpoint body has at least three lines");
@@ -215,7 +247,11 @@ export function parseCheckpointBody(text) {
   return { origin, treeSize: Number(size), rootHash };
 }
 
-/** Split a signed note: {text, signatures: [{name, keyHash, payload}]}; throws NoteError. */
+/**
+ * Split a signed note: {text, signatures: [{name, keyHash, payload}]}; throws NoteError.
+ * @param {unknown} note
+ * @returns {Note}
+ */
 export function parseNote(note) {
   if (typeof note !== "string" || note.length > 65536) throw new NoteError("not a signed note");
   const cut = note.lastIndexOf("\n\n");
@@ -236,18 +272,30 @@ export function parseNote(note) {
   return { text, signatures, head: parseCheckpointBody(text) };
 }
 
-/** SHA-256(name || "\n" || type || raw key), first 4 bytes. */
+/**
+ * SHA-256(name || "\n" || type || raw key), first 4 bytes.
+ * @param {string} name @param {Uint8Array} raw @param {number} [type]
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
+ */
 export async function noteKeyHash(name, raw, type = SIGNATURE_ED25519) {
   return (await sha256(concatBytes(utf8.encode(`${name}\n`), Uint8Array.of(type), raw))).subarray(0, 4);
 }
 
-/** The verifier key string `<name>+<hash hex>+<base64(type || raw key)>`. */
+/**
+ * The verifier key string `<name>+<hash hex>+<base64(type || raw key)>`.
+ * @param {string} name @param {Uint8Array} raw @param {number} [type]
+ * @returns {Promise<string>}
+ */
 export async function vkeyOf(name, raw, type = SIGNATURE_ED25519) {
   const encoded = btoa(String.fromCharCode(...concatBytes(Uint8Array.of(type), raw)));
   return `${name}+${bytesToHex(await noteKeyHash(name, raw, type))}+${encoded}`;
 }
 
-/** Parse a verifier key: {name, type, raw, keyHash, key: CryptoKey}; throws NoteError. */
+/**
+ * Parse a verifier key: {name, type, raw, keyHash, key: CryptoKey}; throws NoteError.
+ * @param {unknown} text
+ * @returns {Promise<Vkey>}
+ */
 export async function parseVkey(text) {
   const trimmed = String(text).trim();
   const first = trimmed.indexOf("+");
@@ -272,9 +320,14 @@ export async function parseVkey(text) {
   return { name, type: bytes[0], raw, keyHash, key };
 }
 
+/** @param {Uint8Array} a @param {Uint8Array} b */
 const sameBytes = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
 
-/** Whether the note carries a valid Ed25519 signature by `name`'s key (raw bytes and CryptoKey). */
+/**
+ * Whether the note carries a valid Ed25519 signature by `name`'s key (raw bytes and CryptoKey).
+ * @param {Note} note @param {string} name @param {Uint8Array} raw @param {CryptoKey} key
+ * @returns {Promise<boolean>}
+ */
 export async function verifyNote(note, name, raw, key) {
   const keyHash = await noteKeyHash(name, raw);
   for (const s of note.signatures) {
@@ -284,13 +337,21 @@ export async function verifyNote(note, name, raw, key) {
   return false;
 }
 
-/** What a witness signs: "cosignature/v1\ntime <t>\n" then the checkpoint body. */
+/**
+ * What a witness signs: "cosignature/v1\ntime <t>\n" then the checkpoint body.
+ * @param {string} text @param {bigint | number} timestamp
+ */
 export function cosignatureMessage(text, timestamp) {
   return utf8.encode(`cosignature/v1\ntime ${timestamp}\n${text}`);
 }
 
-/** The names of the given witnesses (parsed vkeys) whose cosignature of the note verifies. */
+/**
+ * The names of the given witnesses (parsed vkeys) whose cosignature of the note verifies.
+ * @param {Note} note @param {Vkey[]} witnesses
+ * @returns {Promise<string[]>}
+ */
 export async function countCosignatures(note, witnesses) {
+  /** @type {string[]} */
   const valid = [];
   for (const w of witnesses) {
     for (const s of note.signatures) {
@@ -310,8 +371,12 @@ export async function countCosignatures(note, witnesses) {
  * Check a log's signed note against a verifier's pin ({origin, treeSize, rootHash} or null):
  * the log's signature (logKey: {raw, key}), the quorum of witness cosignatures, consistency from
  * the pin. Resolves the problems [{code, params}], empty when the note may become the new pin.
+ * @param {CheckpointHead | null} pin @param {Note} note @param {LogKey | null} logKey
+ * @param {Uint8Array[]} proof @param {Vkey[]} witnesses @param {number} quorum
+ * @returns {Promise<Problem[]>}
  */
 export async function checkPinned(pin, note, logKey, proof, witnesses, quorum) {
+  /** @type {Problem[]} */
   const problems = [];
   const { head } = note;
   const params = { origin: head.origin, size: head.treeSize };

@@ -66,6 +66,12 @@ export async function verifyInclusion(leaf, index, treeSize, proof, root) {
  * Whether `proof` shows the tree (`oldSize`, `oldRoot`) is a prefix of (`newSize`, `newRoot`).
  * RFC 9162 §2.1.4.2, extended as recording/records/merkle.py (verify_consistency) is, step for step:
  * equal sizes need an empty proof and equal roots. Resolves false, never rejects, on bad input.
+ * @param {number} oldSize
+ * @param {number} newSize
+ * @param {Uint8Array} oldRoot
+ * @param {Uint8Array} newRoot
+ * @param {Uint8Array[]} proof
+ * @returns {Promise<boolean>}
  */
 export async function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proof) {
   if (!isIndex(oldSize) || !isIndex(newSize) || oldSize > newSize || !Array.isArray(proof)) return false;

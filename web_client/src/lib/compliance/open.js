@@ -19,6 +19,8 @@ import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } fro
 /** @typedef {import("./manifest.js").MalformedEntry} MalformedEntry */
 /** @typedef {import("./transcript.js").Transcript} Transcript */
 /** @typedef {import("./identity.js").KeyRing} KeyRing */
+/** @typedef {import("./checkpoint.js").CheckpointHead} CheckpointHead */
+/** @typedef {import("./checkpoint.js").LogKey} LogKey */
 
 /**
  * @typedef {string[]} Group the output an object belongs to, e.g. ["recording", session, participant, part]
@@ -36,6 +38,10 @@ import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } fro
  * @property {Uint8Array[]} chunks
  * @property {(number | null)[]} segments
  * @property {boolean} [spoiled]
+ *
+ * @typedef {object} CheckpointEvidence The checkpoint's signed note, and the proof from the pinned size.
+ * @property {string} note
+ * @property {{old_size: number, proof: string[]} | null} [consistency]
  */
 
 // Transcripts first: the segment counts they declare decide whether a recording is complete.
@@ -120,6 +126,8 @@ export class Report {
     this.agreements = []; // {index, value | null, text}
     /** @type {Map<string, Recording>} */
     this.recordings = new Map(); // JSON(group) -> {sessionId, participantId, part, chunks: [Uint8Array], segments}
+    /** @type {string | null} */
+    this.acceptedNote = null; // the checkpoint note to pin, set by openRecords
   }
 
   /** @param {Group | null} group @param {string} code @param {Record<string, unknown>} [params] */
@@ -521,28 +529,19 @@ function compare(a, b) {
 }
 
 /**
- * Verify and open the manifest's objects that `include(obj or hint)` selects; resolves a Report.
- *
- * `recordIds` maps storage keys to record ids (the case's record list); `download(recordId)`
- * resolves the ciphertext (each download is audited by the server); `keyring` opens age files;
- * `pinnedKeyId` is the audit key id the mediation body publishes, if the officer gave it.
- * @param {object} options
- * @param {Manifest} options.manifest
- * @param {string} options.caseId
- * @param {(what: Selectable) => boolean} [options.include]
- * @param {Map<string, string>} options.recordIds
- * @param {(Selectable & {key: string})[]} [options.listedKeys] the case's record list, to warn of records the manifest leaves out
- * @param {Download} options.download
- * @param {KeyRing} options.keyring
- * @param {string} [options.pinnedKeyId]
- * @param {(done: number, total: number) => void} [options.onProgress]
- * @returns {Promise<Report>}
- */
-/**
  * The checkpoint evidence (docs/records.md, "Pinning"): `evidence` is {note, consistency: {old_size,
  * proof: [base64]} | null} or null; `pin` {origin, treeSize, rootHash} or null; `witnessKeys` vkey
  * strings; `quorum` cosignatures required. Records problems and warnings in `report`; resolves the
  * note's text to pin when it passed, else null. Mirrors recording/compliance/pinning.py.
+ * @param {object} options
+ * @param {CheckpointEvidence | null} options.evidence
+ * @param {CheckpointHead | null} options.pin
+ * @param {string[]} options.witnessKeys
+ * @param {number} options.quorum
+ * @param {Manifest} options.manifest
+ * @param {Map<string, CryptoKey>} options.trusted
+ * @param {Report} options.report
+ * @returns {Promise<string | null>}
  */
 export async function checkEvidence({ evidence, pin, witnessKeys, quorum, manifest, trusted, report }) {
   if (!evidence) {
@@ -556,16 +555,20 @@ export async function checkEvidence({ evidence, pin, witnessKeys, quorum, manife
     note = parseNote(evidence.note);
     witnesses = await Promise.all(witnessKeys.map(parseVkey));
   } catch (error) {
-    report.problem(null, "checkpoint_note_malformed", { message: String(error?.message ?? error) });
+    report.problem(null, "checkpoint_note_malformed", {
+      message: String(/** @type {{message?: unknown} | null | undefined} */ (error)?.message ?? error) });
     return null;
   }
   const { head } = note;
+  /** @type {LogKey | null} */
   let logKey = null;
   for (const key of trusted.values()) {
     const raw = new Uint8Array(await crypto.subtle.exportKey("raw", key));
     if (await verifyNote(note, head.origin, raw, key)) logKey = { raw, key };
   }
+  /** @type {Uint8Array[]} */
   let proof = [];
+  /** @type {Problem[]} */
   const problems = [];
   if (pin) {
     const consistency = evidence.consistency;
@@ -589,6 +592,28 @@ export async function checkEvidence({ evidence, pin, witnessKeys, quorum, manife
   return problems.length ? null : evidence.note;
 }
 
+/**
+ * Verify and open the manifest's objects that `include(obj or hint)` selects; resolves a Report.
+ *
+ * `recordIds` maps storage keys to record ids (the case's record list); `download(recordId)`
+ * resolves the ciphertext (each download is audited by the server); `keyring` opens age files;
+ * `pinnedKeyId` is the audit key id the mediation body publishes, if the officer gave it.
+ * @param {object} options
+ * @param {Manifest} options.manifest
+ * @param {string} options.caseId
+ * @param {(what: Selectable) => boolean} [options.include]
+ * @param {Map<string, string>} options.recordIds
+ * @param {(Selectable & {key: string})[]} [options.listedKeys] the case's record list, to warn of records the manifest leaves out
+ * @param {Download} options.download
+ * @param {KeyRing} options.keyring
+ * @param {string} [options.pinnedKeyId]
+ * @param {(done: number, total: number) => void} [options.onProgress]
+ * @param {CheckpointEvidence | null} [options.evidence] the checkpoint evidence (see checkEvidence)
+ * @param {CheckpointHead | null} [options.pin] this browser's pin for the log, if any
+ * @param {string[]} [options.witnessKeys] the witnesses' verifier keys
+ * @param {number} [options.quorum] cosignatures required
+ * @returns {Promise<Report>}
+ */
 export async function openRecords({ manifest, caseId, include = () => true, recordIds, listedKeys = [], download,
   keyring, pinnedKeyId = "", onProgress, evidence = null, pin = null, witnessKeys = [], quorum = 0 }) {
   const report = new Report();
