@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from server.models import StaffUser
+from tests.support.mailbox import Mailbox
 from tests.conftest import _serve, make_settings, walk_to_scheduled
 from tests.signaling.conftest import Session, issue_link
 from tests.signaling.peer import WAIT, Participant
@@ -113,9 +114,9 @@ async def test_revocation_by_removal_refuses_the_party_as_removed(room: Session)
 
 
 @pytest.fixture
-async def quick_recheck(tmp_path: Path) -> AsyncIterator[Session]:
+async def quick_recheck(tmp_path: Path, mailbox: Mailbox) -> AsyncIterator[Session]:
     """A room on a server that asks about every open socket every half second, announced or not."""
-    async for api in _serve(make_settings(tmp_path, credential_recheck_seconds=0.5)):
+    async for api in _serve(make_settings(tmp_path, credential_recheck_seconds=0.5, **mailbox.settings()), mailbox):
         journey = await walk_to_scheduled(api)
         session = Session(api=api, journey=journey, borrower_link=await issue_link(api, journey, journey.borrower_id),
                           lender_link=await issue_link(api, journey, journey.lender_id), peers=[])
