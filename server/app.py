@@ -25,6 +25,7 @@ from server.metrics import Metrics
 from server.notifier import CaseViewNotifier
 from server.proxies import client_address_middleware
 from server.ratelimit import SlidingWindow
+from server.recipients import RecipientKeys
 from server.recorders import ProcessRecorders
 from server.records import CaseRecords
 from server.roomaccess import RoomAccess
@@ -218,7 +219,9 @@ def create_app(settings: Settings) -> web.Application:
     db = Database(settings.effective_database_url)
     signing_key = load_or_create_signing_key(settings.audit_key_path)
     audit = AuditLog(db, signing_key)
-    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
+    keys = RecipientKeys(settings, db, audit, signing_key)
+    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), keys,
+                          on_filed=metrics.record_sealed)
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
                                  segment_seconds=settings.recording_segment_seconds,
@@ -229,7 +232,7 @@ def create_app(settings: Settings) -> web.Application:
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit), credentials=credentials,
         cases=CaseDesk(settings, db, audit, CaseViewNotifier(), links), metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
-        recorders=recorders, agreements=Agreements(db, audit, signing_key, records),
+        recorders=recorders, agreements=Agreements(db, audit, signing_key, records), recipient_keys=keys,
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
     app[SERVICES] = services

@@ -204,6 +204,15 @@ class Settings:
     # Argon2id cost; tests lower it, production keeps the default.
     password_memory_kib: int = _field("PASSWORD_MEMORY_KIB", _positive_int, 64 * 1024)
     password_time_cost: int = _field("PASSWORD_TIME_COST", _positive_int, 3)
+    # Staff accounts: sign-in back-off (server/signinthrottle.py). Failures allowed before each scope
+    # backs off, the first delay (doubling per further failure) and its caps, and when failures are forgotten.
+    login_pair_free_failures: int = _field("LOGIN_PAIR_FREE_FAILURES", _positive_int, 3)
+    login_address_free_failures: int = _field("LOGIN_ADDRESS_FREE_FAILURES", _positive_int, 20)
+    login_username_free_failures: int = _field("LOGIN_USERNAME_FREE_FAILURES", _positive_int, 10)
+    login_backoff_base_seconds: float = _field("LOGIN_BACKOFF_BASE_SECONDS", _positive_float, 1.0)
+    login_backoff_max_seconds: float = _field("LOGIN_BACKOFF_MAX_SECONDS", _positive_float, 900.0)
+    login_username_backoff_max_seconds: float = _field("LOGIN_USERNAME_BACKOFF_MAX_SECONDS", _positive_float, 60.0)
+    login_forget_after_seconds: float = _field("LOGIN_FORGET_AFTER_SECONDS", _positive_float, 900.0)
 
     def __post_init__(self) -> None:
         if self.node_timeout_seconds <= self.node_beat_seconds:

@@ -95,6 +95,22 @@ class Api:
         assert status == 200, body
         return user.user_id, body["token"]
 
+    async def approve_key(self, officer_token: str, recipient: str, approvers: list[str] | None = None) -> dict:
+        """Propose an officer's age key and have it approved as two-person control requires: by
+        ``approvers`` (tokens), or else by two administrators the operator created, made here."""
+        status, proposal = await self.call("PUT", "/api/staff/me/recipient", token=officer_token,
+                                           json={"recipient": recipient})
+        assert status == 202, proposal
+        if approvers is None:
+            assert proposal["needs"] == "two_administrators", proposal
+            approvers = [(await self.staff("administrator"))[1] for _ in range(2)]
+        for approver in approvers:
+            status, proposal = await self.call("POST", f"/api/compliance/keys/{proposal['proposal_id']}/approve",
+                                               token=approver)
+            assert status == 200, proposal
+        assert proposal["state"] == "approved", proposal
+        return proposal
+
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
