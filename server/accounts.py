@@ -156,7 +156,7 @@ class Accounts:
                                 "failures": block.failures, "delay_seconds": block.delay_seconds,
                                 "refused_during_previous_block": block.refused_before})
             raise Unauthorized("the current password is wrong", code="bad_credentials", field="current_password")
-        candidate = check_password(new, username=user.username)
+        candidate = check_password(new, username=user.username, field="new_password")
         if candidate == normalized(current):
             raise ValidationFailed("the new password is the current one", code="password_unchanged",
                                    field="new_password")

@@ -55,20 +55,22 @@ def _consecutive(text: str) -> bool:
     return steps in ({1}, {-1}) or (text.isdigit() and all((int(b) - int(a)) % 10 == 1 for a, b in zip(text, text[1:])))
 
 
-def check_password(password: str, *, username: str = "") -> str:
-    """Return the normalised password, or raise PasswordRefused saying which rule it breaks."""
+def check_password(password: str, *, username: str = "", field: str = "password") -> str:
+    """Return the normalised password, or raise PasswordRefused (on ``field``) saying which rule it breaks."""
     candidate = normalized(password)
     if len(candidate) < MIN_LENGTH:
-        raise PasswordRefused(f"the password has {len(candidate)} characters; at least {MIN_LENGTH} are needed")
+        raise PasswordRefused(f"the password has {len(candidate)} characters; at least {MIN_LENGTH} are needed",
+                              field)
     if len(candidate) > MAX_LENGTH:
-        raise PasswordRefused(f"the password has {len(candidate)} characters; at most {MAX_LENGTH} are allowed")
+        raise PasswordRefused(f"the password has {len(candidate)} characters; at most {MAX_LENGTH} are allowed",
+                              field)
     lowered = candidate.casefold()
     if lowered in blocklist() or _EDGES.sub("", lowered) in blocklist():
-        raise PasswordRefused("the password is on the list of common passwords; choose a less guessable one")
+        raise PasswordRefused("the password is on the list of common passwords; choose a less guessable one", field)
     compact = re.sub(r"\s+", "", lowered)
     if _repeated(compact) or _consecutive(compact):
-        raise PasswordRefused("the password is a repeated or consecutive run of characters")
+        raise PasswordRefused("the password is a repeated or consecutive run of characters", field)
     for word in (username.casefold(), *SERVICE_WORDS):
         if len(word) >= 3 and word in compact:
-            raise PasswordRefused("the password contains your username or the name of this service")
+            raise PasswordRefused("the password contains your username or the name of this service", field)
     return candidate
