@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+from pathlib import Path
 
 import pyrage
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from recording.records.checkpoint import load_public_key
+from recording.compliance.cli import main as compliance_main
+from recording.records.checkpoint import key_id, load_public_key, public_key_pem
 from recording.records.kinds import RecordKind
-from recording.records.statement import StatementRefused, verify_statement
+from recording.records.statement import StatementRefused, statement_message, verify_statement
 from server.models import AuditEntry
 from tests.conftest import Api, Journey, walk_to_scheduled
 
@@ -183,3 +188,32 @@ async def test_recipients_statement_is_signed_by_the_audit_key_and_a_forgery_is_
         assert "BAD SIGNATURE" in str(exc)
     else:
         raise AssertionError("a statement with a recipient swapped in was accepted")
+
+
+async def test_recipients_compliance_tool_checks_the_statement_and_refuses_a_bad_signature(
+        api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _, officer = await api.staff("compliance_officer")
+    recipient = _key()
+    await api.approve_key(officer, recipient)
+    pem = tmp_path / "audit.pem"
+    pem.write_text(public_key_pem(api.services.audit.public_key))
+    monkeypatch.setenv("MEDIATION_TOKEN", officer)
+    code = await asyncio.to_thread(compliance_main, ["recipients", "--server", api.base, "--audit-public-key", str(pem)])
+    out = capsys.readouterr()
+    assert code == 0 and "signature verified" in out.out and recipient in out.out, out
+    _, served = await api.call("GET", "/api/compliance/recipients", token=officer)
+    forged = {**served, "statement": served["statement"].replace(recipient, _key())}
+    saved = tmp_path / "statement.json"
+    saved.write_text(json.dumps(forged))
+    code = compliance_main(["recipients", "--file", str(saved), "--audit-public-key", str(pem)])
+    out = capsys.readouterr()
+    assert code == 1 and "BAD SIGNATURE" in out.err and "signature verified" not in out.out, out
+    # Signed by a key that is not the pinned one: refused too, even though its signature is sound.
+    other = Ed25519PrivateKey.generate()
+    resigned = {**served, "key_id": key_id(other.public_key()),
+                "signature": other.sign(statement_message(served["statement"].encode())).hex(),
+                "public_key_pem": public_key_pem(other.public_key())}
+    saved.write_text(json.dumps(resigned))
+    code = compliance_main(["recipients", "--file", str(saved), "--audit-public-key", str(pem)])
+    out = capsys.readouterr()
+    assert code == 1 and "not a trusted audit key" in out.err, out
