@@ -95,6 +95,20 @@ class Api:
         assert status == 200, body
         return user.user_id, body["token"]
 
+    async def approve_proposed(self, recipient: str) -> dict:
+        """Approve a key an officer proposed (in a page), by two administrators the operator created, made here."""
+        pending = [p for p, _, _ in await self.services.recipient_keys.proposals()
+                   if p.recipient == recipient and p.state == "pending"]
+        assert len(pending) == 1, f"no single pending proposal of {recipient}"
+        proposal: dict = {}
+        for _ in range(2):
+            _, admin = await self.staff("administrator")
+            status, proposal = await self.call("POST", f"/api/compliance/keys/{pending[0].proposal_id}/approve",
+                                               token=admin)
+            assert status == 200, proposal
+        assert proposal["state"] == "approved", proposal
+        return proposal
+
     async def approve_key(self, officer_token: str, recipient: str, approvers: list[str] | None = None) -> dict:
         """Propose an officer's age key and have it approved as two-person control requires: by
         ``approvers`` (tokens), or else by two administrators the operator created, made here."""

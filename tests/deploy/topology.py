@@ -22,8 +22,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.support.nodes import (PYTHON, START_TIMEOUT, Node, create_admin, diagnosing, node_environment,
-                                 start_nodes)
+from tests.support.nodes import (PYTHON, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, START_TIMEOUT, Node, create_admin,
+                                 diagnosing, node_environment, start_nodes)
 from tests.support.services import NginxServer, PostgresServer, RedisServer, free_port
 
 
@@ -83,6 +83,7 @@ class Topology:
             **self.settings,
         })
         create_admin(env)  # migrates the schema and makes the shared signing key before any node starts
+        create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
         for index, port in enumerate(ports):
             name = chr(ord("a") + index)
             self.nodes.append(Node(name=name, port=port, env={**env, "MEDIATION_PORT": str(port)},

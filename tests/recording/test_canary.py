@@ -111,7 +111,7 @@ async def test_canary_phrase_never_rests_in_plaintext_after_a_session(
 async def _session(api: Api, tmp_path: Path) -> None:
     key = generate(tmp_path / "officer")
     _, compliance = await api.staff("compliance_officer")
-    await api.call("PUT", "/api/staff/me/recipient", token=compliance, json={"recipient": key.recipient})
+    await api.approve_key(compliance, key.recipient)
     journey = await walk_to_scheduled(api)
     mediator = Participant(api.base, {"token": journey.mediator, "session_id": journey.session_id})
     borrower = Participant(api.base, {"token": await issue_link(api, journey, journey.borrower_id)})
