@@ -79,6 +79,7 @@ class Topology:
             "MEDIATION_TRUSTED_PROXIES": "127.0.0.1",
             # Every test client comes through nginx from 127.0.0.1: one address for all.
             "MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE": "100000",
+            "MEDIATION_LOGIN_ADDRESS_FREE_FAILURES": "100000",
             "MEDIATION_APPLICATIONS_PER_MINUTE": "100000",
             **self.settings,
         })

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -276,3 +279,15 @@ async def test_login_with_stale_session_cookie_still_signs_in(api: Api) -> None:
                                                                   "password": STAFF_PASSWORD},
                                   headers={"Cookie": f"mediation_session={token}"})
     assert status == 200 and body["token"] != token
+
+
+def test_create_admin_command_applies_the_password_policy(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDIATION_DATA_DIR": str(tmp_path / "data"),
+           "MEDIATION_PASSWORD_MEMORY_KIB": "1024", "MEDIATION_PASSWORD_TIME_COST": "1"}
+    for weak, words in (("password1234\n", "common passwords"), ("root-is-my-password\n", "your username")):
+        refused = subprocess.run([sys.executable, "-m", "server.cli", "create-admin", "root"], input=weak, env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+    made = subprocess.run([sys.executable, "-m", "server.cli", "create-admin", "root"], input="a long enough password\n",
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
