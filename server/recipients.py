@@ -252,7 +252,8 @@ class RecipientKeys:
 
     @staticmethod
     async def _pending(session: AsyncSession, proposal_id: str) -> RecipientProposal:
-        proposal = await session.get(RecipientProposal, proposal_id)
+        # Locked (on PostgreSQL) so that two approvals at once cannot both count as the first.
+        proposal = await session.get(RecipientProposal, proposal_id, with_for_update=True)
         if proposal is None:
             raise NotFound(f"no key proposal {proposal_id}", field="proposal_id")
         if proposal.state != "pending":

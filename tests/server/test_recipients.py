@@ -96,7 +96,8 @@ async def test_recipients_administrator_alone_cannot_register_or_approve_a_key(a
     assert admin_id not in json.dumps(await api.call("GET", "/api/compliance/recipients", token=admin))
 
 
-async def test_recipients_first_officer_needs_two_administrators_and_every_step_is_audited(api: Api) -> None:
+async def test_recipients_first_officer_needs_two_administrators_and_every_step_is_audited(api_on: Api) -> None:
+    api = api_on  # on SQLite and on PostgreSQL
     officer_id, officer = await api.staff("compliance_officer")
     (first_id, first), (second_id, second) = await api.staff("administrator"), await api.staff("administrator")
     recipient = _key()
