@@ -19,7 +19,7 @@ from server.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Val
 from server.models import StaffSession, StaffUser
 from server.passwords import check_password, normalized
 from server.settings import Settings
-from server.signinthrottle import SignInThrottle, ThrottlePolicy
+from server.signinthrottle import Block, SignInThrottle, ThrottlePolicy
 from server.tokens import hash_token, new_id, new_token
 
 log = logging.getLogger("mediation.accounts")
@@ -111,13 +111,7 @@ class Accounts:
                     session, actor="anonymous", action="login_failed",
                     detail={"username": username[:64], "address": address},
                 )
-                for block in blocks:
-                    await self._audit.append(
-                        session, actor="anonymous", action="login_throttled",
-                        detail={"username": username[:64], "address": address, "scope": block.scope,
-                                "failures": block.failures, "delay_seconds": block.delay_seconds,
-                                "refused_during_previous_block": block.refused_before},
-                    )
+                await self._audit_blocks(session, "anonymous", username, address, blocks)
             raise Unauthorized("unknown username or wrong password", code="bad_credentials")
         self.throttle.succeeded(username, address)
         token, expires_at = await self._open_session(user, "login", {"address": address})
@@ -149,12 +143,7 @@ class Accounts:
             async with self._db.write() as session:
                 await self._audit.append(session, actor=principal.actor, action="password_change_failed",
                                          detail={"address": address})
-                for block in blocks:
-                    await self._audit.append(
-                        session, actor=principal.actor, action="login_throttled",
-                        detail={"username": user.username, "address": address, "scope": block.scope,
-                                "failures": block.failures, "delay_seconds": block.delay_seconds,
-                                "refused_during_previous_block": block.refused_before})
+                await self._audit_blocks(session, principal.actor, user.username, address, blocks)
             raise Unauthorized("the current password is wrong", code="bad_credentials", field="current_password")
         candidate = check_password(new, username=user.username, field="new_password")
         if candidate == normalized(current):
@@ -172,6 +161,16 @@ class Accounts:
                                      detail={"user_id": user.user_id, "sessions_revoked": revoked})
         token, expires_at = await self._open_session(user, "login", {"address": address, "after": "password_change"})
         return token, expires_at, user
+
+    async def _audit_blocks(self, session: AsyncSession, actor: str, username: str, address: str,
+                            blocks: list[Block]) -> None:
+        """One ``login_throttled`` entry for each back-off a failure started."""
+        for block in blocks:
+            await self._audit.append(
+                session, actor=actor, action="login_throttled",
+                detail={"username": username[:64], "address": address, "scope": block.scope,
+                        "failures": block.failures, "delay_seconds": block.delay_seconds,
+                        "refused_during_previous_block": block.refused_before})
 
     @staticmethod
     async def _revoke_sessions(session: AsyncSession, user_id: str) -> int:

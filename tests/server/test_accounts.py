@@ -161,7 +161,8 @@ async def test_password_change_wrong_current_refused_and_throttled(behind_proxy:
     statuses = []
     for _ in range(api.services.accounts.throttle.policy.pair_free_failures + 2):
         status, body = await api.call("POST", "/api/auth/password", token=token,
-                                      json={"current_password": "wrong wrong wrong", "new_password": "a fresh passphrase"})
+                                      json={"current_password": "wrong wrong wrong",
+                                            "new_password": "a fresh passphrase"})
         statuses.append(status)
     assert statuses[0] == 401 and statuses[-1] == 429, statuses
 
