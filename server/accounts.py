@@ -1,4 +1,4 @@
-"""Staff accounts, password hashing, and signing in and out (a session token is resolved by server.credentials)."""
+"""Staff accounts, password hashing, signing in and out, and changing passwords (a session token is resolved by server.credentials)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
-from server.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from server.errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
 from server.models import StaffSession, StaffUser
-from server.ratelimit import SlidingWindow
 from server.revocations import publish
+from server.passwords import check_password, normalized
 from server.settings import Settings
+from server.signinthrottle import Block, SignInThrottle, ThrottlePolicy
 from server.tokens import hash_token, new_id, new_token
 
 log = logging.getLogger("mediation.accounts")
@@ -40,8 +42,13 @@ class Accounts:
         )
         # A hash to verify against when the username is unknown, so both paths cost the same.
         self._decoy_hash = self._hasher.hash("decoy password that matches nothing")
-        self._login_by_user = SlidingWindow(settings.login_attempts_per_minute, 60.0)
-        self._login_by_address = SlidingWindow(settings.login_attempts_per_minute * 5, 60.0)
+        self.throttle = SignInThrottle(ThrottlePolicy(
+            pair_free_failures=settings.login_pair_free_failures,
+            address_free_failures=settings.login_address_free_failures,
+            username_free_failures=settings.login_username_free_failures,
+            base_delay=settings.login_backoff_base_seconds, max_delay=settings.login_backoff_max_seconds,
+            username_max_delay=settings.login_username_backoff_max_seconds,
+            forget_after=settings.login_forget_after_seconds))
 
     async def hash_password(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
@@ -53,10 +60,12 @@ class Accounts:
             return False
 
     async def create_staff(self, *, username: str, display_name: str, role: str, password: str, actor: str) -> StaffUser:
-        password_hash = await self.hash_password(password)
+        password_hash = await self.hash_password(check_password(password, username=username))
+        creator = actor.partition(":")[2]
         user = StaffUser(
             user_id=new_id("usr"), username=username, display_name=display_name, role=role,
             password_hash=password_hash, disabled=False, created_at=_now(),
+            created_by=creator if creator.startswith("usr_") else None,
         )
         try:
             async with self._db.write() as session:
@@ -82,42 +91,99 @@ class Accounts:
             if actor.endswith(user_id):
                 raise Conflict("administrators cannot disable themselves", code="self_disable")
             user.disabled = True
-            sessions = (await session.execute(
-                select(StaffSession).where(StaffSession.user_id == user_id, StaffSession.revoked_at.is_(None))
-            )).scalars()
-            now = _now()
-            for staff_session in sessions:
-                staff_session.revoked_at = now
-            publish(session, participant_id=user_id)
-            await self._audit.append(session, actor=actor, action="staff_disabled", detail={"user_id": user_id})
+            revoked = await self._revoke_sessions(session, user_id)
+            await self._audit.append(session, actor=actor, action="staff_disabled",
+                                     detail={"user_id": user_id, "sessions_revoked": revoked})
         return user
 
     async def login(self, username: str, password: str, address: str) -> tuple[str, dt.datetime, StaffUser]:
-        for limiter, key in ((self._login_by_user, username.lower()), (self._login_by_address, address)):
-            retry = limiter.hit(key)
-            if retry is not None:
-                raise TooManyRequests(
-                    f"too many sign-in attempts; retry in {retry} s", headers={"Retry-After": str(retry)}
-                )
+        refusal = self.throttle.check(username, address)
+        if refusal is not None:
+            # Not audited one by one (a flood would flood the log): the count goes in the next block's entry.
+            raise TooManyRequests(f"too many failed sign-in attempts ({refusal.scope}); retry in "
+                                  f"{refusal.retry_after} s", headers={"Retry-After": str(refusal.retry_after)})
         async with self._db.read() as session:
             user = (await session.execute(select(StaffUser).where(StaffUser.username == username))).scalar_one_or_none()
-        matches = await self._password_matches(user.password_hash if user else self._decoy_hash, password)
+        matches = await self._password_matches(user.password_hash if user else self._decoy_hash, normalized(password))
         if user is None or not matches or user.disabled:
+            blocks = self.throttle.failed(username, address)
             async with self._db.write() as session:
                 await self._audit.append(
                     session, actor="anonymous", action="login_failed",
                     detail={"username": username[:64], "address": address},
                 )
+                await self._audit_blocks(session, "anonymous", username, address, blocks)
             raise Unauthorized("unknown username or wrong password", code="bad_credentials")
+        self.throttle.succeeded(username, address)
+        token, expires_at = await self._open_session(user, "login", {"address": address})
+        return token, expires_at, user
+
+    async def _open_session(self, user: StaffUser, action: str, detail: dict) -> tuple[str, dt.datetime]:
         token, token_hash = new_token("stf")
         now = _now()
         expires_at = now + dt.timedelta(seconds=self._settings.session_ttl_seconds)
         async with self._db.write() as session:
             session.add(StaffSession(token_hash=token_hash, user_id=user.user_id, created_at=now, expires_at=expires_at))
-            await self._audit.append(
-                session, actor=f"{user.role}:{user.user_id}", action="login", detail={"address": address}
-            )
+            await self._audit.append(session, actor=f"{user.role}:{user.user_id}", action=action, detail=detail)
+        return token, expires_at
+
+    async def change_password(self, principal: Principal, current: str, new: str,
+                              address: str) -> tuple[str, dt.datetime, StaffUser]:
+        """Replace the caller's password and end every session of theirs; returns a fresh session.
+
+        The current password is checked under the same back-off as signing in, so a stolen session
+        cannot be used to guess it.
+        """
+        user = await self.user(principal.subject_id or "")
+        refusal = self.throttle.check(user.username, address)
+        if refusal is not None:
+            raise TooManyRequests(f"too many failed attempts ({refusal.scope}); retry in {refusal.retry_after} s",
+                                  headers={"Retry-After": str(refusal.retry_after)})
+        if not await self._password_matches(user.password_hash, normalized(current)):
+            blocks = self.throttle.failed(user.username, address)
+            async with self._db.write() as session:
+                await self._audit.append(session, actor=principal.actor, action="password_change_failed",
+                                         detail={"address": address})
+                await self._audit_blocks(session, principal.actor, user.username, address, blocks)
+            raise Unauthorized("the current password is wrong", code="bad_credentials", field="current_password")
+        candidate = check_password(new, username=user.username, field="new_password")
+        if candidate == normalized(current):
+            raise ValidationFailed("the new password is the current one", code="password_unchanged",
+                                   field="new_password")
+        password_hash = await self.hash_password(candidate)
+        async with self._db.write() as session:
+            stored = await session.get(StaffUser, user.user_id)
+            if stored is None or stored.disabled:
+                raise NotFound(f"no active staff user {user.user_id}", field="user_id")
+            stored.password_hash = password_hash
+            stored.password_changed_at = _now()
+            revoked = await self._revoke_sessions(session, user.user_id)
+            await self._audit.append(session, actor=principal.actor, action="password_changed",
+                                     detail={"user_id": user.user_id, "sessions_revoked": revoked})
+        token, expires_at = await self._open_session(user, "login", {"address": address, "after": "password_change"})
         return token, expires_at, user
+
+    async def _audit_blocks(self, session: AsyncSession, actor: str, username: str, address: str,
+                            blocks: list[Block]) -> None:
+        """One ``login_throttled`` entry for each back-off a failure started."""
+        for block in blocks:
+            await self._audit.append(
+                session, actor=actor, action="login_throttled",
+                detail={"username": username[:64], "address": address, "scope": block.scope,
+                        "failures": block.failures, "delay_seconds": block.delay_seconds,
+                        "refused_during_previous_block": block.refused_before})
+
+    @staticmethod
+    async def _revoke_sessions(session: AsyncSession, user_id: str) -> int:
+        """End every open session of a user inside the caller's transaction; how many were open."""
+        sessions = (await session.execute(
+            select(StaffSession).where(StaffSession.user_id == user_id, StaffSession.revoked_at.is_(None))
+        )).scalars().all()
+        now = _now()
+        for staff_session in sessions:
+            staff_session.revoked_at = now
+        publish(session, participant_id=user_id)  # their open room sockets end on every node
+        return len(sessions)
 
     async def logout(self, token: str, principal: Principal) -> None:
         async with self._db.write() as session:

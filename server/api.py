@@ -180,8 +180,25 @@ async def create_staff(call: Call) -> schemas.StaffView:
 @router.route("POST", "/api/staff/{user_id}/disable", allow=("administrator",),
               summary="Disable a staff account", tag="accounts", response=schemas.StaffView)
 async def disable_staff(call: Call) -> schemas.StaffView:
-    user = await call.request.app[SERVICES].accounts.disable_staff(call.path["user_id"], call.principal.actor)
+    services = call.request.app[SERVICES]
+    user = await services.accounts.disable_staff(call.path["user_id"], call.principal.actor)
+    if user.role == "compliance_officer":
+        await services.recipient_keys.staff_disabled(call.principal, user.user_id)
     return _staff_view(user)
+
+
+@router.route("POST", "/api/auth/password", allow=(*CASE_READERS, "administrator"),
+              summary="Change my password (ends every session of mine)", tag="accounts",
+              body=schemas.PasswordChangeIn, response=schemas.LoginView)
+async def change_password(call: Call) -> web.Response:
+    services = call.request.app[SERVICES]
+    token, expires_at, user = await services.accounts.change_password(
+        call.principal, call.body.current_password, call.body.new_password, _address(call.request))
+    view = schemas.LoginView(token=token, expires_at=expires_at, user=_staff_view(user))
+    response = web.Response(text=view.model_dump_json(), content_type="application/json")
+    response.set_cookie(COOKIE_NAME, token, max_age=services.settings.session_ttl_seconds, httponly=True,
+                        samesite="Strict", secure=services.settings.cookie_secure, path="/")
+    return response
 
 
 # --- applications and the party's own view ----------------------------------------------------
@@ -212,12 +229,14 @@ async def party_case(call: Call) -> schemas.PartyCaseView:
 @router.route("GET", "/api/cases", allow=CASE_READERS, summary="List cases", tag="cases",
               query=schemas.CaseListQuery, response=schemas.CaseList)
 async def list_cases(call: Call) -> schemas.CaseList:
+    await _officer_in_force(call)
     return await call.request.app[SERVICES].cases.list_cases(call.principal, call.query)
 
 
 @router.route("GET", "/api/cases/{case_id}", allow=CASE_READERS, summary="Read a case", tag="cases",
               response=schemas.CaseView)
 async def read_case(call: Call) -> schemas.CaseView:
+    await _officer_in_force(call)
     return await call.request.app[SERVICES].cases.case_view(call.path["case_id"])
 
 
@@ -328,17 +347,74 @@ def _record_view(record, audit_seq: int | None) -> schemas.RecordView:
                               created_at=record.created_at, audit_seq=audit_seq)
 
 
+def _proposal_view(proposal, username: str, needs: str) -> schemas.RecipientProposalView:
+    return schemas.RecipientProposalView(
+        proposal_id=proposal.proposal_id, user_id=proposal.user_id, username=username,
+        recipient=proposal.recipient, state=proposal.state, proposed_at=proposal.proposed_at,
+        approvals=proposal.approvals, needs=needs, decided_at=proposal.decided_at, decided_by=proposal.decided_by)
+
+
+async def _officer_in_force(call: Call) -> None:
+    """A compliance officer reaches cases and records only once a second person approved their key."""
+    principal = call.principal
+    if principal.role == "compliance_officer" and not await call.request.app[SERVICES].recipient_keys.in_force(
+            principal.subject_id or ""):
+        raise Forbidden("your compliance key is not yet approved by a second person: no case is open to you "
+                        "until it is", code="key_not_in_force")
+
+
 @router.route("PUT", "/api/staff/me/recipient", allow=("compliance_officer",),
-              summary="Register my age public key", tag="records", body=schemas.RecipientIn,
-              response=schemas.StaffView)
-async def register_recipient(call: Call) -> schemas.StaffView:
-    user = await call.request.app[SERVICES].records.register_recipient(call.principal, call.body.recipient)
-    return _staff_view(user)
+              summary="Propose my age public key (takes effect once a second person approves)", tag="records",
+              body=schemas.RecipientIn, response=schemas.RecipientProposalView, status=202)
+async def register_recipient(call: Call) -> schemas.RecipientProposalView:
+    services = call.request.app[SERVICES]
+    proposal, needs = await services.recipient_keys.propose(call.principal, call.body.recipient)
+    user = await services.accounts.user(proposal.user_id)
+    return _proposal_view(proposal, user.username, needs)
+
+
+@router.route("GET", "/api/compliance/keys", allow=("compliance_officer", "administrator"),
+              summary="List compliance key proposals", tag="records", response=schemas.RecipientProposalList)
+async def list_key_proposals(call: Call) -> schemas.RecipientProposalList:
+    rows = await call.request.app[SERVICES].recipient_keys.proposals()
+    return schemas.RecipientProposalList(proposals=[_proposal_view(p, u, n) for p, u, n in rows])
+
+
+@router.route("POST", "/api/compliance/keys/{proposal_id}/approve", allow=("compliance_officer", "administrator"),
+              summary="Approve another person's compliance key", tag="records",
+              response=schemas.RecipientProposalView)
+async def approve_key(call: Call) -> schemas.RecipientProposalView:
+    services = call.request.app[SERVICES]
+    proposal, needs = await services.recipient_keys.approve(call.principal, call.path["proposal_id"])
+    return _proposal_view(proposal, (await services.accounts.user(proposal.user_id)).username, needs)
+
+
+@router.route("POST", "/api/compliance/keys/{proposal_id}/reject", allow=("compliance_officer", "administrator"),
+              summary="Reject or withdraw a pending compliance key", tag="records",
+              response=schemas.RecipientProposalView)
+async def reject_key(call: Call) -> schemas.RecipientProposalView:
+    services = call.request.app[SERVICES]
+    proposal, needs = await services.recipient_keys.reject(call.principal, call.path["proposal_id"])
+    return _proposal_view(proposal, (await services.accounts.user(proposal.user_id)).username, needs)
+
+
+@router.route("GET", "/api/compliance/recipients", allow=(*CASE_READERS, "administrator", "party"),
+              summary="Read the signed recipient statement in force", tag="records",
+              response=schemas.RecipientStatementView)
+async def recipient_statement(call: Call) -> schemas.RecipientStatementView:
+    services = call.request.app[SERVICES]
+    statement = await services.recipient_keys.statement()
+    if statement is None:
+        raise NotFound("no compliance key has been approved yet: nothing is sealed", code="no_statement")
+    return schemas.RecipientStatementView(
+        version=statement.version, statement=statement.statement.decode(), key_id=statement.key_id,
+        signature=statement.signature.hex(), public_key_pem=public_key_pem(services.audit.public_key))
 
 
 @router.route("GET", "/api/cases/{case_id}/records", allow=("compliance_officer",),
               summary="List a case's sealed records", tag="records", response=schemas.RecordList)
 async def list_records(call: Call) -> schemas.RecordList:
+    await _officer_in_force(call)
     records = await call.request.app[SERVICES].records.list(call.path["case_id"])
     return schemas.RecordList(records=[_record_view(record, seq) for record, seq in records])
 
@@ -347,6 +423,7 @@ async def list_records(call: Call) -> schemas.RecordList:
               summary="Read a case's record manifest with audit proofs", tag="records",
               raw_media_type="application/json")
 async def record_manifest(call: Call) -> web.Response:
+    await _officer_in_force(call)
     body = await call.request.app[SERVICES].records.manifest(call.principal, call.path["case_id"])
     return web.Response(body=body, content_type="application/json")
 
@@ -354,6 +431,7 @@ async def record_manifest(call: Call) -> web.Response:
 @router.route("GET", "/api/cases/{case_id}/records/{record_id}", allow=("compliance_officer",),
               summary="Download a sealed record", tag="records", raw_media_type="application/octet-stream")
 async def download_record(call: Call) -> web.Response:
+    await _officer_in_force(call)
     record, data = await call.request.app[SERVICES].records.download(
         call.principal, call.path["case_id"], call.path["record_id"])
     return web.Response(body=data, content_type="application/octet-stream",
@@ -408,6 +486,7 @@ async def file_segment(call: Call) -> schemas.SegmentView:
               summary="Read the current agreement and the exact text to sign", tag="agreements",
               response=schemas.AgreementView)
 async def read_agreement(call: Call) -> schemas.AgreementView:
+    await _officer_in_force(call)
     return await call.request.app[SERVICES].agreements.current(call.path["case_id"])
 
 
@@ -429,6 +508,7 @@ async def sign_agreement(call: Call) -> schemas.AgreementView:
               summary="Download the signed, countersigned agreement", tag="agreements",
               raw_media_type="application/json")
 async def signed_agreement(call: Call) -> dict:
+    await _officer_in_force(call)
     return await call.request.app[SERVICES].agreements.signed_copy(call.path["case_id"])
 
 

@@ -29,6 +29,7 @@ from server.channels import outside_channels
 from server.notifier import CaseViewNotifier, LinkCourier
 from server.proxies import client_address_middleware
 from server.ratelimit import SlidingWindow
+from server.recipients import RecipientKeys
 from server.recorders import ProcessRecorders
 from server.records import CaseRecords
 from server.revocations import Revocations
@@ -261,7 +262,9 @@ def create_app(settings: Settings) -> web.Application:
     audit = AuditLog(db, signing_key, origin=settings.audit_origin, witnesses=witnesses,
                      copies=head_copy_paths(settings.audit_key_path, settings.records_dir, settings.audit_checkpoint_file),
                      on_refused=metrics.audit_refused)
-    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), on_filed=metrics.record_sealed)
+    keys = RecipientKeys(settings, db, audit, signing_key)
+    records = CaseRecords(settings, db, audit, DirectoryStorage(settings.records_dir), keys,
+                          on_filed=metrics.record_sealed)
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
                                  segment_seconds=settings.recording_segment_seconds,
@@ -275,7 +278,7 @@ def create_app(settings: Settings) -> web.Application:
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit), credentials=credentials,
         cases=CaseDesk(settings, db, audit, notifier, links, courier), metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
-        recorders=recorders, agreements=Agreements(db, audit, signing_key, records),
+        recorders=recorders, agreements=Agreements(db, audit, signing_key, records), recipient_keys=keys,
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
     app[SERVICES] = services

@@ -17,6 +17,7 @@ from server.accounts import Accounts
 from server.agreements import verify_signed_agreement
 from server.audit import AuditLog, default_origin, head_copy_paths, load_or_create_signing_key, verify_log
 from server.database import Database
+from server.passwords import PasswordRefused, check_password
 from server.schemas import StaffCreateIn
 from server.settings import Settings, SettingsError
 
@@ -42,6 +43,11 @@ async def _create_admin(settings: Settings, username: str, display_name: str) ->
         body = StaffCreateIn(username=username, display_name=display_name, role="administrator", password=password)
     except ValueError as exc:
         print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_password(body.password, username=body.username)
+    except PasswordRefused as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
         return 2
     db = Database(settings.effective_database_url)
     try:

@@ -70,6 +70,10 @@ class StaffUser(Base):
     age_recipient: Mapped[str | None] = mapped_column(String(128), default=None)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The staff account that created this one (None: the operator's command line). Accounts one person
+    # created for another count as that person when two-person control asks for two people.
+    created_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class StaffSession(Base):
@@ -342,3 +346,33 @@ class ChatJournalEntry(Base):
     session_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RecipientProposal(Base):
+    """A compliance officer's age key waiting for a second person (server/recipients.py)."""
+
+    __tablename__ = "recipient_proposals"
+
+    proposal_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("staff_users.user_id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(128))
+    # "pending", then "approved", "rejected" or "superseded".
+    state: Mapped[str] = mapped_column(String(16))
+    proposed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # [{"user_id", "role", "at"}] in order; an officer's approval completes it, or two administrators'.
+    approvals: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    decided_by: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+class RecipientStatement(Base):
+    """A signed statement of the recipient set in force; the highest version is the one in force."""
+
+    __tablename__ = "recipient_statements"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Canonical JSON of the statement: the exact bytes signed.
+    statement: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,4 +1,4 @@
-"""Sealed records on the case: who they are sealed to, filing them, and audited compliance access (docs/records.md)."""
+"""Sealed records on the case: sealing to the statement in force, filing them, and audited compliance access (docs/records.md)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from recording.records.storage import RecordNotFoundError, RecordStorage, Storag
 from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
-from server.errors import Conflict, NotFound, ValidationFailed
-from server.models import AuditCheckpoint, AuditEntry, SealedRecord, StaffUser
+from server.errors import Conflict, NotFound
+from server.models import AuditCheckpoint, AuditEntry, SealedRecord
+from server.recipients import RecipientKeys
 from server.settings import Settings
 from server.tokens import new_id
 
@@ -33,8 +34,9 @@ class CaseRecords:
     """Seals plaintext in memory to the case's recipients, stores only ciphertext, audits every access."""
 
     def __init__(self, settings: Settings, db: Database, audit: AuditLog, storage: RecordStorage,
-                 on_filed: Callable[[str, int], None] | None = None) -> None:
+                 keys: RecipientKeys, on_filed: Callable[[str, int], None] | None = None) -> None:
         self._settings = settings
+        self._keys = keys
         self._db = db
         self._audit = audit
         self._storage = storage
@@ -42,32 +44,8 @@ class CaseRecords:
         self._sealer = Sealer(storage, clock=_now)
 
     async def recipients(self, case_id: str) -> list[str]:
-        """The compliance officers' age recipients, plus the operator's escrow key if configured."""
-        async with self._db.read() as session:
-            keys = (await session.execute(
-                select(StaffUser.age_recipient).where(StaffUser.role == "compliance_officer",
-                                                      StaffUser.disabled.is_(False),
-                                                      StaffUser.age_recipient.is_not(None))
-                .order_by(StaffUser.user_id)
-            )).scalars().all()
-        recipients = list(keys)
-        if self._settings.escrow_recipient:
-            recipients.append(self._settings.escrow_recipient)
-        return recipients
-
-    async def register_recipient(self, principal: Principal, text: str) -> StaffUser:
-        try:
-            recipient = parse_recipient(text)
-        except ValueError as exc:
-            raise ValidationFailed(f"recipient: {exc}", field="recipient") from None
-        async with self._db.write() as session:
-            user = await session.get(StaffUser, principal.subject_id)
-            if user is None:
-                raise NotFound("no such staff user")
-            user.age_recipient = recipient
-            await self._audit.append(session, actor=principal.actor, action="recipient_registered",
-                                     detail={"recipient": recipient})
-        return user
+        """The recipients of the signed statement in force (server.recipients): nobody else is sealed to."""
+        return await self._keys.recipients()
 
     async def next_index(self, case_id: str, session_id: str, kind: RecordKind, participant_id: str) -> int:
         async with self._db.read() as session:

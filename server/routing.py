@@ -18,7 +18,7 @@ from server.schemas import ErrorView
 
 # Path parameters and the id prefix each must carry.
 PATH_PARAMS = {"case_id": "cas", "party_id": "pty", "session_id": "ses", "link_id": "lnk", "user_id": "usr",
-               "record_id": "rec"}
+               "record_id": "rec", "proposal_id": "rkp"}
 _PATH_PATTERNS = {name: re.compile(rf"^{prefix}_[0-9a-f]{{32}}$") for name, prefix in PATH_PARAMS.items()}
 _PLACEHOLDER = re.compile(r"{(\w+)}")
 

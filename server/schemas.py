@@ -134,6 +134,37 @@ class StaffList(View):
     staff: list[StaffView]
 
 
+class PasswordChangeIn(Body):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
+        description="12 to 128 characters, not a common password (docs/threat-model.md, staff accounts)")
+
+
+class RecipientProposalView(View):
+    proposal_id: str
+    user_id: str
+    username: str
+    recipient: str
+    state: Literal["pending", "approved", "rejected", "superseded"]
+    proposed_at: dt.datetime
+    approvals: list[dict[str, str]]
+    needs: Literal["compliance_officer", "two_administrators"]
+    decided_at: dt.datetime | None = None
+    decided_by: str | None = None
+
+
+class RecipientProposalList(View):
+    proposals: list[RecipientProposalView]
+
+
+class RecipientStatementView(View):
+    version: int
+    statement: str = Field(description="The canonical JSON of the statement, exactly as signed")
+    key_id: str
+    signature: str = Field(description="Ed25519 signature over the statement bytes, hex")
+    public_key_pem: str
+
+
 class WhoAmI(View):
     kind: Literal["staff", "party"]
     role: str

@@ -18,6 +18,7 @@ from server.metrics import Metrics
 from server.models import AuditCheckpoint
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
+from server.recipients import RecipientKeys
 from server.records import CaseRecords
 from server.settings import Settings
 
@@ -35,6 +36,7 @@ class Services:
     records: CaseRecords
     recorders: ProcessRecorders
     agreements: Agreements
+    recipient_keys: RecipientKeys
     openapi: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     async def latest_checkpoint(self) -> AuditCheckpoint | None:

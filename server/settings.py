@@ -306,6 +306,15 @@ class Settings:
     # Revocation reaching open sockets: a revocation is announced to every node at once; besides, every
     # open socket's authority is asked about again at least this often (a link's expiry, a lost notice).
     credential_recheck_seconds: float = _field("CREDENTIAL_RECHECK_SECONDS", _positive_float, 30.0)
+    # Staff accounts: sign-in back-off (server/signinthrottle.py). Failures allowed before each scope
+    # backs off, the first delay (doubling per further failure) and its caps, and when failures are forgotten.
+    login_pair_free_failures: int = _field("LOGIN_PAIR_FREE_FAILURES", _positive_int, 3)
+    login_address_free_failures: int = _field("LOGIN_ADDRESS_FREE_FAILURES", _positive_int, 20)
+    login_username_free_failures: int = _field("LOGIN_USERNAME_FREE_FAILURES", _positive_int, 10)
+    login_backoff_base_seconds: float = _field("LOGIN_BACKOFF_BASE_SECONDS", _positive_float, 1.0)
+    login_backoff_max_seconds: float = _field("LOGIN_BACKOFF_MAX_SECONDS", _positive_float, 900.0)
+    login_username_backoff_max_seconds: float = _field("LOGIN_USERNAME_BACKOFF_MAX_SECONDS", _positive_float, 60.0)
+    login_forget_after_seconds: float = _field("LOGIN_FORGET_AFTER_SECONDS", _positive_float, 900.0)
 
     def __post_init__(self) -> None:
         if self.room_state_key and self.room_state_key_file:

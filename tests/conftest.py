@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,45 @@ class Api:
                                        json={"username": username, "password": STAFF_PASSWORD})
         assert status == 200, body
         return user.user_id, body["token"]
+
+    async def approve_proposed(self, recipient: str) -> dict:
+        """Approve a key an officer proposed (in a page), by two administrators the operator created, made here."""
+        pending = [p for p, _, _ in await self.services.recipient_keys.proposals()
+                   if p.recipient == recipient and p.state == "pending"]
+        assert len(pending) == 1, f"no single pending proposal of {recipient}"
+        proposal: dict = {}
+        for _ in range(2):
+            _, admin = await self.staff("administrator")
+            status, proposal = await self.call("POST", f"/api/compliance/keys/{pending[0].proposal_id}/approve",
+                                               token=admin)
+            assert status == 200, proposal
+        assert proposal["state"] == "approved", proposal
+        return proposal
+
+    async def approve_key(self, officer_token: str, recipient: str, approvers: list[str] | None = None) -> dict:
+        """Propose an officer's age key and have it approved as two-person control requires: by
+        ``approvers`` (tokens); else by two administrators the operator created, made here, while no
+        officer's key is in force; else by an officer in force, signed in with the tests' password."""
+        status, proposal = await self.call("PUT", "/api/staff/me/recipient", token=officer_token,
+                                           json={"recipient": recipient})
+        assert status == 202, proposal
+        if approvers is None and proposal["needs"] == "two_administrators":
+            approvers = [(await self.staff("administrator"))[1] for _ in range(2)]
+        elif approvers is None:
+            status, served = await self.call("GET", "/api/compliance/recipients", token=officer_token)
+            assert status == 200, served
+            senior = next(r["username"] for r in json.loads(served["statement"])["recipients"]
+                          if r.get("kind") == "compliance_officer")
+            status, login = await self.call("POST", "/api/auth/login",
+                                            json={"username": senior, "password": STAFF_PASSWORD})
+            assert status == 200, login
+            approvers = [login["token"]]
+        for approver in approvers:
+            status, proposal = await self.call("POST", f"/api/compliance/keys/{proposal['proposal_id']}/approve",
+                                               token=approver)
+            assert status == 200, proposal
+        assert proposal["state"] == "approved", proposal
+        return proposal
 
 
 @pytest.fixture

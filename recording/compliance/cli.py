@@ -2,6 +2,7 @@
 
     mediation-compliance fetch --server URL --case cas_… --bundle DIR      (token in MEDIATION_TOKEN)
     mediation-compliance open --identity KEYFILE --bundle DIR --out OUTDIR [--audit-public-key PEM]
+    mediation-compliance recipients --server URL --audit-public-key PEM     (token in MEDIATION_TOKEN)
 
 Spec of what is checked and of the problem codes reported: docs/records.md.
 """
@@ -9,6 +10,7 @@ Spec of what is checked and of the problem codes reported: docs/records.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +19,9 @@ from pathlib import Path
 from recording.compliance.fetch import FetchError, fetch_bundle
 from recording.compliance.open import SetupError, load_identities, open_bundle
 from recording.records.checkpoint import NoteError, parse_vkey
+from recording.compliance.recipients import check_served_statement, fetch_statement, render_statement
 from recording.records.manifest import BundleError
+from recording.records.statement import StatementRefused
 
 __all__ = ["main"]
 
@@ -43,12 +47,40 @@ def _parser() -> argparse.ArgumentParser:
     fetcher.add_argument("--server", required=True, help="the server's base URL")
     fetcher.add_argument("--case", required=True, help="the case id (cas_…)")
     fetcher.add_argument("--bundle", required=True, type=Path, help="new directory for the bundle")
+    statement = commands.add_parser("recipients", help="check the signed statement of who records are sealed to")
+    source = statement.add_mutually_exclusive_group(required=True)
+    source.add_argument("--server", help="the server's base URL (token in MEDIATION_TOKEN)")
+    source.add_argument("--file", type=Path, help="a statement saved from GET /api/compliance/recipients")
+    statement.add_argument("--audit-public-key", action="append", default=[], type=Path, metavar="PEM",
+                           help="the server's audit public key as published (repeatable)")
     return parser
+
+
+def _recipients(args: argparse.Namespace) -> int:
+    try:
+        if args.file is not None:
+            served = json.loads(args.file.read_bytes())
+        else:
+            token = os.environ.get("MEDIATION_TOKEN", "")
+            if not token:
+                print("mediation-compliance: set MEDIATION_TOKEN to your staff session token", file=sys.stderr)
+                return 2
+            served = fetch_statement(args.server, token)
+        if not isinstance(served, dict):
+            raise StatementRefused("the statement file is not a JSON object")
+        statement = check_served_statement(served, args.audit_public_key)
+    except (StatementRefused, OSError, ValueError) as exc:
+        print(f"mediation-compliance: PROBLEM: recipient statement refused: {exc}", file=sys.stderr)
+        return 1
+    print(render_statement(statement, pinned=bool(args.audit_public_key)), end="")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "recipients":
+        return _recipients(args)
     if args.command == "fetch":
         token = os.environ.get("MEDIATION_TOKEN", "")
         if not token:

@@ -25,7 +25,7 @@ import socketio
 from tests.deploy.clients import RoomClient
 from tests.deploy.topology import Topology
 from tests.recording.agekeys import AgeKey, age_binary, generate
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD, ROOT, Node
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD, ROOT, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, Node
 from tests.support.walk import Http, Journey, scheduled_case
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -67,7 +67,12 @@ async def desk(topology: Topology, tmp_path: Path) -> AsyncIterator[Desk]:
             _, officer = await http.staff(admin, "case_officer")
             _, compliance = await http.staff(admin, "compliance_officer")
             key = generate(tmp_path / "officer")
-            await http.call("PUT", "/api/staff/me/recipient", token=compliance, json_body={"recipient": key.recipient})
+            proposal = await http.call("PUT", "/api/staff/me/recipient", token=compliance, expect=202,
+                                       json_body={"recipient": key.recipient})
+            # Two-person control: the operator's two administrators approve the first officer's key.
+            for approver in (admin, await http.login(SECOND_ADMIN, SECOND_ADMIN_PASSWORD)):
+                await http.call("POST", f"/api/compliance/keys/{proposal['proposal_id']}/approve", token=approver,
+                                expect=200)
         yield Desk(http=http, admin=admin, officer=officer, compliance=compliance, key=key)
 
 

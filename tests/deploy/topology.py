@@ -21,7 +21,8 @@ import contextlib
 import signal
 from pathlib import Path
 
-from tests.support.nodes import PYTHON, Node, create_admin, diagnosing, node_environment, start_nodes
+from tests.support.nodes import (PYTHON, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, START_TIMEOUT, Node, create_admin,
+                                 diagnosing, node_environment, start_nodes)
 from tests.support.services import NginxServer, PostgresServer, RedisServer, free_port
 
 
@@ -77,10 +78,12 @@ class Topology:
             "MEDIATION_TRUSTED_PROXIES": "127.0.0.1",
             # Every test client comes through nginx from 127.0.0.1: one address for all.
             "MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE": "100000",
+            "MEDIATION_LOGIN_ADDRESS_FREE_FAILURES": "100000",
             "MEDIATION_APPLICATIONS_PER_MINUTE": "100000",
             **self.settings,
         })
         create_admin(env)  # migrates the schema and makes the shared signing key before any node starts
+        create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
         for index, port in enumerate(ports):
             name = chr(ord("a") + index)
             self.nodes.append(Node(name=name, port=port, env={**env, "MEDIATION_PORT": str(port)},

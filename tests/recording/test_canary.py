@@ -144,7 +144,7 @@ async def _rewrite_aof(server: RedisServer) -> None:
 async def _session(api: Api, tmp_path: Path, redis_server: RedisServer) -> None:
     key = generate(tmp_path / "officer")
     _, compliance = await api.staff("compliance_officer")
-    await api.call("PUT", "/api/staff/me/recipient", token=compliance, json={"recipient": key.recipient})
+    await api.approve_key(compliance, key.recipient)
     journey = await walk_to_scheduled(api)
     mediator = Participant(api.base, {"token": journey.mediator, "session_id": journey.session_id})
     borrower = Participant(api.base, {"token": await issue_link(api, journey, journey.borrower_id)})

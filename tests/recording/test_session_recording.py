@@ -167,8 +167,7 @@ class RecordedRoom:
 async def open_recorded_room(api: Api, tmp_path: Path) -> RecordedRoom:
     key = generate(tmp_path / "officer")
     _, compliance = await api.staff("compliance_officer")
-    assert (await api.call("PUT", "/api/staff/me/recipient", token=compliance,
-                           json={"recipient": key.recipient}))[0] == 200
+    await api.approve_key(compliance, key.recipient)
     journey = await walk_to_scheduled(api)
     borrower_link = await issue_link(api, journey, journey.borrower_id)
     mediator = Participant(api.base, {"token": journey.mediator, "session_id": journey.session_id})

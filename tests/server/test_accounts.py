@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
+from server.credentials import CredentialRefused
 from server.models import AuditEntry, StaffSession
-from tests.conftest import STAFF_PASSWORD, Api
+from server.signinthrottle import SignInThrottle
+from tests.conftest import STAFF_PASSWORD, Api, _serve, make_settings
 
 
 async def test_login_sets_httponly_strict_cookie_that_authenticates(api: Api) -> None:
@@ -37,19 +46,125 @@ async def test_login_wrong_password_is_refused_and_audited(api: Api) -> None:
     assert all(f.canonical is not None and b"nope" not in f.canonical and "nope" not in f.detail for f in failures)
 
 
-async def test_login_repeated_attempts_are_rate_limited(api: Api) -> None:
+async def test_login_repeated_failures_back_off_exponentially_even_for_the_right_password(api: Api) -> None:
     await api.staff("mediator", "mediator.qian")
-    # The sign-in that api.staff() made counts too.
-    limit = api.services.settings.login_attempts_per_minute - 1
+    free = api.services.settings.login_pair_free_failures
     statuses = []
-    for _ in range(limit + 2):
+    for _ in range(free + 3):
         status, body = await api.call("POST", "/api/auth/login",
                                       json={"username": "mediator.qian", "password": "wrong"})
         statuses.append(status)
-    assert statuses[:limit] == [401] * limit and statuses[limit:] == [429, 429]
+    # The failure after the free ones starts a back-off; attempts during it are refused unevaluated.
+    assert statuses == [401] * (free + 1) + [429, 429]
     async with api.session.post(api.base + "/api/auth/login",
                                 json={"username": "mediator.qian", "password": STAFF_PASSWORD}) as response:
         assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+        assert (await response.json())["error"] == "rate_limited"
+
+
+def _client(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+@pytest.fixture
+async def behind_proxy(tmp_path: Path) -> AsyncIterator[tuple[Api, list[float]]]:
+    """A server that believes X-Forwarded-For from 127.0.0.1, with a sign-in throttle on a clock the test moves."""
+    now = [1000.0]
+    async for client in _serve(make_settings(tmp_path, trusted_proxies=("127.0.0.1/32",))):
+        accounts = client.services.accounts
+        accounts.throttle = SignInThrottle(accounts.throttle.policy, clock=lambda: now[0])
+        yield client, now
+
+
+async def _throttle_entries(api: Api) -> list[dict]:
+    async with api.services.db.read() as session:
+        rows = (await session.execute(select(AuditEntry).where(AuditEntry.action == "login_throttled")
+                                      .order_by(AuditEntry.entry_id))).scalars().all()
+    return [json.loads(row.detail) for row in rows]
+
+
+async def test_throttle_attacker_slowed_doubling_yet_owner_from_another_address_signs_in(
+        behind_proxy: tuple[Api, list[float]]) -> None:
+    api, now = behind_proxy
+    await api.services.accounts.create_staff(username="officer.zhou", display_name="Zhou", role="case_officer",
+                                             password=STAFF_PASSWORD, actor="test:setup")
+    policy = api.services.accounts.throttle.policy
+    attacker, owner = _client("203.0.113.7"), _client("198.51.100.20")
+    wrong = {"username": "officer.zhou", "password": "guess number one"}
+    for _ in range(policy.pair_free_failures):
+        assert (await api.call("POST", "/api/auth/login", json=wrong, headers=attacker))[0] == 401
+    delays = []
+    for _ in range(4):
+        assert (await api.call("POST", "/api/auth/login", json=wrong, headers=attacker))[0] == 401
+        async with api.session.post(api.base + "/api/auth/login", json=wrong, headers=attacker) as response:
+            assert response.status == 429
+            delays.append(int(response.headers["Retry-After"]))
+        now[0] += delays[-1]  # the wait is over; the next guess is evaluated
+    # Each failure past the free ones doubles the wait.
+    assert delays == [1, 2, 4, 8], delays
+    status, _ = await api.call("POST", "/api/auth/login", json=wrong, headers=attacker)
+    assert status == 401
+    status, _ = await api.call("POST", "/api/auth/login", json=wrong, headers=attacker)
+    assert status == 429  # the attacker waits ...
+    status, body = await api.call("POST", "/api/auth/login", headers=owner,
+                                  json={"username": "officer.zhou", "password": STAFF_PASSWORD})
+    assert status == 200, body  # ... the owner, elsewhere, does not
+
+
+async def test_throttle_many_addresses_slow_a_username_but_not_the_owners_known_address(
+        behind_proxy: tuple[Api, list[float]]) -> None:
+    api, now = behind_proxy
+    await api.services.accounts.create_staff(username="officer.wu", display_name="Wu", role="case_officer",
+                                             password=STAFF_PASSWORD, actor="test:setup")
+    good = {"username": "officer.wu", "password": STAFF_PASSWORD}
+    assert (await api.call("POST", "/api/auth/login", json=good, headers=_client("198.51.100.30")))[0] == 200
+    policy = api.services.accounts.throttle.policy
+    for n in range(policy.username_free_failures + 1):
+        status, _ = await api.call("POST", "/api/auth/login", json={**good, "password": "not the password"},
+                                   headers=_client(f"203.0.113.{n + 1}"))
+        assert status == 401
+    # A new address now meets the username's back-off (capped low) ...
+    status, body = await api.call("POST", "/api/auth/login", json=good, headers=_client("192.0.2.99"))
+    assert status == 429 and "username" in body["message"]
+    # ... the address the owner signed in from before does not.
+    assert (await api.call("POST", "/api/auth/login", json=good, headers=_client("198.51.100.30")))[0] == 200
+    scopes = [entry["scope"] for entry in await _throttle_entries(api)]
+    assert scopes == ["username"], scopes
+
+
+async def test_throttle_every_back_off_is_audited_with_refusals_counted(
+        behind_proxy: tuple[Api, list[float]]) -> None:
+    api, now = behind_proxy
+    await api.services.accounts.create_staff(username="officer.he", display_name="He", role="case_officer",
+                                             password=STAFF_PASSWORD, actor="test:setup")
+    policy = api.services.accounts.throttle.policy
+    attacker = _client("203.0.113.50")
+    wrong = {"username": "officer.he", "password": "still not it at all"}
+    for _ in range(policy.pair_free_failures + 1):
+        assert (await api.call("POST", "/api/auth/login", json=wrong, headers=attacker))[0] == 401
+    for _ in range(3):
+        assert (await api.call("POST", "/api/auth/login", json=wrong, headers=attacker))[0] == 429
+    now[0] += 1.5
+    assert (await api.call("POST", "/api/auth/login", json=wrong, headers=attacker))[0] == 401
+    entries = await _throttle_entries(api)
+    assert [(e["scope"], e["failures"], e["delay_seconds"], e["refused_during_previous_block"]) for e in entries] == [
+        ("pair", policy.pair_free_failures + 1, 1.0, 0),
+        ("pair", policy.pair_free_failures + 2, 2.0, 3),
+    ]
+    assert all(e["address"] == "203.0.113.50" and e["username"] == "officer.he" for e in entries)
+    assert all("still not it" not in json.dumps(e) for e in entries)
+
+
+async def test_password_change_wrong_current_refused_and_throttled(behind_proxy: tuple[Api, list[float]]) -> None:
+    api, _ = behind_proxy
+    _, token = await api.staff("mediator", "mediator.feng")
+    statuses = []
+    for _ in range(api.services.accounts.throttle.policy.pair_free_failures + 2):
+        status, body = await api.call("POST", "/api/auth/password", token=token,
+                                      json={"current_password": "wrong wrong wrong",
+                                            "new_password": "a fresh passphrase"})
+        statuses.append(status)
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
 
 
 async def test_session_past_expiry_is_refused(api: Api) -> None:
@@ -71,11 +186,64 @@ async def test_logout_ends_the_session(api: Api) -> None:
 async def test_disabled_staff_loses_sessions_and_cannot_sign_in(api: Api) -> None:
     _, admin = await api.staff("administrator")
     user_id, token = await api.staff("mediator", "mediator.sun")
+    status, second = await api.call("POST", "/api/auth/login", json={"username": "mediator.sun",
+                                                                     "password": STAFF_PASSWORD})
+    assert status == 200
     status, body = await api.call("POST", f"/api/staff/{user_id}/disable", token=admin)
     assert status == 200 and body["disabled"] is True
     assert (await api.call("GET", "/api/auth/me", token=token))[0] == 401
+    assert (await api.call("GET", "/api/auth/me", token=second["token"]))[0] == 401
     status, _ = await api.call("POST", "/api/auth/login", json={"username": "mediator.sun", "password": STAFF_PASSWORD})
     assert status == 401
+    async with api.services.db.read() as session:
+        rows = (await session.execute(select(StaffSession).where(StaffSession.user_id == user_id))).scalars().all()
+    assert len(rows) == 2 and all(row.revoked_at is not None for row in rows)
+    for stale in (token, second["token"]):
+        with pytest.raises(CredentialRefused):
+            await api.services.credentials.resolve(stale)
+
+
+async def test_password_change_revokes_every_session_and_the_new_password_signs_in(api: Api) -> None:
+    user_id, token = await api.staff("case_officer", "officer.lin")
+    status, other = await api.call("POST", "/api/auth/login", json={"username": "officer.lin",
+                                                                    "password": STAFF_PASSWORD})
+    assert status == 200
+    new = "plum blossoms in late winter"
+    status, body = await api.call("POST", "/api/auth/password", token=token,
+                                  json={"current_password": STAFF_PASSWORD, "new_password": new})
+    assert status == 200, body
+    assert body["token"] not in (token, other["token"]) and body["user"]["user_id"] == user_id
+    for stale in (token, other["token"]):
+        status, error = await api.call("GET", "/api/auth/me", token=stale)
+        assert status == 401 and error["error"] == "bad_token"
+    assert (await api.call("GET", "/api/auth/me", token=body["token"]))[0] == 200
+    status, _ = await api.call("POST", "/api/auth/login", json={"username": "officer.lin", "password": STAFF_PASSWORD})
+    assert status == 401
+    status, _ = await api.call("POST", "/api/auth/login", json={"username": "officer.lin", "password": new})
+    assert status == 200
+    await api.services.audit.sequence()
+    async with api.services.db.read() as session:
+        (entry,) = (await session.execute(select(AuditEntry).where(AuditEntry.action == "password_changed"))).scalars()
+    assert json.loads(entry.detail) == {"user_id": user_id, "sessions_revoked": 2}
+    assert new not in entry.detail
+
+
+async def test_password_change_weak_new_password_refused_and_sessions_kept(api: Api) -> None:
+    _, token = await api.staff("case_officer")
+    for weak, words in (("short one", "at least 12"), ("Password2024!", "common passwords"),
+                        ("zzzzzzzzzzzz", "repeated or consecutive"), ("mnopqrstuvwx", "repeated or consecutive"), (STAFF_PASSWORD, "current one")):
+        status, body = await api.call("POST", "/api/auth/password", token=token,
+                                      json={"current_password": STAFF_PASSWORD, "new_password": weak})
+        assert status == 422 and body["field"] == "new_password" and words in body["message"], body
+    assert (await api.call("GET", "/api/auth/me", token=token))[0] == 200
+
+
+async def test_staff_create_blocklisted_password_refused_with_clear_error(api: Api) -> None:
+    _, admin = await api.staff("administrator")
+    body = {"username": "clerk.ma", "display_name": "Ma", "role": "case_officer", "password": "qwertyuiop123"}
+    status, error = await api.call("POST", "/api/staff", token=admin, json=body)
+    assert status == 422 and error["error"] == "weak_password" and error["field"] == "password"
+    assert "common passwords" in error["message"]
 
 
 async def test_staff_duplicate_username_is_a_conflict(api: Api) -> None:
@@ -112,3 +280,15 @@ async def test_login_with_stale_session_cookie_still_signs_in(api: Api) -> None:
                                                                   "password": STAFF_PASSWORD},
                                   headers={"Cookie": f"mediation_session={token}"})
     assert status == 200 and body["token"] != token
+
+
+def test_create_admin_command_applies_the_password_policy(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDIATION_DATA_DIR": str(tmp_path / "data"),
+           "MEDIATION_PASSWORD_MEMORY_KIB": "1024", "MEDIATION_PASSWORD_TIME_COST": "1"}
+    for weak, words in (("password1234\n", "common passwords"), ("root-is-my-password\n", "your username")):
+        refused = subprocess.run([sys.executable, "-m", "server.cli", "create-admin", "root"], input=weak, env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+    made = subprocess.run([sys.executable, "-m", "server.cli", "create-admin", "root"], input="a long enough password\n",
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr

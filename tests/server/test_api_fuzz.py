@@ -218,7 +218,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("fuzz")
     port = free_port()
     env = node_environment(MEDIATION_PORT=str(port), MEDIATION_DATA_DIR=str(root / "data"),
-                           MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE="100000", MEDIATION_APPLICATIONS_PER_MINUTE="100000")
+                           MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE="100000", MEDIATION_APPLICATIONS_PER_MINUTE="100000",
+                           # Fuzzed sign-ins fail by the hundred from one address; the cast must still sign in.
+                           MEDIATION_LOGIN_PAIR_FREE_FAILURES="100000", MEDIATION_LOGIN_ADDRESS_FREE_FAILURES="100000",
+                           MEDIATION_LOGIN_USERNAME_FREE_FAILURES="100000")
     create_admin(env, "admin", PASSWORD)
     node = Node(name="fuzz", port=port, env=env, log_path=root / "server.log")
     try:

@@ -410,8 +410,7 @@ async def test_audit_record_shows_no_seq_until_sequenced_and_the_manifest_sequen
     async for api in _serve(settings):
         _, compliance = await api.staff("compliance_officer")
         key = generate(tmp_path / "officer")
-        assert (await api.call("PUT", "/api/staff/me/recipient", token=compliance,
-                               json={"recipient": key.recipient}))[0] == 200
+        await api.approve_key(compliance, key.recipient)
         journey = await walk_to_scheduled(api)
         record = await api.services.records.seal_and_file(
             b'{"said": "hello"}', actor="test:node", kind=RecordKind.CHAT_MESSAGE, case_id=journey.case_id,

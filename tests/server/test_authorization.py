@@ -77,6 +77,8 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("GET", "/api/staff"): frozenset({ADMIN, CASE_OFFICER}),
     ("POST", "/api/staff"): frozenset({ADMIN}),
     ("POST", "/api/staff/{user_id}/disable"): frozenset({ADMIN}),
+    # every staff member changes their own password
+    ("POST", "/api/auth/password"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN}),
     # a party's own view
     ("GET", "/api/party/case"): frozenset({PARTY}),
     # reading cases: everyone working cases, never administrators
@@ -103,6 +105,14 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("POST", "/api/cases/{case_id}/close"): frozenset({CASE_OFFICER, MEDIATOR}),
     # sealed records: only compliance officers register keys, list, and download (every case)
     ("PUT", "/api/staff/me/recipient"): frozenset({COMPLIANCE}),
+    # compliance keys under two-person control: officers and administrators see the proposals and
+    # reject; approving falls to an officer in force once one is (as in this matrix), so an
+    # administrator is refused there (test_recipients.py covers the first officer's two administrators)
+    ("GET", "/api/compliance/keys"): frozenset({COMPLIANCE, ADMIN}),
+    ("POST", "/api/compliance/keys/{proposal_id}/approve"): frozenset({COMPLIANCE}),
+    ("POST", "/api/compliance/keys/{proposal_id}/reject"): frozenset({COMPLIANCE, ADMIN}),
+    # the signed recipient statement: anyone signed in checks what records are sealed to
+    ("GET", "/api/compliance/recipients"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN, PARTY}),
     ("GET", "/api/cases/{case_id}/records"): frozenset({COMPLIANCE}),
     ("GET", "/api/cases/{case_id}/records/manifest"): frozenset({COMPLIANCE}),
     ("GET", "/api/cases/{case_id}/records/{record_id}"): frozenset({COMPLIANCE}),
@@ -245,8 +255,7 @@ class Desk:
                                                  role=MEDIATOR, password=STAFF_PASSWORD, actor="test:setup")
         desk = cls(api=api, users=users, login_username=login_username)
         # A compliance key, so that the case's records can be sealed to someone.
-        await _expect(api, 200, "PUT", "/api/staff/me/recipient", token=users[COMPLIANCE][1],
-                      json={"recipient": RECIPIENT_KEY})
+        await api.approve_key(users[COMPLIANCE][1], RECIPIENT_KEY)
         desk.own = await desk.new_case("scheduled", OWN)
         desk.other = await desk.new_case("scheduled", OTHER)
         return desk
@@ -333,6 +342,7 @@ def _no_body(*routes: Route) -> None:
         REQUESTS[route] = build
 
 
+_no_body(("GET", "/api/compliance/keys"), ("GET", "/api/compliance/recipients"))
 _no_body(("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
          ("GET", "/api/audit/checkpoint"), ("GET", "/api/audit/checkpoints"),
          ("POST", "/api/auth/logout"), ("GET", "/api/auth/me"),
@@ -430,7 +440,24 @@ async def _feedback(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
 
 @request_for("PUT", "/api/staff/me/recipient")
 async def _register_recipient(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
-    return {}, {"recipient": RECIPIENT_KEY}
+    return {}, {"recipient": str(pyrage.x25519.Identity.generate().to_public())}
+
+
+async def _proposal(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    """A pending key of a new officer, so each cell decides its own."""
+    _, newcomer = await desk.api.staff(COMPLIANCE)
+    proposal = await _expect(desk.api, 202, "PUT", "/api/staff/me/recipient", token=newcomer,
+                             json={"recipient": str(pyrage.x25519.Identity.generate().to_public())})
+    return {"proposal_id": proposal["proposal_id"]}, None
+
+
+REQUESTS[("POST", "/api/compliance/keys/{proposal_id}/approve")] = _proposal
+REQUESTS[("POST", "/api/compliance/keys/{proposal_id}/reject")] = _proposal
+
+
+@request_for("POST", "/api/auth/password")
+async def _change_password(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {}, {"current_password": STAFF_PASSWORD, "new_password": "another long passphrase"}
 
 
 @request_for("GET", "/api/audit/consistency")
@@ -451,6 +478,12 @@ async def _segment(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
 @request_for("POST", "/api/cases/{case_id}/close")
 async def _close(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
     return {"case_id": world.case_id}, {"outcome": "settled", "note": "agreement filed"}
+
+
+# Refusals that come from a rule of the route rather than the caller's role, with their own error code.
+DENY_CODES: dict[Route, set[str]] = {
+    ("POST", "/api/compliance/keys/{proposal_id}/approve"): {"approver_not_in_force"},
+}
 
 
 # --- one cell ----------------------------------------------------------------------------------
@@ -499,7 +532,7 @@ async def check(api: Api, cell: Cell) -> str | None:
     want = 401 if cell.principal == ANONYMOUS else 403
     if status != want:
         return f"{cell}: expected deny ({want}), got {status} {shown}"
-    codes = {"unauthorized"} if want == 401 else {"forbidden", "not_case_member"}
+    codes = {"unauthorized"} if want == 401 else {"forbidden", "not_case_member", *DENY_CODES.get(cell.route, ())}
     if cell.principal == JOIN_LINK and cell.route in OTHER_SESSION_ROUTES and cell.scope == OWN:
         codes = {"other_session"}
     if not (isinstance(body, dict) and body.get("error") in codes and isinstance(body.get("message"), str)

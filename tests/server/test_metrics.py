@@ -27,8 +27,7 @@ async def _scrape(api: Api) -> dict[str, float]:
 async def test_metrics_room_activity_sealing_errors_and_loop_lag_are_exposed(api: Api, tmp_path: Path) -> None:
     key = generate(tmp_path / "officer")
     _, compliance = await api.staff("compliance_officer")
-    assert (await api.call("PUT", "/api/staff/me/recipient", token=compliance,
-                           json={"recipient": key.recipient}))[0] == 200
+    await api.approve_key(compliance, key.recipient)
     journey = await walk_to_scheduled(api)
     mediator = Participant(api.base, {"token": journey.mediator, "session_id": journey.session_id})
     borrower = Participant(api.base, {"token": await issue_link(api, journey, journey.borrower_id)})

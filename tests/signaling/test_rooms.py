@@ -289,8 +289,7 @@ async def test_ice_servers_carry_time_limited_turn_credentials(tmp_path) -> None
 async def test_chat_number_sealed_by_a_lost_attempt_is_skipped_not_reused(room: Session, tmp_path) -> None:
     _, compliance = await room.api.staff("compliance_officer")
     key = generate(tmp_path / "officer")
-    assert (await room.api.call("PUT", "/api/staff/me/recipient", token=compliance,
-                                json={"recipient": key.recipient}))[0] == 200
+    await room.api.approve_key(compliance, key.recipient)
     mediator, bank, _ = await room.admitted_trio()
     first = await mediator.request("send_chat", {"text": "one"})
     assert first["ok"] and first["seq"] == 1

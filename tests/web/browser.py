@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
@@ -429,9 +430,11 @@ async def generate_key(page: Page) -> str:
     return secret
 
 
-async def save_and_register_key(page: Page, identity_file: Path) -> str:
-    """Download the generated secret key file to `identity_file`, tick "saved", register the public
-    key; returns the recipient (age1…) the page shows as registered."""
+async def save_and_register_key(page: Page, identity_file: Path,
+                                approve: Callable[[str], Awaitable[object]]) -> str:
+    """Download the generated secret key file to `identity_file`, tick "saved", propose the public
+    key, have `approve` approve it (as second persons), reload; returns the recipient (age1…) the page
+    shows as registered, in force."""
     async with page.expect_download() as download_info:
         await page.get_by_test_id("download-secret").click()
     download = await download_info.value
@@ -440,8 +443,12 @@ async def save_and_register_key(page: Page, identity_file: Path) -> str:
     shown = (await page.get_by_test_id("secret-recipient").inner_text()).strip()
     await page.get_by_test_id("secret-saved").check()
     await page.get_by_test_id("register-generated").click()
-    await page.get_by_test_id("registered-recipient").filter(has_text=shown).wait_for(timeout=WAIT_MS)
+    await page.get_by_test_id("key-pending").filter(has_text=shown).wait_for(timeout=WAIT_MS)
     assert await page.get_by_test_id("secret-key-panel").is_hidden()
+    await approve(shown)
+    await page.reload()
+    await page.get_by_test_id("statement-recipient").filter(has_text=shown).wait_for(timeout=WAIT_MS)
+    await page.get_by_test_id("registered-recipient").filter(has_text=shown).wait_for(timeout=WAIT_MS)
     return (await page.get_by_test_id("registered-recipient").inner_text()).strip()
 
 

@@ -66,7 +66,7 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     await _shot(page, "key-generated-en")
     await set_language(page, "zh-CN")
     identity_file = tmp_path / "officer-from-page.txt"
-    registered = await save_and_register_key(page, identity_file)
+    registered = await save_and_register_key(page, identity_file, api.approve_proposed)
     assert secret_shown in identity_file.read_text().splitlines()
     recipient = subprocess.run([age_binary("age-keygen"), "-y", str(identity_file)], check=True, capture_output=True,
                                text=True, timeout=30).stdout.strip()  # the real age tool reads the file

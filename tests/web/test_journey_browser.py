@@ -82,7 +82,7 @@ async def test_journey_apply_to_compliance_playback(api: Api, browser: Browser, 
         await generate_key(compliance)
         await shots(compliance, AREA, "01-compliance-key-generated")
         identity_file = tmp_path / "compliance.he-age-identity.txt"
-        recipient = await save_and_register_key(compliance, identity_file)
+        recipient = await save_and_register_key(compliance, identity_file, api.approve_proposed)
         assert recipient.startswith("age1"), recipient
         await shots(compliance, AREA, "01-compliance-key-registered")
 

@@ -53,8 +53,7 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
     # A compliance key first: the room seals its records (and may record) only if one exists when it opens.
     key = generate(tmp_path / "keys")
     _, compliance = await api.staff("compliance_officer")
-    status, body = await api.call("PUT", "/api/staff/me/recipient", token=compliance, json={"recipient": key.recipient})
-    assert status == 200, body
+    await api.approve_key(compliance, key.recipient)
 
     journey = await walk_to_scheduled(api)
     link = await issue_link(api, journey, journey.borrower_id)

@@ -5,7 +5,7 @@ import { Drafts } from "../ui/drafts.js";
 import { caseDetail } from "../ui/desk/detail.js";
 import { caseList } from "../ui/desk/list.js";
 import { feedbackSummary } from "../ui/desk/feedback.js";
-import { staffAdmin } from "../ui/desk/staff.js";
+import { accountView, staffAdmin } from "../ui/desk/staff.js";
 import en from "../lib/i18n/desk.en.js";
 import zhCN from "../lib/i18n/desk.zh-CN.js";
 import { startPage } from "../ui/page.js";
@@ -35,7 +35,7 @@ function parseRoute() {
   const params = new URLSearchParams(search);
   const parts = path.split("/").filter(Boolean);
   if (parts[0] === "case" && /^cas_[0-9a-f]{32}$/.test(parts[1] ?? "")) return { view: "case", caseId: parts[1], params };
-  if (["cases", "feedback", "staff"].includes(parts[0])) return { view: parts[0], params };
+  if (["cases", "feedback", "staff", "account"].includes(parts[0])) return { view: parts[0], params };
   return { view: null, params };
 }
 
@@ -43,6 +43,7 @@ function allowed(view, role) {
   if (view === "cases" || view === "case") return ["case_officer", "mediator", "bank_representative", "compliance_officer"].includes(role);
   if (view === "feedback") return role === "case_officer";
   if (view === "staff") return role === "administrator";
+  if (view === "account") return Boolean(role);
   return false;
 }
 
@@ -68,6 +69,7 @@ function drawNav() {
   if (role === "compliance_officer" || role === "administrator") {
     links.push(h("a", { href: page.href("/compliance"), testid: "nav-compliance", text: t("nav.compliance") }));
   }
+  links.push(link("#/account", "nav.account", "nav-account"));
   fill(nav, links);
   const signOut = h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "signout", text: t("signin.signOut") });
   signOut.addEventListener("click", () => busy(signOut, async () => {
@@ -114,7 +116,7 @@ async function route() {
   const container = h("div", { class: "view" });
   $("desk-root").replaceChildren(container);
   const view = target.view === "cases" ? caseList : target.view === "case" ? caseDetail
-    : target.view === "feedback" ? feedbackSummary : staffAdmin;
+    : target.view === "feedback" ? feedbackSummary : target.view === "account" ? accountView : staffAdmin;
   current = view(ctx, container, target);
   drawNav();
   await current.load();

@@ -16,8 +16,19 @@ export function createComplianceApi(api = createApi()) {
     login: (username, password) => api.post("/api/auth/login", { username, password }),
     logout: () => api.post("/api/auth/logout", {}),
     me: () => api.get("/api/auth/me"),
-    /** Only the public half of a key pair is ever passed here. @param {string} recipient */
+    /**
+     * Propose my key (only the public half is ever passed here); it takes effect once a second
+     * person approves. Resolves the proposal. @param {string} recipient
+     */
     registerRecipient: (recipient) => api.put("/api/staff/me/recipient", { recipient }),
+    /** Every compliance key proposal, newest first. */
+    keyProposals: () => api.get("/api/compliance/keys"),
+    /** @param {string} proposalId */
+    approveKey: (proposalId) => api.post(`/api/compliance/keys/${segment(proposalId)}/approve`, {}),
+    /** @param {string} proposalId */
+    rejectKey: (proposalId) => api.post(`/api/compliance/keys/${segment(proposalId)}/reject`, {}),
+    /** The signed recipient statement in force, unverified (statement.js checks it). */
+    recipientStatement: () => api.get("/api/compliance/recipients"),
     /** @param {{state?: string, page?: number, perPage?: number}} [filter] */
     listCases: ({ state = "", page = 1, perPage = 20 } = {}) => {
       const search = new URLSearchParams({ page: String(page), per_page: String(perPage) });

@@ -4,6 +4,7 @@
 // never written to storage, and dropped on sign-out and on pagehide (forgetKeys). Only the public
 // half (the recipient) ever goes to the server.
 import { IdentityError, KeyRing, generateKeyPair, isRecipient, keyFileText, readIdentities } from "../../lib/compliance/identity.js";
+import { StatementError, verifyStatement } from "../../lib/compliance/statement.js";
 import { errorMessage } from "../../lib/i18n.js";
 import { $, h } from "../dom.js";
 import { renderCase } from "./cases.js";
@@ -56,6 +57,7 @@ export function renderKeys() {
   } else {
     status.hidden = true;
   }
+  renderApprovals();
 }
 
 export function keyFileName() {
@@ -75,7 +77,8 @@ export function dropGenerated() {
 export async function register(recipient, button) {
   button.disabled = true;
   try {
-    state.me = await api.registerRecipient(recipient);
+    await api.registerRecipient(recipient); // a proposal: my key in force changes only once approved
+    await loadApprovals();
     return true;
   } catch (error) {
     if (!sessionExpired(error)) {
@@ -86,6 +89,106 @@ export async function register(recipient, button) {
   } finally {
     button.disabled = false;
   }
+}
+
+// --- two-person control: the signed statement in force and the keys awaiting a second person ---------
+
+/** @type {{status: "loading" | "verified" | "failed" | "none", statement?: any, pinned?: boolean, error?: any} | null} */
+let statement = null;
+/** @type {any[]} */
+let proposals = [];
+
+/** Fetch and verify the recipient statement, and the key proposals; then redraw the key panel. */
+export async function loadApprovals() {
+  if (!state.me) return;
+  statement = { status: "loading" };
+  try {
+    state.me = (await api.me()).user ?? state.me; // my key in force changes only by someone else's approval
+  } catch (error) {
+    if (sessionExpired(error)) return;
+  }
+  try {
+    const served = await api.recipientStatement();
+    const verified = await verifyStatement(served, $("audit-key-pin").value);
+    statement = { status: "verified", statement: verified.statement, pinned: verified.pinned };
+  } catch (error) {
+    if (error?.status === 404) statement = { status: "none" };
+    else if (!sessionExpired(error)) statement = { status: "failed", error };
+  }
+  try {
+    proposals = (await api.keyProposals()).proposals;
+  } catch (error) {
+    proposals = [];
+    if (!sessionExpired(error)) state.keyStatus = { tone: "error", text: errorMessage(state.t, error) };
+  }
+  renderKeys();
+}
+
+/** The recipients of the verified statement in force; empty unless its signature checked out. */
+export function trustedRecipients() {
+  return statement?.status === "verified" ? statement.statement.recipients.map((r) => r.recipient) : [];
+}
+
+function decide(action, proposal, button) {
+  button.disabled = true;
+  const call = action === "approve" ? api.approveKey : api.rejectKey;
+  call(proposal.proposal_id).then(async () => {
+    setKeyStatus("ok", action === "approve" ? "approvals.approvedOk" : "approvals.rejectedOk",
+      { name: proposal.username });
+    await loadApprovals();
+  }, (error) => {
+    button.disabled = false;
+    if (!sessionExpired(error)) {
+      state.keyStatus = { tone: "error", text: errorMessage(state.t, error) };
+      renderKeys();
+    }
+  });
+}
+
+function renderApprovals() {
+  const { t } = state;
+  const root = $("key-approvals");
+  if (!root) return;
+  const parts = [];
+  if (!statement || statement.status === "loading") {
+    parts.push(h("p", { class: "small muted", text: t("statement.loading") }));
+  } else if (statement.status === "none") {
+    parts.push(h("p", { class: "notice notice-warn small", testid: "statement-none", text: t("statement.none") }));
+  } else if (statement.status === "failed") {
+    const code = statement.error instanceof StatementError ? statement.error.code : null;
+    parts.push(h("p", { class: "notice notice-error small", role: "alert", testid: "statement-error",
+      text: code ? t(`statement.error.${code}`, statement.error.params) : errorMessage(t, statement.error) }));
+  } else {
+    const { version, recipients } = statement.statement;
+    parts.push(h("p", { class: "small ok", testid: "statement-verified",
+      text: t(statement.pinned ? "statement.verifiedPinned" : "statement.verified", { version, n: recipients.length }) }));
+    parts.push(h("ul", { class: "plain small" }, recipients.map((entry) => h("li", { testid: "statement-recipient",
+      dataset: { recipient: entry.recipient } },
+      h("span", { text: entry.username ?? t(`statement.kind.${entry.kind === "escrow" ? "escrow" : "officer"}`) }),
+      " ", h("code", { class: "key", text: entry.recipient })))));
+  }
+  const pending = proposals.filter((p) => p.state === "pending");
+  const mine = pending.filter((p) => p.user_id === state.me?.user_id);
+  for (const proposal of mine) {
+    parts.push(h("p", { class: "notice notice-info small", testid: "key-pending",
+      text: t(`approvals.minePending.${proposal.needs}`, { recipient: proposal.recipient }) }));
+  }
+  const others = pending.filter((p) => p.user_id !== state.me?.user_id);
+  if (others.length) {
+    parts.push(h("h3", { class: "secret-title", text: t("approvals.title") }));
+    for (const proposal of others) {
+      const approve = h("button", { type: "button", class: "btn btn-small btn-primary", testid: "approve-key",
+        text: t("approvals.approve") });
+      const reject = h("button", { type: "button", class: "btn btn-small btn-quiet", testid: "reject-key",
+        text: t("approvals.reject") });
+      approve.addEventListener("click", () => decide("approve", proposal, approve));
+      reject.addEventListener("click", () => decide("reject", proposal, reject));
+      parts.push(h("div", { class: "field-static", testid: "proposal-row", dataset: { username: proposal.username } },
+        h("span", { class: "label", text: t("approvals.proposedBy", { name: proposal.username }) }),
+        h("code", { class: "key", text: proposal.recipient }), h("div", { class: "row" }, approve, reject)));
+    }
+  }
+  root.replaceChildren(...parts);
 }
 
 // --- the officer's identity (for opening) ---------------------------------------------------------
@@ -132,6 +235,8 @@ export async function loadIdentity(text) {
 
 /** Wire the key and identity panels (once, at start). */
 export function wire() {
+  $("key-status").before(h("div", { id: "key-approvals", testid: "key-approvals" }));
+  $("audit-key-pin").addEventListener("change", () => loadApprovals());
   $("generate-key").addEventListener("click", async () => {
     generated = await generateKeyPair();
     $("secret-key").textContent = generated.identity;
@@ -164,7 +269,7 @@ export function wire() {
     // Only the public half leaves the page.
     if (await register(generated.recipient, $("register-generated"))) {
       dropGenerated();
-      setKeyStatus("ok", "keys.registeredOk");
+      setKeyStatus("ok", "keys.proposedOk");
       renderIdentity();
     }
   });
@@ -190,7 +295,7 @@ export function wire() {
     }
     if (await register(value, $("register-pasted"))) {
       input.value = "";
-      setKeyStatus("ok", "keys.registeredOk");
+      setKeyStatus("ok", "keys.proposedOk");
       renderIdentity();
     }
   });

@@ -5,7 +5,7 @@ import { $ } from "../dom.js";
 import { loadCases, renderFilter } from "./cases.js";
 import { api, state } from "./context.js";
 import { roleLabel } from "./format.js";
-import { forgetKeys, renderIdentity, renderKeys } from "./keys.js";
+import { forgetKeys, loadApprovals, renderIdentity, renderKeys } from "./keys.js";
 import { closeOpened } from "./opening.js";
 
 export function show(section) {
@@ -47,7 +47,7 @@ export async function signedIn(me) {
   renderKeys();
   renderIdentity();
   renderFilter();
-  await loadCases();
+  await Promise.all([loadApprovals(), loadCases()]);
 }
 
 /** Drop every secret and every plaintext this page holds. */

@@ -129,3 +129,56 @@ export function staffAdmin(ctx, root) {
 
   return { draw, load };
 }
+
+// My account, for every staff member: change my password. The server ends every session of mine
+// (other browsers and devices too) and answers with a fresh one for this page.
+export function accountView(ctx, root) {
+  const { api, page } = ctx;
+  let errors = {};
+  let formError = null;
+
+  function draw() {
+    const { t } = page;
+    const input = (id, autocomplete) => h("input", { id, type: "password", testid: id, autocomplete, maxlength: "256" });
+    const current = input("account-current-password", "current-password");
+    const fresh = input("account-new-password", "new-password");
+    const again = input("account-repeat-password", "new-password");
+    const field = (name, label, node, hint) => h("div", { class: ["field", errors[name] && "has-error"] },
+      h("label", { for: node.id, text: t(label) }), node, hint ? h("p", { class: "hint", text: t(hint) }) : null,
+      errors[name] ? h("p", { class: "field-error", testid: `error-account-${name}`,
+        text: t(`field.${errors[name]}`, { field: t(label) }) }) : null);
+    const submit = h("button", { type: "submit", class: "btn btn-primary", testid: "account-change-password",
+      text: t("account.change") });
+    const form = h("form", { class: "form", testid: "account-form", novalidate: true },
+      field("current_password", "account.current", current),
+      field("new_password", "account.new", fresh, "account.newHint"),
+      field("repeat", "account.repeat", again),
+      formError ? h("p", { class: "form-error", role: "alert", testid: "account-form-error", text: formError }) : null,
+      h("div", { class: "actions" }, submit));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      errors = {};
+      formError = null;
+      if (!current.value) errors.current_password = "required";
+      if ([...fresh.value.normalize("NFKC")].length < 12) errors.new_password = "password";
+      else if (again.value !== fresh.value) errors.repeat = "passwordRepeat";
+      if (Object.keys(errors).length) return draw();
+      busy(submit, async () => {
+        try {
+          await api.post("/api/auth/password", { current_password: current.value, new_password: fresh.value });
+          page.toast("ok", t("account.changed"));
+          draw();
+        } catch (failure) {
+          if (failure.field === "new_password" || failure.field === "current_password") errors = { [failure.field]: "server" };
+          formError = page.error(failure);
+          draw();
+        }
+      });
+    });
+    fill(root,
+      h("div", { class: "page-head" }, h("h1", { text: t("account.title") }), h("p", { class: "muted", text: t("account.lead") })),
+      h("section", { class: "card card-narrow", testid: "account-password" }, h("h2", { class: "card-title", text: t("account.password") }), form));
+  }
+
+  return { draw, load: async () => draw() };
+}
