@@ -10,6 +10,7 @@ from pathlib import Path
 
 import socketio
 from aiohttp import web
+from sqlalchemy.exc import OperationalError
 
 from server import __version__
 from server.accounts import Accounts
@@ -227,7 +228,21 @@ async def audit_context(app: web.Application) -> AsyncIterator[None]:
             await _finish(checkpoints)
             await _finish(sequencer)
         finally:
-            await audit.checkpoint()  # sequences what this node's last writes queued, then signs
+            await _last_checkpoint(audit)  # sequences what this node's last writes queued, then signs
+
+
+async def _last_checkpoint(audit: AuditLog, attempts: int = 3) -> None:
+    """Sign the last checkpoint at shutdown; SQLite may still be busy with a writer that is finishing (its
+    busy timeout ran out): try again a moment later before giving up, which is logged and fails the stop."""
+    for attempt in range(attempts):
+        try:
+            await audit.checkpoint()
+            return
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or attempt + 1 == attempts:
+                raise
+            log.warning("last audit checkpoint waits for the database", extra={"attempt": attempt + 1})
+            await asyncio.sleep(1.0)
 
 
 async def recorders_context(app: web.Application) -> AsyncIterator[None]:
