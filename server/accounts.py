@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 
@@ -15,6 +14,7 @@ from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
 from server.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from server.hashing import HashingPool
 from server.models import StaffSession, StaffUser
 from server.ratelimit import SlidingWindow
 from server.settings import Settings
@@ -30,8 +30,10 @@ def _now() -> dt.datetime:
 class Accounts:
     """Owns staff users and their sessions."""
 
-    def __init__(self, settings: Settings, db: Database, audit: AuditLog) -> None:
+    def __init__(self, settings: Settings, db: Database, audit: AuditLog, hashing: HashingPool | None = None) -> None:
         self._settings = settings
+        # Never asyncio's default executor: sealing and the database use that one (server/hashing.py).
+        self._hashing = hashing or HashingPool(settings.password_hash_workers, settings.password_hash_queue)
         self._db = db
         self._audit = audit
         self._hasher = PasswordHasher(
@@ -43,11 +45,11 @@ class Accounts:
         self._login_by_address = SlidingWindow(settings.login_attempts_per_minute * 5, 60.0)
 
     async def hash_password(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._hashing.run(self._hasher.hash, password)
 
     async def _password_matches(self, stored: str, password: str) -> bool:
         try:
-            return await asyncio.to_thread(self._hasher.verify, stored, password)
+            return await self._hashing.run(self._hasher.verify, stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

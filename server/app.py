@@ -8,10 +8,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import socketio
 from aiohttp import web
 
-from server import __version__
+from server import __version__, jsonlog
 from server.accounts import Accounts
 from server.agreements import Agreements
 from server.api import router
@@ -19,11 +18,13 @@ from server.audit import AuditLog, load_or_create_signing_key
 from server.cases import CaseDesk
 from server.credentials import Credentials
 from server.database import Database
+from server.datadir import private_directory
 from server.errors import error_middleware
+from server.hashing import HashingPool
 from server.joinlinks import JoinLinks
 from server.metrics import Metrics
 from server.notifier import CaseViewNotifier
-from server.proxies import client_address_middleware
+from server.proxies import client_address_middleware, peer_trust
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
 from server.records import CaseRecords
@@ -32,6 +33,7 @@ from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
 from server.settings import Settings
+from server.socketguard import GuardedServer, SocketBudgets, TransportErrors
 from recording.records.storage import DirectoryStorage
 from signaling.fanout import RedisFanout
 from signaling.origins import Origins
@@ -111,8 +113,8 @@ def _socket_origin_check(origins: Origins) -> Callable[..., Awaitable[web.Stream
     async def socket_origin(request: web.Request,
                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin is not None and request.path.startswith("/socket.io/") and not origins.allows(
-                origin, request.scheme, request.host, request.headers.get("X-Forwarded-Proto")):
+        if origin is not None and request.path.startswith("/socket.io/") and not origins.allows_request(
+                origin, request):
             return web.json_response({"code": "bad_origin",
                                       "message": f"origin {origin[:200]} may not open room sockets"}, status=403)
         return await handler(request)
@@ -129,6 +131,7 @@ FANOUT = web.AppKey("fanout", RedisFanout | None)
 AUDIT = web.AppKey("audit", AuditLog)
 RECORDERS = web.AppKey("recorders", ProcessRecorders)
 ROOMS = web.AppKey("rooms", RoomNamespace)
+HASHING = web.AppKey("hashing", HashingPool)
 
 
 @contextlib.asynccontextmanager
@@ -153,6 +156,12 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     yield
     async with _stopping("metrics"):
         await _finish(lag)
+
+
+async def hashing_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    async with _stopping("password hashing"):
+        app[HASHING].close()
 
 
 async def database_context(app: web.Application) -> AsyncIterator[None]:
@@ -214,7 +223,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[client_address_middleware(settings.trusted_proxies), security_headers,
                                        metrics.middleware(), error_middleware])
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directory(settings.data_dir)
     db = Database(settings.effective_database_url)
     signing_key = load_or_create_signing_key(settings.audit_key_path)
     audit = AuditLog(db, signing_key)
@@ -222,8 +231,12 @@ def create_app(settings: Settings) -> web.Application:
     own_url = {"value": settings.internal_url or f"http://{settings.host}:{settings.port}"}
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
                                  segment_seconds=settings.recording_segment_seconds,
-                                 stop_grace_seconds=settings.recording_stop_grace_seconds)
+                                 stop_grace_seconds=settings.recording_stop_grace_seconds,
+                                 log_level=settings.log_level, log_bytes_per_minute=settings.log_bytes_per_minute)
     links = JoinLinks(audit, settings.join_link_ttl_seconds)
+    # Sign-in's Argon2 in its own bounded pool: a flood of sign-ins is refused, sealing never waits on it.
+    hashing = HashingPool(settings.password_hash_workers, settings.password_hash_queue,
+                          on_refused=lambda: metrics.refused("password_hashing_busy"))
     credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     services = Services(
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit), credentials=credentials,
@@ -243,14 +256,25 @@ def create_app(settings: Settings) -> web.Application:
                           liveness=_node_liveness(settings))
     metrics.observe_rooms(rooms.census, recorders.running)
     manager = RedisFanout(settings.redis_url, on_resubscribed=rooms.resync) if settings.redis_url else None
-    origins = Origins((*settings.allowed_origins, settings.public_url))
+    origins = Origins((*settings.allowed_origins, settings.public_url), peer_trust(settings.trusted_proxies))
     app.middlewares.append(_socket_origin_check(origins))
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
-                               max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
+    budgets = SocketBudgets(sessions_per_address=settings.socket_sessions_per_address,
+                            handshakes_per_minute=settings.socket_handshakes_per_minute,
+                            polls_per_minute=settings.socket_polls_per_minute,
+                            on_refused=metrics.refused, on_malformed=metrics.malformed_frames.inc)
+    app.middlewares.append(budgets.middleware())
+    sio = GuardedServer(budgets, async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
+                        max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
+    transport_errors = TransportErrors(metrics.transport_errors.inc)
+    for logger in (sio.logger, sio.eio.logger):
+        logger.filters[:] = [f for f in logger.filters if not isinstance(f, TransportErrors)]
+        logger.addFilter(transport_errors)
+    metrics.observe_log(jsonlog.dropped_records)
     sio.register_namespace(rooms)
     sio.attach(app, socketio_path="socket.io")
 
     app[METRICS] = metrics
+    app[HASHING] = hashing
     app[DATABASE] = db
     app[ROOM_STORE] = store
     app[FANOUT] = manager
@@ -259,7 +283,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ROOMS] = rooms
     # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
     # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
-    app.cleanup_ctx.extend([metrics_context, database_context, room_store_context, fanout_context,
+    app.cleanup_ctx.extend([metrics_context, hashing_context, database_context, room_store_context, fanout_context,
                             audit_context, recorders_context, rooms_context])
 
     async def close_sockets(_app: web.Application) -> None:
