@@ -290,8 +290,8 @@ def create_app(settings: Settings) -> web.Application:
         # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io
         # level (not as a socket.io disconnect, which tells clients not to come back), each is marked
         # disconnected here and its client reconnects at once, through the proxy, to another node.
-        if sio.eio.sockets:  # engine.io's disconnect-all fails when there is nothing to close
-            await sio.eio.disconnect()
+        # Without waiting for each client to fetch its close packet: a polling client may never come back.
+        await sio.close_sessions()
 
     app.on_shutdown.append(close_sockets)
     router.install(app, services.credentials.authenticate, services.cases.check_member, settings.max_body_bytes)

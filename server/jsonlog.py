@@ -13,6 +13,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 # Prefixes of every bearer token we issue: staff sessions, case receipts, join links, recorder workers.
@@ -72,18 +73,19 @@ class BudgetHandler(logging.StreamHandler):  # type: ignore[type-arg]
     records were dropped meanwhile. ``dropped`` is the running total, exported as a metric.
     """
 
-    def __init__(self, stream: TextIO, bytes_per_minute: int) -> None:
+    def __init__(self, stream: TextIO, bytes_per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(stream)
         self.capacity = float(bytes_per_minute)
         self.dropped = 0
+        self._clock = clock
         self._tokens = self.capacity
-        self._updated = time.monotonic()
+        self._updated = clock()
         self._unreported = 0
         self._budget_lock = threading.Lock()
 
     def _take(self, size: int) -> bool:
         with self._budget_lock:
-            now = time.monotonic()
+            now = self._clock()
             self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.capacity / 60.0)
             self._updated = now
             if self._tokens < size:

@@ -7,13 +7,14 @@ import hashlib
 from collections.abc import Callable
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from recording.records.checkpoint import public_key_pem
 from recording.records.kinds import RecordKind
 from recording.records.manifest import build_manifest, manifest_object
 from recording.records.merkle import TreeLevels
 from recording.records.sealing import SealedObject, Sealer, parse_recipient
-from recording.records.storage import RecordStorage
+from recording.records.storage import RecordExistsError, RecordStorage
 from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
@@ -89,11 +90,17 @@ class CaseRecords:
 
     async def file_ciphertext(self, ciphertext: bytes, *, actor: str, recipients: list[str], case_id: str,
                               session_id: str, participant_id: str, part: int, index: int) -> SealedRecord:
-        """Store a recording segment sealed by the recorder and enter it on the case and in the audit log."""
-        sealed = await self._sealer.store(ciphertext, kind=RecordKind.RECORDING_SEGMENT, case_id=case_id,
-                                          session_id=session_id, recipients=recipients,
-                                          participant_id=participant_id, index=index, part=part)
-        return await self._enter(sealed, actor)
+        """Store a recording segment sealed by the recorder and enter it on the case and in the audit log.
+
+        A segment is filed once: the same participant, part and index again is ``segment_exists`` (409)."""
+        try:
+            sealed = await self._sealer.store(ciphertext, kind=RecordKind.RECORDING_SEGMENT, case_id=case_id,
+                                              session_id=session_id, recipients=recipients,
+                                              participant_id=participant_id, index=index, part=part)
+            return await self._enter(sealed, actor)
+        except (RecordExistsError, IntegrityError):
+            raise Conflict(f"segment {index} of part {part} of participant {participant_id} is already filed",
+                           code="segment_exists", field="index") from None
 
     async def _enter(self, sealed: SealedObject, actor: str) -> SealedRecord:
         record = SealedRecord(record_id=new_id("rec"), case_id=sealed.case_id, session_id=sealed.session_id,

@@ -174,7 +174,25 @@ class GuardedServer(socketio.AsyncServer):
             await super()._handle_eio_message(eio_sid, data)
         except MalformedFrame as exc:
             self.budgets.malformed(eio_sid, self.environ.get(eio_sid), exc)
-            await self.eio.disconnect(eio_sid)
+            await self.close_session(eio_sid)
+
+    async def close_session(self, eio_sid: str) -> None:
+        """Close an engine.io session without waiting for its client to collect the close packet.
+
+        engine.io's own ``disconnect`` waits until the client has fetched everything queued: a polling
+        client that never polls again would hold the caller (and the node's shutdown) forever."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            await socket.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
+            self.eio.sockets.pop(eio_sid, None)
+            # Past the close packet, end the writer: it closes a WebSocket even if the client ignores the
+            # close packet (a hostile one would otherwise hold the connection until the ping timeout).
+            await socket.queue.put(None)
+
+    async def close_sessions(self) -> None:
+        """Close every engine.io session of this node, as ``close_session`` does."""
+        for eio_sid in list(self.eio.sockets):
+            await self.close_session(eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         try:
