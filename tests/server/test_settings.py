@@ -49,3 +49,25 @@ def test_settings_invalid_value_stops_startup_with_message(tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert "MEDIATION_PORT='not-a-port'" in result.stderr
+
+
+def test_settings_file_variant_reads_secret_from_file_and_refuses_both(tmp_path: Path) -> None:
+    secret_file = tmp_path / "turn-secret"
+    secret_file.write_text("s3cret-from-file\n")
+    settings = Settings.from_env({"MEDIATION_TURN_SECRET_FILE": str(secret_file),
+                                  "MEDIATION_DATABASE_URL_FILE": str(_write(tmp_path / "db", "sqlite+aiosqlite:///x.db"))})
+    assert settings.turn_secret.reveal() == "s3cret-from-file" and settings.database_url == "sqlite+aiosqlite:///x.db"
+    with pytest.raises(SettingsError, match="MEDIATION_TURN_SECRET and MEDIATION_TURN_SECRET_FILE"):
+        Settings.from_env({"MEDIATION_TURN_SECRET": "x", "MEDIATION_TURN_SECRET_FILE": str(secret_file)})
+    with pytest.raises(SettingsError, match="MEDIATION_TURN_SECRET_FILE=.*cannot read") as caught:
+        Settings.from_env({"MEDIATION_TURN_SECRET_FILE": str(tmp_path / "missing")})
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(SettingsError, match="MEDIATION_PORT=.*invalid"):
+        Settings.from_env({"MEDIATION_PORT_FILE": str(_write(tmp_path / "port", "not a port"))})
+    with pytest.raises(SettingsError, match="unknown setting MEDIATION_NO_SUCH_FILE"):
+        Settings.from_env({"MEDIATION_NO_SUCH_FILE": str(secret_file)})
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
