@@ -99,16 +99,19 @@ class Accounts:
                 raise TooManyRequests(
                     f"too many sign-in attempts; retry in {retry} s", headers={"Retry-After": str(retry)}
                 )
-        async with self._db.read() as session:
-            user = (await session.execute(select(StaffUser).where(StaffUser.username == username))).scalar_one_or_none()
-        matches = await self._password_matches(user.password_hash if user else self._decoy_hash, password)
-        if user is None or not matches or user.disabled:
-            async with self._db.write() as session:
-                await self._audit.append(
-                    session, actor="anonymous", action="login_failed",
-                    detail={"username": username[:64], "address": address},
-                )
-            raise Unauthorized("unknown username or wrong password", code="bad_credentials")
+        # Admitted to the hashing pool before any other work: a refused attempt costs no lookup, no audit entry.
+        with self._hashing.admission():
+            async with self._db.read() as session:
+                user = (await session.execute(
+                    select(StaffUser).where(StaffUser.username == username))).scalar_one_or_none()
+            matches = await self._password_matches(user.password_hash if user else self._decoy_hash, password)
+            if user is None or not matches or user.disabled:
+                async with self._db.write() as session:
+                    await self._audit.append(
+                        session, actor="anonymous", action="login_failed",
+                        detail={"username": username[:64], "address": address},
+                    )
+                raise Unauthorized("unknown username or wrong password", code="bad_credentials")
         token, token_hash = new_token("stf")
         now = _now()
         expires_at = now + dt.timedelta(seconds=self._settings.session_ttl_seconds)

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from server.errors import TooManyRequests
 
 T = TypeVar("T")
+
+# Set inside ``admission``: hashes run there were admitted already, with the work around them.
+_ADMITTED: contextvars.ContextVar[bool] = contextvars.ContextVar("password_hash_admitted", default=False)
 
 
 def _timed(function: Callable[..., T], args: tuple[object, ...]) -> tuple[T, float]:
@@ -45,7 +50,13 @@ class HashingPool:
         """Hashes running or waiting now."""
         return self._admitted
 
-    async def run(self, function: Callable[..., T], *args: object) -> T:
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Admit one caller's hashing, or refuse it at once: wrap the whole of a sign-in in it, so a refused
+        attempt costs nothing else either (no database lookup, no audit entry)."""
+        if _ADMITTED.get():
+            yield
+            return
         if self._admitted >= self._capacity:
             if self._on_refused is not None:
                 self._on_refused()
@@ -53,10 +64,17 @@ class HashingPool:
             raise TooManyRequests("the server is busy checking passwords; retry shortly", code="busy",
                                   headers={"Retry-After": str(retry)})
         self._admitted += 1
+        token = _ADMITTED.set(True)
         try:
-            result, seconds = await asyncio.get_running_loop().run_in_executor(self._executor, _timed, function, args)
+            yield
         finally:
+            _ADMITTED.reset(token)
             self._admitted -= 1
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)`` on the pool's threads, admitted first unless the caller's admission covers it."""
+        with self.admission():
+            result, seconds = await asyncio.get_running_loop().run_in_executor(self._executor, _timed, function, args)
         self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * seconds
         return result
 

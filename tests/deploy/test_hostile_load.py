@@ -11,7 +11,9 @@ answered with its documented refusal. The figures are printed for docs/performan
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import multiprocessing
 import dataclasses
 import random
 import re
@@ -224,6 +226,25 @@ async def _consent_flood(borrower: Member, stop: asyncio.Event, answers: Counter
             give = not give
 
 
+async def _anonymous_floods(base: str, seconds: float) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    stop = asyncio.Event()
+    signin, malformed, polling = Counter(), Counter(), Counter()
+    floods = [asyncio.ensure_future(_signin_flood(base, stop, signin)),
+              asyncio.ensure_future(_malformed_flood(base, stop, malformed)),
+              asyncio.ensure_future(_polling_flood(base, stop, polling))]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*floods), 120)
+    return signin, malformed, polling
+
+
+def run_anonymous_floods(base: str, seconds: float) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """The anonymous floods, in a process of their own: their clients' work must not delay the rooms'
+    clients in the test's process, whose acknowledgement times are the figure under test."""
+    return asyncio.run(_anonymous_floods(base, seconds))
+
+
 def _five_hundreds(node_base: str) -> int:
     with urllib.request.urlopen(node_base + "/metrics", timeout=10) as response:
         text = response.read().decode()
@@ -256,15 +277,13 @@ async def test_hostile_load_rooms_stay_fast_and_whole_while_floods_are_refused(t
             errors_before = sum(_five_hundreds(node.base) for node in topology.nodes)
 
             stop = asyncio.Event()
-            signin, malformed, polling, consent = Counter(), Counter(), Counter(), Counter()
+            consent: Counter[str] = Counter()
             members = [m for room in chat_rooms for m in room]
             work = [asyncio.ensure_future(m.chat(stop)) for m in members]
-            work += [asyncio.ensure_future(_signin_flood(base, stop, signin)),
-                     asyncio.ensure_future(_malformed_flood(base, stop, malformed)),
-                     asyncio.ensure_future(_polling_flood(base, stop, polling))]
             work += [asyncio.ensure_future(_consent_flood(room[2], stop, consent)) for room in consent_rooms]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), FLOOD_SECONDS)
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                signin, malformed, polling = await asyncio.get_running_loop().run_in_executor(
+                    pool, run_anonymous_floods, base, FLOOD_SECONDS)
             stop.set()
             await asyncio.wait_for(asyncio.gather(*work), 120)
 
