@@ -6,6 +6,10 @@ flood would stall every room's sealed chat. Here it has its own threads (Argon2 
 while it hashes, so a thread costs one core and no event-loop time), at most ``workers`` hashes run at
 once, at most ``queue`` more wait, and any caller past that is refused at once with 429 and
 ``Retry-After`` instead of waiting.
+
+Its threads also run at the lowest CPU priority (nice 19, Linux schedules each thread apart): when
+cores are short, as with several nodes on one host, the event loop, sealing and the database get the
+CPU first, and sign-ins wait instead of the rooms.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import concurrent.futures
 import contextlib
 import contextvars
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -27,6 +33,16 @@ T = TypeVar("T")
 _ADMITTED: contextvars.ContextVar[bool] = contextvars.ContextVar("password_hash_admitted", default=False)
 
 
+LOWEST_PRIORITY = 19
+
+
+def _lower_priority() -> None:
+    # Raising a thread's own nice value needs no privilege; where threads have no priority of their own
+    # (not Linux) this does nothing.
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
+
+
 def _timed(function: Callable[..., T], args: tuple[object, ...]) -> tuple[T, float]:
     started = time.perf_counter()
     return function(*args), time.perf_counter() - started
@@ -36,8 +52,8 @@ class HashingPool:
     """At most ``workers`` hashes at once and ``queue`` waiting; beyond that, ``TooManyRequests`` at once."""
 
     def __init__(self, workers: int, queue: int, on_refused: Callable[[], None] | None = None) -> None:
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
-                                                               thread_name_prefix="password-hash")
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="password-hash",
+                                                               initializer=_lower_priority)
         self._workers = workers
         self._capacity = workers + queue
         self._admitted = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -70,3 +71,12 @@ async def test_hashing_signin_flood_gets_429_busy_never_5xx(tmp_path: Path) -> N
             if status == 429:
                 assert body["error"] == "busy" and retry is not None and int(retry) >= 1
         assert statuses.count(401) >= 2
+
+
+async def test_hashing_pool_threads_run_at_lowest_priority() -> None:
+    pool = HashingPool(workers=1, queue=0)
+    try:
+        nice = await pool.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert nice == 19 and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != 19
+    finally:
+        pool.close()
