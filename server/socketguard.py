@@ -9,8 +9,8 @@ request with 429, ``Retry-After`` and ``{code, message}`` (docs/protocol.md, "Ha
 - ``handshake_rate_limited``: new sessions per minute;
 - ``poll_rate_limited``: polling requests per minute.
 
-A frame that does not decode as socket.io is counted (``mediation_malformed_frames``), logged at most
-once per address per minute as one line without a traceback, and its engine.io session is closed.
+A frame that does not decode as socket.io is dropped and counted (``mediation_malformed_frames``), and
+logged at most once per address per minute as one line without a traceback; its session stays.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class SocketBudgets:
         self._on_malformed()
         address = _address(environ or {})
         if self._malformed_logged.first(address):
-            log.warning("malformed socket.io frame; session closed (logged once a minute per address)",
+            log.warning("malformed socket.io frames dropped (logged once a minute per address)",
                         extra={"client": address, "error": str(error)})
 
     # --- HTTP requests to /socket.io/ -----------------------------------------------------------
@@ -158,7 +158,7 @@ class SocketBudgets:
 
 class GuardedServer(socketio.AsyncServer):
     """python-socketio's server, counting each engine.io session against its address's budget and treating
-    an undecodable frame as the client's fault: counted, briefly logged, its session closed."""
+    an undecodable frame as the client's fault: dropped, counted, briefly logged."""
 
     def __init__(self, budgets: SocketBudgets, **options: Any) -> None:
         super().__init__(serializer=CheckedPacket, **options)
@@ -173,8 +173,8 @@ class GuardedServer(socketio.AsyncServer):
         try:
             await super()._handle_eio_message(eio_sid, data)
         except MalformedFrame as exc:
+            # Dropped: the sender may lose that request, never its socket (docs/protocol.md, "Connecting").
             self.budgets.malformed(eio_sid, self.environ.get(eio_sid), exc)
-            await self.close_session(eio_sid)
 
     async def close_session(self, eio_sid: str) -> None:
         """Close an engine.io session without waiting for its client to collect the close packet.
