@@ -196,7 +196,7 @@ class Settings:
     recording_segment_seconds: float = _field("RECORDING_SEGMENT_SECONDS", _positive_float, 5.0)
     # How long a stopped recorder may take to file its last segment before it is killed.
     recording_stop_grace_seconds: float = _field("RECORDING_STOP_GRACE_SECONDS", _positive_float, 30.0)
-    # Per socket, requests per second and burst: the chat budget (send_chat, typing) and the signal
+    # Per socket, requests per second and burst: the chat budget (send_chat, typing, give_consent, withdraw_consent) and the signal
     # budget (every other request); past flood_burst refusals (refilling at flood_rate) it is disconnected.
     room_chat_rate: float = _field("ROOM_CHAT_RATE", _positive_float, 5.0)
     room_chat_burst: int = _field("ROOM_CHAT_BURST", _positive_int, 10)
