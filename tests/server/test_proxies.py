@@ -21,14 +21,14 @@ def test_forwarded_client_believed_only_from_a_trusted_proxy() -> None:
 
 
 async def test_proxies_sign_in_limit_counts_each_forwarded_client(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, trusted_proxies=("127.0.0.1",), login_attempts_per_minute=1)
+    settings = make_settings(tmp_path, trusted_proxies=("127.0.0.1",), login_address_free_failures=4)
     async for api in _serve(settings):
         wrong = {"username": "nobody", "password": "a wrong but long password"}
         for client in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5"):
             status, body = await api.call("POST", "/api/auth/login", json={**wrong, "username": client},
                                           headers={"X-Forwarded-For": client})
             assert status == 401, body
-        # Five attempts a minute per address (login_attempts_per_minute x 5): the sixth from one client is refused.
+        # An address backs off at its fifth failure (login_address_free_failures=4): the sixth attempt is refused.
         for n in range(4):
             await api.call("POST", "/api/auth/login", json={**wrong, "username": f"u{n}"},
                            headers={"X-Forwarded-For": "203.0.113.1"})

@@ -33,7 +33,7 @@ async def test_consent_toggles_from_a_lobby_party_file_at_most_the_documented_bu
     api = room.api
     _, compliance = await api.staff("compliance_officer")
     key = generate(tmp_path / "officer")
-    await api.call("PUT", "/api/staff/me/recipient", token=compliance, json={"recipient": key.recipient})
+    await api.approve_key(compliance, key.recipient)  # in force: consent is sealed evidence
     borrower = room.borrower()
     joined = await borrower.join()
     assert joined["status"] == "lobby" and joined["records_sealed"]  # no mediator, never admitted

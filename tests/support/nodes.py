@@ -22,7 +22,7 @@ from tests.support.services import NginxServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-ADMIN, ADMIN_PASSWORD = "admin", "an administrator's long password"
+ADMIN, ADMIN_PASSWORD = "admin", "the first operator's long password"  # must not contain the username
 # A second administrator the operator made: the first officer's key needs two independent ones.
 SECOND_ADMIN, SECOND_ADMIN_PASSWORD = "admin2", "another administrator's long password"
 START_TIMEOUT = 60.0
