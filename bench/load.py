@@ -48,7 +48,7 @@ import socketio  # noqa: E402
 from tests.deploy.topology import Topology  # noqa: E402
 from tests.recording.agekeys import generate  # noqa: E402
 from tests.support.nodes import ADMIN, ADMIN_PASSWORD, PYTHON, Node  # noqa: E402
-from tests.support.walk import Http, Journey, scheduled_case  # noqa: E402
+from tests.support.walk import Http, Journey, approve_first_key, scheduled_case  # noqa: E402
 
 NAMESPACE = "/room"
 P99_BUDGET_MS = 100.0
@@ -333,7 +333,7 @@ async def register_compliance_key(topology: Topology, workdir: Path) -> None:
         http = Http(session, topology.url)
         admin = await http.login(ADMIN, ADMIN_PASSWORD)
         _, compliance = await http.staff(admin, "compliance_officer")
-        await http.call("PUT", "/api/staff/me/recipient", token=compliance, json_body={"recipient": key.recipient})
+        await approve_first_key(http, admin, compliance, key.recipient)
 
 
 async def chat_scenario(kind: str, args: argparse.Namespace, workdir: Path, began: float) -> None:

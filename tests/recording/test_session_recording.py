@@ -29,9 +29,10 @@ from tests.recording.agekeys import AgeKey, age_binary, generate
 from tests.recording.recorder.test_peer import MovingPattern, Tone
 from tests.signaling.conftest import issue_link
 from tests.signaling.peer import Participant
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD, START_TIMEOUT, Node, create_admin, node_environment, start_nodes
+from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, START_TIMEOUT, Node,
+                                 create_admin, node_environment, start_nodes)
 from tests.support.services import free_port
-from tests.support.walk import Http, scheduled_case
+from tests.support.walk import Http, approve_first_key, scheduled_case
 
 RECORD_SECONDS = 21.0
 CANARY = "CANARY-紫色大象-7731"
@@ -435,6 +436,7 @@ async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(t
     port = free_port()
     env = node_environment(MEDIATION_PORT=str(port), MEDIATION_DATA_DIR=str(tmp_path / "data"))
     await asyncio.to_thread(create_admin, env)
+    await asyncio.to_thread(create_admin, env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
     node = Node(name="recording", port=port, env=env, log_path=tmp_path / "node.log")
     await asyncio.to_thread(start_nodes, [node])
     peers: list[Participant] = []
@@ -444,7 +446,7 @@ async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(t
             admin = await http.login(ADMIN, ADMIN_PASSWORD)
             _, compliance = await http.staff(admin, "compliance_officer")
             key = generate(tmp_path / "officer")
-            await http.call("PUT", "/api/staff/me/recipient", token=compliance, json_body={"recipient": key.recipient})
+            await approve_first_key(http, admin, compliance, key.recipient)
             journey = await scheduled_case(http, admin)
             mediator = Participant(node.base, {"token": journey.mediator, "session_id": journey.session_id})
             bank = Participant(node.base, {"token": journey.bank, "session_id": journey.session_id})

@@ -30,6 +30,7 @@ from server.settings import Settings, SettingsError
 from server.witness import WitnessService, WitnessState
 from server.witness import main as witness_main
 from server.witnesses import add_checkpoint_body
+from tests.recording.agekeys import generate
 from tests.conftest import _serve, application, make_settings, walk_to_scheduled
 
 
@@ -194,6 +195,7 @@ async def test_audit_node_restarted_over_a_hole_in_the_log_refuses_and_still_ser
         status, body = await api.call("GET", "/readyz")
         assert status == 503 and body["error"] == "audit_refused"
         _, token = await api.staff("compliance_officer")
+        await api.approve_key(token, generate(tmp_path / "officer").recipient)  # two-person control
         status, manifest = await api.call("GET", f"/api/cases/{journey.case_id}/records/manifest", token=token)
         assert status == 200, manifest
         status, body = await api.call("GET", "/api/audit/checkpoint", token=token)

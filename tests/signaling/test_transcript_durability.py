@@ -17,9 +17,10 @@ import pytest
 
 from tests.recording.agekeys import age_binary, generate
 from tests.signaling.peer import Participant
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD, Node, create_admin, node_environment, start_nodes
+from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, Node, create_admin,
+                                 node_environment, start_nodes)
 from tests.support.services import free_port
-from tests.support.walk import Http, scheduled_case
+from tests.support.walk import Http, approve_first_key, scheduled_case
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -44,6 +45,7 @@ async def _transcript(http: Http, compliance: str, case_id: str, identity: Path)
 async def test_transcript_after_node_sigkill_and_restart_holds_every_sealed_chat_message(tmp_path: Path) -> None:
     env = node_environment(MEDIATION_DATA_DIR=str(tmp_path / "data"), MEDIATION_PORT=str(free_port()))
     create_admin(env)
+    create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
     node = Node(name="a", port=int(env["MEDIATION_PORT"]), env=env, log_path=tmp_path / "node.log")
     await asyncio.to_thread(start_nodes, [node])
     peers: list[Participant] = []
@@ -53,8 +55,7 @@ async def test_transcript_after_node_sigkill_and_restart_holds_every_sealed_chat
             admin = await http.login(ADMIN, ADMIN_PASSWORD)
             _, compliance = await http.staff(admin, "compliance_officer")
             key = generate(tmp_path / "officer")
-            await http.call("PUT", "/api/staff/me/recipient", token=compliance,
-                            json_body={"recipient": key.recipient})
+            await approve_first_key(http, admin, compliance, key.recipient)
             case = await scheduled_case(http, admin)
             mediator = Participant(node.base, case.auth("mediator"))
             borrower = Participant(node.base, case.auth("borrower"))

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from tests.support.mailbox import Mailbox, link_token
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD
 
 STAFF_PASSWORD = "a long enough password"
 
@@ -233,3 +233,12 @@ async def scheduled_case(http: Http, admin: str | None = None, officer: str | No
     """The walk on a deployed server: staff made by the administrator, the borrower's link issued."""
     admin = admin or await http.login(ADMIN, ADMIN_PASSWORD)
     return await walk_to_scheduled(http, functools.partial(http.staff, admin), officer=officer, link=True)
+
+
+async def approve_first_key(http: Http, admin: str, compliance: str, recipient: str) -> None:
+    """The first compliance officer's key put in force as two-person control requires: proposed by the
+    officer, approved by the operator's two administrators (``create_admin`` made both, independently)."""
+    proposal = await http.call("PUT", "/api/staff/me/recipient", token=compliance, expect=202,
+                               json_body={"recipient": recipient})
+    for approver in (admin, await http.login(SECOND_ADMIN, SECOND_ADMIN_PASSWORD)):
+        await http.call("POST", f"/api/compliance/keys/{proposal['proposal_id']}/approve", token=approver)

@@ -20,6 +20,7 @@ from playwright.async_api import Browser, Page, expect
 from server.agreements import verify_signed_agreement
 from server.audit import key_id
 from tests.conftest import Api, application
+from tests.recording.agekeys import generate
 from tests.support.mailbox import link_token
 from tests.web.browser import (
     LENDER_EMAIL, ZONE, Pages, accept_case, assign_staff, close_case, confirm_session, fill_application, fill_feedback,
@@ -34,12 +35,13 @@ XSS_SCRIPT = "<script>window.__xss=1</script>"
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_pages_whole_journey_apply_review_schedule_sign_close_feedback(api: Api, browser: Browser) -> None:
+async def test_pages_whole_journey_apply_review_schedule_sign_close_feedback(api: Api, browser: Browser,
+                                                                            tmp_path: Path) -> None:
     officer_id, officer_token = await api.staff("case_officer", "officer.lin")
     mediator_id, _ = await api.staff("mediator", "mediator.wang")
     await api.staff("mediator", "mediator.zhou")
     bank_id, _ = await api.staff("bank_representative", "bank.chen")
-    await api.staff("compliance_officer", "compliance.he")
+    _, compliance_token = await api.staff("compliance_officer", "compliance.he")
     await api.staff("administrator", "admin.root")
     # Ten earlier applications, so the officer's list has a second page.
     for n in range(10):
@@ -255,6 +257,8 @@ async def test_pages_whole_journey_apply_review_schedule_sign_close_feedback(api
         await expect(admin.get_by_test_id("nav-compliance")).to_have_attribute("href", "/compliance")
         await shots(admin, AREA, "desk-admin")
 
+        # Two-person control: the officer reaches cases once a key of theirs is approved by two others.
+        await api.approve_key(compliance_token, generate(tmp_path / "officer").recipient)
         compliance = await pages.open("/desk")
         await sign_in_desk(compliance, "compliance.he")
         await expect(compliance.get_by_test_id("nav-compliance")).to_be_visible()

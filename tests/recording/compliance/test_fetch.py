@@ -25,8 +25,7 @@ async def test_fetch_missing_and_unaudited_records_reported_rest_fetched_and_pin
     async for api in _serve(make_settings(tmp_path)):
         _, compliance = await api.staff("compliance_officer")
         key = generate(tmp_path / "officer")
-        assert (await api.call("PUT", "/api/staff/me/recipient", token=compliance,
-                               json={"recipient": key.recipient}))[0] == 200
+        await api.approve_key(compliance, key.recipient)
         journey = await walk_to_scheduled(api)
         records = [await api.services.records.seal_and_file(
             b'{"said": "hello %d"}' % n, actor="test:node", kind=RecordKind.CHAT_MESSAGE, case_id=journey.case_id,
@@ -68,8 +67,7 @@ async def test_fetch_forged_segment_after_a_restart_is_refused_by_the_node_and_r
     pin = tmp_path / "pin"
     async for api in _serve(settings):
         _, compliance = await api.staff("compliance_officer", "officer-one")
-        assert (await api.call("PUT", "/api/staff/me/recipient", token=compliance,
-                               json={"recipient": key.recipient}))[0] == 200
+        await api.approve_key(compliance, key.recipient)
         journey = await walk_to_scheduled(api)
         recipient = pyrage.x25519.Recipient.from_str(key.recipient)
         segments = [await api.services.records.file_ciphertext(

@@ -6,10 +6,9 @@
 // decryption. An object failing any check contributes nothing. Every problem is reported, tied to
 // the output it spoils; a spoiled output is INCOMPLETE. No DOM access here.
 
-import { base64ToBytes, bytesToHex, sha256, utf8 } from "./bytes.js";
-import {
-  CheckpointVerifier, CryptoUnsupportedError, checkPinned, importAuditKey, parseNote, parseVkey, verifyNote,
-} from "./checkpoint.js";
+import { bytesToHex, sha256, utf8 } from "./bytes.js";
+import { CheckpointVerifier, CryptoUnsupportedError, importAuditKey } from "./checkpoint.js";
+import { checkEvidence } from "./evidence.js";
 import { FIRST_INDEX, checkAuditEntry, describeObject } from "./manifest.js";
 import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } from "./transcript.js";
 
@@ -38,11 +37,8 @@ import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } fro
  * @property {Uint8Array[]} chunks
  * @property {(number | null)[]} segments
  * @property {boolean} [spoiled]
- *
- * @typedef {object} CheckpointEvidence The checkpoint's signed note, and the proof from the pinned size.
- * @property {string} note
- * @property {{old_size: number, proof: string[]} | null} [consistency]
  */
+/** @typedef {import("./evidence.js").CheckpointEvidence} CheckpointEvidence */
 
 // Transcripts first: the segment counts they declare decide whether a recording is complete.
 const KIND_ORDER = ["transcript", "chat_message", "consent", "agreement", "recording_segment"];
@@ -526,70 +522,6 @@ function compare(a, b) {
     if (a[i] > b[i]) return 1;
   }
   return 0;
-}
-
-/**
- * The checkpoint evidence (docs/records.md, "Pinning"): `evidence` is {note, consistency: {old_size,
- * proof: [base64]} | null} or null; `pin` {origin, treeSize, rootHash} or null; `witnessKeys` vkey
- * strings; `quorum` cosignatures required. Records problems and warnings in `report`; resolves the
- * note's text to pin when it passed, else null. Mirrors recording/compliance/pinning.py.
- * @param {object} options
- * @param {CheckpointEvidence | null} options.evidence
- * @param {CheckpointHead | null} options.pin
- * @param {string[]} options.witnessKeys
- * @param {number} options.quorum
- * @param {Manifest} options.manifest
- * @param {Map<string, CryptoKey>} options.trusted
- * @param {Report} options.report
- * @returns {Promise<string | null>}
- */
-export async function checkEvidence({ evidence, pin, witnessKeys, quorum, manifest, trusted, report }) {
-  if (!evidence) {
-    if (pin || quorum) report.problem(null, "no_checkpoint_note");
-    return null;
-  }
-  if (!pin) report.warning("checkpoint_not_pinned");
-  let note;
-  let witnesses;
-  try {
-    note = parseNote(evidence.note);
-    witnesses = await Promise.all(witnessKeys.map(parseVkey));
-  } catch (error) {
-    report.problem(null, "checkpoint_note_malformed", {
-      message: String(/** @type {{message?: unknown} | null | undefined} */ (error)?.message ?? error) });
-    return null;
-  }
-  const { head } = note;
-  /** @type {LogKey | null} */
-  let logKey = null;
-  for (const key of trusted.values()) {
-    const raw = new Uint8Array(await crypto.subtle.exportKey("raw", key));
-    if (await verifyNote(note, head.origin, raw, key)) logKey = { raw, key };
-  }
-  /** @type {Uint8Array[]} */
-  let proof = [];
-  /** @type {Problem[]} */
-  const problems = [];
-  if (pin) {
-    const consistency = evidence.consistency;
-    try {
-      if (!consistency || consistency.old_size !== pin.treeSize || !Array.isArray(consistency.proof)) {
-        throw new TypeError("no consistency proof from the pinned size");
-      }
-      proof = consistency.proof.map(base64ToBytes);
-    } catch {
-      problems.push({ code: "checkpoint_inconsistent", params: { size: head.treeSize, pinned: pin.treeSize } });
-    }
-  }
-  problems.push(...await checkPinned(pin, note, logKey, proof, witnesses, quorum));
-  const root = bytesToHex(head.rootHash);
-  const others = manifest.objects.filter((o) => o.checkpoint.treeSize !== head.treeSize
-    || bytesToHex(o.checkpoint.rootHash) !== root);
-  if (others.length) {
-    problems.push({ code: "checkpoint_inconsistent", params: { size: head.treeSize, pinned: pin?.treeSize ?? "—" } });
-  }
-  for (const { code, params } of problems) report.problem(null, code, params);
-  return problems.length ? null : evidence.note;
 }
 
 /**
