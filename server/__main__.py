@@ -18,7 +18,7 @@ def main() -> None:
     except SettingsError as exc:
         print(f"mediation-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    jsonlog.configure(settings.log_level)
+    jsonlog.configure(settings.log_level, bytes_per_minute=settings.log_bytes_per_minute)
     logging.getLogger("mediation").info(
         "listening", extra={"host": settings.host, "port": settings.port, "data_dir": str(settings.data_dir)}
     )

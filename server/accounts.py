@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 
@@ -16,6 +15,7 @@ from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
 from server.errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from server.hashing import HashingPool
 from server.models import StaffSession, StaffUser
 from server.revocations import publish
 from server.passwords import check_password, normalized
@@ -33,8 +33,10 @@ def _now() -> dt.datetime:
 class Accounts:
     """Owns staff users and their sessions."""
 
-    def __init__(self, settings: Settings, db: Database, audit: AuditLog) -> None:
+    def __init__(self, settings: Settings, db: Database, audit: AuditLog, hashing: HashingPool | None = None) -> None:
         self._settings = settings
+        # Never asyncio's default executor: sealing and the database use that one (server/hashing.py).
+        self._hashing = hashing or HashingPool(settings.password_hash_workers, settings.password_hash_queue)
         self._db = db
         self._audit = audit
         self._hasher = PasswordHasher(
@@ -51,11 +53,11 @@ class Accounts:
             forget_after=settings.login_forget_after_seconds))
 
     async def hash_password(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._hashing.run(self._hasher.hash, password)
 
     async def _password_matches(self, stored: str, password: str) -> bool:
         try:
-            return await asyncio.to_thread(self._hasher.verify, stored, password)
+            return await self._hashing.run(self._hasher.verify, stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
@@ -102,18 +104,23 @@ class Accounts:
             # Not audited one by one (a flood would flood the log): the count goes in the next block's entry.
             raise TooManyRequests(f"too many failed sign-in attempts ({refusal.scope}); retry in "
                                   f"{refusal.retry_after} s", headers={"Retry-After": str(refusal.retry_after)})
-        async with self._db.read() as session:
-            user = (await session.execute(select(StaffUser).where(StaffUser.username == username))).scalar_one_or_none()
-        matches = await self._password_matches(user.password_hash if user else self._decoy_hash, normalized(password))
-        if user is None or not matches or user.disabled:
-            blocks = self.throttle.failed(username, address)
-            async with self._db.write() as session:
-                await self._audit.append(
-                    session, actor="anonymous", action="login_failed",
-                    detail={"username": username[:64], "address": address},
-                )
-                await self._audit_blocks(session, "anonymous", username, address, blocks)
-            raise Unauthorized("unknown username or wrong password", code="bad_credentials")
+        # Admitted to the hashing pool before any other work: an attempt refused as busy costs no lookup,
+        # no audit entry, and does not count as a failure.
+        with self._hashing.admission():
+            async with self._db.read() as session:
+                user = (await session.execute(
+                    select(StaffUser).where(StaffUser.username == username))).scalar_one_or_none()
+            matches = await self._password_matches(user.password_hash if user else self._decoy_hash,
+                                                   normalized(password))
+            if user is None or not matches or user.disabled:
+                blocks = self.throttle.failed(username, address)
+                async with self._db.write() as session:
+                    await self._audit.append(
+                        session, actor="anonymous", action="login_failed",
+                        detail={"username": username[:64], "address": address},
+                    )
+                    await self._audit_blocks(session, "anonymous", username, address, blocks)
+                raise Unauthorized("unknown username or wrong password", code="bad_credentials")
         self.throttle.succeeded(username, address)
         token, expires_at = await self._open_session(user, "login", {"address": address})
         return token, expires_at, user

@@ -8,11 +8,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import socketio
 from aiohttp import web
 from sqlalchemy.exc import OperationalError
 
-from server import __version__
+from server import __version__, jsonlog
 from server.accounts import Accounts
 from server.agreements import Agreements
 from server.api import router
@@ -23,12 +22,14 @@ from server.cases import CaseDesk
 from server.chatjournal import ChatJournal
 from server.credentials import Credentials
 from server.database import Database
+from server.datadir import private_directory
 from server.errors import error_middleware
+from server.hashing import HashingPool
 from server.joinlinks import JoinLinks
 from server.metrics import Metrics
 from server.channels import outside_channels
 from server.notifier import CaseViewNotifier, LinkCourier
-from server.proxies import client_address_middleware
+from server.proxies import client_address_middleware, peer_trust
 from server.ratelimit import SlidingWindow
 from server.recipients import RecipientKeys
 from server.recorders import ProcessRecorders
@@ -39,6 +40,7 @@ from server.rooms import RoomHooks
 from server.routing import openapi_document
 from server.services import SERVICES, Services
 from server.settings import Settings
+from server.socketguard import GuardedServer, SocketBudgets, TransportErrors
 from recording.records.storage import DirectoryStorage
 from signaling.authority import Authority, LocalAuthority
 from signaling.fanout import RedisFanout
@@ -142,8 +144,8 @@ def _socket_origin_check(origins: Origins) -> Callable[..., Awaitable[web.Stream
     async def socket_origin(request: web.Request,
                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin is not None and request.path.startswith("/socket.io/") and not origins.allows(
-                origin, request.scheme, request.host, request.headers.get("X-Forwarded-Proto")):
+        if origin is not None and request.path.startswith("/socket.io/") and not origins.allows_request(
+                origin, request):
             return web.json_response({"code": "bad_origin",
                                       "message": f"origin {origin[:200]} may not open room sockets"}, status=403)
         return await handler(request)
@@ -160,6 +162,7 @@ FANOUT = web.AppKey("fanout", RedisFanout | None)
 AUDIT = web.AppKey("audit", AuditLog)
 RECORDERS = web.AppKey("recorders", ProcessRecorders)
 ROOMS = web.AppKey("rooms", RoomNamespace)
+HASHING = web.AppKey("hashing", HashingPool)
 
 
 @contextlib.asynccontextmanager
@@ -184,6 +187,12 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     yield
     async with _stopping("metrics"):
         await _finish(lag)
+
+
+async def hashing_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    async with _stopping("password hashing"):
+        app[HASHING].close()
 
 
 async def database_context(app: web.Application) -> AsyncIterator[None]:
@@ -268,7 +277,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[client_address_middleware(settings.trusted_proxies), security_headers,
                                        metrics.middleware(), error_middleware])
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directory(settings.data_dir)
     db = Database(settings.effective_database_url)
     signing_key = load_or_create_signing_key(settings.audit_key_path)
     witnesses = WitnessClient(settings.witness_urls, [parse_vkey(k) for k in settings.witness_keys],
@@ -284,13 +293,17 @@ def create_app(settings: Settings) -> web.Application:
     recorders = ProcessRecorders(lambda: own_url["value"], records.recipients,
                                  segment_seconds=settings.recording_segment_seconds,
                                  stop_grace_seconds=settings.recording_stop_grace_seconds,
-                                 first_part=records.next_part)
+                                 first_part=records.next_part,
+                                 log_level=settings.log_level, log_bytes_per_minute=settings.log_bytes_per_minute)
     links = JoinLinks(audit, settings.join_link_ttl_seconds)
+    # Sign-in's Argon2 in its own bounded pool: a flood of sign-ins is refused, sealing never waits on it.
+    hashing = HashingPool(settings.password_hash_workers, settings.password_hash_queue,
+                          on_refused=lambda: metrics.refused("password_hashing_busy"))
     credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     notifier = CaseViewNotifier()
     courier = LinkCourier(db, audit, notifier, outside_channels(settings))
     services = Services(
-        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit), credentials=credentials,
+        settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, hashing), credentials=credentials,
         cases=CaseDesk(settings, db, audit, notifier, links, courier), metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
         recorders=recorders, agreements=Agreements(db, audit, signing_key, records), recipient_keys=keys,
@@ -314,14 +327,25 @@ def create_app(settings: Settings) -> web.Application:
                           authority=authority)
     metrics.observe_rooms(rooms.census, recorders.running)
     manager = RedisFanout(settings.redis_connection_url(), on_resubscribed=rooms.resync) if settings.redis_url else None
-    origins = Origins((*settings.allowed_origins, settings.public_url))
+    origins = Origins((*settings.allowed_origins, settings.public_url), peer_trust(settings.trusted_proxies))
     app.middlewares.append(_socket_origin_check(origins))
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
-                               max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
+    budgets = SocketBudgets(sessions_per_address=settings.socket_sessions_per_address,
+                            handshakes_per_minute=settings.socket_handshakes_per_minute,
+                            polls_per_minute=settings.socket_polls_per_minute,
+                            on_refused=metrics.refused, on_malformed=metrics.malformed_frames.inc)
+    app.middlewares.append(budgets.middleware())
+    sio = GuardedServer(budgets, async_mode="aiohttp", client_manager=manager, cors_allowed_origins=origins,
+                        max_http_buffer_size=256 * 1024, logger=False, engineio_logger=False)
+    transport_errors = TransportErrors(metrics.transport_errors.inc)
+    for logger in (sio.logger, sio.eio.logger):
+        logger.filters[:] = [f for f in logger.filters if not isinstance(f, TransportErrors)]
+        logger.addFilter(transport_errors)
+    metrics.observe_log(jsonlog.dropped_records)
     sio.register_namespace(rooms)
     sio.attach(app, socketio_path="socket.io")
 
     app[METRICS] = metrics
+    app[HASHING] = hashing
     app[DATABASE] = db
     app[ROOM_STORE] = store
     app[FANOUT] = manager
@@ -330,15 +354,15 @@ def create_app(settings: Settings) -> web.Application:
     app[ROOMS] = rooms
     # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
     # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
-    app.cleanup_ctx.extend([metrics_context, database_context, room_store_context, fanout_context,
+    app.cleanup_ctx.extend([metrics_context, hashing_context, database_context, room_store_context, fanout_context,
                             audit_context, recorders_context, rooms_context])
 
     async def close_sockets(_app: web.Application) -> None:
         # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io
         # level (not as a socket.io disconnect, which tells clients not to come back), each is marked
         # disconnected here and its client reconnects at once, through the proxy, to another node.
-        if sio.eio.sockets:  # engine.io's disconnect-all fails when there is nothing to close
-            await sio.eio.disconnect()
+        # Without waiting for each client to fetch its close packet: a polling client may never come back.
+        await sio.close_sessions()
 
     app.on_shutdown.append(close_sockets)
     router.install(app, services.credentials.authenticate, services.cases.check_member, settings.max_body_bytes)

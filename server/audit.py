@@ -40,6 +40,7 @@ from recording.records.checkpoint import (
     verify_note,
 )
 from server.database import Database
+from server.datadir import private_directory
 from server.models import AuditCheckpoint, AuditEntry
 from server.witnesses import WitnessClient
 
@@ -57,7 +58,7 @@ _MAX_RETRY_DELAY = 5.0
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     """Read the server's audit key, creating it (0600, exclusively) on first start."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directory(path.parent, tighten=False)
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -14,6 +14,8 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from server.datadir import private_sqlite
+
 log = logging.getLogger("mediation.database")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -29,12 +31,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> AsyncEngine:
+    # hide_parameters: no SQL parameter (a password hash, an e-mail address) in a log line or an exception.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        engine = create_async_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=5,
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=5, hide_parameters=True,
             connect_args={"timeout": 5, "command_timeout": 15},
         )
     return engine
@@ -93,8 +96,7 @@ class Database:
 
     async def migrate(self) -> None:
         if self.is_sqlite:
-            path = self.url.split("///", 1)[1]
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(Path(self.url.split("///", 1)[1]))
         await asyncio.to_thread(migrate, self.url)
 
     async def close(self) -> None:

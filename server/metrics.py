@@ -62,6 +62,30 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Abuse resistance: what each flood costs is refused or counted, never logged line by line.
+        self.refusals = Counter(
+            "mediation_refusals", "Anonymous floods refused before any work: password hashing busy, socket "
+            "sessions, handshakes and polls over an address's budget", ["reason"], registry=self.registry,
+        )
+        self.malformed_frames = Counter(
+            "mediation_malformed_frames", "Socket frames that did not decode; each closes its session",
+            registry=self.registry,
+        )
+        self.transport_errors = Counter(
+            "mediation_socket_transport_errors", "Errors engine.io and socket.io reported about a client's bytes",
+            registry=self.registry,
+        )
+        self.log_dropped = Gauge(
+            "mediation_log_records_dropped", "Log records this process dropped over MEDIATION_LOG_BYTES_PER_MINUTE "
+            "since it started", registry=self.registry,
+        )
+
+    def refused(self, reason: str) -> None:
+        self.refusals.labels(reason).inc()
+
+    def observe_log(self, dropped: Callable[[], int]) -> None:
+        self.log_dropped.set_function(dropped)
+
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
         async def measure(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):

@@ -35,6 +35,17 @@ def forwarded_client(request_remote: str | None, forwarded_for: str, trusted: li
     return None
 
 
+def peer_trust(trusted_proxies: Iterable[str]) -> Callable[[str | None], bool]:
+    """Whether a connection's peer address is one of ``MEDIATION_TRUSTED_PROXIES``."""
+    trusted = [ipaddress.ip_network(item, strict=False) for item in trusted_proxies]
+
+    def trusts(peer: str | None) -> bool:
+        address = _address(peer or "")
+        return address is not None and any(address in network for network in trusted)
+
+    return trusts
+
+
 def client_address_middleware(trusted_proxies: Iterable[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
     """``request.remote`` becomes the client's address when a trusted proxy forwarded the request."""
     trusted = [ipaddress.ip_network(item, strict=False) for item in trusted_proxies]

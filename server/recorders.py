@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from server.tokens import new_token
 from signaling.identity import Identity
@@ -18,6 +18,16 @@ from signaling.identity import Identity
 log = logging.getLogger("mediation.recorders")
 
 RECORDER_NAME = "录制 · Recorder"
+
+
+# What a worker takes from its node's environment: how to find Python and its packages, locale and time
+# zone. Never the node's settings: its database URL, TURN secret or key files are none of its business.
+INHERITED = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOME")
+
+
+def worker_environment(parent: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
+    """A recorder worker's whole environment: the few ``INHERITED`` variables of ``parent``, then ``own``."""
+    return {**{name: parent[name] for name in INHERITED if name in parent}, **own}
 
 
 @dataclasses.dataclass
@@ -38,8 +48,10 @@ class ProcessRecorders:
 
     def __init__(self, base_url: Callable[[], str], recipients: Callable[[str], object],
                  segment_seconds: float = 0.6, stop_grace_seconds: float = 30.0,
-                 first_part: Callable[[str, str], Awaitable[int]] | None = None) -> None:
+                 first_part: Callable[[str, str], Awaitable[int]] | None = None, log_level: str = "INFO",
+                 log_bytes_per_minute: int = 256 * 1024) -> None:
         self._base_url = base_url
+        self._log = {"MEDIATION_LOG_LEVEL": log_level, "MEDIATION_LOG_BYTES_PER_MINUTE": str(log_bytes_per_minute)}
         self._recipients = recipients
         # (case_id, session_id) -> the first part number free: a second recording of a session must
         # not reuse the storage keys of the first.
@@ -60,7 +72,8 @@ class ProcessRecorders:
         recorder = Identity(participant_id=f"rcd_{secrets.token_hex(16)}", role="recorder", name=RECORDER_NAME,
                             case_id=identity.case_id, session_id=identity.session_id, mode=identity.mode)
         self._tokens[token_hash] = recorder
-        env = {**os.environ, "RECORDER_TOKEN": token, "RECORDER_RECIPIENTS": ",".join(recipients)}
+        env = worker_environment(os.environ, {**self._log, "RECORDER_TOKEN": token,
+                                              "RECORDER_RECIPIENTS": ",".join(recipients)})
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server.recorderworker", "--url", self._base_url(), "--session", identity.session_id,
             "--segment-seconds", str(self._segment_seconds), "--started-at", repr(time.time()),

@@ -20,9 +20,11 @@ log = logging.getLogger("mediation.recorder")
 
 
 def main(argv: list[str] | None = None) -> None:
-    # The worker inherits its node's environment: its log level is the node's MEDIATION_LOG_LEVEL.
-    level = {name: value for name, value in os.environ.items() if name == "MEDIATION_LOG_LEVEL"}
-    jsonlog.configure(Settings.from_env(level).log_level)
+    # Its node passes its log level and budget (server/recorders.py, worker_environment), and nothing else of its
+    # settings.
+    logging_settings = Settings.from_env({name: value for name, value in os.environ.items()
+                                          if name in ("MEDIATION_LOG_LEVEL", "MEDIATION_LOG_BYTES_PER_MINUTE")})
+    jsonlog.configure(logging_settings.log_level, bytes_per_minute=logging_settings.log_bytes_per_minute)
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--url", default="")
     parser.add_argument("--session", default="")

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recording.records.checkpoint import public_key_pem
@@ -15,7 +16,7 @@ from recording.records.kinds import RecordKind
 from recording.records.manifest import build_manifest, manifest_object
 from recording.records.merkle import TreeLevels
 from recording.records.sealing import SealedObject, Sealer, parse_recipient
-from recording.records.storage import RecordNotFoundError, RecordStorage, StorageError
+from recording.records.storage import RecordExistsError, RecordNotFoundError, RecordStorage, StorageError
 from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
@@ -76,12 +77,17 @@ class CaseRecords:
         """Store a recording segment sealed by the recorder and enter it on the case and in the audit log.
 
         ``media`` (the media time the segment holds, its clock and whether it ends the file) goes into
-        the audit entry beside the object's fields: the transcript's gaps are computed from it.
+        the audit entry beside the object's fields: the transcript's gaps are computed from it. A segment
+        is filed once: the same participant, part and index again is ``segment_exists`` (409).
         """
-        sealed = await self._sealer.store(ciphertext, kind=RecordKind.RECORDING_SEGMENT, case_id=case_id,
-                                          session_id=session_id, recipients=recipients,
-                                          participant_id=participant_id, index=index, part=part)
-        return await self._enter(sealed, actor, media or {})
+        try:
+            sealed = await self._sealer.store(ciphertext, kind=RecordKind.RECORDING_SEGMENT, case_id=case_id,
+                                              session_id=session_id, recipients=recipients,
+                                              participant_id=participant_id, index=index, part=part)
+            return await self._enter(sealed, actor, media or {})
+        except (RecordExistsError, IntegrityError):
+            raise Conflict(f"segment {index} of part {part} of participant {participant_id} is already filed",
+                           code="segment_exists", field="index") from None
 
     async def _enter(self, sealed: SealedObject, actor: str, extra: dict[str, Any] | None = None,
                      also: Callable[[AsyncSession], Awaitable[None]] | None = None) -> SealedRecord:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from signaling.textpolicy import checked_text
+
 
 
 def _no_control(value: str, *, multiline: bool) -> str:
-    value = unicodedata.normalize("NFC", value)
-    allowed = "\n\t" if multiline else ""
-    for char in value:
-        category = unicodedata.category(char)
-        if (category == "Cc" and char not in allowed) or category == "Cs" or char in "\u2028\u2029":
-            raise ValueError(f"contains a control character U+{ord(char):04X}")
-    return value
+    # The one character policy of human-entered text (signaling/textpolicy.py): no bidi or invisible tricks.
+    return checked_text(value, multiline=multiline)
 
 
 def _line(value: str) -> str:
@@ -46,7 +42,8 @@ def IdOf(prefix: str) -> type[str]:  # noqa: N802 - a type factory
     return Annotated[str, StringConstraints(pattern=rf"^{prefix}_[0-9a-f]{{32}}$")]  # type: ignore[return-value]
 
 
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,24}$")]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,24}$"),
+                  AfterValidator(_line)]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{5,30}$")]
 MinorUnits = Annotated[int, Field(ge=0, le=10**15, description="Amount in integer minor units (e.g. fen, cents)")]
 StaffRole = Literal["case_officer", "mediator", "bank_representative", "compliance_officer", "administrator"]

@@ -195,6 +195,20 @@ def _http_url(raw: str) -> str:
     return raw
 
 
+# Any setting may instead be read from a file: MEDIATION_TURN_SECRET_FILE=/run/secrets/turn-secret. Secrets
+# come that way in deployments (docs/deploy.md), never on a command line or in a compose file. A setting
+# that has its own *_FILE setting (ROOM_STATE_KEY, SMTP_PASSWORD) keeps it: that one names the file.
+FILE_SUFFIX = "_FILE"
+
+
+def _read_value_file(name: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{name}={path!r} is invalid: cannot read the file ({type(exc).__name__})") from None
+
+
 def _field(env: str, cast: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
     return dataclasses.field(default=default, metadata={"env": env, "cast": cast, "secret": secret})
 
@@ -241,7 +255,7 @@ class Settings:
     recording_segment_seconds: float = _field("RECORDING_SEGMENT_SECONDS", _positive_float, 0.6)
     # How long a stopped recorder may take to file its last segment before it is killed.
     recording_stop_grace_seconds: float = _field("RECORDING_STOP_GRACE_SECONDS", _positive_float, 30.0)
-    # Per socket, requests per second and burst: the chat budget (send_chat, typing) and the signal
+    # Per socket, requests per second and burst: the chat budget (send_chat, typing, give_consent, withdraw_consent) and the signal
     # budget (every other request); past flood_burst refusals (refilling at flood_rate) it is disconnected.
     room_chat_rate: float = _field("ROOM_CHAT_RATE", _positive_float, 5.0)
     room_chat_burst: int = _field("ROOM_CHAT_BURST", _positive_int, 10)
@@ -316,6 +330,19 @@ class Settings:
     login_username_backoff_max_seconds: float = _field("LOGIN_USERNAME_BACKOFF_MAX_SECONDS", _positive_float, 60.0)
     login_forget_after_seconds: float = _field("LOGIN_FORGET_AFTER_SECONDS", _positive_float, 900.0)
 
+    # --- Abuse resistance (docs/threat-model.md, "Abuse without an account"): admission, per-address budgets ---
+    # Password hashes run in their own pool: this many at once, this many more waiting; past both, 429.
+    password_hash_workers: int = _field("PASSWORD_HASH_WORKERS", _positive_int, 1)
+    password_hash_queue: int = _field("PASSWORD_HASH_QUEUE", _positive_int, 8)
+    # Per client address on each node (behind a trusted proxy, the client's): engine.io sessions open at
+    # once, new sessions (handshakes) per minute, and polling requests per minute.
+    socket_sessions_per_address: int = _field("SOCKET_SESSIONS_PER_ADDRESS", _positive_int, 30)
+    socket_handshakes_per_minute: int = _field("SOCKET_HANDSHAKES_PER_MINUTE", _positive_int, 120)
+    socket_polls_per_minute: int = _field("SOCKET_POLLS_PER_MINUTE", _positive_int, 600)
+    # What one process may write to its log per minute (a token bucket of this many bytes); records past
+    # it are dropped and counted, and the count is logged once the budget refills.
+    log_bytes_per_minute: int = _field("LOG_BYTES_PER_MINUTE", _positive_int, 256 * 1024)
+
     def __post_init__(self) -> None:
         if self.room_state_key and self.room_state_key_file:
             raise SettingsError(f"{PREFIX}ROOM_STATE_KEY and {PREFIX}ROOM_STATE_KEY_FILE are both set: give one")
@@ -342,15 +369,22 @@ class Settings:
         """Build settings; an unknown ``MEDIATION_*`` variable or a bad value raises SettingsError."""
         environ = os.environ if environ is None else environ
         known = {PREFIX + f.metadata["env"] for f in dataclasses.fields(cls)}
-        unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+        files = {name + FILE_SUFFIX for name in known}
+        unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known and k not in files)
         if unknown:
-            raise SettingsError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))})")
+            raise SettingsError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))}, each also "
+                                f"as {PREFIX}<NAME>{FILE_SUFFIX} naming a file that holds the value)")
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             name = PREFIX + f.metadata["env"]
-            if name not in environ:
+            if name + FILE_SUFFIX in environ and name + FILE_SUFFIX not in known:
+                if name in environ:
+                    raise SettingsError(f"{name} and {name}{FILE_SUFFIX} are both set; set one")
+                raw = _read_value_file(name + FILE_SUFFIX, environ[name + FILE_SUFFIX])
+            elif name in environ:
+                raw = environ[name]
+            else:
                 continue
-            raw = environ[name]
             try:
                 values[f.name] = f.metadata["cast"](raw)
             except ValueError as exc:

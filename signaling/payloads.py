@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from signaling.textpolicy import checked_text
 
 MAX_CHAT_CHARS = 2000
 MAX_SIGNAL_BYTES = 64 * 1024
@@ -19,13 +20,8 @@ class Payload(BaseModel):
 
 
 def normalise_text(value: str) -> str:
-    """NFC, CRLF to LF, trimmed; control characters other than newline (LF) and tab refused (docs/protocol.md)."""
-    value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").strip()
-    for char in value:
-        category = unicodedata.category(char)
-        if (category == "Cc" and char not in "\n\t") or category in ("Cs", "Co") or char in "\u2028\u2029\u202e\u202d":
-            raise ValueError(f"contains a control character U+{ord(char):04X}")
-    return value
+    """NFC, CRLF to LF, trimmed; the character policy of signaling/textpolicy.py (docs/protocol.md)."""
+    return checked_text(value.replace("\r\n", "\n"), multiline=True).strip()
 
 
 def _reason(value: str) -> str:

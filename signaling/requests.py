@@ -82,9 +82,11 @@ REQUESTS: dict[str, Request] = _table(
       bucket="signal"),
     R("open_caucus", payloads.Target, caucus.open_caucus, MEDIATOR, admitted=True, bucket="signal"),
     R("close_caucus", payloads.Empty, caucus.close_caucus, MEDIATOR, admitted=True, bucket="signal"),
-    R("give_consent", payloads.GiveConsent, consent.give_consent, PARTIES, admitted=False, bucket="signal",
+    # Consent spends the chat budget: like a message, each change seals a record (a toggle flood is refused);
+    # and the participant's consent budget, shared by its sockets and nodes (docs/protocol.md, "Evidence budgets").
+    R("give_consent", payloads.GiveConsent, consent.give_consent, PARTIES, admitted=False, bucket="chat",
       budget="consent"),
-    R("withdraw_consent", payloads.Empty, consent.withdraw_consent, PARTIES, admitted=False, bucket="signal",
+    R("withdraw_consent", payloads.Empty, consent.withdraw_consent, PARTIES, admitted=False, bucket="chat",
       budget="consent"),
     R("start_recording", payloads.Empty, consent.start_recording, MEDIATOR, admitted=True, bucket="signal"),
     R("stop_recording", payloads.Empty, consent.stop_recording, MEDIATOR, admitted=True, bucket="signal"),

@@ -14,7 +14,8 @@ class RoomSettings:
     turn_secret: str = ""
     turn_ttl_seconds: int = 3600
     reconnect_grace_seconds: float = 60.0
-    # Per socket: the chat bucket meters send_chat and typing, the signal bucket every other request.
+    # Per socket: the chat bucket meters send_chat, typing and consent changes, the signal bucket every other
+    # request.
     chat_rate: float = 5.0
     chat_burst: float = 10.0
     signal_rate: float = 100.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import re
 import secrets
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.jsonlog import TOKEN_PREFIXES
+from server.jsonlog import TOKEN_PREFIXES, BudgetHandler, JsonFormatter
 from tests.recording.agekeys import generate
 from tests.support.services import free_port
 
@@ -79,3 +81,35 @@ def test_jsonlog_worker_and_server_lines_same_shape_every_token_redacted(tmp_pat
     assert listening["data_dir"].endswith("data " + " ".join(["[redacted]"] * len(tokens)))
     for token in tokens.values():
         assert token not in worker.stderr + worker.stdout + server.stderr + server.stdout
+
+
+def test_jsonlog_budget_drops_past_bytes_per_minute_then_reports_the_count() -> None:
+    now = [0.0]
+    stream = io.StringIO()
+    handler = BudgetHandler(stream, bytes_per_minute=2000, clock=lambda: now[0])
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("mediation.test.budget")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        for number in range(100):
+            logger.warning("flood line %d", number)
+        written = stream.getvalue()
+        assert 0 < len(written) <= 2000 and handler.dropped > 80
+        now[0] = 60.0  # a minute later the budget is full again
+        logger.warning("after the flood")
+    finally:
+        logger.removeHandler(handler)
+    lines = _lines(stream.getvalue())
+    notice = next(line for line in lines if line["message"] == "log records dropped")
+    assert notice["dropped"] == handler.dropped and lines[-1]["message"] == "after the flood"
+
+
+def test_jsonlog_personal_fields_and_email_addresses_never_written() -> None:
+    record = logging.LogRecord("mediation.test", logging.INFO, __file__, 0, "mail to li.wei@example.cn failed",
+                               None, None)
+    record.email, record.phone, record.display_name, record.case_id = ("li.wei@example.cn", "+86 138 0013 8000",
+                                                                       "Li Wei", "cas_1")
+    line = json.loads(JsonFormatter().format(record))
+    assert line["email"] == line["phone"] == line["display_name"] == "[personal]" and line["case_id"] == "cas_1"
+    assert "example.cn" not in json.dumps(line)

@@ -49,3 +49,39 @@ def test_settings_invalid_value_stops_startup_with_message(tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert "MEDIATION_PORT='not-a-port'" in result.stderr
+
+
+def test_settings_file_variant_reads_secret_from_file_and_refuses_both(tmp_path: Path) -> None:
+    secret_file = tmp_path / "turn-secret"
+    secret_file.write_text("s3cret-from-file\n")
+    settings = Settings.from_env({"MEDIATION_TURN_SECRET_FILE": str(secret_file),
+                                  "MEDIATION_DATABASE_URL_FILE": str(_write(tmp_path / "db", "sqlite+aiosqlite:///x.db"))})
+    assert settings.turn_secret.reveal() == "s3cret-from-file" and settings.database_url == "sqlite+aiosqlite:///x.db"
+    with pytest.raises(SettingsError, match="MEDIATION_TURN_SECRET and MEDIATION_TURN_SECRET_FILE"):
+        Settings.from_env({"MEDIATION_TURN_SECRET": "x", "MEDIATION_TURN_SECRET_FILE": str(secret_file)})
+    with pytest.raises(SettingsError, match="MEDIATION_TURN_SECRET_FILE=.*cannot read") as caught:
+        Settings.from_env({"MEDIATION_TURN_SECRET_FILE": str(tmp_path / "missing")})
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(SettingsError, match="MEDIATION_PORT=.*invalid"):
+        Settings.from_env({"MEDIATION_PORT_FILE": str(_write(tmp_path / "port", "not a port"))})
+    with pytest.raises(SettingsError, match="unknown setting MEDIATION_NO_SUCH_FILE"):
+        Settings.from_env({"MEDIATION_NO_SUCH_FILE": str(secret_file)})
+
+
+def test_settings_own_file_settings_are_not_read_as_the_file_variant(tmp_path: Path) -> None:
+    """ROOM_STATE_KEY_FILE, SMTP_PASSWORD_FILE and REDIS_PASSWORD_FILE are settings of their own: each names
+    its file and is read where it is used, not as the value of ROOM_STATE_KEY, SMTP_PASSWORD or REDIS_PASSWORD."""
+    key_file = _write(tmp_path / "room-state.key", "ab" * 32 + "\n")
+    smtp_file = _write(tmp_path / "smtp-password", "smtp-secret\n")
+    settings = Settings.from_env({"MEDIATION_ROOM_STATE_KEY_FILE": str(key_file),
+                                  "MEDIATION_SMTP_PASSWORD_FILE": str(smtp_file)})
+    assert not settings.room_state_key and settings.room_state_key_file == str(key_file)
+    assert settings.room_state_secret() == bytes.fromhex("ab" * 32)
+    assert not settings.smtp_password and settings.smtp_secret.reveal() == "smtp-secret"
+    with pytest.raises(SettingsError, match="ROOM_STATE_KEY and MEDIATION_ROOM_STATE_KEY_FILE are both set"):
+        Settings.from_env({"MEDIATION_ROOM_STATE_KEY": "cd" * 32, "MEDIATION_ROOM_STATE_KEY_FILE": str(key_file)})
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -89,3 +89,37 @@ def test_handshake_origins_own_listed_and_forwarded_scheme() -> None:
     assert not origins.allows("null", "https", "rooms.example")
     assert Origins(("*",)).allows("https://anything.example", "http", "node")
     assert origins(None, {}) and not origins("https://evil.example", {"wsgi.url_scheme": "http", "HTTP_HOST": "node"})
+
+
+async def _handshake_status(api: Api, headers: dict[str, str]) -> int:
+    async with api.session.get(f"{api.base}/socket.io/?EIO=4&transport=polling", headers=headers) as resp:
+        return resp.status
+
+
+async def test_handshake_forwarded_headers_from_untrusted_peer_are_not_believed(listed_api: Api) -> None:
+    """No MEDIATION_TRUSTED_PROXIES: X-Forwarded-Proto and X-Forwarded-Host are anyone's words."""
+    host = listed_api.base.split("://", 1)[1]
+    assert await _handshake_status(listed_api, {"Origin": listed_api.base}) == 200
+    assert await _handshake_status(listed_api, {"Origin": f"https://{host}", "X-Forwarded-Proto": "https"}) == 403
+    assert await _handshake_status(listed_api, {"Origin": "https://evil.example", "X-Forwarded-Proto": "https",
+                                                "X-Forwarded-Host": "evil.example"}) == 403
+
+
+async def test_handshake_forwarded_headers_from_trusted_proxy_name_the_own_origin(tmp_path: Path) -> None:
+    async for api in _serve(make_settings(tmp_path, trusted_proxies=("127.0.0.1",))):
+        host = api.base.split("://", 1)[1]
+        assert await _handshake_status(api, {"Origin": f"https://{host}", "X-Forwarded-Proto": "https"}) == 200
+        assert await _handshake_status(api, {"Origin": "https://rooms.example", "X-Forwarded-Proto": "https",
+                                             "X-Forwarded-Host": "rooms.example"}) == 200
+        assert await _handshake_status(api, {"Origin": "https://evil.example", "X-Forwarded-Proto": "https",
+                                             "X-Forwarded-Host": "rooms.example"}) == 403
+    async for api in _serve(make_settings(tmp_path / "other", trusted_proxies=("10.0.0.0/8",))):
+        assert await _handshake_status(api, {"Origin": "https://rooms.example", "X-Forwarded-Proto": "https",
+                                             "X-Forwarded-Host": "rooms.example"}) == 403
+
+
+def test_handshake_origins_engineio_environ_without_request_believes_no_forwarded_header() -> None:
+    origins = Origins((), lambda _peer: True)
+    environ = {"wsgi.url_scheme": "https", "HTTP_HOST": "rooms.example", "HTTP_X_FORWARDED_PROTO": "https"}
+    assert not origins("https://rooms.example", environ)
+    assert origins("http://rooms.example", environ)

@@ -704,11 +704,12 @@ http {{
 class TurnServer(_Service):
     """coturn running the production ``deploy/turnserver.conf``, moved onto 127.0.0.1.
 
-    The file is used unmodified; command-line options, which coturn applies after
+    The file is used unmodified, plus a ``static-auth-secret`` line with a random
+    shared secret ``secret``, in a private copy, as compose.yaml writes it (never
+    on the command line); command-line options, which coturn applies after
     the file, adapt it to a test: listeners and relays on 127.0.0.1, free ports
     (``port`` for UDP/TCP, ``tls_port`` for TLS/DTLS, relays in
-    ``min_port``..``max_port``), a random shared secret ``secret`` as compose.yaml
-    passes MEDIATION_TURN_SECRET, a self-signed certificate for 127.0.0.1
+    ``min_port``..``max_port``), a self-signed certificate for 127.0.0.1
     (``cert_path``, also what a TLS client must trust), and coturn's database and
     pid file in the temporary directory. Relaying to peers in the ranges the file
     denies stays refused, except to ``allowed_peer_ips`` (127.0.0.1, where a
@@ -851,19 +852,26 @@ class TurnServer(_Service):
             self.tls_port = self._free_listening_port()
         self.min_port, self.max_port = self._free_relay_range()
         self._write_certificate()
+        fd = os.open(self.run_config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.config_path.read_text() + f"\nstatic-auth-secret={self.secret}\n")
+
+    @property
+    def run_config_path(self) -> Path:
+        assert self.tmpdir is not None
+        return self.tmpdir / "turnserver.conf"
 
     def _command(self) -> list[str]:
         assert self.binary is not None and self.tmpdir is not None
         return [
             self.binary,
-            "-c", str(self.config_path),
+            "-c", str(self.run_config_path),
             f"--listening-ip={HOST}",
             f"--relay-ip={HOST}",
             f"--listening-port={self.port}",
             f"--tls-listening-port={self.tls_port}",
             f"--min-port={self.min_port}",
             f"--max-port={self.max_port}",
-            f"--static-auth-secret={self.secret}",
             f"--cert={self.cert_path}",
             f"--pkey={self.key_path}",
             # coturn refuses loopback peers by itself, before it looks at

@@ -287,6 +287,18 @@ async def test_pages_markup_in_every_text_field_is_shown_as_text(api: Api, brows
         assert await page.evaluate("() => window.__xss") is None, page.url
         assert await page.locator("img").count() == 0, page.url  # no page shows an image of its own
         assert await page.locator("main script").count() == 0, page.url
+        # Every user-entered text (each carries markup here) is shown isolated: in a <bdi> or under dir="auto".
+        exposed = await page.evaluate("""() => {
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+            const found = [];
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                if (!/<img src=x|<script>window/.test(node.data)) continue;
+                const holder = node.parentElement;
+                if (!holder.closest("bdi, [dir=auto]")) found.push(holder.outerHTML.slice(0, 200));
+            }
+            return found;
+        }""")
+        assert exposed == [], (page.url, exposed)
 
     try:
         borrower = await pages.open("/apply")

@@ -1,4 +1,8 @@
 // Building DOM from data. User text only ever becomes a text node: there is no innerHTML here.
+// And every text is isolated (docs/threat-model.md, "Display spoofing"): an element whose text is set
+// with `text`, or whose only child is a string, gets dir="auto"; a string among other children
+// becomes a <bdi>; text inputs get dir="auto". Right-to-left text in a name then cannot reorder the
+// label, role or number beside it, and each text takes its own direction from its first strong letter.
 
 /**
  * `h("button", {class: "btn", text: "OK", on: {click}, dataset: {testid: "x"}, hidden: true}, ...children)`.
@@ -7,6 +11,7 @@
  */
 export function h(tag, props = {}, ...children) {
   const node = document.createElement(tag);
+  if ((props && props.text !== undefined && props.text !== null) || ISOLATED_INPUTS.has(tag)) node.dir = "auto";
   for (const [key, value] of Object.entries(props ?? {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "class") node.className = Array.isArray(value) ? value.filter(Boolean).join(" ") : value;
@@ -23,12 +28,37 @@ export function h(tag, props = {}, ...children) {
   return node;
 }
 
+const ISOLATED_INPUTS = new Set(["input", "textarea"]);
+
 function append(node, children) {
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) continue;
-    if (Array.isArray(child)) append(node, child);
-    else node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  const flat = [];
+  const flatten = (items) => {
+    for (const child of items) {
+      if (child === null || child === undefined || child === false) continue;
+      if (Array.isArray(child)) flatten(child);
+      else flat.push(child);
+    }
+  };
+  flatten(children);
+  const alone = flat.length === 1 && node.childNodes.length === 0;
+  for (const child of flat) {
+    if (child instanceof Node) node.append(child);
+    else if (alone) {
+      if (!node.hasAttribute("dir")) node.dir = "auto";
+      node.append(document.createTextNode(String(child)));
+    } else {
+      const isolated = document.createElement("bdi");
+      isolated.textContent = String(child);
+      node.append(isolated);
+    }
   }
+}
+
+/** Set an element's text, isolated: for text set after the element was built. */
+export function setText(node, text) {
+  node.dir = "auto";
+  node.textContent = text;
+  return node;
 }
 
 export const $ = (id) => document.getElementById(id);

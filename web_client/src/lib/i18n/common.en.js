@@ -217,6 +217,8 @@ export default Object.freeze({
   "error.payload_too_large": "What you sent is too large.",
   "error.unsupported_media_type": "What you sent is in a format the server does not take.",
   "error.rate_limited": "Too many attempts; please wait a moment and try again.",
+  "error.busy": "The server is busy checking passwords; please try again in a moment.",
+  "error.segment_exists": "This recording segment is already filed.",
   "error.unavailable": "The service is unavailable for the moment; please try again later.",
   "error.method_not_allowed": "This operation is not supported.",
   "error.http_error": "The request did not complete; please try again later.",

@@ -217,6 +217,8 @@ export default Object.freeze({
   "error.payload_too_large": "提交的内容过大。",
   "error.unsupported_media_type": "提交的内容格式不受支持。",
   "error.rate_limited": "操作过于频繁，请稍后再试。",
+  "error.busy": "服务器正忙于验证密码，请稍后再试。",
+  "error.segment_exists": "该录制片段已归档。",
   "error.unavailable": "服务暂时不可用，请稍后重试。",
   "error.method_not_allowed": "不支持此操作。",
   "error.http_error": "请求未能完成，请稍后重试。",

@@ -40,8 +40,9 @@ function makeTile(state, id, { local = false } = {}) {
   }
   const avatar = h("span", { class: "avatar" });
   const placeholderText = h("p", { class: "tile-placeholder-text" });
-  const nameText = h("span", { class: "tile-name-text" });
-  const roleText = h("span", { class: "tile-role" });
+  // Names and roles are set later with textContent: isolated here (ui/dom.js).
+  const nameText = h("span", { class: "tile-name-text", dir: "auto" });
+  const roleText = h("span", { class: "tile-role", dir: "auto" });
   const audioIcon = h("span", { class: "media-icon", dataset: { kind: "audio" } });
   const videoIcon = h("span", { class: "media-icon", dataset: { kind: "video" } });
   const stateText = h("span", { class: "tile-state" });
