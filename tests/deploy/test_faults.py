@@ -466,14 +466,21 @@ async def main(url, auth, target, seconds):
     offer = {"to": target, "kind": "offer", "payload": {"type": "offer", "sdp": "v=0\\r\\n" + "a=x\\r\\n" * 100}}
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
+    cut = asyncio.Event()
+    def dropped(*_):
+        # The node closes the socket without waiting for the client: replies still in flight are lost
+        # with it, so the time the client saw the close is what tells it was cut off.
+        codes.setdefault("cut_off_after_seconds", round(seconds - (end - loop.time()), 2))
+        cut.set()
+    client.on("disconnect", dropped, namespace="/room")
     try:
-        while loop.time() < end:
+        while loop.time() < end and not cut.is_set():
             for _ in range(20):
                 await client.emit("send_chat", {"text": "spam " * 40}, namespace="/room", callback=answered)
                 await client.emit("signal", offer, namespace="/room", callback=answered)
             await asyncio.sleep(0.005)
     except socketio.exceptions.BadNamespaceError:
-        codes["cut_off_after_seconds"] = round(seconds - (end - loop.time()), 2)
+        dropped()
     await asyncio.sleep(1.0)
     await client.disconnect()
     print(json.dumps(codes), flush=True)
@@ -559,8 +566,10 @@ async def test_flooding_client_is_rate_limited_and_other_rooms_stay_fast(topolog
             print(f"quiet rooms' chat delivery: p50 {percentile(baseline, 50) * 1000:.1f} / p99 {p99_base:.1f} ms "
                   f"before, p50 {percentile(during, 50) * 1000:.1f} / p99 {p99_flood:.1f} ms during the flood "
                   f"(n={len(baseline)}, {len(during)})")
-            # Refused past the per-socket limits, then cut off: it kept on after 300 refusals.
-            assert codes.get("rate_limited", 0) >= 300 and codes.get("ok", 0) > 0, codes
+            # Refused past the per-socket limits, then cut off (the node counts 300 refusals before it cuts;
+            # the replies in flight when it does are lost with the socket, so the client sees fewer).
+            assert codes.get("rate_limited", 0) > 0 and codes.get("ok", 0) > 0, codes
+            assert topology.node_logged("socket disconnected for flooding"), "no node cut the flooder off"
             assert set(codes) <= {"ok", "rate_limited", "cut_off_after_seconds"}, codes
             assert codes.get("cut_off_after_seconds", FLOOD_SECONDS) < 3, codes
             # Speed is measured, not asserted: the figures above (and bench/load.py's) go to docs/performance.md.

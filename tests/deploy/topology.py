@@ -125,6 +125,11 @@ class Topology:
 
     # --- diagnosis ------------------------------------------------------------------------------------
 
+    def node_logged(self, message: str) -> bool:
+        """Whether any node's log has a line with this ``message``."""
+        return any(f'"message": "{message}"' in node.log_path.read_text(errors="replace")
+                   for node in self.nodes if node.log_path.exists())
+
     def diagnosed(self) -> contextlib.AbstractContextManager[None]:
         """On failure, print what nginx and the nodes logged."""
         return diagnosing(self.nodes, self.nginx)
