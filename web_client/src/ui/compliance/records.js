@@ -62,7 +62,8 @@ export function chatLine(entry, name) {
   ];
 }
 
-export function timelineSection(report, sessionId, doc) {
+/** The transcript as a timeline; with a review (the player), each line seeks it. */
+export function timelineSection(report, sessionId, doc, review = null) {
   const { t } = state;
   const spoiled = report.spoiled(["transcript", sessionId]);
   if (!doc) {
@@ -88,9 +89,13 @@ export function timelineSection(report, sessionId, doc) {
     const body = entry.type === "chat_message"
       ? h("div", { class: "what what-chat" }, chatLine(entry, personLabel(entry.subject)))
       : h("div", { class: "what", text: sentence(eventText(entry)) });
-    items.push(h("li", { class: ["event", `event-${entry.type.replace(/[^a-z_]/g, "")}`], testid: "timeline-entry",
+    const cell = h("div", { class: "when-cell" }, when);
+    const line = h("li", { class: ["event", `event-${entry.type.replace(/[^a-z_]/g, "")}`], testid: "timeline-entry",
       dataset: entry.seq === undefined || entry.seq === null ? { type: entry.type } : { type: entry.type, seq: entry.seq } },
-    when, body));
+    cell, body);
+    const seek = review ? review.line(line, entry) : null; // the player seeks to the line's time
+    if (seek) cell.append(seek);
+    items.push(line);
   }
   return h("section", { class: "result-section", testid: "timeline-section" },
     h("h3", { class: "section-title" }, t("timeline.title"), " ", spoiled ? incompleteBadge() : null),
