@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import {
-  MasterClock, activeTrack, clockText, correction, currentLine, gapAt, gapMarks, holdsMedia, lanes, lineTimes,
+  MasterClock, withDuration, activeTrack, clockText, correction, currentLine, gapAt, gapMarks, holdsMedia, lanes, lineTimes,
   mergeRanges, playerTracks, sessionSpan,
 } from "../src/lib/compliance/player.js";
 import { segmentTiming } from "../src/lib/compliance/open.js";
@@ -63,6 +63,17 @@ test("player: each file is placed by its clock zero, with its presence on the se
   assert.equal(unplaced.offset, 0);
 });
 
+test("player: a file without media times is present for as long as it plays", () => {
+  const span = sessionSpan(DOC, RECORDINGS);
+  const [unplaced] = playerTracks([recording("z", 0, null, [])], span);
+  assert.equal(activeTrack([unplaced], 1), null);
+  const known = withDuration(unplaced, 12.5);
+  assert.deepEqual(known.presence, [[0, 12.5]]);
+  assert.equal(activeTrack([known], 1), known);
+  const [placed] = playerTracks(RECORDINGS, span);
+  assert.equal(withDuration(placed, 99), placed);
+});
+
 test("player: ranges merge across short holes only", () => {
   assert.deepEqual(mergeRanges([[5, 6], [0, 1], [1.4, 2], [3, 4]]), [[0, 2], [3, 4], [5, 6]]);
   assert.deepEqual(mergeRanges([]), []);
@@ -114,6 +125,12 @@ test("player: the current transcript line is the last at or before the time", ()
   assert.equal(currentLine(times, 39.9), 3);
   assert.equal(currentLine(times, 100), 5);
   assert.equal(currentLine([null, 3, null], 5), 1); // lines without a time are never current
+});
+
+test("player: a gap in the transcript reads as its range, part and reason", () => {
+  const entry = timeline(DOC).find((e) => e.type === "recording_gap");
+  assert.deepEqual(entry?.gap, { from: new Date(T0 + 20_500), to: new Date(T0 + 31_000), part: 0, reason: "cut_off" });
+  assert.equal(entry?.fields, undefined);
 });
 
 test("player: drift is left alone, trimmed by rate, or sought", () => {

@@ -118,6 +118,17 @@ export function playerTracks(recordings, span) {
 }
 
 /**
+ * A track whose records hold no media times (entries written before they were filed) is present
+ * for as long as its file plays, once the browser knows that; a track that has them is unchanged.
+ * @param {Track} track @param {number} duration the file's, in seconds
+ * @returns {Track}
+ */
+export function withDuration(track, duration) {
+  if (track.presence.length || !(duration > 0)) return track;
+  return { ...track, presence: [[track.offset, track.offset + duration]] };
+}
+
+/**
  * A range's place on a span, clamped to it.
  * @param {number} from @param {number} to @param {Span} span
  * @returns {Mark}

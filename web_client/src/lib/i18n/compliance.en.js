@@ -185,6 +185,7 @@ export default Object.freeze({
   "ev.recordingStopped": "Recording stopped{reason}",
   "ev.sessionEnded": "The session ended",
   "ev.sessionEndedBy": "The session ended ({actor} ended it)",
+  "ev.recordingGap": "GAP in the recording of {subject} (part {part}): media from {from} to {to} ({seconds} s) is missing: {reason}",
   "ev.unknown": "Event “{type}”{fields}",
   "ev.reason": ": {reason}",
   "ev.theMediator": "the mediator",

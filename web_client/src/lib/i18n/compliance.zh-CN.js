@@ -185,6 +185,7 @@ export default Object.freeze({
   "ev.recordingStopped": "停止录制{reason}",
   "ev.sessionEnded": "会话结束",
   "ev.sessionEndedBy": "会话结束（由 {actor} 结束）",
+  "ev.recordingGap": "{subject} 的录像缺失（第 {part} 段）：{from} 至 {to}（{seconds} 秒）的媒体丢失：{reason}",
   "ev.unknown": "事件“{type}”{fields}",
   "ev.reason": "：{reason}",
   "ev.theMediator": "调解员",

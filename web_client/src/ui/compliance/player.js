@@ -4,7 +4,7 @@
 // transcript line seeks everything to its time and the line of the moment is highlighted.
 // The logic (clock mapping, layout, current line, drift) is in lib/compliance/player.js.
 import {
-  MasterClock, activeTrack, clockText, correction, currentLine, gapAt, gapMarks, holdsMedia, lanes, lineTimes,
+  MasterClock, activeTrack, clockText, withDuration, correction, currentLine, gapAt, gapMarks, holdsMedia, lanes, lineTimes,
   playerTracks, sessionSpan,
 } from "../../lib/compliance/player.js";
 import { h } from "../dom.js";
@@ -99,6 +99,12 @@ class Review {
     const now = this.clock.time();
     const playing = this.clock.playing;
     for (const tile of this.tiles) {
+      tile.entries.forEach((item, i) => {
+        if (item.entry.duration !== null && !item.track.presence.length) {
+          item.track = withDuration(item.track, item.entry.duration);
+          tile.tracks[i] = item.track;
+        }
+      });
       const track = activeTrack(tile.tracks, now);
       let shown = false;
       for (const { track: own, entry } of tile.entries) {

@@ -41,6 +41,13 @@ export function eventText(entry) {
     case "recording_started": return t("ev.recordingStarted");
     case "recording_stopped": return t("ev.recordingStopped", { reason });
     case "session_ended": return entry.actor ? t("ev.sessionEndedBy", { actor }) : t("ev.sessionEnded");
+    case "recording_gap": {
+      const { gap } = entry;
+      const clock = (date) => (date ? formatClock(date) : "?");
+      return t("ev.recordingGap", { subject, part: gap.part === null ? "?" : gap.part + 1, from: clock(gap.from),
+        to: clock(gap.to), seconds: gap.from && gap.to ? ((gap.to - gap.from) / 1000).toFixed(1) : "?",
+        reason: t.has(`gap.${gap.reason}`) ? t(`gap.${gap.reason}`) : gap.reason || "?" });
+    }
     default:
       return t("ev.unknown", { type: cleanText(entry.type),
         fields: entry.fields?.length ? `: ${entry.fields.map(([k, v]) => `${k}=${v}`).join(", ")}` : "" });
