@@ -19,9 +19,13 @@ import subprocess
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import av
 import pytest
 
 from recording.compliance.cli import main
+from recording.compliance.export import compose, plan_tiles
+from recording.compliance.open import Report
+from recording.records.gaps import FiledSegment
 from tests.conftest import Api
 from tests.recording.test_session_recording import _recorder_gone, _run, _transcript_sealed, open_recorded_room
 
@@ -61,6 +65,80 @@ def _tile_brightness(path: Path, at: float, tiles: int) -> list[float]:
                   for col in range(k * TILE[0], (k + 1) * TILE[0], 4)]
         means.append(sum(values) / len(values))
     return means
+
+
+def _webm(path: Path, first: float, last: float, luma: int) -> None:
+    """A small VP8 + Opus WebM whose packets run from `first` to `last` seconds on its clock."""
+    with av.open(str(path), mode="w", format="webm") as container:
+        video = container.add_stream("libvpx", rate=15)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("libopus", rate=48000)
+        audio.layout = "mono"
+        for n in range(round(first * 15), round(last * 15)):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane, value in zip(frame.planes, (luma, 128, 128)):
+                plane.update(bytes([value]) * plane.buffer_size)
+            frame.pts = n
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for n in range(round(first * 50), round(last * 50)):
+            sound = av.AudioFrame(format="s16", layout="mono", samples=960)
+            sound.planes[0].update(bytes(1920))
+            sound.sample_rate, sound.pts = 48000, n * 960
+            for packet in audio.encode(sound):
+                container.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode():
+                container.mux(packet)
+
+
+def test_export_places_each_part_on_the_session_clock_and_blacks_out_gaps_and_absence(tmp_path: Path) -> None:
+    """Two participants: A in two parts with nothing between them, B throughout but for a named gap."""
+    session, origin = "ses_1", dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
+    zero = round(origin.timestamp() * 1000)
+    iso = lambda seconds: (origin + dt.timedelta(seconds=seconds)).isoformat()  # noqa: E731
+    root = tmp_path / "opened"
+    (root / session).mkdir(parents=True)
+    _webm(root / session / "pty_a-0000.webm", 1.0, 4.0, 220)
+    _webm(root / session / "pty_a-0001.webm", 0.5, 3.0, 220)  # its recording started 6 s into the session
+    _webm(root / session / "usr_b-0000.webm", 0.0, 10.0, 220)
+
+    def filed(pid: str, part: int, clock_zero: int, first: int, last: int) -> list[FiledSegment]:
+        return [FiledSegment(pid, part, 0, ((first, last),), clock_zero, True)]
+
+    report = Report()
+    report.transcripts[session] = {
+        "format": "mediation-transcript/v1", "started_at": iso(0), "ended_at": iso(10),
+        "participants": [{"participant_id": "pty_a", "name": "A", "role": "borrower"},
+                         {"participant_id": "usr_b", "name": "B", "role": "mediator"}],
+        "events": [{"at": iso(4), "type": "recording_gap", "participant_id": "usr_b", "part": 0, "from": iso(4),
+                    "to": iso(6), "file_from": 4.0, "file_to": 6.0, "reason": "media_stopped"}]}
+    report.recordings[("recording", session, "pty_a", "0000")] = (f"{session}/pty_a-0000.webm",
+                                                                  filed("pty_a", 0, zero, 1000, 3930))
+    report.recordings[("recording", session, "pty_a", "0001")] = (f"{session}/pty_a-0001.webm",
+                                                                  filed("pty_a", 1, zero + 6000, 500, 2930))
+    report.recordings[("recording", session, "usr_b", "0000")] = (f"{session}/usr_b-0000.webm",
+                                                                  filed("usr_b", 0, zero, 0, 9930))
+    _, duration, tiles = plan_tiles(report, session, root)
+    assert duration == 10.0
+    # Each file starts where its first packet is on the session clock (Opus's pre-skip aside).
+    assert [(t.participant_id, t.label) for t in tiles] == [("pty_a", "Borrower"), ("usr_b", "Mediator")]
+    shifts = [source.shift for tile in tiles for source in tile.sources]
+    assert all(abs(found - expected) <= 0.02 for found, expected in zip(shifts, [1.0, 6.5, 0.0])), shifts
+    assert tiles[1].sources[0].gaps == ((4.0, 6.0),)
+    out = tmp_path / "review.webm"
+    work = tmp_path / "work"
+    work.mkdir()
+    compose(tiles, duration, out, work, tile=TILE, session_id=session, incomplete=None)
+    assert abs(float(_probe(out)["format"]["duration"]) - 10.0) <= 0.2
+    shown = {at: _tile_brightness(out, at, 2) for at in (0.5, 2.5, 5.0, 7.5, 9.5)}
+    print(shown)
+    lit = {at: [value > 100 for value in means] for at, means in shown.items()}
+    assert lit == {0.5: [False, True],   # A's media starts at 1 s
+                   2.5: [True, True],
+                   5.0: [False, False],  # A between its parts; B in its gap
+                   7.5: [True, True],    # A's second part
+                   9.5: [False, True]}, shown
 
 
 def test_export_refuses_an_output_it_cannot_write(tmp_path: Path) -> None:
