@@ -132,8 +132,9 @@ class RecordedRoom:
         self.started = time.monotonic()
         for peer in self.peers:
             await peer.wait_for("recording_started")
+        # The node spawns the recorder as a process: on a loaded 2-core host that has taken over 10 s.
         state = await mediator.wait_for("room_state", lambda s: any(
-            p["role"] == "recorder" for p in s["participants"]), after=mark)
+            p["role"] == "recorder" for p in s["participants"]), after=mark, timeout=WAIT)
         recorder_id = next(p["participant_id"] for p in state["participants"] if p["role"] == "recorder")
         await asyncio.gather(*(sender.send_to(recorder_id) for sender in self.senders))
         return recorder_id
