@@ -1,6 +1,7 @@
 """CPU cost of recording a participant: our passthrough recorder against aiortc's stock MediaRecorder.
 
     .venv/bin/python bench/recording.py [--participants 3] [--seconds 20] [--repeat 3]
+                                        [--segment-seconds 0.6[,5]] [--recorders ours,stock]
 
 N synthetic participants (aiortc peers in this process) each send 640x480 30 fps VP8 and 20 ms
 Opus to a recorder running in a child process; the child's CPU time (user + system, all its
@@ -8,7 +9,10 @@ threads, read from os.times() in the child) over the recording window, divided b
 x seconds, is the cost in cores per participant. The senders replay media encoded once before
 the runs, so this process does no encoding and the two recorders get the same input.
 
-- ours:  recording.recorder.peer.RecorderPeer, VP8/Opus passed through into WebM segments on disk.
+- ours:  what the recording worker does per participant: recording.recorder.peer.RecorderPeer
+         passing VP8/Opus through into WebM segments of ``--segment-seconds`` (the server's default,
+         0.6 s), each segment's media times read back from its blocks and the segment sealed with
+         age to one X25519 recipient before it is written to disk (the worker uploads it instead).
 - stock: aiortc's RTCPeerConnection decoding as usual, aiortc.contrib.media.MediaRecorder
          re-encoding to WebM (libvpx + libopus), one file per participant.
 """
@@ -118,7 +122,7 @@ class ReplayTrack(MediaStreamTrack):
 # --- the recorder side, in a child process ----------------------------------------------------------
 
 
-async def run_child(kind: str, out_dir: str) -> None:
+async def run_child(kind: str, out_dir: str, segment_seconds: float) -> None:
     """Answer offers from stdin (one JSON object a line), report CPU times on stdout."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -133,17 +137,27 @@ async def run_child(kind: str, out_dir: str) -> None:
         return times.user + times.system
 
     if kind == "ours":
-        from recording.recorder.peer import RecorderPeer
+        import pyrage
 
+        from recording.recorder.coverage import block_times, media_ranges
+        from recording.recorder.peer import RecorderPeer
+        from recording.records.sealing import seal
+
+        recipients = [str(pyrage.x25519.Identity.generate().to_public())]
         written = {"bytes": 0, "segments": 0}
 
-        async def on_segment(pid: str, index: int, data: bytes, started_at: float, ended_at: float) -> None:
+        async def on_segment(pid: str, index: int, data: bytes, started_at: float, ended_at: float,
+                             final: bool) -> None:
+            media_ranges(block_times(data))  # the worker files these with each segment
+            sealed = seal(data, recipients)
             with open(os.path.join(out_dir, f"{pid}.webm"), "ab") as file:
                 file.write(data)
-            written["bytes"] += len(data)
+            with open(os.path.join(out_dir, f"{pid}.sealed"), "ab") as file:
+                file.write(sealed)
+            written["bytes"] += len(sealed)
             written["segments"] += 1
 
-        recorder = RecorderPeer(on_segment)
+        recorder = RecorderPeer(on_segment, segment_seconds=segment_seconds)
 
         async def answer(pid: str, sdp: str) -> str:
             return await recorder.handle_offer(pid, sdp)
@@ -195,11 +209,12 @@ def count_video_frames(out_dir: str) -> int:
 # --- the sending side, in this process ---------------------------------------------------------------
 
 
-async def run_once(kind: str, participants: int, seconds: float, media: tuple[list, list]) -> dict:
+async def run_once(kind: str, participants: int, seconds: float, media: tuple[list, list],
+                   segment_seconds: float) -> dict:
     video, audio = media
     with tempfile.TemporaryDirectory(prefix=f"bench-recording-{kind}-") as out_dir:
         child = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--child", kind, "--out", out_dir,
+            sys.executable, __file__, "--child", kind, "--out", out_dir, "--segment-seconds", str(segment_seconds),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
 
         async def call(request: dict | None) -> dict:
@@ -244,32 +259,42 @@ async def run_once(kind: str, participants: int, seconds: float, media: tuple[li
     }
 
 
-async def run_bench(participants: int, seconds: float, repeat: int) -> None:
+async def run_bench(participants: int, seconds: float, repeat: int, segment_lengths: list[float],
+                    recorders: list[str]) -> None:
     print(f"encoding {LOOP_SECONDS} s of {WIDTH}x{HEIGHT} {FPS} fps VP8 + Opus input to loop ...", flush=True)
     media = encode_input(LOOP_SECONDS)
-    results: dict[str, list[dict]] = {"ours": [], "stock": []}
+    # "ours" once per segment length, interleaved within each repetition so that they share the host's load.
+    variants = [(kind, length) for kind in recorders for length in (segment_lengths if kind == "ours" else [0.0])]
+    results: dict[tuple[str, float], list[dict]] = {variant: [] for variant in variants}
     for run in range(repeat):
-        for kind in results:
-            result = await run_once(kind, participants, seconds, media)
-            results[kind].append(result)
-            print(f"run {run + 1}/{repeat} {kind:5}: {result['cores_per_participant']:.3f} cores/participant, "
+        for kind, length in variants:
+            result = await run_once(kind, participants, seconds, media, length or segment_lengths[0])
+            results[(kind, length)].append(result)
+            what = f"{kind} {length} s" if kind == "ours" else kind
+            print(f"run {run + 1}/{repeat} {what:10}: {result['cores_per_participant']:.3f} cores/participant, "
                   f"video frames in files {result['frames_kept']:.0%} of sent, "
                   f"closing took {result['close_cpu_seconds']:.2f} CPU s, "
                   f"senders used {result['sender_cores']:.2f} cores, load {os.getloadavg()[0]:.1f}", flush=True)
-    def median(kind: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[kind])
+
+    def median(variant: tuple[str, float], key: str) -> float:
+        return statistics.median(r[key] for r in results[variant])
 
     print()
     print(f"{participants} participants x {seconds:.0f} s, {WIDTH}x{HEIGHT} {FPS} fps, {os.cpu_count()} CPUs, "
           f"median of {repeat}; cores per participant (CPU s per s of recorded participant):")
-    for kind, label in (("ours", "ours  (passthrough WebM)"), ("stock", "stock (MediaRecorder)   ")):
-        print(f"  {label}: {median(kind, 'cores_per_participant'):.3f} used, "
-              f"{median(kind, 'cores_to_keep_up'):.3f} per second of video actually kept "
-              f"({median(kind, 'frames_kept'):.0%} of frames kept)")
-    used = median("stock", "cores_per_participant") / median("ours", "cores_per_participant")
-    needed = median("stock", "cores_to_keep_up") / median("ours", "cores_to_keep_up")
-    print(f"  stock / ours: {used:.1f}x on CPU used, {needed:.1f}x per second of video kept   "
-          f"(targets: ours <= 0.06, >= 5x)")
+    for variant in variants:
+        kind, length = variant
+        label = f"ours  (passthrough WebM, sealed, {length} s segments)" if kind == "ours" else "stock (MediaRecorder)"
+        print(f"  {label}: {median(variant, 'cores_per_participant'):.3f} used, "
+              f"{median(variant, 'cores_to_keep_up'):.3f} per second of video actually kept "
+              f"({median(variant, 'frames_kept'):.0%} of frames kept)")
+    if "stock" not in recorders or "ours" not in recorders:
+        return
+    ours, stock = ("ours", segment_lengths[0]), ("stock", 0.0)
+    used = median(stock, "cores_per_participant") / median(ours, "cores_per_participant")
+    needed = median(stock, "cores_to_keep_up") / median(ours, "cores_to_keep_up")
+    print(f"  stock / ours ({segment_lengths[0]} s segments): {used:.1f}x on CPU used, {needed:.1f}x per second "
+          "of video kept   (targets: ours <= 0.06, >= 5x)")
 
 
 def main() -> None:
@@ -277,13 +302,25 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--segment-seconds", default="0.6",
+                        help="segment length(s) for ours, comma-separated (default 0.6, the server's)")
+    parser.add_argument("--recorders", default="ours,stock", help="which to run: ours, stock or both")
     parser.add_argument("--child", choices=["ours", "stock"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    recorders = [kind for kind in args.recorders.split(",") if kind]
+    if not recorders or set(recorders) - {"ours", "stock"}:
+        parser.error(f"--recorders takes ours, stock or both, not {args.recorders!r}")
+    try:
+        lengths = [float(value) for value in args.segment_seconds.split(",") if value]
+    except ValueError:
+        lengths = []
+    if not lengths or any(not 0.2 <= value <= 60 for value in lengths):
+        parser.error(f"--segment-seconds takes lengths from 0.2 to 60, comma-separated, not {args.segment_seconds!r}")
     if args.child:
-        asyncio.run(run_child(args.child, args.out))
+        asyncio.run(run_child(args.child, args.out, lengths[0]))
     else:
-        asyncio.run(run_bench(args.participants, args.seconds, args.repeat))
+        asyncio.run(run_bench(args.participants, args.seconds, args.repeat, lengths, recorders))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from recording.compliance.seekable import NotSeekableError, write_seekable
 from recording.compliance.pinning import EVIDENCE_FILE, check_evidence, read_pin, write_pin
 from recording.records import transcript
 from recording.records.checkpoint import CheckpointVerifier, Witness, key_id, load_public_key
+from recording.records.gaps import FiledSegment
 from recording.records.kinds import FIRST_INDEX, RecordKind
 from recording.records.manifest import BundleError, BundleObject, Manifest, check_audit_entry, parse_manifest
 from recording.records.problems import Problem
@@ -130,6 +131,10 @@ class Report:
     outputs: list[str] = dataclasses.field(default_factory=list)
     verified: int = 0
     listed: int = 0
+    # For the export (export.py): verified transcripts by session, and each recording written: its
+    # output name and what its verified segments' audit entries say of its clock (gaps.FiledSegment).
+    transcripts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    recordings: dict[Group, tuple[str, list[FiledSegment]]] = dataclasses.field(default_factory=dict)
 
     def problem(self, group: Group | None, code: str, message: str) -> None:
         self.problems.append((group, Problem(code, message)))
@@ -387,7 +392,15 @@ class _Opener:
             if group not in self.recordings:
                 name = f"{session}/{obj.participant_id}-{obj.part:04d}.webm.partial"
                 self.recordings[group] = (name, self.out.create(name))
+                self.report.recordings[group] = (name, [])
             self.recordings[group][1].write(plaintext)
+            try:
+                detail = json.loads(obj.audit_entry).get("detail") or {}  # verified above
+            except (ValueError, AttributeError):
+                detail = {}
+            filed = FiledSegment.from_detail(detail) if isinstance(detail, dict) else None
+            if filed is not None:
+                self.report.recordings[group][1].append(filed)
 
     def _read_transcript(self, obj: BundleObject, group: Group | None, session: str, plaintext: bytes) -> None:
         try:
@@ -465,6 +478,7 @@ class _Opener:
 
     def _check_gaps(self) -> None:
         report_gaps(self.transcripts, self.report)
+        self.report.transcripts = dict(self.transcripts)
 
     def _finish_chat(self) -> None:
         for session in sorted(set(self.chat) | set(self.chat_missing)):
@@ -493,6 +507,7 @@ class _Opener:
             else:
                 os.remove(self.out.root / partial)
             self.report.outputs.append(final)
+            self.report.recordings[group] = (final, self.report.recordings[group][1])
         for key in sorted(self.indices):
             if key[0] == RecordKind.RECORDING_SEGMENT.value and ("recording", *key[1:]) not in self.recordings:
                 self.report.warning("recording_nothing_verified",

@@ -11,7 +11,9 @@ those alone, never from what happened to be expected, the transcript names each 
 - ``recorder_lost`` / ``cut_off``: the file has no final segment, so its end was never filed: the
   gap runs from its last filed block to the room's ``recording_stopped`` after it (reason
   ``recorder_lost`` if the room lost the recorder: it was killed or crashed) or, with none, to the
-  end of the session (``cut_off``: the recorder or its node stopped without a word).
+  end of the session (``cut_off``: the recorder or its node stopped without a word) -- or, sooner,
+  to the participant's first block in a later file (a new recording after a node restarted):
+  from there on the media is on the record again.
 
 What a participant did not send before their first block or after their last one in a file they
 left normally is not a gap: the file starts when their media reaches the recorder and ends when
@@ -117,6 +119,18 @@ def recording_gaps(segments: Sequence[FiledSegment], stops: Sequence[tuple[str, 
         stop = next(((at, reason) for at, reason in stops if _ms(at) >= zero + end), None)
         until, reason = (stop[0], "recorder_lost" if stop[1] == "recorder_lost" else "cut_off") if stop \
             else (ended_at, "cut_off")
-        gaps.append(_gap(participant_id, part, zero, end, max(end, _ms(until) - zero),
+        until_ms = _ms(until)
+        resumed = _resumed(files, participant_id, part, zero + end)
+        if resumed is not None and resumed < until_ms:
+            until_ms = resumed
+        gaps.append(_gap(participant_id, part, zero, end, max(end, until_ms - zero),
                          "segment_not_filed" if missing else reason))
     return gaps
+
+
+def _resumed(files: Mapping[tuple[str, int], Sequence[FiledSegment]], participant_id: str, part: int,
+             after_ms: int) -> int | None:
+    """Epoch ms of the participant's first block, at or after `after_ms`, in a later part; None if none."""
+    firsts = [segment.clock_zero_ms + first for (pid, later), filed in files.items()
+              if pid == participant_id and later > part for segment in filed for first, _ in segment.media]
+    return min((at for at in firsts if at >= after_ms), default=None)

@@ -19,14 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
+from aiortc import MediaStreamTrack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.async_api import Browser, Page
 from sqlalchemy import func, select, update
 
 from server.models import AuditEntry, SealedRecord
 from tests.conftest import Api
-from tests.recording.agekeys import age_binary
-from tests.recording.test_session_recording import _recorder_gone, _transcript_sealed, open_recorded_room
+from tests.recording.agekeys import age_binary, generate
+from tests.recording.test_session_recording import Sender, _recorder_gone, _transcript_sealed, open_recorded_room
 from tests.server.test_agreements import sign, terms
 from tests.web.browser import (
     WAIT_MS, Pages, generate_key, load_identity_file, open_session, overflowing, recording_videos,
@@ -233,3 +234,170 @@ def _flip_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[-20] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+class Pausable(MediaStreamTrack):
+    """A synthetic track that can stop sending for a while: frames made meanwhile are dropped, so the
+    recorder receives nothing (a real hole in the media, which the transcript names as a gap)."""
+
+    def __init__(self, inner: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = inner.kind
+        self.inner = inner
+        self.paused = False
+
+    async def recv(self):  # noqa: ANN201 (a frame of the inner track's kind)
+        while True:
+            frame = await self.inner.recv()
+            if not self.paused:
+                return frame
+
+
+class PausingSender(Sender):
+    """A participant whose camera and microphone go silent between pause(True) and pause(False)."""
+
+    paused: list[Pausable] = []
+
+    def tracks(self) -> list[MediaStreamTrack]:
+        self.paused = [Pausable(track) for track in super().tracks()]
+        return list(self.paused)
+
+    def pause(self, paused: bool) -> None:
+        for track in self.paused:
+            track.paused = paused
+
+
+PLAYER_TIMES = """() => [...document.querySelectorAll('[data-testid=player-tile]')].map(tile => {
+  const video = [...tile.querySelectorAll('video')].find(v => !v.hidden);
+  return {participant: tile.dataset.participantId, state: tile.dataset.state,
+          session: video ? video.currentTime + Number(video.dataset.offset) : null,
+          paused: video ? video.paused : null};
+})"""
+
+
+async def _player_times(page: Page) -> list[dict]:
+    return await page.evaluate(PLAYER_TIMES)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_compliance_player_plays_two_participants_in_sync_and_seeks_from_a_transcript_line(
+        api: Api, browser: Browser, tmp_path: Path) -> None:
+    # This officer's key is in force before the session, so everything is sealed to it too.
+    username = "compliance-officer-player"
+    _, officer = await api.staff("compliance_officer", username=username)
+    key = generate(tmp_path / "player-officer")
+    await api.approve_key(officer, key.recipient)
+
+    # Two participants send media (the bank's representative is present without any); the borrower's
+    # media stops for two seconds in the middle: a gap the transcript names.
+    room = await open_recorded_room(api, tmp_path)
+    mediator, bank, borrower = room.peers
+    pausing = PausingSender(borrower)
+    room.senders = [Sender(mediator), pausing]
+    said: list[tuple[int, str]] = []
+    try:
+        await room.start_recording()
+        await asyncio.sleep(3)
+        pausing.pause(True)
+        await asyncio.sleep(2)
+        pausing.pause(False)
+        await asyncio.sleep(2)
+        for peer, text in ((borrower, "我可以每月还 2000 元。"), (mediator, "Noted: 2,000 a month.")):
+            result = await peer.request("send_chat", {"text": text})
+            assert result["ok"], result
+            said.append((result["seq"], text))
+            await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)
+        assert (await mediator.request("end_session", {}))["ok"]
+        await _recorder_gone(api)
+        await _transcript_sealed(api, room.case_id)
+    finally:
+        await room.close()
+    recorded = {mediator.participant_id, borrower.participant_id}
+
+    pages = Pages(browser, api.base)
+    page = await pages.open("/compliance?lang=en", width=1360)
+    await page.get_by_test_id("signin-form").wait_for(timeout=WAIT_MS)
+    await sign_in(page, username)
+    await load_identity_file(page, key.identity_file)
+    await page.locator(f"[data-testid=case-open][data-case-id={room.case_id}]").click()
+    session_id = await page.locator("[data-testid=session-group]").first.get_attribute("data-session-id")
+    assert session_id
+    verdict = await open_session(page, session_id)
+    videos = await recording_videos(page)
+    assert {v["participant"] for v in videos} == recorded, videos
+    tiles = page.get_by_test_id("player-tile")
+    assert {await tiles.nth(i).get_attribute("data-participant-id") for i in range(await tiles.count())} == recorded
+
+    # The borrower's gap is drawn on its lane, and the result says the recording is incomplete.
+    gaps = page.locator(f"[data-testid=player-lane][data-participant-id={borrower.participant_id}] "
+                        "[data-testid=player-gap]")
+    await gaps.first.wait_for(timeout=WAIT_MS)
+    gap_from = float(await gaps.first.get_attribute("data-from") or "nan")
+    gap_to = float(await gaps.first.get_attribute("data-to") or "nan")
+    print(f"gap drawn for the borrower: {gap_from:.2f}-{gap_to:.2f} s "
+          f"({await gaps.first.get_attribute('data-reason')}); verdict {verdict}")
+    assert 1.0 <= gap_to - gap_from <= 3.5, (gap_from, gap_to)
+    assert verdict == "incomplete"
+    assert await page.locator(f"[data-testid=player-lane][data-participant-id={mediator.participant_id}] "
+                              "[data-testid=player-presence]").count() >= 1
+    await shot(page, AREA, "player-en")
+
+    # Inside the gap the borrower's tile shows the placeholder; the mediator's plays on.
+    await page.get_by_test_id("player-seek").fill(f"{(gap_from + gap_to) / 2:.1f}")
+    borrower_tile = page.locator(f"[data-testid=player-tile][data-participant-id={borrower.participant_id}]")
+    await page.wait_for_function(
+        f"() => document.querySelector('[data-testid=player-tile][data-participant-id={borrower.participant_id}]')"
+        ".dataset.state === 'gap'", timeout=WAIT_MS)
+    assert await borrower_tile.get_by_test_id("player-placeholder").is_visible()
+
+    # Play from a moment both were recorded: both videos advance together on the session clock.
+    line = page.locator(f"[data-testid=timeline] [data-testid=timeline-entry][data-seq='{said[0][0]}']")
+    start = float(await line.get_attribute("data-session-time") or "nan")
+    await page.get_by_test_id("player-seek").fill(f"{start - 3:.1f}")
+    await page.get_by_test_id("player-toggle").click()
+    await page.locator("[data-testid=player-toggle][data-state=playing]").wait_for(timeout=WAIT_MS)
+    await page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=player-tile] video')]
+        .filter(v => !v.hidden).every(v => !v.paused && v.readyState >= 3)""", timeout=WAIT_MS)
+    samples = []
+    for _ in range(6):
+        await asyncio.sleep(0.5)
+        times = await _player_times(page)
+        assert all(t["session"] is not None and t["paused"] is False for t in times), times
+        samples.append([t["session"] for t in times])
+    spreads = [max(s) - min(s) for s in samples]
+    advanced = [samples[-1][i] - samples[0][i] for i in range(len(samples[0]))]
+    print(f"playing: spread between the two videos on the session clock {['%.3f' % d for d in spreads]} s; "
+          f"each advanced {['%.2f' % a for a in advanced]} s in 2.5 s")
+    assert max(spreads[1:]) <= 0.25, spreads  # after the first correction, in step
+    assert all(a >= 1.5 for a in advanced), advanced
+
+    # A transcript line seeks both videos to its time (while playing), and is the highlighted line.
+    await page.get_by_test_id("player-toggle").click()
+    await page.locator("[data-testid=player-toggle][data-state=paused]").wait_for(timeout=WAIT_MS)
+    second = page.locator(f"[data-testid=timeline] [data-testid=timeline-entry][data-seq='{said[1][0]}']")
+    target = float(await second.get_attribute("data-session-time") or "nan")
+    await second.get_by_test_id("seek-line").focus()
+    await page.keyboard.press("Enter")  # the keyboard reaches it as a button
+    await page.wait_for_function(
+        """(target) => [...document.querySelectorAll('[data-testid=player-tile] video')].filter(v => !v.hidden)
+             .every(v => !v.seeking && Math.abs(v.currentTime + Number(v.dataset.offset) - target) < 0.1)""",
+        arg=target, timeout=WAIT_MS)
+    seeked = await _player_times(page)
+    print(f"seek to line #{said[1][0]} at {target:.2f} s: videos at "
+          f"{['%.3f' % t['session'] for t in seeked]} s on the session clock")
+    assert len(seeked) == 2 and all(abs(t["session"] - target) < 0.1 for t in seeked), seeked
+    assert await second.get_attribute("aria-current") == "time"
+    assert "is-current" in (await second.get_attribute("class") or "")
+    # Clicking the line itself does the same, and playing from there keeps the line current.
+    await line.click()
+    await page.wait_for_function(
+        """(target) => [...document.querySelectorAll('[data-testid=player-tile] video')].filter(v => !v.hidden)
+             .every(v => !v.seeking && Math.abs(v.currentTime + Number(v.dataset.offset) - target) < 0.1)""",
+        arg=start, timeout=WAIT_MS)
+    assert await line.get_attribute("aria-current") == "time"
+    await shot(page, AREA, "player-seeked-en")
+    await set_language(page, "zh-CN")
+    assert await page.get_by_test_id("player-toggle").inner_text() == "播放"
+    assert not pages.problems, pages.problems

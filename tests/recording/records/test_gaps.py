@@ -56,6 +56,29 @@ def test_gaps_file_cut_off_without_a_word_runs_to_the_end_of_the_session() -> No
     assert _spans(recording_gaps(segments, [(_at(0.2), "mediator")], ENDED)) == [("pty_b", 0.58, 600.0, "cut_off")]
 
 
+def test_gaps_file_cut_off_ends_where_the_participants_media_resumes_in_a_later_part() -> None:
+    # The node died 9.55 s into part 0; it came back and a new recording (time zero 20 s later)
+    # received this participant's media again 1.2 s into part 1.
+    cut = _file([(0, 580)], [(600, 9550)], final=False)
+    later = [FiledSegment(participant_id="pty_b", part=1, index=0, media=((1200, 1780),), clock_zero_ms=ZERO_MS + 20_000,
+                          final=False),
+             FiledSegment(participant_id="pty_b", part=1, index=1, media=((1800, 2000),), clock_zero_ms=ZERO_MS + 20_000,
+                          final=True)]
+    other = [FiledSegment(participant_id="pty_c", part=1, index=0, media=((100, 2000),), clock_zero_ms=ZERO_MS + 20_000,
+                          final=True)]
+    stops = [(_at(40), "mediator")]
+    gaps = recording_gaps([*cut, *later, *other], stops, ENDED)
+    assert _spans(gaps) == [("pty_b", 9.55, 21.2, "cut_off")]
+    assert gaps[0]["to"] == "2026-03-01T10:00:21.200+00:00"
+    # Without media in a later part, the gap still runs to the next stop.
+    silent = [FiledSegment(participant_id="pty_b", part=1, index=0, media=(), clock_zero_ms=ZERO_MS + 20_000,
+                           final=True)]
+    assert _spans(recording_gaps([*cut, *silent], stops, ENDED)) == [("pty_b", 9.55, 40.0, "cut_off")]
+    # A stop before the media resumed still ends it first.
+    assert _spans(recording_gaps([*cut, *later], [(_at(13.08), "recorder_lost")], ENDED)) == [
+        ("pty_b", 9.55, 13.08, "recorder_lost")]
+
+
 def test_gaps_in_the_transcript_as_events_in_time_order_and_rendered() -> None:
     stopped = {"reason": "recorder_lost"}
     entries = [RoomEntry(at=_at(0), actor="mediator:usr_m", action="recording_started", detail={}),

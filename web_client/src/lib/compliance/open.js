@@ -36,6 +36,8 @@ import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } fro
  * @property {number | null} part
  * @property {Uint8Array[]} chunks
  * @property {(number | null)[]} segments
+ * @property {number | null} clockZeroMs epoch ms of the file's time zero, from its verified audit entries
+ * @property {[number, number][]} media the block times (ms on the file's clock) its verified segments hold
  * @property {boolean} [spoiled]
  */
 /** @typedef {import("./evidence.js").CheckpointEvidence} CheckpointEvidence */
@@ -383,11 +385,14 @@ class Opening {
       const id = JSON.stringify(group);
       if (!report.recordings.has(id)) {
         report.recordings.set(id, { group, sessionId: session, participantId: obj.participantId, part: obj.part,
-          chunks: [], segments: [] });
+          chunks: [], segments: [], clockZeroMs: null, media: [] });
       }
       const recording = /** @type {Recording} */ (report.recordings.get(id));
       recording.chunks.push(plaintext);
       recording.segments.push(obj.index);
+      const timing = segmentTiming(obj.auditEntry);
+      if (recording.clockZeroMs === null && timing.clockZeroMs !== null) recording.clockZeroMs = timing.clockZeroMs;
+      recording.media.push(...timing.media);
       return;
     }
     let text = null;
@@ -513,6 +518,30 @@ export function reportGaps(report) {
         part: gap.part ?? "?", range: gap.range, length: gap.length, fileRange: gap.fileRange, reason: gap.reason });
     }
   }
+}
+
+/**
+ * What a verified segment's audit entry says of its time (docs/records.md, "Recording gaps"): the
+ * file's time zero (`clock_zero_ms`, epoch ms) and the block times it holds (`media`); nulls and
+ * nothing where the entry does not say (an entry written before media times were filed).
+ * @param {Uint8Array} auditEntry the entry's canonical JSON, already checked against the log
+ * @returns {{clockZeroMs: number | null, media: [number, number][]}}
+ */
+export function segmentTiming(auditEntry) {
+  /** @type {any} */
+  let detail = null;
+  try {
+    detail = JSON.parse(utf8.decode(auditEntry))?.detail;
+  } catch {
+    detail = null;
+  }
+  const zero = detail?.clock_zero_ms;
+  const media = Array.isArray(detail?.media) ? detail.media : [];
+  return {
+    clockZeroMs: Number.isSafeInteger(zero) ? zero : null,
+    media: media.filter((/** @type {unknown} */ r) => Array.isArray(r) && r.length === 2
+      && r.every((n) => Number.isSafeInteger(n)) && r[0] <= r[1]).map((/** @type {[number, number]} */ r) => [r[0], r[1]]),
+  };
 }
 
 /** @param {any[]} a @param {any[]} b */

@@ -35,6 +35,7 @@ export const TRANSCRIPT_FORMAT = "mediation-transcript/v1";
  * @property {Person[] | null} [members]
  * @property {string | null} [notice]
  * @property {[string, string][]} [fields] an unknown event's other fields, cleaned
+ * @property {{from: Date | null, to: Date | null, part: number | null, reason: string}} [gap] a recording gap's range
  */
 
 // Text typed by parties is shown to an officer: control characters and bidirectional overrides
@@ -197,6 +198,11 @@ export function timeline(doc) {
         break;
       case "consent_given":
         entry.notice = typeof event.notice_sha256 === "string" ? cleanText(event.notice_sha256) : null;
+        break;
+      case "recording_gap":
+        entry.gap = { from: parseTime(event.from), to: parseTime(event.to),
+          part: Number.isSafeInteger(event.part) && event.part >= 0 ? event.part : null,
+          reason: typeof event.reason === "string" ? cleanText(event.reason) : "" };
         break;
       case "participant_left": case "admitted": case "refused": case "returned_to_lobby": case "removed":
       case "caucus_ended": case "consent_withdrawn": case "recording_started": case "recording_stopped":

@@ -10,11 +10,13 @@ import { api, state, videos } from "./context.js";
 import { formatDuration, incompleteBadge, personById } from "./format.js";
 import { readPin, storePin } from "./pin.js";
 import { currentKeyring } from "./keys.js";
+import { createReview, stopPlayer } from "./player.js";
 import { agreementResults, chatSection, consentsSection, timelineSection } from "./records.js";
 import { sessionExpired } from "./session.js";
 import { problemParts, problemText } from "./text.js";
 
 export function closeOpened() {
+  stopPlayer();
   for (const { url, element } of videos.values()) {
     element.removeAttribute("src");
     element.load();
@@ -117,6 +119,8 @@ export function problemItems(problems, testid, itemTestid) {
 export function renderOpened() {
   const { t } = state;
   const opened = state.opened;
+  reviewing = null;
+  if (!opened || opened.status !== "done" || opened.scope.kind !== "session") stopPlayer();
   const section = $("opened");
   section.hidden = !opened;
   if (!opened) {
@@ -160,14 +164,22 @@ export function renderOpened() {
       h("summary", { text: t("open.warnings", { count: report.warnings.length }) }),
       problemList(report.warnings, "warnings", "warning", (w) => t(`warning.${w.code}`, w.params))) : null,
     opened.scope.kind === "session" ? sessionResults(report, opened.scope.sessionId) : agreementResults(report));
+  reviewing?.start();
 }
+
+/** @type {ReturnType<typeof createReview> | null} the review of the session being shown */
+let reviewing = null;
 
 export function sessionResults(report, sessionId) {
   const doc = report.transcripts.get(sessionId) ?? null;
   const people = doc ? new People(doc.participants) : null;
+  reviewing = createReview(report, sessionId, doc, people);
+  // The player and the transcript side by side: a line seeks the player, the player marks the line.
+  const player = reviewing.section();
+  const transcript = timelineSection(report, sessionId, doc, reviewing);
   return [
+    h("div", { class: "review", testid: "review" }, player, h("div", { class: "review-transcript" }, transcript)),
     recordingsSection(report, people),
-    timelineSection(report, sessionId, doc),
     chatSection(report, sessionId, people),
     consentsSection(report, people),
   ];
@@ -245,7 +257,6 @@ export function recordingsSection(report, people) {
     const own = report.problemsOf(recording.group);
     return h("figure", { class: ["recording-card", recording.spoiled && "is-incomplete"], testid: "recording",
       dataset: { participantId: recording.participantId, part: recording.part, complete: String(!recording.spoiled) } },
-    entry.element,
     h("figcaption", {},
       h("strong", { class: "caption-name", text: personById(recording.participantId, people) }),
       h("div", { class: "caption-line" },

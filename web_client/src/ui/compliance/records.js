@@ -41,6 +41,13 @@ export function eventText(entry) {
     case "recording_started": return t("ev.recordingStarted");
     case "recording_stopped": return t("ev.recordingStopped", { reason });
     case "session_ended": return entry.actor ? t("ev.sessionEndedBy", { actor }) : t("ev.sessionEnded");
+    case "recording_gap": {
+      const { gap } = entry;
+      const clock = (date) => (date ? formatClock(date) : "?");
+      return t("ev.recordingGap", { subject, part: gap.part === null ? "?" : gap.part + 1, from: clock(gap.from),
+        to: clock(gap.to), seconds: gap.from && gap.to ? ((gap.to - gap.from) / 1000).toFixed(1) : "?",
+        reason: t.has(`gap.${gap.reason}`) ? t(`gap.${gap.reason}`) : gap.reason || "?" });
+    }
     default:
       return t("ev.unknown", { type: cleanText(entry.type),
         fields: entry.fields?.length ? `: ${entry.fields.map(([k, v]) => `${k}=${v}`).join(", ")}` : "" });
@@ -62,7 +69,8 @@ export function chatLine(entry, name) {
   ];
 }
 
-export function timelineSection(report, sessionId, doc) {
+/** The transcript as a timeline; with a review (the player), each line seeks it. */
+export function timelineSection(report, sessionId, doc, review = null) {
   const { t } = state;
   const spoiled = report.spoiled(["transcript", sessionId]);
   if (!doc) {
@@ -88,9 +96,13 @@ export function timelineSection(report, sessionId, doc) {
     const body = entry.type === "chat_message"
       ? h("div", { class: "what what-chat" }, chatLine(entry, personLabel(entry.subject)))
       : h("div", { class: "what", text: sentence(eventText(entry)) });
-    items.push(h("li", { class: ["event", `event-${entry.type.replace(/[^a-z_]/g, "")}`], testid: "timeline-entry",
+    const cell = h("div", { class: "when-cell" }, when);
+    const line = h("li", { class: ["event", `event-${entry.type.replace(/[^a-z_]/g, "")}`], testid: "timeline-entry",
       dataset: entry.seq === undefined || entry.seq === null ? { type: entry.type } : { type: entry.type, seq: entry.seq } },
-    when, body));
+    cell, body);
+    const seek = review ? review.line(line, entry) : null; // the player seeks to the line's time
+    if (seek) cell.append(seek);
+    items.push(line);
   }
   return h("section", { class: "result-section", testid: "timeline-section" },
     h("h3", { class: "section-title" }, t("timeline.title"), " ", spoiled ? incompleteBadge() : null),
