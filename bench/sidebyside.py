@@ -108,10 +108,17 @@ class Step:
     latencies: list[float]
     acks: list[float]
     server_cpu: float  # seconds, all server processes, over the step
+    idle_cores: float  # the servers' CPU with every socket open and no chat, in cores
 
     @property
     def cpu_per_delivery_us(self) -> float:
         return self.server_cpu / self.delivered * 1e6 if self.delivered else float("nan")
+
+    @property
+    def chat_cpu_per_delivery_us(self) -> float:
+        """Net of the idle background (timers, keep-alives, the audit sequencer) over the step's length."""
+        chat = self.server_cpu - self.idle_cores * self.seconds
+        return chat / self.delivered * 1e6 if self.delivered else float("nan")
 
     @property
     def cores(self) -> float:
@@ -208,7 +215,7 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
         pin(pid, server_cpus)
     plan = {"rooms": [{"members": members} for members in target.rooms], "joinConcurrency": args.join_concurrency,
             "rates": args.rates, "stepSeconds": args.step_seconds, "drainSeconds": args.drain,
-            "stopAtP99Seconds": P99_BUDGET_S}
+            "idleSeconds": args.idle_seconds, "stopAtP99Seconds": P99_BUDGET_S}
     plan_path = tmp / f"plan-{config}.json"
     plan_path.write_text(json.dumps(plan))
     command = [shutil.which("node") or "node", str(NODE_DIR / "load.js"), str(plan_path)]
@@ -229,7 +236,7 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
     joins: list[float] = []
     admissions: list[float] = []
     steps: list[Step] = []
-    cpu_at = 0.0
+    cpu_at = idle_at = idle_began = idle_cores = 0.0
     try:
         while True:
             line = await asyncio.wait_for(proc.stdout.readline(), args.timeout)
@@ -243,12 +250,17 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
                 joins, admissions = event["joins"], event["admissions"]
                 await asyncio.sleep(0.5)
                 rss_joined = rss()
+            elif kind == "idle_start":
+                idle_at, idle_began = cpu(), time.perf_counter()
+            elif kind == "idle_end":
+                idle_cores = (cpu() - idle_at) / (time.perf_counter() - idle_began)
             elif kind == "step_start":
                 cpu_at = cpu()
             elif kind == "step_end":
                 steps.append(Step(rate=event["rate"], seconds=event["seconds"], sent=event["sent"],
                                   delivered=event["delivered"], lost=event["lost"], errors=event["errors"],
-                                  latencies=event["latencies"], acks=event["acks"], server_cpu=cpu() - cpu_at))
+                                  latencies=event["latencies"], acks=event["acks"], server_cpu=cpu() - cpu_at,
+                                  idle_cores=idle_cores))
                 print_step(config, steps[-1])
             elif kind == "done":
                 break
@@ -278,7 +290,8 @@ def print_step(config: str, step: Step) -> None:
     print(f"  {config:>12} rate {step.rate:g}/room: sent {step.sent}, delivered {step.delivered}, lost {step.lost}, "
           f"errors {step.errors or 0}; p50/p99 {ms(pct(step.latencies, 50))}/{ms(pct(step.latencies, 99))} ms, "
           f"ack p99 {ms(pct(step.acks, 99))} ms; server {step.cores * 100:.0f}% of a core, "
-          f"{step.cpu_per_delivery_us:.0f} µs CPU per delivery", flush=True)
+          f"{step.cpu_per_delivery_us:.0f} µs CPU per delivery ({step.chat_cpu_per_delivery_us:.0f} net of the "
+          f"idle {step.idle_cores * 100:.1f}%)", flush=True)
 
 
 def ratio(value: float, reference: float) -> str:
@@ -291,8 +304,8 @@ def print_summary(results: list[Result]) -> None:
     reference = next((r for r in results if r.config == "node"), None)
     rates = sorted({s.rate for r in results for s in r.steps})
     print("\nPer rate (messages a second per room; deliveries to the other two members):")
-    print(f"{'config':>12} {'msgs/s':>7} {'µs CPU/deliv':>12} {'× node':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'× node':>7} {'ack p99':>8} {'cores':>6} {'lost':>5} {'errors':>6}")
+    print(f"{'config':>12} {'msgs/s':>7} {'µs CPU/deliv':>12} {'× node':>7} {'net µs':>7} {'× node':>7} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'× node':>7} {'ack p99':>8} {'cores':>6} {'lost':>5} {'errors':>6}")
     for rate in rates:
         ref_step = next((s for s in reference.steps if s.rate == rate), None) if reference else None
         for result in results:
@@ -301,6 +314,8 @@ def print_summary(results: list[Result]) -> None:
                 continue
             print(f"{result.config:>12} {step.sent / step.seconds:>7.0f} {step.cpu_per_delivery_us:>12.0f} "
                   f"{ratio(step.cpu_per_delivery_us, ref_step.cpu_per_delivery_us) if ref_step else '-':>7} "
+                  f"{step.chat_cpu_per_delivery_us:>7.0f} "
+                  f"{ratio(step.chat_cpu_per_delivery_us, ref_step.chat_cpu_per_delivery_us) if ref_step else '-':>7} "
                   f"{ms(pct(step.latencies, 50)):>7} {ms(pct(step.latencies, 99)):>7} "
                   f"{ratio(pct(step.latencies, 99), pct(ref_step.latencies, 99)) if ref_step else '-':>7} "
                   f"{ms(pct(step.acks, 99)):>8} {step.cores:>6.2f} {step.lost:>5} {sum(step.errors.values()):>6}")
@@ -350,6 +365,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="chat messages a second per room, one step each (below 15: the per-socket chat limit)")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for deliveries after a step")
+    parser.add_argument("--idle-seconds", type=float, default=3.0,
+                        help="seconds every socket stays open without chat before the steps (the idle CPU)")
     parser.add_argument("--join-concurrency", type=int, default=10, help="rooms opening at once")
     parser.add_argument("--setup-concurrency", type=int, default=8, help="cases walked at once over HTTP")
     parser.add_argument("--no-pin", dest="pin", action="store_false",

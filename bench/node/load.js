@@ -3,11 +3,12 @@
 //   node load.js plan.json
 //
 // plan.json: {rooms: [{members: [{url, auth}, ...]}], joinConcurrency, rates: [msgs/s per room],
-// stepSeconds, drainSeconds, stopAtP99Seconds}. The first member of each room is its mediator; the others join the lobby
+// stepSeconds, drainSeconds, idleSeconds, stopAtP99Seconds}. The first member of each room is its mediator; the others join the lobby
 // and the mediator admits each. Progress goes to stdout as one JSON object a line, so the orchestrator
 // can read the server's CPU and memory at each phase:
 //   {"event": "staged"}                   before the first connection
 //   {"event": "joined", joins, admissions} every room open (seconds, one sample per connection / admission)
+//   {"event": "idle_start"}, {"event": "idle_end"}  idleSeconds apart, every socket open, no chat
 //   {"event": "step_start", rate}         then, once the step's deliveries settled or the drain ran out:
 //   {"event": "step_end", rate, seconds, sent, delivered, lost, latencies, acks, errors}
 //   {"event": "done"}
@@ -161,7 +162,12 @@ async function main() {
   say({ event: "staged" });
   const { rooms, joins, admissions } = await openAll();
   say({ event: "joined", joins, admissions });
-  await sleep(1); // the server settles; the orchestrator reads its memory with every socket open
+  // The server settles, then idles with every socket open: the orchestrator reads its memory, and its CPU
+  // over the idle wait (timers, keep-alives), to tell the chat's own cost from the background.
+  await sleep(1);
+  say({ event: "idle_start" });
+  await sleep(plan.idleSeconds);
+  say({ event: "idle_end" });
   for (const rate of plan.rates) {
     say({ event: "step_start", rate });
     const result = await step(rooms, rate);
