@@ -237,6 +237,7 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
     admissions: list[float] = []
     steps: list[Step] = []
     cpu_at = idle_at = idle_began = idle_cores = 0.0
+    profilers: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         while True:
             line = await asyncio.wait_for(proc.stdout.readline(), args.timeout)
@@ -256,6 +257,8 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
                 idle_cores = (cpu() - idle_at) / (time.perf_counter() - idle_began)
             elif kind == "step_start":
                 cpu_at = cpu()
+                if args.profile and not profilers and config != "node":
+                    profilers = start_profiles(config, target.pids, args)
             elif kind == "step_end":
                 steps.append(Step(rate=event["rate"], seconds=event["seconds"], sent=event["sent"],
                                   delivered=event["delivered"], lost=event["lost"], errors=event["errors"],
@@ -266,6 +269,9 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
                 break
             elif kind == "failed":
                 raise SystemExit(f"{config}: the load generator failed: {event['error']}")
+        for profiler, output in profilers:
+            profiler.wait(timeout=args.step_seconds + 60)
+            print_profile(config, output)
         proc.stdin.write(b"close\n")
         await proc.stdin.drain()
         await asyncio.wait_for(proc.wait(), 60)
@@ -277,6 +283,50 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
     connections = sum(len(members) for members in target.rooms)
     return Result(config=config, connections=connections, joins=joins, admissions=admissions,
                   memory_per_connection=(rss_joined - rss_staged) / connections, rss_joined=rss_joined, steps=steps)
+
+
+# --- profiles ----------------------------------------------------------------------------------------------------
+
+
+def start_profiles(config: str, pids: list[int], args: argparse.Namespace) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """py-spy sampling each server process through the first step (folded stacks, idle frames left out)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    started = []
+    for index, pid in enumerate(pids):
+        output = out / f"{config}-{index}.folded"
+        started.append((subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--duration", str(int(args.step_seconds)), "--rate", "200",
+             "--format", "raw", "--output", str(output), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), output))
+    return started
+
+
+def print_profile(config: str, folded: Path, top: int = 25) -> None:
+    """The functions with the most samples on the stack (inclusive) and on top of it (self), in per cent."""
+    if not folded.exists():
+        print(f"  {config}: no profile (py-spy needs ptrace permission over the server process)")
+        return
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        samples = int(count)
+        total += samples
+        frames = [frame.split(" (")[0] + " (" + frame.rsplit("/", 1)[-1] if " (" in frame else frame
+                  for frame in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
+    print(f"  {config}: profile {folded.name}, {total} samples while not idle")
+    for title, table in (("inclusive", inclusive), ("self", own)):
+        print(f"    top {top} {title}:")
+        for frame, samples in sorted(table.items(), key=lambda item: -item[1])[:top]:
+            print(f"      {samples * 100 / max(total, 1):5.1f}%  {frame}")
 
 
 # --- printing ----------------------------------------------------------------------------------------------------
@@ -373,6 +423,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="do not pin the load generator to the last CPU and the servers to the others")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for any phase")
     parser.add_argument("--json", help="also write every sample here")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample our servers with py-spy through the first step; folded stacks go to DIR")
     args = parser.parse_args(argv)
     unknown = [c for c in args.configs if c not in CONFIGS]
     if unknown:
