@@ -29,7 +29,7 @@ class ChatCommits:
 
     def __init__(self, records: CaseRecords, journal: ChatJournal, *, max_batch: int = MAX_BATCH) -> None:
         self._records = records
-        self._journal = journal
+        self.journal = journal
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Filing, dict[str, Any], asyncio.Future[object]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -81,7 +81,7 @@ class ChatCommits:
 
         async def journal(session: Any, filed: list[Filing]) -> None:
             # In the transaction that files the records: the journal holds exactly the sealed messages.
-            await self._journal.add_many(session, [bodies[id(filing)] for filing in filed])
+            await self.journal.add_many(session, [bodies[id(filing)] for filing in filed])
 
         try:
             outcomes = await self._records.seal_and_file_many(filings, also=journal)
