@@ -414,7 +414,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[1.0, 2.0, 4.0],
                         help="chat messages a second per room, one step each (below 15: the per-socket chat limit)")
     parser.add_argument("--step-seconds", type=float, default=10.0)
-    parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for deliveries after a step")
+    parser.add_argument("--drain", type=float, default=30.0,
+                        help="seconds to wait for deliveries after a step (the CPU is counted through it)")
     parser.add_argument("--idle-seconds", type=float, default=3.0,
                         help="seconds every socket stays open without chat before the steps (the idle CPU)")
     parser.add_argument("--join-concurrency", type=int, default=10, help="rooms opening at once")
