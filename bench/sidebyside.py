@@ -289,7 +289,8 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
 
 
 def start_profiles(config: str, pids: list[int], args: argparse.Namespace) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """py-spy sampling each server process through the first step (folded stacks, idle frames left out)."""
+    """py-spy sampling each server process through the first step: folded stacks of the thread holding the GIL
+    (Python at work, not waiting)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out = Path(args.profile)
     out.mkdir(parents=True, exist_ok=True)
@@ -298,7 +299,7 @@ def start_profiles(config: str, pids: list[int], args: argparse.Namespace) -> li
         output = out / f"{config}-{index}.folded"
         started.append((subprocess.Popen(
             [spy, "record", "--pid", str(pid), "--duration", str(int(args.step_seconds)), "--rate", "200",
-             "--format", "raw", "--output", str(output), "--nonblocking"],
+             "--format", "raw", "--output", str(output), "--nonblocking", "--gil"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), output))
     return started
 
@@ -322,7 +323,7 @@ def print_profile(config: str, folded: Path, top: int = 25) -> None:
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + samples
         own[frames[-1]] = own.get(frames[-1], 0) + samples
-    print(f"  {config}: profile {folded.name}, {total} samples while not idle")
+    print(f"  {config}: profile {folded.name}, {total} samples holding the GIL")
     for title, table in (("inclusive", inclusive), ("self", own)):
         print(f"    top {top} {title}:")
         for frame, samples in sorted(table.items(), key=lambda item: -item[1])[:top]:

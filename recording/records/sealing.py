@@ -276,16 +276,30 @@ class Sealer:
         and one item's failure leaves the others stored.
         """
         canonical = _recipient_tuple(recipients)
+        if not canonical:
+            raise ValueError("refusing to seal to no recipients: the records could never be opened")
         outcomes: list[SealedObject | Exception | None] = [None] * len(items)
         keyed: list[tuple[int, str]] = []
         for position, item in enumerate(items):
             try:
+                if not isinstance(item.plaintext, bytes):
+                    raise TypeError(f"plaintext must be bytes, not {type(item.plaintext).__name__}")
                 keyed.append((position, record_key(item.kind, case_id=item.case_id, session_id=item.session_id,
                                                    participant_id=item.participant_id, index=item.index)))
-            except ValueError as exc:
+            except (TypeError, ValueError) as exc:
                 outcomes[position] = exc
-        sealed = await asyncio.to_thread(
-            lambda: [_seal_and_hash(items[position].plaintext, canonical) for position, _ in keyed])
+        # The recipients are parsed once for the batch, not once per item (a Bech32 decode and a point
+        # check each: more than the encryption of a chat message).
+        parsed = [pyrage.x25519.Recipient.from_str(r) for r in canonical]
+
+        def seal_all() -> list[tuple[bytes, str]]:
+            sealed = []
+            for position, _ in keyed:
+                ciphertext = pyrage.encrypt(items[position].plaintext, parsed)
+                sealed.append((ciphertext, hashlib.sha256(ciphertext).hexdigest()))
+            return sealed
+
+        sealed = await asyncio.to_thread(seal_all)
         stored = await self._storage.put_many([(key, ciphertext) for (_, key), (ciphertext, _) in zip(keyed, sealed)])
         created_at = self._clock()
         for (position, key), (ciphertext, digest), failure in zip(keyed, sealed, stored):
