@@ -87,6 +87,20 @@ def proc_rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+async def chat_batches(bases: list[str]) -> tuple[float, float]:
+    """(group commits of sealed chat, chat messages sealed) so far on our nodes, from their /metrics."""
+    batches = messages = 0.0
+    async with aiohttp.ClientSession() as session:
+        for base in bases:
+            async with session.get(f"{base}/metrics") as response:
+                for line in (await response.text()).splitlines():
+                    if line.startswith("mediation_chat_batches_total "):
+                        batches += float(line.split()[-1])
+                    elif line.startswith('mediation_sealed_records_total{kind="chat_message"}'):
+                        messages += float(line.split()[-1])
+    return batches, messages
+
+
 def pin(pid: int, cpus: set[int]) -> None:
     """Every thread of ``pid`` onto ``cpus``."""
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -108,6 +122,7 @@ class Step:
     latencies: list[float]
     acks: list[float]
     server_cpu: float  # seconds, all server processes, over the step
+    batches: tuple[float, float]  # sealed chat: (group commits, messages in them) over the step; ours only
     idle_cores: float  # the servers' CPU with every socket open and no chat, in cores
 
     @property
@@ -154,6 +169,7 @@ class Target:
 
     pids: list[int]
     rooms: list[list[dict[str, Any]]]
+    bases: list[str] = dataclasses.field(default_factory=list)  # our nodes, whose /metrics count the batches
 
 
 async def register_compliance_key(base: str, node_env: dict[str, str], workdir: Path) -> None:
@@ -186,7 +202,7 @@ async def our_server(config: str, args: argparse.Namespace, tmp: Path) -> AsyncI
                 {"url": away.base, "auth": {"token": session.bank, "session_id": session.session_id}},
                 {"url": away.base, "auth": {"token": session.borrower_link}},
             ])
-        yield Target(pids=[node.pid for node in nodes], rooms=rooms)
+        yield Target(pids=[node.pid for node in nodes], rooms=rooms, bases=[node.base for node in nodes])
 
 
 @contextlib.asynccontextmanager
@@ -237,6 +253,7 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
     admissions: list[float] = []
     steps: list[Step] = []
     cpu_at = idle_at = idle_began = idle_cores = 0.0
+    batches_at = (0.0, 0.0)
     profilers: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         while True:
@@ -257,13 +274,15 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
                 idle_cores = (cpu() - idle_at) / (time.perf_counter() - idle_began)
             elif kind == "step_start":
                 cpu_at = cpu()
+                batches_at = await chat_batches(target.bases)
                 if args.profile and not profilers and config != "node":
                     profilers = start_profiles(config, target.pids, args)
             elif kind == "step_end":
                 steps.append(Step(rate=event["rate"], seconds=event["seconds"], sent=event["sent"],
                                   delivered=event["delivered"], lost=event["lost"], errors=event["errors"],
                                   latencies=event["latencies"], acks=event["acks"], server_cpu=cpu() - cpu_at,
-                                  idle_cores=idle_cores))
+                                  idle_cores=idle_cores,
+                                  batches=tuple(b - a for a, b in zip(batches_at, await chat_batches(target.bases)))))
                 print_step(config, steps[-1])
             elif kind == "done":
                 break
@@ -342,7 +361,9 @@ def print_step(config: str, step: Step) -> None:
           f"errors {step.errors or 0}; p50/p99 {ms(pct(step.latencies, 50))}/{ms(pct(step.latencies, 99))} ms, "
           f"ack p99 {ms(pct(step.acks, 99))} ms; server {step.cores * 100:.0f}% of a core, "
           f"{step.cpu_per_delivery_us:.0f} µs CPU per delivery ({step.chat_cpu_per_delivery_us:.0f} net of the "
-          f"idle {step.idle_cores * 100:.1f}%)", flush=True)
+          f"idle {step.idle_cores * 100:.1f}%)"
+          + (f"; {step.batches[1]:.0f} sealed in {step.batches[0]:.0f} group commits" if step.batches[0] else ""),
+          flush=True)
 
 
 def ratio(value: float, reference: float) -> str:

@@ -330,7 +330,7 @@ def create_app(settings: Settings) -> web.Application:
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
     journal = ChatJournal(db, room_secret)
-    chat = ChatCommits(records, journal)
+    chat = ChatCommits(records, journal, on_batch=metrics.chat_batches.inc)
     hooks = RoomHooks(db, audit, records, recorders, access, links, journal, chat)
     rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,

@@ -12,14 +12,12 @@ the next batch takes all of them (up to ``max_batch``). A lone message waits for
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections.abc import Callable
 from typing import Any
 
 from server.chatjournal import ChatJournal
 from server.records import CaseRecords, Filing
 from signaling.identity import Unavailable
-
-log = logging.getLogger("mediation.chatcommit")
 
 MAX_BATCH = 256
 
@@ -27,14 +25,16 @@ MAX_BATCH = 256
 class ChatCommits:
     """Runs on the node's event loop; one task (``run``) commits the batches, in the order they formed."""
 
-    def __init__(self, records: CaseRecords, journal: ChatJournal, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, records: CaseRecords, journal: ChatJournal, *, max_batch: int = MAX_BATCH,
+                 on_batch: Callable[[], None] = lambda: None) -> None:
         self._records = records
         self.journal = journal
         self._max_batch = max_batch
+        self._on_batch = on_batch  # counts each batch committed, for the metrics
         self._queue: asyncio.Queue[tuple[Filing, dict[str, Any], asyncio.Future[object]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self.batches = 0  # committed so far, and the messages in them: the mean batch size for the metrics
+        self.batches = 0  # tried so far, and the messages in them
         self.messages = 0
 
     def start(self) -> None:
@@ -89,6 +89,7 @@ class ChatCommits:
             outcomes = [exc] * len(batch)
         self.batches += 1
         self.messages += len(batch)
+        self._on_batch()
         for (_, _, done), outcome in zip(batch, outcomes):
             if done.cancelled():
                 continue  # its sender's task was cancelled; the message is filed or not, as the batch went
