@@ -10,6 +10,7 @@ import re
 import secrets
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -35,6 +36,8 @@ _COMPONENT = re.compile(r"^[a-z0-9_.-]+$")
 _TEMP_PREFIX = "~tmp-"
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
+# Threads fsyncing one batch's files at once (DirectoryStorage.put_many).
+_SYNC_THREADS = 16
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -222,22 +225,42 @@ class DirectoryStorage:
                 os.fsync(fd)
 
     def _put_many(self, items: list[tuple[str, list[str], bytes]]) -> list[StorageError | None]:
-        outcomes: list[StorageError | None] = []
+        outcomes: list[StorageError | None] = [None] * len(items)
         with ExitStack() as stack:
             parents: dict[tuple[str, ...], int] = {}
             dirty: dict[int, None] = {}  # directories that gained an entry, each fsynced once at the end
-            for key, components, data in items:
+            written: list[tuple[int, int, str, int]] = []  # (item, parent fd, temporary name, file fd)
+            for position, (key, components, data) in enumerate(items):
                 where = tuple(components[:-1])
                 try:
                     if where not in parents:
                         parent, touched = stack.enter_context(self._parent(key, components, create=True))
                         parents[where] = parent
                         dirty.update(dict.fromkeys(touched))
-                    self._link_new(key, components[-1], parents[where], data)
-                    dirty[parents[where]] = None
-                    outcomes.append(None)
                 except StorageError as exc:
-                    outcomes.append(exc)
+                    outcomes[position] = exc
+                    continue
+                temp = _TEMP_PREFIX + secrets.token_hex(8)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             _FILE_MODE, dir_fd=parents[where])
+                stack.callback(os.unlink, temp, dir_fd=parents[where])  # runs after the link, or on failure
+                stack.callback(os.close, fd)
+                _write_all(fd, data)
+                written.append((position, parents[where], temp, fd))
+            # The files' fsyncs run side by side: the filesystem makes them durable in the same journal
+            # commits, as the database commits the batch's rows together, not one after another.
+            if written:
+                with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(written))) as pool:
+                    list(pool.map(os.fsync, [fd for *_, fd in written]))
+            for position, parent, temp, _ in written:
+                key, components, _ = items[position]
+                try:
+                    os.link(temp, components[-1], src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+                except FileExistsError:
+                    outcomes[position] = RecordExistsError(
+                        f"record {key!r} already exists; records are never overwritten")
+                    continue
+                dirty[parent] = None
             for fd in dirty:
                 os.fsync(fd)
         return outcomes
@@ -249,10 +272,7 @@ class DirectoryStorage:
                      _FILE_MODE, dir_fd=parent)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                _write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -297,3 +317,10 @@ class DirectoryStorage:
         except RecordNotFoundError:
             return False
         return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
