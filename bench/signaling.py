@@ -56,8 +56,9 @@ CHAT_LIMIT_PER_SOCKET = 5.0
 MEMBERS_PER_ROOM = 3
 
 # Every bench client connects from 127.0.0.1, and a node refuses more than MEDIATION_ROOM_CONNECTS_PER_MINUTE
-# (default 120) room connections a minute from one address. The benchmark server lifts that limit and nothing
-# else, unless --keep-connect-limit is given.
+# (default 120) room connections a minute, MEDIATION_SOCKET_HANDSHAKES_PER_MINUTE (120) new sockets a minute and
+# MEDIATION_SOCKET_SESSIONS_PER_ADDRESS (30) open sockets from one address. The benchmark server lifts those three
+# limits and nothing else, unless --keep-connect-limit is given.
 LIFTED_CONNECTS = str(10**9)
 
 
@@ -126,7 +127,9 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
                 ", in-process room store, SQLite case record"
         create_admin(node_environment(**base_env))  # migrates the database and makes the audit key first
         if not args.keep_connect_limit:
-            base_env["MEDIATION_ROOM_CONNECTS_PER_MINUTE"] = LIFTED_CONNECTS
+            base_env.update(MEDIATION_ROOM_CONNECTS_PER_MINUTE=LIFTED_CONNECTS,
+                            MEDIATION_SOCKET_SESSIONS_PER_ADDRESS=LIFTED_CONNECTS,
+                            MEDIATION_SOCKET_HANDSHAKES_PER_MINUTE=LIFTED_CONNECTS)
         if args.server == "in-process" and not args.redis:
             import logging
 

@@ -19,6 +19,7 @@ from recording.records.checkpoint import parse_vkey
 from server.audit import AuditLog, head_copy_paths, load_or_create_signing_key
 from server.witnesses import WitnessClient
 from server.cases import CaseDesk
+from server.chatcommit import ChatCommits
 from server.chatjournal import ChatJournal
 from server.credentials import Credentials
 from server.database import Database
@@ -162,6 +163,7 @@ FANOUT = web.AppKey("fanout", RedisFanout | None)
 AUDIT = web.AppKey("audit", AuditLog)
 RECORDERS = web.AppKey("recorders", ProcessRecorders)
 ROOMS = web.AppKey("rooms", RoomNamespace)
+CHAT_COMMITS = web.AppKey("chat_commits", ChatCommits)
 HASHING = web.AppKey("hashing", HashingPool)
 
 
@@ -260,6 +262,13 @@ async def recorders_context(app: web.Application) -> AsyncIterator[None]:
         await app[RECORDERS].close()  # their last segments are filed (and audited) before the audit log stops
 
 
+async def chat_commits_context(app: web.Application) -> AsyncIterator[None]:
+    app[CHAT_COMMITS].start()
+    yield
+    async with _stopping("chat commits"):
+        await app[CHAT_COMMITS].close()  # after the rooms: the messages they queued are filed first
+
+
 async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     rooms, settings = app[ROOMS], app[SERVICES].settings
     rooms.start()
@@ -320,7 +329,9 @@ def create_app(settings: Settings) -> web.Application:
     db.after_commit(Revocations(authority).announce)
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
-    hooks = RoomHooks(db, audit, records, recorders, access, links, ChatJournal(db, room_secret))
+    journal = ChatJournal(db, room_secret)
+    chat = ChatCommits(records, journal, on_batch=metrics.chat_batches.inc)
+    hooks = RoomHooks(db, audit, records, recorders, access, links, journal, chat)
     rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
                           liveness=_node_liveness(settings), budgets=_party_budgets(settings),
@@ -352,10 +363,11 @@ def create_app(settings: Settings) -> web.Application:
     app[AUDIT] = audit
     app[RECORDERS] = recorders
     app[ROOMS] = rooms
+    app[CHAT_COMMITS] = chat
     # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
     # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
     app.cleanup_ctx.extend([metrics_context, hashing_context, database_context, room_store_context, fanout_context,
-                            audit_context, recorders_context, rooms_context])
+                            audit_context, recorders_context, chat_commits_context, rooms_context])
 
     async def close_sockets(_app: web.Application) -> None:
         # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io

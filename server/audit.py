@@ -130,6 +130,16 @@ class HeadCopies:
         os.replace(temporary, path)
 
 
+@dataclasses.dataclass(frozen=True)
+class AuditDraft:
+    """One entry for ``AuditLog.append_many``."""
+
+    actor: str
+    action: str
+    case_id: str | None = None
+    detail: dict[str, Any] | None = None
+
+
 class AuditLog:
     """Queues entries inside the caller's transaction, sequences them into the tree, signs checkpoints.
 
@@ -176,6 +186,15 @@ class AuditLog:
         session.add(entry)
         await session.flush()
         return entry.entry_id
+
+    async def append_many(self, session: AsyncSession, drafts: Sequence[AuditDraft]) -> list[int]:
+        """Queue several entries in the caller's write transaction, as ``append`` each; their entry_ids in order."""
+        recorded_at = _now()
+        entries = [AuditEntry(recorded_at=recorded_at, actor=draft.actor, action=draft.action, case_id=draft.case_id,
+                              detail=canonical_json(draft.detail or {}).decode()) for draft in drafts]
+        session.add_all(entries)
+        await session.flush()
+        return [entry.entry_id for entry in entries]
 
     async def sequence(self) -> int:
         """Give every committed pending entry the next seq and its leaf; returns how many were sequenced."""

@@ -44,6 +44,24 @@ class ChatJournal:
                                      sealed=cipher.seal(_name(session_id, seq),
                                                         json.dumps(message, ensure_ascii=False).encode())))
 
+    async def add_many(self, session: AsyncSession, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """Journal each (session_id, message) inside ``session``, as ``add`` does, with one query for the salts."""
+        wanted = sorted({session_id for session_id, _ in messages})
+        salts = {row.session_id: row for row in (await session.execute(
+            select(SessionKeySalt).where(SessionKeySalt.session_id.in_(wanted)))).scalars()}
+        ciphers: dict[str, SessionCipher] = {}
+        for session_id in wanted:
+            salt = salts.get(session_id)
+            if salt is None:
+                salt = SessionKeySalt(session_id=session_id, salt=new_salt())
+                session.add(salt)
+            ciphers[session_id] = SessionCipher(self._secret, session_id, salt.salt)
+        session.add_all([
+            ChatJournalEntry(session_id=session_id, seq=int(message["seq"]),
+                             sealed=ciphers[session_id].seal(_name(session_id, int(message["seq"])),
+                                                             json.dumps(message, ensure_ascii=False).encode()))
+            for session_id, message in messages])
+
     async def messages(self, session_id: str) -> list[dict[str, Any]]:
         """Every journalled message of the session, in seq order; raises StateUnreadable if one does not open."""
         async with self._db.read() as session:

@@ -42,6 +42,10 @@ class Metrics:
         self.sealed_bytes = Counter(
             "mediation_sealed_bytes", "Ciphertext bytes filed on cases, by kind", ["kind"], registry=self.registry,
         )
+        self.chat_batches = Counter(
+            "mediation_chat_batches", "Group commits of sealed chat (server/chatcommit.py); the messages in them "
+            "are mediation_sealed_records{kind=\"chat_message\"}", registry=self.registry,
+        )
         self.nodes_lost = Counter(
             "mediation_nodes_lost", "Other nodes found silent past their timeout or stopped, whose members this "
             "node marked disconnected", registry=self.registry,

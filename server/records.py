@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,16 +16,23 @@ from recording.records.checkpoint import public_key_pem
 from recording.records.kinds import RecordKind
 from recording.records.manifest import build_manifest, manifest_object
 from recording.records.merkle import TreeLevels
-from recording.records.sealing import SealedObject, Sealer, parse_recipient
+from recording.records.sealing import SealedObject, Sealer, SealRequest, parse_recipient
 from recording.records.storage import RecordExistsError, RecordNotFoundError, RecordStorage, StorageError
 from server.access import Principal
-from server.audit import AuditLog
+from server.audit import AuditDraft, AuditLog
 from server.database import Database
 from server.errors import Conflict, NotFound
 from server.models import AuditCheckpoint, AuditEntry, SealedRecord
 from server.recipients import RecipientKeys
 from server.settings import Settings
 from server.tokens import new_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Filing(SealRequest):
+    """One plaintext to seal and file, and who filed it (the audit entry's actor)."""
+
+    actor: str = "system"
 
 
 def _now() -> dt.datetime:
@@ -70,6 +78,66 @@ class CaseRecords:
         sealed = await self._sealer.seal(plaintext, kind=kind, case_id=case_id, session_id=session_id,
                                          recipients=recipients, participant_id=participant_id, index=index)
         return await self._enter(sealed, actor, also=also)
+
+    async def seal_and_file_many(
+            self, items: Sequence[Filing],
+            also: Callable[[AsyncSession, list[Filing]], Awaitable[None]] | None = None,
+    ) -> list[SealedRecord | None | Exception]:
+        """Seal and file each item as ``seal_and_file`` does, in one storage pass and one transaction.
+
+        Each item is still its own sealed record with its own ``record_sealed`` audit entry; only the
+        files' directory fsyncs, the thread hops and the database transaction are shared. Per item the
+        result is its record, None (nobody to seal to) or the error it met: a key taken
+        (RecordExistsError), or the transaction's own failure, which every item of it shares. ``also``
+        writes, in the same transaction, rows for the items that are filed. If the transaction breaks a
+        unique constraint, each item is filed again in a transaction of its own, so only the items that
+        collide fail (with IntegrityError).
+        """
+        if not items:
+            return []
+        recipients = await self.recipients(items[0].case_id)
+        if not recipients:
+            return [None] * len(items)
+        sealed = await self._sealer.seal_many(items, recipients)
+        results: list[SealedRecord | None | Exception] = list(sealed)  # type: ignore[arg-type]
+        ready = [(position, item, obj) for position, (item, obj) in enumerate(zip(items, sealed))
+                 if isinstance(obj, SealedObject)]
+        try:
+            filed = await self._enter_many([(item.actor, obj) for _, item, obj in ready],
+                                           [item for _, item, _ in ready], also)
+        except IntegrityError:
+            filed = []
+            for _, item, obj in ready:
+                try:
+                    filed.extend(await self._enter_many([(item.actor, obj)], [item], also))
+                except IntegrityError as exc:
+                    filed.append(exc)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch, which raises it
+            filed = [exc] * len(ready)  # type: ignore[list-item]
+        for (position, _, _), outcome in zip(ready, filed):
+            results[position] = outcome
+        return results
+
+    async def _enter_many(self, sealed: list[tuple[str, SealedObject]], items: list[Filing],
+                          also: Callable[[AsyncSession, list[Filing]], Awaitable[None]] | None) -> list[SealedRecord]:
+        records = [SealedRecord(record_id=new_id("rec"), case_id=obj.case_id, session_id=obj.session_id,
+                                kind=obj.kind.value, participant_id=obj.participant_id, part=obj.part,
+                                index=obj.index, storage_key=obj.key, sha256=obj.sha256, size=obj.size,
+                                recipients=list(obj.recipients), created_at=obj.created_at)
+                   for _, obj in sealed]
+        async with self._db.write() as session:
+            entry_ids = await self._audit.append_many(session, [
+                AuditDraft(actor=actor, action="record_sealed", case_id=obj.case_id, detail=obj.audit_detail())
+                for actor, obj in sealed])
+            for record, entry_id in zip(records, entry_ids):
+                record.audit_entry_id = entry_id
+            session.add_all(records)
+            if also is not None:
+                await also(session, items)
+        if self._on_filed is not None:
+            for _, obj in sealed:
+                self._on_filed(obj.kind.value, obj.size)
+        return records
 
     async def file_ciphertext(self, ciphertext: bytes, *, actor: str, recipients: list[str], case_id: str,
                               session_id: str, participant_id: str, part: int, index: int,

@@ -7,13 +7,14 @@ import functools
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError
 
 import json
 import logging
 from typing import Protocol
 
 from server.audit import AuditLog
+from server.chatcommit import ChatCommits
 from server.chatjournal import ChatJournal
 from server.database import Database
 from server.errors import is_database_unavailable
@@ -29,7 +30,7 @@ from recording.records.canonical import canonical_json
 from recording.records.gaps import FiledSegment
 from recording.records.kinds import RecordKind
 from recording.records.transcript import RoomEntry, build_transcript
-from server.records import CaseRecords
+from server.records import CaseRecords, Filing
 from signaling.consent import NOTICE_HASHES, NOTICES
 from server.joinlinks import JoinLinks, RevokeReason
 from server.roomaccess import RoomAccess
@@ -73,9 +74,10 @@ class RoomHooks:
     """Implements signaling's Hooks against the case record, its sealed records and the audit log."""
 
     def __init__(self, db: Database, audit: AuditLog, records: CaseRecords, recorders: Recorders,
-                 access: RoomAccess, links: JoinLinks, journal: ChatJournal) -> None:
+                 access: RoomAccess, links: JoinLinks, journal: ChatJournal, chat: ChatCommits) -> None:
         self._db = db
         self._journal = journal
+        self._chat = chat
         self._access = access
         self._links = links
         self._audit = audit
@@ -117,16 +119,14 @@ class RoomHooks:
     @_needs_case_record
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")}
-
-        async def journal(session: AsyncSession) -> None:
-            # Filed with the record: the transcript holds every sealed message, whatever crashes when.
-            await self._journal.add(session, identity.session_id, body)
-
+        filing = Filing(plaintext=json.dumps(body, ensure_ascii=False).encode(), kind=RecordKind.CHAT_MESSAGE,
+                        case_id=identity.case_id, session_id=identity.session_id, index=message["seq"],
+                        actor=_actor(identity))
         try:
-            await self._records.seal_and_file(
-                json.dumps(body, ensure_ascii=False).encode(), actor=_actor(identity), kind=RecordKind.CHAT_MESSAGE,
-                case_id=identity.case_id, session_id=identity.session_id, index=message["seq"], also=journal)
-        except RecordExistsError:
+            # Sealed, stored, journalled (the transcript holds every sealed message, whatever crashes when)
+            # and audited with the messages of other rooms that arrived meanwhile; durable on return.
+            await self._chat.file(filing, body)
+        except (RecordExistsError, IntegrityError):
             raise SequenceTaken(f"chat message {message['seq']} of {identity.session_id} is sealed already") from None
 
     @_needs_case_record

@@ -38,19 +38,33 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
-# Write the room back only while still holding its lock; refresh every key's expiry.
+# Take the room's lock and, if taken, read the room and its salt: one round trip where three were.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+end
+return {0}
+"""
+
+# Write the room back only while still holding its lock; refresh every key's expiry; release the lock.
 _SAVE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[3])
 redis.call('PEXPIRE', KEYS[5], ARGV[3])
+redis.call('DEL', KEYS[1])
 return 1
 """
 
 # Number and store in one step, so the list is in seq order (skip_seq may leave gaps in the numbers).
-# ARGV[1] is the message sealed under the number it gets, ARGV[3]; an item is "<seq>:<sealed message>".
+# ARGV[1] is the message sealed under the number it gets, ARGV[3], with the session's salt ARGV[4] (the
+# node's copy: checked here, so a node never needs to read the salt or the number before appending);
+# an item is "<seq>:<sealed message>".
 _APPEND = """
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return redis.error_reply('CHAT_SALT_MOVED')
+end
 local next = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
 if next ~= tonumber(ARGV[3]) then
   return redis.error_reply('CHAT_NUMBER_MOVED sealed as ' .. ARGV[3] .. ', next is ' .. next)
@@ -63,6 +77,9 @@ return seq
 """
 
 _MOVED = "CHAT_NUMBER_MOVED"
+_SALT_MOVED = "CHAT_SALT_MOVED"
+# Sessions whose salt and next chat number a node remembers (a guess the append script checks).
+_MAX_REMEMBERED_SESSIONS = 10_000
 
 # Destroy the session's key with everything sealed under it; the room stays as a tombstone (no content).
 _SHRED = """
@@ -149,6 +166,9 @@ class RedisRoomStore:
         self._room_ttl_ms = int(room_ttl * 1000)
         # After a shred, ask Redis to rewrite its append-only file, so the deleted salt leaves it too.
         self._rewrite_aof = rewrite_aof
+        # session_id -> (its salt, the next chat number) as this node last saw them: a guess, checked by _APPEND.
+        self._chat_guess: dict[str, tuple[bytes, int]] = {}
+        self._acquire_read = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
         self._extend = self._redis.register_script(_EXTEND)
         self._save = self._redis.register_script(_SAVE)
@@ -197,11 +217,10 @@ class RedisRoomStore:
     async def transaction(self, session_id: str) -> AsyncIterator[Room | None]:
         room_key, chat_key, seq_key, lock_key, salt_key = self._keys(session_id)
         with answering():
-            token = await self._acquire(lock_key, session_id)
+            token, raw, salt = await self._acquire_reading(lock_key, room_key, salt_key, session_id)
         renewing = asyncio.create_task(self._renew(lock_key, token), name=f"room-lock-{session_id}")
+        released = False
         try:
-            with answering():
-                raw, salt = await self._redis.mget(room_key, salt_key)
             room = self._load(session_id, raw, salt)
             yield room
             if room is not None:
@@ -213,11 +232,13 @@ class RedisRoomStore:
                                              args=[token, value, self._room_ttl_ms])
                 if not saved:
                     raise RoomLockLost(f"room {session_id}: the lock expired during the transaction; not saved")
+                released = True  # the save script released it
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-            await self._unlock(lock_key, token)
+            if not released:
+                await self._unlock(lock_key, token)
 
     async def _renew(self, lock_key: str, token: str) -> None:
         """Extend the lock while its transaction runs: the room is never held longer than lock_ttl by a
@@ -241,6 +262,21 @@ class RedisRoomStore:
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.05)
         return token
+
+    async def _acquire_reading(self, lock_key: str, room_key: str, salt_key: str,
+                               session_id: str) -> tuple[str, bytes | None, bytes | None]:
+        """``_acquire``, reading the room and its salt in the same script once the lock is ours."""
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + self._lock_wait
+        delay = 0.002
+        while True:
+            taken = await self._acquire_read(keys=[lock_key, room_key, salt_key], args=[token, self._lock_ttl_ms])
+            if taken[0] == 1:
+                return token, taken[1], taken[2]
+            if time.monotonic() >= deadline:
+                raise RoomLockTimeout(f"room {session_id} stayed locked for {self._lock_wait:g} s")
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.05)
 
     async def _unlock(self, lock_key: str, token: str) -> None:
         """Release the lock if still ours."""
@@ -272,29 +308,44 @@ class RedisRoomStore:
 
     async def append_chat(self, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
         body = {key: value for key, value in message.items() if key != "seq"}
-        _, chat_key, seq_key, _, _ = self._keys(session_id)
+        _, chat_key, seq_key, _, salt_key = self._keys(session_id)
         with answering():
-            cipher = self._cipher(session_id, await self._salt(session_id))
+            guess = self._chat_guess.get(session_id)
+            if guess is None:
+                guess = (await self._salt(session_id), int(await self._redis.get(seq_key) or 0) + 1)
             while True:
-                # Each message is sealed bound to its number; should another append take that number first
-                # (callers without the room's transaction), seal again under the next.
-                seq = int(await self._redis.get(seq_key) or 0) + 1
+                # Each message is sealed bound to its number; should another append have taken that number
+                # (callers without the room's transaction, another node), seal again under the next.
+                salt, seq = guess
                 stored = {**body, "seq": seq}
-                sealed = cipher.seal(f"{chat_key}#{seq}", json.dumps(stored).encode())
+                sealed = self._cipher(session_id, salt).seal(f"{chat_key}#{seq}", json.dumps(stored).encode())
                 try:
-                    await self._append(keys=[chat_key, seq_key], args=[sealed, self._room_ttl_ms, seq])
+                    await self._append(keys=[chat_key, seq_key, salt_key],
+                                        args=[sealed, self._room_ttl_ms, seq, salt])
                 except redis.exceptions.ResponseError as exc:
                     if _MOVED in str(exc):
+                        guess = (salt, int(str(exc).rsplit(" ", 1)[1]))
+                        continue
+                    if _SALT_MOVED in str(exc):
+                        guess = (await self._salt(session_id), int(await self._redis.get(seq_key) or 0) + 1)
                         continue
                     raise
+                if len(self._chat_guess) >= _MAX_REMEMBERED_SESSIONS:
+                    self._chat_guess.clear()
+                self._chat_guess[session_id] = (salt, seq + 1)
                 return stored
 
     async def next_seq(self, session_id: str) -> int:
         seq_key = self._keys(session_id)[2]
         with answering():
-            return int(await self._redis.get(seq_key) or 0) + 1
+            seq = int(await self._redis.get(seq_key) or 0) + 1
+        guess = self._chat_guess.get(session_id)
+        if guess is not None:
+            self._chat_guess[session_id] = (guess[0], seq)
+        return seq
 
     async def skip_seq(self, session_id: str) -> None:
+        self._chat_guess.pop(session_id, None)
         seq_key = self._keys(session_id)[2]
         with answering():
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -319,6 +370,7 @@ class RedisRoomStore:
         return messages
 
     async def shred(self, session_id: str) -> None:
+        self._chat_guess.pop(session_id, None)
         room_key, chat_key, seq_key, lock_key, salt_key = self._keys(session_id)
         with answering():
             token = await self._acquire(lock_key, session_id)

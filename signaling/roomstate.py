@@ -70,6 +70,19 @@ class Room:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def clone(self) -> Room:
+        """A copy that shares nothing mutable with this room (what the in-process store hands out and keeps).
+
+        Field by field, since every field is a scalar, a list of strings, or a dict of flat dicts, of members
+        or of devices (whose fields are scalars): a deep copy costs several times more, on every turn."""
+        return Room(session_id=self.session_id, case_id=self.case_id, mode=self.mode,
+                    members={pid: copy.copy(m) for pid, m in self.members.items()}, locked=self.locked,
+                    ended=self.ended, caucus=None if self.caucus is None else list(self.caucus),
+                    removed=list(self.removed), deleted={seq: dict(d) for seq, d in self.deleted.items()},
+                    consents={pid: dict(c) for pid, c in self.consents.items()}, recording=self.recording,
+                    sealed=self.sealed, opened=self.opened,
+                    waiting_devices={pid: copy.copy(d) for pid, d in self.waiting_devices.items()})
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Room:
         members = {pid: Member(**m) for pid, m in data.pop("members").items()}
@@ -113,7 +126,7 @@ class MemoryRoomStore:
     """The embedded default: rooms in this process's memory."""
 
     def __init__(self) -> None:
-        self._rooms: dict[str, dict[str, Any]] = {}
+        self._rooms: dict[str, Room] = {}  # never handed out: callers get clones
         self._chats: dict[str, list[dict[str, Any]]] = {}
         self._seqs: dict[str, int] = {}  # the last number given out (or skipped) in each room
         self._locks: dict[str, asyncio.Lock] = {}
@@ -123,20 +136,20 @@ class MemoryRoomStore:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             stored = self._rooms.get(session_id)
-            room = Room.from_dict(_copy(stored)) if stored is not None else None
+            room = stored.clone() if stored is not None else None
             yield room
             if room is not None:
-                self._rooms[session_id] = _copy(room.to_dict())
+                self._rooms[session_id] = room.clone()
 
     async def create(self, room: Room) -> Room:
         async with self._locks.setdefault(room.session_id, asyncio.Lock()):
             if room.session_id not in self._rooms:
-                self._rooms[room.session_id] = _copy(room.to_dict())
-            return Room.from_dict(_copy(self._rooms[room.session_id]))
+                self._rooms[room.session_id] = room.clone()
+            return self._rooms[room.session_id].clone()
 
     async def get(self, session_id: str) -> Room | None:
         stored = self._rooms.get(session_id)
-        return Room.from_dict(_copy(stored)) if stored is not None else None
+        return stored.clone() if stored is not None else None
 
     async def append_chat(self, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
         messages = self._chats.setdefault(session_id, [])
@@ -160,7 +173,7 @@ class MemoryRoomStore:
             self._seqs.pop(session_id, None)
             stored = self._rooms.get(session_id)
             if stored is not None:
-                self._rooms[session_id] = tombstone(Room.from_dict(_copy(stored))).to_dict()
+                self._rooms[session_id] = tombstone(stored)
 
     async def close(self) -> None:
         self._rooms.clear()
@@ -172,8 +185,3 @@ def tombstone(room: Room) -> Room:
     """What is kept of a room once its session's key is shredded: that it ended, and nothing said in it."""
     return Room(session_id=room.session_id, case_id=room.case_id, mode=room.mode, ended=True, sealed=room.sealed,
                 opened=room.opened)
-
-
-def _copy(data: dict[str, Any]) -> dict[str, Any]:
-    # Rooms are plain JSON-shaped data; a deep copy keeps callers from mutating the store.
-    return copy.deepcopy(data)

@@ -21,9 +21,12 @@ log = logging.getLogger("mediation.signaling")
 
 
 class Outlet(Protocol):
-    """Where notices go: the socket adapter (across nodes unless ``ignore_queue``: the sid is on this node)."""
+    """Where notices go: the socket adapter (across nodes unless ``ignore_queue``: the sid is on this node).
 
-    async def emit(self, event: str, data: Any = None, *, to: str, ignore_queue: bool = False) -> None: ...
+    ``to`` is one sid or several: the same notice to several sockets is encoded once (and, across nodes,
+    published once)."""
+
+    async def emit(self, event: str, data: Any = None, *, to: str | list[str], ignore_queue: bool = False) -> None: ...
 
     async def disconnect(self, sid: str) -> None: ...
 
@@ -143,8 +146,8 @@ class TurnRunner:
             return
         for action in turn.after_save:
             await action()
-        for event, data, to in turn.outbox:
-            await self.outlet.emit(event, data, to=to)
+        for event, data, to in _grouped(turn.outbox):
+            await self.outlet.emit(event, data, to=to[0] if len(to) == 1 else to)
         if turn.roster_changed or turn.isolation_changed:
             await self._broadcast_state(turn)
         for action, detail in turn.audits:
@@ -181,3 +184,15 @@ class TurnRunner:
                 member = room.members.get(participant_id)
                 if member is not None:
                     await self.outlet.emit("room_state", waiting_view(room, member), to=device.sid)
+
+
+def _grouped(outbox: list[tuple[str, Any, str]]) -> list[tuple[str, Any, list[str]]]:
+    """Consecutive sends of one notice (the same event and the same payload object) become one send to
+    their sids; every socket still gets its notices in the order they were queued."""
+    grouped: list[tuple[str, Any, list[str]]] = []
+    for event, data, sid in outbox:
+        if grouped and grouped[-1][0] == event and grouped[-1][1] is data and sid not in grouped[-1][2]:
+            grouped[-1][2].append(sid)
+        else:
+            grouped.append((event, data, [sid]))
+    return grouped

@@ -22,7 +22,7 @@ from recording.records.kinds import RecordKind, record_key
 from recording.records.storage import RecordStorage
 
 __all__ = [
-    "AGE_HEADER", "SealedObject", "Sealer", "open_sealed", "parse_recipient", "seal", "x25519_identity",
+    "AGE_HEADER", "SealRequest", "SealedObject", "Sealer", "open_sealed", "parse_recipient", "seal", "x25519_identity",
     "x25519_recipient",
 ]
 
@@ -210,6 +210,18 @@ class SealedObject:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class SealRequest:
+    """One plaintext for `Sealer.seal_many`, with the metadata its key is made from."""
+
+    plaintext: bytes
+    kind: RecordKind
+    case_id: str
+    session_id: str | None
+    participant_id: str | None = None
+    index: int | None = None
+
+
 # Every age v1 file starts so; anything else handed to `store` is refused as possible plaintext.
 AGE_HEADER = b"age-encryption.org/v1\n"
 
@@ -255,6 +267,48 @@ class Sealer:
             participant_id=participant_id, index=index, part=part, sha256=digest, size=len(ciphertext),
             created_at=self._clock(), recipients=canonical,
         )
+
+    async def seal_many(self, items: Sequence[SealRequest], recipients: Sequence[str]) -> list[SealedObject | Exception]:
+        """Seal and store each item as `seal` does, to the same recipients, in one pass over the storage.
+
+        Each item is its own age file under its own key, exactly as `seal` would have made it; per item
+        the result is its SealedObject or the error it met (ValueError, RecordExistsError, StorageError),
+        and one item's failure leaves the others stored.
+        """
+        canonical = _recipient_tuple(recipients)
+        if not canonical:
+            raise ValueError("refusing to seal to no recipients: the records could never be opened")
+        outcomes: list[SealedObject | Exception | None] = [None] * len(items)
+        keyed: list[tuple[int, str]] = []
+        for position, item in enumerate(items):
+            try:
+                if not isinstance(item.plaintext, bytes):
+                    raise TypeError(f"plaintext must be bytes, not {type(item.plaintext).__name__}")
+                keyed.append((position, record_key(item.kind, case_id=item.case_id, session_id=item.session_id,
+                                                   participant_id=item.participant_id, index=item.index)))
+            except (TypeError, ValueError) as exc:
+                outcomes[position] = exc
+        # The recipients are parsed once for the batch, not once per item (a Bech32 decode and a point
+        # check each: more than the encryption of a chat message).
+        parsed = [pyrage.x25519.Recipient.from_str(r) for r in canonical]
+
+        def seal_all() -> list[tuple[bytes, str]]:
+            sealed = []
+            for position, _ in keyed:
+                ciphertext = pyrage.encrypt(items[position].plaintext, parsed)
+                sealed.append((ciphertext, hashlib.sha256(ciphertext).hexdigest()))
+            return sealed
+
+        sealed = await asyncio.to_thread(seal_all)
+        stored = await self._storage.put_many([(key, ciphertext) for (_, key), (ciphertext, _) in zip(keyed, sealed)])
+        created_at = self._clock()
+        for (position, key), (ciphertext, digest), failure in zip(keyed, sealed, stored):
+            item = items[position]
+            outcomes[position] = failure if failure is not None else SealedObject(
+                key=key, kind=RecordKind(item.kind), case_id=item.case_id, session_id=item.session_id,
+                participant_id=item.participant_id, index=item.index, part=None, sha256=digest,
+                size=len(ciphertext), created_at=created_at, recipients=canonical)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def seal_json(self, value: Any, **metadata: Any) -> SealedObject:
         """Seal `value` as canonical JSON (chat messages, transcripts, consents, agreements)."""

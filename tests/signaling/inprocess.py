@@ -86,8 +86,9 @@ class Wire:
         self.closed: list[str] = []
         self.changed = asyncio.Event()
 
-    async def emit(self, event: str, data: Any = None, *, to: str, ignore_queue: bool = False) -> None:
-        self.sent.append((to, event, data))
+    async def emit(self, event: str, data: Any = None, *, to: str | list[str], ignore_queue: bool = False) -> None:
+        for sid in [to] if isinstance(to, str) else to:
+            self.sent.append((sid, event, data))
         self.changed.set()
 
     async def disconnect(self, sid: str) -> None:

@@ -191,6 +191,25 @@ async def test_two_nodes_see_each_others_writes(redis_nodes: tuple[RedisRoomStor
     assert [m["text"] for m in await first.chat_messages("ses_1")] == ["from the first", "from the second"]
 
 
+async def test_chat_numbers_stay_gapless_when_nodes_append_in_turn_and_after_a_shred(
+        redis_nodes: tuple[RedisRoomStore, RedisRoomStore]) -> None:
+    """Each node appends with its remembered number and salt; another node's appends, a skipped number and a
+    shredded key make that memory stale, and the append corrects it instead of storing a wrong number."""
+    first, second = redis_nodes
+    await first.create(new_room())
+    assert (await first.append_chat("ses_1", message("a1")))["seq"] == 1
+    assert (await second.append_chat("ses_1", message("b2")))["seq"] == 2
+    assert (await second.append_chat("ses_1", message("b3")))["seq"] == 3
+    assert (await first.append_chat("ses_1", message("a4")))["seq"] == 4  # its memory said 2
+    await second.skip_seq("ses_1")
+    assert (await first.append_chat("ses_1", message("a6")))["seq"] == 6
+    assert [(m["seq"], m["text"]) for m in await second.chat_messages("ses_1")] == [
+        (1, "a1"), (2, "b2"), (3, "b3"), (4, "a4"), (6, "a6")]
+    await second.shred("ses_1")  # the first node still remembers the shredded salt
+    await first.append_chat("ses_1", message("after the shred"))
+    assert [m["text"] for m in await second.chat_messages("ses_1")] == ["after the shred"]
+
+
 async def test_two_nodes_exclude_each_other(redis_nodes: tuple[RedisRoomStore, RedisRoomStore]) -> None:
     first, second = redis_nodes
     await first.create(new_room())
