@@ -23,6 +23,7 @@ from recording.records.kinds import RecordKind
 from server import lifecycle, schemas
 from server.access import Principal
 from server.audit import AuditLog, key_id
+from server.changes import changed
 from server.database import Database
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Agreement, Assignment, Case, Feedback, Party, StaffUser
@@ -162,6 +163,7 @@ class Agreements:
                                      detail={"agreement_id": row.agreement_id, "version": version,
                                              "sha256": hashlib.sha256(canonical(row.body)).hexdigest(),
                                              "voided_signatures": voided})
+            changed(session, case_id)
         return self._view(row)
 
     async def sign(self, principal: Principal, case_id: str, body: schemas.SignatureIn) -> schemas.AgreementView:
@@ -197,6 +199,7 @@ class Agreements:
                                      case_id=case_id, detail={"agreement_id": row.agreement_id,
                                                               "version": row.version, "signer": signer,
                                                               "public_key": body.public_key, **how})
+            changed(session, case_id)
             if {s["signer"] for s in row.signatures} >= set(SIGNERS):
                 signature = self._key.sign(countersigned_bytes(row.body, row.signatures))
                 row.countersignature = {"key_id": key_id(self._key.public_key()), "signature": b64url(signature),
@@ -205,6 +208,7 @@ class Agreements:
                 await self._audit.append(session, actor="system", action="agreement_countersigned",
                                          case_id=case_id, detail={"agreement_id": row.agreement_id,
                                                                   "version": row.version})
+                changed(session, case_id)
                 sealed_document = self._signed(row)
         if sealed_document is not None:
             await self._records.seal_and_file(
@@ -260,6 +264,7 @@ class Agreements:
                                  rating=body.rating, comment=body.comment, created_at=_now()))
             await self._audit.append(session, actor=principal.actor, action="feedback_given", case_id=case_id,
                                      detail={"rating": body.rating})
+            changed(session, case_id)
 
     async def feedback_summary(self) -> schemas.FeedbackSummary:
         async with self._db.read() as session:

@@ -223,6 +223,17 @@ async def party_case(call: Call) -> schemas.PartyCaseView:
     return await call.request.app[SERVICES].cases.party_view(call.principal, receipt)
 
 
+# --- live changes -----------------------------------------------------------------------------
+
+
+@router.route("GET", "/api/events", allow=(*CASE_READERS, "party"),
+              summary="Stream which of my cases changed (server-sent events: ready, case_changed, resync, "
+                      "access_revoked)", tag="cases", raw_media_type="text/event-stream")
+async def change_events(call: Call) -> web.StreamResponse:
+    await _officer_in_force(call)
+    return await call.request.app[SERVICES].changes.serve(call.request, call.principal)
+
+
 # --- cases ------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from recording.records.checkpoint import parse_vkey
 from server.audit import AuditLog, head_copy_paths, load_or_create_signing_key
 from server.witnesses import WitnessClient
 from server.cases import CaseDesk
+from server.changes import ChangeFeed
 from server.chatjournal import ChatJournal
 from server.credentials import Credentials
 from server.database import Database
@@ -302,11 +303,17 @@ def create_app(settings: Settings) -> web.Application:
     credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     notifier = CaseViewNotifier()
     courier = LinkCourier(db, audit, notifier, outside_channels(settings))
+    cases = CaseDesk(settings, db, audit, notifier, links, courier)
+    authority = _authority(settings)
+    # Changes to cases travel the revocations' path to every node, and from there to the pages' event streams.
+    changes = ChangeFeed(authority, credentials, cases.check_member,
+                         recheck_seconds=settings.credential_recheck_seconds)
     services = Services(
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, hashing), credentials=credentials,
-        cases=CaseDesk(settings, db, audit, notifier, links, courier), metrics=metrics,
+        cases=cases, metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
         recorders=recorders, agreements=Agreements(db, audit, signing_key, records), recipient_keys=keys,
+        changes=changes,
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
     app[SERVICES] = services
@@ -315,9 +322,9 @@ def create_app(settings: Settings) -> web.Application:
     # Shared by every node, never stored beside what it seals (docs/threat-model.md, "Room state at rest").
     room_secret = settings.room_state_secret() or derive_secret(signing_key.private_bytes_raw())
     store = _room_store(settings, room_secret)
-    authority = _authority(settings)
-    # Revocations recorded in a transaction are announced to every node once it commits.
+    # Revocations recorded in a transaction are announced to every node once it commits, then its changes.
     db.after_commit(Revocations(authority).announce)
+    db.after_commit(changes.announce)
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
     hooks = RoomHooks(db, audit, records, recorders, access, links, ChatJournal(db, room_secret))
@@ -363,6 +370,7 @@ def create_app(settings: Settings) -> web.Application:
         # disconnected here and its client reconnects at once, through the proxy, to another node.
         # Without waiting for each client to fetch its close packet: a polling client may never come back.
         await sio.close_sessions()
+        await changes.close()  # open event streams end; their pages reconnect
 
     app.on_shutdown.append(close_sockets)
     router.install(app, services.credentials.authenticate, services.cases.check_member, settings.max_body_bytes)
