@@ -26,6 +26,17 @@ export default Object.freeze({
   "common.dismiss": "Dismiss",
   "common.loading": "Loading…",
   "common.refresh": "Refresh",
+
+  "live.label": "Connection: {state}",
+  "live.connecting": "Connecting…",
+  "live.live": "Live",
+  "live.reconnecting": "Reconnecting…",
+  "live.offline": "Offline",
+  "live.connecting.hint": "Connecting to receive changes as they happen.",
+  "live.live.hint": "Changes appear here as they happen.",
+  "live.reconnecting.hint": "The connection dropped; trying again. Changes made meanwhile are shown once it is back.",
+  "live.offline.hint": "Not receiving changes: press Refresh to see the latest.",
+
   "common.retry": "Try again",
   "common.cancel": "Cancel",
 

@@ -26,6 +26,17 @@ export default Object.freeze({
   "common.dismiss": "关闭提示",
   "common.loading": "正在加载…",
   "common.refresh": "刷新",
+
+  "live.label": "连接状态：{state}",
+  "live.connecting": "正在连接…",
+  "live.live": "实时更新",
+  "live.reconnecting": "正在重新连接…",
+  "live.offline": "离线",
+  "live.connecting.hint": "正在连接，以便实时显示变化。",
+  "live.live.hint": "有变化时，此页会自动更新。",
+  "live.reconnecting.hint": "连接中断，正在重试；恢复后会显示期间的变化。",
+  "live.offline.hint": "暂时收不到更新：请按“刷新”查看最新内容。",
+
   "common.retry": "重试",
   "common.cancel": "取消",
 
