@@ -12,7 +12,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -30,6 +30,9 @@ from server.models import Agreement, Assignment, Case, Feedback, Party, StaffUse
 from server.provenance import credential_detail
 from server.records import CaseRecords
 from server.tokens import new_id
+
+if TYPE_CHECKING:  # the printer renders with this module's canonical form
+    from server.agreementpdf import AgreementPrinter
 
 DOCUMENT_TYPE = "mediation-repayment-agreement/v1"
 COUNTERSIGNATURE_CONTEXT = b"mediation-agreement-countersignature/v1\n"
@@ -106,11 +109,13 @@ def validate_terms(body: schemas.AgreementIn) -> None:
 class Agreements:
     """Drafts, signatures, countersignature and sealing of a case's repayment agreement; feedback after."""
 
-    def __init__(self, db: Database, audit: AuditLog, signing_key: Ed25519PrivateKey, records: CaseRecords) -> None:
+    def __init__(self, db: Database, audit: AuditLog, signing_key: Ed25519PrivateKey, records: CaseRecords,
+                 printer: AgreementPrinter) -> None:
         self._db = db
         self._audit = audit
         self._key = signing_key
         self._records = records
+        self._printer = printer
 
     async def current(self, case_id: str) -> schemas.AgreementView:
         async with self._db.read() as session:
@@ -222,6 +227,10 @@ class Agreements:
         if row is None or row.state != "signed":
             raise NotFound(f"case {case_id} has no signed agreement")
         return self._signed(row)
+
+    async def signed_pdf(self, case_id: str, lang: str) -> tuple[str, bytes]:
+        """The signed agreement as a readable PDF in ``lang``: its file name and bytes."""
+        return await self._printer.pdf(await self.signed_copy(case_id), self._key.public_key(), lang)
 
     @staticmethod
     def _signed(row: Agreement) -> dict[str, Any]:

@@ -523,6 +523,17 @@ async def signed_agreement(call: Call) -> dict:
     return await call.request.app[SERVICES].agreements.signed_copy(call.path["case_id"])
 
 
+@router.route("GET", "/api/cases/{case_id}/agreement/signed.pdf", allow=(*CASE_READERS, "party"),
+              summary="Download the signed agreement as a printable PDF that carries its verification data "
+                      "(503 pdf_font_missing when the server has no CJK font)",
+              tag="agreements", query=schemas.AgreementPdfQuery, raw_media_type="application/pdf")
+async def signed_agreement_pdf(call: Call) -> web.Response:
+    await _officer_in_force(call)
+    name, body = await call.request.app[SERVICES].agreements.signed_pdf(call.path["case_id"], call.query.lang)
+    return web.Response(body=body, content_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 @router.route("POST", "/api/cases/{case_id}/feedback", allow=("party", "bank_representative"),
               summary="Rate the mediation", tag="feedback", body=schemas.FeedbackIn, status=204)
 async def give_feedback(call: Call) -> web.Response:

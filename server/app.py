@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from server import __version__, jsonlog
 from server.accounts import Accounts
+from server.agreementpdf import AgreementPrinter
 from server.agreements import Agreements
 from server.api import router
 from recording.records.checkpoint import parse_vkey
@@ -312,7 +313,7 @@ def create_app(settings: Settings) -> web.Application:
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, hashing), credentials=credentials,
         cases=cases, metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
-        recorders=recorders, agreements=Agreements(db, audit, signing_key, records), recipient_keys=keys,
+        recorders=recorders, agreements=Agreements(db, audit, signing_key, records, AgreementPrinter(settings.agreement_font)), recipient_keys=keys,
         changes=changes,
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)

@@ -124,6 +124,7 @@ EXPECTED: dict[Route, frozenset[str]] = {
     # agreements: everyone on the case reads; the mediator drafts; each side signs
     ("GET", "/api/cases/{case_id}/agreement"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
     ("GET", "/api/cases/{case_id}/agreement/signed"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
+    ("GET", "/api/cases/{case_id}/agreement/signed.pdf"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
     ("PUT", "/api/cases/{case_id}/agreement"): frozenset({MEDIATOR}),
     ("POST", "/api/cases/{case_id}/agreement/signatures"): frozenset({PARTY, BANK}),
     # feedback: the parties (the bank representative for the lender) give it; case officers read aggregates
@@ -423,6 +424,7 @@ async def _retry_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any
 
 _no_body(("GET", "/api/cases/{case_id}/records"), ("GET", "/api/cases/{case_id}/records/manifest"),
          ("GET", "/api/cases/{case_id}/agreement"), ("GET", "/api/cases/{case_id}/agreement/signed"),
+         ("GET", "/api/cases/{case_id}/agreement/signed.pdf"),
          ("GET", "/api/feedback/summary"))
 
 
