@@ -73,18 +73,28 @@ _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
              "form-action 'self'; frame-ancestors 'none'")
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
+def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in _COMMON_HEADERS.items():
         response.headers.setdefault(name, value)
     page = not (request.path.startswith("/api/") or request.path in ("/metrics", "/healthz", "/readyz"))
     response.headers.setdefault("Content-Security-Policy", _PAGE_CSP if page else _API_CSP)
     if not page:
         response.headers.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response = await handler(request)
+    _add_security_headers(request, response)
     return response
+
+
+async def _stream_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """A streamed response (the change feed) sends its headers before any middleware sees it: add them here,
+    as its headers are written (for other responses the middleware has set them already)."""
+    _add_security_headers(request, response)
 
 
 def _room_store(settings: Settings, secret: bytes) -> RoomStore:
@@ -374,6 +384,7 @@ def create_app(settings: Settings) -> web.Application:
         await changes.close()  # open event streams end; their pages reconnect
 
     app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(_stream_security_headers)
     router.install(app, services.credentials.authenticate, services.cases.check_member, settings.max_body_bytes)
     _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)
     return app

@@ -53,6 +53,9 @@ async def events(api: Api, token: str) -> AsyncIterator[Events]:
     async with api.session.get(f"{api.base}/api/events", headers={"Authorization": f"Bearer {token}"}) as response:
         assert response.status == 200, await response.text()
         assert response.content_type == "text/event-stream"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
         stream = Events(response)
         assert await stream.next() == ("ready", {})
         yield stream
