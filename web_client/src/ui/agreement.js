@@ -67,13 +67,7 @@ export class AgreementPanel {
       this.agreement = await this.api.get(`/api/cases/${this.caseId}/agreement`);
       this.missing = false;
       this.error = null;
-      if (this.agreement.state === "signed" && this.agreement.countersigned) {
-        this.signed = await this.api.get(`/api/cases/${this.caseId}/agreement/signed`);
-        this.fingerprints = await Promise.all(this.signed.signatures.map((s) => keyFingerprint(s.public_key)));
-      } else {
-        this.signed = null;
-        this.fingerprints = [];
-      }
+      await this.loadSigned();
     } catch (error) {
       this.agreement = null;
       this.missing = error.code === "not_found";
@@ -81,6 +75,20 @@ export class AgreementPanel {
     }
     this.render();
     return this.agreement;
+  }
+
+  /** The signed copy, whose keys' fingerprints are shown; without it the agreement still shows, unverified. */
+  async loadSigned() {
+    this.signed = null;
+    this.fingerprints = [];
+    if (this.agreement?.state !== "signed" || !this.agreement.countersigned) return;
+    try {
+      const signed = await this.api.get(`/api/cases/${this.caseId}/agreement/signed`);
+      this.fingerprints = await Promise.all(signed.signatures.map((s) => keyFingerprint(s.public_key)));
+      this.signed = signed;
+    } catch (error) {
+      this.page.fail(error);
+    }
   }
 
   render() {
@@ -223,6 +231,7 @@ export class AgreementPanel {
         const body = await signAgreement(this.agreement);
         this.agreement = await this.api.post(`/api/cases/${this.caseId}/agreement/signatures`, body);
         this.page.toast("ok", t("agreement.signedToast"));
+        await this.loadSigned();
         this.render();
         this.onChange(this.agreement);
       } catch (error) {

@@ -20,6 +20,10 @@ export function wireLeaveGuards(state) {
   window.addEventListener("popstate", async () => {
     if (!state.historyGuard || !inside(state)) return;
     state.historyGuard = false; // the guard entry was just used up
+    if (/** @type {HTMLDialogElement} */ (document.getElementById("dialog")).open) {
+      armGuard(state); // another question is open: Back waits until it is answered
+      return;
+    }
     const left = await leave(state);
     if (left) history.back(); // where Back was going
     else armGuard(state);
