@@ -231,7 +231,8 @@ async def party_case(call: Call) -> schemas.PartyCaseView:
                       "access_revoked)", tag="cases", raw_media_type="text/event-stream")
 async def change_events(call: Call) -> web.StreamResponse:
     await _officer_in_force(call)
-    return await call.request.app[SERVICES].changes.serve(call.request, call.principal)
+    return await call.request.app[SERVICES].changes.serve(call.request, call.principal,
+                                                          lambda: _officer_in_force(call))
 
 
 # --- cases ------------------------------------------------------------------------------------

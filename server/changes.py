@@ -51,6 +51,12 @@ STREAMS_PER_CREDENTIAL = 8
 
 # Whether ``principal`` may read case ``case_id`` now (raises ApiError if not): CaseDesk.check_member.
 MembershipCheck = Callable[[Principal, str], Awaitable[None]]
+# What else the route requires of its caller, asked again with the credential (raises ApiError if no more).
+StandingCheck = Callable[[], Awaitable[None]]
+
+
+async def _no_further_check() -> None:
+    return None
 
 
 def changed(session: AsyncSession, case_id: str, *, staff: Iterable[str | None] = ()) -> None:
@@ -63,8 +69,9 @@ def changed(session: AsyncSession, case_id: str, *, staff: Iterable[str | None] 
 class _Stream:
     """One open event stream: what it has yet to send, and whether its credential must be asked about."""
 
-    def __init__(self, principal: Principal) -> None:
+    def __init__(self, principal: Principal, standing: StandingCheck) -> None:
         self.principal = principal
+        self.standing = standing
         # Case id -> whether it may be told without asking (this staff user was assigned to it or taken off it).
         self.cases: dict[str, bool] = {}
         self.resync = False
@@ -140,8 +147,10 @@ class ChangeFeed:
             stream.closing = True
             stream.wake.set()
 
-    async def serve(self, request: web.Request, principal: Principal) -> web.StreamResponse:
-        """Stream ``principal``'s changes to ``request`` until the client leaves, the credential goes, or shutdown."""
+    async def serve(self, request: web.Request, principal: Principal,
+                    standing: StandingCheck = _no_further_check) -> web.StreamResponse:
+        """Stream ``principal``'s changes to ``request`` until the client leaves, the credential goes, or shutdown;
+        ``standing`` is asked whenever the credential is (a compliance officer's key still in force)."""
         if self._closed:
             raise TooManyRequests("the server is shutting down; reconnect shortly", code="shutting_down",
                                   headers={"Retry-After": "2"})
@@ -149,7 +158,7 @@ class ChangeFeed:
         if same >= STREAMS_PER_CREDENTIAL:
             raise TooManyRequests(f"{same} event streams are already open with this credential",
                                   code="too_many_streams")
-        stream = _Stream(principal)
+        stream = _Stream(principal, standing)
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no",  # a buffering proxy would hold every event until it fills a buffer
@@ -176,7 +185,7 @@ class ChangeFeed:
                 return
             due = time.monotonic() - checked_at >= self._recheck_seconds
             if stream.recheck or stream.cases or stream.resync or due:
-                refusal = await self._refusal(stream.principal)
+                refusal = await self._refusal(stream)
                 if refusal is not None:
                     await _send(response, "access_revoked", {"code": refusal.code, "message": refusal.message})
                     return
@@ -194,8 +203,9 @@ class ChangeFeed:
             if not sent:
                 await response.write(b": keepalive\n\n")
 
-    async def _refusal(self, principal: Principal) -> ApiError | None:
-        """Why ``principal``'s credential no longer stands, or None while it does."""
+    async def _refusal(self, stream: _Stream) -> ApiError | None:
+        """Why the stream's credential no longer stands, or None while it does."""
+        principal = stream.principal
         try:
             now = await self._credentials.resolve_again(principal.credential or "")
         except Unauthorized as exc:  # CredentialRefused: expired, revoked, ended
@@ -203,6 +213,10 @@ class ChangeFeed:
         if (now.kind, now.role, now.subject_id, now.case_id) != (principal.kind, principal.role,
                                                                   principal.subject_id, principal.case_id):
             return Unauthorized("the credential now stands for someone else", code="bad_token")
+        try:
+            await stream.standing()
+        except ApiError as exc:
+            return exc
         return None
 
     async def _may_read(self, principal: Principal, case_id: str) -> bool:
