@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import logging
 import shutil
 import string
 import subprocess
@@ -39,8 +38,6 @@ from fpdf.fonts import FontFace
 from recording.records.checkpoint import public_key_pem
 from server.agreements import canonical
 from server.errors import ServiceUnavailable
-
-log = logging.getLogger("mediation.agreementpdf")
 
 # Signed agreements never change: their PDFs are kept, a few, so a second download costs nothing.
 CACHED = 32
