@@ -19,7 +19,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # aiortc, av, cryptography, pyrage and asyncpg ship self-contained manylinux wheels
-# (FFmpeg, libvpx, opus, OpenSSL bundled), so no extra runtime libraries.
+# (FFmpeg, libvpx, opus, OpenSSL bundled), so no extra runtime libraries. Agreement PDFs embed a CJK
+# font: Noto CJK, found through fontconfig.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk fontconfig \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 mediation \
  && useradd --system --uid 10001 --gid mediation --home-dir /var/lib/mediation \
         --no-create-home --shell /usr/sbin/nologin mediation \

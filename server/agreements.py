@@ -12,7 +12,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -23,12 +23,16 @@ from recording.records.kinds import RecordKind
 from server import lifecycle, schemas
 from server.access import Principal
 from server.audit import AuditLog, key_id
+from server.changes import changed
 from server.database import Database
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Agreement, Assignment, Case, Feedback, Party, StaffUser
 from server.provenance import credential_detail
 from server.records import CaseRecords
 from server.tokens import new_id
+
+if TYPE_CHECKING:  # the printer renders with this module's canonical form
+    from server.agreementpdf import AgreementPrinter
 
 DOCUMENT_TYPE = "mediation-repayment-agreement/v1"
 COUNTERSIGNATURE_CONTEXT = b"mediation-agreement-countersignature/v1\n"
@@ -105,11 +109,13 @@ def validate_terms(body: schemas.AgreementIn) -> None:
 class Agreements:
     """Drafts, signatures, countersignature and sealing of a case's repayment agreement; feedback after."""
 
-    def __init__(self, db: Database, audit: AuditLog, signing_key: Ed25519PrivateKey, records: CaseRecords) -> None:
+    def __init__(self, db: Database, audit: AuditLog, signing_key: Ed25519PrivateKey, records: CaseRecords,
+                 printer: AgreementPrinter) -> None:
         self._db = db
         self._audit = audit
         self._key = signing_key
         self._records = records
+        self._printer = printer
 
     async def current(self, case_id: str) -> schemas.AgreementView:
         async with self._db.read() as session:
@@ -162,6 +168,7 @@ class Agreements:
                                      detail={"agreement_id": row.agreement_id, "version": version,
                                              "sha256": hashlib.sha256(canonical(row.body)).hexdigest(),
                                              "voided_signatures": voided})
+            changed(session, case_id)
         return self._view(row)
 
     async def sign(self, principal: Principal, case_id: str, body: schemas.SignatureIn) -> schemas.AgreementView:
@@ -197,6 +204,7 @@ class Agreements:
                                      case_id=case_id, detail={"agreement_id": row.agreement_id,
                                                               "version": row.version, "signer": signer,
                                                               "public_key": body.public_key, **how})
+            changed(session, case_id)
             if {s["signer"] for s in row.signatures} >= set(SIGNERS):
                 signature = self._key.sign(countersigned_bytes(row.body, row.signatures))
                 row.countersignature = {"key_id": key_id(self._key.public_key()), "signature": b64url(signature),
@@ -205,6 +213,7 @@ class Agreements:
                 await self._audit.append(session, actor="system", action="agreement_countersigned",
                                          case_id=case_id, detail={"agreement_id": row.agreement_id,
                                                                   "version": row.version})
+                changed(session, case_id)
                 sealed_document = self._signed(row)
         if sealed_document is not None:
             await self._records.seal_and_file(
@@ -218,6 +227,10 @@ class Agreements:
         if row is None or row.state != "signed":
             raise NotFound(f"case {case_id} has no signed agreement")
         return self._signed(row)
+
+    async def signed_pdf(self, case_id: str, lang: str) -> tuple[str, bytes]:
+        """The signed agreement as a readable PDF in ``lang``: its file name and bytes."""
+        return await self._printer.pdf(await self.signed_copy(case_id), self._key.public_key(), lang)
 
     @staticmethod
     def _signed(row: Agreement) -> dict[str, Any]:
@@ -260,6 +273,7 @@ class Agreements:
                                  rating=body.rating, comment=body.comment, created_at=_now()))
             await self._audit.append(session, actor=principal.actor, action="feedback_given", case_id=case_id,
                                      detail={"rating": body.rating})
+            changed(session, case_id)
 
     async def feedback_summary(self) -> schemas.FeedbackSummary:
         async with self._db.read() as session:

@@ -223,6 +223,18 @@ async def party_case(call: Call) -> schemas.PartyCaseView:
     return await call.request.app[SERVICES].cases.party_view(call.principal, receipt)
 
 
+# --- live changes -----------------------------------------------------------------------------
+
+
+@router.route("GET", "/api/events", allow=(*CASE_READERS, "party"),
+              summary="Stream which of my cases changed (server-sent events: ready, case_changed, resync, "
+                      "access_revoked)", tag="cases", raw_media_type="text/event-stream")
+async def change_events(call: Call) -> web.StreamResponse:
+    await _officer_in_force(call)
+    return await call.request.app[SERVICES].changes.serve(call.request, call.principal,
+                                                          lambda: _officer_in_force(call))
+
+
 # --- cases ------------------------------------------------------------------------------------
 
 
@@ -510,6 +522,17 @@ async def sign_agreement(call: Call) -> schemas.AgreementView:
 async def signed_agreement(call: Call) -> dict:
     await _officer_in_force(call)
     return await call.request.app[SERVICES].agreements.signed_copy(call.path["case_id"])
+
+
+@router.route("GET", "/api/cases/{case_id}/agreement/signed.pdf", allow=(*CASE_READERS, "party"),
+              summary="Download the signed agreement as a printable PDF that carries its verification data "
+                      "(503 pdf_font_missing when the server has no CJK font)",
+              tag="agreements", query=schemas.AgreementPdfQuery, raw_media_type="application/pdf")
+async def signed_agreement_pdf(call: Call) -> web.Response:
+    await _officer_in_force(call)
+    name, body = await call.request.app[SERVICES].agreements.signed_pdf(call.path["case_id"], call.query.lang)
+    return web.Response(body=body, content_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.route("POST", "/api/cases/{case_id}/feedback", allow=("party", "bank_representative"),

@@ -13,12 +13,14 @@ from sqlalchemy.exc import OperationalError
 
 from server import __version__, jsonlog
 from server.accounts import Accounts
+from server.agreementpdf import AgreementPrinter
 from server.agreements import Agreements
 from server.api import router
 from recording.records.checkpoint import parse_vkey
 from server.audit import AuditLog, head_copy_paths, load_or_create_signing_key
 from server.witnesses import WitnessClient
 from server.cases import CaseDesk
+from server.changes import ChangeFeed
 from server.chatcommit import ChatCommits
 from server.chatjournal import ChatJournal
 from server.credentials import Credentials
@@ -72,18 +74,28 @@ _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
              "form-action 'self'; frame-ancestors 'none'")
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
+def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in _COMMON_HEADERS.items():
         response.headers.setdefault(name, value)
     page = not (request.path.startswith("/api/") or request.path in ("/metrics", "/healthz", "/readyz"))
     response.headers.setdefault("Content-Security-Policy", _PAGE_CSP if page else _API_CSP)
     if not page:
         response.headers.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response = await handler(request)
+    _add_security_headers(request, response)
     return response
+
+
+async def _stream_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """A streamed response (the change feed) sends its headers before any middleware sees it: add them here,
+    as its headers are written (for other responses the middleware has set them already)."""
+    _add_security_headers(request, response)
 
 
 def _room_store(settings: Settings, secret: bytes) -> RoomStore:
@@ -311,11 +323,17 @@ def create_app(settings: Settings) -> web.Application:
     credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     notifier = CaseViewNotifier()
     courier = LinkCourier(db, audit, notifier, outside_channels(settings))
+    cases = CaseDesk(settings, db, audit, notifier, links, courier)
+    authority = _authority(settings)
+    # Changes to cases travel the revocations' path to every node, and from there to the pages' event streams.
+    changes = ChangeFeed(authority, credentials, cases.check_member,
+                         recheck_seconds=settings.credential_recheck_seconds)
     services = Services(
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, hashing), credentials=credentials,
-        cases=CaseDesk(settings, db, audit, notifier, links, courier), metrics=metrics,
+        cases=cases, metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
-        recorders=recorders, agreements=Agreements(db, audit, signing_key, records), recipient_keys=keys,
+        recorders=recorders, agreements=Agreements(db, audit, signing_key, records, AgreementPrinter(settings.agreement_font)), recipient_keys=keys,
+        changes=changes,
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
     app[SERVICES] = services
@@ -324,9 +342,9 @@ def create_app(settings: Settings) -> web.Application:
     # Shared by every node, never stored beside what it seals (docs/threat-model.md, "Room state at rest").
     room_secret = settings.room_state_secret() or derive_secret(signing_key.private_bytes_raw())
     store = _room_store(settings, room_secret)
-    authority = _authority(settings)
-    # Revocations recorded in a transaction are announced to every node once it commits.
+    # Revocations recorded in a transaction are announced to every node once it commits, then its changes.
     db.after_commit(Revocations(authority).announce)
+    db.after_commit(changes.announce)
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
     journal = ChatJournal(db, room_secret)
@@ -375,8 +393,10 @@ def create_app(settings: Settings) -> web.Application:
         # disconnected here and its client reconnects at once, through the proxy, to another node.
         # Without waiting for each client to fetch its close packet: a polling client may never come back.
         await sio.close_sessions()
+        await changes.close()  # open event streams end; their pages reconnect
 
     app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(_stream_security_headers)
     router.install(app, services.credentials.authenticate, services.cases.check_member, settings.max_body_bytes)
     _add_pages(app, Path(settings.web_client_dir) if settings.web_client_dir else WEB_CLIENT)
     return app

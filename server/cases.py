@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import joinlinks, lifecycle, schemas
 from server.access import Principal, case_member
 from server.audit import AuditLog
+from server.changes import changed
 from server.database import Database
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.joinlinks import JoinLinks, RevokeReason
@@ -217,6 +218,7 @@ class CaseDesk:
                         case_id=case.case_id, detail={"case_number": case.case_number,
                                                       "overdue_bucket": case.overdue_bucket},
                     )
+                    changed(session, case.case_id)
                     await self._notifier.notify(
                         session, case_id=case.case_id, party_id=borrower.party_id, kind="receipt",
                         text=f"Application {case.case_number} received; the mediation body will review it.",
@@ -256,6 +258,7 @@ class CaseDesk:
                 detail["contacts_recorded"] = contacts  # which kinds; the addresses stay out of the log
             await self._audit.append(session, actor=principal.actor, action="party_verified", case_id=case_id,
                                      detail=detail)
+            changed(session, case_id)
         return await self.case_view(case_id)
 
     async def accept(self, principal: Principal, case_id: str) -> schemas.CaseView:
@@ -271,6 +274,7 @@ class CaseDesk:
                 )
             case.state, case.updated_at = target, _now()
             await self._audit.append(session, actor=principal.actor, action="case_accepted", case_id=case_id)
+            changed(session, case_id)
             for party in parties:
                 await self._notifier.notify(
                     session, case_id=case_id, party_id=party.party_id, kind="accepted",
@@ -286,6 +290,7 @@ class CaseDesk:
             publish(session, case_id=case_id)
             await self._audit.append(session, actor=principal.actor, action="case_rejected", case_id=case_id,
                                      detail={"reason": body.reason})
+            changed(session, case_id)
             borrower = await self._party(session, case_id, "borrower")
             await self._notifier.notify(
                 session, case_id=case_id, party_id=borrower.party_id, kind="rejected",
@@ -310,6 +315,8 @@ class CaseDesk:
                     raise ValidationFailed(f'{field}: user {user_id} has role "{user.role}", not "{role}"',
                                            field=field)
                 existing = await session.get(Assignment, (case_id, role))
+                # The one taken off the case and the one put on it both see their desks change.
+                changed(session, case_id, staff=(user_id, existing.user_id if existing is not None else None))
                 if existing is None:
                     session.add(Assignment(case_id=case_id, role=role, user_id=user_id, assigned_at=now,
                                            assigned_by=principal.subject_id or ""))
@@ -351,6 +358,7 @@ class CaseDesk:
                 detail={"session_id": scheduled.session_id, "starts_at": body.starts_at.isoformat(),
                         "mode": body.mode, "duration_minutes": body.duration_minutes},
             )
+            changed(session, case_id)
             for party in (await session.execute(select(Party).where(Party.case_id == case_id))).scalars():
                 await self._notifier.notify(
                     session, case_id=case_id, party_id=party.party_id, kind="schedule",
@@ -392,6 +400,7 @@ class CaseDesk:
                                           credential=principal.credential)
             await self._audit.append(session, actor=principal.actor, action="session_confirmed", case_id=case_id,
                                      detail={"session_id": session_id, "party_id": party_id, **how})
+            changed(session, case_id)
             parties = (await session.execute(select(Party.party_id).where(Party.case_id == case_id))).scalars().all()
             confirmed = (await session.execute(
                 select(SessionConfirmation.party_id).where(SessionConfirmation.session_id == session_id)
@@ -401,6 +410,7 @@ class CaseDesk:
                 case.state = lifecycle.SCHEDULED
                 await self._audit.append(session, actor="system", action="session_scheduled", case_id=case_id,
                                          detail={"session_id": session_id})
+                changed(session, case_id)
             case.updated_at = now
         return await self.case_view(case_id)
 
@@ -426,6 +436,7 @@ class CaseDesk:
             case.updated_at = now
             await self._audit.append(session, actor=principal.actor, action="session_cancelled", case_id=case_id,
                                      detail={"session_id": session_id})
+            changed(session, case_id)
         return await self.case_view(case_id)
 
     # --- join links ---------------------------------------------------------------------------
@@ -559,6 +570,7 @@ class CaseDesk:
             now = _now()
             case.receipt_revoked_at, case.receipt_revoked_by, case.updated_at = now, principal.subject_id, now
             await self._audit.append(session, actor=principal.actor, action="receipt_revoked", case_id=case_id)
+            changed(session, case_id)
         return self._receipt_state(case)
 
     async def receipt_state(self, case_id: str) -> schemas.ReceiptStateView:
@@ -590,6 +602,7 @@ class CaseDesk:
                                      revoked_by=principal.subject_id or "", actor=principal.actor)
             await self._audit.append(session, actor=principal.actor, action="case_closed", case_id=case_id,
                                      detail={"outcome": body.outcome})
+            changed(session, case_id)
             for party in (await session.execute(select(Party).where(Party.case_id == case_id))).scalars():
                 await self._notifier.notify(
                     session, case_id=case_id, party_id=party.party_id, kind="closed",

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit import AuditLog
+from server.changes import changed
 from server.models import JoinLink, Party, ScheduledSession
 from server.revocations import publish
 from server.tokens import new_id, new_token
@@ -76,6 +77,7 @@ class JoinLinks:
             detail["replaces"] = replaces
         await self._audit.append(session, actor=actor, action="link_issued", case_id=scheduled.case_id,
                                  detail=detail)
+        changed(session, scheduled.case_id)
         return token, link
 
     @staticmethod
@@ -132,6 +134,7 @@ class JoinLinks:
         for link in links:
             link.revoked_at, link.revoked_by, link.revoked_reason = now, revoked_by, reason.value
             publish(session, participant_id=link.party_id)
+            changed(session, case_id)
             await self._audit.append(session, actor=actor, action="link_revoked", case_id=case_id,
                                      detail={"link_id": link.link_id, "reason": reason.value})
         return links

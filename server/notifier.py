@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recording.records.sealing import open_sealed, seal, x25519_identity, x25519_recipient
 from server.audit import AuditLog
+from server.changes import changed
 from server.channels import Channel, DeliveryFailed
 from server.database import Database
 from server.models import Case, JoinLink, LinkDelivery, Notice, Party
@@ -93,6 +94,7 @@ class CaseViewNotifier:
                 sealed_secret=sealed, link_id=link_id, created_at=dt.datetime.now(dt.timezone.utc),
             )
         )
+        changed(session, case_id)  # the party's case view shows it without a reload
         log.info(
             "notice sent",
             extra={"case_id": case_id, "party_id": party_id, "kind": kind, "with_link": secret is not None},
@@ -187,3 +189,4 @@ class LinkCourier:
                     detail["error"] = error
                 await self._audit.append(session, actor="system", action="link_delivered", case_id=case_id,
                                          detail=detail)
+                changed(session, case_id)

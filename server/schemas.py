@@ -483,6 +483,12 @@ class CheckpointView(View):
                              "body) with the witnesses' cosignatures; null on heads signed before notes existed")
 
 
+class AgreementPdfQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lang: Literal["zh-CN", "en"] = Field(default="zh-CN", description="The language of the PDF's headings")
+
+
 class CheckpointHistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

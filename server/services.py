@@ -12,6 +12,7 @@ from server.accounts import Accounts
 from server.agreements import Agreements
 from server.audit import AuditLog
 from server.cases import CaseDesk
+from server.changes import ChangeFeed
 from server.credentials import Credentials
 from server.database import Database
 from server.metrics import Metrics
@@ -37,6 +38,7 @@ class Services:
     recorders: ProcessRecorders
     agreements: Agreements
     recipient_keys: RecipientKeys
+    changes: ChangeFeed
     openapi: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     async def latest_checkpoint(self) -> AuditCheckpoint | None:

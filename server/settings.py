@@ -82,6 +82,20 @@ def _host(raw: str) -> str:
     return raw
 
 
+def _font_file(raw: str) -> str:
+    """A font file, or a face of a collection as ``path#index``; empty: ask fontconfig."""
+    path, _, index = raw.partition("#")
+    if not raw:
+        return raw
+    if Path(path).suffix.lower() not in (".ttf", ".otf", ".ttc"):
+        raise ValueError("expected a .ttf, .otf or .ttc file, optionally with #<face index>")
+    if not Path(path).is_file():
+        raise ValueError("no such font file")
+    if index and not index.isdigit():
+        raise ValueError("the face index after # must be a number")
+    return raw
+
+
 def _is_ip(raw: str) -> bool:
     try:
         ipaddress.ip_address(raw.strip("[]"))
@@ -227,6 +241,9 @@ class Settings:
     public_url: str = _field("PUBLIC_URL", str, "")
     # The browser client's files; empty means the web_client/ folder beside the server package.
     web_client_dir: str = _field("WEB_CLIENT_DIR", str, "")
+    # The CJK font embedded in agreement PDFs (.ttf, .otf or .ttc; "path#index" for a face of a collection);
+    # empty: fontconfig's Simplified Chinese face (Debian's fonts-noto-cjk).
+    agreement_font: str = _field("AGREEMENT_FONT", _font_file, "")
     # How this node's own recorder workers reach it; empty means http://HOST:PORT.
     internal_url: str = _field("INTERNAL_URL", str, "")
     allowed_origins: tuple[str, ...] = _field("ALLOWED_ORIGINS", _origin_list, ())

@@ -11,6 +11,7 @@ exactly 403 for an authenticated one, each with a JSON error body.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import itertools
@@ -81,6 +82,8 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("POST", "/api/auth/password"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN}),
     # a party's own view
     ("GET", "/api/party/case"): frozenset({PARTY}),
+    # the live change feed: whoever reads cases (a party its own); what each event names is filtered per caller
+    ("GET", "/api/events"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
     # reading cases: everyone working cases, never administrators
     ("GET", "/api/cases"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE}),
     ("GET", "/api/cases/{case_id}"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE}),
@@ -121,6 +124,7 @@ EXPECTED: dict[Route, frozenset[str]] = {
     # agreements: everyone on the case reads; the mediator drafts; each side signs
     ("GET", "/api/cases/{case_id}/agreement"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
     ("GET", "/api/cases/{case_id}/agreement/signed"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
+    ("GET", "/api/cases/{case_id}/agreement/signed.pdf"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
     ("PUT", "/api/cases/{case_id}/agreement"): frozenset({MEDIATOR}),
     ("POST", "/api/cases/{case_id}/agreement/signatures"): frozenset({PARTY, BANK}),
     # feedback: the parties (the bank representative for the lender) give it; case officers read aggregates
@@ -346,7 +350,7 @@ _no_body(("GET", "/api/compliance/keys"), ("GET", "/api/compliance/recipients"))
 _no_body(("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
          ("GET", "/api/audit/checkpoint"), ("GET", "/api/audit/checkpoints"),
          ("POST", "/api/auth/logout"), ("GET", "/api/auth/me"),
-         ("GET", "/api/staff"), ("GET", "/api/party/case"), ("GET", "/api/cases"),
+         ("GET", "/api/staff"), ("GET", "/api/party/case"), ("GET", "/api/events"), ("GET", "/api/cases"),
          ("GET", "/api/cases/{case_id}"), ("POST", "/api/cases/{case_id}/accept"),
          ("GET", "/api/cases/{case_id}/join-links"), ("GET", "/api/cases/{case_id}/receipt"),
          ("POST", "/api/cases/{case_id}/receipt/revoke"))
@@ -420,6 +424,7 @@ async def _retry_link(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any
 
 _no_body(("GET", "/api/cases/{case_id}/records"), ("GET", "/api/cases/{case_id}/records/manifest"),
          ("GET", "/api/cases/{case_id}/agreement"), ("GET", "/api/cases/{case_id}/agreement/signed"),
+         ("GET", "/api/cases/{case_id}/agreement/signed.pdf"),
          ("GET", "/api/feedback/summary"))
 
 
@@ -521,8 +526,25 @@ async def prepare(desk: Desk, cell: Cell) -> None:
     cell.path = _path(cell.route, ids)
 
 
+# Routes that answer with an endless event stream: an allowed cell reads its first event, then hangs up.
+STREAM_ROUTES: set[Route] = {("GET", "/api/events")}
+
+
+async def _first_event(api: Api, cell: Cell) -> str | None:
+    headers = {"Authorization": f"Bearer {cell.token}"} if cell.token else {}
+    async with api.session.get(api.base + cell.path, headers=headers) as response:
+        if response.status != 200 or response.content_type != "text/event-stream":
+            return f"{cell}: expected allow (200 text/event-stream), got {response.status} {response.content_type}"
+        first = await asyncio.wait_for(response.content.readuntil(b"\n\n"), 5)
+        if b"event: ready" not in first:
+            return f"{cell}: the stream did not open with a ready event: {first[:160]!r}"
+    return None
+
+
 async def check(api: Api, cell: Cell) -> str | None:
     """Call the cell's request; return why its outcome is wrong, or None."""
+    if cell.allow and cell.route in STREAM_ROUTES:
+        return await _first_event(api, cell)
     status, body = await api.call(cell.route[0], cell.path, token=cell.token, json=cell.body)
     shown = str(body)[:160]
     if cell.allow:

@@ -64,7 +64,7 @@ class Http:
             headers["Authorization"] = f"Bearer {token}"
         async with self.session.request(method, self.base + path, json=json_body, data=data,
                                         headers=headers) as response:
-            if response.content_type == "application/octet-stream":
+            if response.content_type in ("application/octet-stream", "application/pdf"):
                 return response.status, await response.read()
             text = await response.text()
             return response.status, json.loads(text) if text and response.content_type == "application/json" else text

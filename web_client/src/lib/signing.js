@@ -65,6 +65,18 @@ export async function sha256Hex(text, subtle = globalThis.crypto?.subtle) {
 }
 
 /**
+ * A signing key's fingerprint, as the agreement PDF prints it: the SHA-256 of the key's raw bytes, in hex,
+ * in groups of four.
+ * @param {string} publicKey base64url of the 32-byte Ed25519 public key
+ * @param {SubtleCrypto} [subtle]
+ */
+export async function keyFingerprint(publicKey, subtle = globalThis.crypto?.subtle) {
+  const digest = new Uint8Array(await subtle.digest("SHA-256", fromBase64url(publicKey)));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return (hex.match(/.{4}/g) ?? []).join(" ");
+}
+
+/**
  * Sign an agreement as the API returns it (`{version, document, canonical, sha256}`) with a fresh,
  * non-extractable Ed25519 key; returns the body of POST /api/cases/{case_id}/agreement/signatures.
  * @param {{version: number, document: {version?: unknown}, canonical: string, sha256?: string}} agreement

@@ -7,6 +7,7 @@ import { feedbackForm } from "../ui/feedback.js";
 import { progress, sessionSummary, stateBadge } from "../ui/case.js";
 import en from "../lib/i18n/case.en.js";
 import zhCN from "../lib/i18n/case.zh-CN.js";
+import { liveConnection } from "../ui/live.js";
 import { startPage, takeFragmentToken } from "../ui/page.js";
 
 const TOKEN = /^(rcp|jln)_[A-Za-z0-9_-]{43}$/;
@@ -21,6 +22,15 @@ const agreementBox = h("div", { class: "agreement", testid: "agreement" });
 
 const page = startPage({ title: "case.title", catalogs: { en, "zh-CN": zhCN }, render: () => render() });
 
+/** @type {{badge: HTMLElement, close: () => void} | null} */
+let live = null;
+
+/** Follow the case's changes: the case is fetched again whenever the server says it changed. */
+function goLive() {
+  live?.close();
+  live = api ? liveConnection(page, { token, refetch: () => load() }) : null;
+}
+
 function forget() {
   try {
     sessionStorage.removeItem(STORAGE_KEY);
@@ -31,6 +41,8 @@ function forget() {
   api = null;
   view = null;
   loadError = null;
+  live?.close();
+  live = null;
   render();
 }
 
@@ -188,7 +200,7 @@ function render() {
         h("p", { class: "eyebrow", text: t("case.caseNumber") }),
         h("h1", { class: "case-number", testid: "case-number", text: view.case_number }),
         h("div", { class: "head-meta" }, stateBadge(t, view.state), h("span", { class: "muted", text: view.lender }))),
-      h("div", { class: "actions" }, refresh,
+      h("div", { class: "actions" }, live?.badge, refresh,
         h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "forget", text: t("case.forget"), on: { click: forget } }))),
     progress(t, view.state, { agreementState: agreementPanel?.agreement?.state ?? null }),
     ...stateExplanation(t),
@@ -216,7 +228,9 @@ $("open-form").addEventListener("submit", (event) => {
   api = createApi({ token });
   render();
   load();
+  goLive();
 });
 
 render();
 load();
+goLive();

@@ -8,6 +8,7 @@ import { feedbackSummary } from "../ui/desk/feedback.js";
 import { accountView, staffAdmin } from "../ui/desk/staff.js";
 import en from "../lib/i18n/desk.en.js";
 import zhCN from "../lib/i18n/desk.zh-CN.js";
+import { liveConnection } from "../ui/live.js";
 import { startPage } from "../ui/page.js";
 
 const api = createApi();
@@ -48,6 +49,55 @@ function allowed(view, role) {
 }
 
 let current = null; // {route, draw()} of the view on screen
+let currentRoute = null;
+
+/** @type {{badge: HTMLElement, close: () => void} | null} */
+let live = null;
+let deferred = null; // a refetch waiting for the user to leave the field they are typing in
+
+function typing() {
+  const active = document.activeElement;
+  return Boolean(active && $("desk-root").contains(active) && active.matches("input, textarea, select, [contenteditable]"));
+}
+
+/** A change the server announced: the list, or the case on screen if it is the one that changed, is fetched again. */
+async function refetch(event) {
+  if (event.event === "access_revoked") {
+    // The session ended (signed out elsewhere, disabled): ask who we are, which shows the sign-in.
+    live?.close();
+    live = null;
+    await whoami();
+    return;
+  }
+  if (!current || !currentRoute) return;
+  const { view, caseId } = currentRoute;
+  if (view !== "cases" && view !== "case") return;
+  if (event.event === "case_changed" && view === "case" && event.data.case_id !== caseId) return;
+  if (typing()) {
+    deferred = event;
+    return;
+  }
+  await current.load();
+}
+
+$("desk-root").addEventListener("focusout", () => {
+  setTimeout(() => {
+    if (deferred && !typing()) {
+      const event = deferred;
+      deferred = null;
+      refetch(event);
+    }
+  }, 0);
+});
+
+function followChanges() {
+  if (ctx.me && ["case_officer", "mediator", "bank_representative", "compliance_officer"].includes(ctx.me.role)) {
+    if (!live) live = liveConnection(page, { refetch });
+  } else {
+    live?.close();
+    live = null;
+  }
+}
 
 function drawNav() {
   const { t } = page;
@@ -79,12 +129,13 @@ function drawNav() {
       if (error.status !== 401) page.fail(error);
     }
     ctx.me = null;
+    followChanges();
     ctx.cache.clear();
     ctx.drafts = new Drafts();
     history.replaceState(null, "", location.pathname + location.search);
     draw();
   }));
-  fill(who, h("span", { class: "who-name", testid: "who-name", text: ctx.me.user?.display_name ?? "" }),
+  fill(who, live?.badge, h("span", { class: "who-name", testid: "who-name", text: ctx.me.user?.display_name ?? "" }),
     h("span", { class: "who-role", testid: "who-role", dataset: { role }, text: t(`role.${role}`) }), signOut);
   who.hidden = false;
 }
@@ -118,6 +169,7 @@ async function route() {
   const view = target.view === "cases" ? caseList : target.view === "case" ? caseDetail
     : target.view === "feedback" ? feedbackSummary : target.view === "account" ? accountView : staffAdmin;
   current = view(ctx, container, target);
+  currentRoute = target;
   drawNav();
   await current.load();
 }
@@ -130,6 +182,7 @@ async function whoami() {
     ctx.me = null;
     if (error.status !== 401) page.fail(error);
   }
+  followChanges();
   draw();
   if (ctx.me) await route();
   else $("signin-username").focus();

@@ -4,8 +4,9 @@
 //
 // User text is only ever put into the page as text (never HTML), and the page uses no inline
 // script or style (CSP default-src 'self').
-import { SESSION_RE, connect, parseLocation, terminate } from "../ui/room/connection.js";
+import { SESSION_RE, connect, parseLocation, terminate, wayBack } from "../ui/room/connection.js";
 import { startPrejoin } from "../ui/room/lobby.js";
+import { loadPartySchedule } from "../ui/room/schedule.js";
 import { showSignIn, whoAmI } from "../ui/room/signin.js";
 import { createRoomState } from "../ui/room/state.js";
 import { blockWith, setConnection } from "../ui/room/status.js";
@@ -33,6 +34,7 @@ async function main(state) {
     state.sessionId = session && SESSION_RE.test(session) ? session : null;
     startPrejoin(state);
     connect(state);
+    loadPartySchedule(state);
     return;
   }
   if (!session || !SESSION_RE.test(session)) {
@@ -50,7 +52,7 @@ async function main(state) {
   } else {
     blockWith(state, "error", {
       detail: auth === "network" ? "status.unreachable.detail" : "status.error.detail",
-      actions: [{ label: "action.reload", primary: true, testid: "reload", run: () => location.reload() }],
+      actions: [{ label: "action.reload", primary: true, testid: "reload", run: () => location.reload() }, wayBack(state, "error")],
     });
   }
 }
@@ -58,5 +60,5 @@ async function main(state) {
 const state = createRoomState(location.search);
 main(state).catch((err) => {
   console.error(err);
-  blockWith(state, "error");
+  blockWith(state, "error", { actions: [wayBack(state, "error")] });
 });

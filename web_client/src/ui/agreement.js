@@ -2,7 +2,7 @@
 // this device, and the signed copy. Shared by the party's case page and the staff desk.
 import { formatDate, formatDateTime } from "../lib/dates.js";
 import { formatMinor } from "../lib/money.js";
-import { canonicalMatches, signAgreement } from "../lib/signing.js";
+import { canonicalMatches, keyFingerprint, signAgreement } from "../lib/signing.js";
 import { busy, fill, h } from "./dom.js";
 
 /** The fingerprint people can read out to each other: the first 16 hex digits of the SHA-256, in fours. */
@@ -58,6 +58,8 @@ export class AgreementPanel {
     this.error = null;
     this.agreed = false;
     this.signError = null;
+    this.signed = null; // the signed copy, once there is one: what verifies it is shown from it
+    this.fingerprints = [];
   }
 
   async load() {
@@ -65,6 +67,7 @@ export class AgreementPanel {
       this.agreement = await this.api.get(`/api/cases/${this.caseId}/agreement`);
       this.missing = false;
       this.error = null;
+      await this.loadSigned();
     } catch (error) {
       this.agreement = null;
       this.missing = error.code === "not_found";
@@ -72,6 +75,20 @@ export class AgreementPanel {
     }
     this.render();
     return this.agreement;
+  }
+
+  /** The signed copy, whose keys' fingerprints are shown; without it the agreement still shows, unverified. */
+  async loadSigned() {
+    this.signed = null;
+    this.fingerprints = [];
+    if (this.agreement?.state !== "signed" || !this.agreement.countersigned) return;
+    try {
+      const signed = await this.api.get(`/api/cases/${this.caseId}/agreement/signed`);
+      this.fingerprints = await Promise.all(signed.signatures.map((s) => keyFingerprint(s.public_key)));
+      this.signed = signed;
+    } catch (error) {
+      this.page.fail(error);
+    }
   }
 
   render() {
@@ -122,11 +139,78 @@ export class AgreementPanel {
       parts.push(h("p", { class: "callout callout-ok", testid: "signed-by-me", text: t("agreement.youSigned") }));
     }
     if (agreement.state === "signed" && agreement.countersigned) {
+      const pdf = h("button", { type: "button", class: "btn btn-primary", testid: "agreement-download-pdf", text: t("agreement.downloadPdf") });
+      pdf.addEventListener("click", () => busy(pdf, () => this.downloadPdf()));
       const download = h("button", { type: "button", class: "btn btn-secondary", testid: "agreement-download", text: t("agreement.download") });
       download.addEventListener("click", () => busy(download, () => this.download()));
-      parts.push(h("div", { class: "actions" }, download));
+      const print = h("button", { type: "button", class: "btn btn-quiet", testid: "agreement-print", text: t("agreement.print"),
+        on: { click: () => this.print() } });
+      if (this.signed) parts.push(this.verification());
+      parts.push(h("div", { class: "actions no-print" }, pdf, download, print));
     }
     fill(this.container, ...parts);
+  }
+
+  /** What verifies the signed agreement: each signing key's fingerprint, the countersignature, the command. */
+  verification() {
+    const { t } = this.page;
+    const signed = this.signed;
+    const counter = signed.countersignature ?? {};
+    const rows = signed.signatures.map((entry, i) => h("div", { class: "fact", testid: "signature-key", dataset: { signer: entry.signer } },
+      h("dt", { text: t("agreement.keyOf", { signer: t(`signer.${entry.signer}`) }) }),
+      h("dd", {}, h("code", { class: "hex", testid: "key-fingerprint", text: this.fingerprints[i] ?? "" }),
+        h("span", { class: "muted small", text: t("agreement.signedAt", { time: formatDateTime(entry.signed_at, t.lang) }) }))));
+    return h("section", { class: "verification", testid: "agreement-verification" },
+      h("h4", { class: "subhead", text: t("agreement.verifyTitle") }),
+      h("dl", { class: "facts" }, rows,
+        h("div", { class: "fact" }, h("dt", { text: t("agreement.textSha256") }),
+          h("dd", {}, h("code", { class: "hex", testid: "agreement-sha256", text: this.agreement.sha256 }))),
+        h("div", { class: "fact" }, h("dt", { text: t("agreement.countersignKey") }),
+          h("dd", {}, h("code", { class: "hex", testid: "countersign-key", text: counter.key_id ?? "" }),
+            h("span", { class: "muted small", text: t("agreement.signedAt", { time: formatDateTime(counter.signed_at, t.lang) }) })))),
+      h("p", { class: "small", text: t("agreement.verifyHow") }),
+      h("pre", { class: "command", testid: "verify-command", text: `mediation-admin verify-agreement ${this.fileName("json")}` }));
+  }
+
+  fileName(extension) {
+    return `agreement-${this.caseNumber || this.caseId}-v${this.agreement.version}.${extension}`;
+  }
+
+  /** Print the agreement alone: everything else on the page is left out of the printout. */
+  print() {
+    const target = this.container.closest(".card") ?? this.container;
+    const path = [];
+    for (let node = target.parentElement; node && node !== document.body; node = node.parentElement) path.push(node);
+    document.body.classList.add("printing");
+    target.classList.add("print-target");
+    for (const node of path) node.classList.add("print-path");
+    const done = () => {
+      document.body.classList.remove("printing");
+      target.classList.remove("print-target");
+      for (const node of path) node.classList.remove("print-path");
+      window.removeEventListener("afterprint", done);
+    };
+    window.addEventListener("afterprint", done);
+    window.print();
+  }
+
+  async downloadPdf() {
+    try {
+      const lang = this.page.t.lang === "en" ? "en" : "zh-CN";
+      const bytes = await this.api.get(`/api/cases/${this.caseId}/agreement/signed.pdf?lang=${lang}`, { answer: "bytes" });
+      this.save(new Blob([bytes], { type: "application/pdf" }), this.fileName("pdf"));
+    } catch (error) {
+      this.page.fail(error);
+    }
+  }
+
+  save(blob, name) {
+    const url = URL.createObjectURL(blob);
+    const link = h("a", { href: url, download: name, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
   signForm(faithful) {
@@ -147,6 +231,7 @@ export class AgreementPanel {
         const body = await signAgreement(this.agreement);
         this.agreement = await this.api.post(`/api/cases/${this.caseId}/agreement/signatures`, body);
         this.page.toast("ok", t("agreement.signedToast"));
+        await this.loadSigned();
         this.render();
         this.onChange(this.agreement);
       } catch (error) {
@@ -166,12 +251,7 @@ export class AgreementPanel {
   async download() {
     try {
       const text = await this.api.get(`/api/cases/${this.caseId}/agreement/signed`, { raw: true });
-      const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
-      const link = h("a", { href: url, download: `agreement-${this.caseNumber || this.caseId}-v${this.agreement.version}.json`, hidden: true });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      this.save(new Blob([text], { type: "application/json" }), this.fileName("json"));
     } catch (error) {
       this.page.fail(error);
     }

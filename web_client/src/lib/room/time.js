@@ -30,3 +30,32 @@ export function parseTime(value) {
   }
   return null;
 }
+
+/**
+ * Where `now` stands against a session scheduled at `start` for `durationMinutes`: before it (and how
+ * long until it starts, rounded up to the minute), during it (how long since it started), or after it.
+ * @param {Date} start
+ * @param {number | null} durationMinutes
+ * @param {number} now milliseconds since the epoch
+ * @returns {{phase: "before" | "during" | "after", days: number, hours: number, minutes: number, totalMinutes: number}}
+ */
+export function untilStart(start, durationMinutes, now) {
+  const delta = start.getTime() - now;
+  const end = start.getTime() + (durationMinutes ?? 0) * 60000;
+  /** @type {"before" | "during" | "after"} */
+  const phase = delta > 0 ? "before" : durationMinutes && now >= end ? "after" : "during";
+  const totalMinutes = phase === "before" ? Math.ceil(delta / 60000) : phase === "during" ? Math.floor(-delta / 60000) : 0;
+  return {
+    phase, totalMinutes, days: Math.floor(totalMinutes / 1440), hours: Math.floor((totalMinutes % 1440) / 60), minutes: totalMinutes % 60,
+  };
+}
+
+/**
+ * Calendar days from `now`'s local date to `start`'s local date (0 today, 1 tomorrow, -1 yesterday).
+ * @param {Date} start
+ * @param {Date} now
+ */
+export function calendarDaysBetween(now, start) {
+  const day = (/** @type {Date} */ d) => Date.UTC(d.getFullYear(), d.getMonth(), d.getDate());
+  return Math.round((day(start) - day(now)) / 86400000);
+}

@@ -84,7 +84,7 @@ export function onRefused(state, code) {
   if (["locked", "rate-limited", "connection-refused", "unavailable"].includes(stateName)) {
     state.joining = false;
     blockWith(state, stateName, {
-      actions: [{ label: "action.retry", primary: true, testid: "retry", run: () => retryConnect(state) }],
+      actions: [{ label: "action.retry", primary: true, testid: "retry", run: () => retryConnect(state) }, wayBack(state, stateName)],
     });
     setConnection(state, "offline");
     updateJoinButton(state);
@@ -226,6 +226,26 @@ function wireClient(state, client) {
   });
 }
 
+// End states whose join link is gone: the case page then opens with what the tab still holds, or asks.
+const LINK_GONE = new Set(["removed", "refused", "bad-link", "not-participant", "bad-session"]);
+
+/**
+ * The way back from an end state: a party to its case page, staff to the case on the desk.
+ * @param {RoomPageState} state
+ * @param {string} stateName
+ * @returns {import("./status.js").StatusAction}
+ */
+export function wayBack(state, stateName) {
+  const lang = state.lang === "en" ? "?lang=en" : "";
+  const caseId = (state.self && state.self.case_id) || state.caseId;
+  let url;
+  if (state.staff) url = `/desk${lang}${caseId ? `#/case/${caseId}` : ""}`;
+  else url = `/case${lang}${state.token && !LINK_GONE.has(stateName) ? `#${state.token}` : ""}`;
+  const primary = stateName === "ended";
+  return { label: state.staff ? "action.backToDesk" : "action.backToCase", primary, testid: "back-to-case",
+    run: () => location.assign(url) };
+}
+
 /**
  * The participant is out for good (or blocked): stop media and connections.
  * @param {RoomPageState} state
@@ -233,6 +253,7 @@ function wireClient(state, client) {
  * @param {object} [extra] more of the status (detail, reason, actions)
  */
 export function terminate(state, stateName, extra = {}) {
+  state.historyGuard = false;
   if (["removed", "refused", "ended", "bad-link"].includes(stateName)) {
     try {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -248,7 +269,7 @@ export function terminate(state, stateName, extra = {}) {
   stopMedia(state);
   clearStatus(state, "conn");
   clearStatus(state, "media");
-  blockWith(state, stateName, extra);
+  blockWith(state, stateName, { ...extra, actions: [...(extra.actions ?? []), wayBack(state, stateName)] });
   setConnection(state, stateName === "left" || stateName === "ended" ? "idle" : "offline");
   renderAll(state);
 }

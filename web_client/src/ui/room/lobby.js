@@ -234,8 +234,9 @@ export function renderLobby(state) {
 }
 
 /**
- * leave_room after a confirmation.
+ * leave_room after a confirmation; whether the participant left.
  * @param {RoomPageState} state
+ * @returns {Promise<boolean>}
  */
 export async function leave(state) {
   const answer = await confirmDialog(state, {
@@ -243,7 +244,7 @@ export async function leave(state) {
     text: state.t(state.staff ? "dialog.leave.textStaff" : "dialog.leave.text"),
     confirmLabel: state.t("dialog.leave.confirm"),
   });
-  if (!answer.confirmed) return;
+  if (!answer.confirmed) return false;
   try {
     await state.client.leaveRoom();
   } catch (err) {
@@ -253,4 +254,5 @@ export async function leave(state) {
   terminate(state, "left", {
     actions: [{ label: "action.rejoin", primary: true, testid: "rejoin", run: () => location.reload() }],
   });
+  return true;
 }

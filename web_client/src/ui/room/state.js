@@ -32,6 +32,10 @@ export const translatorFor = (lang) => makeTranslator(lang, ROOM_CATALOGS);
  * @property {boolean} staff signed-in staff (not a party with a join link)
  * @property {string | null} token
  * @property {string | null} sessionId
+ * @property {string | null} caseId the case, once known (a party's case view, or join_room)
+ * @property {import("../../lib/room/types.js").Schedule | null} prejoinSchedule a party's schedule before join_room
+ * @property {boolean} historyGuard a history entry stands in front of the room (Back asks first)
+ * @property {string} drawnPhase the phase the page was last drawn in
  * @property {import("../../lib/room/protocol.js").RoomClient | null} client
  * @property {import("../../lib/room/mesh.js").Mesh | null} mesh
  * @property {"init" | "signin" | "prejoin" | "lobby" | "room" | "over"} phase
@@ -79,6 +83,10 @@ export function createRoomState(search) {
     staff: false,
     token: null,
     sessionId: null,
+    caseId: null,
+    prejoinSchedule: null,
+    historyGuard: false,
+    drawnPhase: "init",
     client: null,
     mesh: null,
     phase: "init",

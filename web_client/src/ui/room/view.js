@@ -10,6 +10,8 @@ import { toggleAudio, toggleVideo } from "./media.js";
 import { endSession, renderCaucus, renderMediatorControls, toggleLock } from "./moderation.js";
 import { act } from "./notices.js";
 import { renderRoster } from "./roster.js";
+import { armGuard, wireLeaveGuards } from "./guard.js";
+import { renderSchedule, tickSchedule } from "./schedule.js";
 import { submitSignIn } from "./signin.js";
 import { translatorFor } from "./state.js";
 import { renderStatus, setConnection } from "./status.js";
@@ -79,6 +81,11 @@ export function renderAll(state) {
   }
 
   renderHeader(state);
+  renderSchedule(state);
+  // Entering the lobby on a phone: from the top, where the schedule says when the session starts.
+  if (phase !== state.drawnPhase && phase === "lobby") window.scrollTo(0, 0);
+  state.drawnPhase = phase;
+  armGuard(state);
   renderRecording(state);
   renderLobby(state);
   renderTiles(state);
@@ -145,5 +152,9 @@ export function wireStaticControls(state) {
   if (navigator.mediaDevices && typeof navigator.mediaDevices.addEventListener === "function") {
     navigator.mediaDevices.addEventListener("devicechange", () => refreshDevices(state));
   }
-  setInterval(() => tickTimer(state), 1000);
+  wireLeaveGuards(state);
+  setInterval(() => {
+    tickTimer(state);
+    tickSchedule(state);
+  }, 1000);
 }
