@@ -16,7 +16,8 @@ import socketio
 
 from tests.signaling.peer import WAIT, Participant
 from tests.signaling.revoked import closed_within, refused_at_once
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD, Node, create_admin, diagnosing, node_environment, start_nodes
+from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, Node, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, create_admin,
+                                 diagnosing, node_environment, start_nodes)
 from tests.support.services import PostgresServer, RedisServer, free_port
 from tests.support.walk import Http, Journey, scheduled_case
 
@@ -46,6 +47,7 @@ def cluster(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) 
                                MEDIATION_REDIS_URL=redis.url, MEDIATION_AUDIT_KEY_FILE=str(tmp / "audit-signing.key"),
                                MEDIATION_DATA_DIR=str(tmp / "data-cli"))
         create_admin(env)  # migrates the database and creates the shared signing key before either node starts
+        create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)  # approves the staff accounts the first makes
         for name in ("a", "b"):
             port = free_port()
             nodes.append(Node(name=name, port=port, log_path=tmp / f"node-{name}.log", env={
