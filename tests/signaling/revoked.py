@@ -60,3 +60,13 @@ async def closed_within(peer: Participant, code: str, *, since: float) -> None:
     elapsed = time.monotonic() - since
     print(f"revocation reached the socket {elapsed:.2f} s after the call (promised: {REACH_SECONDS:g} s)")
     assert elapsed < TOLERATED_SECONDS, f"closed {elapsed:.2f} s after the revocation"
+
+
+async def removed_within(peer: Participant, *, since: float) -> None:
+    """``peer``, removed by the mediator, is told ``removed`` and its socket closes within REACH_SECONDS (the
+    room closes it directly, on whichever node it is; its link is revoked as well)."""
+    await peer.wait_for("removed", timeout=WAIT)
+    await _closed(peer)
+    elapsed = time.monotonic() - since
+    print(f"removal reached the socket {elapsed:.2f} s after the request (promised: {REACH_SECONDS:g} s)")
+    assert elapsed < TOLERATED_SECONDS, f"closed {elapsed:.2f} s after the removal"
