@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
 
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD, Node, create_admin, node_environment  # noqa: E402
+from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, Node,  # noqa: E402
+                                 create_admin, node_environment)
 from tests.support.nodes import runqueue_seconds, start_nodes  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: E402
 from tests.support.walk import Http, scheduled_case  # noqa: E402
@@ -126,6 +127,7 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
                            "server in this process (shares the clients' event loop)") + \
                 ", in-process room store, SQLite case record"
         create_admin(node_environment(**base_env))  # migrates the database and makes the audit key first
+        create_admin(node_environment(**base_env), SECOND_ADMIN, SECOND_ADMIN_PASSWORD)  # approves staff accounts
         if not args.keep_connect_limit:
             base_env.update(MEDIATION_ROOM_CONNECTS_PER_MINUTE=LIFTED_CONNECTS,
                             MEDIATION_SOCKET_SESSIONS_PER_ADDRESS=LIFTED_CONNECTS,

@@ -1,4 +1,11 @@
-"""Staff accounts, password hashing, signing in and out, and changing passwords (a session token is resolved by server.credentials)."""
+"""Staff accounts, password hashing, signing in and out, and changing passwords (a session token is resolved by server.credentials).
+
+An account an administrator creates for a role that reads case text or enters rooms takes effect only
+once a second administrator approves it, who is another person: neither created the other's account,
+directly or through accounts they created (as for compliance keys, server/recipients.py). Until then it
+cannot sign in, hold a session or be assigned. The operator's command line (``create-admin``) is the
+bootstrap and needs no approval.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.access import Principal
 from server.audit import AuditLog
 from server.database import Database
-from server.errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from server.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, ValidationFailed
 from server.hashing import HashingPool
 from server.models import StaffSession, StaffUser
 from server.revocations import publish
@@ -26,8 +33,23 @@ from server.tokens import hash_token, new_id, new_token
 log = logging.getLogger("mediation.accounts")
 
 
+# Roles whose account reads case text or enters rooms: made by an administrator, a second one approves it.
+NEEDS_SECOND_ADMINISTRATOR = frozenset({"case_officer", "mediator", "bank_representative", "compliance_officer"})
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+async def lineage(session: AsyncSession, user_id: str | None) -> set[str]:
+    """An account and every account that created it, up to one the operator created: one person's reach."""
+    chain: set[str] = set()
+    current = user_id
+    while current is not None and current not in chain:
+        chain.add(current)
+        user = await session.get(StaffUser, current)
+        current = user.created_by if user is not None else None
+    return chain
 
 
 class Accounts:
@@ -61,13 +83,17 @@ class Accounts:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    async def create_staff(self, *, username: str, display_name: str, role: str, password: str, actor: str) -> StaffUser:
+    async def create_staff(self, *, username: str, display_name: str, role: str, password: str, actor: str,
+                           by_administrator: bool = False) -> StaffUser:
+        """Create an account; ``by_administrator``: through the API, so a role in NEEDS_SECOND_ADMINISTRATOR
+        waits for a second administrator's approval (``approve_staff``) before it can be used."""
         password_hash = await self.hash_password(check_password(password, username=username))
         creator = actor.partition(":")[2]
+        awaiting = by_administrator and role in NEEDS_SECOND_ADMINISTRATOR
         user = StaffUser(
             user_id=new_id("usr"), username=username, display_name=display_name, role=role,
             password_hash=password_hash, disabled=False, created_at=_now(),
-            created_by=creator if creator.startswith("usr_") else None,
+            created_by=creator if creator.startswith("usr_") else None, awaiting_approval=awaiting,
         )
         try:
             async with self._db.write() as session:
@@ -75,10 +101,35 @@ class Accounts:
                 await session.flush()
                 await self._audit.append(
                     session, actor=actor, action="staff_created",
-                    detail={"user_id": user.user_id, "username": username, "role": role},
+                    detail={"user_id": user.user_id, "username": username, "role": role,
+                            "awaiting_approval": awaiting},
                 )
         except IntegrityError:
             raise Conflict(f"username {username!r} is taken", code="username_taken", field="username") from None
+        return user
+
+    async def approve_staff(self, principal: Principal, user_id: str) -> StaffUser:
+        """A second administrator, another person than the creator, lets an account awaiting approval act."""
+        async with self._db.write() as session:
+            # Locked (on PostgreSQL) so that two approvals at once cannot both pass the checks.
+            user = await session.get(StaffUser, user_id, with_for_update=True)
+            if user is None:
+                raise NotFound(f"no staff user {user_id}", field="user_id")
+            if user.disabled or not user.awaiting_approval:
+                state = "disabled" if user.disabled else "active"
+                raise Conflict(f"staff user {user_id} is {state}, not awaiting approval", code="not_pending",
+                               state=state)
+            approver = principal.subject_id or ""
+            if approver == user.created_by or approver == user_id:
+                raise Forbidden("an account is approved by another administrator than the one who created it",
+                                code="own_request")
+            if await lineage(session, approver) & await lineage(session, user.created_by):
+                raise Forbidden(f"one of you created the other's account (directly or through others): the "
+                                f"approval of {user.username} must come from another person", code="same_person")
+            user.awaiting_approval, user.approved_by, user.approved_at = False, approver, _now()
+            await self._audit.append(session, actor=principal.actor, action="staff_approved",
+                                     detail={"user_id": user_id, "username": user.username, "role": user.role,
+                                             "created_by": user.created_by})
         return user
 
     async def list_staff(self) -> list[StaffUser]:
@@ -92,10 +143,13 @@ class Accounts:
                 raise NotFound(f"no staff user {user_id}", field="user_id")
             if actor.endswith(user_id):
                 raise Conflict("administrators cannot disable themselves", code="self_disable")
-            user.disabled = True
+            # Disabling an account that awaits approval is how an administrator refuses it.
+            refused = user.awaiting_approval
+            user.disabled, user.awaiting_approval = True, False
             revoked = await self._revoke_sessions(session, user_id)
             await self._audit.append(session, actor=actor, action="staff_disabled",
-                                     detail={"user_id": user_id, "sessions_revoked": revoked})
+                                     detail={"user_id": user_id, "sessions_revoked": revoked,
+                                             "was_awaiting_approval": refused})
         return user
 
     async def login(self, username: str, password: str, address: str) -> tuple[str, dt.datetime, StaffUser]:
@@ -122,6 +176,12 @@ class Accounts:
                     await self._audit_blocks(session, "anonymous", username, address, blocks)
                 raise Unauthorized("unknown username or wrong password", code="bad_credentials")
         self.throttle.succeeded(username, address)
+        if user.awaiting_approval:
+            async with self._db.write() as session:
+                await self._audit.append(session, actor="anonymous", action="login_refused",
+                                         detail={"username": username[:64], "address": address,
+                                                 "reason": "awaiting_approval"})
+            raise Forbidden("this account waits for a second administrator's approval", code="awaiting_approval")
         token, expires_at = await self._open_session(user, "login", {"address": address})
         return token, expires_at, user
 

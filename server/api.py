@@ -35,7 +35,9 @@ SCHEDULERS = ("case_officer", "mediator")
 
 def _staff_view(user: StaffUser) -> schemas.StaffView:
     return schemas.StaffView(user_id=user.user_id, username=user.username, display_name=user.display_name,
-                             role=user.role, disabled=user.disabled, age_recipient=user.age_recipient)
+                             role=user.role, disabled=user.disabled, age_recipient=user.age_recipient,
+                             awaiting_approval=user.awaiting_approval, created_by=user.created_by,
+                             approved_by=user.approved_by)
 
 
 def _address(request: web.Request) -> str:
@@ -172,8 +174,16 @@ async def create_staff(call: Call) -> schemas.StaffView:
     body = call.body
     user = await call.request.app[SERVICES].accounts.create_staff(
         username=body.username, display_name=body.display_name, role=body.role, password=body.password,
-        actor=call.principal.actor,
+        actor=call.principal.actor, by_administrator=True,
     )
+    return _staff_view(user)
+
+
+@router.route("POST", "/api/staff/{user_id}/approve", allow=("administrator",),
+              summary="Approve a staff account another administrator created", tag="accounts",
+              response=schemas.StaffView)
+async def approve_staff(call: Call) -> schemas.StaffView:
+    user = await call.request.app[SERVICES].accounts.approve_staff(call.principal, call.path["user_id"])
     return _staff_view(user)
 
 

@@ -309,7 +309,7 @@ class CaseDesk:
                     continue
                 field = f"{role}_id" if role == "mediator" else "bank_representative_id"
                 user = await session.get(StaffUser, user_id)
-                if user is None or user.disabled:
+                if user is None or user.disabled or user.awaiting_approval:
                     raise ValidationFailed(f"{field}: no active staff user {user_id}", field=field)
                 if user.role != role:
                     raise ValidationFailed(f'{field}: user {user_id} has role "{user.role}", not "{role}"',

@@ -128,7 +128,8 @@ class Credentials:
                     select(StaffSession, StaffUser).join(StaffUser, StaffUser.user_id == StaffSession.user_id)
                     .where(StaffSession.token_hash == token_hash)
                 )).one_or_none()
-                if row is None or row[0].revoked_at is not None or row[0].expires_at <= now or row[1].disabled:
+                if (row is None or row[0].revoked_at is not None or row[0].expires_at <= now or row[1].disabled
+                        or row[1].awaiting_approval):
                     raise CredentialRefused("the session has expired or was ended; sign in again", "expired")
                 return Principal(kind="staff", role=row[1].role, subject_id=row[1].user_id, via="session",
                                  credential=credential)

@@ -74,6 +74,11 @@ class StaffUser(Base):
     # created for another count as that person when two-person control asks for two people.
     created_by: Mapped[str | None] = mapped_column(String(40), default=None)
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    # An account an administrator made for a role that reads case text or enters rooms is inert (no
+    # sign-in, no session, no assignment) until a second administrator, another person, approves it.
+    awaiting_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    approved_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class StaffSession(Base):

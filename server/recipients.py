@@ -23,6 +23,7 @@ from recording.records.checkpoint import key_id
 from recording.records.sealing import parse_recipient
 from recording.records.statement import STATEMENT_TYPE, statement_bytes, statement_message
 from server.access import Principal
+from server.accounts import lineage
 from server.audit import AuditLog
 from server.database import Database
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -179,16 +180,6 @@ class RecipientKeys:
                                              "needs": needs})
         return proposal, needs
 
-    async def _lineage(self, session: AsyncSession, user_id: str) -> set[str]:
-        """An account and every account that created it, up to one the operator created."""
-        chain: set[str] = set()
-        current: str | None = user_id
-        while current is not None and current not in chain:
-            chain.add(current)
-            user = await session.get(StaffUser, current)
-            current = user.created_by if user is not None else None
-        return chain
-
     async def approve(self, principal: Principal, proposal_id: str) -> tuple[RecipientProposal, str]:
         """Record a second person's approval; the key takes effect (a new statement) once approval is complete."""
         async with self._db.write() as session:
@@ -211,14 +202,14 @@ class RecipientKeys:
                 if principal.role != ADMINISTRATOR:
                     raise Forbidden("no other compliance officer's key is in force: two administrators must "
                                     "approve this key", code="needs_administrators")
-                mine = await self._lineage(session, approver)
+                mine = await lineage(session, approver)
                 if proposal.user_id in mine:
                     raise Forbidden("an account created by the key's owner may not approve it", code="own_key")
                 for earlier in proposal.approvals:
                     if earlier["user_id"] == approver:
                         raise Conflict("you have already approved this key; a second administrator must",
                                        code="already_approved")
-                    if mine & await self._lineage(session, earlier["user_id"]):
+                    if mine & await lineage(session, earlier["user_id"]):
                         raise Forbidden(f"administrator {earlier['user_id']} approved already, and one of you "
                                         "created the other's account: the second approval must come from "
                                         "another person", code="same_person")

@@ -112,6 +112,11 @@ class StaffView(View):
     role: StaffRole
     disabled: bool
     age_recipient: str | None = None
+    # Created by one administrator for a role that reads case text or enters rooms: inert until a second
+    # administrator, another person, approves it.
+    awaiting_approval: bool = False
+    created_by: str | None = None
+    approved_by: str | None = None
 
 
 class LoginView(View):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from signaling import lobby
 from signaling.authority import Authority, scopes_of
 from signaling.errors import RoomError
-from signaling.identity import Refused, Unavailable
+from signaling.identity import Identity, Refused, Unavailable
 from signaling.turns import Connection, Turn
 
 if TYPE_CHECKING:
@@ -61,25 +61,35 @@ class AuthorityCheck:
         connection.versions, connection.checked_at = versions, time.monotonic()
 
     async def _refuse(self, sid: str, connection: Connection, exc: Refused, *, in_request: bool) -> None:
-        """The socket is told ``access_revoked``, leaves its room, and closes."""
+        """The socket is told ``access_revoked`` and closes; then it leaves its room.
+
+        The close does not wait for the departure: leaving writes the roster and the audit log, which
+        may queue behind other writers (the audit sequencer, a checkpoint, SQLite's one writer), and a
+        revoked socket must stop within a second whatever they do."""
         engine, identity = self._engine, connection.identity
         connection.refusal = RoomError(exc.code, exc.message)
         log.info("participant no longer authorized; it leaves the room", extra={
             "session_id": identity.session_id, "participant_id": identity.participant_id, "code": exc.code})
         await engine.outlet.emit("access_revoked", {"code": exc.code, "message": exc.message}, to=sid,
                                  ignore_queue=True)
-        if connection.joined:
-            try:
-                await engine.runner.run(sid, identity, _leave(engine, exc.code), None)
-            except RoomError:
-                pass  # no longer on the roster
-            except Unavailable as exc_store:
-                log.warning("a revoked member's departure waits for the room store",
-                            extra={"session_id": identity.session_id, "error": str(exc_store)})
+        # Its departure is the leave below, not a drop: the disconnect must not start a reconnect grace.
+        joined, connection.joined = connection.joined, False
         if in_request:
-            engine.tasks.own(engine.runner.disconnect_soon(sid, ACK_SECONDS))
+            engine.tasks.own(engine.runner.disconnect_soon(sid, ACK_SECONDS))  # after the request's ack
         else:
             await engine.outlet.disconnect(sid)  # after the notice, on the same socket: it arrives first
+        if joined:
+            engine.tasks.own(self._leave(sid, identity, exc.code))
+
+    async def _leave(self, sid: str, identity: Identity, code: str) -> None:
+        engine = self._engine
+        try:
+            await engine.runner.run(sid, identity, _leave(engine, code), None)
+        except RoomError:
+            pass  # no longer on the roster
+        except Unavailable as exc_store:
+            log.warning("a revoked member's departure waits for the room store",
+                        extra={"session_id": identity.session_id, "error": str(exc_store)})
 
     def _revoked(self, scopes: frozenset[str] | None) -> None:
         """A revocation notice (None: some may have been lost): ask at once about this node's sockets in it."""

@@ -31,7 +31,8 @@ import yarl
 from aiohttp import web
 
 from tests.signaling.peer import Participant
-from tests.support.nodes import ADMIN, ROOT, Node, create_admin, diagnosing, node_environment, start_nodes
+from tests.support.nodes import (ADMIN, Node, ROOT, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, create_admin, diagnosing,
+                                 node_environment, start_nodes)
 from tests.support.services import HOST, NginxServer, PostgresServer, RedisServer, free_port
 from tests.support.walk import Http, application, scheduled_case
 
@@ -242,6 +243,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "MEDIATION_APPLICATIONS_PER_MINUTE": str(APPLICATION_BUDGET),
         })
         create_admin(env)  # migrates the schema and makes the shared signing key before either node starts
+        create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)  # approves the staff accounts the first makes
         nodes = [Node(name=name, port=port, env={**env, "MEDIATION_PORT": str(port)},
                       log_path=workdir / f"node-{name}.log") for name, port in zip("ab", ports)]
         for node in nodes:

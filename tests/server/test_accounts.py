@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from server.api import router
 from server.credentials import CredentialRefused
 from server.models import AuditEntry, StaffSession
 from server.signinthrottle import SignInThrottle
-from tests.conftest import STAFF_PASSWORD, Api, _serve, make_settings
+from server.tokens import new_token
+from tests.conftest import STAFF_PASSWORD, Api, _serve, make_settings, walk_to_scheduled
 
 
 async def test_login_sets_httponly_strict_cookie_that_authenticates(api: Api) -> None:
@@ -292,3 +294,137 @@ def test_create_admin_command_applies_the_password_policy(tmp_path: Path) -> Non
     made = subprocess.run([sys.executable, "-m", "server.cli", "create-admin", "root"], input="a long enough password\n",
                           env=env, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
+
+
+# --- two-person control of accounts that read case text or enter rooms -------------------------------------
+
+async def _create(api: Api, admin: str, username: str, role: str) -> dict:
+    status, made = await api.call("POST", "/api/staff", token=admin, json={
+        "username": username, "display_name": username.title(), "role": role, "password": STAFF_PASSWORD})
+    assert status == 201, made
+    return made
+
+
+async def _actions(api: Api, action: str) -> list[tuple[str, dict]]:
+    async with api.services.db.read() as session:
+        rows = (await session.execute(select(AuditEntry.actor, AuditEntry.detail)
+                                      .where(AuditEntry.action == action).order_by(AuditEntry.entry_id))).all()
+    return [(actor, json.loads(detail)) for actor, detail in rows]
+
+
+async def test_staff_every_case_reading_role_waits_for_a_second_administrator_and_cannot_sign_in(api: Api) -> None:
+    _, admin = await api.staff("administrator")
+    for role in ("case_officer", "mediator", "bank_representative", "compliance_officer"):
+        made = await _create(api, admin, f"new.{role.replace('_', '-')}", role)
+        assert made["awaiting_approval"] and made["approved_by"] is None, made
+        status, body = await api.call("POST", "/api/auth/login", json={"username": made["username"],
+                                                                        "password": STAFF_PASSWORD})
+        assert status == 403 and body["error"] == "awaiting_approval", body
+        # A wrong password is refused as any other (awaiting approval is told only to the password's holder).
+        status, body = await api.call("POST", "/api/auth/login", json={"username": made["username"],
+                                                                        "password": "not the password at all"})
+        assert status == 401 and body["error"] == "bad_credentials"
+    # An administrator account needs no approval: it reads no case, and it counts as its creator when
+    # two people are needed.
+    assert not (await _create(api, admin, "new.admin", "administrator"))["awaiting_approval"]
+    created = [detail for _, detail in await _actions(api, "staff_created")]
+    assert [d["awaiting_approval"] for d in created if d["username"].startswith("new.")] == [True] * 4 + [False]
+    refused = [detail for _, detail in await _actions(api, "login_refused")]
+    assert len(refused) == 4 and {d["reason"] for d in refused} == {"awaiting_approval"}
+
+
+async def test_staff_administrator_alone_cannot_make_itself_a_case_officer(api: Api) -> None:
+    admin_id, admin = await api.staff("administrator")
+    officer = await _create(api, admin, "shadow.clerk", "case_officer")
+    # Its own approval, and approvals by administrator accounts it created (directly or through another), fail.
+    status, body = await api.call("POST", f"/api/staff/{officer['user_id']}/approve", token=admin)
+    assert status == 403 and body["error"] == "own_request", body
+    await _create(api, admin, "puppet.one", "administrator")
+    _, puppet = await api.http.request("POST", "/api/auth/login",
+                                       json_body={"username": "puppet.one", "password": STAFF_PASSWORD})
+    await _create(api, puppet["token"], "puppet.two", "administrator")
+    _, second = await api.http.request("POST", "/api/auth/login",
+                                       json_body={"username": "puppet.two", "password": STAFF_PASSWORD})
+    for token in (puppet["token"], second["token"]):
+        status, body = await api.call("POST", f"/api/staff/{officer['user_id']}/approve", token=token)
+        assert status == 403 and body["error"] == "same_person", body
+    # Nor does an account made by the puppet escape: the puppet's other administrator is still the same person.
+    mediator = await _create(api, second["token"], "shadow.mediator", "mediator")
+    status, body = await api.call("POST", f"/api/staff/{mediator['user_id']}/approve", token=admin)
+    assert status == 403 and body["error"] == "same_person", body
+    # A pending account cannot be assigned to a case, and no session of it is honoured, even one written
+    # into the database by hand.
+    journey = await walk_to_scheduled(api)
+    status, body = await api.call("PUT", f"/api/cases/{journey.case_id}/assignments", token=journey.officer,
+                                  json={"mediator_id": mediator["user_id"]})
+    assert status == 422 and body["field"] == "mediator_id", body
+    token, token_hash = new_token("stf")
+    now = dt.datetime.now(dt.timezone.utc)
+    async with api.services.db.write() as session:
+        session.add(StaffSession(token_hash=token_hash, user_id=officer["user_id"], created_at=now,
+                                 expires_at=now + dt.timedelta(hours=1)))
+    status, body = await api.call("GET", "/api/cases", token=token)
+    assert status == 401 and body["error"] == "bad_token", body
+    status, body = await api.call("POST", "/api/auth/login", json={"username": "shadow.clerk",
+                                                                    "password": STAFF_PASSWORD})
+    assert status == 403 and body["error"] == "awaiting_approval"
+    # Still pending; the administrator's own account reads no case either.
+    (listed,) = [u for u in (await api.call("GET", "/api/staff", token=admin))[1]["staff"]
+                 if u["user_id"] == officer["user_id"]]
+    assert listed["awaiting_approval"] and listed["created_by"] == admin_id
+    assert (await api.call("GET", "/api/cases", token=admin))[0] == 403
+
+
+async def test_staff_second_administrator_approves_then_the_account_works_and_each_step_is_audited(
+        api: Api) -> None:
+    first_id, first = await api.staff("administrator")
+    second_id, second = await api.staff("administrator")  # made by the operator: another person
+    officer = await _create(api, first, "clerk.zhang", "case_officer")
+    status, approved = await api.call("POST", f"/api/staff/{officer['user_id']}/approve", token=second)
+    assert status == 200 and not approved["awaiting_approval"] and approved["approved_by"] == second_id, approved
+    status, login = await api.call("POST", "/api/auth/login", json={"username": "clerk.zhang",
+                                                                     "password": STAFF_PASSWORD})
+    assert status == 200, login
+    assert (await api.call("GET", "/api/cases", token=login["token"]))[0] == 200
+    status, body = await api.call("POST", f"/api/staff/{officer['user_id']}/approve", token=second)
+    assert status == 409 and body["error"] == "not_pending" and body["state"] == "active", body
+    status, body = await api.call("POST", "/api/staff/usr_0123456789abcdef0123456789abcdef/approve", token=second)
+    assert status == 404, body
+    ((actor, detail),) = await _actions(api, "staff_approved")
+    assert actor == f"administrator:{second_id}"
+    assert detail == {"user_id": officer["user_id"], "username": "clerk.zhang", "role": "case_officer",
+                      "created_by": first_id}
+    assert [d for a, d in await _actions(api, "staff_created") if d["username"] == "clerk.zhang"] == [
+        {"user_id": officer["user_id"], "username": "clerk.zhang", "role": "case_officer", "awaiting_approval": True}]
+
+
+async def test_staff_disabling_an_account_awaiting_approval_refuses_it_for_good(api: Api) -> None:
+    _, first = await api.staff("administrator")
+    _, second = await api.staff("administrator")
+    made = await _create(api, first, "mediator.refused", "mediator")
+    status, body = await api.call("POST", f"/api/staff/{made['user_id']}/disable", token=second)
+    assert status == 200 and body["disabled"] and not body["awaiting_approval"], body
+    status, body = await api.call("POST", f"/api/staff/{made['user_id']}/approve", token=second)
+    assert status == 409 and body["error"] == "not_pending" and body["state"] == "disabled", body
+    status, body = await api.call("POST", "/api/auth/login", json={"username": "mediator.refused",
+                                                                    "password": STAFF_PASSWORD})
+    assert status == 401 and body["error"] == "bad_credentials"
+    (detail,) = [d for _, d in await _actions(api, "staff_disabled") if d["user_id"] == made["user_id"]]
+    assert detail["was_awaiting_approval"] is True
+
+
+def test_staff_no_route_sets_another_accounts_password_role_or_enables_it() -> None:
+    """An administrator cannot take an account over: no route resets another's password, changes a role or
+    re-enables a disabled account (a new role or a return is a new account, under the approval above)."""
+    staff_routes = {(e.method, e.path) for e in router.endpoints if e.path.startswith("/api/staff/{user_id}")}
+    assert staff_routes == {("POST", "/api/staff/{user_id}/disable"), ("POST", "/api/staff/{user_id}/approve")}
+    for endpoint in router.endpoints:
+        fields = set(endpoint.body.model_fields) if endpoint.body is not None else set()
+        if any("password" in field for field in fields):
+            assert (endpoint.method, endpoint.path) in {("POST", "/api/auth/login"), ("POST", "/api/staff"),
+                                                        ("POST", "/api/auth/password")}, endpoint.path
+        if "role" in fields or "disabled" in fields:
+            assert (endpoint.method, endpoint.path) == ("POST", "/api/staff"), endpoint.path
+    # The password route changes the caller's own password: its body names no account.
+    (change,) = [e for e in router.endpoints if e.path == "/api/auth/password"]
+    assert change.body is not None and set(change.body.model_fields) == {"current_password", "new_password"}

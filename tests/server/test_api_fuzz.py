@@ -156,6 +156,7 @@ class Cast:
     tokens: dict[str, str] = dataclasses.field(default_factory=dict)
     user_ids: dict[str, str] = dataclasses.field(default_factory=dict)
     home: CaseIds | None = None
+    approver: str = ""  # the second administrator's token: approves the accounts the first creates
     _cases: dict[tuple[str, str], CaseIds] = dataclasses.field(default_factory=dict)
 
     def login(self, role: str) -> str:
@@ -165,6 +166,8 @@ class Cast:
     def create_staff(self, role: str, username: str) -> str:
         user = self.server.expect(201, "POST", "/api/staff", self.tokens["administrator"], {
             "username": username, "display_name": username.title(), "role": role, "password": PASSWORD})
+        if user["awaiting_approval"]:  # a second administrator, made apart by the operator, approves it
+            self.server.expect(200, "POST", f"/api/staff/{user['user_id']}/approve", self.approver)
         return user["user_id"]
 
     def headers(self, caller: str, operation_id: str, case: CaseIds) -> dict[str, str]:
@@ -223,6 +226,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                            MEDIATION_LOGIN_PAIR_FREE_FAILURES="100000", MEDIATION_LOGIN_ADDRESS_FREE_FAILURES="100000",
                            MEDIATION_LOGIN_USERNAME_FREE_FAILURES="100000")
     create_admin(env, "admin", PASSWORD)
+    create_admin(env, "admin2", PASSWORD)
     node = Node(name="fuzz", port=port, env=env, log_path=root / "server.log")
     try:
         start_nodes([node])
@@ -235,6 +239,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def cast(server: Server) -> Cast:
     cast = Cast(server=server, usernames={"administrator": "admin"})
     cast.tokens["administrator"] = cast.login("administrator")
+    cast.approver = cast.server.expect(200, "POST", "/api/auth/login",
+                                       body={"username": "admin2", "password": PASSWORD})["token"]
     for role in STAFF:
         if role != "administrator":
             cast.usernames[role] = role.replace("_", "-")

@@ -29,6 +29,10 @@ from recording.records.kinds import RecordKind
 from server.agreements import b64url
 from server.api import router
 from server.models import JoinLink, StaffUser
+from server.roomaccess import RoomAccess
+from server.schemas import SignatureIn
+from signaling.identity import Refused
+from signaling.requests import REQUESTS as ROOM_REQUESTS
 from tests.conftest import STAFF_PASSWORD, Api, application, future
 from tests.support import walk
 from tests.support.mailbox import link_token
@@ -78,6 +82,8 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("GET", "/api/staff"): frozenset({ADMIN, CASE_OFFICER}),
     ("POST", "/api/staff"): frozenset({ADMIN}),
     ("POST", "/api/staff/{user_id}/disable"): frozenset({ADMIN}),
+    # an account one administrator made for a role that reads cases waits for a second one (test_accounts.py)
+    ("POST", "/api/staff/{user_id}/approve"): frozenset({ADMIN}),
     # every staff member changes their own password
     ("POST", "/api/auth/password"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, ADMIN}),
     # a party's own view
@@ -311,6 +317,14 @@ class Desk:
             await walk.close_case(http, filed, mediator_token)
         return world
 
+    async def awaiting(self) -> str:
+        """A mediator account awaiting a second administrator's approval, made apart from the matrix's one."""
+        user = await self.api.services.accounts.create_staff(
+            username=f"awaiting-{next(_names)}", display_name="Awaiting", role=MEDIATOR, password=STAFF_PASSWORD,
+            actor="test:setup", by_administrator=True)
+        assert user.awaiting_approval
+        return user.user_id
+
     async def victim(self) -> str:
         """A staff account nobody in the matrix uses, to be disabled."""
         user = await self.api.services.accounts.create_staff(
@@ -370,6 +384,11 @@ async def _create_staff(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], A
 @request_for("POST", "/api/staff/{user_id}/disable")
 async def _disable_staff(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
     return {"user_id": await desk.victim()}, None
+
+
+@request_for("POST", "/api/staff/{user_id}/approve")
+async def _approve_staff(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"user_id": await desk.awaiting()}, None
 
 
 @request_for("POST", "/api/applications")
@@ -708,3 +727,74 @@ async def test_closed_case_join_link_on_every_endpoint_is_refused_401(api: Api) 
                   json={"outcome": "withdrawn"})
     wrong = await _refused_everywhere(desk, desk.own.link_token, "join link of a closed case")
     assert not wrong, "\n".join(wrong)
+
+
+# --- the "acts as a party" column ---------------------------------------------------------------------------
+# Beside the routes, every way a staff member could stand in a party's place: read the party's own case view
+# (where its links are delivered), confirm a session for the borrower, sign the agreement, enter a room as a
+# party (without naming a session, as a link does) or in the party's session, and consent there. Each cell is
+# how it fails: "403" (the route refuses the role), a room refusal code ("bad_session", "not_a_participant"),
+# "forbidden" (the room's request table refuses the role), "no_room" (it never gets in), or, for the two roles
+# that do take part, "as_itself": it acts under its own identity (its user id, its staff role), never a party's;
+# the bank representative signs and confirms for the lender only ("lender_only"). Obtaining a party's credential
+# through any response, page, log line, audit entry or the outbox is walked for every role by
+# tests/server/test_party_credentials.py::test_staff_every_role_finds_no_party_credential_in_api_pages_logs_audit_or_outbox.
+_NOT_IN_ROOMS = {"party_case_view": "403", "confirm_as_borrower": "403", "sign_agreement": "403",
+                 "enter_as_party": "bad_session", "enter_party_session": "not_a_participant", "consent": "no_room"}
+ACTS_AS_PARTY: dict[str, dict[str, str]] = {
+    CASE_OFFICER: _NOT_IN_ROOMS,
+    MEDIATOR: {"party_case_view": "403", "confirm_as_borrower": "403", "sign_agreement": "403",
+               "enter_as_party": "bad_session", "enter_party_session": "as_itself", "consent": "forbidden"},
+    BANK: {"party_case_view": "403", "confirm_as_borrower": "403", "sign_agreement": "lender_only",
+           "enter_as_party": "bad_session", "enter_party_session": "as_itself", "consent": "as_itself"},
+    COMPLIANCE: _NOT_IN_ROOMS,
+    ADMIN: _NOT_IN_ROOMS,
+}
+
+
+async def _acts_as_party(desk: Desk, role: str, act: str) -> str:
+    """What happens when ``role`` tries ``act`` on the own case: the outcome as ACTS_AS_PARTY names it."""
+    api, world, (user_id, token) = desk.api, desk.own, desk.users[role]
+    assert world is not None and world.session_id is not None and world.agreement is not None
+    case_path = f"/api/cases/{world.case_id}"
+    if act == "party_case_view":
+        return str((await api.call("GET", "/api/party/case", token=token))[0])
+    if act == "confirm_as_borrower":
+        status, _ = await api.call("POST", f"{case_path}/sessions/{world.pending_session_id}/confirm", token=token,
+                                   json={"party_id": world.borrower_id})
+        return str(status)
+    if act == "sign_agreement":
+        status, _ = await api.call("POST", f"{case_path}/agreement/signatures", token=token,
+                                   json=_signature(world.agreement))
+        # The body names no party: whoever signs with a staff session signs for the lender, in its own name.
+        named = {"party_id", "party", "signer", "role"} & set(SignatureIn.model_fields)
+        return "lender_only" if status != 403 and not named and role == BANK else str(status)
+    access = RoomAccess(api.services.db, api.services.credentials, lambda _digest: None)
+    auth = {"token": token} if act == "enter_as_party" else {"token": token, "session_id": world.session_id}
+    try:
+        identity = await access.enter(auth, {})
+    except Refused as refused:
+        return "no_room" if act == "consent" else refused.code
+    if identity.participant_id != user_id or identity.role != role or \
+            identity.participant_id in (world.borrower_id, world.lender_id):
+        return f"entered as {identity.role} {identity.participant_id}"
+    if act == "consent":
+        return "as_itself" if role in ROOM_REQUESTS["give_consent"].senders else "forbidden"
+    return "as_itself"
+
+
+async def test_acts_as_party_every_staff_role_is_refused_or_acts_as_itself(api: Api) -> None:
+    desk = await Desk.open(api)
+    assert set(ACTS_AS_PARTY) == set(STAFF)
+    wrong = []
+    for role, acts in ACTS_AS_PARTY.items():
+        for act, expected in acts.items():
+            got = await _acts_as_party(desk, role, act)
+            if got != expected:
+                wrong.append(f"{role} {act}: expected {expected}, got {got}")
+    assert not wrong, "\n".join(wrong)
+    # Nothing a staff member tried confirmed the pending session for the borrower.
+    assert desk.own is not None
+    case = await _expect(api, 200, "GET", f"/api/cases/{desk.own.case_id}", token=desk.token(CASE_OFFICER))
+    assert [s["confirmed_by"] for s in case["sessions"] if s["session_id"] == desk.own.pending_session_id] in (
+        [[]], [[desk.own.lender_id]])

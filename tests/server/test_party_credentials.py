@@ -25,7 +25,9 @@ from server.api import router
 from server.app import PAGES
 from server.jsonlog import JsonFormatter
 from server.models import AuditEntry, LinkDelivery, Notice
-from tests.conftest import Api, Journey, _serve, future, issue_link, make_settings, walk_to_scheduled
+from server.roomaccess import RoomAccess
+from signaling.identity import Refused
+from tests.conftest import Api, Journey, _serve, application, future, issue_link, make_settings, walk_to_scheduled
 from tests.signaling.peer import Participant
 from tests.support.mailbox import Mailbox, SmsGateway, link_token
 
@@ -195,6 +197,44 @@ async def test_join_link_confirms_only_its_own_session(api: Api) -> None:
     assert status == 200 and [s["confirmed_by"] for s in case["sessions"] if s["session_id"] == other] == [
         [journey.borrower_id]]
     assert link_token(f"http://x/room#{token}") == token
+
+
+async def test_join_link_enters_only_its_own_sessions_room(api: Api) -> None:
+    journey = await walk_to_scheduled(api)
+    status, case = await api.call("POST", f"/api/cases/{journey.case_id}/sessions", token=journey.mediator,
+                                  json={"starts_at": future(72), "mode": "chat"})
+    assert status == 201
+    (other,) = [s["session_id"] for s in case["sessions"] if s["session_id"] != journey.session_id]
+    token = await issue_link(api, journey, journey.borrower_id)
+    access = RoomAccess(api.services.db, api.services.credentials, lambda _digest: None)
+    with pytest.raises(Refused) as refused:
+        await access.enter({"token": token, "session_id": other}, {})
+    assert refused.value.code == "bad_session"
+    # Another case's session is refused alike; with no session named, the link enters its own.
+    elsewhere = await walk_to_scheduled(api, officer=journey.officer)
+    with pytest.raises(Refused) as refused:
+        await access.enter({"token": token, "session_id": elsewhere.session_id}, {})
+    assert refused.value.code == "bad_session"
+    identity = await access.enter({"token": token}, {})
+    assert (identity.session_id, identity.participant_id) == (journey.session_id, journey.borrower_id)
+
+
+async def test_receipt_after_case_rejected_reads_but_cannot_act(api: Api) -> None:
+    _, officer = await api.staff("case_officer")
+    receipt = await api.http.call("POST", "/api/applications", json_body=application(), expect=201)
+    case_path = f"/api/cases/{receipt['case_id']}"
+    status, _ = await api.call("POST", f"{case_path}/reject", token=officer, json={"reason": "not a consumer loan"})
+    assert status == 200
+    _, state = await api.call("GET", f"{case_path}/receipt", token=officer)
+    assert state["status"] == "read_only"
+    status, view = await api.call("GET", "/api/party/case", token=receipt["receipt_token"])
+    assert status == 200 and view["state"] == "rejected"
+    status, body = await api.call("POST", f"{case_path}/agreement/signatures", token=receipt["receipt_token"],
+                                  json={"version": 1, "public_key": "A" * 43, "signature": "A" * 86})
+    assert status == 409 and body["state"] == "rejected", body
+    status, body = await api.call("POST", f"{case_path}/feedback", token=receipt["receipt_token"],
+                                  json={"rating": 5, "comment": "fine"})
+    assert status == 409 and body["state"] == "rejected", body
 
 
 async def _details(api: Api, case_id: str, action: str) -> list[dict]:

@@ -66,7 +66,10 @@ async def test_recipients_administrator_alone_cannot_register_or_approve_a_key(a
     body = {"username": "shadow.officer", "display_name": "Shadow", "role": "compliance_officer",
             "password": "a password the admin knows"}
     status, officer = await api.call("POST", "/api/staff", token=admin, json=body)
-    assert status == 201
+    assert status == 201 and officer["awaiting_approval"]
+    # (a second administrator, another person, approves the account: test_accounts.py holds that rule)
+    _, other = await api.staff("administrator")
+    assert (await api.call("POST", f"/api/staff/{officer['user_id']}/approve", token=other))[0] == 200
     status, login = await api.call("POST", "/api/auth/login", json={"username": body["username"],
                                                                     "password": body["password"]})
     assert status == 200

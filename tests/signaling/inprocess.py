@@ -110,6 +110,15 @@ class Wire:
                 await self.changed.wait()
         await asyncio.wait_for(closed(), timeout)
 
+    async def wait_sent(self, sid: str, event: str, *, after: int = 0, timeout: float = 5.0) -> list[Any]:
+        """Every ``event`` sent to ``sid`` past the ``after``-th notice, once there is one."""
+        async def sent() -> list[Any]:
+            while not (found := self.to(sid, event, after=after)):
+                self.changed.clear()
+                await self.changed.wait()
+            return found
+        return await asyncio.wait_for(sent(), timeout)
+
 
 class Rooms:
     """One engine on an in-process store; sockets named s1, s2, … connect with an identity and send requests."""

@@ -1,4 +1,8 @@
-"""What a revoked socket must show: its next request refused with the code, the notice, and its close within 1 s."""
+"""What a revoked socket must show: its next request refused with the code, the notice, and its close within 1 s.
+
+The second counts from the moment the revoking call answered: the server answers once the change is committed
+and announced to every node. Before the commit nothing is revoked yet (the call may wait for the database's
+writer); the time from sending the call is printed beside it."""
 
 from __future__ import annotations
 
@@ -11,12 +15,21 @@ from tests.signaling.peer import WAIT, Participant
 
 # A revocation reaches every open socket, on every node, within this long (docs/protocol.md).
 REACH_SECONDS = 1.0
-# What the test tolerates on a loaded machine: a socket caught on a request is closed a moment after its
-# answer, and once in a fresh-clone run a close came at 2.0 s (under investigation; issue 10's note).
-TOLERATED_SECONDS = REACH_SECONDS + 1.5
+# What the test tolerates on a loaded machine: a socket caught on a request is closed a moment (0.1 s) after
+# its answer. (A close once came at 2.0 s: the socket waited for its departure's roster and audit writes,
+# queued behind other writers; it now closes first and leaves the room after.)
+TOLERATED_SECONDS = REACH_SECONDS + 0.5
 
 
-async def refused_at_once(peer: Participant, code: str, *, since: float) -> None:
+def _report(what: str, since: float, sent: float | None) -> None:
+    elapsed = time.monotonic() - since
+    after_send = f", {time.monotonic() - sent:.2f} s after it was sent" if sent is not None else ""
+    print(f"{what} reached the socket {elapsed:.2f} s after the call answered{after_send} "
+          f"(promised: {REACH_SECONDS:g} s)")
+    assert elapsed < TOLERATED_SECONDS, f"closed {elapsed:.2f} s after the revoking call answered"
+
+
+async def refused_at_once(peer: Participant, code: str, *, since: float, sent: float | None = None) -> None:
     """``peer``'s next request is refused with ``code`` (or never answered: the socket closed under it, which
     comes after any ack the server sent); ``access_revoked`` {code} arrives and the socket closes, all within
     REACH_SECONDS of ``since``."""
@@ -38,9 +51,7 @@ async def refused_at_once(peer: Participant, code: str, *, since: float) -> None
     await closed
     notice = await peer.wait_for("access_revoked", timeout=WAIT)
     assert notice["code"] == code, notice
-    elapsed = time.monotonic() - since
-    print(f"revocation reached the socket {elapsed:.2f} s after the call (promised: {REACH_SECONDS:g} s)")
-    assert elapsed < TOLERATED_SECONDS, f"closed {elapsed:.2f} s after the revocation"
+    _report("revocation", since, sent)
 
 
 async def _closed(peer: Participant) -> None:
@@ -49,13 +60,21 @@ async def _closed(peer: Participant) -> None:
             await asyncio.sleep(0.01)
 
 
-async def closed_within(peer: Participant, code: str, *, since: float) -> None:
+async def closed_within(peer: Participant, code: str, *, since: float, sent: float | None = None) -> None:
     """``peer`` sends nothing: ``access_revoked`` {code} reaches it and it closes within REACH_SECONDS."""
     notice = await peer.wait_for("access_revoked", timeout=WAIT)
     assert notice["code"] == code, notice
     async with asyncio.timeout(WAIT):
         while peer.client.connected:
             await asyncio.sleep(0.01)
-    elapsed = time.monotonic() - since
-    print(f"revocation reached the socket {elapsed:.2f} s after the call (promised: {REACH_SECONDS:g} s)")
-    assert elapsed < TOLERATED_SECONDS, f"closed {elapsed:.2f} s after the revocation"
+    _report("revocation", since, sent)
+
+
+async def removed_within(peer: Participant, *, since: float, sent: float | None = None) -> None:
+    """``peer``, removed by the mediator, closes within REACH_SECONDS, told why: by the room's ``removed`` (with
+    the mediator's reason) or, when its node learnt of the revoked link first, ``access_revoked`` {removed}."""
+    await _closed(peer)
+    _report("removal", since, sent)
+    told = [(event, data) for event, data in peer.events
+            if event == "removed" or (event == "access_revoked" and data.get("code") == "removed")]
+    assert told, f"closed without being told it was removed: {peer.events[-5:]}"

@@ -38,11 +38,12 @@ async def test_revocation_of_a_link_stops_its_open_socket(room: Session) -> None
     mediator, bank, borrower = await room.admitted_trio()
     _, listed = await room.api.call("GET", f"/api/cases/{room.journey.case_id}/join-links", token=room.journey.officer)
     link_id = next(link["link_id"] for link in listed["links"] if link["party_id"] == room.journey.borrower_id)
-    since = time.monotonic()
+    sent = time.monotonic()
     status, _ = await room.api.call("DELETE", f"/api/cases/{room.journey.case_id}/join-links/{link_id}",
                                     token=room.journey.officer)
     assert status == 200
-    await refused_at_once(borrower, "bad_token", since=since)
+    since = time.monotonic()  # answered: committed and announced
+    await refused_at_once(borrower, "bad_token", since=since, sent=sent)
     assert (await mediator.request("chat_history", {}))["ok"]
     assert (await bank.request("chat_history", {}))["ok"]
     await mediator.wait_for("room_state", lambda s: borrower.participant_id not in
@@ -51,52 +52,57 @@ async def test_revocation_of_a_link_stops_its_open_socket(room: Session) -> None
 
 async def test_revocation_of_a_link_reaches_a_socket_that_sends_nothing(room: Session) -> None:
     mediator, _, borrower = await room.admitted_trio()
-    since = time.monotonic()
+    sent = time.monotonic()
     status, _ = await room.api.call("POST", f"/api/cases/{room.journey.case_id}/close", token=room.journey.officer,
                                     json={"outcome": "not_settled"})
     assert status == 200
-    await closed_within(borrower, "bad_token", since=since)
-    await closed_within(mediator, "bad_session", since=since)
+    since = time.monotonic()  # answered: committed and announced
+    await closed_within(borrower, "bad_token", since=since, sent=sent)
+    await closed_within(mediator, "bad_session", since=since, sent=sent)
 
 
 async def test_revocation_of_a_staff_account_stops_its_open_socket(room: Session) -> None:
     _, bank, _ = await room.admitted_trio()
     _, admin = await room.api.staff("administrator")
-    since = time.monotonic()
+    sent = time.monotonic()
     status, body = await room.api.call("POST", f"/api/staff/{room.journey.bank_id}/disable", token=admin)
     assert status == 200, body
-    await refused_at_once(bank, "bad_token", since=since)
+    since = time.monotonic()  # answered: committed and announced
+    await refused_at_once(bank, "bad_token", since=since, sent=sent)
 
 
 async def test_revocation_by_signing_out_stops_the_staff_socket(room: Session) -> None:
     _, bank, _ = await room.admitted_trio()
-    since = time.monotonic()
+    sent = time.monotonic()
     status, body = await room.api.call("POST", "/api/auth/logout", token=room.journey.bank)
     assert status in (200, 204), body
-    await refused_at_once(bank, "bad_token", since=since)
+    since = time.monotonic()  # answered: committed and announced
+    await refused_at_once(bank, "bad_token", since=since, sent=sent)
 
 
 async def test_revocation_of_an_assignment_stops_the_old_assignees_socket(room: Session) -> None:
     mediator, bank, _ = await room.admitted_trio()
     other_id, _ = await room.api.staff("bank_representative")
-    since = time.monotonic()
+    sent = time.monotonic()
     status, body = await room.api.call("PUT", f"/api/cases/{room.journey.case_id}/assignments",
                                        token=room.journey.officer, json={"bank_representative_id": other_id})
     assert status == 200, body
-    await refused_at_once(bank, "not_a_participant", since=since)
+    since = time.monotonic()  # answered: committed and announced
+    await refused_at_once(bank, "not_a_participant", since=since, sent=sent)
     assert (await mediator.request("chat_history", {}))["ok"]
 
 
 async def test_revocation_by_cancelling_the_session_stops_every_socket(room: Session) -> None:
     mediator, bank, borrower = await room.admitted_trio()
-    since = time.monotonic()
+    sent = time.monotonic()
     status, _ = await room.api.call(
         "POST", f"/api/cases/{room.journey.case_id}/sessions/{room.journey.session_id}/cancel",
         token=room.journey.officer)
     assert status == 200
-    await refused_at_once(mediator, "bad_session", since=since)
-    await refused_at_once(borrower, "bad_token", since=since)
-    await closed_within(bank, "bad_session", since=since)
+    since = time.monotonic()  # answered: committed and announced
+    await refused_at_once(mediator, "bad_session", since=since, sent=sent)
+    await refused_at_once(borrower, "bad_token", since=since, sent=sent)
+    await closed_within(bank, "bad_session", since=since, sent=sent)
 
 
 async def test_revocation_by_removal_refuses_the_party_as_removed(room: Session) -> None:

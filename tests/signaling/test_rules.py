@@ -149,8 +149,9 @@ async def test_rules_a_revoked_participants_next_request_is_refused_and_its_sock
             await rooms.send(borrower_sid, "send_chat", {"text": "after"})
         assert refused.value.code == "bad_token"
         await rooms.wire.wait_closed(borrower_sid)
-        # The room saw it leave: the mediator's roster no longer has it, and nothing it sent went out.
-        roster = rooms.wire.to(mediator_sid, "room_state", after=mark)[-1]["participants"]
+        # The room saw it leave (after the close): the mediator's roster no longer has it, and nothing it
+        # sent went out.
+        roster = (await rooms.wire.wait_sent(mediator_sid, "room_state", after=mark))[-1]["participants"]
         assert [p["participant_id"] for p in roster] == [mediator.participant_id]
         assert not [m for m in rooms.wire.to(mediator_sid, "chat_message", after=mark)]
         assert ("participant_left", {"reason": "bad_token"}) in [(a, d) for _, a, d in rooms.record.audits]
@@ -172,8 +173,8 @@ async def test_rules_a_revoked_mediator_steps_out_and_parties_return_to_the_lobb
         with pytest.raises(RoomError) as refused:
             await rooms.send(mediator_sid, "lock_room", {"locked": True})
         assert refused.value.code == "bad_token"
-        assert rooms.wire.to(borrower_sid, "returned_to_lobby") == [{"reason": "mediator_left"}]
         await rooms.wire.wait_closed(mediator_sid)
+        assert await rooms.wire.wait_sent(borrower_sid, "returned_to_lobby") == [{"reason": "mediator_left"}]
         room = await rooms.store.get(mediator.session_id)
         assert room is not None and not room.locked
     finally:

@@ -8,17 +8,18 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
 import pytest
 import socketio
 
 from tests.signaling.peer import WAIT, Participant
-from tests.signaling.revoked import closed_within, refused_at_once
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD, Node, create_admin, diagnosing, node_environment, start_nodes
+from tests.signaling.revoked import closed_within, refused_at_once, removed_within
+from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, Node, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, create_admin,
+                                 diagnosing, node_environment, start_nodes)
 from tests.support.services import PostgresServer, RedisServer, free_port
-from tests.support.walk import Http, Journey, scheduled_case
+from tests.support.walk import STAFF_PASSWORD, Http, Journey, scheduled_case
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 
@@ -46,6 +47,7 @@ def cluster(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) 
                                MEDIATION_REDIS_URL=redis.url, MEDIATION_AUDIT_KEY_FILE=str(tmp / "audit-signing.key"),
                                MEDIATION_DATA_DIR=str(tmp / "data-cli"))
         create_admin(env)  # migrates the database and creates the shared signing key before either node starts
+        create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)  # approves the staff accounts the first makes
         for name in ("a", "b"):
             port = free_port()
             nodes.append(Node(name=name, port=port, log_path=tmp / f"node-{name}.log", env={
@@ -208,64 +210,90 @@ async def test_consent_budget_of_a_party_is_one_across_nodes(room: Room) -> None
 # --- revocation: the revoking call reaches node A, the socket it ends is on node B -----------------------------
 
 
-async def _revoke_link(room: Room, http: Http) -> None:
+async def _revoke_link(room: Room, http: Http, _mediator: Participant, _prepared: str) -> None:
     listed = await http.call("GET", f"/api/cases/{room.case.case_id}/join-links", token=room.case.officer)
     link_id = next(link["link_id"] for link in listed["links"]
                    if link["party_id"] == room.case.borrower_id and link["status"] == "active")
     await http.call("DELETE", f"/api/cases/{room.case.case_id}/join-links/{link_id}", token=room.case.officer)
 
 
-async def _disable_bank(room: Room, http: Http) -> None:
+async def _remove_borrower(room: Room, _http: Http, mediator: Participant, _prepared: str) -> None:
+    # The mediator's socket is on A: the removal revokes the borrower's link, announced to B.
+    assert (await mediator.request("remove_participant", {"participant_id": room.case.borrower_id}))["ok"]
+
+
+async def _disable_bank(room: Room, http: Http, _mediator: Participant, _prepared: str) -> None:
     await http.call("POST", f"/api/staff/{room.case.bank_id}/disable", token=room.cluster.admin)
 
 
-async def _sign_out_bank(room: Room, http: Http) -> None:
+async def _sign_out_bank(room: Room, http: Http, _mediator: Participant, _prepared: str) -> None:
     status, body = await http.request("POST", "/api/auth/logout", token=room.case.bank)
     assert status in (200, 204), body
 
 
-async def _unassign_bank(room: Room, http: Http) -> None:
-    other_id, _ = await http.staff(room.cluster.admin, "bank_representative")
+async def _change_bank_password(room: Room, http: Http, _mediator: Participant, _prepared: str) -> None:
+    # Ends every session of the account (signed out everywhere), the one its socket on B entered with too.
+    await http.call("POST", "/api/auth/password", token=room.case.bank,
+                    json_body={"current_password": STAFF_PASSWORD, "new_password": "another long passphrase 7"})
+
+
+async def _other_bank(room: Room, http: Http) -> str:
+    return (await http.staff(room.cluster.admin, "bank_representative"))[0]
+
+
+async def _unassign_bank(room: Room, http: Http, _mediator: Participant, other_id: str) -> None:
     await http.call("PUT", f"/api/cases/{room.case.case_id}/assignments", token=room.case.officer,
                     json_body={"bank_representative_id": other_id})
 
 
-async def _cancel_session(room: Room, http: Http) -> None:
+async def _cancel_session(room: Room, http: Http, _mediator: Participant, _prepared: str) -> None:
     await http.call("POST", f"/api/cases/{room.case.case_id}/sessions/{room.case.session_id}/cancel",
                     token=room.case.officer)
 
 
-async def _close_case(room: Room, http: Http) -> None:
+async def _close_case(room: Room, http: Http, _mediator: Participant, _prepared: str) -> None:
     await http.call("POST", f"/api/cases/{room.case.case_id}/close", token=room.case.officer,
                     json_body={"outcome": "not_settled"})
 
 
-# kind: (revoke on node A, {who on node B: the code it is refused with}); where two are ended, the bank
-# sends nothing (the announcement alone ends it) and the borrower sends a request at once.
-REVOCATIONS = {
-    "link_revoked": (_revoke_link, {"borrower": "bad_token"}),
-    "staff_disabled": (_disable_bank, {"bank": "bad_token"}),
-    "staff_signed_out": (_sign_out_bank, {"bank": "bad_token"}),
-    "staff_unassigned": (_unassign_bank, {"bank": "not_a_participant"}),
-    "session_cancelled": (_cancel_session, {"borrower": "bad_token", "bank": "bad_session"}),
-    "case_closed": (_close_case, {"borrower": "bad_token", "bank": "bad_session"}),
+Prepare = Callable[[Room, Http], Awaitable[str]]
+Revoke = Callable[[Room, Http, Participant, str], Awaitable[None]]
+
+# kind: (what is made before the clock starts, revoke on node A, {who on node B: the code it is refused with});
+# where two are ended, the bank sends nothing (the announcement alone ends it) and the borrower sends a request
+# at once. A case is rejected only before it is accepted, when no session exists: no socket to end.
+REVOCATIONS: dict[str, tuple[Prepare | None, Revoke, dict[str, str]]] = {
+    "link_revoked": (None, _revoke_link, {"borrower": "bad_token"}),
+    "party_removed": (None, _remove_borrower, {"borrower": "removed"}),
+    "staff_disabled": (None, _disable_bank, {"bank": "bad_token"}),
+    "staff_signed_out": (None, _sign_out_bank, {"bank": "bad_token"}),
+    "staff_password_changed": (None, _change_bank_password, {"bank": "bad_token"}),
+    "staff_unassigned": (_other_bank, _unassign_bank, {"bank": "not_a_participant"}),
+    "session_cancelled": (None, _cancel_session, {"borrower": "bad_token", "bank": "bad_session"}),
+    "case_closed": (None, _close_case, {"borrower": "bad_token", "bank": "bad_session"}),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(REVOCATIONS))
 async def test_revocation_on_a_ends_the_socket_on_b_within_a_second(room: Room, kind: str) -> None:
-    revoke, ended = REVOCATIONS[kind]
+    prepare, revoke, ended = REVOCATIONS[kind]
     with room.cluster.diagnosed():
         mediator, bank, borrower = await room.trio(bank_node=room.cluster.b)
         peers = {"borrower": borrower, "bank": bank}
         async with aiohttp.ClientSession() as session:
-            since = time.monotonic()
-            await revoke(room, Http(session, room.cluster.a.base))
+            http = Http(session, room.cluster.a.base)
+            prepared = await prepare(room, http) if prepare is not None else ""
+            sent = time.monotonic()
+            await revoke(room, http, mediator, prepared)
+            since = time.monotonic()  # answered: committed and announced to every node
+            print(f"{kind}: the revoking call answered after {since - sent:.2f} s")
         for who, code in ended.items():
-            if who == "bank" and len(ended) > 1:
-                await closed_within(bank, code, since=since)
+            if code == "removed":
+                await removed_within(peers[who], since=since, sent=sent)
+            elif who == "bank" and len(ended) > 1:
+                await closed_within(bank, code, since=since, sent=sent)
             else:
-                await refused_at_once(peers[who], code, since=since)
+                await refused_at_once(peers[who], code, since=since, sent=sent)
         for who in set(peers) - set(ended):
             assert (await peers[who].request("chat_history", {}))["ok"], who
         if kind not in ("session_cancelled", "case_closed"):

@@ -27,6 +27,8 @@ from tests.support.nodes import ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMI
 STAFF_PASSWORD = "a long enough password"
 
 _names = itertools.count()
+# The second administrator's session token per server base URL (Http.second_admin).
+_second_admins: dict[str, str] = {}
 
 # Makes a staff member of a role and signs them in: (user_id, token).
 MakeStaff = Callable[[str], Awaitable[tuple[str, str]]]
@@ -80,11 +82,21 @@ class Http:
                                                                         "password": password}))["token"]
 
     async def staff(self, admin: str, role: str) -> tuple[str, str]:
-        """A new staff account of ``role`` made by the administrator, signed in: (user_id, token)."""
+        """A new staff account of ``role`` made by the administrator, signed in: (user_id, token). An account
+        that waits for a second administrator is approved by the operator's other one (``SECOND_ADMIN``, made
+        with ``create_admin`` independently of ``ADMIN``)."""
         username = f"{role.replace('_', '-')}-{os.getpid()}-{next(_names)}"
         made = await self.call("POST", "/api/staff", token=admin, expect=201, json_body={
             "username": username, "display_name": username.title(), "role": role, "password": STAFF_PASSWORD})
+        if made["awaiting_approval"]:
+            await self.call("POST", f"/api/staff/{made['user_id']}/approve", token=await self.second_admin())
         return made["user_id"], await self.login(username, STAFF_PASSWORD)
+
+    async def second_admin(self) -> str:
+        """The operator's second administrator, signed in once per server."""
+        if self.base not in _second_admins:
+            _second_admins[self.base] = await self.login(SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
+        return _second_admins[self.base]
 
 
 # The stages of the walk, in order; each step below takes a case one stage further.

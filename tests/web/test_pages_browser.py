@@ -254,6 +254,18 @@ async def test_pages_whole_journey_apply_review_schedule_sign_close_feedback(api
         await admin.get_by_test_id("staff-password").fill("another long password")
         await admin.get_by_test_id("staff-create").click()
         await expect(admin.get_by_test_id("staff-row")).to_have_count(7)
+        # A mediator's account waits for a second administrator: its creator sees no way to approve it.
+        created = admin.get_by_test_id("staff-row").filter(has_text="mediator.sun")
+        await expect(created.get_by_test_id("staff-status")).to_have_text("待批准")
+        await expect(created.get_by_test_id("staff-awaiting-other")).to_be_visible()
+        await expect(created.get_by_test_id("staff-approve")).to_have_count(0)
+        await api.staff("administrator", "admin.two")
+        second = await pages.open("/desk")
+        await sign_in_desk(second, "admin.two")
+        approving = second.get_by_test_id("staff-row").filter(has_text="mediator.sun")
+        await approving.get_by_test_id("staff-approve").click()
+        await expect(approving.get_by_test_id("staff-status")).to_have_text("启用")
+        await expect(second.get_by_test_id("staff-row")).to_have_count(8)
         await expect(admin.get_by_test_id("nav-compliance")).to_have_attribute("href", "/compliance")
         await shots(admin, AREA, "desk-admin")
 

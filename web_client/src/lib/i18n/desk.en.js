@@ -187,7 +187,7 @@ export default Object.freeze({
   "summary.stars": "{rating} / 5",
 
   "staff.title": "Staff accounts",
-  "staff.lead": "Create and disable accounts for case officers, mediators, bank representatives, compliance officers and administrators.",
+  "staff.lead": "Create and disable accounts for case officers, mediators, bank representatives, compliance officers and administrators. An account that reads cases is used only once another administrator approves it.",
   "staff.list": "All accounts",
   "staff.new": "New account",
   "staff.username": "Username",
@@ -204,4 +204,9 @@ export default Object.freeze({
   "staff.disable": "Disable",
   "staff.disableConfirm": "Confirm: disable",
   "staff.disabled": "Account disabled: {name}",
+  "staff.createdAwaiting": "Account created: {name}. It can be used once another administrator approves it.",
+  "staff.awaiting": "Awaiting approval",
+  "staff.awaitingOther": "Another administrator approves",
+  "staff.approve": "Approve",
+  "staff.approved": "Account approved: {name}",
 });

@@ -187,7 +187,7 @@ export default Object.freeze({
   "summary.stars": "{rating} 分",
 
   "staff.title": "工作人员账号",
-  "staff.lead": "创建和停用案件专员、调解员、银行代表、合规专员和管理员的账号。",
+  "staff.lead": "创建和停用案件专员、调解员、银行代表、合规专员和管理员的账号。可查阅案件的账号须经另一位管理员批准后方可使用。",
   "staff.list": "全部账号",
   "staff.new": "新建账号",
   "staff.username": "用户名",
@@ -204,4 +204,9 @@ export default Object.freeze({
   "staff.disable": "停用",
   "staff.disableConfirm": "确认停用",
   "staff.disabled": "已停用账号：{name}",
+  "staff.createdAwaiting": "已创建账号：{name}。须由另一位管理员批准后方可使用。",
+  "staff.awaiting": "待批准",
+  "staff.awaitingOther": "须由另一位管理员批准",
+  "staff.approve": "批准",
+  "staff.approved": "已批准账号：{name}",
 });

@@ -1,4 +1,6 @@
 // Staff accounts, for administrators: the list (paged here; the API returns it whole) and a new account.
+// An account for a role that reads cases waits for a second administrator (never its creator) to approve it;
+// disabling it refuses it.
 import { busy, fill, h } from "../dom.js";
 import { pager } from "./list.js";
 
@@ -54,7 +56,7 @@ export function staffAdmin(ctx, root) {
         try {
           const user = await api.post("/api/staff", values);
           drafts.clear("staffForm");
-          page.toast("ok", t("staff.created", { name: user.display_name }));
+          page.toast("ok", t(user.awaiting_approval ? "staff.createdAwaiting" : "staff.created", { name: user.display_name }));
           await load();
         } catch (failure) {
           if (failure.field && ["username", "display_name", "password", "role"].includes(failure.field) && failure.code !== "username_taken") {
@@ -77,10 +79,29 @@ export function staffAdmin(ctx, root) {
         h("thead", {}, h("tr", {}, ["staff.username", "staff.displayName", "staff.role", "staff.status", "links.actions"]
           .map((key) => h("th", { scope: "col", text: t(key) })))),
         h("tbody", {}, shown.map((user) => {
-          let action = null;
-          if (!user.disabled && user.user_id !== ctx.me.user?.user_id) {
+          /** @type {HTMLElement[]} */
+          const actions = [];
+          const mine = ctx.me.user?.user_id;
+          if (!user.disabled && user.awaiting_approval) {
+            if (user.created_by === mine) {
+              actions.push(h("span", { class: "muted", testid: "staff-awaiting-other", text: t("staff.awaitingOther") }));
+            } else {
+              const approve = h("button", { type: "button", class: "btn btn-small btn-primary", testid: "staff-approve", text: t("staff.approve") });
+              approve.addEventListener("click", () => busy(approve, async () => {
+                try {
+                  await api.post(`/api/staff/${user.user_id}/approve`, {});
+                  page.toast("ok", t("staff.approved", { name: user.display_name }));
+                  await load();
+                } catch (failure) {
+                  page.fail(failure);
+                }
+              }));
+              actions.push(approve);
+            }
+          }
+          if (!user.disabled && user.user_id !== mine) {
             const confirming = confirmingUser === user.user_id;
-            action = h("button", { type: "button", class: `btn btn-small ${confirming ? "btn-danger" : "btn-quiet"}`,
+            const action = h("button", { type: "button", class: `btn btn-small ${confirming ? "btn-danger" : "btn-quiet"}`,
               testid: confirming ? "staff-disable-confirm" : "staff-disable", text: t(confirming ? "staff.disableConfirm" : "staff.disable") });
             action.addEventListener("click", () => {
               if (!confirming) {
@@ -99,13 +120,15 @@ export function staffAdmin(ctx, root) {
                 }
               });
             });
+            actions.push(action);
           }
+          const status = user.disabled ? ["badge-rejected", "staff.isDisabled"]
+            : user.awaiting_approval ? ["badge-pending", "staff.awaiting"] : ["badge-ok", "staff.active"];
           return h("tr", { testid: "staff-row", dataset: { username: user.username } },
             h("td", { class: "mono", text: user.username }), h("td", { class: "cell-text", text: user.display_name }),
             h("td", { text: t(`role.${user.role}`) }),
-            h("td", {}, h("span", { class: `badge ${user.disabled ? "badge-rejected" : "badge-ok"}`,
-              text: user.disabled ? t("staff.isDisabled") : t("staff.active") })),
-            h("td", {}, action));
+            h("td", {}, h("span", { class: `badge ${status[0]}`, testid: "staff-status", text: t(status[1]) })),
+            h("td", {}, actions));
         })))),
       pager(t, { page: pageNumber, perPage: PER_PAGE, total: staff.length, go: (p) => { pageNumber = p; draw(); }, testid: "staff-pager" })];
     }
