@@ -170,6 +170,11 @@ class WhoAmI(View):
     party_id: str | None = None
 
 
+class SignInState(View):
+    signed_in: bool = Field(description="false without a valid staff session or party credential: not an error")
+    me: WhoAmI | None = None
+
+
 # --- cases ------------------------------------------------------------------------------------
 
 
@@ -219,6 +224,7 @@ class CaseView(View):
     parties: list[PartyView]
     assignments: list[AssignmentView]
     sessions: list[SessionView]
+    agreement_version: int | None = Field(None, description="the latest agreement's version; null before one is drafted")
 
 
 class CaseSummary(View):
@@ -346,6 +352,7 @@ class PartyCaseView(View):
     outcome: str | None
     sessions: list[SessionView]
     notices: list[NoticeView]
+    agreement_version: int | None = Field(None, description="the latest agreement's version; null before one is drafted")
 
 
 # --- agreements and feedback -----------------------------------------------------------------

@@ -103,14 +103,18 @@ class Pages:
 
         page.on("console", console)
 
-    async def open(self, path: str, lang: str = "zh-CN", *, width: int = 1280, height: int = 900) -> Page:
-        """`path` on this server (or a whole URL), in `lang`, in a new context."""
+    async def open(self, path: str, lang: str = "zh-CN", *, width: int = 1280, height: int = 900,
+                   init_script: str | None = None) -> Page:
+        """`path` on this server (or a whole URL), in `lang`, in a new context (running `init_script`
+        in each of its documents before the page's own scripts)."""
         url = with_lang(path if "://" in path else self.base + path, lang)
         _require_bundle(url)
         context = await self.browser.new_context(viewport={"width": width, "height": height}, locale=lang,
                                                  timezone_id=ZONE, accept_downloads=True)
         self.contexts.append(context)
         context.on("page", self.watch)  # the first page and any popup (target=_blank) it opens
+        if init_script:
+            await context.add_init_script(init_script)
         page = await context.new_page()
         await page.goto(url)
         return page
@@ -128,7 +132,7 @@ def artifacts(area: str) -> Path:
 
 async def shot(page: Page, area: str, name: str, *, full_page: bool = True) -> None:
     """test-artifacts/<area>/<name>.png"""
-    await page.screenshot(path=str(artifacts(area) / f"{name}.png"), full_page=full_page)
+    await page.screenshot(path=str(artifacts(area) / f"{name}.png"), full_page=full_page, timeout=WAIT_MS * 2)
 
 
 async def set_language(page: Page, lang: str) -> None:

@@ -219,7 +219,8 @@ export function renderLobby(state) {
   $("prejoin-panel").hidden = inLobby;
   $("lobby-panel").hidden = !inLobby;
   if (!inLobby) {
-    $("prejoin-panel").querySelector(".card-lead").textContent = t(state.staff ? "prejoin.leadStaff" : "prejoin.lead");
+    const lead = state.staff ? "prejoin.leadStaff" : state.mode === "chat" ? "prejoin.leadChat" : "prejoin.lead";
+    $("prejoin-panel").querySelector(".card-lead").textContent = t(lead);
     return;
   }
   const present = Boolean(state.room && state.room.mediator_present);

@@ -65,6 +65,7 @@ export function renderAll(state) {
   document.body.dataset.mode = state.mode || "";
   $("preview-pane").hidden = chatOnly;
   $("lobby-devices").hidden = chatOnly;
+  $("devices-home").hidden = chatOnly;
   $("view-waiting").dataset.preview = chatOnly ? "off" : "on";
 
   const controls = $("control-media");
