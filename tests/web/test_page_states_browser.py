@@ -59,6 +59,7 @@ async def test_page_states_errors_clear_confirmations_and_quiet_console(api: Api
         # Staff sign-in: "not signed in" is not a console error (en, desktop).
         officer = await _open(pages, "/desk", "en", DESKTOP, errors)
         await expect(officer.get_by_test_id("signin-form")).to_be_visible()
+        assert errors == [], errors
         await sign_in_desk(officer, "officer.states")
         status, filed = await api.call("POST", "/api/applications", json=application(loan_reference="LN-STATE-2"))
         assert status == 201, filed
@@ -69,6 +70,8 @@ async def test_page_states_errors_clear_confirmations_and_quiet_console(api: Api
         await officer.get_by_test_id("accept").click()
         await expect(officer.get_by_test_id("review-error")).to_be_visible()
         await _no_error_toast(officer)
+        assert [e for e in errors if "409" not in e] == [], errors
+        errors.clear()  # that 409 was the point; the rest of the walk is quiet
 
         # Rejecting asks first, as closing does; cancelling leaves the case as it was.
         await officer.get_by_test_id("reject-reason").fill("The loan is not overdue.")

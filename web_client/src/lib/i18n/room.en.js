@@ -217,6 +217,7 @@ export default Object.freeze({
   "status.connecting.title": "Connecting to the mediation service…",
   "status.badLink.title": "This link is invalid or has expired",
   "status.badLink.detail": "Use the most recent link the mediation centre sent you. If it still does not work, contact your case officer.",
+  "stage.label": "Video of the participants",
   "status.noLink.title": "Open your personal link to enter",
   "status.noLink.detail": "This page does not have your join link. Open the link the mediation centre sent you (by e-mail, SMS or on your case page).",
   "status.badLink.detailStaff": "This address has no valid session number. Enter the room again from the case page.",

@@ -217,6 +217,7 @@ export default Object.freeze({
   "status.connecting.title": "正在连接调解服务…",
   "status.badLink.title": "链接无效或已过期",
   "status.badLink.detail": "请使用调解中心发送给您的最新链接。如仍无法进入，请联系您的案件经办人。",
+  "stage.label": "参与人视频画面",
   "status.noLink.title": "请打开您的专属链接进入",
   "status.noLink.detail": "此页面没有您的参会链接。请打开调解中心发给您的链接（电子邮件、短信或案件页面中）。",
   "status.badLink.detailStaff": "此地址缺少有效的会话编号。请从案件页面重新进入调解室。",
