@@ -273,8 +273,12 @@ async def test_accessibility_chat_only_room_phone_and_blocked_media(api: Api, br
         assert "#" not in second.url
         await second.close()
 
-        mediator = await _room_page(pages, f"/room?session={session_id}")
+        # Staff come from the desk, whose link for a chat-only session says so: no camera either.
+        mediator = await _room_page(pages, f"/room?session={session_id}&mode=chat", init_script=COUNT_MEDIA)
         await sign_in(mediator, users[journey.mediator_id])
+        await expect(mediator.get_by_test_id("join-button")).to_be_enabled()
+        await expect(mediator.locator("#preview-pane")).to_be_hidden()
+        assert await mediator.evaluate("() => window.__mediaRequests") == 0
         await join_room(mediator)
         await join_room(borrower)
         await expect(borrower.get_by_test_id("lobby-banner")).to_be_visible()

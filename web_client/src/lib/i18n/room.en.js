@@ -60,6 +60,7 @@ export default Object.freeze({
   "prejoin.title": "Before you enter",
   "prejoin.lead": "Check your camera and microphone. After entering, you will wait in the lobby until the mediator admits you.",
   "prejoin.leadChat": "This session is held in text chat only: no camera or microphone is used. After entering, you will wait in the lobby until the mediator admits you.",
+  "prejoin.leadStaffChat": "This session is held in text chat only: no camera or microphone is used.",
   "prejoin.leadStaff": "Check your camera and microphone, then enter the room.",
   "prejoin.notePrivacy": "Mediation is confidential. Please join from a quiet, private place.",
   "prejoin.noteId": "Have your identity document ready; the mediator may verify your identity.",

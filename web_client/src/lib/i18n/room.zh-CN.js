@@ -60,6 +60,7 @@ export default Object.freeze({
   "prejoin.title": "进入调解室前",
   "prejoin.lead": "请检查您的摄像头和麦克风。进入后，您将先在等候室等待调解员准许。",
   "prejoin.leadChat": "本场调解仅以文字交流进行，不使用摄像头和麦克风。进入后，您将先在等候室等待调解员准许。",
+  "prejoin.leadStaffChat": "本场调解仅以文字交流进行，不使用摄像头和麦克风。",
   "prejoin.leadStaff": "请检查您的摄像头和麦克风，然后进入调解室。",
   "prejoin.notePrivacy": "调解过程保密。请在安静、私密的环境中参加。",
   "prejoin.noteId": "请准备好身份证件，调解员可能会核实您的身份。",

@@ -25,7 +25,9 @@ export function sessionsCard(d, t, view) {
       actions.push(confirm);
     }
     if (["mediator", "bank_representative"].includes(role) && view.state === "scheduled" && session === current) {
-      actions.push(h("a", { class: "btn btn-primary btn-small", href: page.href(`/room?session=${session.session_id}`), target: "_blank",
+      // `mode=chat` only spares the pre-join a camera check; the room's join result says the mode.
+      const room = `/room?session=${session.session_id}${session.mode === "chat" ? "&mode=chat" : ""}`;
+      actions.push(h("a", { class: "btn btn-primary btn-small", href: page.href(room), target: "_blank",
         rel: "noopener", testid: "open-room", text: t("session.openRoom") }));
     }
     if (SCHEDULERS.includes(role) && open && session.state !== "cancelled") {
