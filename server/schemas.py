@@ -224,7 +224,7 @@ class CaseView(View):
     parties: list[PartyView]
     assignments: list[AssignmentView]
     sessions: list[SessionView]
-    agreement_version: int | None = Field(None, description="the latest agreement's version; null before one is drafted")
+    agreement_version: int | None = Field(None, description="the latest agreement's version; null before one")
 
 
 class CaseSummary(View):
@@ -352,7 +352,7 @@ class PartyCaseView(View):
     outcome: str | None
     sessions: list[SessionView]
     notices: list[NoticeView]
-    agreement_version: int | None = Field(None, description="the latest agreement's version; null before one is drafted")
+    agreement_version: int | None = Field(None, description="the latest agreement's version; null before one")
 
 
 # --- agreements and feedback -----------------------------------------------------------------
