@@ -161,6 +161,16 @@ async def whoami(call: Call) -> schemas.WhoAmI:
     return schemas.WhoAmI(kind="staff", role=principal.role, user=_staff_view(user))
 
 
+@router.route("GET", "/api/auth/session", allow=("anonymous",),
+              summary="Whether this browser is signed in (200 either way)", tag="accounts",
+              response=schemas.SignInState)
+async def sign_in_state(call: Call) -> schemas.SignInState:
+    """Pages ask this before showing a sign-in form: not being signed in is a state, not an error."""
+    if call.principal.kind not in ("staff", "party"):
+        return schemas.SignInState(signed_in=False)
+    return schemas.SignInState(signed_in=True, me=await whoami(call))
+
+
 @router.route("GET", "/api/staff", allow=("administrator", "case_officer"), summary="List staff accounts",
               tag="accounts", response=schemas.StaffList)
 async def list_staff(call: Call) -> schemas.StaffList:

@@ -18,6 +18,7 @@ from server.database import Database
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.joinlinks import JoinLinks, RevokeReason
 from server.models import (
+    Agreement,
     Assignment,
     Case,
     JoinLink,
@@ -125,6 +126,7 @@ class CaseDesk:
                 .where(Assignment.case_id == case_id).order_by(Assignment.role)
             )).all()
             sessions = await self._sessions_view(session, case_id)
+            agreement_version = await self._agreement_version(session, case_id)
         return schemas.CaseView(
             case_id=case.case_id, case_number=case.case_number, state=case.state, lender=case.lender,
             loan_reference=case.loan_reference, currency=case.currency, principal_minor=case.principal_minor,
@@ -137,8 +139,15 @@ class CaseDesk:
                                        assigned_at=a.assigned_at)
                 for a, u in assignments
             ],
-            sessions=sessions,
+            sessions=sessions, agreement_version=agreement_version,
         )
+
+    @staticmethod
+    async def _agreement_version(session: AsyncSession, case_id: str) -> int | None:
+        """The latest agreement's version: pages ask for the agreement only when there is one."""
+        return (await session.execute(
+            select(func.max(Agreement.version)).where(Agreement.case_id == case_id)
+        )).scalar_one_or_none()
 
     async def list_cases(self, principal: Principal, query: schemas.CaseListQuery) -> schemas.CaseList:
         statement = select(Case)
@@ -170,6 +179,7 @@ class CaseDesk:
             if party is None:
                 raise NotFound("the party no longer exists")
             sessions = await self._sessions_view(session, case.case_id)
+            agreement_version = await self._agreement_version(session, case.case_id)
             notices = (await session.execute(
                 select(Notice).where(Notice.party_id == party.party_id).order_by(Notice.created_at)
             )).scalars().all()
@@ -186,7 +196,7 @@ class CaseDesk:
         return schemas.PartyCaseView(
             case_id=case.case_id, case_number=case.case_number, state=case.state, lender=case.lender,
             party=self._party_view(party), rejection_reason=case.rejection_reason, outcome=case.outcome,
-            sessions=sessions, notices=views,
+            sessions=sessions, notices=views, agreement_version=agreement_version,
         )
 
     # --- filing and review --------------------------------------------------------------------

@@ -175,6 +175,11 @@ class WhoAmI(View):
     party_id: str | None = None
 
 
+class SignInState(View):
+    signed_in: bool = Field(description="false without a valid staff session or party credential: not an error")
+    me: WhoAmI | None = None
+
+
 # --- cases ------------------------------------------------------------------------------------
 
 
@@ -224,6 +229,7 @@ class CaseView(View):
     parties: list[PartyView]
     assignments: list[AssignmentView]
     sessions: list[SessionView]
+    agreement_version: int | None = Field(None, description="the latest agreement's version; null before one")
 
 
 class CaseSummary(View):
@@ -351,6 +357,7 @@ class PartyCaseView(View):
     outcome: str | None
     sessions: list[SessionView]
     notices: list[NoticeView]
+    agreement_version: int | None = Field(None, description="the latest agreement's version; null before one")
 
 
 # --- agreements and feedback -----------------------------------------------------------------

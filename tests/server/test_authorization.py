@@ -70,6 +70,7 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("GET", "/metrics"): EVERYONE,
     ("GET", "/api/openapi.json"): EVERYONE,
     ("POST", "/api/auth/login"): EVERYONE,
+    ("GET", "/api/auth/session"): EVERYONE,  # "signed in?" is answered for everyone, never with a 401
     ("POST", "/api/applications"): EVERYONE,
     # audit: compliance officers and administrators read the checkpoint
     ("GET", "/api/audit/checkpoint"): frozenset({COMPLIANCE, ADMIN}),
@@ -363,7 +364,7 @@ def _no_body(*routes: Route) -> None:
 _no_body(("GET", "/api/compliance/keys"), ("GET", "/api/compliance/recipients"))
 _no_body(("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/api/openapi.json"),
          ("GET", "/api/audit/checkpoint"), ("GET", "/api/audit/checkpoints"),
-         ("POST", "/api/auth/logout"), ("GET", "/api/auth/me"),
+         ("POST", "/api/auth/logout"), ("GET", "/api/auth/me"), ("GET", "/api/auth/session"),
          ("GET", "/api/staff"), ("GET", "/api/party/case"), ("GET", "/api/events"), ("GET", "/api/cases"),
          ("GET", "/api/cases/{case_id}"), ("POST", "/api/cases/{case_id}/accept"),
          ("GET", "/api/cases/{case_id}/join-links"), ("GET", "/api/cases/{case_id}/receipt"),

@@ -14,7 +14,10 @@ module holds plain functions, grouped by page:
 - room steps: `join_room`, `admit`, `confirm_dialog`, `send_chat`, `give_consent`,
   `start_recording`, `end_session`, and decoded-frame sampling (`frames`, `rising`, `wait_rising`);
 - compliance page steps: `generate_key`, `save_and_register_key`, `load_identity_file`,
-  `open_session`, `recording_videos`, `overflowing`.
+  `open_session`, `recording_videos`, `overflowing`;
+- accessibility: `Audit` runs axe-core (web_client/node_modules) and the touch-target check on a page
+  as it stands, on a phone and a desktop screen, in both languages, photographing each into
+  test-artifacts/<area>/.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ FLAGS = [
 ]
 WAIT_MS = 30_000
 ZONE = "Asia/Shanghai"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+AXE = ROOT / "web_client" / "node_modules" / "axe-core" / "axe.min.js"
 # Pages bundled by esbuild (scripts/setup.sh builds them).
 BUNDLED = {"/": "index", "/apply": "apply", "/case": "case", "/desk": "desk", "/compliance": "compliance", "/room": "room"}
 
@@ -97,14 +103,18 @@ class Pages:
 
         page.on("console", console)
 
-    async def open(self, path: str, lang: str = "zh-CN", *, width: int = 1280, height: int = 900) -> Page:
-        """`path` on this server (or a whole URL), in `lang`, in a new context."""
+    async def open(self, path: str, lang: str = "zh-CN", *, width: int = 1280, height: int = 900,
+                   init_script: str | None = None) -> Page:
+        """`path` on this server (or a whole URL), in `lang`, in a new context (running `init_script`
+        in each of its documents before the page's own scripts)."""
         url = with_lang(path if "://" in path else self.base + path, lang)
         _require_bundle(url)
         context = await self.browser.new_context(viewport={"width": width, "height": height}, locale=lang,
                                                  timezone_id=ZONE, accept_downloads=True)
         self.contexts.append(context)
         context.on("page", self.watch)  # the first page and any popup (target=_blank) it opens
+        if init_script:
+            await context.add_init_script(init_script)
         page = await context.new_page()
         await page.goto(url)
         return page
@@ -122,7 +132,7 @@ def artifacts(area: str) -> Path:
 
 async def shot(page: Page, area: str, name: str, *, full_page: bool = True) -> None:
     """test-artifacts/<area>/<name>.png"""
-    await page.screenshot(path=str(artifacts(area) / f"{name}.png"), full_page=full_page)
+    await page.screenshot(path=str(artifacts(area) / f"{name}.png"), full_page=full_page, timeout=WAIT_MS * 2)
 
 
 async def set_language(page: Page, lang: str) -> None:
@@ -478,3 +488,90 @@ async def recording_videos(page: Page) -> list[dict]:
         participant: v.dataset.participantId, part: v.dataset.part, complete: v.dataset.complete,
         duration: v.duration, readyState: v.readyState, error: v.error ? v.error.code : null,
         width: v.videoWidth}))""")
+
+
+# --- accessibility -----------------------------------------------------------------------------------
+
+# WCAG 2.2 A and AA plus axe's best practices; only critical and serious findings fail a test.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+TOUCH_MIN = 44  # px, each side of anything a finger presses on a phone
+
+
+async def axe_violations(page: Page) -> list[str]:
+    """axe-core's critical and serious violations on the page as it is now, one line per element.
+    axe is evaluated through the DevTools protocol, which the pages' CSP does not govern."""
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        if not AXE.is_file():
+            raise RuntimeError(f"{AXE} is missing: run scripts/setup.sh (npm ci in web_client)")
+        await page.evaluate(AXE.read_text())
+    return await page.evaluate("""async (tags) => {
+        const result = await axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
+        return result.violations.filter(v => v.impact === "critical" || v.impact === "serious")
+          .flatMap(v => v.nodes.map(n => `${v.impact} ${v.id}: ${n.target.join(" ")}: ${n.failureSummary.replace(/\\s+/g, " ")}`));
+    }""", AXE_TAGS)
+
+
+async def small_targets(page: Page) -> list[str]:
+    """Visible controls smaller than TOUCH_MIN either way (links inside running text are exempt, as WCAG
+    2.5.8 allows; a control drawn over a visually hidden input is measured by its label)."""
+    return await page.evaluate("""(min) => {
+        const found = [];
+        const controls = document.querySelectorAll(
+            "button, select, textarea, input:not([type=hidden]), summary, a[href], [role=tab], label:has(> input.visually-hidden, > input[type=radio], > input[type=checkbox])");
+        for (const el of controls) {
+            const box = el.getBoundingClientRect();
+            if (box.width <= 1 || box.height <= 1 || el.closest("[hidden], [inert], .visually-hidden")) continue;
+            const style = getComputedStyle(el);
+            if (style.visibility === "hidden" || Number(style.opacity) === 0) continue;
+            if (el.matches("input[type=radio], input[type=checkbox]") && el.closest("label")) continue;
+            if (el.matches("a") && style.display === "inline" && el.closest("p, li, dd, td")) continue;
+            if (box.width < min - 0.5 || box.height < min - 0.5) {
+                const name = (el.getAttribute("aria-label") || el.textContent || "").trim().slice(0, 30);
+                found.push(`${el.tagName.toLowerCase()}[${el.dataset.testid || el.id || el.className}] "${name}" is ${Math.round(box.width)}x${Math.round(box.height)}`);
+            }
+        }
+        return found;
+    }""", TOUCH_MIN)
+
+
+class Audit:
+    """Every page and room state checked as it stands: axe-core (critical and serious), touch targets
+    on the phone, on a phone (390x844) and a desktop (1440x900) screen, in zh-CN and English, each
+    photographed to test-artifacts/<area>/<name>-<phone|desktop>-<lang>.png. Findings are collected;
+    `assert_clean` fails with all of them printed."""
+
+    def __init__(self, area: str) -> None:
+        self.area = area
+        self.findings: list[str] = []
+        self.checked: list[str] = []
+
+    async def check(self, page: Page, name: str, *, viewports: tuple[str, ...] = ("phone", "desktop"),
+                    full_page: bool = True) -> None:
+        before_size = page.viewport_size
+        switch = page.get_by_test_id("lang-select")
+        first = await switch.input_value()
+        try:
+            for viewport in viewports:
+                await page.set_viewport_size(PHONE if viewport == "phone" else DESKTOP)
+                for lang in (first, "en" if first == "zh-CN" else "zh-CN"):
+                    if await page.evaluate("() => document.documentElement.lang") != lang:
+                        await set_language(page, lang)
+                    await page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+                    label = f"{name}-{viewport}-{lang}"
+                    found = await axe_violations(page)
+                    if viewport == "phone":
+                        found += [f"touch target {t}" for t in await small_targets(page)]
+                    self.findings += [f"{label}: {f}" for f in found]
+                    self.checked.append(label)
+                    await shot(page, self.area, label, full_page=full_page)
+        finally:
+            if await page.evaluate("() => document.documentElement.lang") != first:
+                await set_language(page, first)
+            if before_size:
+                await page.set_viewport_size(before_size)
+
+    def assert_clean(self) -> None:
+        print(f"accessibility: {len(self.checked)} views checked, {len(self.findings)} findings")
+        for finding in self.findings:
+            print(finding)
+        assert self.findings == [], "\n".join(self.findings[:80])

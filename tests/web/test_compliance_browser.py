@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -128,6 +129,9 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     await set_language(page, "zh-CN")
     await page.locator(f"[data-testid=case-open][data-case-id={room.case_id}]").click()
     session_id = await page.locator("[data-testid=session-group]").first.get_attribute("data-session-id")
+    # A session is named by when it was scheduled and its state, not by its raw id.
+    title = await page.locator("[data-testid=session-group]").first.get_by_test_id("session-title").inner_text()
+    assert "ses_" not in title and "已确认" in title and re.search(r"20\d\d", title), title
     assert session_id
     await _shot(page, "case-records-zh-CN")
 

@@ -150,6 +150,9 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
     await _visible(mediator, "start-recording")
     await _wait_for(lambda: _blocked_is(mediator, lambda text: "Li Wei" in text), "the borrower blocks recording again")
     await _visible(borrower, "consent-review")
+    # The borrower who withdrew is told once (the recording's notice says it), not twice.
+    assert await borrower.get_by_test_id("notice").filter(has_text="撤回了").count() == 1
+    assert await borrower.get_by_test_id("notice").filter(has_text="您已撤回").count() == 0
 
     # The recorder worker filed sealed segments of each browser's media.
     records: list[dict] = []

@@ -61,6 +61,11 @@ function validate() {
   // A server complaint stays until that field is edited.
   for (const [field, error] of Object.entries(server)) if (!errors[field]) errors[field] = error;
   showErrors();
+  // The summary "please correct the fields" goes once nothing is left to correct.
+  if (formError?.key === "apply.fixErrors" && Object.keys(errors).length === 0) {
+    formError = null;
+    renderFormError();
+  }
   return result;
 }
 

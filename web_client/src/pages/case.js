@@ -4,7 +4,7 @@ import { formatDateTime } from "../lib/dates.js";
 import { AgreementPanel } from "../ui/agreement.js";
 import { $, busy, definitionList, fill, h } from "../ui/dom.js";
 import { feedbackForm } from "../ui/feedback.js";
-import { progress, sessionSummary, stateBadge } from "../ui/case.js";
+import { progress, roomSession, sessionSummary, stateBadge } from "../ui/case.js";
 import en from "../lib/i18n/case.en.js";
 import zhCN from "../lib/i18n/case.zh-CN.js";
 import { liveConnection } from "../ui/live.js";
@@ -31,7 +31,25 @@ function goLive() {
   live = api ? liveConnection(page, { token, refetch: () => load() }) : null;
 }
 
+let confirmingForget = false;
+
+/** "Forget this link" asks first: without the link this device cannot open the case again. */
+function forgetControl(t, cls) {
+  if (!confirmingForget) {
+    return h("button", { type: "button", class: `btn btn-quiet ${cls}`, testid: "forget", text: t("case.forget"),
+      on: { click: () => { confirmingForget = true; render(); } } });
+  }
+  return h("div", { class: "confirm-box", testid: "forget-confirm-box", role: "group" },
+    h("p", { text: t("case.forgetSure") }),
+    h("div", { class: "actions" },
+      h("button", { type: "button", class: "btn btn-danger btn-small", testid: "forget-confirm", text: t("case.forgetConfirm"),
+        on: { click: forget } }),
+      h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "forget-cancel", text: t("common.cancel"),
+        on: { click: () => { confirmingForget = false; render(); } } })));
+}
+
 function forget() {
+  confirmingForget = false;
   try {
     sessionStorage.removeItem(STORAGE_KEY);
   } catch {
@@ -62,7 +80,7 @@ async function load() {
         canSign: () => view.state === "scheduled", onChange: () => render(),
       });
     }
-    await agreementPanel.load();
+    await agreementPanel.load(view.agreement_version != null);
   }
   render();
 }
@@ -106,7 +124,7 @@ function sessionsCard(t) {
       : mine ? t("session.youConfirmed") : session.state === "proposed" ? t("session.awaitingYou") : null;
     return sessionSummary(t, session, { note, actions, testid: "party-session" });
   });
-  const join = token.startsWith("jln_") && view.state === "scheduled"
+  const join = token.startsWith("jln_") && view.state === "scheduled" && roomSession(view.sessions)
     ? h("a", { class: "btn btn-primary", href: `${page.href("/room")}#${token}`, testid: "join-room", text: t("notice.join") }) : null;
   return h("section", { class: "card", testid: "sessions" },
     h("h2", { class: "card-title", text: t("session.title") }),
@@ -117,11 +135,14 @@ function sessionsCard(t) {
 
 function noticesCard(t) {
   const notices = [...view.notices].reverse();
+  // One way into the room: the newest link, while a confirmed session has not ended. Links sent for
+  // earlier (rescheduled or past) sessions stay listed without a button.
+  const newest = roomSession(view.sessions) ? notices.find((notice) => notice.link && roomUrl(notice.link)) : null;
   return h("section", { class: "card", testid: "notices" },
     h("h2", { class: "card-title", text: t("notice.title") }),
     notices.length ? h("ol", { class: "notice-list" }, notices.map((notice) => {
       // Closing the case revokes every join link: only a scheduled case offers one.
-      const url = notice.link && view.state === "scheduled" ? roomUrl(notice.link) : null;
+      const url = notice === newest && view.state === "scheduled" ? roomUrl(notice.link) : null;
       return h("li", { class: "notice", testid: "notice", dataset: { kind: notice.kind } },
         h("div", { class: "notice-body" },
           h("p", { class: "notice-text", text: noticeText(t, notice) }),
@@ -163,7 +184,7 @@ function render() {
       h("p", { text: expired ? t("case.badLink") : page.error(loadError) }),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "btn btn-secondary", text: t("common.retry"), on: { click: () => load() } }),
-        h("button", { type: "button", class: "btn btn-quiet", text: t("case.forget"), on: { click: forget } }))));
+        forgetControl(t, ""))));
     return;
   }
   if (!view) {
@@ -200,8 +221,7 @@ function render() {
         h("p", { class: "eyebrow", text: t("case.caseNumber") }),
         h("h1", { class: "case-number", testid: "case-number", text: view.case_number }),
         h("div", { class: "head-meta" }, stateBadge(t, view.state), h("span", { class: "muted", text: view.lender }))),
-      h("div", { class: "actions" }, live?.badge, refresh,
-        h("button", { type: "button", class: "btn btn-quiet btn-small", testid: "forget", text: t("case.forget"), on: { click: forget } }))),
+      h("div", { class: "actions" }, live?.badge, refresh, forgetControl(t, "btn-small"))),
     progress(t, view.state, { agreementState: agreementPanel?.agreement?.state ?? null }),
     ...stateExplanation(t),
     h("div", { class: "grid-2" }, grid));

@@ -176,8 +176,9 @@ async function route() {
 
 async function whoami() {
   try {
-    const me = await api.get("/api/auth/me");
-    ctx.me = me.kind === "staff" ? me : null;
+    // Not being signed in is a state: /api/auth/session answers 200 either way (no 401 logged).
+    const session = await api.get("/api/auth/session");
+    ctx.me = session.signed_in && session.me?.kind === "staff" ? session.me : null;
   } catch (error) {
     ctx.me = null;
     if (error.status !== 401) page.fail(error);

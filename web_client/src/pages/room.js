@@ -4,6 +4,7 @@
 //
 // User text is only ever put into the page as text (never HTML), and the page uses no inline
 // script or style (CSP default-src 'self').
+import { createApi } from "../lib/api.js";
 import { SESSION_RE, connect, parseLocation, terminate, wayBack } from "../ui/room/connection.js";
 import { startPrejoin } from "../ui/room/lobby.js";
 import { loadPartySchedule } from "../ui/room/schedule.js";
@@ -32,13 +33,16 @@ async function main(state) {
   if (token) {
     state.token = token;
     state.sessionId = session && SESSION_RE.test(session) ? session : null;
+    // A chat-only session needs no camera check: know the mode before the pre-join turns one on.
+    state.mode = await linkSessionMode(token);
     startPrejoin(state);
     connect(state);
     loadPartySchedule(state);
     return;
   }
   if (!session || !SESSION_RE.test(session)) {
-    terminate(state, "bad-link", { detail: session ? "status.badLink.detailStaff" : "status.badLink.detail" });
+    terminate(state, "bad-link", session ? { detail: "status.badLink.detailStaff" }
+      : { title: "status.noLink.title", detail: "status.noLink.detail" });
     return;
   }
   state.staff = true;
@@ -54,6 +58,22 @@ async function main(state) {
       detail: auth === "network" ? "status.unreachable.detail" : "status.error.detail",
       actions: [{ label: "action.reload", primary: true, testid: "reload", run: () => location.reload() }, wayBack(state, "error")],
     });
+  }
+}
+
+/**
+ * The mode ("video" | "chat") of the session a join link opens, from the party's own case view (a
+ * join link's view lists only its session); null when it cannot be read (the socket then says why).
+ * @param {string} token
+ * @returns {Promise<"video" | "chat" | null>}
+ */
+async function linkSessionMode(token) {
+  try {
+    const view = await createApi({ token }).get("/api/party/case");
+    const mode = view && Array.isArray(view.sessions) && view.sessions.length === 1 ? view.sessions[0].mode : null;
+    return mode === "chat" || mode === "video" ? mode : null;
+  } catch {
+    return null;
   }
 }
 

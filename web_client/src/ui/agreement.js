@@ -62,7 +62,18 @@ export class AgreementPanel {
     this.fingerprints = [];
   }
 
-  async load() {
+  /**
+   * Read the current agreement; `exists` false (the case view's `agreement_version` is null) skips
+   * the request: "none yet" is a state, not a 404 in the console.
+   */
+  async load(exists = true) {
+    if (!exists) {
+      this.agreement = null;
+      this.missing = true;
+      this.error = null;
+      this.render();
+      return null;
+    }
     try {
       this.agreement = await this.api.get(`/api/cases/${this.caseId}/agreement`);
       this.missing = false;

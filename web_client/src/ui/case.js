@@ -27,6 +27,20 @@ export function progress(t, state, { agreementState = null } = {}) {
 }
 
 /** One proposed, confirmed or cancelled session time, with a note and actions. */
+/** How long after its scheduled end a session's room is still offered (a mediation may run over). */
+const ROOM_GRACE_MS = 3 * 60 * 60 * 1000;
+
+/**
+ * The one confirmed session whose room the pages offer now: the earliest that has not ended (by its
+ * schedule, with ROOM_GRACE_MS to run over); null when none. Earlier, rescheduled sessions get no button.
+ */
+export function roomSession(sessions, now = Date.now()) {
+  const open = sessions.filter((s) => s.state === "confirmed"
+    && Date.parse(s.starts_at) + s.duration_minutes * 60_000 + ROOM_GRACE_MS > now);
+  open.sort((a, b) => Date.parse(a.starts_at) - Date.parse(b.starts_at));
+  return open[0] ?? null;
+}
+
 export function sessionSummary(t, session, { note = null, actions = [], extra = null, testid = "session" } = {}) {
   return h("li", { class: ["session", `session-${session.state}`], testid, dataset: { sessionId: session.session_id, state: session.state } },
     h("div", { class: "session-main" },

@@ -28,7 +28,12 @@ export function feedbackForm(page, api, caseId) {
   const stars = h("div", { class: "rating", role: "radiogroup", "aria-label": t("feedback.rating") },
     [1, 2, 3, 4, 5].map((value) => h("label", { class: "rating-option" },
       h("input", { type: "radio", name: `rating-${caseId}`, value, checked: draft.rating === value, testid: `rating-${value}`,
-        on: { change: () => { draft.rating = value; } } }),
+        on: { change: () => {
+          draft.rating = value;
+          // "Pick a rating first" is answered by picking one.
+          error.hidden = true;
+          error.textContent = "";
+        } } }),
       h("span", { class: "rating-value", text: String(value) }),
       h("span", { class: "rating-label", text: t(`feedback.rating${value}`) }))));
   const comment = h("textarea", { id: `feedback-comment-${caseId}`, rows: "3", maxlength: "2000", testid: "feedback-comment",

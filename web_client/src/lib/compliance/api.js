@@ -16,6 +16,8 @@ export function createComplianceApi(api = createApi()) {
     login: (username, password) => api.post("/api/auth/login", { username, password }),
     logout: () => api.post("/api/auth/logout", {}),
     me: () => api.get("/api/auth/me"),
+    /** Whether this browser is signed in, as a state (never a 401): `{signed_in, me?}`. */
+    signInState: () => api.get("/api/auth/session"),
     /**
      * Propose my key (only the public half is ever passed here); it takes effect once a second
      * person approves. Resolves the proposal. @param {string} recipient

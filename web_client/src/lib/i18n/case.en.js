@@ -11,6 +11,8 @@ export default Object.freeze({
   "case.badLink": "This link does not open a case: it may have expired or been revoked. Use your latest link, or contact the mediation body.",
   "case.errorTitle": "The case cannot be opened right now",
   "case.forget": "Forget this link on this device",
+  "case.forgetSure": "Forget the link on this device? To see your case again you will need the link from your receipt or messages.",
+  "case.forgetConfirm": "Forget the link",
   "case.details": "Case details",
   "case.yourRole": "You are",
   "case.identity": "Identity check",

@@ -11,6 +11,8 @@ export default Object.freeze({
   "case.badLink": "此链接无法打开案件：它可能已过期或被撤销。请使用最新的链接，或联系调解机构。",
   "case.errorTitle": "暂时无法打开案件",
   "case.forget": "在此设备上忘记此链接",
+  "case.forgetSure": "确定在此设备上忘记此链接？之后需要使用回执或消息中的链接才能再次查看案件。",
+  "case.forgetConfirm": "忘记此链接",
   "case.details": "案件信息",
   "case.yourRole": "您的身份",
   "case.identity": "身份核验",

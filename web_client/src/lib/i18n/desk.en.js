@@ -85,6 +85,8 @@ export default Object.freeze({
   "review.accepted": "Case accepted.",
   "review.reason": "Reason for rejecting (the applicant sees it)",
   "review.reject": "Reject",
+  "review.rejectSure": "Reject this application? The applicant will see your reason, and the decision cannot be undone.",
+  "review.rejectConfirm": "Reject the application",
   "review.rejected": "Case rejected.",
 
   "assign.title": "Assignment",

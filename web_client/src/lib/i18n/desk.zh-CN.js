@@ -85,6 +85,8 @@ export default Object.freeze({
   "review.accepted": "案件已受理。",
   "review.reason": "不予受理的原因（申请人可见）",
   "review.reject": "不予受理",
+  "review.rejectSure": "确认不予受理？申请人将看到您填写的原因，此决定无法撤销。",
+  "review.rejectConfirm": "确认不予受理",
   "review.rejected": "已作出不予受理决定。",
 
   "assign.title": "人员指派",

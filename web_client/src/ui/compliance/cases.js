@@ -123,9 +123,15 @@ export function sessionCard(group, needKey) {
     h("span", { class: "person", text: personById(participantId) }), " ",
     h("span", { class: "muted", text: t("case.consentCount", { count: list.length }) })));
   const working = state.opened?.status === "working";
+  // Named by its scheduled time, mode and state (the case view's sessions); the id only as a tooltip.
+  const session = (state.caseView?.sessions ?? []).find((s) => s.session_id === group.sessionId);
+  const title = session
+    ? [`${t("case.session")} ${formatTime(session.starts_at, "medium")}`,
+        h("span", { class: "muted small", text: ` ${t(`mode.${session.mode}`)} · ${t(`sessionState.${session.state}`)}` })]
+    : [`${t("case.session")} `, h("span", { class: "mono", text: group.sessionId })];
   return h("section", { class: "record-group", testid: "session-group", dataset: { sessionId: group.sessionId } },
     h("div", { class: "group-head" },
-      h("h3", { class: "group-title" }, `${t("case.session")} `, h("span", { class: "mono", text: group.sessionId })),
+      h("h3", { class: "group-title", testid: "session-title", title: group.sessionId }, ...title),
       group.first ? h("span", { class: "muted small", text: t("case.sessionFirst", { time: formatTime(group.first, "short") }) }) : null),
     h("dl", { class: "facts facts-wide" },
       row(t("case.recordings"), recordings.length ? h("ul", { class: "plain" }, recordings) : t("case.noRecordings")),

@@ -17,8 +17,9 @@ export function show(section) {
 
 export async function start() {
   try {
-    const me = await api.me();
-    await signedIn(me);
+    const session = await api.signInState();
+    if (session.signed_in && session.me) await signedIn(session.me);
+    else show("signin");
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) show("signin");
     else showSigninError(error);

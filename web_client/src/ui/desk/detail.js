@@ -31,8 +31,8 @@ export function caseDetail(ctx, root, { caseId }) {
       await load(result);
       return true;
     } catch (error) {
+      // Said once, in the card the action belongs to (every card shows its error), not in a toast too.
       d.cardErrors[card] = error;
-      page.fail(error);
       draw();
       return false;
     }
@@ -77,7 +77,7 @@ export function caseDetail(ctx, root, { caseId }) {
           canSign: () => d.view?.state === "scheduled", onChange: () => draw(),
         });
       }
-      tasks.push(panel.load());
+      tasks.push(panel.load(view.agreement_version != null));
     }
     await Promise.all(tasks);
     draw();
@@ -177,16 +177,34 @@ export function caseDetail(ctx, root, { caseId }) {
     const accept = h("button", { type: "button", class: "btn btn-primary", testid: "accept", text: t("review.accept") });
     accept.addEventListener("click", () => d.act(accept, "review", () => api.post(`/api/cases/${caseId}/accept`, {}), "review.accepted"));
     const reason = drafts.input(`reject.${caseId}`, { tag: "textarea", rows: "3", maxlength: "2000", id: `reject-${caseId}`, testid: "reject-reason" });
-    const reject = h("button", { type: "button", class: "btn btn-danger", testid: "reject", text: t("review.reject") });
-    reject.addEventListener("click", () => {
-      if (!reason.value.trim()) {
-        d.cardErrors.review = { code: "reject_reason_missing" };
+    // Rejecting cannot be undone: it asks first, as closing does.
+    let rejectActions;
+    if (d.confirming.reject) {
+      const confirm = h("button", { type: "button", class: "btn btn-danger", testid: "reject-confirm", text: t("review.rejectConfirm") });
+      confirm.addEventListener("click", () => d.act(confirm, "review",
+        () => api.post(`/api/cases/${caseId}/reject`, { reason: reason.value.trim() }), "review.rejected")
+        .then((ok) => {
+          d.confirming.reject = false;
+          if (ok) drafts.clear(`reject.${caseId}`);
+        }));
+      rejectActions = h("div", { class: "confirm-box" }, h("p", { text: t("review.rejectSure") }),
+        h("div", { class: "actions" }, confirm,
+          h("button", { type: "button", class: "btn btn-quiet", testid: "reject-cancel", text: t("common.cancel"),
+            on: { click: () => { d.confirming.reject = false; draw(); } } })));
+    } else {
+      const reject = h("button", { type: "button", class: "btn btn-danger", testid: "reject", text: t("review.reject") });
+      reject.addEventListener("click", () => {
+        if (!reason.value.trim()) {
+          d.cardErrors.review = { code: "reject_reason_missing" };
+          draw();
+          return;
+        }
+        delete d.cardErrors.review;
+        d.confirming.reject = true;
         draw();
-        return;
-      }
-      d.act(reject, "review", () => api.post(`/api/cases/${caseId}/reject`, { reason: reason.value.trim() }), "review.rejected")
-        .then((ok) => ok && drafts.clear(`reject.${caseId}`));
-    });
+      });
+      rejectActions = h("div", { class: "actions" }, reject);
+    }
     return h("section", { class: "card", testid: "review" },
       h("h2", { class: "card-title", text: t("review.title") }),
       unverified.length ? h("p", { class: "callout callout-warn", testid: "review-unverified",
@@ -195,7 +213,7 @@ export function caseDetail(ctx, root, { caseId }) {
       h("div", { class: "actions" }, accept),
       h("div", { class: "reject-box" },
         h("div", { class: "field" }, h("label", { for: `reject-${caseId}`, text: t("review.reason") }), reason),
-        h("div", { class: "actions" }, reject)),
+        rejectActions),
       d.cardError("review"));
   }
 

@@ -1,6 +1,6 @@
 // Session times (propose, confirm, cancel, open the room) and personal join links on the desk.
 import { formatDateTime, localInputToIso, toLocalInput } from "../../lib/dates.js";
-import { sessionSummary } from "../case.js";
+import { roomSession, sessionSummary } from "../case.js";
 import { h } from "../dom.js";
 
 const SCHEDULERS = ["case_officer", "mediator"];
@@ -15,6 +15,7 @@ export function sessionsCard(d, t, view) {
   const role = d.role;
   const open = ["accepted", "scheduled"].includes(view.state);
   const lender = view.parties.find((p) => p.role === "lender");
+  const current = roomSession(view.sessions);
   const items = view.sessions.map((session) => {
     const actions = [];
     if (role === "bank_representative" && open && session.state === "proposed" && lender && !session.confirmed_by.includes(lender.party_id)) {
@@ -23,8 +24,10 @@ export function sessionsCard(d, t, view) {
         () => api.post(`/api/cases/${d.caseId}/sessions/${session.session_id}/confirm`, {}), "session.confirmedToast"));
       actions.push(confirm);
     }
-    if (["mediator", "bank_representative"].includes(role) && view.state === "scheduled" && session.state === "confirmed") {
-      actions.push(h("a", { class: "btn btn-primary btn-small", href: page.href(`/room?session=${session.session_id}`), target: "_blank",
+    if (["mediator", "bank_representative"].includes(role) && view.state === "scheduled" && session === current) {
+      // `mode=chat` only spares the pre-join a camera check; the room's join result says the mode.
+      const room = `/room?session=${session.session_id}${session.mode === "chat" ? "&mode=chat" : ""}`;
+      actions.push(h("a", { class: "btn btn-primary btn-small", href: page.href(room), target: "_blank",
         rel: "noopener", testid: "open-room", text: t("session.openRoom") }));
     }
     if (SCHEDULERS.includes(role) && open && session.state !== "cancelled") {

@@ -8,7 +8,7 @@ import { renderRecording } from "./consent.js";
 import { afterAdmission, leaveRoomView, onJoined, onRoomState, updateJoinButton } from "./lobby.js";
 import { onMuteRequested, stopMedia } from "./media.js";
 import { notify, notifyError } from "./notices.js";
-import { log, TOKEN_KEY } from "./state.js";
+import { forgetToken, keepToken, keptToken, log } from "./state.js";
 import { blockWith, clearStatus, CODE_STATES, setConnection, setStatus } from "./status.js";
 import { renderTiles } from "./tiles.js";
 import { renderAll } from "./view.js";
@@ -19,8 +19,8 @@ const LINK_RE = /^jln_[A-Za-z0-9_\-.~]{8,512}$/;
 export const SESSION_RE = /^ses_[0-9a-f]{32}$/;
 
 /**
- * The join link from the fragment (removed from the address bar at once; "" when malformed) or kept
- * for this tab, and `?session=`.
+ * The join link from the fragment (removed from the address bar at once; "" when malformed) or the
+ * one this browser keeps (a reload, or /room opened in another tab), and `?session=`.
  * @param {RoomPageState} state
  * @returns {{token: string | null, session: string | null}}
  */
@@ -32,21 +32,11 @@ export function parseLocation(state) {
     // The token never stays in the address bar (nor in history, nor in a Referer).
     history.replaceState(null, "", location.pathname + location.search);
   }
-  if (token) {
-    try {
-      sessionStorage.setItem(TOKEN_KEY, token);
-    } catch {
-      // storage unavailable: a reload will need the link again
-    }
-  }
+  if (token) keepToken(token);
   const session = state.params.get("session");
   if (token === null && !session) {
-    // A reload of the page in the same tab: the link was kept for this tab only.
-    try {
-      token = sessionStorage.getItem(TOKEN_KEY);
-    } catch {
-      token = null;
-    }
+    const kept = keptToken();
+    token = kept && LINK_RE.test(kept) ? kept : null;
   }
   return { token, session };
 }
@@ -254,13 +244,7 @@ export function wayBack(state, stateName) {
  */
 export function terminate(state, stateName, extra = {}) {
   state.historyGuard = false;
-  if (["removed", "refused", "ended", "bad-link"].includes(stateName)) {
-    try {
-      sessionStorage.removeItem(TOKEN_KEY);
-    } catch {
-      // storage unavailable
-    }
-  }
+  if (["removed", "refused", "ended", "bad-link"].includes(stateName)) forgetToken();
   state.phase = "over";
   if (state.joinedAt && !state.endedAt) state.endedAt = Date.now();
   $("notices").replaceChildren();

@@ -124,11 +124,13 @@ export async function withdrawConsent(state) {
   if (!answer.confirmed) return;
   state.consentBusy = true;
   renderConsent(state);
+  // While recording, the server's recording_stopped (reason consent_withdrawn) says it: one notice.
+  const recording = Boolean(state.room && state.room.recording);
   try {
     await state.client.withdrawConsent();
     setOwnConsent(state, false);
     state.consentDeclined = true;
-    notify(state, state.t("consent.withdrawn"), { key: "consent" });
+    if (!recording) notify(state, state.t("consent.withdrawn"), { key: "consent" });
   } catch (err) {
     if (err && err.code === "no_consent") {
       setOwnConsent(state, false); // the server has none on record: show it so

@@ -55,6 +55,9 @@ const ICONS = {
 export function icon(name) {
   const svg = document.createElementNS(SVG_NS, "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
+  // A size of its own where no rule gives one (CSS sizes it wherever it is placed).
+  svg.setAttribute("width", "20");
+  svg.setAttribute("height", "20");
   svg.setAttribute("class", "icon");
   svg.setAttribute("aria-hidden", "true");
   for (const d of ICONS[name] || []) {

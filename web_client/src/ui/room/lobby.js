@@ -18,6 +18,9 @@ import { renderAll } from "./view.js";
  * @param {RoomPageState} state
  */
 export function startPrejoin(state) {
+  // Staff come from the desk, whose link says `mode=chat` for a chat-only session (parties: room.js
+  // reads their link's session). Only the pre-join uses it; join_room's answer sets the mode.
+  if (state.staff && !state.mode && state.params.get("mode") === "chat") state.mode = "chat";
   state.phase = "prejoin";
   renderAll(state);
   startMedia(state, "av");
@@ -219,7 +222,9 @@ export function renderLobby(state) {
   $("prejoin-panel").hidden = inLobby;
   $("lobby-panel").hidden = !inLobby;
   if (!inLobby) {
-    $("prejoin-panel").querySelector(".card-lead").textContent = t(state.staff ? "prejoin.leadStaff" : "prejoin.lead");
+    const chat = state.mode === "chat";
+    const lead = state.staff ? (chat ? "prejoin.leadStaffChat" : "prejoin.leadStaff") : chat ? "prejoin.leadChat" : "prejoin.lead";
+    $("prejoin-panel").querySelector(".card-lead").textContent = t(lead);
     return;
   }
   const present = Boolean(state.room && state.room.mediator_present);

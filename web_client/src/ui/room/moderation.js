@@ -83,6 +83,8 @@ export function renderCaucus(state) {
   const active = state.phase === "room" && (state.caucusExcluded || Boolean(state.caucusMembers));
   banner.hidden = !active;
   $("chat-channel-hint").hidden = !(active && !state.caucusExcluded);
+  // The consent panel's place over the stage depends on it (room.css).
+  document.body.dataset.caucus = active ? (state.caucusExcluded ? "excluded" : "member") : "";
   if (!active) {
     banner.dataset.state = "none";
     return;

@@ -20,7 +20,8 @@ export function notify(state, text, { tone = "info", actions = [], timeout = 700
     const existing = list.querySelector(`[data-key="${CSS.escape(key)}"]`);
     if (existing) existing.remove();
   }
-  const item = h("li", { class: "notice", testid, role: tone === "error" ? "alert" : "status",
+  // Each notice is its own live region (status, or alert for an error): the container is a plain div.
+  const item = h("div", { class: "notice", testid, role: tone === "error" ? "alert" : "status",
     dataset: key ? { tone, key } : { tone } }, h("p", { class: "notice-text", text }));
   const box = h("div", { class: "notice-actions" });
   const close = () => item.remove();

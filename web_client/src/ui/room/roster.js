@@ -52,14 +52,14 @@ function rosterActions(state, p) {
       : action(t("mediator.askMuteAudio"), {
           testid: `mute-audio-${id}`,
           disabled: !p.audio,
-          onClick: () => act(state, () => state.client.requestMuteMedia(id, { audio: true, video: false }), { successKey: "notice.done" }),
+          onClick: () => act(state, () => state.client.requestMuteMedia(id, { audio: true, video: false }), { successKey: "notice.requestSent" }),
         }),
     state.mode === "chat"
       ? null
       : action(t("mediator.askStopVideo"), {
           testid: `mute-video-${id}`,
           disabled: !p.video,
-          onClick: () => act(state, () => state.client.requestMuteMedia(id, { audio: false, video: true }), { successKey: "notice.done" }),
+          onClick: () => act(state, () => state.client.requestMuteMedia(id, { audio: false, video: true }), { successKey: "notice.requestSent" }),
         }),
     action(t("mediator.openCaucus"), {
       testid: `caucus-${id}`,

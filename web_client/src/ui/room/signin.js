@@ -10,14 +10,15 @@ import { renderAll } from "./view.js";
 const api = createApi();
 
 /**
- * Whether the staff cookie is good: "ok", "signin" (401), "network" or "error".
+ * Whether the staff cookie is good: "ok", "signin" (not signed in), "network" or "error".
  * @param {RoomPageState} _state
  * @returns {Promise<"ok" | "signin" | "network" | "error">}
  */
 export async function whoAmI(_state) {
   try {
-    await api.get("/api/auth/me");
-    return "ok";
+    // Not being signed in is a state: /api/auth/session answers 200 either way (no 401 logged).
+    const session = await api.get("/api/auth/session");
+    return session.signed_in ? "ok" : "signin";
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return "signin";
     return error instanceof ApiError && error.code === "network" ? "network" : "error";

@@ -146,8 +146,47 @@ export function listNames(state, names) {
   return names.join(state.lang === "en" ? ", " : "、");
 }
 
-/** The key under which a party's join link is kept for a reload of the same tab. */
+/** The key under which a party's join link is kept in this browser (every tab of the site). */
 export const TOKEN_KEY = "mediation.joinLink";
+/** How long a kept join link is offered to a new tab; the server still decides whether it is valid. */
+const TOKEN_KEEP_MS = 12 * 60 * 60 * 1000;
+
+/**
+ * Keep the join link for this browser's other tabs and reloads. localStorage, not a cookie or the
+ * address: it never travels to the server in a request line, a log or a Referer.
+ * @param {string} token
+ */
+export function keepToken(token) {
+  try {
+    localStorage.setItem(TOKEN_KEY, JSON.stringify({ token, kept_at: Date.now() }));
+  } catch {
+    // storage unavailable: a new tab will need the link again
+  }
+}
+
+/**
+ * The join link kept by `keepToken`, unless it is older than TOKEN_KEEP_MS.
+ * @returns {string | null}
+ */
+export function keptToken() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(TOKEN_KEY) ?? "null");
+    if (kept && typeof kept.token === "string" && Date.now() - Number(kept.kept_at) < TOKEN_KEEP_MS) return kept.token;
+    localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // storage unavailable or unreadable
+  }
+  return null;
+}
+
+/** Forget the kept join link (the session is over for this participant, or the link is refused). */
+export function forgetToken() {
+  try {
+    localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // storage unavailable
+  }
+}
 
 /**
  * Initials for an avatar: a CJK family name, or the first letters of two words.

@@ -27,6 +27,9 @@ export function applyStaticText(state) {
   const t = state.t;
   document.documentElement.lang = state.lang;
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(/** @type {HTMLElement} */ (node).dataset.i18n ?? "");
+  for (const node of document.querySelectorAll("[data-i18n-aria-label]")) {
+    node.setAttribute("aria-label", t(/** @type {HTMLElement} */ (node).dataset.i18nAriaLabel ?? ""));
+  }
   for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
     node.setAttribute("placeholder", t(/** @type {HTMLElement} */ (node).dataset.i18nPlaceholder ?? ""));
   }
@@ -67,6 +70,7 @@ export function renderAll(state) {
   document.body.dataset.mode = state.mode || "";
   $("preview-pane").hidden = chatOnly;
   $("lobby-devices").hidden = chatOnly;
+  $("devices-home").hidden = chatOnly;
   $("view-waiting").dataset.preview = chatOnly ? "off" : "on";
 
   const controls = $("control-media");
