@@ -1,0 +1,146 @@
+"""Rooms on a real Janus: aiortc peers publish through the room protocol; the server alone decides whom each
+receives (lobby, caucus, removal), and Janus stops a feed as soon as the room changes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from tests.conftest import Api
+from tests.recording.recorder.test_peer import MovingPattern, Tone
+from tests.signaling.conftest import Session, issue_link
+from tests.signaling.peer import Participant
+from tests.conftest import walk_to_scheduled
+
+WAIT = 20.0
+
+
+@dataclasses.dataclass
+class Member:
+    """A browser stand-in on the SFU: one connection up (publish), one down (the server's subscription)."""
+
+    peer: Participant
+    up: RTCPeerConnection | None = None
+    down: RTCPeerConnection | None = None
+    offers: int = 0
+
+    async def publish(self) -> None:
+        self.up = RTCPeerConnection()
+        self.up.addTrack(MovingPattern(160, 120))
+        self.up.addTrack(Tone())
+        await self.up.setLocalDescription(await self.up.createOffer())
+        result = await self.peer.request("publish_media", {"offer": {
+            "type": "offer", "sdp": self.up.localDescription.sdp}})
+        assert result["ok"], result
+        await self.up.setRemoteDescription(RTCSessionDescription(**result["answer"]))
+
+    async def answer_offers(self) -> None:
+        """Answer every media_offer as a page does, in order."""
+        while True:
+            offer = await self.peer.wait_for("media_offer", after=self._index(self.offers), timeout=3600)
+            self.offers += 1
+            if self.down is None:
+                self.down = RTCPeerConnection()
+            await self.down.setRemoteDescription(RTCSessionDescription(**offer["offer"]))
+            await self.down.setLocalDescription(await self.down.createAnswer())
+            result = await self.peer.request("answer_media", {"answer": {
+                "type": "answer", "sdp": self.down.localDescription.sdp}})
+            assert result["ok"], result
+
+    def _index(self, count: int) -> int:
+        """The events index just past this member's ``count``-th media_offer."""
+        seen = 0
+        for index, (name, _data) in enumerate(self.peer.events):
+            if name == "media_offer":
+                if seen == count:
+                    return index
+                seen += 1
+        return len(self.peer.events)
+
+    def senders(self) -> set[str]:
+        """Whose streams the member's latest media_offer carries."""
+        offers = [data for name, data in self.peer.events if name == "media_offer"]
+        return {s["participant_id"] for s in offers[-1]["streams"]} if offers else set()
+
+    async def close(self) -> None:
+        for connection in (self.up, self.down):
+            if connection is not None:
+                await connection.close()
+
+
+async def _until(predicate: Any, timeout: float = WAIT) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+@pytest.mark.timeout(120)
+async def test_sfu_subscriptions_follow_lobby_caucus_and_removal(api_sfu: Api) -> None:
+    api = api_sfu
+    journey = await walk_to_scheduled(api)
+    room = Session(api=api, journey=journey, borrower_link=await issue_link(api, journey, journey.borrower_id),
+                   lender_link="", peers=[])
+    members: list[Member] = []
+    answering: list[asyncio.Task[None]] = []
+    try:
+        mediator, bank, borrower = room.mediator(), room.bank(), room.borrower()
+        joined = await mediator.join()
+        assert joined["media"] == "sfu"
+        await bank.join()
+        lobby = Member(bank)
+        members.append(lobby)
+        # In the lobby nothing may be published or received.
+        refused = await bank.request("publish_media", {"offer": {"type": "offer", "sdp": "v=0"}})
+        assert refused["error"] == "not_admitted", refused
+        assert (await mediator.request("admit", {"participant_id": bank.participant_id}))["ok"]
+        await borrower.join()
+        assert (await mediator.request("admit", {"participant_id": borrower.participant_id}))["ok"]
+
+        trio = {"mediator": Member(mediator), "bank": lobby, "borrower": Member(borrower)}
+        members.extend([trio["mediator"], trio["borrower"]])
+        for member in trio.values():
+            answering.append(asyncio.create_task(member.answer_offers()))
+            await member.publish()
+        ids = {name: member.peer.participant_id for name, member in trio.items()}
+        for name, member in trio.items():
+            others = {pid for other, pid in ids.items() if other != name}
+            await _until(lambda m=member, o=others: m.senders() == o)
+
+        # A caucus with the borrower: the bank's subscription loses both caucus members at Janus.
+        opened = time.monotonic()
+        assert (await mediator.request("open_caucus", {"participant_id": ids["borrower"]}))["ok"]
+        await _until(lambda: trio["bank"].senders() == set())
+        caucus_seconds = time.monotonic() - opened
+        await _until(lambda: trio["borrower"].senders() == {ids["mediator"]})
+        print(f"\ncaucus: excluded party unsubscribed {caucus_seconds:.3f} s after open_caucus")
+        assert caucus_seconds < 1.5
+        assert (await mediator.request("close_caucus", {}))["ok"]
+        await _until(lambda: trio["bank"].senders() == {ids["mediator"], ids["borrower"]})
+
+        # Removal: nobody receives the removed party any longer.
+        removed = time.monotonic()
+        assert (await mediator.request("remove_participant", {"participant_id": ids["bank"]}))["ok"]
+        await _until(lambda: ids["bank"] not in trio["mediator"].senders()
+                     and ids["bank"] not in trio["borrower"].senders())
+        removal_seconds = time.monotonic() - removed
+        print(f"removal: others unsubscribed from the removed party {removal_seconds:.3f} s after the request")
+        assert removal_seconds < 1.5
+    finally:
+        for task in answering:
+            task.cancel()
+        for task in answering:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for member in members:
+            await member.close()
+        for peer in room.peers:
+            await peer.close()
