@@ -7,16 +7,20 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from tests.conftest import Api
+from tests.conftest import Api, _serve, janus_settings, make_settings
 from tests.recording.recorder.test_peer import MovingPattern, Tone
 from tests.signaling.conftest import Session, issue_link
 from tests.signaling.peer import Participant
 from tests.conftest import walk_to_scheduled
+from tests.support.janus import JanusServer
+from tests.support.mailbox import Mailbox
 
 WAIT = 20.0
 
@@ -144,3 +148,92 @@ async def test_sfu_subscriptions_follow_lobby_caucus_and_removal(api_sfu: Api) -
             await member.close()
         for peer in room.peers:
             await peer.close()
+
+
+@pytest.fixture
+async def api_own_janus(tmp_path: Path, mailbox: Mailbox) -> AsyncIterator[tuple[Api, JanusServer]]:
+    """A server with a Janus of its own, which the test may kill."""
+    server = JanusServer().start()
+    try:
+        async for client in _serve(make_settings(tmp_path, **mailbox.settings(), **janus_settings(server)), mailbox):
+            yield client, server
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_sfu_janus_killed_members_told_to_publish_again_and_media_resumes(
+        api_own_janus: tuple[Api, JanusServer]) -> None:
+    api, janus = api_own_janus
+    journey = await walk_to_scheduled(api)
+    room = Session(api=api, journey=journey, borrower_link=await issue_link(api, journey, journey.borrower_id),
+                   lender_link="", peers=[])
+    members: list[Member] = []
+    answering: list[asyncio.Task[None]] = []
+    try:
+        mediator, borrower = room.mediator(), room.borrower()
+        await mediator.join()
+        await borrower.join()
+        assert (await mediator.request("admit", {"participant_id": borrower.participant_id}))["ok"]
+        chat = await mediator.request("send_chat", {"text": "before the media server stops"})
+        assert chat["ok"], chat
+        pair = [Member(mediator), Member(borrower)]
+        members.extend(pair)
+        for member in pair:
+            answering.append(asyncio.create_task(member.answer_offers()))
+            await member.publish()
+        await _until(lambda: pair[0].senders() == {borrower.participant_id})
+        await _until(lambda: pair[1].senders() == {mediator.participant_id})
+
+        killed = time.monotonic()
+        janus.kill()
+        marks = [len(m.peer.events) for m in pair]
+        for member, mark in zip(pair, marks):
+            reset = await member.peer.wait_for("media_reset", after=mark, timeout=WAIT)
+            assert reset == {"reason": "sfu_lost"}
+        told = time.monotonic() - killed
+        # Until Janus is back, a publication is refused with a code the page retries on.
+        refused = await mediator.request("publish_media", {"offer": {"type": "offer", "sdp": "v=0\r\n"}})
+        assert refused["error"] == "sfu_unavailable", refused
+        janus.start()
+        restarted = time.monotonic()
+        offers = [sum(1 for name, _ in m.peer.events if name == "media_offer") for m in pair]
+        for member in pair:
+            await member.close()
+            member.up = member.down = None
+        for member, seen in zip(pair, offers):
+            member.offers = seen
+        for member in pair:
+            await _until_published(member)
+        await _until(lambda: pair[0].senders() == {borrower.participant_id}
+                     and len([1 for n, _ in mediator.events if n == "media_offer"]) > offers[0])
+        await _until(lambda: pair[1].senders() == {mediator.participant_id}
+                     and len([1 for n, _ in borrower.events if n == "media_offer"]) > offers[1])
+        print(f"\nJanus killed: members told in {told:.3f} s; subscriptions back "
+              f"{time.monotonic() - restarted:.3f} s after it restarted")
+        # Nothing of the room went through Janus: the chat and the roster are intact.
+        history = await borrower.request("chat_history", {})
+        assert [m["text"] for m in history["messages"]] == ["before the media server stops"]
+    finally:
+        for task in answering:
+            task.cancel()
+        for task in answering:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for member in members:
+            await member.close()
+        for peer in room.peers:
+            await peer.close()
+
+
+async def _until_published(member: Member) -> None:
+    """Publish again as a page does after media_reset: every second until the media server takes it."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            await member.publish()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
