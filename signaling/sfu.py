@@ -158,7 +158,7 @@ class Sfu:
         body = {"request": "create", "room": janus_room_id(session_id), "permanent": False,
                 "admin_key": self.settings.admin_key, "secret": self._secret(session_id), "is_private": True,
                 "publishers": 8, "audiocodec": "opus", "videocodec": "vp8", "bitrate": self.settings.video_bitrate,
-                "fir_freq": 10, "notify_joining": False}
+                "fir_freq": 3, "notify_joining": False}
         try:
             await instance.session.request(instance.control, body)
         except JanusError as exc:

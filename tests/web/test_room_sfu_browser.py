@@ -85,9 +85,9 @@ async def confirm(page: Page) -> None:
 
 
 async def open_caucus(mediator: Page, participant_id: str) -> None:
-    """The mediator opens a caucus; a click that lands while the roster is redrawn is made again."""
+    """The mediator opens a caucus (the click dispatched: the roster is redrawn as media change), once."""
     for _attempt in range(3):
-        await mediator.get_by_test_id(f"caucus-{participant_id}").click()
+        await mediator.get_by_test_id(f"caucus-{participant_id}").dispatch_event("click")
         try:
             await mediator.get_by_test_id("close-caucus").wait_for(state="visible", timeout=5000)
             return
@@ -164,7 +164,8 @@ async def test_room_sfu_browsers_one_uplink_caucus_isolation_and_removal(api_sfu
     if count == 4:
         assert flows.get(journey.lender_id, 0) > 0, flows  # the other party left out still reaches the bank
     await wait_rising(borrower, {journey.mediator_id})
-    await mediator.get_by_test_id("close-caucus").click()
+    # Dispatched: the mediator's bar is redrawn while the room changes; what matters here is the media.
+    await mediator.get_by_test_id("close-caucus").dispatch_event("click")
     await bank.get_by_test_id("caucus-banner").wait_for(state="hidden", timeout=WAIT_MS)
     await wait_rising(bank, caucus)
 
@@ -184,12 +185,18 @@ async def test_room_sfu_browsers_one_uplink_caucus_isolation_and_removal(api_sfu
         }
         return total; }"""
     await wait_rising(borrower, {journey.bank_id})
-    last = await borrower.evaluate(bytes_of, track)
-    assert last > 0, "the bank's track is not found in the borrower's inbound statistics"
-    await mediator.get_by_test_id(f"remove-{journey.bank_id}").click()
+    await mediator.get_by_test_id(f"remove-{journey.bank_id}").dispatch_event("click")
     await mediator.get_by_test_id("dialog-confirm").wait_for(state="visible", timeout=WAIT_MS)
+    # The measure is live: the bank's bytes are seen growing on the borrower's page just before the click.
+    first = last = await borrower.evaluate(bytes_of, track)
+    watched = time.monotonic()
+    while time.monotonic() - watched < 1.0:
+        await asyncio.sleep(0.05)
+        last = await borrower.evaluate(bytes_of, track)
+    assert last > first > 0, ("the bank's video is not seen arriving at the borrower", first, last)
     clicked = time.monotonic()
-    await mediator.get_by_test_id("dialog-confirm").click()
+    await mediator.get_by_test_id("dialog-confirm").dispatch_event("click")
+    click_seconds = time.monotonic() - clicked
     last_growth = clicked
     while time.monotonic() - clicked < 4.0:
         await asyncio.sleep(0.05)
@@ -197,6 +204,7 @@ async def test_room_sfu_browsers_one_uplink_caucus_isolation_and_removal(api_sfu
         if now > last:
             last, last_growth = now, time.monotonic()
     stopped = last_growth - clicked
-    print(f"{count} pages: the removed bank's video last reached the borrower {stopped:.3f} s after the click")
+    print(f"{count} pages: the removed bank's video last reached the borrower {stopped:.3f} s after the click "
+          f"(polled every 0.05 s once the click returned, {click_seconds:.3f} s after it began)")
     assert stopped < 1.5
     await bank.locator("[data-testid=status][data-state=removed]").wait_for(timeout=WAIT_MS)
