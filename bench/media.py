@@ -79,7 +79,7 @@ def _cpu_seconds(pids: set[int]) -> float:
 
 
 async def _page(browser: Browser, url: str) -> Page:
-    context = await browser.new_context(viewport={"width": 800, "height": 600}, locale="en")
+    context = await browser.new_context(viewport={"width": 1024, "height": 700}, locale="en")
     await context.add_init_script(KEEP_CONNECTIONS)
     page = await context.new_page()
     await page.goto(url)
