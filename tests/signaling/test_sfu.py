@@ -1,5 +1,6 @@
 """Rooms on a real Janus: aiortc peers publish through the room protocol; the server alone decides whom each
-receives (lobby, caucus, removal), and Janus stops a feed as soon as the room changes."""
+receives (lobby, caucus, revocation, removal), and Janus stops a feed as soon as the room changes; a Janus
+killed mid-session."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ async def _until(predicate: Any, timeout: float = WAIT) -> float:
 
 
 @pytest.mark.timeout(120)
-async def test_sfu_subscriptions_follow_lobby_caucus_and_removal(api_sfu: Api) -> None:
+async def test_sfu_subscriptions_follow_lobby_caucus_revocation_and_removal(api_sfu: Api) -> None:
     api = api_sfu
     journey = await walk_to_scheduled(api)
     room = Session(api=api, journey=journey, borrower_link=await issue_link(api, journey, journey.borrower_id),
@@ -130,12 +131,25 @@ async def test_sfu_subscriptions_follow_lobby_caucus_and_removal(api_sfu: Api) -
         assert (await mediator.request("close_caucus", {}))["ok"]
         await _until(lambda: trio["bank"].senders() == {ids["mediator"], ids["borrower"]})
 
+        # Revocation: the case officer revokes the borrower's link; nobody receives the borrower any longer.
+        _, listed = await api.call("GET", f"/api/cases/{journey.case_id}/join-links", token=journey.officer)
+        link_id = next(link["link_id"] for link in listed["links"] if link["party_id"] == ids["borrower"])
+        revoked = time.monotonic()
+        status, _ = await api.call("DELETE", f"/api/cases/{journey.case_id}/join-links/{link_id}",
+                                   token=journey.officer)
+        assert status == 200
+        await _until(lambda: ids["borrower"] not in trio["mediator"].senders()
+                     and ids["borrower"] not in trio["bank"].senders())
+        revocation_seconds = time.monotonic() - revoked
+        print(f"revocation: others unsubscribed from the revoked party {revocation_seconds:.3f} s after the request")
+        assert revocation_seconds < 1.5
+
         # Removal: nobody receives the removed party any longer.
         removed = time.monotonic()
         assert (await mediator.request("remove_participant", {"participant_id": ids["bank"]}))["ok"]
-        await _until(lambda: ids["bank"] not in trio["mediator"].senders()
-                     and ids["bank"] not in trio["borrower"].senders())
+        await _until(lambda: ids["bank"] not in trio["mediator"].senders())
         removal_seconds = time.monotonic() - removed
+        assert trio["mediator"].senders() == set()
         print(f"removal: others unsubscribed from the removed party {removal_seconds:.3f} s after the request")
         assert removal_seconds < 1.5
     finally:
