@@ -53,6 +53,8 @@ async def publish_media(engine: RoomEngine, turn: Turn, payload: payloads.Publis
     check_signal_payload("offer", payload.offer)
     sfu, room, member, sid = engine.sfu, turn.room, turn.member, turn.sid
     assert sfu is not None
+    if not sfu.may_publish(room.session_id, member.participant_id):
+        raise RoomError("rate_limited", "publish_media at most once a second")
     room.janus = url = sfu.place(room)
     result: dict[str, Any] = {}
 

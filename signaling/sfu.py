@@ -35,6 +35,8 @@ from signaling.views import isolated_from
 log = logging.getLogger("mediation.signaling.sfu")
 
 RECONCILE_SECONDS = 0.5
+# A member's publications are at least this far apart: each one costs Janus a handle, a join and ICE.
+PUBLISH_INTERVAL_SECONDS = 1.0
 # After an instance was found down, rooms are not placed on it for this long.
 DOWN_SECONDS = 10.0
 # Janus VideoRoom error codes this module acts on (janus_videoroom.c).
@@ -103,6 +105,7 @@ class Sfu:
         self._dirty: set[str] = set()
         self._reconciling: set[str] = set()
         self._http: aiohttp.ClientSession | None = None
+        self._published_at: dict[tuple[str, str], float] = {}
 
     def start(self) -> None:
         self._http = aiohttp.ClientSession()
@@ -127,6 +130,17 @@ class Sfu:
         ranked = sorted(self._instances.values(), key=lambda i: (
             i.down_until > loop.time(), hashlib.sha256(f"{i.url}\0{room.session_id}".encode()).digest()))
         return ranked[0].url
+
+    def may_publish(self, session_id: str, participant_id: str) -> bool:
+        """Whether the member's last publication is far enough behind (and count this one if so)."""
+        now = asyncio.get_running_loop().time()
+        key = (session_id, participant_id)
+        if now - self._published_at.get(key, -PUBLISH_INTERVAL_SECONDS) < PUBLISH_INTERVAL_SECONDS:
+            return False
+        self._published_at[key] = now
+        if len(self._published_at) > 10_000:
+            self._published_at = {k: t for k, t in self._published_at.items() if now - t < PUBLISH_INTERVAL_SECONDS}
+        return True
 
     def _secret(self, session_id: str) -> str:
         # The VideoRoom room's own secret (kick, destroy, rtp_forward): derived, never stored or sent to browsers.
