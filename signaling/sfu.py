@@ -132,12 +132,11 @@ class Sfu:
         return ranked[0].url
 
     def may_publish(self, session_id: str, participant_id: str) -> bool:
-        """Whether the member's last publication is far enough behind (and count this one if so)."""
+        """Whether the member's last publication Janus took is far enough behind."""
         now = asyncio.get_running_loop().time()
         key = (session_id, participant_id)
         if now - self._published_at.get(key, -PUBLISH_INTERVAL_SECONDS) < PUBLISH_INTERVAL_SECONDS:
             return False
-        self._published_at[key] = now
         if len(self._published_at) > 10_000:
             self._published_at = {k: t for k, t in self._published_at.items() if now - t < PUBLISH_INTERVAL_SECONDS}
         return True
@@ -206,6 +205,8 @@ class Sfu:
                 raise
         if jsep is None or jsep.get("type") != "answer":
             raise JanusError(0, "Janus gave no answer to the publisher's offer")
+        # Publications run one at a time per member (its socket's requests are ordered): counted once taken.
+        self._published_at[key] = asyncio.get_running_loop().time()
         self.schedule(session_id)
         return {"type": "answer", "sdp": jsep["sdp"]}
 
@@ -414,5 +415,6 @@ class Sfu:
                                                                          "members": len(lost)})
         for media in lost:
             del self._media[(media.session_id, media.participant_id)]
+            self._published_at.pop((media.session_id, media.participant_id), None)  # told to publish at once
             media.publisher = media.subscriber = None
             self._tasks.own(self._emit("media_reset", {"reason": "sfu_lost"}, media.sid))

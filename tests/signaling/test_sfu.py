@@ -36,14 +36,18 @@ class Member:
     offers: int = 0
 
     async def publish(self) -> None:
-        self.up = RTCPeerConnection()
-        self.up.addTrack(MovingPattern(160, 120))
-        self.up.addTrack(Tone())
-        await self.up.setLocalDescription(await self.up.createOffer())
-        result = await self.peer.request("publish_media", {"offer": {
-            "type": "offer", "sdp": self.up.localDescription.sdp}})
+        if self.up is not None:
+            await self.up.close()
+        self.up = up = RTCPeerConnection()
+        up.addTrack(MovingPattern(160, 120))
+        up.addTrack(Tone())
+        await up.setLocalDescription(await up.createOffer())
+        result = await self.peer.request("publish_media", {"offer": {"type": "offer", "sdp": up.localDescription.sdp}})
+        if not result["ok"]:
+            await up.close()
+            self.up = None
         assert result["ok"], result
-        await self.up.setRemoteDescription(RTCSessionDescription(**result["answer"]))
+        await up.setRemoteDescription(RTCSessionDescription(**result["answer"]))
 
     async def answer_offers(self) -> None:
         """Answer every media_offer as a page does, in order."""
