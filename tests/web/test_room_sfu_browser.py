@@ -194,17 +194,25 @@ async def test_room_sfu_browsers_one_uplink_caucus_isolation_and_removal(api_sfu
         await asyncio.sleep(0.05)
         last = await borrower.evaluate(bytes_of, track)
     assert last > first > 0, ("the bank's video is not seen arriving at the borrower", first, last)
+    growth: list[float] = []
+
+    async def watch_bank(until: float) -> None:
+        # Samples the borrower's statistics while the click is under way, not only after it returned.
+        seen = last
+        while time.monotonic() < until:
+            await asyncio.sleep(0.05)
+            now = await borrower.evaluate(bytes_of, track)
+            if now > seen:
+                seen = now
+                growth.append(time.monotonic())
+
     clicked = time.monotonic()
+    watching = asyncio.create_task(watch_bank(clicked + 4.0))
     await mediator.get_by_test_id("dialog-confirm").dispatch_event("click")
     click_seconds = time.monotonic() - clicked
-    last_growth = clicked
-    while time.monotonic() - clicked < 4.0:
-        await asyncio.sleep(0.05)
-        now = await borrower.evaluate(bytes_of, track)
-        if now > last:
-            last, last_growth = now, time.monotonic()
-    stopped = last_growth - clicked
+    await watching
+    stopped = max(growth, default=clicked) - clicked
     print(f"{count} pages: the removed bank's video last reached the borrower {stopped:.3f} s after the click "
-          f"(polled every 0.05 s once the click returned, {click_seconds:.3f} s after it began)")
+          f"(sampled every 0.05 s from the click on; the click call itself took {click_seconds:.3f} s)")
     assert stopped < 1.5
     await bank.locator("[data-testid=status][data-state=removed]").wait_for(timeout=WAIT_MS)
