@@ -12,6 +12,17 @@ COPY web_client/ ./
 RUN npm run build \
  && rm -rf node_modules test
 
+# The rooms' selective forwarding unit: Debian's Janus with the VideoRoom plugin (deploy/compose.yaml
+# builds this target as the "janus" service; docs/deploy.md). Its configuration is mounted at run time.
+FROM debian:bookworm-slim AS janus
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends janus \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10002 janus \
+ && useradd --system --uid 10002 --gid janus --no-create-home --shell /usr/sbin/nologin janus
+USER janus
+CMD ["janus", "-C", "/etc/janus-mediation/janus.jcfg", "-F", "/etc/janus-mediation", "-o"]
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

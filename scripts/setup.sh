@@ -55,6 +55,8 @@ missing_packages() {
     command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx)
     # coturn (turnserver) runs deploy/turnserver.conf in tests/deploy/test_turn.py.
     command -v turnserver >/dev/null 2>&1 || [[ -x /usr/bin/turnserver ]] || pkgs+=(coturn)
+    # Janus (VideoRoom plugin) is the rooms' selective forwarding unit in tests/web and tests/signaling.
+    command -v janus >/dev/null 2>&1 || [[ -x /usr/bin/janus ]] || pkgs+=(janus)
     command -v age >/dev/null 2>&1 || pkgs+=(age)
     command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)

@@ -147,6 +147,8 @@ def room_settings(settings: Settings) -> RoomSettings:
         consent_burst=settings.room_consent_burst, consent_interval=settings.room_consent_seconds,
         presence_burst=settings.room_presence_burst, presence_interval=settings.room_presence_seconds,
         credential_recheck_seconds=settings.credential_recheck_seconds,
+        janus_urls=settings.janus_urls, janus_api_secret=settings.janus_api_secret.reveal(),
+        janus_admin_key=settings.janus_admin_key.reveal(), janus_video_bitrate=settings.janus_video_bitrate,
     )
 
 

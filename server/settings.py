@@ -264,6 +264,12 @@ class Settings:
     turn_urls: tuple[str, ...] = _field("TURN_URLS", _url_list, ())
     turn_secret: Secret = _field("TURN_SECRET", Secret, Secret(""), secret=True)
     turn_ttl_seconds: int = _field("TURN_TTL_SECONDS", _positive_int, 3600)
+    # The rooms' selective forwarding unit: Janus instances (HTTP API URLs, comma-separated), each room pinned
+    # to one of them. Empty: the browsers form a full mesh (the embedded default). docs/deploy.md, "Janus".
+    janus_urls: tuple[str, ...] = _field("JANUS_URLS", _http_url_list, ())
+    janus_api_secret: Secret = _field("JANUS_API_SECRET", Secret, Secret(""), secret=True)
+    janus_admin_key: Secret = _field("JANUS_ADMIN_KEY", Secret, Secret(""), secret=True)
+    janus_video_bitrate: int = _field("JANUS_VIDEO_BITRATE", _positive_int, 600_000)
     reconnect_grace_seconds: int = _field("RECONNECT_GRACE_SECONDS", _positive_int, 60)
     # Room connections per client address per minute, on each node (behind a trusted proxy, the client's).
     room_connects_per_minute: int = _field("ROOM_CONNECTS_PER_MINUTE", _positive_int, 120)
@@ -377,6 +383,9 @@ class Settings:
                                 f"{PREFIX}SMTP_PASSWORD is set too; give one of them")
         if self.smtp_password_file and not Path(self.smtp_password_file).is_file():
             raise SettingsError(f"{PREFIX}SMTP_PASSWORD_FILE={self.smtp_password_file!r} is invalid: no such file")
+        if self.janus_urls and not (self.janus_api_secret and self.janus_admin_key):
+            raise SettingsError(f"{PREFIX}JANUS_URLS={','.join(self.janus_urls)!r} is invalid: Janus needs "
+                                f"{PREFIX}JANUS_API_SECRET and {PREFIX}JANUS_ADMIN_KEY (or their _FILE settings)")
         if self.sms_url and not self.sms_token:
             raise SettingsError(f"{PREFIX}SMS_URL={self.sms_url!r} is invalid: {PREFIX}SMS_TOKEN is empty; the "
                                 f"gateway needs its bearer secret")

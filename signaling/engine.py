@@ -21,6 +21,7 @@ from signaling.requests import Request
 from signaling.revocation import AuthorityCheck
 from signaling.roomsettings import RoomSettings
 from signaling.roomstate import RoomStore
+from signaling.sfu import Sfu, SfuSettings
 from signaling.tasks import Tasks
 from signaling.throttle import TokenBucket
 from signaling.turns import Connection, Outlet, Turn, TurnRunner
@@ -59,6 +60,12 @@ class RoomEngine:
                                  settings.reconnect_grace_seconds)
         self.watch = nodes.NodeWatch(self)
         self.authority_check = AuthorityCheck(self, authority or LocalAuthority())
+        # The rooms' media through Janus when instances are configured; otherwise the browsers' mesh.
+        self.sfu: Sfu | None = None
+        if settings.janus_urls:
+            self.sfu = Sfu(SfuSettings(settings.janus_urls, settings.janus_api_secret, settings.janus_admin_key,
+                                       settings.janus_video_bitrate), store, self._emit_here, self.tasks)
+            self.runner.media_changed = self.sfu.schedule
         self._connect_attempts: dict[str, list[float]] = {}
 
     def start(self) -> None:
@@ -66,9 +73,21 @@ class RoomEngine:
         hearing revocations."""
         self.tasks.own(self.watch.keep_alive())
         self.authority_check.start()
+        if self.sfu is not None:
+            self.sfu.start()
+
+    @property
+    def media_mode(self) -> str:
+        return "mesh" if self.sfu is None else "sfu"
+
+    async def _emit_here(self, event: str, data: Any, sid: str) -> None:
+        """A notice to a socket of this node (the SFU's offers go to the members whose handles it holds)."""
+        await self.outlet.emit(event, data, to=sid, ignore_queue=True)
 
     async def close(self) -> None:
         await self.tasks.close()
+        if self.sfu is not None:
+            await self.sfu.close()
         await self.watch.stopped()
         await self.liveness.close()
         await self.budgets.close()

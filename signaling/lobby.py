@@ -65,7 +65,7 @@ async def join_room(engine: RoomEngine, turn: Turn, payload: payloads.JoinRoom) 
     return {
         "participant_id": member.participant_id, "role": member.role, "name": member.name,
         "status": LOBBY if second_device else member.status, "second_device": second_device, "resume_key": key,
-        "mode": room.mode, "case_id": room.case_id, "session_id": room.session_id,
+        "mode": room.mode, "media": engine.media_mode, "case_id": room.case_id, "session_id": room.session_id,
         "ice_servers": ice_servers(settings.stun_urls, settings.turn_urls, settings.turn_secret,
                                    member.participant_id, settings.turn_ttl_seconds),
         "room": waiting_view(room, member) if second_device else room_view(room, member),

@@ -1,4 +1,5 @@
-"""Media: each member's microphone and camera state, and the WebRTC signaling relay between admitted members."""
+"""Media: each member's microphone and camera state, the WebRTC signaling relay between admitted members (mesh),
+and, when the rooms run on Janus, publishing through it and answering its subscription offers (signaling/sfu.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from signaling import payloads
 from signaling.errors import RoomError
+from signaling.janus import JanusError, JanusLost
 from signaling.roomstate import ADMITTED
 from signaling.views import isolated_from
 
@@ -34,6 +36,72 @@ async def signal(engine: RoomEngine, turn: Turn, payload: payloads.Signal) -> No
     check_signal_payload(payload.kind, payload.payload)
     turn.send(target.sid, "signal", {"from": member.participant_id, "kind": payload.kind,
                                      "payload": payload.payload})
+
+
+def _sfu_room(engine: RoomEngine, turn: Turn) -> None:
+    if turn.room.mode != "video":
+        raise RoomError("chat_only", "this is a chat-only session; no media is exchanged")
+    if engine.sfu is None:
+        raise RoomError("no_sfu", "this server's rooms use the mesh: send your media with signal")
+
+
+async def publish_media(engine: RoomEngine, turn: Turn, payload: payloads.PublishMedia) -> dict[str, Any]:
+    """The member's offer goes to Janus; its answer comes back in the acknowledgement as ``answer``.
+
+    The Janus round trip runs after the room is saved, outside its lock; the placement it uses is recorded first."""
+    _sfu_room(engine, turn)
+    check_signal_payload("offer", payload.offer)
+    sfu, room, member, sid = engine.sfu, turn.room, turn.member, turn.sid
+    assert sfu is not None
+    if not sfu.may_publish(room.session_id, member.participant_id):
+        raise RoomError("rate_limited", "publish_media at most once a second")
+    room.janus = url = sfu.place(room)
+    result: dict[str, Any] = {}
+
+    async def publish() -> None:
+        try:
+            result["answer"] = await sfu.publish(room.session_id, url, member.participant_id, sid, payload.offer)
+        except (JanusLost, JanusError) as exc:
+            raise RoomError("sfu_unavailable", f"the media server did not take your media ({exc}); "
+                                               "try again in a moment") from None
+
+    turn.after_save.append(publish)
+    return result
+
+
+async def answer_media(engine: RoomEngine, turn: Turn, payload: payloads.AnswerMedia) -> None:
+    """The member's answer to the last ``media_offer``: its subscription starts (or is updated) at Janus."""
+    _sfu_room(engine, turn)
+    check_signal_payload("answer", payload.answer)
+    sfu, session_id, participant_id, sid = engine.sfu, turn.room.session_id, turn.member.participant_id, turn.sid
+    assert sfu is not None
+
+    async def answer() -> None:
+        try:
+            taken = await sfu.answer(session_id, participant_id, sid, payload.answer)
+        except (JanusLost, JanusError) as exc:
+            raise RoomError("sfu_unavailable", f"the media server did not take your answer ({exc})") from None
+        if not taken:
+            raise RoomError("not_published", "no media offer is waiting for this socket's answer; publish first")
+
+    turn.after_save.append(answer)
+
+
+async def media_candidate(engine: RoomEngine, turn: Turn, payload: payloads.MediaCandidate) -> None:
+    _sfu_room(engine, turn)
+    check_signal_payload("ice_candidate", payload.candidate)
+    sfu, session_id, participant_id, sid = engine.sfu, turn.room.session_id, turn.member.participant_id, turn.sid
+    assert sfu is not None
+
+    async def trickle() -> None:
+        try:
+            taken = await sfu.trickle(session_id, participant_id, sid, payload.target, payload.candidate)
+        except (JanusLost, JanusError) as exc:
+            raise RoomError("sfu_unavailable", f"the media server did not take your candidate ({exc})") from None
+        if not taken:
+            raise RoomError("not_published", f"no {payload.target} connection of this socket at the media server")
+
+    turn.after_save.append(trickle)
 
 
 def check_signal_payload(kind: str, payload: dict[str, Any]) -> None:

@@ -96,6 +96,19 @@ class Signal(Payload):
     payload: Annotated[dict[str, Any], AfterValidator(_bounded_object)]
 
 
+class PublishMedia(Payload):
+    offer: Annotated[dict[str, Any], AfterValidator(_bounded_object)]
+
+
+class AnswerMedia(Payload):
+    answer: Annotated[dict[str, Any], AfterValidator(_bounded_object)]
+
+
+class MediaCandidate(Payload):
+    target: Literal["publish", "subscribe"]
+    candidate: Annotated[dict[str, Any], AfterValidator(_bounded_object)]
+
+
 class MuteChat(Payload):
     participant_id: ParticipantId
     muted: bool

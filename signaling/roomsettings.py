@@ -40,6 +40,11 @@ class RoomSettings:
     consent_interval: float = 10.0
     presence_burst: int = 30
     presence_interval: float = 2.0
+    # Janus instances (their HTTP API URLs) the rooms' media go through; none: the browsers' mesh.
+    janus_urls: tuple[str, ...] = ()
+    janus_api_secret: str = ""
+    janus_admin_key: str = ""  # the VideoRoom plugin's admin_key: creating rooms and RTP forwarders
+    janus_video_bitrate: int = 600_000
 
     def budget(self, name: str) -> Budget:
         """The per-participant budget ``name`` of the request table."""

@@ -55,6 +55,7 @@ class Room:
     sealed: bool = False  # whether records of this room are sealed to recipients (fixed when it opens)
     opened: bool = False
     waiting_devices: dict[str, Device] = dataclasses.field(default_factory=dict)  # participant_id -> its second
+    janus: str | None = None  # the Janus instance (API URL) holding the room's media, once placed (signaling/sfu.py)
 
     @property
     def mediator(self) -> Member | None:

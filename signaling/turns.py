@@ -113,6 +113,9 @@ class TurnRunner:
         self.tasks = tasks
         self.node_id = node_id
         self.reconnect_grace_seconds = reconnect_grace_seconds
+        # Called with the session id after each turn that changed the roster or the isolation (the SFU's
+        # subscriptions follow them); None when the rooms use the mesh.
+        self.media_changed: Callable[[str], None] | None = None
 
     async def run(self, sid: str, identity: Identity, action: Action, payload: Any,
                   *, joining: bool = False) -> dict[str, Any] | None:
@@ -150,6 +153,8 @@ class TurnRunner:
             await self.outlet.emit(event, data, to=to[0] if len(to) == 1 else to)
         if turn.roster_changed or turn.isolation_changed:
             await self._broadcast_state(turn)
+            if self.media_changed is not None:
+                self.media_changed(turn.room.session_id)
         for action, detail in turn.audits:
             try:
                 await self.hooks.audit(turn.identity, action, detail)

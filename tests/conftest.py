@@ -19,9 +19,10 @@ from aiohttp.test_utils import TestServer
 
 from server.app import OWN_URL, create_app
 from server.services import SERVICES, Services
-from server.settings import Settings
+from server.settings import Secret, Settings
 from tests.support import walk
 from tests.support.mailbox import Mailbox
+from tests.support.janus import JanusServer
 from tests.support.services import PostgresServer
 from tests.support.walk import STAFF_PASSWORD, Journey, application, future
 
@@ -166,6 +167,29 @@ async def _serve(settings: Settings, mailbox: Mailbox | None = None) -> AsyncIte
             yield Api(session=session, base=str(server.make_url("")).rstrip("/"), app=app, mailbox=mailbox)
     finally:
         await server.close()
+
+
+@pytest.fixture(scope="session")
+def janus() -> Iterator[JanusServer]:
+    """A real Janus (VideoRoom only) for the session's tests (tests/support/janus.py)."""
+    server = JanusServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def janus_settings(server: JanusServer) -> dict[str, Any]:
+    """The settings that put the rooms' media on ``server``."""
+    return {"janus_urls": (server.url,), "janus_api_secret": Secret(server.api_secret),
+            "janus_admin_key": Secret(server.admin_key)}
+
+
+@pytest.fixture
+async def api_sfu(tmp_path: Path, mailbox: Mailbox, janus: JanusServer) -> AsyncIterator[Api]:
+    """The server on embedded defaults with its rooms' media through ``janus``."""
+    async for client in _serve(make_settings(tmp_path, **mailbox.settings(), **janus_settings(janus)), mailbox):
+        yield client
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The test-service helpers start real PostgreSQL and Redis servers."""
+"""The test-service helpers start real PostgreSQL, Redis and Janus servers."""
 
 from __future__ import annotations
 
@@ -205,3 +205,30 @@ def test_nginx_passes_a_refused_request_to_the_next_upstream():
                     assert response.read() == b"live"
                 server.join(10)
         assert not _port_open(nginx.port)
+
+
+def _janus(url: str, body: dict) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps({**body, "transaction": "t"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_janus_serves_only_the_videoroom_behind_its_secret_and_recovers_after_kill():
+    from tests.support.janus import JanusServer
+
+    with JanusServer() as janus:
+        info = _janus(janus.url, {"janus": "info", "apisecret": janus.api_secret})
+        assert list(info["plugins"]) == ["janus.plugin.videoroom"]
+        assert list(info["transports"]) == ["janus.transport.http"]
+        refused = _janus(janus.url, {"janus": "create"})
+        assert refused["janus"] == "error" and refused["error"]["code"] == 403  # JANUS_ERROR_UNAUTHORIZED
+        url = janus.url
+        janus.kill()
+        assert not _port_open(janus.port)
+        janus.start()
+        assert janus.url == url
+        assert _janus(janus.url, {"janus": "create", "apisecret": janus.api_secret})["janus"] == "success"

@@ -85,3 +85,19 @@ def test_settings_own_file_settings_are_not_read_as_the_file_variant(tmp_path: P
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_settings_janus_needs_both_secrets_which_never_print(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="MEDIATION_JANUS_URLS=.*MEDIATION_JANUS_API_SECRET"):
+        Settings.from_env({"MEDIATION_JANUS_URLS": "http://127.0.0.1:8088/janus"})
+    with pytest.raises(SettingsError, match="MEDIATION_JANUS_URLS="):
+        Settings.from_env({"MEDIATION_JANUS_URLS": "janus:8088"})
+    secret = tmp_path / "janus-api-secret"
+    secret.write_text("a" * 64 + "\n")
+    settings = Settings.from_env({"MEDIATION_JANUS_URLS": "http://127.0.0.1:8088/janus/, http://10.0.0.2:8088/janus",
+                                  "MEDIATION_JANUS_API_SECRET_FILE": str(secret),
+                                  "MEDIATION_JANUS_ADMIN_KEY": "b" * 64})
+    assert settings.janus_urls == ("http://127.0.0.1:8088/janus", "http://10.0.0.2:8088/janus")
+    assert settings.janus_api_secret.reveal() == "a" * 64
+    assert "a" * 64 not in repr(settings) and "b" * 64 not in repr(settings)
+    assert Settings().janus_urls == ()  # the embedded default: the browsers' mesh

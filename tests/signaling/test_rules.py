@@ -59,6 +59,8 @@ class Scene:
             "return_to_lobby": {"participant_id": target}, "send_chat": {"text": "hello"},
             "typing": {"active": True}, "media_state": {"audio": True, "video": False},
             "signal": {"to": other, "kind": "offer", "payload": OFFER},
+            "publish_media": {"offer": OFFER}, "answer_media": {"answer": {"type": "answer", "sdp": "v=0\r\n"}},
+            "media_candidate": {"target": "publish", "candidate": {"candidate": None}},
             "mute_chat": {"participant_id": target, "muted": True},
             "request_mute_media": {"participant_id": target, "audio": True, "video": True},
             "remove_participant": {"participant_id": target}, "lock_room": {"locked": True},

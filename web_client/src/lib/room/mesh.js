@@ -72,6 +72,8 @@ export class Mesh extends Emitter {
    * @param {number} [options.connectTimeoutMs] a connection not connected by then is replaced
    * @param {number} [options.iceRestartTimeoutMs] a failed connection not back by then after an ICE restart is replaced
    * @param {number} [options.initialOfferWaitMs] how long the polite end waits for the first offer
+   * @param {((participant: Participant) => boolean) | null} [options.only] connect only to those it accepts
+   *   (the SFU's page connects to the recorder alone: ./sfu.js)
    * @param {((...args: any[]) => void) | null} [options.log]
    */
   constructor({
@@ -82,6 +84,7 @@ export class Mesh extends Emitter {
     connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
     iceRestartTimeoutMs = 8000,
     initialOfferWaitMs = DEFAULT_INITIAL_OFFER_WAIT_MS,
+    only = null,
     log = null,
   } = {}) {
     super();
@@ -93,6 +96,7 @@ export class Mesh extends Emitter {
     this.connectTimeoutMs = connectTimeoutMs;
     this.iceRestartTimeoutMs = iceRestartTimeoutMs;
     this.initialOfferWaitMs = initialOfferWaitMs;
+    this.only = only;
     this._log = typeof log === "function" ? log : null;
     /** @type {import("./peer.js").PeerLink} */
     this._link = { send: (peer, kind, payload) => this._send(peer, kind, payload), trace: (...args) => this._trace(...args) };
@@ -189,6 +193,7 @@ export class Mesh extends Emitter {
       const id = p.participant_id;
       if (id === this.selfId) continue;
       if (p.status !== "admitted" || p.connected === false) continue;
+      if (this.only && !this.only(p)) continue;
       if (this.isolated.has(id) || this.refusedByServer.has(id)) continue;
       // The recorder takes our camera and microphone and sends nothing back: without media, no use.
       if (p.role === "recorder" && !this._localTrack("audio") && !this._localTrack("video")) continue;

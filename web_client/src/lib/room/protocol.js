@@ -513,6 +513,32 @@ export class RoomClient extends Emitter {
     return this.request("signal", { to, kind, payload });
   }
 
+  /** publish_media: our offer to the media server; resolves with `{answer}`.
+   *
+   * @param {{type: string, sdp: string}} offer
+   * @returns {Promise<{answer: {type: "answer", sdp: string}}>}
+   */
+  publishMedia(offer) {
+    return this.request("publish_media", { offer: { type: offer.type, sdp: offer.sdp } });
+  }
+
+  /** answer_media: our answer to the last media_offer.
+   *
+   * @param {{type: string, sdp: string}} answer
+   */
+  answerMedia(answer) {
+    return this.request("answer_media", { answer: { type: answer.type, sdp: answer.sdp } });
+  }
+
+  /** media_candidate: an ICE candidate of our up (publish) or down (subscribe) connection.
+   *
+   * @param {"publish" | "subscribe"} target
+   * @param {Record<string, any>} candidate
+   */
+  mediaCandidate(target, candidate) {
+    return this.request("media_candidate", { target, candidate });
+  }
+
   /**
    * @param {string} participantId
    * @param {boolean} muted

@@ -58,6 +58,7 @@
  * @property {RoomState} [room]
  * @property {boolean} [records_sealed]
  * @property {RecordingNotice[]} [recording_notice]
+ * @property {"mesh" | "sfu"} [media] how the room's media flow: the browsers' mesh or the media server
  *
  * @typedef {{urls: string | string[], username?: string, credential?: string}} RTCIceServerLike
  *

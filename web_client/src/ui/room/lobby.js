@@ -1,5 +1,6 @@
 // Joining: the pre-join check, join_room, the lobby, admission and return to the lobby, leaving.
 import { Mesh } from "../../lib/room/mesh.js";
+import { Sfu } from "../../lib/room/sfu.js";
 import { $ } from "../dom.js";
 import { loadHistory, stopTyping } from "./chat.js";
 import { onRefused, terminate } from "./connection.js";
@@ -88,7 +89,8 @@ function ensureMesh(state) {
     if (typeof RTCPeerConnection !== "function") setStatus(state, "media", { state: "unsupported" });
     return;
   }
-  const mesh = new Mesh({
+  const Media = state.self && state.self.media === "sfu" ? Sfu : Mesh;
+  const mesh = new Media({
     client: state.client,
     RTCPeerConnection,
     localStream: state.media.stream,

@@ -37,7 +37,7 @@ export const translatorFor = (lang) => makeTranslator(lang, ROOM_CATALOGS);
  * @property {boolean} historyGuard a history entry stands in front of the room (Back asks first)
  * @property {string} drawnPhase the phase the page was last drawn in
  * @property {import("../../lib/room/protocol.js").RoomClient | null} client
- * @property {import("../../lib/room/mesh.js").Mesh | null} mesh
+ * @property {import("../../lib/room/mesh.js").Mesh | import("../../lib/room/sfu.js").Sfu | null} mesh the room's media (mesh or SFU)
  * @property {"init" | "signin" | "prejoin" | "lobby" | "room" | "over"} phase
  * @property {boolean} joining
  * @property {import("../../lib/room/types.js").JoinResult | null} self the join_room result

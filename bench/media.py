@@ -1,0 +1,166 @@
+"""Per-page CPU and uplink of a room's browsers: the full mesh against Janus (the SFU), side by side.
+
+    .venv/bin/python bench/media.py [--participants 3,4] [--seconds 20]
+
+For each topology and room size: a server in this process (embedded defaults; with Janus from Debian
+started on free ports for the SFU runs, as the tests do), Debian's Chromium headless with its fake camera
+and microphone, one page per participant (the mediator signs in, the parties open their join links), all
+admitted. Once every page decodes every other's video, over ``--seconds``:
+
+- CPU per page: the CPU time (user + system) of every Chromium process this benchmark started (they are
+  all its descendants), divided by the pages and the window: cores per page;
+- uplink per page: the bytes every open RTCPeerConnection of the page sent (getStats ``outbound-rtp``),
+  over the window, in kbit/s, and how many outbound video streams the page has;
+- Janus's own CPU over the window (SFU runs), in cores.
+
+Recording is off in these runs (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
+
+from tests.conftest import Api, _serve, janus_settings, make_settings, walk_to_scheduled  # noqa: E402
+from tests.support.janus import JanusServer  # noqa: E402
+from tests.support.mailbox import Mailbox  # noqa: E402
+from tests.support.walk import party_link  # noqa: E402
+from tests.web.browser import CHROMIUM, FLAGS, admit, join_room, sign_in, wait_rising  # noqa: E402
+from tests.web.test_room_sfu_browser import KEEP_CONNECTIONS  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+UPLINK = """async () => {
+  let bytes = 0, videos = 0;
+  for (const pc of window.__connections || []) {
+    if (pc.connectionState === 'closed') continue;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp') { bytes += s.bytesSent || 0; if (s.kind === 'video') videos += 1; }
+    });
+  }
+  return {bytes, videos};
+}"""
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+        found.update(kids)
+        stack.extend(kids)
+    return found
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+async def _page(browser: Browser, url: str) -> Page:
+    context = await browser.new_context(viewport={"width": 1024, "height": 700}, locale="en")
+    await context.add_init_script(KEEP_CONNECTIONS)
+    page = await context.new_page()
+    await page.goto(url)
+    return page
+
+
+async def run(topology: str, participants: int, seconds: float, janus: JanusServer | None) -> dict:
+    mailbox = await Mailbox().start()
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = janus_settings(janus) if janus is not None else {}
+        settings = make_settings(Path(tmp), login_attempts_per_minute=500, applications_per_minute=500,
+                                 **mailbox.settings(), **extra)
+        async for api in _serve(settings, mailbox):
+            result = await _measure(api, topology, participants, seconds, mailbox, janus)
+    await mailbox.stop()
+    return result
+
+
+async def _measure(api: Api, topology: str, participants: int, seconds: float, mailbox: Mailbox,
+                   janus: JanusServer | None) -> dict:
+    journey = await walk_to_scheduled(api)
+    users = {u.user_id: u.username for u in await api.services.accounts.list_staff()}
+    room_url = f"{api.base}/room?session={journey.session_id}&lang=en"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            mediator = await _page(browser, room_url)
+            await sign_in(mediator, users[journey.mediator_id])
+            await join_room(mediator)
+            pages = {journey.mediator_id: mediator}
+            parties = [journey.borrower_id, journey.lender_id][:participants - 2]
+            bank = await _page(browser, room_url)
+            await sign_in(bank, users[journey.bank_id])
+            await join_room(bank)
+            pages[journey.bank_id] = bank
+            for party in parties:
+                link = await party_link(api.http, journey, party, mailbox)
+                page = await _page(browser, f"{api.base}/room?lang=en#{link}")
+                await join_room(page)
+                pages[party] = page
+            await admit(mediator, *[pid for pid in pages if pid != journey.mediator_id])
+            for pid, page in pages.items():
+                await wait_rising(page, set(pages) - {pid})
+            await asyncio.sleep(3.0)  # past the encoders' ramp-up
+            chromium = _children(os.getpid()) - ({janus._proc.pid} | _children(janus._proc.pid)
+                                                 if janus is not None and janus._proc is not None else set())
+            janus_pids = {janus._proc.pid} if janus is not None and janus._proc is not None else set()
+            before = {pid: await page.evaluate(UPLINK) for pid, page in pages.items()}
+            cpu0, janus0, t0 = _cpu_seconds(chromium), _cpu_seconds(janus_pids), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu1, janus1, t1 = _cpu_seconds(chromium), _cpu_seconds(janus_pids), time.monotonic()
+            after = {pid: await page.evaluate(UPLINK) for pid, page in pages.items()}
+        finally:
+            await browser.close()
+    window = t1 - t0
+    uplinks = [(after[p]["bytes"] - before[p]["bytes"]) * 8 / window / 1000 for p in pages]
+    return {
+        "topology": topology, "participants": participants, "seconds": round(window, 1),
+        "cpu_per_page": round((cpu1 - cpu0) / window / len(pages), 3),
+        "uplink_kbps_per_page": round(sum(uplinks) / len(uplinks)),
+        "outbound_videos_per_page": sorted({after[p]["videos"] for p in pages}),
+        "janus_cpu": round((janus1 - janus0) / window, 3) if janus is not None else None,
+        "load_average": round(os.getloadavg()[0], 1),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", default="3,4", help="room sizes, comma-separated (3 or 4)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per run")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.participants.split(",")]
+    janus = JanusServer().start()
+    try:
+        for size in sizes:
+            for topology in ("mesh", "sfu"):
+                result = await run(topology, size, args.seconds, janus if topology == "sfu" else None)
+                print(result, flush=True)
+    finally:
+        janus.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

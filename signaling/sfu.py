@@ -1,0 +1,420 @@
+"""Rooms on a selective forwarding unit (Janus VideoRoom): placement, publishing, and each member's subscription
+kept to what the room lets it receive.
+
+Browsers send their media to Janus and receive from it, but only this server speaks Janus's API: it publishes
+on a member's behalf (the member's offer, Janus's answer back through the room protocol) and decides every
+subscription from the room's state, never from what a browser asks for. A member receives the feeds of the
+other admitted, connected members it is not isolated from (``views.isolated_from``: a caucus); a member in
+the lobby receives nothing. Every turn that changes the roster or the isolation reconciles its room at once,
+and each node reconciles the rooms of its own members every ``RECONCILE_SECONDS`` besides (changes made on
+another node, feeds that became active). An unsubscription takes effect at Janus when it answers the
+``update`` request: the feed stops there, whatever the browser does with the renegotiation offer.
+
+State here is this node's only: the Janus handles of the members whose sockets are on this node. Which
+Janus instance holds a room is part of the room (``Room.janus``), so every node agrees on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from signaling.janus import JanusError, JanusLost, JanusSession
+from signaling.roomstate import ADMITTED, Room, RoomStore
+from signaling.tasks import Tasks
+from signaling.views import isolated_from
+
+log = logging.getLogger("mediation.signaling.sfu")
+
+RECONCILE_SECONDS = 0.5
+# A member's publications are at least this far apart: each one costs Janus a handle, a join and ICE.
+PUBLISH_INTERVAL_SECONDS = 1.0
+# After an instance was found down, rooms are not placed on it for this long.
+DOWN_SECONDS = 10.0
+# Janus VideoRoom error codes this module acts on (janus_videoroom.c).
+ROOM_EXISTS = 427
+NO_SUCH_FEED = 428
+NO_SUCH_ROOM = 426
+ID_EXISTS = 436
+
+Emit = Callable[[str, Any, str], Awaitable[None]]
+
+
+def janus_room_id(session_id: str) -> int:
+    """The VideoRoom room of a session: the same number on every node (48 bits: exact in JSON)."""
+    return int.from_bytes(hashlib.sha256(b"room\0" + session_id.encode()).digest()[:6], "big")
+
+
+def feed_id(session_id: str, participant_id: str) -> int:
+    """A member's publisher id in its session's VideoRoom, the same on every node."""
+    return int.from_bytes(hashlib.sha256(f"feed\0{session_id}\0{participant_id}".encode()).digest()[:6], "big")
+
+
+@dataclasses.dataclass
+class SfuSettings:
+    urls: tuple[str, ...]
+    api_secret: str
+    admin_key: str
+    # The video bitrate Janus asks each publisher to keep under (REMB), in bits per second.
+    video_bitrate: int = 600_000
+
+
+@dataclasses.dataclass
+class MemberMedia:
+    """One member's Janus handles on this node; its ``lock`` orders every change to them."""
+
+    session_id: str
+    participant_id: str
+    sid: str
+    url: str
+    publisher: int | None = None
+    subscriber: int | None = None
+    subscribed: dict[int, str] = dataclasses.field(default_factory=dict)  # feed -> participant_id
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
+class Instance:
+    """One Janus instance: its API session, opened when first needed and again after it was lost."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session: JanusSession | None = None
+        self.opening = asyncio.Lock()
+        self.down_until = 0.0
+        self.control: int | None = None  # a handle for room-level requests (create, list, kick)
+
+
+class Sfu:
+    """This node's side of the rooms placed on Janus; runs on the signaling event loop."""
+
+    def __init__(self, settings: SfuSettings, store: RoomStore, emit: Emit, tasks: Tasks) -> None:
+        self.settings = settings
+        self._store = store
+        self._emit = emit
+        self._tasks = tasks
+        self._instances = {url: Instance(url) for url in settings.urls}
+        self._media: dict[tuple[str, str], MemberMedia] = {}
+        self._dirty: set[str] = set()
+        self._reconciling: set[str] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self._published_at: dict[tuple[str, str], float] = {}
+
+    def start(self) -> None:
+        self._http = aiohttp.ClientSession()
+        self._tasks.own(self._watch())
+
+    async def close(self) -> None:
+        for instance in self._instances.values():
+            if instance.session is not None:
+                await instance.session.close()
+                instance.session = None
+        if self._http is not None:
+            await self._http.close()
+
+    # --- placement ------------------------------------------------------------------------------------
+
+    def place(self, room: Room) -> str:
+        """The instance holding ``room``: the one recorded, unless unknown or down; else the highest-ranked up."""
+        loop = asyncio.get_running_loop()
+        current = self._instances.get(room.janus or "")
+        if current is not None and current.down_until <= loop.time():
+            return current.url
+        ranked = sorted(self._instances.values(), key=lambda i: (
+            i.down_until > loop.time(), hashlib.sha256(f"{i.url}\0{room.session_id}".encode()).digest()))
+        return ranked[0].url
+
+    def may_publish(self, session_id: str, participant_id: str) -> bool:
+        """Whether the member's last publication Janus took is far enough behind."""
+        now = asyncio.get_running_loop().time()
+        key = (session_id, participant_id)
+        if now - self._published_at.get(key, -PUBLISH_INTERVAL_SECONDS) < PUBLISH_INTERVAL_SECONDS:
+            return False
+        if len(self._published_at) > 10_000:
+            self._published_at = {k: t for k, t in self._published_at.items() if now - t < PUBLISH_INTERVAL_SECONDS}
+        return True
+
+    def _secret(self, session_id: str) -> str:
+        # The VideoRoom room's own secret (kick, destroy, rtp_forward): derived, never stored or sent to browsers.
+        key = self.settings.admin_key.encode() or self.settings.api_secret.encode()
+        return hmac.new(key, f"room\0{session_id}".encode(), hashlib.sha256).hexdigest()
+
+    async def _instance(self, url: str) -> Instance:
+        instance = self._instances.get(url)
+        if instance is None:
+            raise JanusLost(f"no Janus instance {url} is configured")
+        async with instance.opening:
+            if instance.session is None or instance.session.lost:
+                assert self._http is not None
+                session = JanusSession(self._http, url, self.settings.api_secret,
+                                       on_event=lambda handle, event: self._on_event(instance, handle, event),
+                                       on_lost=lambda: self._on_lost(instance))
+                try:
+                    await session.open()
+                    instance.control = await session.attach()
+                except JanusLost:
+                    instance.down_until = asyncio.get_running_loop().time() + DOWN_SECONDS
+                    await session.close()
+                    raise
+                instance.session = session
+        return instance
+
+    async def _ensure_room(self, instance: Instance, session_id: str) -> None:
+        assert instance.session is not None and instance.control is not None
+        body = {"request": "create", "room": janus_room_id(session_id), "permanent": False,
+                "admin_key": self.settings.admin_key, "secret": self._secret(session_id), "is_private": True,
+                "publishers": 8, "audiocodec": "opus", "videocodec": "vp8", "bitrate": self.settings.video_bitrate,
+                "fir_freq": 3, "notify_joining": False}
+        try:
+            await instance.session.request(instance.control, body)
+        except JanusError as exc:
+            if exc.code != ROOM_EXISTS:
+                raise
+
+    # --- a member's publisher -------------------------------------------------------------------------
+
+    async def publish(self, session_id: str, url: str, participant_id: str, sid: str,
+                      offer: dict[str, Any]) -> dict[str, Any]:
+        """(Re)start ``participant_id``'s media on the room's instance ``url``: a new publisher handle given the
+        browser's offer; Janus's answer. Its earlier handles, if any, are closed: a new page or a media reset."""
+        instance = await self._instance(url)
+        await self._ensure_room(instance, session_id)
+        key = (session_id, participant_id)
+        old = self._media.pop(key, None)
+        if old is not None:
+            await self._drop(old)
+        media = MemberMedia(session_id, participant_id, sid, url)
+        self._media[key] = media
+        async with media.lock:
+            assert instance.session is not None
+            media.publisher = await instance.session.attach()
+            body = {"request": "joinandconfigure", "ptype": "publisher", "room": janus_room_id(session_id),
+                    "id": feed_id(session_id, participant_id), "bitrate": self.settings.video_bitrate}
+            try:
+                _data, jsep = await self._join_publisher(instance, session_id, media.publisher, body, offer)
+            except BaseException:
+                self._media.pop(key, None)
+                await self._drop(media)
+                raise
+        if jsep is None or jsep.get("type") != "answer":
+            raise JanusError(0, "Janus gave no answer to the publisher's offer")
+        # Publications run one at a time per member (its socket's requests are ordered): counted once taken.
+        self._published_at[key] = asyncio.get_running_loop().time()
+        self.schedule(session_id)
+        return {"type": "answer", "sdp": jsep["sdp"]}
+
+    async def _join_publisher(self, instance: Instance, session_id: str, handle: int, body: dict[str, Any],
+                              offer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        assert instance.session is not None and instance.control is not None
+        try:
+            return await instance.session.request(handle, body, offer)
+        except JanusError as exc:
+            if exc.code != ID_EXISTS:
+                raise
+        # The member's previous publisher (a page closed without leaving, a node that stopped) is still there.
+        with contextlib.suppress(JanusError):
+            await instance.session.request(instance.control, {
+                "request": "kick", "room": janus_room_id(session_id), "secret": self._secret(session_id),
+                "id": body["id"]})
+        return await instance.session.request(handle, body, offer)
+
+    async def answer(self, session_id: str, participant_id: str, sid: str, answer: dict[str, Any]) -> bool:
+        """The browser's answer to the last subscription offer; False if it has no subscription here."""
+        media = self._media.get((session_id, participant_id))
+        if media is None or media.sid != sid or media.subscriber is None:
+            return False
+        instance = await self._instance(media.url)
+        assert instance.session is not None
+        await instance.session.request(media.subscriber, {"request": "start"}, answer)
+        return True
+
+    async def trickle(self, session_id: str, participant_id: str, sid: str, target: str,
+                      candidate: dict[str, Any]) -> bool:
+        media = self._media.get((session_id, participant_id))
+        if media is None or media.sid != sid:
+            return False
+        handle = media.publisher if target == "publish" else media.subscriber
+        if handle is None:
+            return False
+        instance = await self._instance(media.url)
+        assert instance.session is not None
+        shown = {"completed": True} if candidate.get("candidate") in (None, "") else {
+            key: value for key, value in candidate.items() if key in ("candidate", "sdpMid", "sdpMLineIndex")}
+        await instance.session.trickle(handle, shown)
+        return True
+
+    # --- subscriptions --------------------------------------------------------------------------------
+
+    def schedule(self, session_id: str) -> None:
+        """Reconcile the room's subscriptions on this node soon (at once unless one is running; then after it)."""
+        if session_id in self._reconciling:
+            self._dirty.add(session_id)
+            return
+        if any(m.session_id == session_id for m in self._media.values()):
+            self._reconciling.add(session_id)
+            self._tasks.own(self._reconcile_loop(session_id))
+
+    async def _reconcile_loop(self, session_id: str) -> None:
+        try:
+            while True:
+                self._dirty.discard(session_id)
+                try:
+                    await self.reconcile(session_id)
+                except (JanusLost, JanusError) as exc:
+                    log.warning("room subscriptions not reconciled", extra={"session_id": session_id,
+                                                                            "error": str(exc)})
+                if session_id not in self._dirty:
+                    return
+        finally:
+            self._reconciling.discard(session_id)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(RECONCILE_SECONDS)
+            for session_id in {m.session_id for m in self._media.values()}:
+                self.schedule(session_id)
+
+    async def reconcile(self, session_id: str) -> None:
+        """Bring this node's members of the room to the subscriptions the room allows them now."""
+        local = [m for m in self._media.values() if m.session_id == session_id]
+        if not local:
+            return
+        room = await self._store.get(session_id)
+        if room is None or room.ended or room.mode != "video":
+            for media in local:
+                await self._forget(media)
+            return
+        for media in local:
+            member = room.members.get(media.participant_id)
+            if member is None or member.sid != media.sid or not member.connected:
+                await self._forget(media)
+        local = [m for m in local if self._media.get((session_id, m.participant_id)) is m]
+        if not local:
+            return
+        instance = await self._instance(local[0].url)
+        active = await self._active_feeds(instance, session_id)
+        for media in local:
+            member = room.members[media.participant_id]
+            desired: dict[int, str] = {}
+            if member.status == ADMITTED:
+                shut = set(isolated_from(room, member))
+                for other in room.members.values():
+                    feed = feed_id(session_id, other.participant_id)
+                    if (other.participant_id != member.participant_id and other.status == ADMITTED
+                            and other.connected and other.role != "recorder" and other.participant_id not in shut
+                            and feed in active):
+                        desired[feed] = other.participant_id
+            async with media.lock:
+                if self._media.get((session_id, media.participant_id)) is media:
+                    await self._subscribe(instance, media, desired)
+
+    async def _active_feeds(self, instance: Instance, session_id: str) -> set[int]:
+        assert instance.session is not None and instance.control is not None
+        try:
+            data, _ = await instance.session.request(instance.control, {
+                "request": "listparticipants", "room": janus_room_id(session_id)})
+        except JanusError as exc:
+            if exc.code == NO_SUCH_ROOM:
+                return set()
+            raise
+        return {int(p["id"]) for p in data.get("participants", []) if p.get("publisher")}
+
+    async def _subscribe(self, instance: Instance, media: MemberMedia, desired: dict[int, str]) -> None:
+        assert instance.session is not None
+        add = [feed for feed in desired if feed not in media.subscribed]
+        remove = [feed for feed in media.subscribed if feed not in desired]
+        if not add and not remove:
+            return
+        if media.subscriber is None:
+            if not add:
+                return
+            media.subscriber = await instance.session.attach()
+            body: dict[str, Any] = {"request": "join", "ptype": "subscriber",
+                                    "room": janus_room_id(media.session_id),
+                                    "streams": [{"feed": feed} for feed in add]}
+        else:
+            body = {"request": "update"}
+            if add:
+                body["subscribe"] = [{"feed": feed} for feed in add]
+            if remove:
+                body["unsubscribe"] = [{"feed": feed} for feed in remove]
+        try:
+            data, jsep = await instance.session.request(media.subscriber, body)
+        except JanusError as exc:
+            if exc.code != NO_SUCH_FEED:
+                raise
+            return  # a feed went away meanwhile: the next reconcile asks again without it
+        media.subscribed = dict(desired)
+        if jsep is not None:
+            await self._offer(media, data, jsep)
+
+    async def _offer(self, media: MemberMedia, data: dict[str, Any], jsep: dict[str, Any]) -> None:
+        """Send the member Janus's subscription offer, each stream named by the participant it comes from."""
+        if jsep.get("type") != "offer" or not isinstance(jsep.get("sdp"), str):
+            return
+        owners = {feed_id(media.session_id, pid): pid for pid in media.subscribed.values()}
+        streams = []
+        for stream in data.get("streams", []):
+            owner = owners.get(stream.get("feed_id"))
+            if owner is not None and stream.get("type") in ("audio", "video"):
+                streams.append({"mid": str(stream.get("mid")), "kind": stream["type"], "participant_id": owner})
+        await self._emit("media_offer", {"offer": {"type": "offer", "sdp": jsep["sdp"]}, "streams": streams},
+                         media.sid)
+
+    # --- handles going away ---------------------------------------------------------------------------
+
+    async def _forget(self, media: MemberMedia) -> None:
+        if self._media.get((media.session_id, media.participant_id)) is media:
+            del self._media[(media.session_id, media.participant_id)]
+        async with media.lock:
+            await self._drop(media)
+
+    async def _drop(self, media: MemberMedia) -> None:
+        """Detach the member's handles: its feed leaves the room, its subscription ends."""
+        instance = self._instances.get(media.url)
+        session = instance.session if instance is not None else None
+        handles = [h for h in (media.subscriber, media.publisher) if h is not None]
+        media.subscriber = media.publisher = None
+        media.subscribed = {}
+        if session is None or session.lost:
+            return
+        for handle in handles:
+            with contextlib.suppress(JanusLost):
+                await session.detach(handle)
+
+    def _find(self, instance: Instance, handle: int) -> MemberMedia | None:
+        for media in self._media.values():
+            if media.url == instance.url and handle in (media.publisher, media.subscriber):
+                return media
+        return None
+
+    def _on_event(self, instance: Instance, handle: int, event: dict[str, Any]) -> None:
+        media = self._find(instance, handle)
+        if media is None:
+            return
+        data = event.get("plugindata", {}).get("data", {})
+        jsep = event.get("jsep")
+        if handle == media.subscriber and isinstance(jsep, dict) and jsep.get("type") == "offer":
+            # A renegotiation Janus postponed ("updating") and sends now.
+            self._tasks.own(self._offer(media, data, jsep))
+        if event.get("janus") == "webrtcup" or any(k in data for k in ("publishers", "unpublished", "leaving")):
+            self.schedule(media.session_id)
+
+    def _on_lost(self, instance: Instance) -> None:
+        """The instance restarted or stopped: every member's media there starts again (``media_reset``)."""
+        instance.down_until = asyncio.get_running_loop().time() + 1.0
+        lost = [m for m in self._media.values() if m.url == instance.url]
+        log.warning("Janus session lost; members publish again", extra={"janus": instance.url,
+                                                                         "members": len(lost)})
+        for media in lost:
+            del self._media[(media.session_id, media.participant_id)]
+            self._published_at.pop((media.session_id, media.participant_id), None)  # told to publish at once
+            media.publisher = media.subscriber = None
+            self._tasks.own(self._emit("media_reset", {"reason": "sfu_lost"}, media.sid))
