@@ -17,6 +17,7 @@ from server.agreements import Agreements
 from server.api import router
 from recording.records.checkpoint import parse_vkey
 from server.audit import AuditLog, head_copy_paths, load_or_create_signing_key
+from server.possession import Possession
 from server.witnesses import WitnessClient
 from server.cases import CaseDesk
 from server.chatjournal import ChatJournal
@@ -260,6 +261,12 @@ async def recorders_context(app: web.Application) -> AsyncIterator[None]:
         await app[RECORDERS].close()  # their last segments are filed (and audited) before the audit log stops
 
 
+async def possession_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    async with _stopping("possession"):
+        await app[SERVICES].possession.close()  # recovery codes still being sent, before the database closes
+
+
 async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     rooms, settings = app[ROOMS], app[SERVICES].settings
     rooms.start()
@@ -301,12 +308,15 @@ def create_app(settings: Settings) -> web.Application:
                           on_refused=lambda: metrics.refused("password_hashing_busy"))
     credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     notifier = CaseViewNotifier()
-    courier = LinkCourier(db, audit, notifier, outside_channels(settings))
+    channels = outside_channels(settings)
+    courier = LinkCourier(db, audit, notifier, channels)
+    possession = Possession(settings, db, audit, channels, signing_key.private_bytes_raw())
     services = Services(
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, hashing), credentials=credentials,
-        cases=CaseDesk(settings, db, audit, notifier, links, courier), metrics=metrics,
+        cases=CaseDesk(settings, db, audit, notifier, links, courier, possession), metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
-        recorders=recorders, agreements=Agreements(db, audit, signing_key, records), recipient_keys=keys,
+        recorders=recorders, agreements=Agreements(db, audit, signing_key, records, possession), recipient_keys=keys,
+        possession=possession,
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
     app[SERVICES] = services
@@ -320,7 +330,7 @@ def create_app(settings: Settings) -> web.Application:
     db.after_commit(Revocations(authority).announce)
     access = RoomAccess(db, credentials, recorders.participant)
     # The rooms own the liveness they are given and close it with themselves.
-    hooks = RoomHooks(db, audit, records, recorders, access, links, ChatJournal(db, room_secret))
+    hooks = RoomHooks(db, audit, records, recorders, access, links, ChatJournal(db, room_secret), possession)
     rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
                           liveness=_node_liveness(settings), budgets=_party_budgets(settings),
@@ -355,7 +365,7 @@ def create_app(settings: Settings) -> web.Application:
     # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
     # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
     app.cleanup_ctx.extend([metrics_context, hashing_context, database_context, room_store_context, fanout_context,
-                            audit_context, recorders_context, rooms_context])
+                            audit_context, recorders_context, possession_context, rooms_context])
 
     async def close_sockets(_app: web.Application) -> None:
         # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io

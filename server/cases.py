@@ -28,7 +28,8 @@ from server.models import (
     StaffUser,
 )
 from server.notifier import LinkCourier, Notifier, open_with_receipt, receipt_public_key
-from server.provenance import credential_detail, receipt_id
+from server.possession import Possession, Proof
+from server.provenance import receipt_id
 from server.revocations import publish
 from server.settings import Settings
 from server.tokens import new_id, new_token
@@ -49,8 +50,9 @@ class CaseDesk:
     """Every operation on a case; each one checks the state machine and appends to the audit log."""
 
     def __init__(self, settings: Settings, db: Database, audit: AuditLog, notifier: Notifier, links: JoinLinks,
-                 courier: LinkCourier) -> None:
+                 courier: LinkCourier, possession: Possession) -> None:
         self._settings = settings
+        self._possession = possession
         self._db = db
         self._audit = audit
         self._notifier = notifier
@@ -362,6 +364,9 @@ class CaseDesk:
     async def confirm_session(
         self, principal: Principal, case_id: str, session_id: str, body: schemas.ConfirmSessionIn
     ) -> schemas.CaseView:
+        # The party's possession factor first, spent in its own transaction: without it nothing changes.
+        proof = Proof(**body.proof.model_dump()) if body.proof is not None else None
+        evidence = await self._possession.prove(principal, case_id, "confirm_session", session_id, proof)
         async with self._db.write() as session:
             case = await self._load(session, case_id, lock=True)
             lifecycle.require(case_id, case.state, "confirm_session")
@@ -388,10 +393,8 @@ class CaseDesk:
             session.add(SessionConfirmation(session_id=session_id, party_id=party_id, confirmed_at=now,
                                             confirmed_by=principal.actor))
             await session.flush()
-            how = await credential_detail(session, via=principal.via, link_id=principal.link_id,
-                                          credential=principal.credential)
             await self._audit.append(session, actor=principal.actor, action="session_confirmed", case_id=case_id,
-                                     detail={"session_id": session_id, "party_id": party_id, **how})
+                                     detail={"session_id": session_id, "party_id": party_id, **evidence})
             parties = (await session.execute(select(Party.party_id).where(Party.case_id == case_id))).scalars().all()
             confirmed = (await session.execute(
                 select(SessionConfirmation.party_id).where(SessionConfirmation.session_id == session_id)

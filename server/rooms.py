@@ -16,7 +16,8 @@ from typing import Protocol
 from server.audit import AuditLog
 from server.chatjournal import ChatJournal
 from server.database import Database
-from server.errors import is_database_unavailable
+from server.errors import ApiError, is_database_unavailable
+from server.possession import Possession, Proof
 from server.models import (
     Assignment,
     AuditEntry,
@@ -35,6 +36,7 @@ from server.joinlinks import JoinLinks, RevokeReason
 from server.roomaccess import RoomAccess
 from server.tokens import new_id
 from recording.records.storage import RecordExistsError
+from signaling.errors import RoomError
 from signaling.identity import Identity, SequenceTaken, Unavailable
 
 log = logging.getLogger("mediation.rooms")
@@ -73,8 +75,9 @@ class RoomHooks:
     """Implements signaling's Hooks against the case record, its sealed records and the audit log."""
 
     def __init__(self, db: Database, audit: AuditLog, records: CaseRecords, recorders: Recorders,
-                 access: RoomAccess, links: JoinLinks, journal: ChatJournal) -> None:
+                 access: RoomAccess, links: JoinLinks, journal: ChatJournal, possession: Possession) -> None:
         self._db = db
+        self._possession = possession
         self._journal = journal
         self._access = access
         self._links = links
@@ -128,6 +131,15 @@ class RoomHooks:
                 case_id=identity.case_id, session_id=identity.session_id, index=message["seq"], also=journal)
         except RecordExistsError:
             raise SequenceTaken(f"chat message {message['seq']} of {identity.session_id} is sealed already") from None
+
+    @_needs_case_record
+    async def prove_possession(self, identity: Identity, act: str, proof: dict[str, str] | None) -> dict[str, Any]:
+        try:
+            return await self._possession.prove_member(identity.role, identity.participant_id, identity.case_id,
+                                                       act, identity.session_id,
+                                                       Proof(**proof) if proof is not None else None)
+        except ApiError as exc:
+            raise RoomError(exc.code, exc.message) from None
 
     @_needs_case_record
     async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:

@@ -177,7 +177,8 @@ async def api_on(tmp_path: Path, database_url: str, mailbox: Mailbox) -> AsyncIt
 
 async def walk_to_scheduled(api: Api, officer: str | None = None) -> Journey:
     """File, verify, accept, assign, propose and confirm: the case ends in state "scheduled"."""
-    return await walk.walk_to_scheduled(api.http, api.staff, officer=officer)
+    assert api.mailbox is not None, "the parties' codes reach them by mail: serve with a mailbox"
+    return await walk.walk_to_scheduled(api.http, api.staff, api.mailbox, officer=officer)
 
 
 async def issue_link(api: Api, journey: Journey, party_id: str) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import email
 import email.policy
+import logging
 import re
 from typing import Any
 
@@ -55,6 +56,9 @@ class Mailbox:
         return "250 OK"
 
     async def start(self) -> Mailbox:
+        # aiosmtpd logs each DATA line at DEBUG: that is the party's inbox speaking, not our server, and what
+        # it would write (one-time codes) is checked never to reach our server's logs (tests/server/test_logging.py).
+        logging.getLogger("mail.log").setLevel(logging.INFO)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: SMTP(self, hostname="mailbox.test"), "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
