@@ -67,9 +67,14 @@ def verify_signed_agreement(signed: dict[str, Any], trusted: dict[str, Ed25519Pu
     signers = set()
     for entry in signatures:
         try:
-            public = Ed25519PublicKey.from_public_bytes(unb64url(entry["public_key"]))
+            raw = unb64url(entry["public_key"])
+            public = Ed25519PublicKey.from_public_bytes(raw)
             public.verify(unb64url(entry["signature"]), message)
             signers.add(entry["signer"])
+            enrolment = entry.get("enrolment")
+            # The enrolment names the key it vouches for by fingerprint: a swapped key or enrolment shows.
+            if enrolment is not None and enrolment.get("fingerprint") != hashlib.sha256(raw).hexdigest():
+                problems.append(f"the {entry['signer']} signature's key is not the one its enrolment names")
         except (KeyError, ValueError, TypeError, InvalidSignature):
             problems.append(f"the {entry.get('signer', 'unknown')} signature does not match the document")
     for signer in SIGNERS:

@@ -364,7 +364,13 @@ class CaseDesk:
     async def confirm_session(
         self, principal: Principal, case_id: str, session_id: str, body: schemas.ConfirmSessionIn
     ) -> schemas.CaseView:
-        # The party's possession factor first, spent in its own transaction: without it nothing changes.
+        if principal.kind == "party":
+            if principal.session_id is not None and principal.session_id != session_id:
+                raise Forbidden(f"this join link is for session {principal.session_id}; it cannot act on "
+                                f"session {session_id}", code="other_session", field="session_id")
+            if body.party_id is not None and body.party_id != principal.subject_id:
+                raise Forbidden("a party confirms only for itself", field="party_id")
+        # The party's possession factor, spent in its own transaction: without it nothing changes.
         proof = Proof(**body.proof.model_dump()) if body.proof is not None else None
         evidence = await self._possession.prove(principal, case_id, "confirm_session", session_id, proof)
         async with self._db.write() as session:
@@ -375,11 +381,6 @@ class CaseDesk:
                 raise Conflict(f'session {session_id} is in state "cancelled"; cannot confirm it',
                                code="session_cancelled")
             if principal.kind == "party":
-                if principal.session_id is not None and principal.session_id != session_id:
-                    raise Forbidden(f"this join link is for session {principal.session_id}; it cannot act on "
-                                    f"session {session_id}", code="other_session", field="session_id")
-                if body.party_id is not None and body.party_id != principal.subject_id:
-                    raise Forbidden("a party confirms only for itself", field="party_id")
                 party_id = principal.subject_id or ""
             else:
                 # The bank representative confirms on behalf of the lender.

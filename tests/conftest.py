@@ -32,6 +32,9 @@ _database_names = itertools.count()
 
 # Cheap Argon2 parameters: the cost is a production setting, not behaviour under test.
 FAST_PASSWORDS = {"password_memory_kib": 1024, "password_time_cost": 1}
+# Every test client shares 127.0.0.1: the per-address limit on one-time codes would count all of a test's
+# cases as one caller's (tests/server/test_possession.py checks the limit with its own low setting).
+MANY_CODES = {"possession_codes_per_address": 10_000}
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +63,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": tmp_path / "data", **FAST_PASSWORDS}
+    values: dict[str, Any] = {"data_dir": tmp_path / "data", **FAST_PASSWORDS, **MANY_CODES}
     values.update(overrides)
     return Settings(**values)
 

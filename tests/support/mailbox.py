@@ -12,6 +12,7 @@ import email
 import email.policy
 import logging
 import re
+import threading
 from typing import Any
 
 from aiohttp import web
@@ -74,6 +75,13 @@ class Mailbox:
         return {"smtp_host": "127.0.0.1", "smtp_port": self.port, "smtp_starttls": False,
                 "smtp_from": "mediation@mediation.test"}
 
+    def environment(self) -> dict[str, str]:
+        """The same for a server run as its own process (tests/support/nodes.py), with no per-address limit
+        on one-time codes: every test client there shares 127.0.0.1."""
+        return {"MEDIATION_SMTP_HOST": "127.0.0.1", "MEDIATION_SMTP_PORT": str(self.port),
+                "MEDIATION_SMTP_STARTTLS": "false", "MEDIATION_SMTP_FROM": "mediation@mediation.test",
+                "MEDIATION_POSSESSION_CODES_PER_ADDRESS": "100000"}
+
     async def wait_for(self, recipient: str, containing: str, timeout: float = 10.0) -> Mail:
         """The first message to ``recipient`` whose text contains ``containing``."""
 
@@ -85,6 +93,38 @@ class Mailbox:
         mail = found()
         assert mail is not None
         return mail
+
+
+class MailboxThread:
+    """A Mailbox on its own event loop in a thread, for servers and fixtures that outlive one test's loop
+    (module-scoped nodes, synchronous fixtures); ``wait_for`` is awaited from any loop."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mailbox", daemon=True)
+        self.box = Mailbox()
+
+    def start(self) -> MailboxThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.box.start(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.box.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    @property
+    def messages(self) -> list[Mail]:
+        return self.box.messages
+
+    def environment(self) -> dict[str, str]:
+        return self.box.environment()
+
+    async def wait_for(self, recipient: str, containing: str, timeout: float = 10.0) -> Mail:
+        waiting = asyncio.run_coroutine_threadsafe(self.box.wait_for(recipient, containing, timeout), self._loop)
+        return await asyncio.wrap_future(waiting)
 
 
 class SmsGateway:

@@ -25,12 +25,15 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.support.mailbox import Mailbox, link_token
+from tests.support.mailbox import Mailbox, MailboxThread, link_token
 from tests.support.nodes import ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD
 
 STAFF_PASSWORD = "a long enough password"
 
 _names = itertools.count()
+
+# Where a party reads its mail: a Mailbox on the test's loop, or one on its own thread.
+Inbox = Mailbox | MailboxThread
 
 # Makes a staff member of a role and signs them in: (user_id, token).
 MakeStaff = Callable[[str], Awaitable[tuple[str, str]]]
@@ -157,7 +160,7 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-async def read_code(mailbox: Mailbox, address: str, code_id: str) -> str:
+async def read_code(mailbox: Inbox, address: str, code_id: str) -> str:
     """The one-time code ``code_id`` as its party reads it in its mail."""
     mail = await mailbox.wait_for(address, code_id)
     match = CODE.search(mail.text)
@@ -175,7 +178,7 @@ async def request_code(http: Http, case_path: str, token: str, *, purpose: str, 
     return await http.call("POST", f"{case_path}/possession/codes", token=token, json_body=body, expect=201)
 
 
-async def enrol_device(http: Http, case_path: str, token: str, mailbox: Mailbox, address: str) -> Device:
+async def enrol_device(http: Http, case_path: str, token: str, mailbox: Inbox, address: str) -> Device:
     """Enrol a fresh device key for the party ``token`` acts for: a code to ``address`` (its verified contact),
     read from ``mailbox``, sent back with the public key."""
     sent = await request_code(http, case_path, token, purpose="enrol")
@@ -217,7 +220,7 @@ async def sign(http: Http, case_path: str, token: str, device: Device, expect: i
 
 
 async def schedule_session(http: Http, case: Filed, officer: str, mediator: tuple[str, str],
-                           bank: tuple[str, str], mailbox: Mailbox) -> tuple[str, dict[str, Device]]:
+                           bank: tuple[str, str], mailbox: Inbox) -> tuple[str, dict[str, Device]]:
     """Stage "scheduled": accept, assign ``mediator`` and ``bank`` ((user_id, token) each), propose a session,
     and both sides confirm it, each with a device enrolled by a code from its mail; returns the session_id
     and the devices ("borrower", "bank")."""
@@ -245,7 +248,7 @@ async def issue_link(http: Http, case: Filed, token: str, party_id: str, session
     return issued
 
 
-async def received_link(http: Http, case: Filed, issued: dict[str, Any], mailbox: Mailbox | None = None) -> str:
+async def received_link(http: Http, case: Filed, issued: dict[str, Any], mailbox: Inbox | None = None) -> str:
     """The token of the ``issued`` link as its party receives it: the borrower in its case view (with its
     receipt), the lender in its mail (``mailbox``, the SMTP server the server sends to)."""
     if issued["party_id"] == case.borrower_id:
@@ -307,7 +310,7 @@ class Journey:
         return {"token": getattr(self, who), "session_id": self.session_id}
 
 
-async def walk_to_scheduled(http: Http, staff: MakeStaff, mailbox: Mailbox, *, officer: str | None = None,
+async def walk_to_scheduled(http: Http, staff: MakeStaff, mailbox: Inbox, *, officer: str | None = None,
                             link: bool = False) -> Journey:
     """File, verify, accept, assign, propose and confirm: the case ends in state "scheduled".
 
@@ -331,7 +334,7 @@ async def walk_to_scheduled(http: Http, staff: MakeStaff, mailbox: Mailbox, *, o
     return journey
 
 
-async def party_link(http: Http, journey: Journey, party_id: str, mailbox: Mailbox | None = None) -> str:
+async def party_link(http: Http, journey: Journey, party_id: str, mailbox: Inbox | None = None) -> str:
     """The mediator issues ``party_id``'s join link; returns its token as the party receives it."""
     case = Filed(case_id=journey.case_id, receipt=journey.receipt, borrower_id=journey.borrower_id,
                  lender_id=journey.lender_id, lender_email=journey.lender_email)
@@ -339,7 +342,7 @@ async def party_link(http: Http, journey: Journey, party_id: str, mailbox: Mailb
     return await received_link(http, case, issued, mailbox)
 
 
-async def scheduled_case(http: Http, mailbox: Mailbox, admin: str | None = None,
+async def scheduled_case(http: Http, mailbox: Inbox, admin: str | None = None,
                          officer: str | None = None) -> Journey:
     """The walk on a deployed server (its party mail going to ``mailbox``): staff made by the administrator,
     the borrower's link issued."""
