@@ -46,6 +46,11 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+# The codes Hooks.prove_possession refuses a consent change with (docs/protocol.md, "Possession proofs").
+POSSESSION_CODES = ("possession_required", "possession_invalid", "code_wrong", "code_expired", "code_spent",
+                    "party_act_only")
+
+
 def _proof(proof: payloads.Proof | None) -> dict[str, str] | None:
     return proof.model_dump(exclude_none=True) if proof is not None else None
 
