@@ -370,6 +370,11 @@ class CaseDesk:
                                 f"session {session_id}", code="other_session", field="session_id")
             if body.party_id is not None and body.party_id != principal.subject_id:
                 raise Forbidden("a party confirms only for itself", field="party_id")
+        async with self._db.read() as session:
+            # What the case's state refuses is refused first, before a proof is asked for or spent.
+            case = await self._load(session, case_id)
+            lifecycle.require(case_id, case.state, "confirm_session")
+            await self._scheduled(session, case_id, session_id)
         # The party's possession factor, spent in its own transaction: without it nothing changes.
         proof = Proof(**body.proof.model_dump()) if body.proof is not None else None
         evidence = await self._possession.prove(principal, case_id, "confirm_session", session_id, proof)

@@ -82,11 +82,11 @@ class Mailbox:
                 "MEDIATION_SMTP_STARTTLS": "false", "MEDIATION_SMTP_FROM": "mediation@mediation.test",
                 "MEDIATION_POSSESSION_CODES_PER_ADDRESS": "100000"}
 
-    async def wait_for(self, recipient: str, containing: str, timeout: float = 10.0) -> Mail:
-        """The first message to ``recipient`` whose text contains ``containing``."""
+    async def wait_for(self, recipient: str, containing: str, timeout: float = 10.0, after: int = 0) -> Mail:
+        """The first message to ``recipient`` whose text contains ``containing`` (of those from number ``after`` on)."""
 
         def found() -> Mail | None:
-            return next((m for m in self.messages if recipient in m.recipients and containing in m.text), None)
+            return next((m for m in self.messages[after:] if recipient in m.recipients and containing in m.text), None)
 
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(found), timeout)

@@ -22,6 +22,7 @@ from server.audit import key_id
 from tests.conftest import Api, application
 from tests.recording.agekeys import generate
 from tests.support.mailbox import link_token
+from tests.support.walk import BORROWER_EMAIL
 from tests.web.browser import (
     LENDER_EMAIL, ZONE, Pages, accept_case, assign_staff, close_case, confirm_session, fill_application, fill_feedback,
     issue_join_link, local_start, open_case, phone_shots, propose_session, refresh, save_agreement, shots,
@@ -131,14 +132,15 @@ async def test_pages_whole_journey_apply_review_schedule_sign_close_feedback(api
         await shots(mediator, AREA, "desk-mediator-schedule")
 
         await refresh(borrower)
-        await confirm_session(borrower)
+        assert api.mailbox is not None
+        await confirm_session(borrower, api.mailbox, BORROWER_EMAIL)  # first use: a code from the borrower's mail
         await expect(borrower.get_by_test_id("party-session")).to_contain_text("您已确认此时间")
         await shots(borrower, AREA, "case-accepted")
 
         bank = await pages.open("/desk")
         await sign_in_desk(bank, "bank.chen")
         await open_case(bank, case_number)
-        await confirm_session(bank)
+        await confirm_session(bank, api.mailbox, LENDER_EMAIL)  # the lender's code, to the bank's mediation mailbox
         await expect(bank.get_by_test_id("case-state")).to_have_attribute("data-state", "scheduled")
         await expect(bank.get_by_test_id("open-room")).to_have_attribute(
             "href", re.compile(rf"/room\?session={session['session_id']}$"))
