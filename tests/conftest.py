@@ -158,7 +158,18 @@ async def api(tmp_path: Path, mailbox: Mailbox) -> AsyncIterator[Api]:
         yield client
 
 
-async def _serve(settings: Settings, mailbox: Mailbox | None = None) -> AsyncIterator[Api]:
+async def _serve(settings: Settings, mailbox: Mailbox | None = None, *, mail: bool = True) -> AsyncIterator[Api]:
+    """The server of ``settings`` on 127.0.0.1, port 0. Parties' acts need one-time codes by mail, so unless
+    ``mail`` is false (the embedded default, with no channel) a server configured without one mails its
+    parties at a fresh real SMTP server of its own (``Api.mailbox``)."""
+    if mailbox is None and mail and not settings.smtp_host:
+        own = await Mailbox().start()
+        try:
+            async for client in _serve(dataclasses.replace(settings, **own.settings()), own):
+                yield client
+        finally:
+            await own.stop()
+        return
     app = create_app(settings)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
