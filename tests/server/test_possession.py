@@ -265,3 +265,19 @@ async def test_codes_never_reach_the_logs(api: Api, caplog: pytest.LogCaptureFix
                         json_body={"proof": {"code_id": sent["code_id"], "code": code}})
     assert sent["code_id"] in caplog.text  # the code is logged by its id...
     assert code not in caplog.text  # ...never by itself
+
+
+async def test_bank_representative_acts_only_for_the_lender_never_the_borrower(api: Api) -> None:
+    filed, session_id, _, bank = await _proposed(api)
+    assert api.mailbox is not None
+    lender = await walk.enrol_device(api.http, filed.path, bank, api.mailbox, filed.lender_email)
+    proof = await walk.prove(api.http, filed.path, bank, lender, "confirm_session", session_id)
+    status, body = await api.call("POST", f"{filed.path}/sessions/{session_id}/confirm", token=bank,
+                                  json={"party_id": filed.borrower_id, "proof": proof})
+    assert status == 403 and body["field"] == "party_id"
+    status, state = await api.call("GET", f"{filed.path}/possession", token=bank)
+    assert state["party_id"] == filed.lender_id and state["role"] == "lender"
+    # Its code went to the lender's verified contact, not the borrower's.
+    assert all(walk.BORROWER_EMAIL not in m.recipients for m in api.mailbox.messages)
+    async with api.services.db.read() as session:
+        assert (await session.execute(select(SessionConfirmation))).first() is None

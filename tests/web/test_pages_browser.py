@@ -22,6 +22,7 @@ from server.audit import key_id
 from tests.conftest import Api, application
 from tests.recording.agekeys import generate
 from tests.support.mailbox import link_token
+from tests.support import walk
 from tests.support.walk import BORROWER_EMAIL
 from tests.web.browser import (
     LENDER_EMAIL, ZONE, Pages, accept_case, assign_staff, close_case, confirm_session, fill_application, fill_feedback,
@@ -319,16 +320,19 @@ async def test_pages_markup_in_every_text_field_is_shown_as_text(api: Api, brows
         case_id = me["case_id"]
         _, case = await api.call("GET", f"/api/cases/{case_id}", token=officer)
         for party in case["parties"]:
+            contact = {"email": LENDER_EMAIL} if party["role"] == "lender" else {}  # where the lender's codes go
             await api.call("POST", f"/api/cases/{case_id}/parties/{party['party_id']}/verify", token=officer,
-                           json={"method": "other", "reference": XSS_IMG})
+                           json={"method": "other", "reference": XSS_IMG, **contact})
         assert (await api.call("POST", f"/api/cases/{case_id}/accept", token=officer))[0] == 200
         await api.call("PUT", f"/api/cases/{case_id}/assignments", token=officer,
                        json={"mediator_id": mediator_id, "bank_representative_id": bank_id})
         starts = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat()
         _, case = await api.call("POST", f"/api/cases/{case_id}/sessions", token=mediator, json={"starts_at": starts})
         session_id = case["sessions"][0]["session_id"]
-        await api.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=receipt, json={})
-        await api.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=bank, json={})
+        assert api.mailbox is not None
+        for token, address in ((receipt, "wang@example.cn"), (bank, LENDER_EMAIL)):
+            device = await walk.enrol_device(api.http, f"/api/cases/{case_id}", token, api.mailbox, address)
+            await walk.confirm(api.http, f"/api/cases/{case_id}", token, device, session_id)
         due = (dt.date.today() + dt.timedelta(days=30)).isoformat()
         status, body = await api.call("PUT", f"/api/cases/{case_id}/agreement", token=mediator, json={
             "currency": "CNY", "settled_amount_minor": 80_000, "instalments": [{"due_date": due, "amount_minor": 80_000}],
