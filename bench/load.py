@@ -48,6 +48,7 @@ import socketio  # noqa: E402
 from tests.deploy.topology import Topology  # noqa: E402
 from tests.recording.agekeys import generate  # noqa: E402
 from tests.support.nodes import ADMIN, ADMIN_PASSWORD, PYTHON, Node  # noqa: E402
+from tests.support.mailbox import MailboxThread  # noqa: E402
 from tests.support.walk import Http, Journey, approve_first_key, scheduled_case  # noqa: E402
 
 NAMESPACE = "/room"
@@ -215,14 +216,14 @@ async def open_room(case: Journey, base: str, meter: Meter, joins: list[float]) 
     return room
 
 
-async def make_cases(http: Http, count: int, concurrency: int = 8) -> list[Journey]:
+async def make_cases(http: Http, count: int, mailbox: MailboxThread, concurrency: int = 8) -> list[Journey]:
     admin = await http.login(ADMIN, ADMIN_PASSWORD)
     _, officer = await http.staff(admin, "case_officer")
     gate = asyncio.Semaphore(concurrency)
 
     async def one() -> Journey:
         async with gate:
-            return await scheduled_case(http, admin, officer)
+            return await scheduled_case(http, mailbox, admin, officer)
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
@@ -269,7 +270,7 @@ async def chat_step(topology: Topology, base: str, count: int, args: argparse.Na
     meter = Meter()
     pids = [node.pid for node in topology.nodes]
     async with aiohttp.ClientSession() as session:
-        cases = await make_cases(Http(session, topology.url), count)
+        cases = await make_cases(Http(session, topology.url), count, topology.mailbox)
     before = Usage.of(pids)
     joins: list[float] = []
     rooms: list[Room] = []
@@ -370,7 +371,7 @@ async def chat_scenario(kind: str, args: argparse.Namespace, workdir: Path, bega
 # --- the recording scenario ----------------------------------------------------------------------------------
 
 
-async def recorded_room(room: Room) -> list[Any]:
+async def recorded_room(room: Room, base: str) -> list[Any]:
     """Consent, start the recording, and send media from each participant to the recorder."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
@@ -378,8 +379,11 @@ async def recorded_room(room: Room) -> list[Any]:
 
     mediator, *parties = room.members
     notice = mediator.joined["recording_notice"][0]["sha256"]
-    for party in parties:
-        assert (await party.request("give_consent", {"notice_sha256": notice}))["ok"]
+    async with aiohttp.ClientSession() as session:
+        for who, party in zip(("bank", "borrower"), parties):
+            # Each party's consent with its enrolled device's possession proof, as its browser sends it.
+            proof = await room.case.proof(Http(session, base), who, "give_consent")
+            assert (await party.request("give_consent", {"notice_sha256": notice, "proof": proof}))["ok"]
     started = await mediator.request("start_recording")
     if not started.get("ok"):
         raise RuntimeError(f"start_recording refused: {started}")
@@ -418,12 +422,12 @@ async def recording_scenario(args: argparse.Namespace, workdir: Path) -> None:
         for count in [int(n) for n in args.recorded_rooms.split(",")]:
             meter, joins = Meter(), []
             async with aiohttp.ClientSession() as session:
-                cases = await make_cases(Http(session, topology.url), count)
+                cases = await make_cases(Http(session, topology.url), count, topology.mailbox)
             rooms = [await open_room(case, node.base, meter, joins) for case in cases]
             connections: list[Any] = []
             try:
                 for room in rooms:
-                    connections += await recorded_room(room)
+                    connections += await recorded_room(room, topology.url)
                 await asyncio.sleep(3.0)  # ICE and DTLS settle; the workers' first segments start
                 workers = recorder_pids(topology.nodes)
                 before_workers, before_node = Usage.of(workers), Usage.of([node.pid])

@@ -47,6 +47,7 @@ from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADM
                                  create_admin, node_environment)
 from tests.support.nodes import runqueue_seconds, start_nodes  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: E402
+from tests.support.mailbox import MailboxThread  # noqa: E402
 from tests.support.walk import Http, scheduled_case  # noqa: E402
 
 NAMESPACE = "/room"
@@ -99,6 +100,7 @@ class InProcessNode:
 class Servers:
     nodes: list[Node | InProcessNode]
     description: str
+    mailbox: MailboxThread
     in_process_runner: Any = None
 
 
@@ -109,6 +111,9 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
         "MEDIATION_AUDIT_KEY_FILE": str(tmp / "audit-signing.key"), "MEDIATION_DATA_DIR": str(tmp / "data"),
     }
     redis = postgres = None
+    # The parties' mail: the walk reads each party's enrolment code there, as every test does.
+    mailbox = MailboxThread().start()
+    base_env.update(mailbox.environment())
     nodes: list[Node | InProcessNode] = []
     running: list[Node] = []
     runner = None
@@ -158,7 +163,7 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
                 running.append(node)
                 nodes.append(node)
                 start_nodes([node])  # one at a time: the first start migrates
-        yield Servers(nodes=nodes, description=description, in_process_runner=runner)
+        yield Servers(nodes=nodes, description=description, mailbox=mailbox, in_process_runner=runner)
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -167,6 +172,7 @@ async def servers(args: argparse.Namespace, tmp: Path) -> AsyncIterator[Servers]
         for service in (redis, postgres):
             if service is not None:
                 service.stop()
+        mailbox.stop()
 
 
 # --- scheduled sessions over HTTP -----------------------------------------------------------------------------
@@ -181,7 +187,7 @@ class Session:
     borrower_link: str
 
 
-async def make_sessions(base: str, rooms: int, concurrency: int) -> list[Session]:
+async def make_sessions(base: str, rooms: int, concurrency: int, mailbox: MailboxThread) -> list[Session]:
     async with aiohttp.ClientSession() as client:
         http = Http(client, base)
         admin = await http.login(ADMIN, ADMIN_PASSWORD)
@@ -190,7 +196,7 @@ async def make_sessions(base: str, rooms: int, concurrency: int) -> list[Session
 
         async def one(index: int) -> Session:
             async with gate:
-                case = await scheduled_case(http, admin, officer)  # walked as every test walks a case
+                case = await scheduled_case(http, mailbox, admin, officer)  # walked as every test walks a case
             return Session(index=index, session_id=case.session_id, mediator=case.mediator, bank=case.bank,
                            borrower_link=case.borrower_link)
 
@@ -466,7 +472,7 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"  note: {over} msgs/s per room exceeds the per-socket chat limit "
                       f"({CHAT_LIMIT_PER_SOCKET:g}/s x {MEMBERS_PER_ROOM} members = {limit:g}/s): expect rate_limited")
             began = time.perf_counter()
-            sessions = await make_sessions(nodes[0].base, args.rooms, args.setup_concurrency)
+            sessions = await make_sessions(nodes[0].base, args.rooms, args.setup_concurrency, running.mailbox)
             print(f"setup: {len(sessions)} scheduled sessions over HTTP in {time.perf_counter() - began:.1f} s")
             meter = Meter()
             rooms: list[Room] = []

@@ -27,7 +27,7 @@ from server.changes import changed
 from server.database import Database
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Agreement, Assignment, Case, Feedback, Party, StaffUser
-from server.provenance import credential_detail
+from server.possession import Possession, enrolment_evidence
 from server.records import CaseRecords
 from server.tokens import new_id
 
@@ -71,9 +71,14 @@ def verify_signed_agreement(signed: dict[str, Any], trusted: dict[str, Ed25519Pu
     signers = set()
     for entry in signatures:
         try:
-            public = Ed25519PublicKey.from_public_bytes(unb64url(entry["public_key"]))
+            raw = unb64url(entry["public_key"])
+            public = Ed25519PublicKey.from_public_bytes(raw)
             public.verify(unb64url(entry["signature"]), message)
             signers.add(entry["signer"])
+            enrolment = entry.get("enrolment")
+            # The enrolment names the key it vouches for by fingerprint: a swapped key or enrolment shows.
+            if enrolment is not None and enrolment.get("fingerprint") != hashlib.sha256(raw).hexdigest():
+                problems.append(f"the {entry['signer']} signature's key is not the one its enrolment names")
         except (KeyError, ValueError, TypeError, InvalidSignature):
             problems.append(f"the {entry.get('signer', 'unknown')} signature does not match the document")
     for signer in SIGNERS:
@@ -110,8 +115,9 @@ class Agreements:
     """Drafts, signatures, countersignature and sealing of a case's repayment agreement; feedback after."""
 
     def __init__(self, db: Database, audit: AuditLog, signing_key: Ed25519PrivateKey, records: CaseRecords,
-                 printer: AgreementPrinter) -> None:
+                 printer: AgreementPrinter, possession: Possession) -> None:
         self._db = db
+        self._possession = possession
         self._audit = audit
         self._key = signing_key
         self._records = records
@@ -188,22 +194,27 @@ class Agreements:
                                code="agreement_changed")
             if any(s["signer"] == signer for s in row.signatures):
                 raise Conflict(f"the {signer} has already signed version {row.version}", code="already_signed")
+            public_raw = unb64url(body.public_key)
+            # The signature is the act's proof of possession: its key must be the party's enrolled device key.
+            enrolment = await self._possession.signing_enrolment(session, principal, case_id, public_raw)
             try:
-                public_raw = unb64url(body.public_key)
                 Ed25519PublicKey.from_public_bytes(public_raw).verify(unb64url(body.signature), canonical(row.body))
             except (ValueError, InvalidSignature):
                 raise ValidationFailed("signature: it does not verify against the agreement text with that key",
                                        field="signature") from None
+            evidence = enrolment_evidence(enrolment)
             entry = {"signer": signer, "participant_id": principal.subject_id, "public_key": body.public_key,
-                     "signature": body.signature, "signed_at": _now().isoformat()}
+                     "signature": body.signature, "signed_at": _now().isoformat(),
+                     "enrolment": {k: v for k, v in evidence.items() if k != "method"}}
             row.signatures = [*row.signatures, entry]
             row.updated_at = _now()
-            how = await credential_detail(session, via=principal.via, link_id=principal.link_id,
-                                          credential=principal.credential)
+            how = await Possession.credential_of(session, principal)
             await self._audit.append(session, actor=principal.actor, action="agreement_signed_by_party",
                                      case_id=case_id, detail={"agreement_id": row.agreement_id,
                                                               "version": row.version, "signer": signer,
-                                                              "public_key": body.public_key, **how})
+                                                              "public_key": body.public_key, **how,
+                                                              "possession": {"party_id": enrolment.party_id,
+                                                                             **evidence}})
             changed(session, case_id)
             if {s["signer"] for s in row.signatures} >= set(SIGNERS):
                 signature = self._key.sign(countersigned_bytes(row.body, row.signatures))
@@ -249,7 +260,8 @@ class Agreements:
             agreement_id=row.agreement_id, version=row.version, state=row.state, document=row.body,
             canonical=text.decode(), sha256=hashlib.sha256(text).hexdigest(),
             signatures=[schemas.SignatureView(signer=s["signer"], public_key=s["public_key"],
-                                              signed_at=s["signed_at"]) for s in row.signatures],
+                                              signed_at=s["signed_at"], enrolment=s.get("enrolment"))
+                        for s in row.signatures],
             countersigned=row.countersignature is not None)
 
     # --- feedback -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from server.errors import (
     ValidationFailed,
 )
 from server.models import StaffUser
+from server.possession import b64url, challenge_message, enrolment_view
 from server.routing import Call, Router
 from server.services import SERVICES
 
@@ -364,6 +365,72 @@ async def revoke_receipt(call: Call) -> schemas.ReceiptStateView:
               tag="cases", body=schemas.CloseIn, response=schemas.CaseView)
 async def close_case(call: Call) -> schemas.CaseView:
     return await call.request.app[SERVICES].cases.close(call.principal, call.path["case_id"], call.body)
+
+
+# --- possession factor (codes, enrolled devices, act proofs) and case recovery -----------------
+
+PARTY_SIDE = ("party", "bank_representative")  # the bank representative speaks for the lender
+
+
+@router.route("GET", "/api/cases/{case_id}/possession", allow=PARTY_SIDE,
+              summary="Read my party's verified contacts (masked) and enrolled devices", tag="possession",
+              response=schemas.PossessionView)
+async def possession_state(call: Call) -> schemas.PossessionView:
+    state = await call.request.app[SERVICES].possession.state(call.principal, call.path["case_id"])
+    return schemas.PossessionView.model_validate(state)
+
+
+@router.route("POST", "/api/cases/{case_id}/possession/codes", allow=PARTY_SIDE,
+              summary="Send a one-time code to my party's verified contact (to enrol a device, or for one act)",
+              tag="possession", body=schemas.CodeRequestIn, response=schemas.CodeSentView, status=201)
+async def request_code(call: Call) -> schemas.CodeSentView:
+    body = call.body
+    sent = await call.request.app[SERVICES].possession.request_code(
+        call.principal, call.path["case_id"], purpose=body.purpose, channel=body.channel, act=body.act,
+        session_id=body.session_id, client_address=_address(call.request))
+    return schemas.CodeSentView(code_id=sent.code_id, channel=sent.channel, to=sent.to, expires_at=sent.expires_at)
+
+
+@router.route("POST", "/api/cases/{case_id}/possession/enrolments", allow=PARTY_SIDE,
+              summary="Enrol this device's Ed25519 key with an enrolment code", tag="possession",
+              body=schemas.EnrolIn, response=schemas.EnrolmentView, status=201)
+async def enrol_device(call: Call) -> schemas.EnrolmentView:
+    body = call.body
+    enrolment = await call.request.app[SERVICES].possession.enrol(
+        call.principal, call.path["case_id"], code_id=body.code_id, code=body.code, public_key=body.public_key)
+    return schemas.EnrolmentView.model_validate(enrolment_view(enrolment))
+
+
+@router.route("POST", "/api/cases/{case_id}/possession/challenges", allow=PARTY_SIDE,
+              summary="A single-use challenge for one act, to be signed by my enrolled device", tag="possession",
+              body=schemas.ChallengeIn, response=schemas.ChallengeView, status=201)
+async def possession_challenge(call: Call) -> schemas.ChallengeView:
+    row = await call.request.app[SERVICES].possession.challenge(
+        call.principal, call.path["case_id"], act=call.body.act, session_id=call.body.session_id)
+    return schemas.ChallengeView(challenge_id=row.challenge_id, to_sign=b64url(challenge_message(row)),
+                                 expires_at=row.expires_at)
+
+
+@router.route("POST", "/api/recovery/codes", allow=("anonymous",),
+              summary="Lost receipt: send a one-time code to the borrower's verified contact (same answer whether "
+                      "or not the case and contact match)", tag="possession", body=schemas.RecoveryCodeIn,
+              response=schemas.RecoveryAcceptedView, status=202)
+async def recovery_code(call: Call) -> schemas.RecoveryAcceptedView:
+    services = call.request.app[SERVICES]
+    await services.possession.request_recovery(call.body.case_number, call.body.contact, _address(call.request))
+    return schemas.RecoveryAcceptedView(
+        message="If that case number has this contact on file, a one-time code is on its way to it.",
+        expires_in_seconds=services.settings.possession_code_ttl_seconds)
+
+
+@router.route("POST", "/api/recovery/receipts", allow=("anonymous",),
+              summary="Lost receipt: a new receipt for the case, with the code sent to the borrower's contact",
+              tag="possession", body=schemas.RecoverIn, response=schemas.ReceiptView, status=201)
+async def recover_receipt(call: Call) -> schemas.ReceiptView:
+    body = call.body
+    recovered = await call.request.app[SERVICES].possession.recover(body.case_number, body.contact, body.code,
+                                                                    _address(call.request))
+    return schemas.ReceiptView.model_validate(recovered)
 
 
 # --- sealed records ---------------------------------------------------------------------------

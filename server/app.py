@@ -18,6 +18,7 @@ from server.agreements import Agreements
 from server.api import router
 from recording.records.checkpoint import parse_vkey
 from server.audit import AuditLog, head_copy_paths, load_or_create_signing_key
+from server.possession import Possession
 from server.witnesses import WitnessClient
 from server.cases import CaseDesk
 from server.changes import ChangeFeed
@@ -283,6 +284,12 @@ async def chat_commits_context(app: web.Application) -> AsyncIterator[None]:
         await app[CHAT_COMMITS].close()  # after the rooms: the messages they queued are filed first
 
 
+async def possession_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    async with _stopping("possession"):
+        await app[SERVICES].possession.close()  # recovery codes still being sent, before the database closes
+
+
 async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     rooms, settings = app[ROOMS], app[SERVICES].settings
     rooms.start()
@@ -324,8 +331,10 @@ def create_app(settings: Settings) -> web.Application:
                           on_refused=lambda: metrics.refused("password_hashing_busy"))
     credentials = Credentials(db, settings.allowed_origins, recorders.participant)
     notifier = CaseViewNotifier()
-    courier = LinkCourier(db, audit, notifier, outside_channels(settings))
-    cases = CaseDesk(settings, db, audit, notifier, links, courier)
+    channels = outside_channels(settings)
+    courier = LinkCourier(db, audit, notifier, channels)
+    possession = Possession(settings, db, audit, channels, signing_key.private_bytes_raw())
+    cases = CaseDesk(settings, db, audit, notifier, links, courier, possession)
     authority = _authority(settings)
     # Changes to cases travel the revocations' path to every node, and from there to the pages' event streams.
     changes = ChangeFeed(authority, credentials, cases.check_member,
@@ -334,8 +343,9 @@ def create_app(settings: Settings) -> web.Application:
         settings=settings, db=db, audit=audit, accounts=Accounts(settings, db, audit, hashing), credentials=credentials,
         cases=cases, metrics=metrics,
         application_limit=SlidingWindow(settings.applications_per_minute, 60.0), records=records,
-        recorders=recorders, agreements=Agreements(db, audit, signing_key, records, AgreementPrinter(settings.agreement_font)), recipient_keys=keys,
-        changes=changes,
+        recorders=recorders,
+        agreements=Agreements(db, audit, signing_key, records, AgreementPrinter(settings.agreement_font), possession),
+        recipient_keys=keys, changes=changes, possession=possession,
     )
     services.openapi = openapi_document(router.endpoints, title="Mediation session server", version=__version__)
     app[SERVICES] = services
@@ -351,7 +361,7 @@ def create_app(settings: Settings) -> web.Application:
     # The rooms own the liveness they are given and close it with themselves.
     journal = ChatJournal(db, room_secret)
     chat = ChatCommits(records, journal, on_batch=metrics.chat_batches.inc)
-    hooks = RoomHooks(db, audit, records, recorders, access, links, journal, chat)
+    hooks = RoomHooks(db, audit, records, recorders, access, links, journal, chat, possession)
     rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
                           liveness=_node_liveness(settings), budgets=_party_budgets(settings),
@@ -387,7 +397,8 @@ def create_app(settings: Settings) -> web.Application:
     # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
     # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
     app.cleanup_ctx.extend([metrics_context, hashing_context, database_context, room_store_context, fanout_context,
-                            audit_context, recorders_context, chat_commits_context, rooms_context])
+                            audit_context, recorders_context, chat_commits_context, possession_context,
+                            rooms_context])
 
     async def close_sockets(_app: web.Application) -> None:
         # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io

@@ -30,7 +30,8 @@ from server.models import (
     StaffUser,
 )
 from server.notifier import LinkCourier, Notifier, open_with_receipt, receipt_public_key
-from server.provenance import credential_detail, receipt_id
+from server.possession import Possession, Proof
+from server.provenance import receipt_id
 from server.revocations import publish
 from server.settings import Settings
 from server.tokens import new_id, new_token
@@ -51,8 +52,9 @@ class CaseDesk:
     """Every operation on a case; each one checks the state machine and appends to the audit log."""
 
     def __init__(self, settings: Settings, db: Database, audit: AuditLog, notifier: Notifier, links: JoinLinks,
-                 courier: LinkCourier) -> None:
+                 courier: LinkCourier, possession: Possession) -> None:
         self._settings = settings
+        self._possession = possession
         self._db = db
         self._audit = audit
         self._notifier = notifier
@@ -380,6 +382,20 @@ class CaseDesk:
     async def confirm_session(
         self, principal: Principal, case_id: str, session_id: str, body: schemas.ConfirmSessionIn
     ) -> schemas.CaseView:
+        if principal.kind == "party":
+            if principal.session_id is not None and principal.session_id != session_id:
+                raise Forbidden(f"this join link is for session {principal.session_id}; it cannot act on "
+                                f"session {session_id}", code="other_session", field="session_id")
+            if body.party_id is not None and body.party_id != principal.subject_id:
+                raise Forbidden("a party confirms only for itself", field="party_id")
+        async with self._db.read() as session:
+            # What the case's state refuses is refused first, before a proof is asked for or spent.
+            case = await self._load(session, case_id)
+            lifecycle.require(case_id, case.state, "confirm_session")
+            await self._scheduled(session, case_id, session_id)
+        # The party's possession factor, spent in its own transaction: without it nothing changes.
+        proof = Proof(**body.proof.model_dump()) if body.proof is not None else None
+        evidence = await self._possession.prove(principal, case_id, "confirm_session", session_id, proof)
         async with self._db.write() as session:
             case = await self._load(session, case_id, lock=True)
             lifecycle.require(case_id, case.state, "confirm_session")
@@ -388,11 +404,6 @@ class CaseDesk:
                 raise Conflict(f'session {session_id} is in state "cancelled"; cannot confirm it',
                                code="session_cancelled")
             if principal.kind == "party":
-                if principal.session_id is not None and principal.session_id != session_id:
-                    raise Forbidden(f"this join link is for session {principal.session_id}; it cannot act on "
-                                    f"session {session_id}", code="other_session", field="session_id")
-                if body.party_id is not None and body.party_id != principal.subject_id:
-                    raise Forbidden("a party confirms only for itself", field="party_id")
                 party_id = principal.subject_id or ""
             else:
                 # The bank representative confirms on behalf of the lender.
@@ -406,10 +417,8 @@ class CaseDesk:
             session.add(SessionConfirmation(session_id=session_id, party_id=party_id, confirmed_at=now,
                                             confirmed_by=principal.actor))
             await session.flush()
-            how = await credential_detail(session, via=principal.via, link_id=principal.link_id,
-                                          credential=principal.credential)
             await self._audit.append(session, actor=principal.actor, action="session_confirmed", case_id=case_id,
-                                     detail={"session_id": session_id, "party_id": party_id, **how})
+                                     detail={"session_id": session_id, "party_id": party_id, **evidence})
             changed(session, case_id)
             parties = (await session.execute(select(Party.party_id).where(Party.case_id == case_id))).scalars().all()
             confirmed = (await session.execute(

@@ -139,6 +139,15 @@ def _verify_agreement(settings: Settings, path: Path, public_keys: list[Path]) -
         print("AGREEMENT FAILED VERIFICATION")
         return 1
     document = signed["document"]
+    for entry in signed["signatures"]:
+        enrolment = entry.get("enrolment")
+        if isinstance(enrolment, dict):
+            how = (f"device {enrolment.get('enrolment_id')} enrolled {enrolment.get('enrolled_at')} with a code sent by "
+                   f"{enrolment.get('channel')} ({enrolment.get('code_id')}), key fingerprint "
+                   f"{enrolment.get('fingerprint')}")
+        else:
+            how = "no device enrolment recorded (signed before enrolment was required)"
+        print(f"{entry['signer']} signed {entry['signed_at']}: {how}")
     print(f"agreement {document['agreement_id']} version {document['version']} of case {document['case_number']}: "
           f"signed by {', '.join(s['signer'] for s in signed['signatures'])} and countersigned; verified")
     return 0

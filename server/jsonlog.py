@@ -25,11 +25,13 @@ _SECRET_PATTERNS = (
     re.compile(rf"\b({'|'.join(TOKEN_PREFIXES)})_[A-Za-z0-9_-]{{20,}}"),
     re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]+"),
     re.compile(r"(?i)(password|secret|token|credential)(\"?\s*[:=]\s*\"?)[^\s\",}]+"),
+    # A one-time code (server/possession.py) wherever a request body or proof might carry one.
+    re.compile(r"(?i)\b(code)(\"?\s*[:=]\s*\"?)[0-9]{6,8}\b"),
 )
 # Personal data: a log entry's field of one of these names is never written, whatever its value, and any
 # e-mail address in any text is replaced. Logs carry ids (case_id, party_id), never who someone is.
 PERSONAL_FIELDS = frozenset({"name", "display_name", "username", "email", "phone", "contact", "borrower", "lender",
-                             "text", "terms", "comment", "note", "password", "token"})
+                             "text", "terms", "comment", "note", "password", "token", "one_time_code"})
 _EMAIL = re.compile(r"[^\s@\"'<>(),;:]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 # Loggers that would write what we must not: SQL parameters (password hashes, contacts) and the
 # driver's own call arguments. Held at WARNING whatever MEDIATION_LOG_LEVEL says.

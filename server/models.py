@@ -381,3 +381,63 @@ class RecipientStatement(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class PossessionCode(Base):
+    """A one-time code sent to a party's verified contact (server/possession.py); only its keyed hash is kept."""
+
+    __tablename__ = "possession_codes"
+
+    code_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), index=True)
+    party_id: Mapped[str] = mapped_column(ForeignKey("parties.party_id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # enrol | act | recover
+    # For purpose "act": the act and session it was sent for, and nothing else may spend it.
+    act: Mapped[str | None] = mapped_column(String(32), default=None)
+    session_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    channel: Mapped[str] = mapped_column(String(16))  # email | sms
+    # HMAC-SHA256 of the address it went to: the per-address limit, without the address.
+    address_hash: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # How the requester was holding the party's credential (server.provenance.credential_detail), or null.
+    credential: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    requested_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class DeviceEnrolment(Base):
+    """A browser's non-extractable Ed25519 key, enrolled for a party with a code sent to its verified contact."""
+
+    __tablename__ = "device_enrolments"
+
+    enrolment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), index=True)
+    party_id: Mapped[str] = mapped_column(ForeignKey("parties.party_id"), index=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the raw public key, hex
+    code_id: Mapped[str] = mapped_column(ForeignKey("possession_codes.code_id"))
+    channel: Mapped[str] = mapped_column(String(16))  # where the enrolling code went
+    credential: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    enrolled_by: Mapped[str] = mapped_column(String(80))
+    enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class PossessionChallenge(Base):
+    """A single-use challenge an enrolled key signs to prove possession for one act."""
+
+    __tablename__ = "possession_challenges"
+
+    challenge_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), index=True)
+    party_id: Mapped[str] = mapped_column(ForeignKey("parties.party_id"))
+    act: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)

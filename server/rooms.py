@@ -17,7 +17,8 @@ from server.audit import AuditLog
 from server.chatcommit import ChatCommits
 from server.chatjournal import ChatJournal
 from server.database import Database
-from server.errors import is_database_unavailable
+from server.errors import ApiError, is_database_unavailable
+from server.possession import Possession, Proof
 from server.models import (
     Assignment,
     AuditEntry,
@@ -36,6 +37,7 @@ from server.joinlinks import JoinLinks, RevokeReason
 from server.roomaccess import RoomAccess
 from server.tokens import new_id
 from recording.records.storage import RecordExistsError
+from signaling.errors import RoomError
 from signaling.identity import Identity, SequenceTaken, Unavailable
 
 log = logging.getLogger("mediation.rooms")
@@ -74,8 +76,10 @@ class RoomHooks:
     """Implements signaling's Hooks against the case record, its sealed records and the audit log."""
 
     def __init__(self, db: Database, audit: AuditLog, records: CaseRecords, recorders: Recorders,
-                 access: RoomAccess, links: JoinLinks, journal: ChatJournal, chat: ChatCommits) -> None:
+                 access: RoomAccess, links: JoinLinks, journal: ChatJournal, chat: ChatCommits,
+                 possession: Possession) -> None:
         self._db = db
+        self._possession = possession
         self._journal = journal
         self._chat = chat
         self._access = access
@@ -128,6 +132,15 @@ class RoomHooks:
             await self._chat.file(filing, body)
         except (RecordExistsError, IntegrityError):
             raise SequenceTaken(f"chat message {message['seq']} of {identity.session_id} is sealed already") from None
+
+    @_needs_case_record
+    async def prove_possession(self, identity: Identity, act: str, proof: dict[str, str] | None) -> dict[str, Any]:
+        try:
+            return await self._possession.prove_member(identity.role, identity.participant_id, identity.case_id,
+                                                       act, identity.session_id,
+                                                       Proof(**proof) if proof is not None else None)
+        except ApiError as exc:
+            raise RoomError(exc.code, exc.message) from None
 
     @_needs_case_record
     async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:

@@ -285,10 +285,106 @@ class ProposeSessionIn(Body):
     mode: Literal["video", "chat"] = "video"
 
 
+Act = Literal["confirm_session", "give_consent", "withdraw_consent", "sign_agreement"]
+OneTimeCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")]
+B64Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")]
+B64PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
+
+
+class PossessionProofIn(Body):
+    """Proof that the caller holds the party's verified contact (server/possession.py): an enrolled device's
+    signature of a challenge for this act, or a one-time code sent for this act."""
+
+    challenge_id: IdOf("chl") | None = None
+    signature: B64Signature | None = Field(default=None, description="Ed25519 signature of the challenge's to_sign")
+    code_id: IdOf("pcd") | None = None
+    code: OneTimeCode | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PossessionProofIn:
+        device = self.challenge_id is not None and self.signature is not None
+        code = self.code_id is not None and self.code is not None
+        given = [v for v in (self.challenge_id, self.signature, self.code_id, self.code) if v is not None]
+        if device == code or len(given) != 2:
+            raise ValueError("give challenge_id with signature, or code_id with code")
+        return self
+
+
 class ConfirmSessionIn(Body):
     party_id: IdOf("pty") | None = Field(
         default=None, description="Which party confirms; staff confirming for the lender give the lender's party_id"
     )
+    proof: PossessionProofIn | None = Field(default=None, description="Required: 403 possession_required without")
+
+
+class CodeRequestIn(Body):
+    purpose: Literal["enrol", "act"]
+    act: Act | None = Field(default=None, description="For purpose act: the one act the code may be spent on")
+    session_id: IdOf("ses") | None = Field(default=None, description="The session the act is in, if any")
+    channel: Literal["email", "sms"] | None = Field(default=None, description="Default: the first available")
+
+
+class CodeSentView(View):
+    code_id: str
+    channel: Literal["email", "sms"]
+    to: str = Field(description="The verified contact it went to, masked")
+    expires_at: dt.datetime
+
+
+class EnrolIn(Body):
+    code_id: IdOf("pcd")
+    code: OneTimeCode
+    public_key: B64PublicKey = Field(description="The device's raw Ed25519 public key, base64url without padding")
+
+
+class EnrolmentView(View):
+    enrolment_id: str
+    fingerprint: str = Field(description="SHA-256 of the raw public key, hex")
+    public_key: str
+    channel: str
+    enrolled_at: dt.datetime
+
+
+class ContactChannelView(View):
+    channel: Literal["email", "sms"]
+    to: str
+
+
+class PossessionView(View):
+    party_id: str
+    role: Literal["borrower", "lender"]
+    channels: list[ContactChannelView]
+    enrolments: list[EnrolmentView]
+
+
+class ChallengeIn(Body):
+    act: Act
+    session_id: IdOf("ses") | None = None
+
+
+class ChallengeView(View):
+    challenge_id: str
+    to_sign: str = Field(description="The exact bytes to sign, base64url without padding")
+    expires_at: dt.datetime
+
+
+CaseNumber = Annotated[str, StringConstraints(pattern=r"^MD-[0-9]{8}-[A-Z0-9]{6}$")]
+
+
+class RecoveryCodeIn(Body):
+    case_number: CaseNumber
+    contact: Email | Phone = Field(description="The e-mail or phone number the case has on file for you")
+
+
+class RecoveryAcceptedView(View):
+    message: str
+    expires_in_seconds: int
+
+
+class RecoverIn(Body):
+    case_number: CaseNumber
+    contact: Email | Phone
+    code: OneTimeCode
 
 
 class IssueLinkIn(Body):
@@ -388,6 +484,7 @@ class SignatureView(View):
     signer: Literal["borrower", "lender"]
     public_key: str
     signed_at: str
+    enrolment: dict | None = Field(default=None, description="The device enrolment of the signing key")
 
 
 class AgreementView(View):

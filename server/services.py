@@ -17,6 +17,7 @@ from server.credentials import Credentials
 from server.database import Database
 from server.metrics import Metrics
 from server.models import AuditCheckpoint
+from server.possession import Possession
 from server.ratelimit import SlidingWindow
 from server.recorders import ProcessRecorders
 from server.recipients import RecipientKeys
@@ -39,6 +40,7 @@ class Services:
     agreements: Agreements
     recipient_keys: RecipientKeys
     changes: ChangeFeed
+    possession: Possession
     openapi: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     async def latest_checkpoint(self) -> AuditCheckpoint | None:

@@ -254,6 +254,11 @@ class Settings:
     join_link_ttl_seconds: int = _field("JOIN_LINK_TTL_SECONDS", _positive_int, 7 * 24 * 3600)
     receipt_ttl_seconds: int = _field("RECEIPT_TTL_SECONDS", _positive_int, 180 * 24 * 3600)
     max_body_bytes: int = _field("MAX_BODY_BYTES", _positive_int, 64 * 1024)
+    # One-time codes to a party's verified contact (server/possession.py): lifetime, and how many may be
+    # requested per party, and per client address, in a quarter of an hour.
+    possession_code_ttl_seconds: int = _field("POSSESSION_CODE_TTL_SECONDS", _positive_int, 300)
+    possession_codes_per_party: int = _field("POSSESSION_CODES_PER_PARTY", _positive_int, 5)
+    possession_codes_per_address: int = _field("POSSESSION_CODES_PER_ADDRESS", _positive_int, 20)
     login_attempts_per_minute: int = _field("LOGIN_ATTEMPTS_PER_MINUTE", _positive_int, 10)
     applications_per_minute: int = _field("APPLICATIONS_PER_MINUTE", _positive_int, 30)
     audit_checkpoint_seconds: int = _field("AUDIT_CHECKPOINT_SECONDS", _positive_int, 10)

@@ -46,23 +46,35 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+# The codes Hooks.prove_possession refuses a consent change with (docs/protocol.md, "Possession proofs").
+POSSESSION_CODES = ("possession_required", "possession_invalid", "code_wrong", "code_expired", "code_spent",
+                    "party_act_only")
+
+
+def _proof(proof: payloads.Proof | None) -> dict[str, str] | None:
+    return proof.model_dump(exclude_none=True) if proof is not None else None
+
+
 async def give_consent(engine: RoomEngine, turn: Turn, payload: payloads.GiveConsent) -> None:
     member = turn.member
     if payload.notice_sha256 not in NOTICE_HASHES:
         raise RoomError("unknown_notice", "that is not the recording notice this server shows")
+    # The party's possession factor, checked and spent by the case record; a RoomError if missing or wrong.
+    evidence = await engine.hooks.prove_possession(turn.identity, "give_consent", _proof(payload.proof))
     turn.room.consents[member.participant_id] = {"notice_sha256": payload.notice_sha256, "at": now_iso()}
     turn.roster_changed = True
-    turn.audit("consent_given", notice_sha256=payload.notice_sha256)
+    turn.audit("consent_given", notice_sha256=payload.notice_sha256, **evidence)
     await engine.hooks.consent_changed(turn.identity, payload.notice_sha256)
 
 
-async def withdraw_consent(engine: RoomEngine, turn: Turn, _payload: payloads.Empty) -> None:
+async def withdraw_consent(engine: RoomEngine, turn: Turn, payload: payloads.WithdrawConsent) -> None:
     member, room = turn.member, turn.room
     if member.participant_id not in room.consents:
         raise RoomError("no_consent", "you have not given consent")
+    evidence = await engine.hooks.prove_possession(turn.identity, "withdraw_consent", _proof(payload.proof))
     del room.consents[member.participant_id]
     turn.roster_changed = True
-    turn.audit("consent_withdrawn")
+    turn.audit("consent_withdrawn", **evidence)
     await engine.hooks.consent_changed(turn.identity, None)
     if room.recording:
         await halt_recording(engine, turn, reason="consent_withdrawn")

@@ -71,6 +71,11 @@ class Hooks(Protocol):
         """Seal one chat message into the case record before it is acknowledged; SequenceTaken if its
         ``seq`` is sealed already."""
 
+    async def prove_possession(self, identity: Identity, act: str, proof: dict[str, str] | None) -> dict[str, Any]:
+        """Check and spend ``proof`` that the member holds its party's verified contact, for ``act``
+        ("give_consent" or "withdraw_consent"); the evidence for the audit entry, or RoomError with
+        possession_required, possession_invalid, code_wrong, code_expired, code_spent or party_act_only."""
+
     async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:
         """Keep consent (a notice hash) or its withdrawal (None) as sealed evidence."""
 

@@ -128,5 +128,20 @@ class DeleteMessage(Payload):
     seq: Annotated[int, Field(ge=1, le=10**9)]
 
 
+class Proof(Payload):
+    """Proof of the party's possession factor for one act (docs/protocol.md, "Possession proofs"): an enrolled
+    device's signature of a challenge for the act, or a one-time code sent for it."""
+
+    challenge_id: Annotated[str, StringConstraints(pattern=r"^chl_[0-9a-f]{32}$")] | None = None
+    signature: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")] | None = None
+    code_id: Annotated[str, StringConstraints(pattern=r"^pcd_[0-9a-f]{32}$")] | None = None
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")] | None = None
+
+
 class GiveConsent(Payload):
     notice_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    proof: Proof | None = None
+
+
+class WithdrawConsent(Payload):
+    proof: Proof | None = None

@@ -89,7 +89,7 @@ REQUESTS: dict[str, Request] = _table(
     # and the participant's consent budget, shared by its sockets and nodes (docs/protocol.md, "Evidence budgets").
     R("give_consent", payloads.GiveConsent, consent.give_consent, PARTIES, admitted=False, bucket="chat",
       budget="consent"),
-    R("withdraw_consent", payloads.Empty, consent.withdraw_consent, PARTIES, admitted=False, bucket="chat",
+    R("withdraw_consent", payloads.WithdrawConsent, consent.withdraw_consent, PARTIES, admitted=False, bucket="chat",
       budget="consent"),
     R("start_recording", payloads.Empty, consent.start_recording, MEDIATOR, admitted=True, bucket="signal"),
     R("stop_recording", payloads.Empty, consent.stop_recording, MEDIATOR, admitted=True, bucket="signal"),

@@ -33,6 +33,9 @@ _database_names = itertools.count()
 
 # Cheap Argon2 parameters: the cost is a production setting, not behaviour under test.
 FAST_PASSWORDS = {"password_memory_kib": 1024, "password_time_cost": 1}
+# Every test client shares 127.0.0.1: the per-address limit on one-time codes would count all of a test's
+# cases as one caller's (tests/server/test_possession.py checks the limit with its own low setting).
+MANY_CODES = {"possession_codes_per_address": 10_000}
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +64,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": tmp_path / "data", **FAST_PASSWORDS}
+    values: dict[str, Any] = {"data_dir": tmp_path / "data", **FAST_PASSWORDS, **MANY_CODES}
     values.update(overrides)
     return Settings(**values)
 
@@ -156,7 +159,18 @@ async def api(tmp_path: Path, mailbox: Mailbox) -> AsyncIterator[Api]:
         yield client
 
 
-async def _serve(settings: Settings, mailbox: Mailbox | None = None) -> AsyncIterator[Api]:
+async def _serve(settings: Settings, mailbox: Mailbox | None = None, *, mail: bool = True) -> AsyncIterator[Api]:
+    """The server of ``settings`` on 127.0.0.1, port 0. Parties' acts need one-time codes by mail, so unless
+    ``mail`` is false (the embedded default, with no channel) a server configured without one mails its
+    parties at a fresh real SMTP server of its own (``Api.mailbox``)."""
+    if mailbox is None and mail and not settings.smtp_host:
+        own = await Mailbox().start()
+        try:
+            async for client in _serve(dataclasses.replace(settings, **own.settings()), own):
+                yield client
+        finally:
+            await own.stop()
+        return
     app = create_app(settings)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
@@ -201,7 +215,8 @@ async def api_on(tmp_path: Path, database_url: str, mailbox: Mailbox) -> AsyncIt
 
 async def walk_to_scheduled(api: Api, officer: str | None = None) -> Journey:
     """File, verify, accept, assign, propose and confirm: the case ends in state "scheduled"."""
-    return await walk.walk_to_scheduled(api.http, api.staff, officer=officer)
+    assert api.mailbox is not None, "the parties' codes reach them by mail: serve with a mailbox"
+    return await walk.walk_to_scheduled(api.http, api.staff, api.mailbox, officer=officer)
 
 
 async def issue_link(api: Api, journey: Journey, party_id: str) -> str:

@@ -206,13 +206,18 @@ async def _polling_flood(base: str, stop: asyncio.Event, answers: Counter[str]) 
     await asyncio.gather(*(poller(address) for address in POLLING_ADDRESSES))
 
 
-async def _consent_flood(borrower: Member, stop: asyncio.Event, answers: Counter[str]) -> None:
+async def _consent_flood(borrower: Member, case: Journey, base: str, stop: asyncio.Event,
+                         answers: Counter[str]) -> None:
+    """The borrower toggles consent as fast as it can, each toggle with its device's fresh possession proof."""
     notice = next(iter(NOTICE_HASHES))
     give = True
+    http = Http(borrower.http, base)
     while not stop.is_set():
+        act = "give_consent" if give else "withdraw_consent"
         try:
-            result = await borrower.peer.request("give_consent" if give else "withdraw_consent",
-                                                 {"notice_sha256": notice} if give else {})
+            proof = await case.proof(http, "borrower", act)
+            result = await borrower.peer.request(act, {"notice_sha256": notice, "proof": proof} if give
+                                                 else {"proof": proof})
         except (socketio.exceptions.SocketIOError, TimeoutError):
             answers["disconnected"] += 1
             return
@@ -303,7 +308,7 @@ async def run_hostile(topology: Topology, http: Http, workdir: Path) -> HostileR
     admin = await http.login(ADMIN, ADMIN_PASSWORD)
     _, officer = await http.staff(admin, "case_officer")
     await register_compliance_key(http, admin, workdir)
-    cases = [await scheduled_case(http, admin, officer) for _ in range(ROOMS + CONSENT_ROOMS)]
+    cases = [await scheduled_case(http, topology.mailbox, admin, officer) for _ in range(ROOMS + CONSENT_ROOMS)]
     rooms: list[list[Member]] = []
     members: list[Member] = []
     marks: list[int] = []
@@ -322,7 +327,8 @@ async def run_hostile(topology: Topology, http: Http, workdir: Path) -> HostileR
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), BASELINE_SECONDS)
         marks = [len(m.latencies_ms) for m in members]
-        work += [asyncio.ensure_future(_consent_flood(room[2], stop, consent)) for room in consent_rooms]
+        work += [asyncio.ensure_future(_consent_flood(room[2], case, base, stop, consent))
+                 for room, case in zip(consent_rooms, cases[ROOMS:])]
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             signin, malformed, polling = await asyncio.get_running_loop().run_in_executor(
                 pool, run_anonymous_floods, base, FLOOD_SECONDS)

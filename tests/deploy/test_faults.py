@@ -25,6 +25,7 @@ import socketio
 from tests.deploy.clients import RoomClient
 from tests.deploy.topology import Topology
 from tests.recording.agekeys import AgeKey, age_binary, generate
+from tests.support.mailbox import MailboxThread
 from tests.support.nodes import ADMIN, ADMIN_PASSWORD, ROOT, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, Node
 from tests.support.walk import Http, Journey, scheduled_case
 
@@ -53,8 +54,10 @@ class Desk:
     compliance: str
     key: AgeKey
 
+    mailbox: MailboxThread  # the parties' mail (the topology's)
+
     async def case(self) -> Journey:
-        return await scheduled_case(self.http, self.admin, self.officer)
+        return await scheduled_case(self.http, self.mailbox, self.admin, self.officer)
 
 
 # An officer whose key is in force, per deployment: it approves the next officers' keys.
@@ -81,7 +84,8 @@ async def desk(topology: Topology, tmp_path: Path) -> AsyncIterator[Desk]:
                 await http.call("POST", f"/api/compliance/keys/{proposal['proposal_id']}/approve", token=approver,
                                 expect=200)
             _OFFICERS_IN_FORCE[topology.url] = compliance
-        yield Desk(http=http, admin=admin, officer=officer, compliance=compliance, key=key)
+        yield Desk(http=http, admin=admin, officer=officer, compliance=compliance, key=key,
+                   mailbox=topology.mailbox)
 
 
 @dataclasses.dataclass

@@ -31,6 +31,7 @@ import yarl
 from aiohttp import web
 
 from tests.signaling.peer import Participant
+from tests.support.mailbox import MailboxThread
 from tests.support.nodes import (ADMIN, Node, ROOT, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, create_admin, diagnosing,
                                  node_environment, start_nodes)
 from tests.support.services import HOST, NginxServer, PostgresServer, RedisServer, free_port
@@ -211,6 +212,7 @@ class ProductionNginx(NginxServer):
 class Deployment:
     proxy: ProductionNginx
     nodes: list[Node]
+    mailbox: MailboxThread  # the parties' mail, where their one-time codes go
 
     @property
     def url(self) -> str:
@@ -229,6 +231,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         postgres = stack.enter_context(PostgresServer())
         ports = (free_port(), free_port())
         proxy = stack.enter_context(ProductionNginx(ports))
+        mailbox = MailboxThread().start()
+        stack.callback(mailbox.stop)
         secrets_dir = workdir / "secrets"
         secrets_dir.mkdir(mode=0o700)
         env = node_environment(**{
@@ -241,6 +245,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "MEDIATION_COOKIE_SECURE": "true",
             "MEDIATION_TRUSTED_PROXIES": HOST,
             "MEDIATION_APPLICATIONS_PER_MINUTE": str(APPLICATION_BUDGET),
+            **mailbox.environment(),
         })
         create_admin(env)  # migrates the schema and makes the shared signing key before either node starts
         create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)  # approves the staff accounts the first makes
@@ -249,7 +254,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         for node in nodes:
             stack.callback(node.stop)
         start_nodes(nodes)
-        yield Deployment(proxy=proxy, nodes=nodes)
+        yield Deployment(proxy=proxy, nodes=nodes, mailbox=mailbox)
 
 
 @contextlib.asynccontextmanager
@@ -327,7 +332,7 @@ async def test_metrics_are_hidden_by_proxy_but_served_by_each_node(deployment: D
 async def test_room_socket_through_proxy_joins_a_scheduled_session(deployment: Deployment) -> None:
     async with client(deployment) as session:
         with deployment.diagnosed():
-            case = await scheduled_case(Http(session, deployment.url))
+            case = await scheduled_case(Http(session, deployment.url), deployment.mailbox)
             mediator = room_participant(deployment, session, case.auth("mediator"))
             try:
                 joined = await mediator.join()

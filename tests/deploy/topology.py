@@ -21,6 +21,7 @@ import contextlib
 import signal
 from pathlib import Path
 
+from tests.support.mailbox import MailboxThread
 from tests.support.nodes import (PYTHON, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, START_TIMEOUT, Node, create_admin,
                                  diagnosing, node_environment, start_nodes)
 from tests.support.services import NginxServer, PostgresServer, RedisServer, free_port
@@ -45,6 +46,8 @@ class Topology:
         self.postgres = PostgresServer(settings={"max_connections": "200"})
         self.nginx: NginxServer | None = None
         self.nodes: list[Node] = []
+        # The parties' mail (their one-time codes): on its own thread, as the topology outlives a test's loop.
+        self.mailbox = MailboxThread()
 
     @property
     def url(self) -> str:
@@ -64,6 +67,7 @@ class Topology:
     def _start(self) -> None:
         self.redis.start()
         self.postgres.start()
+        self.mailbox.start()
         ports = [free_port() for _ in range(self.count)]
         self.nginx = NginxServer(ports).start()
         shared = self.workdir / "shared"  # stands for the shared volume of docs/deploy.md
@@ -80,6 +84,7 @@ class Topology:
             "MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE": "100000",
             "MEDIATION_LOGIN_ADDRESS_FREE_FAILURES": "100000",
             "MEDIATION_APPLICATIONS_PER_MINUTE": "100000",
+            **self.mailbox.environment(),
             **self.settings,
         })
         create_admin(env)  # migrates the schema and makes the shared signing key before any node starts
@@ -95,13 +100,17 @@ class Topology:
         atexit.unregister(self.stop)
         errors: list[BaseException] = []
         for stop in [*(node.stop for node in self.nodes), *(s.stop for s in (self.nginx, self.redis, self.postgres)
-                                                             if s is not None)]:
+                                                             if s is not None), self._stop_mailbox]:
             try:
                 stop()
             except Exception as exc:  # noqa: BLE001 - tear the rest down before reporting
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+    def _stop_mailbox(self) -> None:
+        if self.mailbox.box.port:
+            self.mailbox.stop()
 
     def __enter__(self) -> Topology:
         return self.start()

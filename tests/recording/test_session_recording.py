@@ -11,12 +11,14 @@ import asyncio
 import base64
 import dataclasses
 import datetime as dt
+import functools
 import io
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from tests.recording.agekeys import AgeKey, age_binary, generate
 from tests.recording.recorder.test_peer import MovingPattern, Tone
 from tests.signaling.conftest import issue_link
 from tests.signaling.peer import Participant
+from tests.support.mailbox import Mailbox
 from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, START_TIMEOUT, Node,
                                  create_admin, node_environment, start_nodes)
 from tests.support.services import free_port
@@ -113,6 +116,8 @@ class RecordedRoom:
     started: float = 0.0
     notice: str = ""
     record_ids: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Each party's possession proof for a consent act, as its browser makes one with its enrolled device.
+    proof: Callable[[str, str], Awaitable[dict[str, str]]] | None = None
 
     @property
     def peers(self) -> tuple[Participant, Participant, Participant]:
@@ -125,8 +130,10 @@ class RecordedRoom:
         assert joined["ok"]
         refused = await mediator.request("start_recording", {})
         assert refused["error"] == "consent_missing"
-        for party in (self.bank, self.borrower):
-            assert (await party.request("give_consent", {"notice_sha256": self.notice}))["ok"]
+        assert self.proof is not None
+        for who, party in (("bank", self.bank), ("borrower", self.borrower)):
+            proof = await self.proof(who, "give_consent")
+            assert (await party.request("give_consent", {"notice_sha256": self.notice, "proof": proof}))["ok"]
         mark = len(mediator.events)
         assert (await mediator.request("start_recording", {}))["ok"]
         self.started = time.monotonic()
@@ -180,7 +187,8 @@ async def open_recorded_room(api: Api, tmp_path: Path) -> RecordedRoom:
     bank = Participant(api.base, {"token": journey.bank, "session_id": journey.session_id})
     borrower = Participant(api.base, {"token": borrower_link})
     room = RecordedRoom(api=api, key=key, compliance=compliance, case_id=journey.case_id, mediator=mediator,
-                        bank=bank, borrower=borrower, senders=[Sender(p) for p in (mediator, bank, borrower)])
+                        bank=bank, borrower=borrower, senders=[Sender(p) for p in (mediator, bank, borrower)],
+                        proof=functools.partial(journey.proof, api.http))
     joined = await mediator.join()
     assert joined["records_sealed"] is True
     room.notice = joined["recording_notice"][0]["sha256"]
@@ -450,10 +458,12 @@ async def test_recorder_killed_loses_under_a_second_and_the_tool_names_each_gap(
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(tmp_path: Path) -> None:
+async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(tmp_path: Path,
+                                                                               mailbox: Mailbox) -> None:
     """The node and its recorder worker SIGKILLed together (as systemd or a container runtime kills them)."""
     port = free_port()
-    env = node_environment(MEDIATION_PORT=str(port), MEDIATION_DATA_DIR=str(tmp_path / "data"))
+    env = node_environment(MEDIATION_PORT=str(port), MEDIATION_DATA_DIR=str(tmp_path / "data"),
+                           **mailbox.environment())
     await asyncio.to_thread(create_admin, env)
     await asyncio.to_thread(create_admin, env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
     node = Node(name="recording", port=port, env=env, log_path=tmp_path / "node.log")
@@ -466,14 +476,15 @@ async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(t
             _, compliance = await http.staff(admin, "compliance_officer")
             key = generate(tmp_path / "officer")
             await approve_first_key(http, admin, compliance, key.recipient)
-            journey = await scheduled_case(http, admin)
+            journey = await scheduled_case(http, mailbox, admin)
             mediator = Participant(node.base, {"token": journey.mediator, "session_id": journey.session_id})
             bank = Participant(node.base, {"token": journey.bank, "session_id": journey.session_id})
             borrower = Participant(node.base, {"token": journey.borrower_link})
             peers += [mediator, bank, borrower]
             room = RecordedRoom(api=None, key=key, compliance=compliance, case_id=journey.case_id,  # type: ignore[arg-type]
                                 mediator=mediator, bank=bank, borrower=borrower,
-                                senders=[Sender(p) for p in (mediator, bank, borrower)])
+                                senders=[Sender(p) for p in (mediator, bank, borrower)],
+                                proof=functools.partial(journey.proof, http))
             room.notice = (await mediator.join())["recording_notice"][0]["sha256"]
             for party in (bank, borrower):
                 await party.join()

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from server.agreements import b64url, verify_signed_agreement
 from tests.conftest import Api, walk_to_scheduled
+from tests.support.walk import Device
 
 
 def terms(**overrides):
@@ -31,7 +32,9 @@ def terms(**overrides):
     return body
 
 
-def sign(document: dict, key: Ed25519PrivateKey, version: int) -> dict:
+def sign(document: dict, key: Ed25519PrivateKey | Device, version: int) -> dict:
+    """A signature body; ``key`` is the party's enrolled device (tests/support/walk.py) or a stray key."""
+    key = key.key if isinstance(key, Device) else key
     public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return {"version": version, "public_key": b64url(public), "signature": b64url(key.sign(rfc8785.dumps(document)))}
 
@@ -47,7 +50,7 @@ async def _drafted(api: Api):
 async def test_agreement_signed_by_both_is_countersigned_and_verifies_offline(api: Api, tmp_path: Path) -> None:
     journey, agreement = await _drafted(api)
     assert agreement["canonical"].encode() == rfc8785.dumps(agreement["document"])
-    borrower_key, bank_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    borrower_key, bank_key = journey.devices["borrower"], journey.devices["bank"]
     path = f"/api/cases/{journey.case_id}/agreement/signatures"
     status, after_one = await api.call("POST", path, token=journey.receipt,
                                        json=sign(agreement["document"], borrower_key, 1))
@@ -64,13 +67,24 @@ async def test_agreement_signed_by_both_is_countersigned_and_verifies_offline(ap
     ok = subprocess.run([sys.executable, "-m", "server.cli", "verify-agreement", str(target)], env=env,
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "verified" in ok.stdout, ok.stdout + ok.stderr
+    # Per signature, the enrolment behind it: when, through which channel, the key's fingerprint.
+    for who in ("borrower", "bank"):
+        device = journey.devices[who]
+        (line,) = [line for line in ok.stdout.splitlines() if device.enrolment_id in line]
+        assert device.fingerprint in line and "by email" in line, ok.stdout
+    # An enrolment moved onto another signature is seen.
+    swapped = json.loads(json.dumps(signed))
+    swapped["signatures"][0]["enrolment"], swapped["signatures"][1]["enrolment"] = (
+        swapped["signatures"][1]["enrolment"], swapped["signatures"][0]["enrolment"])
+    assert any("not the one its enrolment names" in p for p in verify_signed_agreement(swapped, trusted))
 
 
 async def test_agreement_tampered_after_signing_fails_verification(api: Api, tmp_path: Path) -> None:
     journey, agreement = await _drafted(api)
     path = f"/api/cases/{journey.case_id}/agreement/signatures"
-    for token in (journey.receipt, journey.bank):
-        await api.call("POST", path, token=token, json=sign(agreement["document"], Ed25519PrivateKey.generate(), 1))
+    for token, who in ((journey.receipt, "borrower"), (journey.bank, "bank")):
+        status, body = await api.call("POST", path, token=token, json=sign(agreement["document"], journey.devices[who], 1))
+        assert status == 201, body
     _, signed = await api.call("GET", f"/api/cases/{journey.case_id}/agreement/signed", token=journey.officer)
     trusted = {api.services.audit.key_id: api.services.audit.public_key}
     signed["document"]["instalments"][0]["amount_minor"] = 1
@@ -88,17 +102,18 @@ async def test_agreement_tampered_after_signing_fails_verification(api: Api, tmp
 async def test_agreement_change_after_a_signature_voids_it(api: Api) -> None:
     journey, agreement = await _drafted(api)
     path = f"/api/cases/{journey.case_id}/agreement/signatures"
-    await api.call("POST", path, token=journey.receipt,
-                   json=sign(agreement["document"], Ed25519PrivateKey.generate(), 1))
+    status, body = await api.call("POST", path, token=journey.receipt,
+                                  json=sign(agreement["document"], journey.devices["borrower"], 1))
+    assert status == 201, body
     status, redrafted = await api.call("PUT", f"/api/cases/{journey.case_id}/agreement", token=journey.mediator,
                                        json=terms(terms="Revised: the bank also waives interest."))
     assert status == 200 and redrafted["version"] == 2 and redrafted["signatures"] == []
     # A signature on the old text is refused; signing the new one works.
     status, body = await api.call("POST", path, token=journey.bank,
-                                  json=sign(agreement["document"], Ed25519PrivateKey.generate(), 1))
+                                  json=sign(agreement["document"], journey.devices["bank"], 1))
     assert status == 409 and body["error"] == "agreement_changed"
     status, body = await api.call("POST", path, token=journey.bank,
-                                  json=sign(agreement["document"], Ed25519PrivateKey.generate(), 2))
+                                  json=sign(agreement["document"], journey.devices["bank"], 2))
     assert status == 422 and body["field"] == "signature"
 
 

@@ -38,6 +38,7 @@ from server.api import router
 from server.routing import openapi_document
 from tests.conftest import Api
 from tests.support import walk
+from tests.support.mailbox import MailboxThread
 from tests.support.nodes import Node, create_admin, node_environment, start_nodes
 from tests.support.services import free_port
 
@@ -121,6 +122,7 @@ class Server:
 
     base_url: str
     log_path: Path
+    mailbox: MailboxThread  # the parties' mail, where their one-time codes go
     client: requests.Session = dataclasses.field(default_factory=_client)
 
     def call(self, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
@@ -206,9 +208,9 @@ class Cast:
             if not scheduled:
                 return CaseIds(path=ids, party_tokens={"borrower": case.receipt})
             await walk.verify_parties(http, case, officer)
-            session_id = await walk.schedule_session(
+            session_id, _ = await walk.schedule_session(
                 http, case, officer, (self.user_ids["mediator"], self.tokens["mediator"]),
-                (self.user_ids["bank_representative"], self.tokens["bank_representative"]))
+                (self.user_ids["bank_representative"], self.tokens["bank_representative"]), self.server.mailbox)
             link = await walk.issue_link(http, case, officer, case.borrower_id, session_id)
             # The link reaches the borrower only: read it in the borrower's case view, as the borrower does.
             link_token = await walk.received_link(http, case, link)
@@ -220,19 +222,21 @@ class Cast:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("fuzz")
     port = free_port()
+    mailbox = MailboxThread().start()
     env = node_environment(MEDIATION_PORT=str(port), MEDIATION_DATA_DIR=str(root / "data"),
                            MEDIATION_LOGIN_ATTEMPTS_PER_MINUTE="100000", MEDIATION_APPLICATIONS_PER_MINUTE="100000",
                            # Fuzzed sign-ins fail by the hundred from one address; the cast must still sign in.
                            MEDIATION_LOGIN_PAIR_FREE_FAILURES="100000", MEDIATION_LOGIN_ADDRESS_FREE_FAILURES="100000",
-                           MEDIATION_LOGIN_USERNAME_FREE_FAILURES="100000")
+                           MEDIATION_LOGIN_USERNAME_FREE_FAILURES="100000", **mailbox.environment())
     create_admin(env, "admin", PASSWORD)
     create_admin(env, "admin2", PASSWORD)
     node = Node(name="fuzz", port=port, env=env, log_path=root / "server.log")
     try:
         start_nodes([node])
-        yield Server(base_url=node.base, log_path=node.log_path)
+        yield Server(base_url=node.base, log_path=node.log_path, mailbox=mailbox)
     finally:
         node.stop()
+        mailbox.stop()
 
 
 @pytest.fixture(scope="module")

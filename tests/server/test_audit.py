@@ -24,6 +24,7 @@ from recording.records.kinds import RecordKind
 from server.audit import AuditLog, verify_log
 from server.database import Database
 from server.models import AuditCheckpoint, AuditEntry
+from tests.support.mailbox import Mailbox
 from tests.conftest import Api, _serve, application, make_settings, walk_to_scheduled
 from tests.recording.agekeys import generate
 
@@ -58,7 +59,10 @@ async def test_audit_records_every_state_change_of_the_journey(api: Api) -> None
         )).scalars().all()
     assert actions == [
         "application_filed", "party_verified", "party_verified", "case_accepted", "staff_assigned",
-        "staff_assigned", "session_proposed", "session_confirmed", "session_confirmed", "session_scheduled",
+        "staff_assigned", "session_proposed",
+        # each side enrols its device with a code sent to its verified contact, then confirms with it
+        "possession_code_sent", "device_enrolled", "possession_code_sent", "device_enrolled",
+        "session_confirmed", "session_confirmed", "session_scheduled",
     ]
 
 
@@ -404,10 +408,12 @@ async def test_audit_sequencer_survives_a_failure_and_resumes(tmp_path: Path,
         await db.close()
 
 
-async def test_audit_record_shows_no_seq_until_sequenced_and_the_manifest_sequences_first(tmp_path: Path) -> None:
+async def test_audit_record_shows_no_seq_until_sequenced_and_the_manifest_sequences_first(
+        tmp_path: Path, mailbox: Mailbox) -> None:
     # Neither background loop runs during the test: only the explicit calls sequence.
-    settings = make_settings(tmp_path, audit_sequence_seconds=3600.0, audit_checkpoint_seconds=3600)
-    async for api in _serve(settings):
+    settings = make_settings(tmp_path, audit_sequence_seconds=3600.0, audit_checkpoint_seconds=3600,
+                             **mailbox.settings())
+    async for api in _serve(settings, mailbox):
         _, compliance = await api.staff("compliance_officer")
         key = generate(tmp_path / "officer")
         await api.approve_key(compliance, key.recipient)

@@ -134,6 +134,16 @@ EXPECTED: dict[Route, frozenset[str]] = {
     ("GET", "/api/cases/{case_id}/agreement/signed.pdf"): frozenset({CASE_OFFICER, MEDIATOR, BANK, COMPLIANCE, PARTY}),
     ("PUT", "/api/cases/{case_id}/agreement"): frozenset({MEDIATOR}),
     ("POST", "/api/cases/{case_id}/agreement/signatures"): frozenset({PARTY, BANK}),
+    # the possession factor: only the party side (the bank representative for the lender) reads its own
+    # contacts and devices, asks for a code to its verified contact, enrols a device, asks for a challenge;
+    # the staff desk never (tests/server/test_possession.py tries each act as each staff role)
+    ("GET", "/api/cases/{case_id}/possession"): frozenset({PARTY, BANK}),
+    ("POST", "/api/cases/{case_id}/possession/codes"): frozenset({PARTY, BANK}),
+    ("POST", "/api/cases/{case_id}/possession/enrolments"): frozenset({PARTY, BANK}),
+    ("POST", "/api/cases/{case_id}/possession/challenges"): frozenset({PARTY, BANK}),
+    # case recovery: open to everyone (the code goes only to the borrower's verified contact)
+    ("POST", "/api/recovery/codes"): EVERYONE,
+    ("POST", "/api/recovery/receipts"): EVERYONE,
     # feedback: the parties (the bank representative for the lender) give it; case officers read aggregates
     ("POST", "/api/cases/{case_id}/feedback"): frozenset({PARTY, BANK}),
     ("GET", "/api/feedback/summary"): frozenset({CASE_OFFICER}),
@@ -194,6 +204,7 @@ FRESH_STAGE: dict[Route, str] = {
     ("PUT", "/api/cases/{case_id}/agreement"): "drafted",
     ("POST", "/api/cases/{case_id}/agreement/signatures"): "drafted",
     ("POST", "/api/cases/{case_id}/feedback"): "closed",
+    ("POST", "/api/recovery/receipts"): "verified",
 }
 
 _names = itertools.count()
@@ -206,8 +217,9 @@ AGREEMENT = {
 }
 
 
-def _signature(document: dict) -> dict:
-    key = Ed25519PrivateKey.generate()
+def _signature(document: dict, device: walk.Device | None = None) -> dict:
+    """A signature of ``document`` by ``device`` (the caller's enrolled one), or by a stray key."""
+    key = device.key if device is not None else Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return {"version": document.get("version", 1), "public_key": b64url(public),
             "signature": b64url(key.sign(rfc8785.dumps(document)))}
@@ -243,6 +255,8 @@ class CaseWorld:
     lender_link_id: str | None = None  # the lender's join link for session_id
     record_id: str | None = None  # a sealed record filed on the case
     agreement: dict | None = None  # the current agreement document
+    lender_email: str = ""  # the lender's verified contact, where its codes go
+    devices: dict[str, walk.Device] = dataclasses.field(default_factory=dict)  # "borrower", "bank": enrolled
 
 
 @dataclasses.dataclass
@@ -255,6 +269,7 @@ class Desk:
     login_username: str
     own: CaseWorld | None = None
     other: CaseWorld | None = None
+    caller: str = ""  # the principal of the cell being prepared: a party act's proof is the caller's own
 
     @classmethod
     async def open(cls, api: Api) -> Desk:
@@ -289,12 +304,15 @@ class Desk:
         if stage == "submitted":
             return world
         await walk.verify_parties(http, filed, officer)
+        world.lender_email = filed.lender_email
         if stage == "verified":
             return world
         assert stage in ("scheduled", "drafted", "closed"), stage
         mediator, bank = self.side(MEDIATOR, scope), self.side(BANK, scope)
         (world.mediator_id, mediator_token), (world.bank_id, bank_token) = mediator, bank
-        world.session_id = await walk.schedule_session(http, filed, officer, mediator, bank)
+        assert self.api.mailbox is not None
+        world.session_id, world.devices = await walk.schedule_session(http, filed, officer, mediator, bank,
+                                                                      self.api.mailbox)
         link = await walk.issue_link(http, filed, mediator_token, world.borrower_id, world.session_id)
         world.link_token = await walk.received_link(http, filed, link)
         link = await walk.issue_link(http, filed, mediator_token, world.lender_id, world.session_id)
@@ -306,9 +324,9 @@ class Desk:
         world.agreement = await walk.draft_agreement(http, filed, mediator_token, AGREEMENT)
         if stage == "scheduled":
             # The standing cases have a signed agreement; "drafted" ones wait for signatures.
-            for token in (world.receipt, bank_token):
+            for token, who in ((world.receipt, "borrower"), (bank_token, "bank")):
                 await _expect(self.api, 201, "POST", f"{filed.path}/agreement/signatures", token=token,
-                              json=_signature(world.agreement))
+                              json=_signature(world.agreement, world.devices[who]))
         record = await self.api.services.records.seal_and_file(
             b'{"test": true}', actor="test:setup", kind=RecordKind.CONSENT, case_id=world.case_id,
             session_id=world.session_id, participant_id=world.borrower_id, index=0)
@@ -417,9 +435,82 @@ async def _propose(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
     return {"case_id": world.case_id}, {"starts_at": future(96), "duration_minutes": 30, "mode": "video"}
 
 
+def _party_side(desk: Desk, world: CaseWorld) -> tuple[str, str, walk.Device] | None:
+    """The cell's caller as a party side of ``world``: (token, "borrower"/"bank", its device), if it is one
+    (the "own" side's cases only: elsewhere the cell is refused before any proof is read)."""
+    if world.bank_id != desk.users[BANK][0]:
+        return None
+    if desk.caller == RECEIPT and world.devices:
+        return world.receipt, "borrower", world.devices["borrower"]
+    if desk.caller == JOIN_LINK and world.devices and world.link_token:
+        return world.link_token, "borrower", world.devices["borrower"]
+    if desk.caller == BANK and world.devices:
+        return desk.token(BANK), "bank", world.devices["bank"]
+    return None
+
+
 @request_for("POST", "/api/cases/{case_id}/sessions/{session_id}/confirm")
 async def _confirm(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
-    return {"case_id": world.case_id, "session_id": world.pending_session_id or ""}, {}
+    ids = {"case_id": world.case_id, "session_id": world.pending_session_id or ""}
+    side = _party_side(desk, world)
+    if side is None or desk.caller == JOIN_LINK:  # a join link confirms only its own session: refused first
+        return ids, {}
+    token, _, device = side
+    return ids, {"proof": await walk.prove(desk.api.http, f"/api/cases/{world.case_id}", token, device,
+                                           "confirm_session", world.pending_session_id)}
+
+
+_no_body(("GET", "/api/cases/{case_id}/possession"))
+
+
+@request_for("POST", "/api/cases/{case_id}/possession/codes")
+async def _request_code(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, {"purpose": "enrol"}
+
+
+@request_for("POST", "/api/cases/{case_id}/possession/enrolments")
+async def _enrol(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    fresh = walk.Device(key=Ed25519PrivateKey.generate(), enrolment_id="", fingerprint="")
+    body = {"code_id": "pcd_" + "0" * 32, "code": "00000000", "public_key": fresh.public_key}
+    side = _party_side(desk, world)
+    if side is not None:
+        token, who, _ = side
+        address = walk.BORROWER_EMAIL if who == "borrower" else world.lender_email
+        assert desk.api.mailbox is not None
+        sent = await walk.request_code(desk.api.http, f"/api/cases/{world.case_id}", token, purpose="enrol")
+        body.update(code_id=sent["code_id"], code=await walk.read_code(desk.api.mailbox, address, sent["code_id"]))
+    return {"case_id": world.case_id}, body
+
+
+@request_for("POST", "/api/cases/{case_id}/possession/challenges")
+async def _challenge(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {"case_id": world.case_id}, {"act": "confirm_session", "session_id": world.session_id}
+
+
+async def _case_number(desk: Desk, world: CaseWorld) -> str:
+    view = await _expect(desk.api, 200, "GET", "/api/party/case", token=world.receipt)
+    return view["case_number"]
+
+
+@request_for("POST", "/api/recovery/codes")
+async def _recovery_code(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    return {}, {"case_number": await _case_number(desk, world), "contact": walk.BORROWER_EMAIL}
+
+
+@request_for("POST", "/api/recovery/receipts")
+async def _recover(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
+    """A fresh verified case's recovery, with the code the borrower reads in its mail."""
+    number = await _case_number(desk, world)
+    mailbox = desk.api.mailbox
+    assert mailbox is not None
+    before = len(mailbox.messages)
+    await _expect(desk.api, 202, "POST", "/api/recovery/codes",
+                  json={"case_number": number, "contact": walk.BORROWER_EMAIL})
+    await desk.api.services.possession.close()  # sent after the answer: wait for it
+    (mail,) = [m for m in mailbox.messages[before:] if "recovering access" in m.text]
+    match = walk.CODE.search(mail.text)
+    assert match is not None
+    return {}, {"case_number": number, "contact": walk.BORROWER_EMAIL, "code": match.group(1)}
 
 
 @request_for("POST", "/api/cases/{case_id}/sessions/{session_id}/cancel")
@@ -455,7 +546,8 @@ async def _draft(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
 
 @request_for("POST", "/api/cases/{case_id}/agreement/signatures")
 async def _sign(desk: Desk, world: CaseWorld) -> tuple[dict[str, str], Any]:
-    return {"case_id": world.case_id}, _signature(world.agreement or {})
+    side = _party_side(desk, world)
+    return {"case_id": world.case_id}, _signature(world.agreement or {}, side[2] if side else None)
 
 
 @request_for("POST", "/api/cases/{case_id}/feedback")
@@ -542,7 +634,9 @@ async def prepare(desk: Desk, cell: Cell) -> None:
         party_world = desk.own  # a join link exists only once a session is confirmed
     tokens = {ANONYMOUS: None, RECEIPT: party_world.receipt, JOIN_LINK: party_world.link_token}
     cell.token = tokens[cell.principal] if cell.principal in tokens else desk.token(cell.principal)
+    desk.caller = cell.principal
     ids, cell.body = await REQUESTS[cell.route](desk, world)
+    desk.caller = ""
     cell.path = _path(cell.route, ids)
 
 

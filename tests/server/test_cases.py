@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import Api, application, future, issue_link, walk_to_scheduled
+from tests.support import walk
 from tests.support.mailbox import link_token
 
 
@@ -91,9 +92,9 @@ async def test_session_proposal_in_the_past_is_refused(api: Api) -> None:
 
 async def test_confirm_twice_is_a_conflict(api: Api) -> None:
     journey = await walk_to_scheduled(api)
-    status, body = await api.call("POST", f"/api/cases/{journey.case_id}/sessions/{journey.session_id}/confirm",
-                                  token=journey.bank, json={})
-    assert status == 409 and body["error"] == "already_confirmed"
+    body = await walk.confirm(api.http, journey.path, journey.bank, journey.devices["bank"], journey.session_id,
+                              expect=409)
+    assert body["error"] == "already_confirmed"
 
 
 async def test_closing_revokes_every_join_link(api: Api) -> None:

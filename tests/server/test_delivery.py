@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from server.models import AuditEntry, JoinLink, LinkDelivery
 from tests.conftest import Api, _serve, issue_link, make_settings, walk_to_scheduled
+from tests.support import walk
 from tests.support.mailbox import Mailbox, SmsGateway, link_token
 from tests.support.services import free_port
 
@@ -38,7 +39,7 @@ async def api_sms(tmp_path: Path, mailbox: Mailbox, gateway: SmsGateway) -> Asyn
 @pytest.fixture
 async def api_embedded(tmp_path: Path) -> AsyncIterator[Api]:
     """The embedded default: no mail server, no SMS gateway."""
-    async for client in _serve(make_settings(tmp_path)):
+    async for client in _serve(make_settings(tmp_path), mail=False):
         yield client
 
 
@@ -129,11 +130,11 @@ async def test_delivery_failure_is_visible_with_class_and_retry_replaces_the_lin
 
 
 async def test_delivery_smtp_server_unreachable_fails_with_class_and_link_still_reaches_case_view(
-        tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port(), smtp_starttls=False,
-                             delivery_timeout_seconds=2.0)
-    async for api in _serve(settings):
-        journey = await walk_to_scheduled(api)
+        tmp_path: Path, mailbox: Mailbox) -> None:
+    settings = make_settings(tmp_path, **mailbox.settings(), delivery_timeout_seconds=2.0)
+    async for api in _serve(settings, mailbox):
+        journey = await walk_to_scheduled(api)  # the parties' enrolment codes still reach them
+        await mailbox.stop()  # then the mail server goes away: nothing listens on its port
         link = await _issue(api, journey, journey.borrower_id)
         assert {d["channel"]: (d["status"], d["error"]) for d in link["deliveries"]} == {
             "case_view": ("sent", None), "email": ("failed", "unreachable")}
@@ -143,22 +144,34 @@ async def test_delivery_smtp_server_unreachable_fails_with_class_and_link_still_
             ("email", "failed", "unreachable")]
 
 
-async def test_delivery_embedded_default_files_case_view_only_and_refuses_undeliverable_link(
-        api_embedded: Api) -> None:
-    journey = await walk_to_scheduled(api_embedded)
-    link = await _issue(api_embedded, journey, journey.borrower_id)
-    assert [(d["channel"], d["status"]) for d in link["deliveries"]] == [("case_view", "sent")]
-    _, view = await api_embedded.call("GET", "/api/party/case", token=journey.receipt)
-    token = link_token(next(n["link"] for n in view["notices"] if n["link_id"] == link["link_id"]))
-    assert (await api_embedded.call("GET", "/api/party/case", token=token))[0] == 200
-    # The lender has no case view, and no channel to its mailbox is configured: no link nobody could receive.
-    status, body = await api_embedded.call("POST", f"/api/cases/{journey.case_id}/join-links",
-                                           token=journey.mediator,
-                                           json={"party_id": journey.lender_id, "session_id": journey.session_id})
-    assert status == 409 and body["error"] == "no_delivery_channel" and journey.lender_id in body["message"]
-    async with api_embedded.services.db.read() as session:
-        parties = (await session.execute(select(JoinLink.party_id))).scalars().all()
-    assert parties == [journey.borrower_id]
+async def test_delivery_embedded_default_sends_no_code_so_no_party_act_can_be_proved(api_embedded: Api) -> None:
+    """With neither e-mail nor SMS there is no channel for a one-time code (the case view is never one: the
+    receipt opens it), so confirming, consenting and signing cannot be proved; nothing changes
+    (docs/deploy.md, "One-time codes need e-mail or SMS")."""
+    _, officer = await api_embedded.staff("case_officer")
+    mediator_id, mediator = await api_embedded.staff("mediator")
+    bank_id, bank = await api_embedded.staff("bank_representative")
+    filed = await walk.file_case(api_embedded.http, officer)
+    await walk.verify_parties(api_embedded.http, filed, officer)
+    await api_embedded.http.call("POST", f"{filed.path}/accept", token=officer)
+    await api_embedded.http.call("PUT", f"{filed.path}/assignments", token=officer,
+                                 json_body={"mediator_id": mediator_id, "bank_representative_id": bank_id})
+    body = await api_embedded.http.call("POST", f"{filed.path}/sessions", token=mediator, expect=201,
+                                        json_body={"starts_at": walk.future(), "duration_minutes": 60, "mode": "video"})
+    session_id = body["sessions"][0]["session_id"]
+    for token in (filed.receipt, bank):
+        status, answer = await api_embedded.call("POST", f"{filed.path}/possession/codes", token=token,
+                                                 json={"purpose": "enrol"})
+        assert (status, answer["error"]) == (409, "no_verified_contact"), answer
+        status, answer = await api_embedded.call("POST", f"{filed.path}/sessions/{session_id}/confirm", token=token,
+                                                 json={})
+        assert (status, answer["error"]) == (403, "possession_required"), answer
+    _, case = await api_embedded.call("GET", filed.path, token=officer)
+    assert case["state"] == "accepted" and case["sessions"][0]["confirmed_by"] == []
+    # So no session is confirmed, and no link is issued: none could have been delivered but to the case view.
+    status, answer = await api_embedded.call("POST", f"{filed.path}/join-links", token=mediator,
+                                             json={"party_id": filed.borrower_id, "session_id": session_id})
+    assert (status, answer["error"]) == (409, "illegal_transition")
 
 
 async def test_delivery_rows_and_notices_never_hold_the_token(api_sms: Api, gateway: SmsGateway) -> None:

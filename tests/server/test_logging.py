@@ -11,6 +11,7 @@ from server.jsonlog import QUIET_LOGGERS, JsonFormatter, redact
 from tests.conftest import STAFF_PASSWORD, Api, application, issue_link, walk_to_scheduled
 from tests.server.test_agreements import terms
 from tests.signaling.peer import Participant
+from tests.support.walk import CODE
 
 
 async def test_logs_never_contain_secrets_of_a_whole_journey(api: Api) -> None:
@@ -42,6 +43,7 @@ def test_redact_removes_tokens_and_keys() -> None:
             'AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS password: hunter2')
     cleaned = redact(text)
     assert "stf_abc" not in cleaned and "AGE-SECRET-KEY-1Q" not in cleaned and "hunter2" not in cleaned
+    assert "48151623" not in redact('{"code_id": "pcd_1", "code": "48151623"}')
 
 
 CANARY = "canary-phrase-quokka-7731"
@@ -83,6 +85,9 @@ async def test_logs_at_debug_of_a_whole_session_hold_no_secret_or_personal_data(
     output = stream.getvalue()
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert lines[0]["message"] == "at debug" and any(line["message"] == "notice sent" for line in lines)
+    assert api.mailbox is not None
+    codes = [m.group(1) for mail in api.mailbox.messages if (m := CODE.search(mail.text)) is not None]
+    assert len(codes) >= 2  # the walk enrolled both sides' devices with codes from their mail
     for secret in (CANARY, email, phone, STAFF_PASSWORD, journey.receipt, journey.mediator, journey.officer,
-                   journey.bank, *links, "$argon2id$"):
+                   journey.bank, *links, *codes, "$argon2id$"):
         assert secret not in output, secret

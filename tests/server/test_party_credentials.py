@@ -29,6 +29,7 @@ from server.roomaccess import RoomAccess
 from signaling.identity import Refused
 from tests.conftest import Api, Journey, _serve, application, future, issue_link, make_settings, walk_to_scheduled
 from tests.signaling.peer import Participant
+from tests.support import walk
 from tests.support.mailbox import Mailbox, SmsGateway, link_token
 
 # Any party credential, whoever it was minted for: a join link or a receipt, raw or in a URL.
@@ -193,8 +194,8 @@ async def test_join_link_confirms_only_its_own_session(api: Api) -> None:
     _, case = await api.call("GET", case_path, token=journey.officer)
     assert [s["confirmed_by"] for s in case["sessions"] if s["session_id"] == other] == [[]]
     # The borrower's receipt, which is for the whole case, may confirm it.
-    status, case = await api.call("POST", f"{case_path}/sessions/{other}/confirm", token=journey.receipt, json={})
-    assert status == 200 and [s["confirmed_by"] for s in case["sessions"] if s["session_id"] == other] == [
+    case = await walk.confirm(api.http, case_path, journey.receipt, journey.devices["borrower"], other)
+    assert [s["confirmed_by"] for s in case["sessions"] if s["session_id"] == other] == [
         [journey.borrower_id]]
     assert link_token(f"http://x/room#{token}") == token
 
@@ -254,7 +255,10 @@ async def test_audit_party_acts_name_credential_its_issuer_and_channels(api: Api
                                          "issued_by": "application", "delivered_via": ["application_response"]}
     (by_bank,) = [d for d in await _details(api, journey.case_id, "session_confirmed")
                   if d["party_id"] == journey.lender_id]
-    assert "credential" not in by_bank  # staff act as themselves, named by the entry's actor
+    # The bank representative acts for the lender with its own staff session, named as such.
+    assert by_bank["credential"]["kind"] == "staff_session" and by_bank["credential"]["user_id"] == journey.bank_id
+    assert by_borrower["possession"]["enrolment_id"] == journey.devices["borrower"].enrolment_id
+    assert by_bank["possession"]["enrolment_id"] == journey.devices["bank"].enrolment_id
     # Signing with a join link: the link, the mediator who issued it, the channels that delivered it.
     token = await issue_link(api, journey, journey.borrower_id)
     _, listed = await api.call("GET", f"/api/cases/{journey.case_id}/join-links", token=journey.officer)
@@ -262,7 +266,7 @@ async def test_audit_party_acts_name_credential_its_issuer_and_channels(api: Api
     _, agreement = await api.call("PUT", f"/api/cases/{journey.case_id}/agreement", token=journey.mediator, json={
         "currency": "CNY", "settled_amount_minor": 100_000,
         "instalments": [{"due_date": "2027-06-01", "amount_minor": 100_000}]})
-    key = Ed25519PrivateKey.generate()
+    key = journey.devices["borrower"].key  # the borrower's enrolled device, now used with its join link
     public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     status, _ = await api.call("POST", f"/api/cases/{journey.case_id}/agreement/signatures", token=token, json={
         "version": 1, "public_key": b64url(public), "signature": b64url(key.sign(rfc8785.dumps(agreement["document"])))})

@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 from signaling.engine import RoomEngine
+from signaling.errors import RoomError
 from signaling.identity import Identity, Refused, Unavailable
 from signaling.requests import REQUESTS
 from signaling.roomsettings import RoomSettings
@@ -34,6 +35,7 @@ class CaseRecord:
         self.sealed = sealed
         self.recorder_started = 0
         self.answering = True  # False: authorize raises Unavailable, as a database that is down does
+        self.proofs: dict[str, tuple[str, str]] = {}  # code_id -> (participant_id, act), spent by their use
 
     def add(self, role: str, mode: str = "video") -> Identity:
         made = identity(role, mode)
@@ -63,6 +65,20 @@ class CaseRecord:
 
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         return None
+
+    def proof(self, identity: Identity, act: str) -> dict[str, str]:
+        """A single-use proof of ``identity``'s possession factor for ``act`` (the server's are tested in
+        tests/server/test_possession.py; here the engine must ask for one and refuse the act without it)."""
+        code_id = f"pcd_{next(_ids):032x}"
+        self.proofs[code_id] = (identity.participant_id, act)
+        return {"code_id": code_id, "code": "12345678"}
+
+    async def prove_possession(self, identity: Identity, act: str, proof: dict[str, str] | None) -> dict[str, Any]:
+        if proof is None:
+            raise RoomError("possession_required", f"{act} needs a possession proof")
+        if self.proofs.pop(proof.get("code_id", ""), None) != (identity.participant_id, act):
+            raise RoomError("possession_invalid", "not a proof for this member and act")
+        return {"possession": {"method": "code", "code_id": proof["code_id"]}}
 
     async def consent_changed(self, identity: Identity, notice_sha256: str | None) -> None:
         return None

@@ -38,9 +38,15 @@ async def test_consent_toggles_from_a_lobby_party_file_at_most_the_documented_bu
     joined = await borrower.join()
     assert joined["status"] == "lobby" and joined["records_sealed"]  # no mediator, never admitted
     notice = joined["recording_notice"][0]["sha256"]
+    journey = room.journey
     started = time.monotonic()
-    answers = [await borrower.request(*(("give_consent", {"notice_sha256": notice}) if n % 2 == 0
-                                        else ("withdraw_consent", {}))) for n in range(300)]
+    answers = []
+    for n in range(300):
+        # Each toggle carries the borrower's fresh possession proof, as its browser sends one.
+        act = "give_consent" if n % 2 == 0 else "withdraw_consent"
+        proof = await journey.proof(api.http, "borrower", act)
+        answers.append(await borrower.request(act, {"notice_sha256": notice, "proof": proof}
+                                              if act == "give_consent" else {"proof": proof}))
     elapsed = time.monotonic() - started
     budget = RoomSettings().budget("consent")
     allowed = budget.burst + math.floor(elapsed / budget.interval)

@@ -9,6 +9,7 @@ from recording.records.kinds import RecordKind
 from tests.conftest import walk_to_scheduled
 from tests.recording.agekeys import generate
 from tests.signaling.conftest import Session, issue_link
+from tests.support import walk
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 
@@ -247,9 +248,8 @@ async def test_chat_only_session_relays_no_media_signaling(room: Session) -> Non
     status, case = await room.api.call("POST", f"/api/cases/{journey.case_id}/sessions", token=journey.mediator,
                                        json={"starts_at": "2027-06-01T10:00:00+00:00", "mode": "chat"})
     chat_session = [s for s in case["sessions"] if s["mode"] == "chat"][0]["session_id"]
-    for token in (journey.receipt, journey.bank):
-        await room.api.call("POST", f"/api/cases/{journey.case_id}/sessions/{chat_session}/confirm", token=token,
-                            json={})
+    for token, who in ((journey.receipt, "borrower"), (journey.bank, "bank")):
+        await walk.confirm(room.api.http, journey.path, token, journey.devices[who], chat_session)
     mediator = room.participant({"token": journey.mediator, "session_id": chat_session})
     joined = await mediator.join()
     assert joined["mode"] == "chat"

@@ -65,7 +65,10 @@ class Scene:
             "request_mute_media": {"participant_id": target, "audio": True, "video": True},
             "remove_participant": {"participant_id": target}, "lock_room": {"locked": True},
             "delete_message": {"seq": 1}, "open_caucus": {"participant_id": target},
-            "give_consent": {"notice_sha256": NOTICE},
+            # The sender's own possession proof: what the table decides is who may send, not the proof.
+            "give_consent": {"notice_sha256": NOTICE,
+                             "proof": self.rooms.record.proof(self.sender, "give_consent")},
+            "withdraw_consent": {"proof": self.rooms.record.proof(self.sender, "withdraw_consent")},
         }.get(event, {})
 
 
@@ -83,7 +86,8 @@ async def scene_for(sender: Sender) -> Scene:
     if sender.role == "mediator":
         return Scene(rooms, mediator, target, mediator, sids)
     if sender.role == "recorder":
-        await rooms.send(sids[target.participant_id], "give_consent", {"notice_sha256": NOTICE})
+        await rooms.send(sids[target.participant_id], "give_consent",
+                         {"notice_sha256": NOTICE, "proof": record.proof(target, "give_consent")})
         await rooms.send(sids[mediator.participant_id], "start_recording", {})
     who = record.add(sender.role)
     if not sender.joined:

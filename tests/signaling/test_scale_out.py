@@ -16,6 +16,7 @@ import socketio
 
 from tests.signaling.peer import WAIT, Participant
 from tests.signaling.revoked import closed_within, refused_at_once, removed_within
+from tests.support.mailbox import MailboxThread
 from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, Node, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, create_admin,
                                  diagnosing, node_environment, start_nodes)
 from tests.support.services import PostgresServer, RedisServer, free_port
@@ -29,6 +30,7 @@ class Cluster:
     a: Node
     b: Node
     admin: str = ""  # the administrator's token, signed in once (sign-in is throttled per username)
+    mailbox: MailboxThread | None = None  # the parties' mail, where their one-time codes go
 
     def diagnosed(self) -> contextlib.AbstractContextManager[None]:
         """On failure, show what the nodes logged."""
@@ -38,6 +40,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     redis = RedisServer().start()
+    mailbox = MailboxThread().start()
     nodes: list[Node] = []
     try:
         database = f"scale_out_{os.getpid()}"
@@ -45,7 +48,7 @@ def cluster(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) 
         tmp = tmp_path_factory.mktemp("scale-out")
         env = node_environment(MEDIATION_DATABASE_URL=postgres.dsn.rsplit("/", 1)[0] + f"/{database}",
                                MEDIATION_REDIS_URL=redis.url, MEDIATION_AUDIT_KEY_FILE=str(tmp / "audit-signing.key"),
-                               MEDIATION_DATA_DIR=str(tmp / "data-cli"))
+                               MEDIATION_DATA_DIR=str(tmp / "data-cli"), **mailbox.environment())
         create_admin(env)  # migrates the database and creates the shared signing key before either node starts
         create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)  # approves the staff accounts the first makes
         for name in ("a", "b"):
@@ -53,11 +56,12 @@ def cluster(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) 
             nodes.append(Node(name=name, port=port, log_path=tmp / f"node-{name}.log", env={
                 **env, "MEDIATION_PORT": str(port), "MEDIATION_DATA_DIR": str(tmp / f"data-{name}")}))
         start_nodes(nodes)
-        yield Cluster(*nodes)
+        yield Cluster(*nodes, mailbox=mailbox)
     finally:
         for node in nodes:
             node.stop()
         redis.stop()
+        mailbox.stop()
 
 
 @dataclasses.dataclass
@@ -92,7 +96,8 @@ async def room(cluster: Cluster) -> AsyncIterator[Room]:
         async with aiohttp.ClientSession() as session:
             http = Http(session, cluster.a.base)
             cluster.admin = cluster.admin or await http.login(ADMIN, ADMIN_PASSWORD)
-            case = await scheduled_case(http, admin=cluster.admin)
+            assert cluster.mailbox is not None
+            case = await scheduled_case(http, cluster.mailbox, admin=cluster.admin)
     made = Room(cluster=cluster, case=case, peers=[])
     try:
         yield made
@@ -193,15 +198,22 @@ async def test_consent_budget_of_a_party_is_one_across_nodes(room: Room) -> None
         joined = await on_a.join()
         notice = {"notice_sha256": joined["recording_notice"][0]["sha256"]}
         toggles = [("give_consent", notice), ("withdraw_consent", {})] * 4
+
+        async def toggle(peer: Participant, event: str, payload: dict) -> dict:
+            # Each toggle with the borrower's fresh possession proof, as its browser sends one.
+            async with aiohttp.ClientSession() as session:
+                proof = await room.case.proof(Http(session, room.cluster.a.base), "borrower", event)
+            return await peer.request(event, {**payload, "proof": proof})
+
         started = time.monotonic()
-        first = [await on_a.request(event, payload) for event, payload in toggles]
+        first = [await toggle(on_a, event, payload) for event, payload in toggles]
         taken = sum(answer["ok"] for answer in first)
         assert taken == 6 and {a.get("error") for a in first if not a["ok"]} == {"rate_limited"}
         await on_a.close()
         # The same party through the other node, at once: its budget is spent there too.
         on_b = room.join(room.cluster.b, "borrower")
         await on_b.join()
-        again = [await on_b.request(event, payload) for event, payload in toggles]
+        again = [await toggle(on_b, event, payload) for event, payload in toggles]
         refilled = math.floor((time.monotonic() - started) / 10)  # one every 10 s (docs/protocol.md)
         assert sum(answer["ok"] for answer in again) <= refilled
         assert {answer.get("error") for answer in again if not answer["ok"]} == {"rate_limited"}

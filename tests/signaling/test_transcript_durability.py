@@ -17,6 +17,7 @@ import pytest
 
 from tests.recording.agekeys import age_binary, generate
 from tests.signaling.peer import Participant
+from tests.support.mailbox import Mailbox
 from tests.support.nodes import (ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, Node, create_admin,
                                  node_environment, start_nodes)
 from tests.support.services import free_port
@@ -42,8 +43,10 @@ async def _transcript(http: Http, compliance: str, case_id: str, identity: Path)
     return json.loads(opened.stdout)
 
 
-async def test_transcript_after_node_sigkill_and_restart_holds_every_sealed_chat_message(tmp_path: Path) -> None:
-    env = node_environment(MEDIATION_DATA_DIR=str(tmp_path / "data"), MEDIATION_PORT=str(free_port()))
+async def test_transcript_after_node_sigkill_and_restart_holds_every_sealed_chat_message(tmp_path: Path,
+                                                                                          mailbox: Mailbox) -> None:
+    env = node_environment(MEDIATION_DATA_DIR=str(tmp_path / "data"), MEDIATION_PORT=str(free_port()),
+                           **mailbox.environment())
     create_admin(env)
     create_admin(env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
     node = Node(name="a", port=int(env["MEDIATION_PORT"]), env=env, log_path=tmp_path / "node.log")
@@ -56,7 +59,7 @@ async def test_transcript_after_node_sigkill_and_restart_holds_every_sealed_chat
             _, compliance = await http.staff(admin, "compliance_officer")
             key = generate(tmp_path / "officer")
             await approve_first_key(http, admin, compliance, key.recipient)
-            case = await scheduled_case(http, admin)
+            case = await scheduled_case(http, mailbox, admin)
             mediator = Participant(node.base, case.auth("mediator"))
             borrower = Participant(node.base, case.auth("borrower"))
             peers += [mediator, borrower]

@@ -10,7 +10,9 @@ import asyncio
 import dataclasses
 import email
 import email.policy
+import logging
 import re
+import threading
 from typing import Any
 
 from aiohttp import web
@@ -55,6 +57,9 @@ class Mailbox:
         return "250 OK"
 
     async def start(self) -> Mailbox:
+        # aiosmtpd logs each DATA line at DEBUG: that is the party's inbox speaking, not our server, and what
+        # it would write (one-time codes) is checked never to reach our server's logs (tests/server/test_logging.py).
+        logging.getLogger("mail.log").setLevel(logging.INFO)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: SMTP(self, hostname="mailbox.test"), "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -70,17 +75,56 @@ class Mailbox:
         return {"smtp_host": "127.0.0.1", "smtp_port": self.port, "smtp_starttls": False,
                 "smtp_from": "mediation@mediation.test"}
 
-    async def wait_for(self, recipient: str, containing: str, timeout: float = 10.0) -> Mail:
-        """The first message to ``recipient`` whose text contains ``containing``."""
+    def environment(self) -> dict[str, str]:
+        """The same for a server run as its own process (tests/support/nodes.py), with no per-address limit
+        on one-time codes: every test client there shares 127.0.0.1."""
+        return {"MEDIATION_SMTP_HOST": "127.0.0.1", "MEDIATION_SMTP_PORT": str(self.port),
+                "MEDIATION_SMTP_STARTTLS": "false", "MEDIATION_SMTP_FROM": "mediation@mediation.test",
+                "MEDIATION_POSSESSION_CODES_PER_ADDRESS": "100000"}
+
+    async def wait_for(self, recipient: str, containing: str, timeout: float = 10.0, after: int = 0) -> Mail:
+        """The first message to ``recipient`` whose text contains ``containing`` (of those from number ``after`` on)."""
 
         def found() -> Mail | None:
-            return next((m for m in self.messages if recipient in m.recipients and containing in m.text), None)
+            return next((m for m in self.messages[after:] if recipient in m.recipients and containing in m.text), None)
 
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(found), timeout)
         mail = found()
         assert mail is not None
         return mail
+
+
+class MailboxThread:
+    """A Mailbox on its own event loop in a thread, for servers and fixtures that outlive one test's loop
+    (module-scoped nodes, synchronous fixtures); ``wait_for`` is awaited from any loop."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mailbox", daemon=True)
+        self.box = Mailbox()
+
+    def start(self) -> MailboxThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.box.start(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.box.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    @property
+    def messages(self) -> list[Mail]:
+        return self.box.messages
+
+    def environment(self) -> dict[str, str]:
+        return self.box.environment()
+
+    async def wait_for(self, recipient: str, containing: str, timeout: float = 10.0) -> Mail:
+        waiting = asyncio.run_coroutine_threadsafe(self.box.wait_for(recipient, containing, timeout), self._loop)
+        return await asyncio.wrap_future(waiting)
 
 
 class SmsGateway:

@@ -10,18 +10,22 @@ whether its server runs in the test's process (tests/conftest.py), as a subproce
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import functools
 import itertools
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.support.mailbox import Mailbox, link_token
+from tests.support.mailbox import Mailbox, MailboxThread, link_token
 from tests.support.nodes import ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD
 
 STAFF_PASSWORD = "a long enough password"
@@ -29,6 +33,9 @@ STAFF_PASSWORD = "a long enough password"
 _names = itertools.count()
 # The second administrator's session token per server base URL (Http.second_admin).
 _second_admins: dict[str, str] = {}
+
+# Where a party reads its mail: a Mailbox on the test's loop, or one on its own thread.
+Inbox = Mailbox | MailboxThread
 
 # Makes a staff member of a role and signs them in: (user_id, token).
 MakeStaff = Callable[[str], Awaitable[tuple[str, str]]]
@@ -139,10 +146,96 @@ async def verify_parties(http: Http, case: Filed, officer: str) -> None:
                                "email": case.lender_email})
 
 
+BORROWER_EMAIL = "li.wei@example.cn"  # application()'s borrower contact, verified by verify_parties
+CODE = re.compile(r"\b([0-9]{8})\b")
+
+
+@dataclasses.dataclass
+class Device:
+    """A party's device as a test holds it: the Ed25519 key a browser would keep non-extractable, enrolled
+    with a code read from the party's mail."""
+
+    key: Ed25519PrivateKey
+    enrolment_id: str
+    fingerprint: str
+
+    @property
+    def public_key(self) -> str:
+        raw = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return b64url(raw)
+
+    def sign(self, data: bytes) -> str:
+        return b64url(self.key.sign(data))
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def read_code(mailbox: Inbox, address: str, code_id: str) -> str:
+    """The one-time code ``code_id`` as its party reads it in its mail."""
+    mail = await mailbox.wait_for(address, code_id)
+    match = CODE.search(mail.text)
+    assert match is not None, f"no code in the mail for {code_id}"
+    return match.group(1)
+
+
+async def request_code(http: Http, case_path: str, token: str, *, purpose: str, act: str | None = None,
+                       session_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"purpose": purpose}
+    if act is not None:
+        body["act"] = act
+    if session_id is not None:
+        body["session_id"] = session_id
+    return await http.call("POST", f"{case_path}/possession/codes", token=token, json_body=body, expect=201)
+
+
+async def enrol_device(http: Http, case_path: str, token: str, mailbox: Inbox, address: str) -> Device:
+    """Enrol a fresh device key for the party ``token`` acts for: a code to ``address`` (its verified contact),
+    read from ``mailbox``, sent back with the public key."""
+    sent = await request_code(http, case_path, token, purpose="enrol")
+    code = await read_code(mailbox, address, sent["code_id"])
+    key = Ed25519PrivateKey.generate()
+    device = Device(key=key, enrolment_id="", fingerprint="")
+    enrolled = await http.call("POST", f"{case_path}/possession/enrolments", token=token, expect=201,
+                               json_body={"code_id": sent["code_id"], "code": code, "public_key": device.public_key})
+    device.enrolment_id, device.fingerprint = enrolled["enrolment_id"], enrolled["fingerprint"]
+    return device
+
+
+async def prove(http: Http, case_path: str, token: str, device: Device, act: str,
+                session_id: str | None = None) -> dict[str, str]:
+    """A possession proof for ``act``: the enrolled device signs a fresh challenge."""
+    body: dict[str, Any] = {"act": act}
+    if session_id is not None:
+        body["session_id"] = session_id
+    challenge = await http.call("POST", f"{case_path}/possession/challenges", token=token, json_body=body,
+                                expect=201)
+    to_sign = base64.urlsafe_b64decode(challenge["to_sign"] + "=" * (-len(challenge["to_sign"]) % 4))
+    return {"challenge_id": challenge["challenge_id"], "signature": device.sign(to_sign)}
+
+
+async def confirm(http: Http, case_path: str, token: str, device: Device, session_id: str,
+                  expect: int = 200) -> Any:
+    """The party confirms ``session_id`` with its enrolled device's proof."""
+    proof = await prove(http, case_path, token, device, "confirm_session", session_id)
+    return await http.call("POST", f"{case_path}/sessions/{session_id}/confirm", token=token,
+                           json_body={"proof": proof}, expect=expect)
+
+
+async def sign(http: Http, case_path: str, token: str, device: Device, expect: int = 201) -> Any:
+    """The party signs the current agreement's canonical text with its enrolled device key."""
+    current = await http.call("GET", f"{case_path}/agreement", token=token)
+    return await http.call("POST", f"{case_path}/agreement/signatures", token=token, expect=expect, json_body={
+        "version": current["version"], "public_key": device.public_key,
+        "signature": device.sign(current["canonical"].encode())})
+
+
 async def schedule_session(http: Http, case: Filed, officer: str, mediator: tuple[str, str],
-                           bank: tuple[str, str]) -> str:
+                           bank: tuple[str, str], mailbox: Inbox) -> tuple[str, dict[str, Device]]:
     """Stage "scheduled": accept, assign ``mediator`` and ``bank`` ((user_id, token) each), propose a session,
-    and both sides confirm it; returns its session_id."""
+    and both sides confirm it, each with a device enrolled by a code from its mail; returns the session_id
+    and the devices ("borrower", "bank")."""
     (mediator_id, mediator_token), (bank_id, bank_token) = mediator, bank
     await http.call("POST", f"{case.path}/accept", token=officer)
     await http.call("PUT", f"{case.path}/assignments", token=officer,
@@ -150,10 +243,12 @@ async def schedule_session(http: Http, case: Filed, officer: str, mediator: tupl
     body = await http.call("POST", f"{case.path}/sessions", token=mediator_token, expect=201,
                            json_body={"starts_at": future(), "duration_minutes": 60, "mode": "video"})
     session_id = body["sessions"][0]["session_id"]
-    for token in (case.receipt, bank_token):
-        confirmed = await http.call("POST", f"{case.path}/sessions/{session_id}/confirm", token=token, json_body={})
+    devices = {"borrower": await enrol_device(http, case.path, case.receipt, mailbox, BORROWER_EMAIL),
+               "bank": await enrol_device(http, case.path, bank_token, mailbox, case.lender_email)}
+    for token, device in ((case.receipt, devices["borrower"]), (bank_token, devices["bank"])):
+        confirmed = await confirm(http, case.path, token, device, session_id)
     assert confirmed["state"] == "scheduled", confirmed
-    return session_id
+    return session_id, devices
 
 
 async def issue_link(http: Http, case: Filed, token: str, party_id: str, session_id: str) -> dict[str, Any]:
@@ -165,7 +260,7 @@ async def issue_link(http: Http, case: Filed, token: str, party_id: str, session
     return issued
 
 
-async def received_link(http: Http, case: Filed, issued: dict[str, Any], mailbox: Mailbox | None = None) -> str:
+async def received_link(http: Http, case: Filed, issued: dict[str, Any], mailbox: Inbox | None = None) -> str:
     """The token of the ``issued`` link as its party receives it: the borrower in its case view (with its
     receipt), the lender in its mail (``mailbox``, the SMTP server the server sends to)."""
     if issued["party_id"] == case.borrower_id:
@@ -203,6 +298,22 @@ class Journey:
     bank_id: str
     lender_email: str = ""  # the lender's contact, recorded when the case officer verified it
     borrower_link: str = ""  # the borrower's join link, when the walk issued one
+    # Each side's enrolled device ("borrower", "bank"), as its browser would keep it.
+    devices: dict[str, Device] = dataclasses.field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"/api/cases/{self.case_id}"
+
+    def token_of(self, who: str) -> str:
+        """The credential ``who`` ("borrower": its join link, else its receipt; "bank") acts with over HTTP."""
+        if who == "borrower":
+            return self.borrower_link or self.receipt
+        return self.bank
+
+    async def proof(self, http: Http, who: str, act: str) -> dict[str, str]:
+        """``who``'s possession proof for a room act ("give_consent", "withdraw_consent") in the session."""
+        return await prove(http, self.path, self.token_of(who), self.devices[who], act, self.session_id)
 
     def auth(self, who: str) -> dict[str, str]:
         """The room socket's ``auth`` for "borrower" (its join link) or a staff member ("mediator", "bank")."""
@@ -211,7 +322,7 @@ class Journey:
         return {"token": getattr(self, who), "session_id": self.session_id}
 
 
-async def walk_to_scheduled(http: Http, staff: MakeStaff, *, officer: str | None = None,
+async def walk_to_scheduled(http: Http, staff: MakeStaff, mailbox: Inbox, *, officer: str | None = None,
                             link: bool = False) -> Journey:
     """File, verify, accept, assign, propose and confirm: the case ends in state "scheduled".
 
@@ -224,16 +335,18 @@ async def walk_to_scheduled(http: Http, staff: MakeStaff, *, officer: str | None
     bank_id, bank = await staff("bank_representative")
     case = await file_case(http, officer)
     await verify_parties(http, case, officer)
-    session_id = await schedule_session(http, case, officer, (mediator_id, mediator), (bank_id, bank))
+    session_id, devices = await schedule_session(http, case, officer, (mediator_id, mediator), (bank_id, bank),
+                                                 mailbox)
     journey = Journey(case_id=case.case_id, receipt=case.receipt, borrower_id=case.borrower_id,
                       lender_id=case.lender_id, session_id=session_id, officer=officer, mediator=mediator,
-                      mediator_id=mediator_id, bank=bank, bank_id=bank_id, lender_email=case.lender_email)
+                      mediator_id=mediator_id, bank=bank, bank_id=bank_id, lender_email=case.lender_email,
+                      devices=devices)
     if link:
         journey.borrower_link = await party_link(http, journey, journey.borrower_id)
     return journey
 
 
-async def party_link(http: Http, journey: Journey, party_id: str, mailbox: Mailbox | None = None) -> str:
+async def party_link(http: Http, journey: Journey, party_id: str, mailbox: Inbox | None = None) -> str:
     """The mediator issues ``party_id``'s join link; returns its token as the party receives it."""
     case = Filed(case_id=journey.case_id, receipt=journey.receipt, borrower_id=journey.borrower_id,
                  lender_id=journey.lender_id, lender_email=journey.lender_email)
@@ -241,10 +354,12 @@ async def party_link(http: Http, journey: Journey, party_id: str, mailbox: Mailb
     return await received_link(http, case, issued, mailbox)
 
 
-async def scheduled_case(http: Http, admin: str | None = None, officer: str | None = None) -> Journey:
-    """The walk on a deployed server: staff made by the administrator, the borrower's link issued."""
+async def scheduled_case(http: Http, mailbox: Inbox, admin: str | None = None,
+                         officer: str | None = None) -> Journey:
+    """The walk on a deployed server (its party mail going to ``mailbox``): staff made by the administrator,
+    the borrower's link issued."""
     admin = admin or await http.login(ADMIN, ADMIN_PASSWORD)
-    return await walk_to_scheduled(http, functools.partial(http.staff, admin), officer=officer, link=True)
+    return await walk_to_scheduled(http, functools.partial(http.staff, admin), mailbox, officer=officer, link=True)
 
 
 async def approve_first_key(http: Http, admin: str, compliance: str, recipient: str) -> None:

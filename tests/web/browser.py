@@ -11,6 +11,7 @@ module holds plain functions, grouped by page:
   `accept_case`, `assign_staff`, `propose_session`, `confirm_session`, `issue_join_link`,
   `split_instalments`, `save_agreement`, `sign_agreement`, `close_case`, `fill_feedback`,
   `submit_feedback`, `refresh`, `toast`;
+- possession: `enrol_device` (the code dialog, the code read from the party's mail)
 - room steps: `join_room`, `admit`, `confirm_dialog`, `send_chat`, `give_consent`,
   `start_recording`, `end_session`, and decoded-frame sampling (`frames`, `rising`, `wait_rising`);
 - compliance page steps: `generate_key`, `save_and_register_key`, `load_identity_file`,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,6 +35,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from tests.conftest import STAFF_PASSWORD
+from tests.support.mailbox import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -280,10 +283,28 @@ async def propose_session(desk: Page, start: str, minutes: int = 60) -> None:
     await expect(sessions).to_have_count(before + 1)
 
 
-async def confirm_session(page: Page) -> None:
-    """A party confirms the proposed time: the borrower in /case, the bank representative in /desk."""
+async def enrol_device(page: Page, mailbox: Mailbox, address: str) -> None:
+    """The code dialog is open: send a code, read it in the party's mail as a person does, type it in; the
+    device is enrolled (its non-extractable key kept in the browser) and the dialog closes."""
+    dialog = page.get_by_test_id("possession-dialog")
+    await dialog.wait_for(state="visible", timeout=WAIT_MS)
+    before = len(mailbox.messages)
+    await page.get_by_test_id("possession-send").click()
+    mail = await mailbox.wait_for(address, "enrolling this device", after=before)
+    match = re.search(r"\b([0-9]{8})\b", mail.text)
+    assert match is not None, mail.text
+    await page.get_by_test_id("possession-code").fill(match.group(1))
+    await page.get_by_test_id("possession-confirm").click()
+    await expect(dialog).to_have_count(0)
+
+
+async def confirm_session(page: Page, mailbox: Mailbox | None = None, address: str = "") -> None:
+    """A party confirms the proposed time: the borrower in /case, the bank representative in /desk. With
+    ``mailbox``, this device is not enrolled yet: the code dialog asks for the code sent to ``address``."""
     button = page.get_by_test_id("confirm-session")
     await button.click()
+    if mailbox is not None:
+        await enrol_device(page, mailbox, address)
     await expect(button).to_have_count(0)
 
 
@@ -320,10 +341,12 @@ async def save_agreement(desk: Page, *, waived: str | None = None, terms: str | 
 
 
 async def sign_agreement(page: Page, signer: str) -> None:
-    """Tick "I have read it" and sign on this device (WebCrypto Ed25519); `signer` is borrower | lender."""
+    """Tick "I have read it" and sign with this device's enrolled key (WebCrypto Ed25519, enrolled when the
+    party confirmed): no code is asked for; `signer` is borrower | lender."""
     await page.get_by_test_id("agreement-consent").check()
     await page.get_by_test_id("agreement-sign").click()
     await expect(page.get_by_test_id(f"signature-{signer}")).to_have_attribute("data-signed", "true")
+    await expect(page.get_by_test_id("possession-dialog")).to_have_count(0)
 
 
 async def close_case(desk: Page, note: str, outcome: str = "settled") -> None:
@@ -381,9 +404,11 @@ async def send_chat(page: Page, text: str) -> int:
 
 
 async def give_consent(page: Page) -> None:
-    """A party consents to the recording in the room's consent panel."""
+    """A party consents to the recording in the room's consent panel, proved silently by the device enrolled
+    when it confirmed the session (no code dialog)."""
     await page.get_by_test_id("consent-accept").click()
     await page.get_by_test_id("consent-withdraw").wait_for(state="visible", timeout=WAIT_MS)
+    await expect(page.get_by_test_id("possession-dialog")).to_have_count(0)
 
 
 async def start_recording(mediator: Page, *others: Page) -> None:

@@ -37,9 +37,10 @@ from playwright.async_api import Browser, Page, expect
 from tests.conftest import Api
 from tests.recording.test_session_recording import _recorder_gone, _transcript_sealed
 from tests.support.mailbox import link_token
+from tests.support.walk import BORROWER_EMAIL
 from tests.web.browser import (
-    Pages, accept_case, admit, assign_staff, case_id_of, close_case, confirm_session, end_session, fill_application,
-    fill_feedback, generate_key, give_consent, issue_join_link, join_room, load_identity_file, local_start, open_case,
+    LENDER_EMAIL, Pages, accept_case, admit, assign_staff, case_id_of, close_case, confirm_session, end_session,
+    fill_application, fill_feedback, generate_key, give_consent, issue_join_link, join_room, load_identity_file, local_start, open_case,
     open_session, propose_session, recording_videos, refresh, save_agreement, save_and_register_key, send_chat, shot,
     shots, sign_agreement, sign_in, sign_in_desk, split_instalments, start_recording, submit_application,
     submit_feedback, verify_parties, wait_rising,
@@ -118,13 +119,14 @@ async def test_journey_apply_to_compliance_playback(api: Api, browser: Browser, 
         await propose_session(mediator, local_start(days=1, hour=15), 60)
         await shots(mediator, AREA, "05-desk-mediator-proposed")
         await refresh(borrower)
-        await confirm_session(borrower)
+        assert api.mailbox is not None
+        await confirm_session(borrower, api.mailbox, BORROWER_EMAIL)  # first use: a code from the borrower's mail
         await expect(borrower.get_by_test_id("party-session")).to_contain_text("您已确认此时间")
         await shots(borrower, AREA, "06-case-confirmed")
         bank = await pages.open("/desk", "en")
         await sign_in_desk(bank, "bank.chen")
         await open_case(bank, case_number)
-        await confirm_session(bank)
+        await confirm_session(bank, api.mailbox, LENDER_EMAIL)  # the lender's code, to the bank's mediation mailbox
         await expect(bank.get_by_test_id("case-state")).to_have_attribute("data-state", "scheduled")
         await shots(bank, AREA, "07-desk-bank-confirmed")
 

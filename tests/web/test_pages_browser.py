@@ -22,6 +22,8 @@ from server.audit import key_id
 from tests.conftest import Api, application
 from tests.recording.agekeys import generate
 from tests.support.mailbox import link_token
+from tests.support import walk
+from tests.support.walk import BORROWER_EMAIL
 from tests.web.browser import (
     LENDER_EMAIL, ZONE, Pages, accept_case, assign_staff, close_case, confirm_session, fill_application, fill_feedback,
     issue_join_link, local_start, open_case, phone_shots, propose_session, refresh, save_agreement, shots,
@@ -131,14 +133,15 @@ async def test_pages_whole_journey_apply_review_schedule_sign_close_feedback(api
         await shots(mediator, AREA, "desk-mediator-schedule")
 
         await refresh(borrower)
-        await confirm_session(borrower)
+        assert api.mailbox is not None
+        await confirm_session(borrower, api.mailbox, BORROWER_EMAIL)  # first use: a code from the borrower's mail
         await expect(borrower.get_by_test_id("party-session")).to_contain_text("您已确认此时间")
         await shots(borrower, AREA, "case-accepted")
 
         bank = await pages.open("/desk")
         await sign_in_desk(bank, "bank.chen")
         await open_case(bank, case_number)
-        await confirm_session(bank)
+        await confirm_session(bank, api.mailbox, LENDER_EMAIL)  # the lender's code, to the bank's mediation mailbox
         await expect(bank.get_by_test_id("case-state")).to_have_attribute("data-state", "scheduled")
         await expect(bank.get_by_test_id("open-room")).to_have_attribute(
             "href", re.compile(rf"/room\?session={session['session_id']}$"))
@@ -329,16 +332,19 @@ async def test_pages_markup_in_every_text_field_is_shown_as_text(api: Api, brows
         case_id = me["case_id"]
         _, case = await api.call("GET", f"/api/cases/{case_id}", token=officer)
         for party in case["parties"]:
+            contact = {"email": LENDER_EMAIL} if party["role"] == "lender" else {}  # where the lender's codes go
             await api.call("POST", f"/api/cases/{case_id}/parties/{party['party_id']}/verify", token=officer,
-                           json={"method": "other", "reference": XSS_IMG})
+                           json={"method": "other", "reference": XSS_IMG, **contact})
         assert (await api.call("POST", f"/api/cases/{case_id}/accept", token=officer))[0] == 200
         await api.call("PUT", f"/api/cases/{case_id}/assignments", token=officer,
                        json={"mediator_id": mediator_id, "bank_representative_id": bank_id})
         starts = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat()
         _, case = await api.call("POST", f"/api/cases/{case_id}/sessions", token=mediator, json={"starts_at": starts})
         session_id = case["sessions"][0]["session_id"]
-        await api.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=receipt, json={})
-        await api.call("POST", f"/api/cases/{case_id}/sessions/{session_id}/confirm", token=bank, json={})
+        assert api.mailbox is not None
+        for token, address in ((receipt, "wang@example.cn"), (bank, LENDER_EMAIL)):
+            device = await walk.enrol_device(api.http, f"/api/cases/{case_id}", token, api.mailbox, address)
+            await walk.confirm(api.http, f"/api/cases/{case_id}", token, device, session_id)
         due = (dt.date.today() + dt.timedelta(days=30)).isoformat()
         status, body = await api.call("PUT", f"/api/cases/{case_id}/agreement", token=mediator, json={
             "currency": "CNY", "settled_amount_minor": 80_000, "instalments": [{"due_date": due, "amount_minor": 80_000}],

@@ -18,9 +18,10 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.conftest import Api, walk_to_scheduled
+from tests.support.walk import BORROWER_EMAIL
 from tests.recording.agekeys import generate
 from tests.signaling.conftest import issue_link
-from tests.web.browser import WAIT_MS, admit, join_room, open_page, shot, sign_in
+from tests.web.browser import WAIT_MS, admit, enrol_device, join_room, open_page, shot, sign_in
 
 AREA = "room"
 RECORD_SECONDS = 8.0
@@ -102,7 +103,11 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
     await shot(borrower, AREA, "consent-room-zh-CN")
     await _phone_shot(borrower, "consent-room-phone-zh-CN")
 
+    # Consent has legal weight: this browser is not enrolled yet, so it asks for the code sent to the
+    # party's verified contact (the bank's mediation mailbox for the lender), read here from the mail.
+    assert api.mailbox is not None
     await bank.get_by_test_id("consent-accept").click()
+    await enrol_device(bank, api.mailbox, journey.lender_email)
     await _visible(bank, "consent-withdraw")
     await _wait_for(lambda: _blocked_is(mediator, lambda text: "Li Wei" in text and bank_user.display_name not in text),
                     "only the borrower left in the blocked reason")
@@ -117,6 +122,7 @@ async def test_room_consent_recording_and_withdrawal(api: Api, browser: Browser,
     assert await start.is_disabled()
     await borrower.get_by_test_id("consent-review").click()
     await borrower.get_by_test_id("consent-accept").click()
+    await enrol_device(borrower, api.mailbox, BORROWER_EMAIL)
     await _visible(borrower, "consent-withdraw")
     await mediator.wait_for_function(
         "() => !document.querySelector('[data-testid=start-recording]').disabled", timeout=WAIT_MS)

@@ -84,7 +84,7 @@ test("recording: every stop reason and every recording error has a message in bo
 
 test("the recording notice is put in the page with textContent, and consent sends the shown notice's sha256", () => {
   assert.match(roomJs, /\$\("consent-notice"\)[\s\S]{0,80}\.textContent = notice\.text/);
-  assert.match(roomJs, /giveConsent\(notice\.sha256\)/);
+  assert.match(roomJs, /giveConsent\(notice\.sha256, await consentProof\(state, "give_consent"\)\)/);
   assert.match(roomJs, /pickNotice\(state\.self && state\.self\.recording_notice, state\.lang\)/);
 });
 

@@ -139,6 +139,9 @@ test("a transport failure does not reject connect; socket.io keeps retrying", as
   assert.deepEqual(seen, ["connect_failed", "attempt 1"]);
 });
 
+// A possession proof as src/lib/possession.js makes it (docs/protocol.md, "Possession proofs").
+const PROOF = { challenge_id: `chl_${"0".repeat(32)}`, signature: "A".repeat(86) };
+
 const REQUEST_CASES = [
   ["joinRoom", [], "join_room", {}],
   ["leaveRoom", [], "leave_room", {}],
@@ -165,8 +168,8 @@ const REQUEST_CASES = [
   ["deleteMessage", [7], "delete_message", { seq: 7 }],
   ["openCaucus", ["pty_a"], "open_caucus", { participant_id: "pty_a" }],
   ["closeCaucus", [], "close_caucus", {}],
-  ["giveConsent", ["ab".repeat(32)], "give_consent", { notice_sha256: "ab".repeat(32) }],
-  ["withdrawConsent", [], "withdraw_consent", {}],
+  ["giveConsent", ["ab".repeat(32), PROOF], "give_consent", { notice_sha256: "ab".repeat(32), proof: PROOF }],
+  ["withdrawConsent", [PROOF], "withdraw_consent", { proof: PROOF }],
   ["startRecording", [], "start_recording", {}],
   ["stopRecording", [], "stop_recording", {}],
 ];
@@ -447,13 +450,13 @@ test("consent and recording requests, and the recording notices, go by their pro
       return { ok: true };
     },
   });
-  await client.giveConsent(NOTICE_ZH.sha256);
-  await client.withdrawConsent();
+  await client.giveConsent(NOTICE_ZH.sha256, PROOF);
+  await client.withdrawConsent(PROOF);
   await assert.rejects(client.startRecording(), (err) => err.code === "consent_missing" && err.event === "start_recording");
   await client.stopRecording();
   assert.deepEqual(seen, [
-    ["give_consent", { notice_sha256: NOTICE_ZH.sha256 }],
-    ["withdraw_consent", {}],
+    ["give_consent", { notice_sha256: NOTICE_ZH.sha256, proof: PROOF }],
+    ["withdraw_consent", { proof: PROOF }],
     ["start_recording", {}],
     ["stop_recording", {}],
   ]);

@@ -63,9 +63,13 @@ test("canonicalMatches refuses any text that is not the canonical form of the do
   assert.ok(!canonicalMatches(document, undefined));
 });
 
-test("signAgreement signs the canonical bytes with a fresh Ed25519 key; both WebCrypto and OpenSSL verify it", async () => {
+// The party's enrolled device key, as src/lib/possession.js makes it: non-extractable.
+const devicePair = () => subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+
+test("signAgreement signs the canonical bytes with the enrolled device key; both WebCrypto and OpenSSL verify it", async () => {
   const agreement = await agreementView();
-  const body = await signAgreement(agreement, { subtle });
+  const pair = await devicePair();
+  const body = await signAgreement(agreement, pair, { subtle });
   assert.deepEqual(Object.keys(body).sort(), ["public_key", "signature", "version"]);
   assert.equal(body.version, 2);
   assert.match(body.public_key, /^[A-Za-z0-9_-]{43}$/); // the API's patterns (server/schemas.py SignatureIn)
@@ -75,18 +79,20 @@ test("signAgreement signs the canonical bytes with a fresh Ed25519 key; both Web
   assert.ok(verify(null, Buffer.from(agreement.canonical, "utf8"), key, Buffer.from(body.signature, "base64url")));
   // Not the signature of anything else.
   assert.ok(!verify(null, Buffer.from(`${agreement.canonical} `, "utf8"), key, Buffer.from(body.signature, "base64url")));
-  const again = await signAgreement(agreement, { subtle });
-  assert.notEqual(again.public_key, body.public_key, "every signing makes a new key");
+  const again = await signAgreement(agreement, pair, { subtle });
+  assert.equal(again.public_key, body.public_key, "the signature binds to the device's enrolled key");
+  assert.equal(body.public_key, Buffer.from(await subtle.exportKey("raw", pair.publicKey)).toString("base64url"));
 });
 
 test("signAgreement refuses to sign what it was not shown", async () => {
+  const pair = await devicePair();
   const refuse = async (agreement, why) => {
-    await assert.rejects(signAgreement(agreement, { subtle }), (error) => error instanceof SigningError && error.code === "canonical_mismatch", why);
+    await assert.rejects(signAgreement(agreement, pair, { subtle }), (error) => error instanceof SigningError && error.code === "canonical_mismatch", why);
   };
   const agreement = await agreementView();
   await refuse({ ...agreement, canonical: agreement.canonical.replace("500000000000000", "5") }, "text differs from the document");
   await refuse({ ...agreement, document: { ...agreement.document, waived_penalties_minor: 1 } }, "document differs from the text");
   await refuse({ ...agreement, sha256: "0".repeat(64) }, "digest differs");
   await refuse({ ...agreement, version: 3 }, "another version");
-  await assert.rejects(signAgreement(agreement, { subtle: null }), (error) => error.code === "webcrypto_unsupported");
+  await assert.rejects(signAgreement(agreement, pair, { subtle: null }), (error) => error.code === "webcrypto_unsupported");
 });

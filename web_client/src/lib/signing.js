@@ -1,4 +1,4 @@
-// Signing a repayment agreement on the signer's own device (WebCrypto Ed25519). No DOM here.
+// Signing a repayment agreement on the signer's own device (WebCrypto Ed25519, its enrolled key). No DOM here.
 //
 // The server sends the agreement `document` and `canonical`, the exact text to sign (RFC 8785).
 // The page shows the document; before signing it recomputes the canonical JSON of that very
@@ -77,13 +77,15 @@ export async function keyFingerprint(publicKey, subtle = globalThis.crypto?.subt
 }
 
 /**
- * Sign an agreement as the API returns it (`{version, document, canonical, sha256}`) with a fresh,
- * non-extractable Ed25519 key; returns the body of POST /api/cases/{case_id}/agreement/signatures.
+ * Sign an agreement as the API returns it (`{version, document, canonical, sha256}`) with the party's
+ * enrolled device key (src/lib/possession.js): the server accepts only that key, so the signature binds to
+ * the party's enrolment. Returns the body of POST /api/cases/{case_id}/agreement/signatures.
  * @param {{version: number, document: {version?: unknown}, canonical: string, sha256?: string}} agreement
+ * @param {CryptoKeyPair} pair the enrolled Ed25519 key pair (its private key non-extractable)
  * @param {{subtle?: SubtleCrypto}} [options]
  * @returns {Promise<{version: number, public_key: string, signature: string}>}
  */
-export async function signAgreement(agreement, { subtle = globalThis.crypto?.subtle } = {}) {
+export async function signAgreement(agreement, pair, { subtle = globalThis.crypto?.subtle } = {}) {
   if (!subtle) throw new SigningError("webcrypto_unsupported", "this browser has no WebCrypto (a secure context is needed)");
   if (!canonicalMatches(agreement.document, agreement.canonical)) {
     throw new SigningError("canonical_mismatch", "the text to sign is not the canonical form of the agreement shown");
@@ -93,13 +95,6 @@ export async function signAgreement(agreement, { subtle = globalThis.crypto?.sub
   }
   if (agreement.sha256 && (await sha256Hex(agreement.canonical, subtle)) !== agreement.sha256) {
     throw new SigningError("canonical_mismatch", "the text to sign does not match its SHA-256");
-  }
-  /** @type {CryptoKeyPair} */
-  let pair;
-  try {
-    pair = /** @type {CryptoKeyPair} */ (await subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]));
-  } catch (error) {
-    throw new SigningError("ed25519_unsupported", `Ed25519 key generation failed: ${error instanceof Error ? error.message : error}`);
   }
   const message = encoder.encode(agreement.canonical);
   const signature = new Uint8Array(await subtle.sign({ name: "Ed25519" }, pair.privateKey, message));

@@ -1,5 +1,6 @@
 // The party's own case: opened with the private receipt (#rcp_…) or a join link (#jln_…).
 import { createApi } from "../lib/api.js";
+import { Possession } from "../lib/possession.js";
 import { formatDateTime } from "../lib/dates.js";
 import { AgreementPanel } from "../ui/agreement.js";
 import { $, busy, definitionList, fill, h } from "../ui/dom.js";
@@ -9,6 +10,8 @@ import en from "../lib/i18n/case.en.js";
 import zhCN from "../lib/i18n/case.zh-CN.js";
 import { liveConnection } from "../ui/live.js";
 import { startPage, takeFragmentToken } from "../ui/page.js";
+import { PossessionCancelled, proveAct } from "../ui/possession.js";
+import { recoveryForm } from "../ui/recovery.js";
 
 const TOKEN = /^(rcp|jln)_[A-Za-z0-9_-]{43}$/;
 const STORAGE_KEY = "mediation.case.token";
@@ -18,6 +21,7 @@ let api = token ? createApi({ token }) : null;
 let view = null;
 let loadError = null;
 let agreementPanel = null;
+let possession = null; // this device's possession factor for the party, once the case is known
 const agreementBox = h("div", { class: "agreement", testid: "agreement" });
 
 const page = startPage({ title: "case.title", catalogs: { en, "zh-CN": zhCN }, render: () => render() });
@@ -58,6 +62,7 @@ function forget() {
   token = null;
   api = null;
   view = null;
+  possession = null;
   loadError = null;
   live?.close();
   live = null;
@@ -73,11 +78,12 @@ async function load() {
     view = null;
     loadError = error;
   }
+  if (view && (!possession || possession.caseId !== view.case_id)) possession = new Possession({ api, caseId: view.case_id });
   if (view && ["scheduled", "closed"].includes(view.state)) {
     if (!agreementPanel || agreementPanel.caseId !== view.case_id) {
       agreementPanel = new AgreementPanel(agreementBox, {
         page, api, caseId: view.case_id, caseNumber: view.case_number, signer: view.party.role,
-        canSign: () => view.state === "scheduled", onChange: () => render(),
+        canSign: () => view.state === "scheduled", onChange: () => render(), possession,
       });
     }
     await agreementPanel.load(view.agreement_version != null);
@@ -111,11 +117,13 @@ function sessionsCard(t) {
         dataset: { sessionId: session.session_id }, text: t("session.confirm") });
       button.addEventListener("click", () => busy(button, async () => {
         try {
-          await api.post(`/api/cases/${view.case_id}/sessions/${session.session_id}/confirm`, {});
+          // An act with legal weight: this device's enrolled key proves it (a code enrols it the first time).
+          const proof = await proveAct(possession, page.t, page.error, "confirm_session", session.session_id);
+          await api.post(`/api/cases/${view.case_id}/sessions/${session.session_id}/confirm`, { proof });
           page.toast("ok", t("session.confirmedToast"));
           await load();
         } catch (error) {
-          page.fail(error);
+          if (!(error instanceof PossessionCancelled)) page.fail(error);
         }
       }));
       actions.push(button);
@@ -170,9 +178,18 @@ function renderOpenError() {
   $("open-error").textContent = openInvalid ? page.t("case.openInvalid") : "";
 }
 
+/** The lost-receipt form, below the open form: a new receipt opens the case on this page. */
+function renderRecovery() {
+  const box = $("recover-box");
+  if (!box || token || box.dataset.lang === page.t.lang) return; // built once per language: typing is kept
+  box.dataset.lang = page.t.lang;
+  fill(box, recoveryForm(page, (receipt) => openWith(receipt)));
+}
+
 function render() {
   const { t } = page;
   renderOpenError();
+  renderRecovery();
   $("no-token").hidden = Boolean(token);
   const root = $("case-root");
   root.hidden = !token;
@@ -239,6 +256,11 @@ $("open-form").addEventListener("submit", (event) => {
   openInvalid = !TOKEN.test(candidate);
   renderOpenError();
   if (openInvalid) return;
+  openWith(candidate);
+});
+
+/** Open the case with a receipt or link (typed in, or just recovered). @param {string} candidate */
+function openWith(candidate) {
   try {
     sessionStorage.setItem(STORAGE_KEY, candidate);
   } catch {
@@ -249,7 +271,7 @@ $("open-form").addEventListener("submit", (event) => {
   render();
   load();
   goLive();
-});
+}
 
 render();
 load();

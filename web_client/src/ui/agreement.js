@@ -3,6 +3,7 @@
 import { formatDate, formatDateTime } from "../lib/dates.js";
 import { formatMinor } from "../lib/money.js";
 import { canonicalMatches, keyFingerprint, signAgreement } from "../lib/signing.js";
+import { ensureEnrolled, PossessionCancelled } from "./possession.js";
 import { busy, fill, h } from "./dom.js";
 
 /** The fingerprint people can read out to each other: the first 16 hex digits of the SHA-256, in fours. */
@@ -51,8 +52,10 @@ function fact(label, value, testid) {
  * `signer` is "borrower" or "lender" when the viewer may sign (a party, or the bank representative).
  */
 export class AgreementPanel {
-  constructor(container, { page, api, caseId, caseNumber = "", signer = null, canSign = () => true, onChange = () => {} }) {
-    Object.assign(this, { container, page, api, caseId, caseNumber, signer, canSign, onChange });
+  constructor(container, { page, api, caseId, caseNumber = "", signer = null, canSign = () => true, onChange = () => {},
+    possession = null }) {
+    // `possession` (src/lib/possession.js): the signer's enrolled device key signs; the server accepts no other.
+    Object.assign(this, { container, page, api, caseId, caseNumber, signer, canSign, onChange, possession });
     this.agreement = null;
     this.missing = false;
     this.error = null;
@@ -239,13 +242,15 @@ export class AgreementPanel {
       this.signError = null;
       message.hidden = true;
       try {
-        const body = await signAgreement(this.agreement);
+        const pair = await ensureEnrolled(this.possession, t, this.page.error);
+        const body = await signAgreement(this.agreement, pair);
         this.agreement = await this.api.post(`/api/cases/${this.caseId}/agreement/signatures`, body);
         this.page.toast("ok", t("agreement.signedToast"));
         await this.loadSigned();
         this.render();
         this.onChange(this.agreement);
       } catch (error) {
+        if (error instanceof PossessionCancelled) return;
         this.signError = error;
         message.textContent = this.page.error(error);
         message.hidden = false;

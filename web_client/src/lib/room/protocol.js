@@ -595,15 +595,21 @@ export class RoomClient extends Emitter {
   }
 
   /**
-   * give_consent: `noticeSha256` is the sha256 of the recording notice shown (join result).
+   * give_consent: `noticeSha256` is the sha256 of the recording notice shown (join result); `proof` the
+   * party's possession proof for this act (src/lib/possession.js; docs/protocol.md, "Possession proofs").
    * @param {string} noticeSha256
+   * @param {import("../possession.js").Proof} proof
    */
-  giveConsent(noticeSha256) {
-    return this.request("give_consent", { notice_sha256: noticeSha256 });
+  giveConsent(noticeSha256, proof) {
+    return this.request("give_consent", { notice_sha256: noticeSha256, proof });
   }
 
-  withdrawConsent() {
-    return this.request("withdraw_consent", {});
+  /**
+   * withdraw_consent, with the party's possession proof for this act.
+   * @param {import("../possession.js").Proof} proof
+   */
+  withdrawConsent(proof) {
+    return this.request("withdraw_consent", { proof });
   }
 
   startRecording() {

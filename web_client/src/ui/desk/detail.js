@@ -1,4 +1,5 @@
 // One case on the desk: what it is, and what the signed-in role may do with it now.
+import { Possession } from "../../lib/possession.js";
 import { formatDateTime } from "../../lib/dates.js";
 import { formatMinor } from "../../lib/money.js";
 import { AgreementPanel } from "../agreement.js";
@@ -75,6 +76,8 @@ export function caseDetail(ctx, root, { caseId }) {
         panel = new AgreementPanel(agreementBox, {
           page, api, caseId, caseNumber: view.case_number, signer: role === "bank_representative" ? "lender" : null,
           canSign: () => d.view?.state === "scheduled", onChange: () => draw(),
+          possession: role === "bank_representative"
+            ? (d.possession = d.possession?.caseId === caseId ? d.possession : new Possession({ api, caseId })) : null,
         });
       }
       tasks.push(panel.load(view.agreement_version != null));

@@ -1,7 +1,9 @@
 // Session times (propose, confirm, cancel, open the room) and personal join links on the desk.
 import { formatDateTime, localInputToIso, toLocalInput } from "../../lib/dates.js";
 import { roomSession, sessionSummary } from "../case.js";
+import { Possession } from "../../lib/possession.js";
 import { h } from "../dom.js";
+import { PossessionCancelled, proveAct } from "../possession.js";
 
 const SCHEDULERS = ["case_officer", "mediator"];
 
@@ -20,8 +22,20 @@ export function sessionsCard(d, t, view) {
     const actions = [];
     if (role === "bank_representative" && open && session.state === "proposed" && lender && !session.confirmed_by.includes(lender.party_id)) {
       const confirm = h("button", { type: "button", class: "btn btn-primary btn-small", testid: "confirm-session", text: t("session.confirmLender") });
-      confirm.addEventListener("click", () => d.act(confirm, "sessions",
-        () => api.post(`/api/cases/${d.caseId}/sessions/${session.session_id}/confirm`, {}), "session.confirmedToast"));
+      // The bank representative confirms for the lender with the lender's possession factor (a code to the
+      // lender's verified contact enrols this device the first time).
+      confirm.addEventListener("click", async () => {
+        if (d.possession?.caseId !== d.caseId) d.possession = new Possession({ api, caseId: d.caseId });
+        let proof;
+        try {
+          proof = await proveAct(d.possession, page.t, page.error, "confirm_session", session.session_id);
+        } catch (error) {
+          if (!(error instanceof PossessionCancelled)) page.fail(error);
+          return;
+        }
+        d.act(confirm, "sessions", () => api.post(`/api/cases/${d.caseId}/sessions/${session.session_id}/confirm`, { proof }),
+          "session.confirmedToast");
+      });
       actions.push(confirm);
     }
     if (["mediator", "bank_representative"].includes(role) && view.state === "scheduled" && session === current) {

@@ -1,10 +1,13 @@
 // Recording and consent (docs/protocol.md, "Recording and consent"): a party's notice, choice and
 // header chip; the recording indicator; the mediator's start and stop and why start is blocked.
+import { createApi } from "../../lib/api.js";
+import { Possession } from "../../lib/possession.js";
 import { missingConsents, pickNotice } from "../../lib/room/protocol.js";
 import { $ } from "../dom.js";
+import { PossessionCancelled, proveAct } from "../possession.js";
 import { icon } from "./icons.js";
 import { confirmDialog, notify, notifyError } from "./notices.js";
-import { isMediator, isParty, listNames, participant, recordingApplies, recordsSealed, roleLabel, selfId } from "./state.js";
+import { errorText, isMediator, isParty, listNames, participant, recordingApplies, recordsSealed, roleLabel, selfId } from "./state.js";
 import { renderAll } from "./view.js";
 
 /**
@@ -79,6 +82,23 @@ function renderConsent(state) {
   $("consent-review").hidden = consented;
 }
 
+/** @type {Possession | null} */
+let possession = null;
+
+/**
+ * The party's possession proof for a consent act: this device's enrolled key signs a challenge (a code to
+ * the party's verified contact enrols it the first time). Over HTTP with the room's own credential.
+ * @param {RoomPageState} state
+ * @param {"give_consent" | "withdraw_consent"} act
+ */
+async function consentProof(state, act) {
+  const self = /** @type {{case_id: string, session_id: string}} */ (/** @type {unknown} */ (state.self));
+  if (!possession || possession.caseId !== self.case_id) {
+    possession = new Possession({ api: createApi({ token: state.token }), caseId: self.case_id });
+  }
+  return proveAct(possession, state.t, (err) => errorText(state, err && err.code ? err.code : "unknown"), act, self.session_id);
+}
+
 /** @param {RoomPageState} state */
 export async function giveConsent(state) {
   const notice = currentNotice(state);
@@ -86,12 +106,12 @@ export async function giveConsent(state) {
   state.consentBusy = true;
   renderConsent(state);
   try {
-    await state.client.giveConsent(notice.sha256);
+    await state.client.giveConsent(notice.sha256, await consentProof(state, "give_consent"));
     setOwnConsent(state, true);
     state.consentDeclined = false;
     notify(state, state.t("consent.given"), { key: "consent" });
   } catch (err) {
-    notifyError(state, err);
+    if (!(err instanceof PossessionCancelled)) notifyError(state, err);
   } finally {
     state.consentBusy = false;
     renderAll(state);
@@ -127,12 +147,14 @@ export async function withdrawConsent(state) {
   // While recording, the server's recording_stopped (reason consent_withdrawn) says it: one notice.
   const recording = Boolean(state.room && state.room.recording);
   try {
-    await state.client.withdrawConsent();
+    await state.client.withdrawConsent(await consentProof(state, "withdraw_consent"));
     setOwnConsent(state, false);
     state.consentDeclined = true;
     if (!recording) notify(state, state.t("consent.withdrawn"), { key: "consent" });
   } catch (err) {
-    if (err && err.code === "no_consent") {
+    if (err instanceof PossessionCancelled) {
+      // the party closed the code dialog: nothing changed
+    } else if (err && err.code === "no_consent") {
       setOwnConsent(state, false); // the server has none on record: show it so
       state.consentDeclined = true;
     } else {
