@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypdf import PdfReader
 
 from server.agreementpdf import FontMissing, find_font, key_fingerprint
@@ -26,11 +25,10 @@ async def _signed_case(api: Api):
     status, agreement = await api.call("PUT", f"/api/cases/{journey.case_id}/agreement", token=journey.mediator,
                                        json=terms(terms=CHINESE_TERMS))
     assert status == 200, agreement
-    keys = {}
-    for who, token in (("borrower", journey.receipt), ("lender", journey.bank)):
-        keys[who] = Ed25519PrivateKey.generate()
+    for who, token in (("borrower", journey.receipt), ("bank", journey.bank)):
+        # Each signs with its device enrolled by a code read from its mail (the possession factor).
         status, body = await api.call("POST", f"/api/cases/{journey.case_id}/agreement/signatures", token=token,
-                                      json=sign(agreement["document"], keys[who], 1))
+                                      json=sign(agreement["document"], journey.devices[who], 1))
         assert status == 201, body
     return journey
 

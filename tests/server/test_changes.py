@@ -90,10 +90,9 @@ async def test_changes_party_confirming_tells_the_mediators_desk(api: Api) -> No
     _, view = await api.call("GET", "/api/party/case", token=journey.receipt)
     proposed = next(s for s in view["sessions"] if s["state"] == "proposed")
     async with events(api, journey.mediator) as desk:
-        status, body = await api.call(
-            "POST", f"/api/cases/{journey.case_id}/sessions/{proposed['session_id']}/confirm",
-            token=journey.receipt, json={})
-        assert status == 200, body
+        # The borrower confirms with its enrolled device's proof, as its page does.
+        await walk.confirm(api.http, f"/api/cases/{journey.case_id}", journey.receipt, journey.devices["borrower"],
+                           proposed["session_id"])
         assert await desk.case_changed() == journey.case_id
 
 
