@@ -504,7 +504,7 @@ async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(t
                 api=None, key=key, compliance=compliance, case_id=journey.case_id,  # type: ignore[arg-type]
                 mediator=Participant(node.base, {"token": journey.mediator, "session_id": journey.session_id}),
                 bank=Participant(node.base, {"token": journey.bank, "session_id": journey.session_id}),
-                borrower=Participant(node.base, {"token": journey.borrower_link}), senders=[])
+                borrower=Participant(node.base, {"token": journey.borrower_link}), senders=[], proof=room.proof)
             again.senders = [Sender(p) for p in again.peers]
             peers += again.peers
             again.notice = (await again.mediator.join())["recording_notice"][0]["sha256"]
