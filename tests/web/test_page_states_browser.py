@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Api, application, walk_to_scheduled
 from tests.signaling.conftest import issue_link
+from tests.support import walk
 from tests.web.browser import DESKTOP, PHONE, Pages, fill_application, fill_feedback, sign_in_desk
 
 VALID = {"name": "李伟", "email": "li.wei@example.cn", "phone": "+86 138 0013 8000", "lender": "示例商业银行",
@@ -91,10 +92,8 @@ async def test_page_states_errors_clear_confirmations_and_quiet_console(api: Api
                                           json={"starts_at": starts, "duration_minutes": 60})
             assert status == 201, case
             session_id = next(s["session_id"] for s in case["sessions"] if s["state"] == "proposed")
-            for token in (journey.receipt, journey.bank):
-                status, body = await api.call(
-                    "POST", f"/api/cases/{journey.case_id}/sessions/{session_id}/confirm", token=token, json={})
-                assert status == 200, body
+            for who, token in (("borrower", journey.receipt), ("bank", journey.bank)):
+                await walk.confirm(api.http, f"/api/cases/{journey.case_id}", token, journey.devices[who], session_id)
         status, case = await api.call("GET", f"/api/cases/{journey.case_id}", token=officer_token)
         sessions = [s for s in case["sessions"] if s["state"] == "confirmed"]
         assert len(sessions) == 3, case["sessions"]
