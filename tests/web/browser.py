@@ -582,6 +582,11 @@ class Audit:
                     if await page.evaluate("() => document.documentElement.lang") != lang:
                         await set_language(page, lang)
                     await page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+                    # A notice still fading in has its colours blended with what is under it: check what a
+                    # person reads once it has settled (endless animations, such as spinners, are left running).
+                    await page.evaluate("""() => Promise.all(document.getAnimations()
+                        .filter(a => a.effect?.getComputedTiming().iterations !== Infinity)
+                        .map(a => a.finished.catch(() => null)))""")
                     label = f"{name}-{viewport}-{lang}"
                     found = await axe_violations(page)
                     if viewport == "phone":

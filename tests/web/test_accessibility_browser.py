@@ -16,8 +16,10 @@ from playwright.async_api import Browser, Page, expect
 from tests.conftest import Api, walk_to_scheduled
 from tests.recording.agekeys import generate
 from tests.signaling.conftest import issue_link
+from tests.support import walk
 from tests.web.browser import (
-    DESKTOP, PHONE, Audit, Pages, admit, confirm_dialog, fill_application, join_room, refresh, set_language, sign_in,
+    DESKTOP, PHONE, Audit, Pages, admit, confirm_dialog, enrol_device, fill_application, join_room, refresh,
+    set_language, sign_in,
     sign_in_desk,
 )
 
@@ -188,6 +190,8 @@ async def test_accessibility_room_states_have_no_serious_violations(api: Api, br
         await expect(borrower.get_by_test_id("chat-input")).to_be_visible()
         await audit.check(borrower, "room-party-consent-panel", full_page=False)
         await bank.get_by_test_id("consent-accept").evaluate("(button) => button.click()")
+        # This browser has no enrolled device yet: the code dialog asks for the code sent to the lender.
+        await enrol_device(bank, api.mailbox, journey.lender_email)
         await expect(bank.get_by_test_id("consent-withdraw")).to_be_visible()
         await audit.check(bank, "room-party-admitted", full_page=False)
         # Asking to mute is a request: the mediator is told it was sent, not that it is done.
@@ -234,10 +238,8 @@ async def _chat_session(api: Api, journey) -> str:
                                   json={"starts_at": starts, "duration_minutes": 45, "mode": "chat"})
     assert status == 201, case
     session_id = next(s["session_id"] for s in case["sessions"] if s["mode"] == "chat")
-    for token in (journey.receipt, journey.bank):
-        status, body = await api.call("POST", f"/api/cases/{journey.case_id}/sessions/{session_id}/confirm",
-                                      token=token, json={})
-        assert status == 200, body
+    for who, token in (("borrower", journey.receipt), ("bank", journey.bank)):
+        await walk.confirm(api.http, f"/api/cases/{journey.case_id}", token, journey.devices[who], session_id)
     return session_id
 
 
