@@ -118,6 +118,8 @@ class RecordedRoom:
     record_ids: dict[str, str] = dataclasses.field(default_factory=dict)
     # Each party's possession proof for a consent act, as its browser makes one with its enrolled device.
     proof: Callable[[str, str], Awaitable[dict[str, str]]] | None = None
+    # The parties' enrolled devices ("borrower", "bank"), which also sign the agreement.
+    devices: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def peers(self) -> tuple[Participant, Participant, Participant]:
@@ -188,7 +190,7 @@ async def open_recorded_room(api: Api, tmp_path: Path) -> RecordedRoom:
     borrower = Participant(api.base, {"token": borrower_link})
     room = RecordedRoom(api=api, key=key, compliance=compliance, case_id=journey.case_id, mediator=mediator,
                         bank=bank, borrower=borrower, senders=[Sender(p) for p in (mediator, bank, borrower)],
-                        proof=functools.partial(journey.proof, api.http))
+                        proof=functools.partial(journey.proof, api.http), devices=journey.devices)
     joined = await mediator.join()
     assert joined["records_sealed"] is True
     room.notice = joined["recording_notice"][0]["sha256"]

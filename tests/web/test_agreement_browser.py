@@ -6,7 +6,6 @@ import io
 import json
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.async_api import Browser, expect
 from pypdf import PdfReader
 
@@ -26,7 +25,7 @@ async def test_agreement_case_page_offers_pdf_and_signed_file_and_prints_the_agr
     assert status == 200, agreement
     path = f"/api/cases/{journey.case_id}/agreement/signatures"
     status, _ = await api.call("POST", path, token=journey.receipt,
-                               json=sign(agreement["document"], Ed25519PrivateKey.generate(), 1))
+                               json=sign(agreement["document"], journey.devices["borrower"], 1))
     assert status == 201
     pages = Pages(browser, api.base)
     try:
@@ -34,7 +33,7 @@ async def test_agreement_case_page_offers_pdf_and_signed_file_and_prints_the_agr
         await expect(borrower.get_by_test_id("agreement-state")).to_have_attribute("data-state", "draft")
         # The bank signs elsewhere: the borrower's page shows the signed agreement without a reload.
         status, _ = await api.call("POST", path, token=journey.bank,
-                                   json=sign(agreement["document"], Ed25519PrivateKey.generate(), 1))
+                                   json=sign(agreement["document"], journey.devices["bank"], 1))
         assert status == 201
         await expect(borrower.get_by_test_id("agreement-state")).to_have_attribute("data-state", "signed",
                                                                                    timeout=2000)

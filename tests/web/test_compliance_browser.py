@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 from aiortc import MediaStreamTrack
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.async_api import Browser, Page
 from sqlalchemy import func, select, update
 
@@ -101,9 +100,9 @@ async def test_compliance_page_key_made_in_page_opens_recorded_session_and_repor
     status, agreement = await api.call("PUT", f"/api/cases/{room.case_id}/agreement", token=mediator.auth["token"],
                                        json=terms(terms=f"分三期还款。{XSS}"))
     assert status == 200, agreement
-    for token in (borrower.auth["token"], bank.auth["token"]):
+    for who, token in (("borrower", borrower.auth["token"]), ("bank", bank.auth["token"])):
         status, body = await api.call("POST", f"/api/cases/{room.case_id}/agreement/signatures", token=token,
-                                      json=sign(agreement["document"], Ed25519PrivateKey.generate(), 1))
+                                      json=sign(agreement["document"], room.devices[who], 1))
         assert status == 201, body
 
     # The key typed or pasted (a password field) loads; leaving the page forgets it.
