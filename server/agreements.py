@@ -8,7 +8,6 @@ case's recipients. Any change makes a new version and voids every signature of t
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -27,7 +26,7 @@ from server.changes import changed
 from server.database import Database
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Agreement, Assignment, Case, Feedback, Party, StaffUser
-from server.possession import Possession, enrolment_evidence
+from server.possession import Possession, b64url, enrolment_evidence, unb64url
 from server.records import CaseRecords
 from server.tokens import new_id
 
@@ -42,13 +41,6 @@ SIGNERS = ("borrower", "lender")
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def canonical(document: dict[str, Any]) -> bytes:
