@@ -63,6 +63,8 @@ async def test_room_phone_lobby_shows_schedule_first_and_back_asks_before_leavin
         await expect(phone.get_by_test_id("dialog-confirm")).to_be_visible()
         await phone.get_by_test_id("dialog-cancel").click()
         await expect(phone.get_by_test_id("lobby-banner")).to_be_visible()
+        # Staying stands the guard entry up again (after the answer); Back before that would leave unasked.
+        await phone.wait_for_function("() => history.state?.roomGuard === true")
         assert phone.url.startswith(f"{api.base}/room")
         # Back again, confirmed: the borrower leaves the lobby and lands where it came from.
         await phone.go_back()
