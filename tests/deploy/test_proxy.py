@@ -257,12 +257,42 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         yield Deployment(proxy=proxy, nodes=nodes, mailbox=mailbox)
 
 
+class ClosingConnector(aiohttp.TCPConnector):
+    """A TLS connector whose owner can wait until every connection it opened has really closed.
+
+    A websocket leaves the pool when it upgrades, so closing the session does not close it; its TLS
+    close handshake then runs on after the socket.io client is done. Until it ends, the plain socket
+    under it is open, and a test that ends first leaves that socket to the garbage collector.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.opened: list[Any] = []
+
+    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
+        protocol = await super()._create_connection(req, traces, timeout)
+        self.opened.append(protocol)
+        return protocol
+
+    async def all_closed(self) -> None:
+        pending = [closed for protocol in self.opened if (closed := protocol.closed) is not None]
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout=60)
+
+
+@contextlib.asynccontextmanager
+async def tls_session(context: ssl.SSLContext, source: str | None = None) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session that verifies ``context``'s certificate and ends only when its sockets have closed."""
+    connector = ClosingConnector(ssl=context, local_addr=(source, 0) if source is not None else None)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield session
+    await connector.all_closed()
+
+
 @contextlib.asynccontextmanager
 async def client(deployment: Deployment, source: str | None = None) -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client that verifies the proxy's certificate, connecting from ``source`` if given."""
-    connector = aiohttp.TCPConnector(ssl=deployment.proxy.ssl_context(),
-                                     local_addr=(source, 0) if source is not None else None)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with tls_session(deployment.proxy.ssl_context(), source) as session:
         yield session
 
 
@@ -393,8 +423,7 @@ async def test_proxy_tells_upstreams_the_client_address_host_and_https() -> None
         proxy = ProductionNginx((a, b))
         await asyncio.to_thread(proxy.start)
         try:
-            connector = aiohttp.TCPConnector(ssl=proxy.ssl_context(), local_addr=(CLIENT_A, 0))
-            async with aiohttp.ClientSession(connector=connector) as session:
+            async with tls_session(proxy.ssl_context(), CLIENT_A) as session:
                 forged = {"X-Forwarded-For": "203.0.113.9"}
                 async with session.get(proxy.url + "/api/whoami", headers=forged) as response:
                     assert response.status == 200, await response.text()
