@@ -9,6 +9,7 @@ decodes them wider than 640 (the top layer) - from the same publishers at the sa
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -141,8 +142,9 @@ CONNECTIONS = "() => (window.__connections || []).length"
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_room_sfu_janus_killed_and_restarted_every_page_publishes_again(
-        api_own_janus: tuple[Api, JanusServer], browser: Browser) -> None:
+        api_own_janus: tuple[Api, JanusServer], browser: Browser, caplog: pytest.LogCaptureFixture) -> None:
     api, janus = api_own_janus
+    caplog.set_level(logging.WARNING, logger="mediation.signaling.sfu")
     journey = await walk_to_scheduled(api)
     users = {u.user_id: u.username for u in await api.services.accounts.list_staff()}
     mediator = await open_sized(browser, f"{api.base}/room?session={journey.session_id}",
@@ -166,6 +168,10 @@ async def test_room_sfu_janus_killed_and_restarted_every_page_publishes_again(
         await wait_rising(page, set(pages) - {pid})
     print(f"\nJanus killed and restarted: remote video decoding again on both pages "
           f"{time.monotonic() - killed:.1f} s after the kill")
+    # The server saw the session go (its long poll) and told both members to publish again (media_reset),
+    # rather than the pages finding out by their connections failing.
+    lost = [r for r in caplog.records if r.getMessage() == "Janus session lost; members publish again"]
+    assert [getattr(r, "members", None) for r in lost] == [2], lost
     # Each page made new connections: its media went up again to the new Janus, not an old flow resuming.
     for pid, page in pages.items():
         assert await page.evaluate(CONNECTIONS) >= made[pid] + 2, pid
