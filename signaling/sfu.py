@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from signaling.janus import JanusClient, JanusError, JanusLost, JanusSession
@@ -67,6 +67,12 @@ def substream_for(width: int, height: int) -> int:
 def janus_room_id(session_id: str) -> int:
     """The VideoRoom room of a session: the same number on every node (48 bits: exact in JSON)."""
     return int.from_bytes(hashlib.sha256(b"room\0" + session_id.encode()).digest()[:6], "big")
+
+
+def preferred(urls: Iterable[str], session_id: str) -> list[str]:
+    """The instances in the order a new room of the session tries them: a hash of each URL with the session
+    (rendezvous hashing), so rooms spread over the instances and every node ranks them alike."""
+    return sorted(urls, key=lambda url: hashlib.sha256(f"{url}\0{session_id}".encode()).digest())
 
 
 def feed_id(session_id: str, participant_id: str) -> int:
@@ -155,9 +161,9 @@ class Sfu:
         current = self._instances.get(room.janus or "")
         if current is not None and current.down_until <= loop.time():
             return current.url
-        ranked = sorted(self._instances.values(), key=lambda i: (
-            i.down_until > loop.time(), hashlib.sha256(f"{i.url}\0{room.session_id}".encode()).digest()))
-        return ranked[0].url
+        order = {url: rank for rank, url in enumerate(preferred(self._instances, room.session_id))}
+        up_first = sorted(self._instances.values(), key=lambda i: (i.down_until > loop.time(), order[i.url]))
+        return up_first[0].url
 
     def may_publish(self, session_id: str, participant_id: str) -> bool:
         """Whether the member's last publication Janus took is far enough behind."""
