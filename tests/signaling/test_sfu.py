@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -316,3 +318,45 @@ async def test_sfu_media_layout_validated_rate_limited_and_switches_only_receive
             await member.close()
         for peer in room.peers:
             await peer.close()
+
+
+def _janus_sessions(janus: JanusServer) -> list[int]:
+    """The sessions Janus holds now (its admin API's ``list_sessions``)."""
+    body = json.dumps({"janus": "list_sessions", "transaction": "t", "admin_secret": janus.admin_secret}).encode()
+    request = urllib.request.Request(janus.admin_url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        answer = json.loads(response.read())
+    assert answer["janus"] == "success", answer
+    return list(answer["sessions"])
+
+
+@pytest.mark.timeout(120)
+async def test_sfu_server_shutdown_destroys_its_janus_sessions_and_ends_their_polls(tmp_path: Path,
+                                                                                   mailbox: Mailbox) -> None:
+    from server.app import JANUS
+
+    janus = JanusServer().start()
+    try:
+        serving = _serve(make_settings(tmp_path, **mailbox.settings(), **janus_settings(janus)), mailbox)
+        api = await anext(serving)
+        journey = await walk_to_scheduled(api)
+        room = Session(api=api, journey=journey, borrower_link="", lender_link="", peers=[])
+        member = Member(room.mediator())
+        try:
+            await member.peer.join()
+            await member.publish()
+        finally:
+            await member.close()
+            for peer in room.peers:
+                await peer.close()
+        client = api.app[JANUS]
+        assert client.open_sessions == 1
+        assert len(await asyncio.to_thread(_janus_sessions, janus)) == 1
+        with contextlib.suppress(StopAsyncIteration):
+            await anext(serving)  # the app stops: its rooms, then the Janus client
+        assert client.open_sessions == 0 and client.closed
+        # Destroyed at once, not left to Janus's session timeout; no long poll left running here.
+        assert await asyncio.to_thread(_janus_sessions, janus) == []
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("janus-poll-")]
+    finally:
+        janus.stop()
