@@ -173,7 +173,9 @@ async def test_room_sfu_browsers_one_uplink_caucus_isolation_and_removal(api_sfu
     await bank.get_by_test_id("caucus-banner").wait_for(state="hidden", timeout=WAIT_MS)
     await wait_rising(bank, caucus)
 
-    # Removal: the bank's video stops reaching the borrower within a second.
+    # Removal: the bank's video stops reaching the borrower within a second. The borrower, in the caucus,
+    # receives the bank again once it closed: its tile shows the bank's new track.
+    await wait_rising(borrower, {journey.bank_id})
     track = await borrower.evaluate("""(id) => {
         const tile = document.querySelector(`[data-participant-id="${id}"] [data-testid=remote-video]`)
             || document.querySelector(`[data-testid=remote-video][data-participant-id="${id}"]`);
