@@ -46,6 +46,18 @@ LAYERS = """async () => {
   return {widths, sent};
 }"""
 
+# On failure: each connection's state and its video RTP in and out.
+DIAGNOSIS = """async () => Promise.all((window.__connections || []).map(async (pc) => {
+  const rtp = [];
+  (await pc.getStats()).forEach((s) => {
+    if ((s.type === 'inbound-rtp' || s.type === 'outbound-rtp') && s.kind === 'video') {
+      rtp.push([s.type, s.rid || '', s.bytesReceived ?? s.bytesSent, s.framesDecoded ?? s.framesEncoded,
+                s.frameWidth || 0, s.pliCount ?? 0, s.qualityLimitationReason || '']);
+    }
+  });
+  return {state: pc.connectionState, rtp};
+}))"""
+
 PHONE = {"width": 390, "height": 844}
 LARGE = {"width": 2000, "height": 1200}
 
@@ -115,8 +127,13 @@ async def test_room_sfu_small_tiles_receive_a_low_layer_large_tiles_the_top_one(
     await join_room(borrower)
     pages = {journey.mediator_id: mediator, journey.bank_id: bank, journey.borrower_id: borrower}
     await admit(mediator, journey.bank_id, journey.borrower_id)
-    for pid, page in pages.items():
-        await wait_rising(page, set(pages) - {pid})
+    try:
+        for pid, page in pages.items():
+            await wait_rising(page, set(pages) - {pid})
+    except AssertionError:
+        for pid, page in pages.items():
+            print(pid, page.viewport_size, await page.evaluate(DIAGNOSIS))
+        raise
 
     large = await wait_layers(mediator, {journey.bank_id, journey.borrower_id}, lambda width: width > 640)
     small = await wait_layers(bank, {journey.mediator_id, journey.borrower_id}, lambda width: 0 < width <= 640)
