@@ -49,6 +49,7 @@ from recording.records.storage import DirectoryStorage
 from signaling.authority import Authority, LocalAuthority
 from signaling.fanout import RedisFanout
 from signaling.identity import Unavailable
+from signaling.janus import JanusClient
 from signaling.origins import Origins
 from signaling.namespace import RoomNamespace, RoomSettings
 from signaling.liveness import LocalLiveness, NodeLiveness
@@ -180,6 +181,7 @@ RECORDERS = web.AppKey("recorders", ProcessRecorders)
 ROOMS = web.AppKey("rooms", RoomNamespace)
 CHAT_COMMITS = web.AppKey("chat_commits", ChatCommits)
 HASHING = web.AppKey("hashing", HashingPool)
+JANUS = web.AppKey("janus", JanusClient)
 
 
 @contextlib.asynccontextmanager
@@ -290,6 +292,16 @@ async def possession_context(app: web.Application) -> AsyncIterator[None]:
         await app[SERVICES].possession.close()  # recovery codes still being sent, before the database closes
 
 
+async def janus_context(app: web.Application) -> AsyncIterator[None]:
+    """The Janus client: its connection pool opened before the rooms start, and after they stopped every
+    session still open on an instance destroyed and every long poll ended."""
+    client = app[JANUS]
+    client.start()
+    yield
+    async with _stopping("janus"):
+        await client.close()
+
+
 async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     rooms, settings = app[ROOMS], app[SERVICES].settings
     rooms.start()
@@ -362,10 +374,12 @@ def create_app(settings: Settings) -> web.Application:
     journal = ChatJournal(db, room_secret)
     chat = ChatCommits(records, journal, on_batch=metrics.chat_batches.inc)
     hooks = RoomHooks(db, audit, records, recorders, access, links, journal, chat, possession)
+    # Every Janus session of this node goes through one client, closed by its own context after the rooms.
+    janus = JanusClient()
     rooms = RoomNamespace(hooks, store, room_settings(settings),
                           on_error=metrics.room_error, on_node_lost=metrics.node_lost,
                           liveness=_node_liveness(settings), budgets=_party_budgets(settings),
-                          authority=authority)
+                          authority=authority, janus=janus)
     metrics.observe_rooms(rooms.census, recorders.running)
     manager = RedisFanout(settings.redis_connection_url(), on_resubscribed=rooms.resync) if settings.redis_url else None
     origins = Origins((*settings.allowed_origins, settings.public_url), peer_trust(settings.trusted_proxies))
@@ -393,12 +407,13 @@ def create_app(settings: Settings) -> web.Application:
     app[AUDIT] = audit
     app[RECORDERS] = recorders
     app[ROOMS] = rooms
+    app[JANUS] = janus
     app[CHAT_COMMITS] = chat
     # Started in this order and stopped in the reverse: each resource after those it uses. aiohttp runs
     # every stop even when one fails, and raises what failed once all have run; _stopping logs each.
     app.cleanup_ctx.extend([metrics_context, hashing_context, database_context, room_store_context, fanout_context,
                             audit_context, recorders_context, chat_commits_context, possession_context,
-                            rooms_context])
+                            janus_context, rooms_context])
 
     async def close_sockets(_app: web.Application) -> None:
         # Open room sockets would hold the shutdown for aiohttp's whole timeout. Closed at the engine.io

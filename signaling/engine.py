@@ -21,6 +21,7 @@ from signaling.requests import Request
 from signaling.revocation import AuthorityCheck
 from signaling.roomsettings import RoomSettings
 from signaling.roomstate import RoomStore
+from signaling.janus import JanusClient
 from signaling.sfu import Sfu, SfuSettings
 from signaling.tasks import Tasks
 from signaling.throttle import TokenBucket
@@ -44,7 +45,7 @@ class RoomEngine:
     def __init__(self, hooks: Hooks, store: RoomStore, settings: RoomSettings, outlet: Outlet,
                  liveness: NodeLiveness | None = None, authority: Authority | None = None,
                  on_node_lost: Callable[[int], None] = lambda _participants: None,
-                 budgets: PartyBudgets | None = None) -> None:
+                 budgets: PartyBudgets | None = None, janus: JanusClient | None = None) -> None:
         self.hooks = hooks
         self.budgets: PartyBudgets = budgets or LocalBudgets()  # owned: closed at ``close``
         self.store = store
@@ -64,7 +65,8 @@ class RoomEngine:
         self.sfu: Sfu | None = None
         if settings.janus_urls:
             self.sfu = Sfu(SfuSettings(settings.janus_urls, settings.janus_api_secret, settings.janus_admin_key,
-                                       settings.janus_video_bitrate), store, self._emit_here, self.tasks)
+                                       settings.janus_video_bitrate), store, self._emit_here, self.tasks,
+                           client=janus)
             self.runner.media_changed = self.sfu.schedule
         self._connect_attempts: dict[str, list[float]] = {}
 

@@ -42,8 +42,61 @@ class JanusLost(Exception):
 EventHandler = Callable[[int, dict[str, Any]], None]
 
 
+class JanusClient:
+    """The HTTP client every Janus session of this process goes through, and the sessions opened with it.
+
+    Its own resource with its own lifetime (server/app.py ``janus_context``): ``start`` opens the connection
+    pool, ``close`` destroys every session still open on its instance (their handles go with them) and
+    waits for each long poll to end, then closes the pool. Nothing is left running once it returned."""
+
+    def __init__(self) -> None:
+        self._http: aiohttp.ClientSession | None = None
+        self._sessions: set[JanusSession] = set()
+        self.closed = False
+
+    def start(self) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+
+    async def session(self, url: str, api_secret: str, on_event: EventHandler,
+                      on_lost: Callable[[], None]) -> JanusSession:
+        """A new API session on the instance at ``url`` (JanusLost if it does not answer)."""
+        if self.closed:
+            raise JanusLost("the Janus client is closed")
+        self.start()
+        assert self._http is not None
+        session = JanusSession(self._http, url, api_secret, on_event, on_lost)
+        self._sessions.add(session)
+        session.on_closed = self._sessions.discard
+        try:
+            await session.open()
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._sessions)
+
+    async def close(self) -> None:
+        self.closed = True
+        for session in list(self._sessions):
+            await session.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def __aenter__(self) -> JanusClient:
+        self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+
 class JanusSession:
-    """One API session on one instance; runs on the signaling event loop.
+    """One API session on one instance; runs on the signaling event loop. Opened through ``JanusClient``.
 
     ``on_event(handle_id, event)`` receives the events no request waits for (webrtcup, hangup, plugin
     events); ``on_lost()`` is called once when the session is gone, after every waiting request failed."""
@@ -51,6 +104,7 @@ class JanusSession:
     def __init__(self, http: aiohttp.ClientSession, url: str, api_secret: str,
                  on_event: EventHandler, on_lost: Callable[[], None]) -> None:
         self.url = url.rstrip("/")
+        self.on_closed: Callable[[JanusSession], None] = lambda _session: None
         self._http = http
         self._secret = api_secret
         self._on_event = on_event
@@ -66,8 +120,9 @@ class JanusSession:
         self._poll = asyncio.create_task(self._long_poll(), name=f"janus-poll-{self.session_id}")
 
     async def close(self) -> None:
-        """Destroy the session on Janus (its handles go with it) and stop polling."""
-        if self._poll is not None:
+        """Destroy the session on Janus (its handles go with it) and stop polling; also once it was lost."""
+        self.on_closed(self)
+        if self._poll is not None and self._poll is not asyncio.current_task():
             self._poll.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poll

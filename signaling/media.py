@@ -104,6 +104,29 @@ async def media_candidate(engine: RoomEngine, turn: Turn, payload: payloads.Medi
     turn.after_save.append(trickle)
 
 
+async def media_layout(engine: RoomEngine, turn: Turn, payload: payloads.MediaLayout) -> None:
+    """The sizes of the member's remote tiles: each video it receives comes in the simulcast layer that fits its
+    tile (signaling/sfu.py, ``substream_for``). Only the layers of what the server subscribed it to change."""
+    _sfu_room(engine, turn)
+    sfu, session_id, participant_id, sid = engine.sfu, turn.room.session_id, turn.member.participant_id, turn.sid
+    assert sfu is not None
+    if len({feed.participant_id for feed in payload.feeds}) != len(payload.feeds):
+        raise RoomError("invalid_payload", "media_layout: each participant at most once")
+    if not sfu.may_lay_out(session_id, participant_id):
+        raise RoomError("rate_limited", "media_layout at most twice a second")
+    tiles = {feed.participant_id: (feed.width, feed.height) for feed in payload.feeds}
+
+    async def lay_out() -> None:
+        try:
+            taken = await sfu.set_layout(session_id, participant_id, sid, tiles)
+        except (JanusLost, JanusError) as exc:
+            raise RoomError("sfu_unavailable", f"the media server did not take your layout ({exc})") from None
+        if not taken:
+            raise RoomError("not_published", "no media of this socket at the media server; publish first")
+
+    turn.after_save.append(lay_out)
+
+
 def check_signal_payload(kind: str, payload: dict[str, Any]) -> None:
     """Offers and answers are ``{type, sdp}``; a candidate ``{candidate, sdpMid, sdpMLineIndex, usernameFragment?}``
     (what ``RTCIceCandidate.toJSON()`` gives; ``sdpMid`` and ``sdpMLineIndex`` may not both be null, as

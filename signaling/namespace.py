@@ -19,6 +19,7 @@ from signaling.authority import Authority
 from signaling.engine import RoomEngine
 from signaling.errors import RoomError
 from signaling.identity import Hooks, Refused, Unavailable
+from signaling.janus import JanusClient
 from signaling.liveness import NodeLiveness
 from signaling.partybudgets import PartyBudgets
 from signaling.requests import REQUESTS
@@ -41,11 +42,11 @@ class RoomNamespace(socketio.AsyncNamespace):
                  on_error: Callable[[str], None] = lambda _code: None,
                  on_node_lost: Callable[[int], None] = lambda _participants: None,
                  liveness: NodeLiveness | None = None, authority: Authority | None = None,
-                 budgets: PartyBudgets | None = None) -> None:
+                 budgets: PartyBudgets | None = None, janus: JanusClient | None = None) -> None:
         super().__init__(NAMESPACE)
         self._on_error = on_error  # counts each refused request by its code
         self.engine = RoomEngine(hooks, store, settings, outlet=self, liveness=liveness, authority=authority,
-                                 on_node_lost=on_node_lost, budgets=budgets)
+                                 on_node_lost=on_node_lost, budgets=budgets, janus=janus)
 
     @property
     def node_id(self) -> str:

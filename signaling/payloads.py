@@ -109,6 +109,22 @@ class MediaCandidate(Payload):
     candidate: Annotated[dict[str, Any], AfterValidator(_bounded_object)]
 
 
+MAX_LAYOUT_FEEDS = 16
+MAX_TILE_PIXELS = 8192
+
+
+class TileSize(Payload):
+    """One remote tile as the page shows it now, in device pixels (0 × 0: not shown)."""
+
+    participant_id: ParticipantId
+    width: Annotated[int, Field(ge=0, le=MAX_TILE_PIXELS)]
+    height: Annotated[int, Field(ge=0, le=MAX_TILE_PIXELS)]
+
+
+class MediaLayout(Payload):
+    feeds: Annotated[list[TileSize], Field(max_length=MAX_LAYOUT_FEEDS)]
+
+
 class MuteChat(Payload):
     participant_id: ParticipantId
     muted: bool

@@ -74,6 +74,7 @@ REQUESTS: dict[str, Request] = _table(
     R("publish_media", payloads.PublishMedia, media.publish_media, PEOPLE, admitted=True, bucket="signal"),
     R("answer_media", payloads.AnswerMedia, media.answer_media, PEOPLE, admitted=True, bucket="signal"),
     R("media_candidate", payloads.MediaCandidate, media.media_candidate, PEOPLE, admitted=True, bucket="signal"),
+    R("media_layout", payloads.MediaLayout, media.media_layout, PEOPLE, admitted=True, bucket="signal"),
     R("mute_chat", payloads.MuteChat, moderation.mute_chat, MEDIATOR, admitted=True, bucket="signal"),
     R("request_mute_media", payloads.RequestMuteMedia, moderation.request_mute_media, MEDIATOR, admitted=True,
       bucket="signal"),

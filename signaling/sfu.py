@@ -22,12 +22,10 @@ import dataclasses
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import aiohttp
-
-from signaling.janus import JanusError, JanusLost, JanusSession
+from signaling.janus import JanusClient, JanusError, JanusLost, JanusSession
 from signaling.roomstate import ADMITTED, Room, RoomStore
 from signaling.tasks import Tasks
 from signaling.views import isolated_from
@@ -45,12 +43,36 @@ NO_SUCH_FEED = 428
 NO_SUCH_ROOM = 426
 ID_EXISTS = 436
 
+# Simulcast: the widths of the three VP8 layers a page sends (docs/protocol.md, "Simulcast layers"), Janus's
+# substreams 0, 1 and 2. A subscriber gets the smallest layer at least as wide as its tile; the recording the top.
+LAYER_WIDTHS = (320, 640, 1280)
+TOP_SUBSTREAM = len(LAYER_WIDTHS) - 1
+# What the two lower layers may take beside the top one (300 + 100 kbit/s at most, the page's ceilings): the
+# estimate Janus gives each publisher (REMB) caps the sum, so the top layer keeps ``video_bitrate``.
+LOWER_LAYERS_BITRATE = 400_000
+# A member's layouts are at least this far apart: each change is a configure request to Janus.
+LAYOUT_INTERVAL_SECONDS = 0.5
+
 Emit = Callable[[str, Any, str], Awaitable[None]]
+
+
+def substream_for(width: int, height: int) -> int:
+    """The simulcast substream for a tile of ``width`` × ``height`` device pixels (16:9 layers); 0 if hidden."""
+    if width <= 0 or height <= 0:
+        return 0
+    need = max(width, -(-height * 16 // 9))
+    return next((i for i, layer in enumerate(LAYER_WIDTHS) if need <= layer), TOP_SUBSTREAM)
 
 
 def janus_room_id(session_id: str) -> int:
     """The VideoRoom room of a session: the same number on every node (48 bits: exact in JSON)."""
     return int.from_bytes(hashlib.sha256(b"room\0" + session_id.encode()).digest()[:6], "big")
+
+
+def preferred(urls: Iterable[str], session_id: str) -> list[str]:
+    """The instances in the order a new room of the session tries them: a hash of each URL with the session
+    (rendezvous hashing), so rooms spread over the instances and every node ranks them alike."""
+    return sorted(urls, key=lambda url: hashlib.sha256(f"{url}\0{session_id}".encode()).digest())
 
 
 def feed_id(session_id: str, participant_id: str) -> int:
@@ -63,8 +85,13 @@ class SfuSettings:
     urls: tuple[str, ...]
     api_secret: str
     admin_key: str
-    # The video bitrate Janus asks each publisher to keep under (REMB), in bits per second.
+    # The video bitrate of a publisher's top simulcast layer (its camera's own size), in bits per second.
     video_bitrate: int = 600_000
+
+    @property
+    def publisher_bitrate(self) -> int:
+        """What Janus asks each publisher to keep under (REMB): all its layers together."""
+        return self.video_bitrate + LOWER_LAYERS_BITRATE
 
 
 @dataclasses.dataclass
@@ -78,6 +105,9 @@ class MemberMedia:
     publisher: int | None = None
     subscriber: int | None = None
     subscribed: dict[int, str] = dataclasses.field(default_factory=dict)  # feed -> participant_id
+    tiles: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)  # media_layout: pid -> size
+    video_mids: dict[str, str] = dataclasses.field(default_factory=dict)  # subscription video mid -> pid
+    substreams: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)  # (mid, pid) -> at Janus
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
@@ -95,8 +125,12 @@ class Instance:
 class Sfu:
     """This node's side of the rooms placed on Janus; runs on the signaling event loop."""
 
-    def __init__(self, settings: SfuSettings, store: RoomStore, emit: Emit, tasks: Tasks) -> None:
+    def __init__(self, settings: SfuSettings, store: RoomStore, emit: Emit, tasks: Tasks,
+                 client: JanusClient | None = None) -> None:
         self.settings = settings
+        # The app's Janus client (closed by its own cleanup context), or one of our own, closed with us.
+        self._client = client or JanusClient()
+        self._own_client = client is None
         self._store = store
         self._emit = emit
         self._tasks = tasks
@@ -104,11 +138,11 @@ class Sfu:
         self._media: dict[tuple[str, str], MemberMedia] = {}
         self._dirty: set[str] = set()
         self._reconciling: set[str] = set()
-        self._http: aiohttp.ClientSession | None = None
         self._published_at: dict[tuple[str, str], float] = {}
+        self._laid_out_at: dict[tuple[str, str], float] = {}
 
     def start(self) -> None:
-        self._http = aiohttp.ClientSession()
+        self._client.start()
         self._tasks.own(self._watch())
 
     async def close(self) -> None:
@@ -116,8 +150,8 @@ class Sfu:
             if instance.session is not None:
                 await instance.session.close()
                 instance.session = None
-        if self._http is not None:
-            await self._http.close()
+        if self._own_client:
+            await self._client.close()
 
     # --- placement ------------------------------------------------------------------------------------
 
@@ -127,9 +161,9 @@ class Sfu:
         current = self._instances.get(room.janus or "")
         if current is not None and current.down_until <= loop.time():
             return current.url
-        ranked = sorted(self._instances.values(), key=lambda i: (
-            i.down_until > loop.time(), hashlib.sha256(f"{i.url}\0{room.session_id}".encode()).digest()))
-        return ranked[0].url
+        order = {url: rank for rank, url in enumerate(preferred(self._instances, room.session_id))}
+        up_first = sorted(self._instances.values(), key=lambda i: (i.down_until > loop.time(), order[i.url]))
+        return up_first[0].url
 
     def may_publish(self, session_id: str, participant_id: str) -> bool:
         """Whether the member's last publication Janus took is far enough behind."""
@@ -152,14 +186,20 @@ class Sfu:
             raise JanusLost(f"no Janus instance {url} is configured")
         async with instance.opening:
             if instance.session is None or instance.session.lost:
-                assert self._http is not None
-                session = JanusSession(self._http, url, self.settings.api_secret,
-                                       on_event=lambda handle, event: self._on_event(instance, handle, event),
-                                       on_lost=lambda: self._on_lost(instance))
+                if instance.session is not None:
+                    await instance.session.close()  # its long poll ends now, not at its next answer
+                    instance.session = None
                 try:
-                    await session.open()
-                    instance.control = await session.attach()
+                    session = await self._client.session(
+                        url, self.settings.api_secret,
+                        on_event=lambda handle, event: self._on_event(instance, handle, event),
+                        on_lost=lambda: self._on_lost(instance))
                 except JanusLost:
+                    instance.down_until = asyncio.get_running_loop().time() + DOWN_SECONDS
+                    raise
+                try:
+                    instance.control = await session.attach()
+                except (JanusLost, JanusError):
                     instance.down_until = asyncio.get_running_loop().time() + DOWN_SECONDS
                     await session.close()
                     raise
@@ -170,7 +210,8 @@ class Sfu:
         assert instance.session is not None and instance.control is not None
         body = {"request": "create", "room": janus_room_id(session_id), "permanent": False,
                 "admin_key": self.settings.admin_key, "secret": self._secret(session_id), "is_private": True,
-                "publishers": 8, "audiocodec": "opus", "videocodec": "vp8", "bitrate": self.settings.video_bitrate,
+                "publishers": 8, "audiocodec": "opus", "videocodec": "vp8",
+                "bitrate": self.settings.publisher_bitrate,
                 "fir_freq": 3, "notify_joining": False}
         try:
             await instance.session.request(instance.control, body)
@@ -196,7 +237,7 @@ class Sfu:
             assert instance.session is not None
             media.publisher = await instance.session.attach()
             body = {"request": "joinandconfigure", "ptype": "publisher", "room": janus_room_id(session_id),
-                    "id": feed_id(session_id, participant_id), "bitrate": self.settings.video_bitrate}
+                    "id": feed_id(session_id, participant_id), "bitrate": self.settings.publisher_bitrate}
             try:
                 _data, jsep = await self._join_publisher(instance, session_id, media.publisher, body, offer)
             except BaseException:
@@ -314,6 +355,7 @@ class Sfu:
             async with media.lock:
                 if self._media.get((session_id, media.participant_id)) is media:
                     await self._subscribe(instance, media, desired)
+                    await self._apply_layout(instance, media)
 
     async def _active_feeds(self, instance: Instance, session_id: str) -> set[int]:
         assert instance.session is not None and instance.control is not None
@@ -365,8 +407,59 @@ class Sfu:
             owner = owners.get(stream.get("feed_id"))
             if owner is not None and stream.get("type") in ("audio", "video"):
                 streams.append({"mid": str(stream.get("mid")), "kind": stream["type"], "participant_id": owner})
+        media.video_mids = {s["mid"]: s["participant_id"] for s in streams if s["kind"] == "video"}
         await self._emit("media_offer", {"offer": {"type": "offer", "sdp": jsep["sdp"]}, "streams": streams},
                          media.sid)
+
+    # --- simulcast layers by tile size -------------------------------------------------------------------
+
+    def may_lay_out(self, session_id: str, participant_id: str) -> bool:
+        """Whether the member's last media_layout is far enough behind (then this one counts)."""
+        now = asyncio.get_running_loop().time()
+        key = (session_id, participant_id)
+        if now - self._laid_out_at.get(key, -LAYOUT_INTERVAL_SECONDS) < LAYOUT_INTERVAL_SECONDS:
+            return False
+        if len(self._laid_out_at) > 10_000:
+            self._laid_out_at = {k: t for k, t in self._laid_out_at.items() if now - t < LAYOUT_INTERVAL_SECONDS}
+        self._laid_out_at[key] = now
+        return True
+
+    async def set_layout(self, session_id: str, participant_id: str, sid: str,
+                         tiles: dict[str, tuple[int, int]]) -> bool:
+        """Keep the member's tile sizes and switch each video it receives to the layer they call for; False if
+        the member has no media on this node. Kept across its subscription's changes until the next layout."""
+        media = self._media.get((session_id, participant_id))
+        if media is None or media.sid != sid:
+            return False
+        instance = await self._instance(media.url)
+        async with media.lock:
+            media.tiles = dict(tiles)
+            if self._media.get((session_id, participant_id)) is media:
+                await self._apply_layout(instance, media)
+        return True
+
+    async def _apply_layout(self, instance: Instance, media: MemberMedia) -> None:
+        """``configure`` the subscriber's video streams whose substream differs from what its tiles call for.
+        A stream whose tile the page has not reported stays at Janus's default, the top substream."""
+        if media.subscriber is None or instance.session is None:
+            return
+        wanted: dict[tuple[str, str], int] = {}
+        for mid, owner in media.video_mids.items():
+            if owner in media.tiles:
+                wanted[(mid, owner)] = substream_for(*media.tiles[owner])
+        changes = [{"mid": mid, "substream": layer, "temporal": 2}
+                   for (mid, owner), layer in wanted.items() if media.substreams.get((mid, owner)) != layer]
+        media.substreams = {key: layer for key, layer in media.substreams.items() if key in wanted}
+        if not changes:
+            return
+        try:
+            await instance.session.request(media.subscriber, {"request": "configure", "streams": changes})
+        except JanusError as exc:
+            log.warning("simulcast layers not switched", extra={"session_id": media.session_id, "error": str(exc)})
+            return
+        for change in changes:
+            key = (str(change["mid"]), media.video_mids[str(change["mid"])])
+            media.substreams[key] = int(change["substream"])
 
     # --- handles going away ---------------------------------------------------------------------------
 
@@ -383,6 +476,7 @@ class Sfu:
         handles = [h for h in (media.subscriber, media.publisher) if h is not None]
         media.subscriber = media.publisher = None
         media.subscribed = {}
+        media.video_mids, media.substreams = {}, {}
         if session is None or session.lost:
             return
         for handle in handles:

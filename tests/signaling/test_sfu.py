@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -255,3 +257,106 @@ async def _until_published(member: Member) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(1.0)
+
+
+@pytest.mark.timeout(120)
+async def test_sfu_media_layout_validated_rate_limited_and_switches_only_received_feeds(api_sfu: Api) -> None:
+    from server.app import JANUS, ROOMS
+
+    api = api_sfu
+    journey = await walk_to_scheduled(api)
+    room = Session(api=api, journey=journey, borrower_link=await issue_link(api, journey, journey.borrower_id),
+                   lender_link="", peers=[])
+    sfu = api.app[ROOMS].engine.sfu
+    assert sfu is not None
+    pair: list[Member] = []
+    answering: list[asyncio.Task[None]] = []
+    try:
+        mediator, borrower = room.mediator(), room.borrower()
+        await mediator.join()
+        await borrower.join()
+        assert (await mediator.request("admit", {"participant_id": borrower.participant_id}))["ok"]
+        small = {"participant_id": borrower.participant_id, "width": 320, "height": 180}
+        early = await mediator.request("media_layout", {"feeds": [small]})
+        assert early["error"] == "not_published", early  # nothing at the media server to lay out yet
+        pair.extend([Member(mediator), Member(borrower)])
+        for member in pair:
+            answering.append(asyncio.create_task(member.answer_offers()))
+            await member.publish()
+        await _until(lambda: pair[0].senders() == {borrower.participant_id})
+
+        stranger = "pty_" + "ab" * 16  # not in the room: the mediator receives no such feed
+        for bad in ([small, small], [{**small, "width": 9000}], [{**small, "height": -1}],
+                    [{**small, "participant_id": "nobody"}], [small] * 17, [{**small, "extra": 1}]):
+            refused = await mediator.request("media_layout", {"feeds": bad})
+            assert refused["error"] == "invalid_payload", (bad, refused)
+        taken = await mediator.request("media_layout", {"feeds": [small, {**small, "participant_id": stranger}]})
+        assert taken["ok"], taken
+        too_soon = await mediator.request("media_layout", {"feeds": [small]})
+        assert too_soon["error"] == "rate_limited", too_soon
+        media = sfu._media[(journey.session_id, mediator.participant_id)]
+        # Janus took a configure for the borrower's video only: its small tile gets substream 0.
+        assert sorted(media.substreams.values()) == [0], media.substreams
+        assert {owner for _mid, owner in media.substreams} == {borrower.participant_id}
+        offers = len([1 for name, _ in mediator.events if name == "media_offer"])
+        await asyncio.sleep(0.6)
+        wide = await mediator.request("media_layout", {"feeds": [{**small, "width": 1280, "height": 720}]})
+        assert wide["ok"], wide
+        assert sorted(media.substreams.values()) == [2], media.substreams
+        # A layer switch needs no renegotiation: no new media_offer; what the mediator receives is unchanged.
+        await asyncio.sleep(0.5)
+        assert len([1 for name, _ in mediator.events if name == "media_offer"]) == offers
+        assert pair[0].senders() == {borrower.participant_id}
+        assert api.app[JANUS].open_sessions == 1
+    finally:
+        for task in answering:
+            task.cancel()
+        for task in answering:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for member in pair:
+            await member.close()
+        for peer in room.peers:
+            await peer.close()
+
+
+def _janus_sessions(janus: JanusServer) -> list[int]:
+    """The sessions Janus holds now (its admin API's ``list_sessions``)."""
+    body = json.dumps({"janus": "list_sessions", "transaction": "t", "admin_secret": janus.admin_secret}).encode()
+    request = urllib.request.Request(janus.admin_url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        answer = json.loads(response.read())
+    assert answer["janus"] == "success", answer
+    return list(answer["sessions"])
+
+
+@pytest.mark.timeout(120)
+async def test_sfu_server_shutdown_destroys_its_janus_sessions_and_ends_their_polls(tmp_path: Path,
+                                                                                   mailbox: Mailbox) -> None:
+    from server.app import JANUS
+
+    janus = JanusServer().start()
+    try:
+        serving = _serve(make_settings(tmp_path, **mailbox.settings(), **janus_settings(janus)), mailbox)
+        api = await anext(serving)
+        journey = await walk_to_scheduled(api)
+        room = Session(api=api, journey=journey, borrower_link="", lender_link="", peers=[])
+        member = Member(room.mediator())
+        try:
+            await member.peer.join()
+            await member.publish()
+        finally:
+            await member.close()
+            for peer in room.peers:
+                await peer.close()
+        client = api.app[JANUS]
+        assert client.open_sessions == 1
+        assert len(await asyncio.to_thread(_janus_sessions, janus)) == 1
+        with contextlib.suppress(StopAsyncIteration):
+            await anext(serving)  # the app stops: its rooms, then the Janus client
+        assert client.open_sessions == 0 and client.closed
+        # Destroyed at once, not left to Janus's session timeout; no long poll left running here.
+        assert await asyncio.to_thread(_janus_sessions, janus) == []
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("janus-poll-")]
+    finally:
+        janus.stop()

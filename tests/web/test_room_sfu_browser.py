@@ -33,7 +33,7 @@ KEEP_CONNECTIONS = """(() => {
   };
 })();"""
 
-# Per open connection: outbound video streams, and inbound video bytes by the participant whose tile shows
+# Over the open connections: outbound video streams (a camera's simulcast layers count once), and inbound video bytes by the participant whose tile shows
 # the track (tracks no tile shows, e.g. an m-line the server made inactive, under "").
 STATS = """async () => {
   const owners = {};
@@ -41,20 +41,24 @@ STATS = """async () => {
     const id = video.closest('[data-participant-id]')?.dataset.participantId || video.dataset.participantId;
     for (const track of (video.srcObject ? video.srcObject.getVideoTracks() : [])) owners[track.id] = id;
   }
-  let outbound = 0, sending = 0;
+  // A camera sent in simulcast layers is one outbound stream per layer, all from one media source.
+  const sources = new Set(), sent = new Set();
   const inbound = {};
-  for (const pc of window.__connections || []) {
+  for (const [index, pc] of (window.__connections || []).entries()) {
     if (pc.connectionState === 'closed') continue;
     const report = await pc.getStats();
     report.forEach((s) => {
-      if (s.type === 'outbound-rtp' && s.kind === 'video') { outbound += 1; if (s.bytesSent > 0) sending += 1; }
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        sources.add(`${index}:${s.mediaSourceId}`);
+        if (s.bytesSent > 0) sent.add(`${index}:${s.mediaSourceId}`);
+      }
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         const who = owners[s.trackIdentifier] || '';
         inbound[who] = (inbound[who] || 0) + (s.bytesReceived || 0);
       }
     });
   }
-  return {outbound, sending, inbound, connections: (window.__connections || []).filter(
+  return {outbound: sources.size, sending: sent.size, inbound, connections: (window.__connections || []).filter(
     (pc) => pc.connectionState !== 'closed').length};
 }"""
 
@@ -169,7 +173,9 @@ async def test_room_sfu_browsers_one_uplink_caucus_isolation_and_removal(api_sfu
     await bank.get_by_test_id("caucus-banner").wait_for(state="hidden", timeout=WAIT_MS)
     await wait_rising(bank, caucus)
 
-    # Removal: the bank's video stops reaching the borrower within a second.
+    # Removal: the bank's video stops reaching the borrower within a second. The borrower, in the caucus,
+    # receives the bank again once it closed: its tile shows the bank's new track.
+    await wait_rising(borrower, {journey.bank_id})
     track = await borrower.evaluate("""(id) => {
         const tile = document.querySelector(`[data-participant-id="${id}"] [data-testid=remote-video]`)
             || document.querySelector(`[data-testid=remote-video][data-participant-id="${id}"]`);

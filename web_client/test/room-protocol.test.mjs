@@ -159,6 +159,7 @@ const REQUEST_CASES = [
   ["publishMedia", [{ type: "offer", sdp: "v=0" }], "publish_media", { offer: { type: "offer", sdp: "v=0" } }],
   ["answerMedia", [{ type: "answer", sdp: "v=0" }], "answer_media", { answer: { type: "answer", sdp: "v=0" } }],
   ["mediaCandidate", ["subscribe", { candidate: null }], "media_candidate", { target: "subscribe", candidate: { candidate: null } }],
+  ["mediaLayout", [[{ participant_id: "pty_a", width: 640, height: 360 }]], "media_layout", { feeds: [{ participant_id: "pty_a", width: 640, height: 360 }] }],
   ["muteChat", ["pty_a", true], "mute_chat", { participant_id: "pty_a", muted: true }],
   ["requestMuteMedia", ["pty_a", { audio: true }], "request_mute_media", { participant_id: "pty_a", audio: true, video: false }],
   ["removeParticipant", ["pty_a"], "remove_participant", { participant_id: "pty_a" }],

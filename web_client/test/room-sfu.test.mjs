@@ -2,7 +2,7 @@ import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { Emitter } from "../src/lib/room/emitter.js";
-import { Sfu, streamOwners } from "../src/lib/room/sfu.js";
+import { Sfu, layoutFeeds, streamOwners } from "../src/lib/room/sfu.js";
 import { FakeMediaStream, FakeRTCPeerConnection, FakeTrack } from "./support/room-rtc-fakes.mjs";
 
 const SELF = "pty_00000000000000000000000000000001";
@@ -37,6 +37,11 @@ class FakeClient extends Emitter {
   }
 
   async signal() {
+    return {};
+  }
+
+  async mediaLayout(feeds) {
+    this.sent.push(["media_layout", feeds]);
     return {};
   }
 
@@ -214,4 +219,59 @@ test("streamOwners keeps well-formed entries only", () => {
   ]);
   assert.deepEqual([...owners], [["0", { participantId: MEDIATOR, kind: "audio" }], ["3", { participantId: BANK, kind: "video" }]]);
   assert.equal(streamOwners("nope").size, 0);
+});
+
+test("the camera goes up in three simulcast layers, highest first; the microphone in one", async () => {
+  const client = new FakeClient();
+  const { sfu } = sfuFor(client);
+  client.joinAs("admitted");
+  await settle();
+  const [audio, video] = sfu.up.getTransceivers();
+  assert.equal(audio.sendEncodings, null);
+  assert.deepEqual(video.sendEncodings.map((e) => [e.rid, e.scaleResolutionDownBy || 1]), [["h", 1], ["m", 2], ["l", 4]]);
+});
+
+test("tile sizes go to the server once published, again only when they change, and after a new publication", async () => {
+  const client = new FakeClient();
+  let release;
+  client.holdPublish = new Promise((resolve) => {
+    release = resolve;
+  });
+  const { sfu } = sfuFor(client);
+  client.joinAs("admitted");
+  const small = [{ participant_id: MEDIATOR, width: 300, height: 169 }, { participant_id: BANK, width: 300, height: 169 }];
+  sfu.setLayout(small);
+  await settle();
+  assert.deepEqual(client.sentOf("media_layout"), [], "nothing before the server has our media");
+  release();
+  await settle();
+  assert.deepEqual(client.sentOf("media_layout"), [small]);
+  sfu.setLayout([...small].reverse());
+  await settle();
+  assert.equal(client.sentOf("media_layout").length, 1, "the same tiles in another order are no change");
+  const large = [{ participant_id: MEDIATOR, width: 1280, height: 720 }, small[1]];
+  sfu.setLayout(large);
+  await settle();
+  assert.deepEqual(client.sentOf("media_layout"), [small, large]);
+  client.emit("media_reset", { reason: "sfu_lost" });
+  await settle(50);
+  assert.equal(client.sentOf("publish_media").length, 2);
+  assert.deepEqual(client.sentOf("media_layout"), [small, large, large], "a new publication starts without a layout");
+});
+
+test("layoutFeeds keeps the protocol's bounds: integers 0-8192, each participant once, at most 16", () => {
+  const feeds = layoutFeeds([
+    { participant_id: BANK, width: 99999, height: -3 },
+    { participant_id: BANK, width: 1, height: 1 },
+    { participant_id: MEDIATOR, width: 320.6, height: Number.NaN },
+    { participant_id: 7, width: 1, height: 1 },
+    null,
+  ]);
+  assert.deepEqual(feeds, [
+    { participant_id: MEDIATOR, width: 321, height: 0 },
+    { participant_id: BANK, width: 8192, height: 0 },
+  ]);
+  const many = Array.from({ length: 20 }, (_, i) => ({ participant_id: `pty_${String(i).padStart(32, "0")}`, width: 1, height: 1 }));
+  assert.equal(layoutFeeds(many).length, 16);
+  assert.deepEqual(layoutFeeds("nope"), []);
 });

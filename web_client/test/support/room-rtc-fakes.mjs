@@ -180,6 +180,7 @@ export class FakeRTCPeerConnection {
     const kind = typeof trackOrKind === "string" ? trackOrKind : trackOrKind.kind;
     const track = typeof trackOrKind === "string" ? null : trackOrKind;
     const transceiver = new FakeTransceiver(kind, { direction: init.direction || "sendrecv", track, pc: this });
+    transceiver.sendEncodings = init.sendEncodings || null;
     this.transceivers.push(transceiver);
     this.log.push(`addTransceiver(${kind}, ${transceiver.direction})`);
     this._negotiationNeeded();

@@ -17,6 +17,7 @@ export const REQUESTS = Object.freeze({
   publishMedia: "publish_media",
   answerMedia: "answer_media",
   mediaCandidate: "media_candidate",
+  mediaLayout: "media_layout",
   muteChat: "mute_chat",
   requestMuteMedia: "request_mute_media",
   removeParticipant: "remove_participant",

@@ -539,6 +539,14 @@ export class RoomClient extends Emitter {
     return this.request("media_candidate", { target, candidate });
   }
 
+  /** media_layout: the size of each remote tile, so each video comes in the layer it needs.
+   *
+   * @param {{participant_id: string, width: number, height: number}[]} feeds
+   */
+  mediaLayout(feeds) {
+    return this.request("media_layout", { feeds });
+  }
+
   /**
    * @param {string} participantId
    * @param {boolean} muted

@@ -9,6 +9,10 @@
 // candidates come in its SDP; ours go back with `media_candidate`, those of the up connection only
 // once `publish_media` was acknowledged (before that the server has nothing to give them to).
 //
+// Simulcast: our camera goes up in three VP8 layers (SIMULCAST_ENCODINGS); the page tells us the size of
+// each remote tile (`setLayout`) and we pass it on with `media_layout` whenever it changed, so the server
+// has Janus forward each of our subscriptions in the layer its tile needs (docs/protocol.md, "Simulcast layers").
+//
 // Recovery: `media_reset` (the media server restarted), a socket that reconnects, an up connection that
 // fails: both connections are closed and we publish again, every `retryMs` until it is taken.
 //
@@ -35,18 +39,58 @@ import { KINDS, candidatePayload } from "./peer.js";
  * @property {{type: "offer", sdp: string}} offer
  * @property {MediaOfferStream[]} streams
  *
+ * @typedef {object} TileSize One remote tile as shown, in device pixels (0 × 0: not shown).
+ * @property {string} participant_id
+ * @property {number} width
+ * @property {number} height
+ *
  * @typedef {object} SfuClient What this module needs from a RoomClient.
  * @property {(name: string, listener: (...args: any[]) => void) => any} on
  * @property {(name: string, listener: (...args: any[]) => void) => any} off
  * @property {(offer: {type: string, sdp: string}) => Promise<{answer: {type: "answer", sdp: string}}>} publishMedia
  * @property {(answer: {type: string, sdp: string}) => Promise<unknown>} answerMedia
  * @property {(target: "publish" | "subscribe", candidate: Record<string, any>) => Promise<unknown>} mediaCandidate
+ * @property {(feeds: TileSize[]) => Promise<unknown>} [mediaLayout]
  * @property {SignalingClient["signal"]} signal
  * @property {JoinResult | null} [self]
  * @property {boolean} [joined]
  */
 
 export const DEFAULT_RETRY_MS = 1000;
+
+/**
+ * The camera's three simulcast layers, highest first as Janus expects (substreams 2, 1, 0): full size, half,
+ * a quarter; the bitrates are ceilings (the media server's estimate caps their sum).
+ * @type {ReadonlyArray<RTCRtpEncodingParameters>}
+ */
+export const SIMULCAST_ENCODINGS = Object.freeze([
+  { rid: "h", active: true, maxBitrate: 900_000 },
+  { rid: "m", active: true, maxBitrate: 300_000, scaleResolutionDownBy: 2 },
+  { rid: "l", active: true, maxBitrate: 100_000, scaleResolutionDownBy: 4 },
+]);
+
+const MAX_LAYOUT_FEEDS = 16;
+const MAX_TILE_PIXELS = 8192;
+
+/**
+ * A media_layout body from tile sizes: integers within the protocol's bounds, each participant once, at most 16.
+ * @param {unknown} feeds
+ * @returns {TileSize[]}
+ */
+export function layoutFeeds(feeds) {
+  /** @type {Map<string, TileSize>} */
+  const kept = new Map();
+  if (!Array.isArray(feeds)) return [];
+  for (const feed of feeds) {
+    if (!feed || typeof feed !== "object") continue;
+    const { participant_id: id, width, height } = /** @type {Record<string, unknown>} */ (feed);
+    if (typeof id !== "string" || typeof width !== "number" || typeof height !== "number") continue;
+    if (kept.has(id) || kept.size >= MAX_LAYOUT_FEEDS) continue;
+    const clamp = (/** @type {number} */ n) => Math.min(MAX_TILE_PIXELS, Math.max(0, Math.round(n) || 0));
+    kept.set(id, { participant_id: id, width: clamp(width), height: clamp(height) });
+  }
+  return [...kept.values()].sort((a, b) => (a.participant_id < b.participant_id ? -1 : 1));
+}
 
 /**
  * Whose media each mid carries, from a media_offer's `streams` (entries of other shapes are skipped).
@@ -121,6 +165,11 @@ export class Sfu extends Emitter {
     this._retry = null;
     this.online = false;
     this.stopped = false;
+    /** @type {TileSize[]} the remote tiles as the page last reported them */
+    this.layout = [];
+    /** @type {string | null} the layout the server took last (JSON), null: send it again once published */
+    this._sentLayout = null;
+    this._sendingLayout = false;
     // Our media to the recorder, while a recording runs: a mesh that connects to the recorder only.
     this.recorderMesh = new Mesh({
       client, RTCPeerConnection, localStream, MediaStream, log,
@@ -219,7 +268,8 @@ export class Sfu extends Emitter {
       if (this.up === pc && pc.connectionState === "failed") this._restart("failed");
     };
     for (const kind of KINDS) {
-      pc.addTransceiver(kind, { direction: "sendonly", streams: this.localStream ? [this.localStream] : [] });
+      pc.addTransceiver(kind, { direction: "sendonly", streams: this.localStream ? [this.localStream] : [],
+        ...(kind === "video" ? { sendEncodings: SIMULCAST_ENCODINGS.map((e) => ({ ...e })) } : {}) });
       const track = this._localTrack(kind);
       if (track) await this._transceiverFor(pc, kind)?.sender.replaceTrack(track);
     }
@@ -232,6 +282,7 @@ export class Sfu extends Emitter {
       this.published = true;
       this._trace("published");
       for (const payload of this._pendingCandidates.splice(0)) this._sendCandidate("publish", payload);
+      this._sendLayout();
     } catch (error) {
       if (this.up !== pc) return;
       this.emit("error", { participantId: this.selfId, error });
@@ -268,6 +319,33 @@ export class Sfu extends Emitter {
       this._retry = null;
       this.reconcile();
     }, reason === "reset" ? 0 : this.retryMs);
+  }
+
+  // --- layers: the size of each remote tile -----------------------------------------------------
+
+  /**
+   * The remote tiles as the page shows them now; sent with media_layout when they changed (and again after
+   * each publication: a new one at the server starts without a layout).
+   * @param {unknown} feeds
+   */
+  setLayout(feeds) {
+    this.layout = layoutFeeds(feeds);
+    this._sendLayout();
+  }
+
+  _sendLayout() {
+    const body = JSON.stringify(this.layout);
+    if (!this.published || this._sendingLayout || body === this._sentLayout || !this.client.mediaLayout) return;
+    this._sendingLayout = true;
+    const up = this.up;
+    Promise.resolve(this.client.mediaLayout(this.layout)).then(() => {
+      if (this.up === up) this._sentLayout = body;
+    }, (error) => this._trace("layout refused", error)).finally(() => {
+      this._sendingLayout = false;
+      if (this.up === up && this._sentLayout !== null && this._sentLayout !== JSON.stringify(this.layout)) {
+        this._sendLayout();
+      }
+    });
   }
 
   // --- down: what the server subscribed us to ----------------------------------------------------
@@ -393,6 +471,7 @@ export class Sfu extends Emitter {
     }
     this.up = this.down = null;
     this.published = false;
+    this._sentLayout = null;
     this.owners = new Map();
     this._showStreams();
     if (had) this._trace("closed", reason);

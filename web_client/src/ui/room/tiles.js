@@ -230,3 +230,22 @@ export function renderTiles(state) {
   grid.dataset.count = count > 6 ? "many" : String(count);
   renderLocal(state);
 }
+
+/**
+ * Tell the room's media the size of each remote tile (the SFU passes it on with media_layout when it changed,
+ * so each video comes in the simulcast layer its tile needs). Device pixels, the ratio capped at 2; a tile
+ * not laid out (hidden) is 0 × 0. Called every second: a resize, a rotation or a new tile is seen within it.
+ * @param {RoomPageState} state
+ */
+export function reportLayout(state) {
+  const media = /** @type {{setLayout?: (feeds: unknown) => void} | null} */ (state.mesh);
+  if (!media || typeof media.setLayout !== "function") return;
+  const ratio = Math.min(2, Math.max(1, window.devicePixelRatio || 1));
+  const feeds = [];
+  for (const [id, tile] of state.tiles) {
+    if (id === "self" || !tile.root.isConnected) continue;
+    const box = tile.root.getBoundingClientRect();
+    feeds.push({ participant_id: id, width: Math.round(box.width * ratio), height: Math.round(box.height * ratio) });
+  }
+  media.setLayout(feeds);
+}

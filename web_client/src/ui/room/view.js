@@ -15,7 +15,7 @@ import { renderSchedule, tickSchedule } from "./schedule.js";
 import { submitSignIn } from "./signin.js";
 import { translatorFor } from "./state.js";
 import { renderStatus, setConnection } from "./status.js";
-import { renderTiles } from "./tiles.js";
+import { renderTiles, reportLayout } from "./tiles.js";
 
 /** @typedef {import("./state.js").RoomPageState} RoomPageState */
 
@@ -160,5 +160,6 @@ export function wireStaticControls(state) {
   setInterval(() => {
     tickTimer(state);
     tickSchedule(state);
+    reportLayout(state);
   }, 1000);
 }
