@@ -1,0 +1,142 @@
+"""Media frame encryption in Chromium: one page, peer connections in loopback, MediaEncryption on both ends.
+
+The page (tests/web/sframe/, bundled here with esbuild from the web client's own modules, served
+under the pages' CSP with the built worker dist/workers/sframe.js) sends its fake camera and
+microphone through protected senders to a protected receiver, and through a second connection to a
+receiver that only records what came off the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Page
+
+from recording.compliance.sframe import clear_prefix_length, decrypt_media_frame, parse_header
+from server.app import _PAGE_CSP
+from tests.web.browser import DIST, WAIT_MS
+
+HERE = Path(__file__).resolve().parent / "sframe"
+ESBUILD = DIST.parent / "node_modules" / ".bin" / "esbuild"
+KID = 0x3A_5C17_0042
+KEY = secrets.token_bytes(32)
+
+
+@pytest.fixture
+async def loopback_url(tmp_path: Path) -> AsyncIterator[str]:
+    """The loopback page, served on 127.0.0.1 with the CSP every page of the site has."""
+    worker = DIST / "workers" / "sframe.js"
+    if not worker.is_file() or not ESBUILD.exists():
+        raise RuntimeError(f"{worker} or esbuild is missing: run scripts/setup.sh")
+    bundle = tmp_path / "loopback.js"
+    subprocess.run([str(ESBUILD), str(HERE / "loopback.js"), "--bundle", "--format=esm", f"--outfile={bundle}",
+                    "--log-level=warning"], check=True, timeout=120)
+    files = {"/": HERE / "loopback.html", "/loopback.js": bundle, "/tap-worker.js": HERE / "tap-worker.js",
+             "/dist/workers/sframe.js": worker}
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        path = files.get(request.path)
+        if path is None:
+            raise web.HTTPNotFound()
+        response = web.FileResponse(path)
+        response.headers["Content-Security-Policy"] = _PAGE_CSP
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+async def _open(browser: Browser, url: str, receive_kid: int | None, receive_key: bytes | None) -> tuple[Page, list[str]]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    # A missing favicon is logged as "Failed to load resource"; anything else (a CSP refusal) counts.
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" and "Failed to load resource" not in message.text else None)
+    await page.goto(url)
+    await page.wait_for_function("typeof window.startLoopback === 'function'", timeout=WAIT_MS)
+    await page.evaluate("options => window.startLoopback(options)", {
+        "kid": KID, "sendKey": KEY.hex(), "receiveKid": receive_kid,
+        "receiveKey": receive_key.hex() if receive_key is not None else None,
+    })
+    return page, problems
+
+
+async def _until(page: Page, condition, what: str) -> dict:
+    """The page's snapshot once ``condition(snapshot)`` holds; fails after WAIT_MS."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        snapshot = await page.evaluate("window.loopbackSnapshot()")
+        if condition(snapshot):
+            return snapshot
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {snapshot | {'tapped': len(snapshot['tapped'])}}")
+        await asyncio.sleep(0.25)
+
+
+async def test_sframe_loopback_right_key_decodes_and_wire_is_ciphertext(browser: Browser, loopback_url: str) -> None:
+    page, problems = await _open(browser, loopback_url, KID, KEY)
+    snapshot = await _until(page, lambda s: s["framesDecoded"] >= 30 and len(s["tapped"]) >= 24,
+                            "30 decoded frames and 24 frames off the wire")
+    receiving = snapshot["receiving"]
+    assert receiving["decrypted"] > 0
+    assert receiving["droppedAuth"] == receiving["droppedNoKey"] == receiving["droppedReplay"] == 0
+    assert snapshot["sending"]["droppedNoSendKey"] == 0 and snapshot["failures"] == [] and problems == []
+
+    # What a node relays: the VP8 payload header in clear, then SFrame with our KID, then ciphertext
+    # that opens (in Python) into the frame the encoder made, which it resembles no more than chance.
+    ciphertext = bytearray()
+    counters = set()
+    keys = 0
+    for frame in snapshot["tapped"]:
+        wire = bytes(frame["data"])
+        prefix = clear_prefix_length("video", wire)
+        assert prefix == (10 if frame["type"] == "key" else 3)
+        if frame["type"] == "key":
+            keys += 1
+            assert wire[3:6] == b"\x9d\x01\x2a" and int.from_bytes(wire[6:8], "little") & 0x3FFF == 640
+        kid, ctr, size = parse_header(wire[prefix:])
+        assert kid == KID
+        counters.add(ctr)
+        plain = decrypt_media_frame("video", wire, {KID: KEY})
+        assert plain[:prefix] == wire[:prefix] and len(wire) == len(plain) + size + 16
+        body, sealed = plain[prefix:], wire[prefix + size:prefix + size + len(plain) - prefix]
+        assert sum(a == b for a, b in zip(body, sealed, strict=True)) <= max(4, len(body) // 32)
+        ciphertext += sealed
+    assert keys >= 1 and len(counters) == len(snapshot["tapped"])
+    # Bytes of AES-GCM ciphertext are uniform: Pearson's statistic over 256 values stays near its
+    # 255 degrees of freedom (standard deviation about 23).
+    expected = len(ciphertext) / 256
+    chi2 = sum((ciphertext.count(value) - expected) ** 2 / expected for value in range(256))
+    assert len(ciphertext) > 4096 and chi2 < 400
+
+
+@pytest.mark.parametrize("receive_key", ["none", "wrong"])
+async def test_sframe_loopback_without_the_key_nothing_decodes(browser: Browser, loopback_url: str,
+                                                               receive_key: str) -> None:
+    key = None if receive_key == "none" else secrets.token_bytes(32)
+    page, problems = await _open(browser, loopback_url, None if key is None else KID, key)
+    dropped = "droppedNoKey" if key is None else "droppedAuth"
+    # Frames reach the receiver (the tap shows the sender sends) and are all dropped there.
+    snapshot = await _until(page, lambda s: s["receiving"][dropped] >= 100 and s["sending"]["encrypted"] >= 200,
+                            f"100 frames dropped ({dropped})")
+    assert snapshot["framesDecoded"] == 0
+    assert snapshot["receiving"]["decrypted"] == 0
+    assert snapshot["failures"] == [] and problems == []
