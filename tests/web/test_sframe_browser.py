@@ -9,17 +9,20 @@ receiver that only records what came off the wire.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import av
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page
 
-from recording.compliance.sframe import clear_prefix_length, decrypt_media_frame, parse_header
+from recording.compliance.sframe import clear_prefix_length, decrypt_media_frame, decrypt_webm, parse_header
+from recording.recorder.peer import RecorderPeer
 from server.app import _PAGE_CSP
 from tests.web.browser import DIST, WAIT_MS
 
@@ -140,3 +143,69 @@ async def test_sframe_loopback_without_the_key_nothing_decodes(browser: Browser,
     assert snapshot["framesDecoded"] == 0
     assert snapshot["receiving"]["decrypted"] == 0
     assert snapshot["failures"] == [] and problems == []
+
+
+async def test_sframe_recorder_stores_ciphertext_that_only_the_key_turns_into_playable_webm(
+        browser: Browser, loopback_url: str, tmp_path: Path) -> None:
+    segments: list[bytes] = []
+    cut = asyncio.Event()
+
+    async def on_segment(participant_id: str, index: int, data: bytes, started_at: float, ended_at: float,
+                         final: bool) -> None:
+        segments.append(data)
+        if len(segments) >= 3:
+            cut.set()
+
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(loopback_url)
+    await page.wait_for_function("typeof window.offerToRecorder === 'function'", timeout=WAIT_MS)
+    recorder = RecorderPeer(on_segment, segment_seconds=1.0)
+    try:
+        offer = await page.evaluate("options => window.offerToRecorder(options)", {"kid": KID, "sendKey": KEY.hex()})
+        answer = await recorder.handle_offer("browser", offer)
+        await page.evaluate("sdp => window.acceptRecorderAnswer(sdp)", answer)
+        await asyncio.wait_for(cut.wait(), WAIT_MS / 1000)
+    finally:
+        await recorder.close()
+    sent = await page.evaluate("window.sendingStats()")
+    assert sent["encrypted"] > 0 and sent["droppedNoSendKey"] == 0
+
+    recorded = tmp_path / "recorded.webm"
+    recorded.write_bytes(b"".join(segments))
+    # Every block the recorder stored is an SFrame ciphertext of our key, as the browser sent it.
+    blocks = {"video": 0, "audio": 0}
+    with av.open(str(recorded)) as container:
+        for packet in container.demux():
+            if packet.dts is None:
+                continue
+            data = bytes(packet)
+            kind = packet.stream.type
+            kid, _, _ = parse_header(data[clear_prefix_length(kind, data):])
+            assert kid == KID
+            blocks[kind] += 1
+    assert blocks["video"] >= 10 and blocks["audio"] >= 50
+    # ffmpeg's decoders refuse it: VP8 finds invalid partitions, Opus invalid packet headers.
+    garbled = _decoder_complaints(recorded)
+    assert any(line.startswith("[vp8") for line in garbled) and any(line.startswith("[opus") for line in garbled)
+
+    decrypted = tmp_path / "decrypted.webm"
+    with decrypted.open("wb") as target:
+        result = decrypt_webm(recorded, target, {KID: KEY})
+    assert result.dropped == 0 and result.decrypted == blocks["video"] + blocks["audio"]
+    assert _decoder_complaints(decrypted) == []
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                            "stream=codec_name,width,height,nb_read_frames", "-of", "json", str(decrypted)],
+                           capture_output=True, text=True, check=True, timeout=120)
+    streams = {s["codec_name"]: s for s in json.loads(probe.stdout)["streams"]}
+    assert (streams["vp8"]["width"], streams["vp8"]["height"]) == (640, 480)
+    assert int(streams["vp8"]["nb_read_frames"]) == blocks["video"]
+    assert int(streams["opus"]["nb_read_frames"]) == blocks["audio"]
+
+
+def _decoder_complaints(path: Path) -> list[str]:
+    """What ffmpeg's decoders say while decoding every frame of ``path`` (nothing, for good media)."""
+    done = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-f", "null", "-"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return [line for line in done.stderr.splitlines()
+            if line.startswith(("[vp8", "[opus", "[libvpx", "[libopus")) or "Error while decoding" in line]

@@ -59,6 +59,37 @@ async function start({ kid, sendKey, receiveKid, receiveKey }) {
   Object.assign(state, { up, down, tapUp, tapDown });
 }
 
+/**
+ * A connection to the recorder (as a room page makes one): camera and microphone send-only through
+ * protected senders; returns the offer with its candidates, for the test to hand to the recorder.
+ * @param {{kid: number, sendKey: string}} options
+ */
+async function offerToRecorder({ kid, sendKey }) {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  const sending = new MediaEncryption({ workerUrl: WORKER_URL });
+  await sending.setSendKey(kid, await importBaseKey(bytes(sendKey)));
+  const pc = new RTCPeerConnection();
+  for (const track of stream.getTracks()) {
+    sending.protectSender(pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }).sender);
+  }
+  const gathered = new Promise((resolve) => {
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && resolve(undefined);
+  });
+  await pc.setLocalDescription();
+  await gathered;
+  Object.assign(state, { sending, recorderPc: pc });
+  return /** @type {RTCSessionDescription} */ (pc.localDescription).sdp;
+}
+
+/** @param {string} sdp */
+async function acceptRecorderAnswer(sdp) {
+  await state.recorderPc.setRemoteDescription({ type: "answer", sdp });
+}
+
+async function sendingStats() {
+  return state.sending.stats();
+}
+
 async function snapshot() {
   let framesDecoded = 0;
   (await state.down.getStats()).forEach((/** @type {any} */ report) => {
@@ -73,4 +104,4 @@ async function snapshot() {
   };
 }
 
-Object.assign(window, { startLoopback: start, loopbackSnapshot: snapshot });
+Object.assign(window, { startLoopback: start, loopbackSnapshot: snapshot, offerToRecorder, acceptRecorderAnswer, sendingStats });
