@@ -9,6 +9,7 @@ receiver that only records what came off the wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import subprocess
@@ -32,9 +33,9 @@ KID = 0x3A_5C17_0042
 KEY = secrets.token_bytes(32)
 
 
-@pytest.fixture
-async def loopback_url(tmp_path: Path) -> AsyncIterator[str]:
-    """The loopback page, served on 127.0.0.1 with the CSP every page of the site has."""
+@contextlib.asynccontextmanager
+async def loopback_server(tmp_path: Path) -> AsyncIterator[str]:
+    """The loopback page's URL, served on 127.0.0.1 with the CSP every page of the site has."""
     worker = DIST / "workers" / "sframe.js"
     if not worker.is_file() or not ESBUILD.exists():
         raise RuntimeError(f"{worker} or esbuild is missing: run scripts/setup.sh")
@@ -65,7 +66,14 @@ async def loopback_url(tmp_path: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def _open(browser: Browser, url: str, receive_kid: int | None, receive_key: bytes | None) -> tuple[Page, list[str]]:
+@pytest.fixture
+async def loopback_url(tmp_path: Path) -> AsyncIterator[str]:
+    async with loopback_server(tmp_path) as url:
+        yield url
+
+
+async def _open(browser: Browser, url: str, receive_kid: int | None,
+                receive_key: bytes | None) -> tuple[Page, list[str]]:
     context = await browser.new_context()
     page = await context.new_page()
     problems: list[str] = []

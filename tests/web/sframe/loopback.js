@@ -26,10 +26,24 @@ async function connect(offerer, answerer) {
 const state = { tapped: [] };
 
 /**
- * @param {{kid: number, sendKey: string, receiveKid: number | null, receiveKey: string | null}} options
+ * `encrypt: false` runs the same connections without MediaEncryption, and `tap: false` without the
+ * second pair (what bench/sframe.py compares).
+ * @param {{kid: number, sendKey: string, receiveKid: number | null, receiveKey: string | null,
+ *   encrypt?: boolean, tap?: boolean}} options
  */
-async function start({ kid, sendKey, receiveKid, receiveKey }) {
+async function start({ kid, sendKey, receiveKid, receiveKey, encrypt = true, tap = true }) {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  if (!encrypt) {
+    const up = new RTCPeerConnection();
+    const down = new RTCPeerConnection();
+    for (const track of stream.getTracks()) up.addTrack(track, stream);
+    down.ontrack = (event) => {
+      if (event.track.kind === "video") /** @type {HTMLVideoElement} */ (document.getElementById("remote")).srcObject = event.streams[0];
+    };
+    await connect(up, down);
+    Object.assign(state, { up, down });
+    return;
+  }
   const sending = new MediaEncryption({ workerUrl: WORKER_URL });
   await sending.setSendKey(kid, await importBaseKey(bytes(sendKey)));
   const receiving = new MediaEncryption({ workerUrl: WORKER_URL });
@@ -46,14 +60,16 @@ async function start({ kid, sendKey, receiveKid, receiveKey }) {
     if (event.track.kind === "video") /** @type {HTMLVideoElement} */ (document.getElementById("remote")).srcObject = event.streams[0];
   };
   await connect(up, down);
+  Object.assign(state, { up, down });
+  if (!tap) return;
 
   const tapUp = new RTCPeerConnection();
   const tapDown = new RTCPeerConnection();
   sending.protectSender(tapUp.addTrack(stream.getVideoTracks()[0], stream));
-  const tap = new Worker("/tap-worker.js");
-  tap.onmessage = (event) => state.tapped.push(event.data);
+  const tapWorker = new Worker("/tap-worker.js");
+  tapWorker.onmessage = (event) => state.tapped.push(event.data);
   tapDown.ontrack = (event) => {
-    event.receiver.transform = new RTCRtpScriptTransform(tap, {});
+    event.receiver.transform = new RTCRtpScriptTransform(tapWorker, {});
   };
   await connect(tapUp, tapDown);
   Object.assign(state, { up, down, tapUp, tapDown });
@@ -95,12 +111,17 @@ async function snapshot() {
   (await state.down.getStats()).forEach((/** @type {any} */ report) => {
     if (report.type === "inbound-rtp" && report.kind === "video") framesDecoded += report.framesDecoded || 0;
   });
+  let framesEncoded = 0;
+  (await state.up.getStats()).forEach((/** @type {any} */ report) => {
+    if (report.type === "outbound-rtp" && report.kind === "video") framesEncoded += report.framesEncoded || 0;
+  });
   return {
     framesDecoded,
-    sending: await state.sending.stats(),
-    receiving: await state.receiving.stats(),
+    framesEncoded,
+    sending: state.sending ? await state.sending.stats() : null,
+    receiving: state.receiving ? await state.receiving.stats() : null,
     tapped: state.tapped,
-    failures: [...state.sending.failures, ...state.receiving.failures],
+    failures: state.sending ? [...state.sending.failures, ...state.receiving.failures] : [],
   };
 }
 

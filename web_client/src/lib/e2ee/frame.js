@@ -206,7 +206,8 @@ function concat(a, b) {
 export async function sealFrame(frameKey, ctr, metadata, plaintext, subtle = globalThis.crypto.subtle) {
   const header = encodeHeader(frameKey.kid, ctr);
   const sealed = await subtle.encrypt(
-    { name: "AES-GCM", iv: frameNonce(frameKey.salt, ctr), additionalData: concat(header, metadata), tagLength: TAG_BITS },
+    { name: "AES-GCM", iv: frameNonce(frameKey.salt, ctr), additionalData: concat(header, metadata),
+      tagLength: TAG_BITS },
     frameKey.key, plaintext);
   return concat(header, new Uint8Array(sealed));
 }

@@ -30,7 +30,9 @@ export class MediaEncryption {
    * @param {string | URL} [options.workerUrl] where the bundled worker is served
    */
   constructor({ workerUrl = WORKER_URL } = {}) {
-    if (!mediaEncryptionSupported()) throw new Error("this browser has no RTCRtpScriptTransform: media cannot be end-to-end encrypted");
+    if (!mediaEncryptionSupported()) {
+      throw new Error("this browser has no RTCRtpScriptTransform: media cannot be end-to-end encrypted");
+    }
     this.worker = new Worker(workerUrl, { name: "sframe" });
     /** @type {Map<number, {resolve: (value: any) => void, reject: (error: Error) => void}>} */
     this._pending = new Map();
