@@ -217,3 +217,13 @@ async function runTransform(crypto, side, frames) {
   await crypto.run({ readable, writable, options: { side } });
   return out;
 }
+
+test("transform_stream_drops_a_frame_a_crypto_call_fails_on_and_goes_on", async () => {
+  const sender = new FrameCrypto();
+  await sender.setSendKey(13, await baseKey());
+  sender.nextCtr.set(13, Number.MAX_SAFE_INTEGER); // the counter is spent: nothing more may be sent
+  const out = await runTransform(sender, "send", [{ data: OPUS_FRAME.slice().buffer }, { data: OPUS_FRAME.slice().buffer }]);
+  assert.deepEqual(out, []);
+  assert.equal(sender.counters.droppedError, 2);
+  assert.equal(sender.counters.encrypted, 0);
+});

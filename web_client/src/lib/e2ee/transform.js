@@ -30,6 +30,7 @@ export const MAX_KID = 2 ** 48; // the key layer's KIDs are below it (shared e2e
  * @property {number} droppedAuth received frames that did not authenticate
  * @property {number} droppedReplay received frames whose CTR was already used or is too old
  * @property {number} droppedMalformed received frames too short for a header and a tag
+ * @property {number} droppedError frames a crypto call failed on unexpectedly (dropped, the stream goes on)
  */
 
 /**
@@ -70,7 +71,7 @@ export class FrameCrypto {
     /** @type {Counters} */
     this.counters = {
       encrypted: 0, decrypted: 0, droppedNoSendKey: 0, droppedNoKey: 0, droppedAuth: 0, droppedReplay: 0,
-      droppedMalformed: 0,
+      droppedMalformed: 0, droppedError: 0,
     };
   }
 
@@ -220,7 +221,15 @@ export class FrameCrypto {
     return transformer.readable
       .pipeThrough(new TransformStream({
         transform: async (frame, controller) => {
-          const out = await step(frameKind(frame), new Uint8Array(frame.data));
+          let out;
+          try {
+            out = await step(frameKind(frame), new Uint8Array(frame.data));
+          } catch {
+            // One failed call must not end the stream (and with it every later frame); the frame is
+            // dropped, never passed on unprotected or undecrypted.
+            this.counters.droppedError++;
+            return;
+          }
           if (!out) return;
           frame.data = out.buffer.byteLength === out.byteLength ? out.buffer : out.slice().buffer;
           controller.enqueue(frame);
