@@ -17,7 +17,7 @@ export const WORKER_URL = "/dist/workers/sframe.js";
  */
 
 /**
- * True when this browser can run the transforms (Chromium 141+, Safari, Firefox: RTCRtpScriptTransform).
+ * True when this browser can run the transforms (it has RTCRtpScriptTransform and workers).
  * @returns {boolean}
  */
 export function mediaEncryptionSupported() {
