@@ -70,3 +70,24 @@ test("mesh_without_protection_sets_no_transform", async () => {
     assert.equal(transceiver.sender.transform, undefined);
   }
 });
+
+test("bind_key_source_maps_e2ee_session_events_onto_media_encryption", async () => {
+  const { bindKeySource } = await import("../src/lib/e2ee/sframe.js");
+  const calls = [];
+  const media = {
+    setSendKey: async (kid, key) => calls.push(["setSendKey", kid, key]),
+    addReceiveKey: async (kid, key) => calls.push(["addReceiveKey", kid, key]),
+    removeReceiveKey: (kid) => calls.push(["removeReceiveKey", kid]),
+  };
+  const session = new EventTarget();
+  const fire = (name, detail) => session.dispatchEvent(new CustomEvent(name, { detail }));
+  const stop = bindKeySource(/** @type {any} */ (media), session, "main");
+  fire("sendkey", { channel: "main", kid: 11, epoch: 1, key: "k11" });
+  fire("sendkey", { channel: "caucus", kid: 12, epoch: 1, key: "k12" }); // another channel's: not ours to send with
+  fire("receivekey", { participantId: "pty_x", channel: "main", kid: 21, epoch: 1, key: "k21" });
+  fire("dropkey", { kid: 21 });
+  stop();
+  fire("sendkey", { channel: "main", kid: 13, epoch: 2, key: "k13" });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(calls, [["setSendKey", 11, "k11"], ["addReceiveKey", 21, "k21"], ["removeReceiveKey", 21]]);
+});
