@@ -70,9 +70,10 @@ _COMMON_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
-# Pages: our own scripts and styles only, no inline code; media from the camera and peers.
+# Pages: our own scripts and styles only, no inline code; media from the camera and peers; workers
+# (the media-encryption worker, dist/workers/) from our own origin only.
 _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-             "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+             "media-src 'self' blob:; connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; "
              "form-action 'self'; frame-ancestors 'none'")
 
 

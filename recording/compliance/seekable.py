@@ -10,12 +10,16 @@ Duration, and Cues index the key frames. Nothing is decoded or encoded.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import av
 
-__all__ = ["NotSeekableError", "write_seekable"]
+__all__ = ["NotSeekableError", "PacketRewrite", "copy_packets", "write_seekable"]
+
+# (kind, packet bytes) -> new bytes, or None to drop the packet; kind is "audio" or "video".
+PacketRewrite = Callable[[str, bytes], "bytes | None"]
 
 
 class NotSeekableError(Exception):
@@ -38,18 +42,42 @@ def write_seekable(source: Path, target: BinaryIO) -> None:
             shutil.copyfileobj(joined_file, target)
         return
     try:
-        with av.open(str(source), "r", format="matroska") as joined, \
-                av.open(target, "w", format="webm") as finished:
-            streams = {}
-            for stream in joined.streams:
-                if stream.type in ("video", "audio"):
-                    streams[stream.index] = finished.add_stream_from_template(stream)
-            if not streams:
-                raise NotSeekableError(f"{source.name} holds no audio or video stream")
-            for packet in joined.demux(*[joined.streams[index] for index in streams]):
-                if packet.dts is None:
-                    continue  # the flush packet demux() ends each stream with
-                packet.stream = streams[packet.stream.index]
-                finished.mux(packet)
+        copy_packets(source, target)
     except (av.FFmpegError, ValueError) as exc:
         raise NotSeekableError(f"cannot rewrite {source.name} with an index: {exc}") from None
+
+
+def copy_packets(source: Path, target: BinaryIO, rewrite: PacketRewrite | None = None) -> int:
+    """Copy every audio and video packet of the Matroska/WebM at `source` into a new WebM in `target`.
+
+    Each packet keeps its stream, timestamps and key-frame flag; ``rewrite(kind, data)`` (kind
+    "audio" or "video"), when given, replaces its bytes, or drops it by returning None. Returns how
+    many packets were dropped. Raises av.FFmpegError or ValueError when the file cannot be read
+    or written.
+    """
+    dropped = 0
+    with av.open(str(source), "r", format="matroska") as joined, \
+            av.open(target, "w", format="webm") as finished:
+        streams = {}
+        for stream in joined.streams:
+            if stream.type in ("video", "audio"):
+                streams[stream.index] = finished.add_stream_from_template(stream)
+        if not streams:
+            raise NotSeekableError(f"{source.name} holds no audio or video stream")
+        for packet in joined.demux(*[joined.streams[index] for index in streams]):
+            if packet.dts is None:
+                continue  # the flush packet demux() ends each stream with
+            target_stream = streams[packet.stream.index]
+            if rewrite is not None:
+                data = rewrite(packet.stream.type, bytes(packet))
+                if data is None:
+                    dropped += 1
+                    continue
+                replaced = av.Packet(data)
+                replaced.pts, replaced.dts, replaced.duration = packet.pts, packet.dts, packet.duration
+                replaced.time_base = packet.time_base
+                replaced.is_keyframe = packet.is_keyframe
+                packet = replaced
+            packet.stream = target_stream
+            finished.mux(packet)
+    return dropped

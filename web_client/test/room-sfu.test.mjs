@@ -275,3 +275,24 @@ test("layoutFeeds keeps the protocol's bounds: integers 0-8192, each participant
   assert.equal(layoutFeeds(many).length, 16);
   assert.deepEqual(layoutFeeds("nope"), []);
 });
+
+test("with a protection, every sender up and every receiver down is protected, and the recorder's mesh has it", async () => {
+  const client = new FakeClient();
+  const senders = new Set();
+  const receivers = new Set();
+  const protection = { protectSender: (s) => senders.add(s), protectReceiver: (r) => receivers.add(r) };
+  const sfu = new Sfu({ client, RTCPeerConnection: FakeRTCPeerConnection, MediaStream: FakeMediaStream, retryMs: 10,
+    localStream: new FakeMediaStream([new FakeTrack("audio"), new FakeTrack("video")]), protection });
+  made.push(sfu);
+  client.joinAs("admitted");
+  await settle();
+  client.emit("media_offer", mediaOffer([MEDIATOR, BANK]));
+  await settle();
+  const up = sfu.up.getTransceivers();
+  const down = sfu.down.getTransceivers();
+  assert.equal(up.length, 2);
+  assert.equal(down.length, 4);
+  assert.ok(up.every((t) => senders.has(t.sender)), "every sender up");
+  assert.ok(down.every((t) => receivers.has(t.receiver)), "every receiver down");
+  assert.equal(sfu.recorderMesh.protection, protection);
+});

@@ -34,7 +34,7 @@ import { Emitter } from "./emitter.js";
 import { armConnectTimer, checkConnectionState } from "./health.js";
 import {
   KINDS, addCandidate, addReceiveOnly, candidatePayload, closeConnection, isPolite, newPeer, sdpFingerprint, setSenderTrack,
-  takeDescription, takeTrack,
+  protectTransceivers, takeDescription, takeTrack,
 } from "./peer.js";
 
 export { isPolite, sdpFingerprint };
@@ -74,6 +74,8 @@ export class Mesh extends Emitter {
    * @param {number} [options.initialOfferWaitMs] how long the polite end waits for the first offer
    * @param {((participant: Participant) => boolean) | null} [options.only] connect only to those it accepts
    *   (the SFU's page connects to the recorder alone: ./sfu.js)
+   * @param {import("./peer.js").MediaProtection | null} [options.protection] end-to-end encryption of
+   *   every connection's frames (a MediaEncryption); null sends them as the encoder made them
    * @param {((...args: any[]) => void) | null} [options.log]
    */
   constructor({
@@ -85,6 +87,7 @@ export class Mesh extends Emitter {
     iceRestartTimeoutMs = 8000,
     initialOfferWaitMs = DEFAULT_INITIAL_OFFER_WAIT_MS,
     only = null,
+    protection = null,
     log = null,
   } = {}) {
     super();
@@ -97,6 +100,7 @@ export class Mesh extends Emitter {
     this.iceRestartTimeoutMs = iceRestartTimeoutMs;
     this.initialOfferWaitMs = initialOfferWaitMs;
     this.only = only;
+    this.protection = protection;
     this._log = typeof log === "function" ? log : null;
     /** @type {import("./peer.js").PeerLink} */
     this._link = { send: (peer, kind, payload) => this._send(peer, kind, payload), trace: (...args) => this._trace(...args) };
@@ -316,7 +320,9 @@ export class Mesh extends Emitter {
     const polite = isPolite(this.selfId, id);
     // The polite end lets the impolite end open the connection (see the top of this file), except
     // for a replacement, which must announce itself, and towards the recorder, which only answers.
-    const peer = newPeer(id, pc, { polite, recorder, awaitingFirstOffer: polite && announce !== true && !recorder });
+    const peer = newPeer(id, pc, {
+      polite, recorder, awaitingFirstOffer: polite && announce !== true && !recorder, protection: this.protection,
+    });
     this.peers.set(id, peer);
     this._trace("create", id, peer.polite ? "polite" : "impolite");
 
@@ -345,6 +351,7 @@ export class Mesh extends Emitter {
     // The impolite end always offers (receive-only when it has no media), so that a new connection
     // is always announced to the other end. `announce` forces it (watchdog on the polite end).
     if (!sending && (announce ?? !peer.polite)) addReceiveOnly(peer);
+    protectTransceivers(pc, this.protection);
     armConnectTimer(peer, this);
     this.emit("peer_created", { participantId: id, polite: peer.polite });
     return peer;

@@ -10,6 +10,14 @@
 /** @typedef {"audio" | "video"} MediaKind */
 
 /**
+ * @typedef {object} MediaProtection What encrypts our media frames end to end (a MediaEncryption,
+ *   ../e2ee/sframe.js); the room hands it to the connection code, which protects every sender and
+ *   receiver of every connection with it (the recorder's included: it only receives, holds no key).
+ * @property {(sender: RTCRtpSender) => void} protectSender
+ * @property {(receiver: RTCRtpReceiver) => void} protectReceiver
+ */
+
+/**
  * @typedef {object} Peer The mesh's record of one RTCPeerConnection.
  * @property {string} id the other participant_id
  * @property {RTCPeerConnection} pc
@@ -28,6 +36,7 @@
  * @property {boolean} iceRestarted
  * @property {ReturnType<typeof setTimeout> | undefined} connectTimer
  * @property {ReturnType<typeof setTimeout> | undefined} failTimer
+ * @property {MediaProtection | null} protection encrypts this connection's frames (null: none)
  */
 
 /**
@@ -98,10 +107,10 @@ export function findTransceiver(pc, kind) {
  * A fresh record for a new connection.
  * @param {string} id
  * @param {RTCPeerConnection} pc
- * @param {{polite: boolean, recorder: boolean, awaitingFirstOffer: boolean}} options
+ * @param {{polite: boolean, recorder: boolean, awaitingFirstOffer: boolean, protection?: MediaProtection | null}} options
  * @returns {Peer}
  */
-export function newPeer(id, pc, { polite, recorder, awaitingFirstOffer }) {
+export function newPeer(id, pc, { polite, recorder, awaitingFirstOffer, protection = null }) {
   return {
     id,
     pc,
@@ -120,7 +129,22 @@ export function newPeer(id, pc, { polite, recorder, awaitingFirstOffer }) {
     iceRestarted: false,
     connectTimer: undefined,
     failTimer: undefined,
+    protection,
   };
+}
+
+/**
+ * Protect every sender and receiver `pc` has now. Called wherever transceivers appear (our tracks
+ * added, a remote description taken); protecting one twice is a no-op, so it may run often.
+ * @param {RTCPeerConnection} pc
+ * @param {MediaProtection | null} protection
+ */
+export function protectTransceivers(pc, protection) {
+  if (!protection) return;
+  for (const transceiver of pc.getTransceivers()) {
+    protection.protectSender(transceiver.sender);
+    protection.protectReceiver(transceiver.receiver);
+  }
 }
 
 /**
@@ -146,6 +170,7 @@ export async function setSenderTrack(peer, kind, track, localStream) {
   } else if (track) {
     pc.addTrack(track, ...(localStream ? [localStream] : []));
   }
+  protectTransceivers(pc, peer.protection);
 }
 
 /**
@@ -156,6 +181,7 @@ export function addReceiveOnly(peer) {
   for (const kind of KINDS) {
     if (!findTransceiver(peer.pc, kind)) peer.pc.addTransceiver(kind, { direction: "recvonly" });
   }
+  protectTransceivers(peer.pc, peer.protection);
 }
 
 /**
@@ -232,6 +258,7 @@ export async function takeDescription(peer, description, link) {
       peer.settingRemoteAnswerPending = false;
     }
     if (peer.closed) return;
+    protectTransceivers(pc, peer.protection); // those the remote offer made, before media can flow
     await flushEarlyCandidates(peer, link);
     if (isOffer) {
       await pc.setLocalDescription();

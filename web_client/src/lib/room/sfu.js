@@ -21,7 +21,7 @@
 
 import { Emitter } from "./emitter.js";
 import { Mesh } from "./mesh.js";
-import { KINDS, candidatePayload } from "./peer.js";
+import { KINDS, candidatePayload, protectTransceivers } from "./peer.js";
 
 /**
  * @typedef {import("./peer.js").MediaKind} MediaKind
@@ -126,10 +126,12 @@ export class Sfu extends Emitter {
    * @param {InstanceType<typeof globalThis.MediaStream> | null} [options.localStream]
    * @param {typeof globalThis.MediaStream | null} [options.MediaStream]
    * @param {number} [options.retryMs] how long after a failed publication we publish again
+   * @param {import("./peer.js").MediaProtection | null} [options.protection] end-to-end encryption of our
+   *   frames up, to the recorder, and of every frame down (a MediaEncryption); null: none
    * @param {((...args: any[]) => void) | null} [options.log]
    */
   constructor({ client, RTCPeerConnection, localStream = null, MediaStream = null, retryMs = DEFAULT_RETRY_MS,
-    log = null } = {}) {
+    protection = null, log = null } = {}) {
     super();
     if (!client) throw new TypeError("Sfu needs a client");
     this.client = client;
@@ -137,6 +139,7 @@ export class Sfu extends Emitter {
     this.MediaStream = MediaStream;
     this.localStream = localStream;
     this.retryMs = retryMs;
+    this.protection = protection;
     this._log = typeof log === "function" ? log : null;
     /** @type {string | null} */
     this.selfId = null;
@@ -172,7 +175,7 @@ export class Sfu extends Emitter {
     this._sendingLayout = false;
     // Our media to the recorder, while a recording runs: a mesh that connects to the recorder only.
     this.recorderMesh = new Mesh({
-      client, RTCPeerConnection, localStream, MediaStream, log,
+      client, RTCPeerConnection, localStream, MediaStream, log, protection,
       only: (participant) => participant.role === "recorder",
     });
 
@@ -273,6 +276,7 @@ export class Sfu extends Emitter {
       const track = this._localTrack(kind);
       if (track) await this._transceiverFor(pc, kind)?.sender.replaceTrack(track);
     }
+    protectTransceivers(pc, this.protection);
     try {
       await pc.setLocalDescription();
       const local = /** @type {RTCSessionDescription} */ (pc.localDescription);
@@ -377,6 +381,7 @@ export class Sfu extends Emitter {
       };
     }
     await pc.setRemoteDescription(body.offer);
+    protectTransceivers(pc, this.protection); // the receivers this offer added, before media flow
     await pc.setLocalDescription();
     const local = /** @type {RTCSessionDescription} */ (pc.localDescription);
     this.owners = streamOwners(body.streams);

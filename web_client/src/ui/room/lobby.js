@@ -95,6 +95,7 @@ function ensureMesh(state) {
     RTCPeerConnection,
     localStream: state.media.stream,
     MediaStream: typeof MediaStream === "function" ? MediaStream : null,
+    protection: state.mediaEncryption,
     log: state.debug ? (...args) => console.debug(...args) : null,
   });
   state.mesh = mesh;

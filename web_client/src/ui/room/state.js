@@ -38,6 +38,8 @@ export const translatorFor = (lang) => makeTranslator(lang, ROOM_CATALOGS);
  * @property {string} drawnPhase the phase the page was last drawn in
  * @property {import("../../lib/room/protocol.js").RoomClient | null} client
  * @property {import("../../lib/room/mesh.js").Mesh | import("../../lib/room/sfu.js").Sfu | null} mesh the room's media (mesh or SFU)
+ * @property {import("../../lib/e2ee/sframe.js").MediaEncryption | null} mediaEncryption end-to-end encryption
+ *   of the page's media frames, handed to the mesh or SFU when it is made (null: frames as encoded)
  * @property {"init" | "signin" | "prejoin" | "lobby" | "room" | "over"} phase
  * @property {boolean} joining
  * @property {import("../../lib/room/types.js").JoinResult | null} self the join_room result
@@ -89,6 +91,7 @@ export function createRoomState(search) {
     drawnPhase: "init",
     client: null,
     mesh: null,
+    mediaEncryption: null,
     phase: "init",
     joining: false,
     self: null,
