@@ -189,6 +189,12 @@ async def test_accessibility_room_states_have_no_serious_violations(api: Api, br
         await admit(mediator, journey.bank_id, journey.borrower_id)
         await expect(borrower.get_by_test_id("chat-input")).to_be_visible()
         await audit.check(borrower, "room-party-consent-panel", full_page=False)
+        # The meeting basics' states: the phone self-view folded into its pill, background blur asked for.
+        await borrower.get_by_test_id("selfview-toggle").click()
+        await expect(borrower.get_by_test_id("local-tile")).to_have_attribute("data-minimised", "true")
+        await borrower.get_by_test_id("toggle-blur").click()
+        await expect(borrower.get_by_test_id("toggle-blur")).to_have_attribute("aria-pressed", "true")
+        await audit.check(borrower, "room-party-selfview-folded-blur", full_page=False)
         await bank.get_by_test_id("consent-accept").evaluate("(button) => button.click()")
         # This browser has no enrolled device yet: the code dialog asks for the code sent to the lender.
         await enrol_device(bank, api.mailbox, journey.lender_email)
