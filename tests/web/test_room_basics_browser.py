@@ -233,16 +233,15 @@ async def test_room_meeting_basics_phone_zh_and_desktop_en(api: Api, checker_bro
         await mediator.locator("#settings-close").click()
 
         # Five minutes before the end, then over it: the pages' clocks move on (timers keep running).
-        end_ms = end.timestamp() * 1000
         for page in (borrower, mediator):
-            await page.clock.set_fixed_time(end_ms - 4 * 60_000)
+            await page.clock.set_fixed_time(end - dt.timedelta(minutes=4))
         for page, text in ((borrower, "还有约 5 分钟"), (mediator, "about 5 minutes")):
             await expect(page.get_by_test_id("time-warning")).to_have_attribute("data-stage", "5")
             await expect(page.get_by_test_id("time-announcer")).to_contain_text(text)
         await expect(mediator.get_by_test_id("session-remaining")).to_have_text("04:00")
         await audit.check(mediator, "room-basics-time-warning", viewports=("desktop",), full_page=False)
         for page in (borrower, mediator):
-            await page.clock.set_fixed_time(end_ms + 90_000)
+            await page.clock.set_fixed_time(end + dt.timedelta(seconds=90))
         for page, text in ((borrower, "已超过计划时长"), (mediator, "gone past its planned time")):
             await expect(page.get_by_test_id("time-warning")).to_have_attribute("data-stage", "over")
             await expect(page.get_by_test_id("time-announcer")).to_contain_text(text)
