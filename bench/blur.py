@@ -45,30 +45,37 @@ PAGE = """<!doctype html><html><body><video id="v" muted playsinline autoplay></
 # Runs in the page: open the camera at width x height; `measure` times `frames` frames one by one,
 # `play` sends the camera (blurred or not) to the <video> for the CPU window.
 SETUP = """async ([width, height]) => {
+  // The previous size's camera and every clone of it closed first, or the camera stays at that size.
+  if (window.stopPlay) window.stopPlay();
+  for (const track of window.tracks || []) track.stop();
   const stream = await navigator.mediaDevices.getUserMedia({ video: { width, height, frameRate: 24 } });
   const source = stream.getVideoTracks()[0];
+  window.tracks = [source];
+  const clone = () => { const track = source.clone(); window.tracks.push(track); return track; };
   const s = source.getSettings();
   const canvases = {};
   const canvasesFor = (w, h) => {
     if (canvases.w !== w || canvases.h !== h) {
+      const sizes = BlurFrame.scratchSizes(w, h);
+      const scratch = (size) => new OffscreenCanvas(size.width, size.height).getContext("2d", { alpha: false });
       canvases.w = w; canvases.h = h;
       canvases.out = new OffscreenCanvas(w, h);
-      canvases.small = new OffscreenCanvas(Math.ceil(w / BlurFrame.SHRINK), Math.ceil(h / BlurFrame.SHRINK));
       canvases.outCtx = canvases.out.getContext("2d", { alpha: false });
-      canvases.smallCtx = canvases.small.getContext("2d", { alpha: false });
+      canvases.scratch = { small: scratch(sizes.small), mid: scratch(sizes.mid) };
     }
     return canvases;
   };
   const blur = (frame) => {
     const w = frame.displayWidth, h = frame.displayHeight;
     const c = canvasesFor(w, h);
-    BlurFrame.drawBlurred(c.outCtx, c.smallCtx, frame, w, h, BlurFrame.centreRegion(w, h));
+    BlurFrame.drawBlurred(c.outCtx, c.scratch, frame, w, h, BlurFrame.centreRegion(w, h));
     return new VideoFrame(c.out, { timestamp: frame.timestamp });
   };
   window.bench = {
+    source,
     size: [s.width, s.height],
     async measure(count) {
-      const reader = new MediaStreamTrackProcessor({ track: source.clone() }).readable.getReader();
+      const reader = new MediaStreamTrackProcessor({ track: clone() }).readable.getReader();
       const times = [];
       for (let i = 0; i < count; i++) {
         const { value: frame } = await reader.read();
@@ -88,7 +95,7 @@ SETUP = """async ([width, height]) => {
       const generator = new MediaStreamTrackGenerator({ kind: "video" });
       const transform = new TransformStream({ transform(frame, controller) {
         try { controller.enqueue(blur(frame)); } finally { frame.close(); } } });
-      new MediaStreamTrackProcessor({ track: source.clone() }).readable
+      new MediaStreamTrackProcessor({ track: clone() }).readable
         .pipeThrough(transform, { signal: abort.signal }).pipeTo(generator.writable, { signal: abort.signal }).catch(() => {});
       window.stopPlay = () => abort.abort();
       video.srcObject = new MediaStream([generator]);

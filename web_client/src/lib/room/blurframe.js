@@ -16,10 +16,24 @@
 /** @typedef {CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D} Context2D */
 /** @typedef {CanvasImageSource} FrameSource */
 
-// The blurred background is the frame drawn at 1/SHRINK of its size and stretched back (a box blur
-// for the cost of one small copy), softened further by a small filter blur.
+// The blurred background is the frame drawn at 1/SHRINK of its size and stretched back in two
+// bilinear steps (through 1/MID of its size), which smooths it like a wide blur for the cost of two
+// small copies. (A canvas filter blur over the whole frame cost more than the rest together on a
+// CPU: docs/performance.md.)
 export const SHRINK = 12;
-export const SOFTEN_PX = 3;
+export const MID = 3;
+
+/**
+ * The sizes of the two scratch canvases for a frame of width x height.
+ * @param {number} width
+ * @param {number} height
+ */
+export function scratchSizes(width, height) {
+  return {
+    small: { width: Math.max(1, Math.ceil(width / SHRINK)), height: Math.max(1, Math.ceil(height / SHRINK)) },
+    mid: { width: Math.max(1, Math.ceil(width / MID)), height: Math.max(1, Math.ceil(height / MID)) },
+  };
+}
 
 /**
  * The centre ellipse kept sharp without face detection: a head-and-shoulders sized area, a little
@@ -63,28 +77,25 @@ export function smoothRegion(previous, next, weight = 0.35) {
 }
 
 /**
- * Draw `source` (width x height) into `out` with everything outside `region` blurred. `small` is a
- * scratch context of at least ceil(width / SHRINK) x ceil(height / SHRINK).
+ * Draw `source` (width x height) into `out` with everything outside `region` blurred. `small` and
+ * `mid` are scratch contexts of the sizes `scratchSizes` gives.
  * @param {Context2D} out
- * @param {Context2D} small
+ * @param {{small: Context2D, mid: Context2D}} scratch
  * @param {FrameSource} source
  * @param {number} width
  * @param {number} height
  * @param {Region} region
  */
-export function drawBlurred(out, small, source, width, height, region) {
-  const sw = Math.max(1, Math.ceil(width / SHRINK));
-  const sh = Math.max(1, Math.ceil(height / SHRINK));
-  small.imageSmoothingEnabled = true;
-  small.drawImage(source, 0, 0, sw, sh);
+export function drawBlurred(out, { small, mid }, source, width, height, region) {
+  const sizes = scratchSizes(width, height);
+  for (const ctx of [small, mid, out]) {
+    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingQuality = "low";
+  }
+  small.drawImage(source, 0, 0, sizes.small.width, sizes.small.height);
+  mid.drawImage(small.canvas, 0, 0, sizes.small.width, sizes.small.height, 0, 0, sizes.mid.width, sizes.mid.height);
   out.save();
-  out.imageSmoothingEnabled = true;
-  out.imageSmoothingQuality = "low";
-  out.filter = `blur(${SOFTEN_PX}px)`;
-  // Drawn a little larger than the frame, so the blur's soft border falls outside the picture.
-  const pad = SOFTEN_PX * 2;
-  out.drawImage(small.canvas, 0, 0, sw, sh, -pad, -pad, width + pad * 2, height + pad * 2);
-  out.filter = "none";
+  out.drawImage(mid.canvas, 0, 0, sizes.mid.width, sizes.mid.height, 0, 0, width, height);
   out.beginPath();
   out.ellipse(region.cx, region.cy, Math.max(1, region.rx), Math.max(1, region.ry), 0, 0, Math.PI * 2);
   out.clip();

@@ -7,7 +7,7 @@
 // them (frames keep flowing in a background tab), else on a <video> drawn into a canvas whose
 // captureStream is sent. Stopping the processed track (camera off, another camera) stops the camera
 // under it.
-import { centreRegion, drawBlurred, faceRegion, smoothRegion, SHRINK } from "../../lib/room/blurframe.js";
+import { centreRegion, drawBlurred, faceRegion, scratchSizes, smoothRegion } from "../../lib/room/blurframe.js";
 import { $, h } from "../dom.js";
 import { icon } from "./icons.js";
 import { BLUR_KEY, remember, sessionStore } from "./meeting.js";
@@ -192,7 +192,7 @@ function startPipeline(state, source) {
     const processor = new w.MediaStreamTrackProcessor({ track: source });
     const generator = new w.MediaStreamTrackGenerator({ kind: "video" });
     const abort = new AbortController();
-    /** @type {{out: OffscreenCanvas, small: OffscreenCanvas, outCtx: OffscreenCanvasRenderingContext2D, smallCtx: OffscreenCanvasRenderingContext2D} | null} */
+    /** @type {{out: OffscreenCanvas, outCtx: OffscreenCanvasRenderingContext2D, scratch: {small: any, mid: any}} | null} */
     let canvases = null;
     const transform = new TransformStream({
       /** @param {any} frame @param {TransformStreamDefaultController} controller */
@@ -203,11 +203,13 @@ function startPipeline(state, source) {
           const height = frame.displayHeight;
           if (!canvases || canvases.out.width !== width || canvases.out.height !== height) {
             const out = new OffscreenCanvas(width, height);
-            const small = new OffscreenCanvas(Math.ceil(width / SHRINK), Math.ceil(height / SHRINK));
-            canvases = { out, small, outCtx: /** @type {OffscreenCanvasRenderingContext2D} */ (out.getContext("2d", { alpha: false })),
-              smallCtx: /** @type {OffscreenCanvasRenderingContext2D} */ (small.getContext("2d", { alpha: false })) };
+            const sizes = scratchSizes(width, height);
+            const scratch = (/** @type {{width: number, height: number}} */ size) =>
+              new OffscreenCanvas(size.width, size.height).getContext("2d", { alpha: false });
+            canvases = { out, outCtx: /** @type {OffscreenCanvasRenderingContext2D} */ (out.getContext("2d", { alpha: false })),
+              scratch: { small: scratch(sizes.small), mid: scratch(sizes.mid) } };
           }
-          drawBlurred(canvases.outCtx, canvases.smallCtx, frame, width, height, regionFor(frame, width, height));
+          drawBlurred(canvases.outCtx, canvases.scratch, frame, width, height, regionFor(frame, width, height));
           controller.enqueue(new w.VideoFrame(canvases.out, { timestamp: frame.timestamp }));
         } finally {
           frame.close();
@@ -238,8 +240,10 @@ function startPipeline(state, source) {
   video.play().catch(() => {});
   const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { width: "640", height: "360" }));
   const small = /** @type {HTMLCanvasElement} */ (h("canvas", { width: "54", height: "30" }));
+  const mid = /** @type {HTMLCanvasElement} */ (h("canvas", { width: "214", height: "120" }));
   const outCtx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d", { alpha: false }));
-  const smallCtx = /** @type {CanvasRenderingContext2D} */ (small.getContext("2d", { alpha: false }));
+  const scratch = { small: /** @type {CanvasRenderingContext2D} */ (small.getContext("2d", { alpha: false })),
+    mid: /** @type {CanvasRenderingContext2D} */ (mid.getContext("2d", { alpha: false })) };
   const output = canvas.captureStream(FPS).getVideoTracks()[0];
   let timer = 0;
   let stopped = false;
@@ -253,12 +257,15 @@ function startPipeline(state, source) {
     const height = video.videoHeight;
     if (width && height) {
       if (canvas.width !== width || canvas.height !== height) {
+        const sizes = scratchSizes(width, height);
         canvas.width = width;
         canvas.height = height;
-        small.width = Math.ceil(width / SHRINK);
-        small.height = Math.ceil(height / SHRINK);
+        small.width = sizes.small.width;
+        small.height = sizes.small.height;
+        mid.width = sizes.mid.width;
+        mid.height = sizes.mid.height;
       }
-      drawBlurred(outCtx, smallCtx, video, width, height, regionFor(video, width, height));
+      drawBlurred(outCtx, scratch, video, width, height, regionFor(video, width, height));
     }
     timer = window.setTimeout(draw, 1000 / FPS);
   };
