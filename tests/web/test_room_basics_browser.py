@@ -26,6 +26,7 @@ from tests.signaling.conftest import issue_link
 from tests.web.browser import (
     CHROMIUM, DESKTOP, FLAGS, PHONE, WAIT_MS, Audit, Pages, admit, join_room, set_language, sign_in, wait_rising,
 )
+from tests.web.test_room_sfu_browser import KEEP_CONNECTIONS
 
 AREA = "room-basics"
 WIDTH, HEIGHT, SQUARE = 640, 480, 32
@@ -109,6 +110,13 @@ async def wait_sharpness(page: Page, participant: str, accept) -> dict:
     raise AssertionError(f"decoded video never matched: last sample {sample}")
 
 
+# The kinds of video track the page's open connections send, and of its local stream's video track.
+SENT_VIDEO = """() => ({
+    sent: [...new Set(window.__connections.filter(pc => pc.connectionState !== "closed")
+        .flatMap(pc => pc.getSenders()).filter(s => s.track && s.track.kind === "video").map(s => s.track.constructor.name))],
+    local: document.querySelector("[data-testid=local-video]").srcObject.getVideoTracks()[0].constructor.name })"""
+
+
 async def not_truncated(page: Page, testid: str) -> dict:
     """Whether the element shows its whole text: no overflow inside it, and not clipped by the viewport."""
     return await page.get_by_test_id(testid).evaluate("""(el) => {
@@ -139,7 +147,7 @@ async def test_room_meeting_basics_phone_zh_and_desktop_en(api: Api, checker_bro
         await expect(mediator.get_by_test_id("lobby-sound")).to_have_attribute("aria-pressed", "true")
         assert await mediator.title() == "Mediation room"
 
-        borrower = await pages.open(f"/room#{link}", "zh-CN", **PHONE)
+        borrower = await pages.open(f"/room#{link}", "zh-CN", **PHONE, init_script=KEEP_CONNECTIONS)
         # Pre-join on the phone: the speakers this browser has, the remembered default, the test tone.
         select = borrower.get_by_test_id("speaker-select")
         await expect(select).to_be_visible()
@@ -187,6 +195,9 @@ async def test_room_meeting_basics_phone_zh_and_desktop_en(api: Api, checker_bro
         await expect(borrower.get_by_test_id("toggle-blur")).to_have_attribute("data-mode", "centre")
         blurred = await wait_sharpness(mediator, borrower_id, lambda s: s["corners"] < sharp["corners"] * 0.4)
         assert blurred["centre"] > sharp["centre"] * 0.6, (sharp, blurred)
+        # Every connection of the page (each peer's, and the recorder's when there is one) sends the
+        # processed track, which is also the local stream's (what a connection made later sends).
+        assert await borrower.evaluate(SENT_VIDEO) == {"sent": ["MediaStreamTrackGenerator"], "local": "MediaStreamTrackGenerator"}
         await wait_rising(mediator, {borrower_id})
 
         # The phone header: the case number whole (not cut off), on the phone's width.
@@ -218,6 +229,7 @@ async def test_room_meeting_basics_phone_zh_and_desktop_en(api: Api, checker_bro
         await borrower.get_by_test_id("toggle-blur").click()
         await expect(borrower.get_by_test_id("toggle-blur")).to_have_attribute("aria-pressed", "false")
         await wait_sharpness(mediator, borrower_id, lambda s: s["corners"] > sharp["corners"] * 0.7)
+        assert await borrower.evaluate(SENT_VIDEO) == {"sent": ["MediaStreamTrack"], "local": "MediaStreamTrack"}
 
         # The mediator's speaker choice in the room's device panel applies to the borrower's tile.
         await mediator.get_by_test_id("toggle-settings").click()
@@ -251,6 +263,12 @@ async def test_room_meeting_basics_phone_zh_and_desktop_en(api: Api, checker_bro
                 .map(k => sessionStorage.getItem(k))""") == ["10,5,over"]
         await expect(mediator.get_by_test_id("session-remaining")).to_have_text("01:30")
         await audit.check(borrower, "room-basics-overrun", viewports=("phone",), full_page=False)
+
+        # The lobby chime can be turned off, and stays off in this browser.
+        await mediator.get_by_test_id("lobby-sound").click()
+        await expect(mediator.get_by_test_id("lobby-sound")).to_have_attribute("aria-pressed", "false")
+        await expect(mediator.get_by_test_id("lobby-sound")).to_have_text("Waiting-room chime: off")
+        assert await mediator.evaluate("() => localStorage.getItem('mediation.lobbySound')") == "0"
         assert pages.problems == []
     finally:
         await pages.close()
