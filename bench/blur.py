@@ -4,7 +4,8 @@
 
 The blur module is bundled by esbuild (from web_client/node_modules) and run in a headless Chromium page
 on the fake camera, the way the room runs it: MediaStreamTrackProcessor frames drawn blurred into an
-OffscreenCanvas, each made a VideoFrame for a MediaStreamTrackGenerator that a <video> plays. For each
+OffscreenCanvas (at most 960 pixels wide, as the room sends it), each made a VideoFrame for a
+MediaStreamTrackGenerator that a <video> plays. For each
 camera size:
 
 - `ms/frame` — the time to blur one frame and make the frame sent (drawBlurred + new VideoFrame), median
@@ -66,7 +67,7 @@ SETUP = """async ([width, height]) => {
     return canvases;
   };
   const blur = (frame) => {
-    const w = frame.displayWidth, h = frame.displayHeight;
+    const { width: w, height: h } = BlurFrame.processedSize(frame.displayWidth, frame.displayHeight);
     const c = canvasesFor(w, h);
     BlurFrame.drawBlurred(c.outCtx, c.scratch, frame, w, h, BlurFrame.centreRegion(w, h));
     return new VideoFrame(c.out, { timestamp: frame.timestamp });

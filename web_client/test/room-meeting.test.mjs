@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { centreRegion, drawBlurred, faceRegion, MID, SHRINK, smoothRegion } from "../src/lib/room/blurframe.js";
+import { centreRegion, drawBlurred, faceRegion, MID, processedSize, SHRINK, smoothRegion } from "../src/lib/room/blurframe.js";
 import meetingEn from "../src/lib/i18n/meeting.en.js";
 import meetingZhCN from "../src/lib/i18n/meeting.zh-CN.js";
 import { dueWarning } from "../src/ui/room/timer.js";
@@ -23,6 +23,12 @@ test("a detected face grows to head and shoulders, reaching the bottom, no wider
   assert.ok(r.cy - r.ry < 200 && r.cy - r.ry >= 0, "above the forehead");
   assert.ok(r.rx > 200 && r.rx <= 640);
   assert.equal(faceRegion({ x: 0, y: 0, width: 2000, height: 100 }, 1280, 720).rx, 640);
+});
+
+test("frames wider than 960 pixels are processed and sent at 960, keeping their shape", () => {
+  assert.deepEqual(processedSize(640, 480), { width: 640, height: 480, scale: 1 });
+  assert.deepEqual(processedSize(1280, 720), { width: 960, height: 540, scale: 0.75 });
+  assert.deepEqual(processedSize(1920, 1080), { width: 960, height: 540, scale: 0.5 });
 });
 
 test("the sharp region moves part of the way to a new detection", () => {

@@ -23,6 +23,20 @@
 export const SHRINK = 12;
 export const MID = 3;
 
+// Frames wider than this are processed, and sent, at this width: a blurred 720p camera is sent as
+// 960x540, bounding the cost per frame (docs/performance.md).
+export const MAX_WIDTH = 960;
+
+/**
+ * The size a frame of width x height is processed and sent at, and its scale (at most 1).
+ * @param {number} width
+ * @param {number} height
+ */
+export function processedSize(width, height) {
+  const scale = width > MAX_WIDTH ? MAX_WIDTH / width : 1;
+  return { width: Math.round(width * scale), height: Math.round(height * scale), scale };
+}
+
 /**
  * The sizes of the two scratch canvases for a frame of width x height.
  * @param {number} width

@@ -7,7 +7,7 @@
 // them (frames keep flowing in a background tab), else on a <video> drawn into a canvas whose
 // captureStream is sent. Stopping the processed track (camera off, another camera) stops the camera
 // under it.
-import { centreRegion, drawBlurred, faceRegion, scratchSizes, smoothRegion } from "../../lib/room/blurframe.js";
+import { centreRegion, drawBlurred, faceRegion, processedSize, scratchSizes, smoothRegion } from "../../lib/room/blurframe.js";
 import { $, h } from "../dom.js";
 import { icon } from "./icons.js";
 import { BLUR_KEY, remember, sessionStore } from "./meeting.js";
@@ -163,19 +163,24 @@ function startPipeline(state, source) {
   /** @type {BlurPipeline} */
   let pipe;
   /**
-   * The region to keep sharp in a frame of width x height, asking the detector now and then.
+   * The region to keep sharp in a frame drawn at width x height (`scale` times its own size), asking
+   * the detector now and then.
    * @param {CanvasImageSource} frame
    * @param {number} width
    * @param {number} height
+   * @param {number} scale
    */
-  const regionFor = (frame, width, height) => {
+  const regionFor = (frame, width, height, scale) => {
     const now = performance.now();
     if (detector && !face.detecting && now - face.lastDetect > DETECT_EVERY_MS) {
       face.detecting = true;
       face.lastDetect = now;
       createImageBitmap(/** @type {ImageBitmapSource} */ (frame)).then((bitmap) => detector.detect(bitmap).finally(() => bitmap.close()))
         .then((/** @type {Array<{boundingBox: DOMRectReadOnly}>} */ faces) => {
-          if (faces.length) face.region = smoothRegion(face.region, faceRegion(faces[0].boundingBox, width, height));
+          if (!faces.length) return;
+          const b = faces[0].boundingBox;
+          const box = { x: b.x * scale, y: b.y * scale, width: b.width * scale, height: b.height * scale };
+          face.region = smoothRegion(face.region, faceRegion(box, width, height));
         })
         .catch(() => {})
         .finally(() => { face.detecting = false; });
@@ -199,8 +204,7 @@ function startPipeline(state, source) {
       transform(frame, controller) {
         try {
           if (generator.readyState === "ended") throw new Error("blurred track stopped");
-          const width = frame.displayWidth;
-          const height = frame.displayHeight;
+          const { width, height, scale } = processedSize(frame.displayWidth, frame.displayHeight);
           if (!canvases || canvases.out.width !== width || canvases.out.height !== height) {
             const out = new OffscreenCanvas(width, height);
             const sizes = scratchSizes(width, height);
@@ -209,7 +213,7 @@ function startPipeline(state, source) {
             canvases = { out, outCtx: /** @type {OffscreenCanvasRenderingContext2D} */ (out.getContext("2d", { alpha: false })),
               scratch: { small: scratch(sizes.small), mid: scratch(sizes.mid) } };
           }
-          drawBlurred(canvases.outCtx, canvases.scratch, frame, width, height, regionFor(frame, width, height));
+          drawBlurred(canvases.outCtx, canvases.scratch, frame, width, height, regionFor(frame, width, height, scale));
           controller.enqueue(new w.VideoFrame(canvases.out, { timestamp: frame.timestamp }));
         } finally {
           frame.close();
@@ -253,8 +257,7 @@ function startPipeline(state, source) {
       if (state.meeting.blurPipeline === pipe) stopPipeline(state, pipe, { stopSource: true });
       return;
     }
-    const width = video.videoWidth;
-    const height = video.videoHeight;
+    const { width, height, scale } = processedSize(video.videoWidth, video.videoHeight);
     if (width && height) {
       if (canvas.width !== width || canvas.height !== height) {
         const sizes = scratchSizes(width, height);
@@ -265,7 +268,7 @@ function startPipeline(state, source) {
         mid.width = sizes.mid.width;
         mid.height = sizes.mid.height;
       }
-      drawBlurred(outCtx, scratch, video, width, height, regionFor(video, width, height));
+      drawBlurred(outCtx, scratch, video, width, height, regionFor(video, width, height, scale));
     }
     timer = window.setTimeout(draw, 1000 / FPS);
   };
