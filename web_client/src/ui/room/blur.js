@@ -55,13 +55,18 @@ export function renderBlur(state) {
     h("span", { class: "ctl-icon", "aria-hidden": "true" }, icon("blur")),
     h("span", { class: "ctl-label", id: "toggle-blur-label" })));
     $("toggle-video").after(button);
+    // What is kept sharp, read after the button's name (no notice: it would cover the chat on a phone).
+    button.after(h("span", { class: "visually-hidden", id: "toggle-blur-description", testid: "blur-description" }));
+    button.setAttribute("aria-describedby", "toggle-blur-description");
   }
   const pipe = state.meeting.blurPipeline;
   button.hidden = state.mode === "chat" || !blurSupported();
   button.dataset.on = String(state.meeting.blur);
   button.setAttribute("aria-pressed", String(state.meeting.blur));
   button.dataset.mode = pipe ? pipe.mode : "";
-  button.title = state.meeting.blur && pipe ? state.t(pipe.mode === "face" ? "blur.modeFace" : "blur.modeCentre") : state.t("blur.label");
+  const description = state.meeting.blur && pipe ? state.t(pipe.mode === "face" ? "blur.modeFace" : "blur.modeCentre") : "";
+  button.title = description || state.t("blur.label");
+  $("toggle-blur-description").textContent = description;
   /** @type {HTMLElement} */ (button.querySelector(".ctl-label")).textContent = state.t(state.meeting.blur ? "blur.on" : "blur.off");
   button.disabled = state.media.starting || !state.media.stream;
 }
@@ -73,10 +78,6 @@ async function toggleBlur(state) {
   state.meeting.blur = !state.meeting.blur;
   remember(sessionStore(), BLUR_KEY, state.meeting.blur ? "1" : null);
   await applyBlur(state);
-  const pipe = state.meeting.blurPipeline;
-  if (state.meeting.blur && pipe) {
-    notify(state, state.t(pipe.mode === "face" ? "blur.modeFace" : "blur.modeCentre"), { key: "blur", testid: "blur-notice" });
-  }
   renderBlur(state);
 }
 
