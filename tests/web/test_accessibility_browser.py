@@ -189,12 +189,6 @@ async def test_accessibility_room_states_have_no_serious_violations(api: Api, br
         await admit(mediator, journey.bank_id, journey.borrower_id)
         await expect(borrower.get_by_test_id("chat-input")).to_be_visible()
         await audit.check(borrower, "room-party-consent-panel", full_page=False)
-        # The meeting basics' states: the phone self-view folded into its pill, background blur asked for.
-        await borrower.get_by_test_id("selfview-toggle").click()
-        await expect(borrower.get_by_test_id("local-tile")).to_have_attribute("data-minimised", "true")
-        await borrower.get_by_test_id("toggle-blur").click()
-        await expect(borrower.get_by_test_id("toggle-blur")).to_have_attribute("aria-pressed", "true")
-        await audit.check(borrower, "room-party-selfview-folded-blur", full_page=False)
         await bank.get_by_test_id("consent-accept").evaluate("(button) => button.click()")
         # This browser has no enrolled device yet: the code dialog asks for the code sent to the lender.
         await enrol_device(bank, api.mailbox, journey.lender_email)
@@ -224,6 +218,16 @@ async def test_accessibility_room_states_have_no_serious_violations(api: Api, br
         await audit.check(bank, "room-caucus-member", full_page=False)
         await mediator.get_by_test_id("close-caucus").click()
         await expect(borrower.get_by_test_id("caucus-banner")).to_be_hidden()
+
+        # The meeting basics' states: the borrower, having declined the recording, folds the phone
+        # self-view into its pill and asks for background blur.
+        await borrower.get_by_test_id("consent-decline").click()
+        await expect(borrower.get_by_test_id("consent-panel")).to_be_hidden()
+        await borrower.get_by_test_id("selfview-toggle").click()
+        await expect(borrower.get_by_test_id("local-tile")).to_have_attribute("data-minimised", "true")
+        await borrower.get_by_test_id("toggle-blur").click()
+        await expect(borrower.get_by_test_id("toggle-blur")).to_have_attribute("aria-pressed", "true")
+        await audit.check(borrower, "room-party-selfview-folded-blur", full_page=False)
 
         await mediator.get_by_test_id("end-session").click()
         await expect(mediator.get_by_test_id("dialog")).to_be_visible()
