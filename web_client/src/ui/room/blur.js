@@ -195,16 +195,34 @@ function startPipeline(state, source) {
   source.addEventListener("ended", onEnded);
 
   if (typeof w.MediaStreamTrackProcessor === "function" && typeof w.MediaStreamTrackGenerator === "function") {
-    const processor = new w.MediaStreamTrackProcessor({ track: source });
+    // The pipeline reads its own clone of the camera: stopping the clone ends the stream of frames
+    // cleanly (each frame in flight is still written and closed), where aborting would drop them.
+    const feed = source.clone();
+    const processor = new w.MediaStreamTrackProcessor({ track: feed });
     const generator = new w.MediaStreamTrackGenerator({ kind: "video" });
-    const abort = new AbortController();
+    let stopped = false;
+    // The last frames made, closed when the pipeline ends (closing one already consumed does nothing).
+    /** @type {any[]} */
+    const recent = [];
+    const release = () => {
+      for (const made of recent.splice(0)) made.close();
+    };
     /** @type {{out: OffscreenCanvas, outCtx: OffscreenCanvasRenderingContext2D, scratch: {small: any, mid: any}} | null} */
     let canvases = null;
     const transform = new TransformStream({
       /** @param {any} frame @param {TransformStreamDefaultController} controller */
       transform(frame, controller) {
         try {
-          if (generator.readyState === "ended") throw new Error("blurred track stopped");
+          if (stopped) return;
+          if (generator.readyState === "ended") {
+            // Stopped from outside (camera off, another camera): the camera under it is not needed.
+            stopped = true;
+            feed.stop();
+            queueMicrotask(() => {
+              if (state.meeting.blurPipeline === pipe) stopPipeline(state, pipe, { stopSource: true });
+            });
+            return;
+          }
           const { width, height, scale } = processedSize(frame.displayWidth, frame.displayHeight);
           if (!canvases || canvases.out.width !== width || canvases.out.height !== height) {
             const out = new OffscreenCanvas(width, height);
@@ -215,23 +233,24 @@ function startPipeline(state, source) {
               scratch: { small: scratch(sizes.small), mid: scratch(sizes.mid) } };
           }
           drawBlurred(canvases.outCtx, canvases.scratch, frame, width, height, regionFor(frame, width, height, scale));
-          controller.enqueue(new w.VideoFrame(canvases.out, { timestamp: frame.timestamp }));
+          const made = new w.VideoFrame(canvases.out, { timestamp: frame.timestamp });
+          recent.push(made);
+          if (recent.length > 4) recent.shift();
+          controller.enqueue(made);
         } finally {
           frame.close();
         }
       },
     });
-    processor.readable.pipeThrough(transform, { signal: abort.signal }).pipeTo(generator.writable, { signal: abort.signal })
-      .catch((/** @type {unknown} */ err) => {
-        log(state, "blur pipeline ended", err);
-        // Ended from outside (the blurred track was stopped): the camera under it is not needed.
-        if (state.meeting.blurPipeline === pipe && generator.readyState === "ended") stopPipeline(state, pipe, { stopSource: true });
-      });
+    processor.readable.pipeThrough(transform).pipeTo(generator.writable)
+      .catch((/** @type {unknown} */ err) => log(state, "blur pipeline ended", err))
+      .finally(release);
     pipe = {
       source, output: generator, mode: detector ? "face" : "centre",
       stop: () => {
+        stopped = true;
         source.removeEventListener("ended", onEnded);
-        abort.abort();
+        feed.stop();
       },
     };
     return pipe;
