@@ -219,6 +219,17 @@ async def test_accessibility_room_states_have_no_serious_violations(api: Api, br
         await mediator.get_by_test_id("close-caucus").click()
         await expect(borrower.get_by_test_id("caucus-banner")).to_be_hidden()
 
+        # The meeting basics' states: the borrower, having declined the recording, folds the phone
+        # self-view into its pill and asks for background blur.
+        await borrower.get_by_test_id("consent-decline").click()
+        await expect(borrower.get_by_test_id("consent-panel")).to_be_hidden()
+        await borrower.set_viewport_size(PHONE)  # the fold is a phone's (the caucus check ended on a desktop)
+        await borrower.get_by_test_id("selfview-toggle").click()
+        await expect(borrower.get_by_test_id("local-tile")).to_have_attribute("data-minimised", "true")
+        await borrower.get_by_test_id("toggle-blur").click()
+        await expect(borrower.get_by_test_id("toggle-blur")).to_have_attribute("aria-pressed", "true")
+        await audit.check(borrower, "room-party-selfview-folded-blur", full_page=False)
+
         await mediator.get_by_test_id("end-session").click()
         await expect(mediator.get_by_test_id("dialog")).to_be_visible()
         await audit.check(mediator, "room-dialog", viewports=("desktop",), full_page=False)

@@ -9,17 +9,19 @@ import { CLIENT_ERROR_CODES, CONNECT_ERROR_CODES, RECORDING_STOP_REASONS, REQUES
 import { CATALOGS as COMMON_CATALOGS, DEFAULT_LANGUAGE, chooseLanguage, errorMessage, makeTranslator } from "../src/lib/i18n.js";
 import roomEn from "../src/lib/i18n/room.en.js";
 import roomZhCN from "../src/lib/i18n/room.zh-CN.js";
+import meetingEn from "../src/lib/i18n/meeting.en.js";
+import meetingZhCN from "../src/lib/i18n/meeting.zh-CN.js";
 import { formatDuration, parseTime } from "../src/lib/room/time.js";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const read = (rel) => readFileSync(path.join(root, rel), "utf8");
 const html = read("room.html");
-/** The room's own catalogs (merged over the common ones by the page). */
-const CATALOGS = { "zh-CN": roomZhCN, en: roomEn };
+/** The room's own catalogs, its meeting basics' among them (merged over the common ones by the page). */
+const CATALOGS = { "zh-CN": { ...roomZhCN, ...meetingZhCN }, en: { ...roomEn, ...meetingEn } };
 const roomTranslator = (lang) => makeTranslator(lang, CATALOGS);
 const UI_FILES = ["src/pages/room.js", ...readdirSync(path.join(root, "src/ui/room")).sort().map((name) => `src/ui/room/${name}`)];
 const LIB_FILES = readdirSync(path.join(root, "src/lib/room")).sort().map((name) => `src/lib/room/${name}`);
-const CATALOG_FILES = ["src/lib/i18n/room.en.js", "src/lib/i18n/room.zh-CN.js"];
+const CATALOG_FILES = ["src/lib/i18n/room.en.js", "src/lib/i18n/room.zh-CN.js", "src/lib/i18n/meeting.en.js", "src/lib/i18n/meeting.zh-CN.js"];
 
 /** Source without comments and string literals (template literals kept: they are code here). */
 function code(src) {

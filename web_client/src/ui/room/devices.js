@@ -1,6 +1,7 @@
 // Camera and microphone choice and the microphone level meter.
 import { $, h } from "../dom.js";
 import { liveTrack, switchDevice } from "./media.js";
+import { fillSpeakers, wireSpeakers } from "./speakers.js";
 import { log } from "./state.js";
 
 /** @typedef {import("./state.js").RoomPageState} RoomPageState */
@@ -45,6 +46,7 @@ export async function refreshDevices(state) {
   };
   fillSelect(cameraSelect, "videoinput", inUse("video"));
   fillSelect(micSelect, "audioinput", inUse("audio"));
+  fillSpeakers(state, devices);
 }
 
 /**
@@ -109,6 +111,7 @@ export function moveDevices(state, containerId) {
     for (const node of devices.querySelectorAll("[data-i18n]")) node.textContent = state.t(node.dataset.i18n);
     devices.querySelector("#camera-select").addEventListener("change", (e) => switchDevice(state, "video", e.target.value));
     devices.querySelector("#mic-select").addEventListener("change", (e) => switchDevice(state, "audio", e.target.value));
+    wireSpeakers(state, devices);
   }
   const container = $(containerId);
   if (container && devices.parentNode !== container) container.append(devices);

@@ -1,5 +1,6 @@
 // Local media: camera and microphone tracks on the one local stream, turning them on and off,
 // switching devices, sending them to the mesh, media_state, and the mediator's mute requests.
+import { applyBlur } from "./blur.js";
 import { refreshDevices, startMeter, stopMeter } from "./devices.js";
 import { notify } from "./notices.js";
 import { log } from "./state.js";
@@ -103,6 +104,7 @@ export async function startMedia(state, choice) {
     clearStatus(state, "media");
   }
   state.media.starting = false;
+  await applyBlur(state);
   await syncMeshTracks(state);
   renderLocal(state);
   sendMediaState(state);
@@ -138,6 +140,7 @@ export async function toggleVideo(state) {
     track.stop();
     state.media.stream.removeTrack(track);
     if (state.mesh) await state.mesh.replaceTrack("video", null);
+    await applyBlur(state);
     renderLocal(state);
     sendMediaState(state);
     return;
@@ -160,7 +163,8 @@ async function addTrack(state, kind) {
     if (state.media.choice === "none") state.media.choice = kind === "video" ? "av" : "audio";
     else if (kind === "video") state.media.choice = "av";
     clearStatus(state, "media");
-    if (state.mesh) await state.mesh.replaceTrack(kind, track);
+    if (kind === "video") await applyBlur(state); // the blurred camera is sent, not the camera
+    if (state.mesh) await state.mesh.replaceTrack(kind, liveTrack(state, kind));
     if (kind === "video") reattachLocal(state);
     await refreshDevices(state);
     startMeter(state);
@@ -180,12 +184,14 @@ export async function switchDevice(state, kind, deviceId) {
   const wasEnabled = old.enabled;
   old.stop(); // some devices cannot open a second camera while the first is open
   state.media.stream.removeTrack(old);
+  if (kind === "video") await applyBlur(state); // a blurred camera: the camera under it closes too
   try {
     const got = await getMedia(state, { audio: kind === "audio", video: kind === "video" });
     const track = got.getTracks().find((t) => t.kind === kind);
     track.enabled = wasEnabled;
     state.media.stream.addTrack(track);
-    if (state.mesh) await state.mesh.replaceTrack(kind, track);
+    if (kind === "video") await applyBlur(state);
+    if (state.mesh) await state.mesh.replaceTrack(kind, liveTrack(state, kind));
     if (kind === "audio") startMeter(state);
     else reattachLocal(state);
   } catch (err) {

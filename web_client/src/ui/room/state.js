@@ -3,10 +3,13 @@
 import { chooseLanguage, errorMessage, makeTranslator } from "../../lib/i18n.js";
 import roomEn from "../../lib/i18n/room.en.js";
 import roomZhCN from "../../lib/i18n/room.zh-CN.js";
+import meetingEn from "../../lib/i18n/meeting.en.js";
+import meetingZhCN from "../../lib/i18n/meeting.zh-CN.js";
+import { createMeetingState } from "./meeting.js";
 import { PARTY_ROLES } from "../../lib/room/protocol.js";
 
 /** The room's own catalogs, merged over the common ones. */
-const ROOM_CATALOGS = Object.freeze({ "zh-CN": roomZhCN, en: roomEn });
+const ROOM_CATALOGS = Object.freeze({ "zh-CN": { ...roomZhCN, ...meetingZhCN }, en: { ...roomEn, ...meetingEn } });
 
 /** @param {string} lang */
 export const translatorFor = (lang) => makeTranslator(lang, ROOM_CATALOGS);
@@ -67,6 +70,7 @@ export const translatorFor = (lang) => makeTranslator(lang, ROOM_CATALOGS);
  * @property {LocalMedia} media
  * @property {Map<string, any>} tiles participant_id -> tile parts ("self" for the local preview)
  * @property {Map<string, MediaStream | null>} pendingStreams remote streams that came before their tile
+ * @property {import("./meeting.js").MeetingState} meeting speaker, self-view, blur, time warnings, lobby cue
  */
 
 /**
@@ -128,6 +132,7 @@ export function createRoomState(search) {
     },
     tiles: new Map(),
     pendingStreams: new Map(),
+    meeting: createMeetingState(),
   };
 }
 

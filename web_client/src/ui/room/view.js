@@ -1,6 +1,7 @@
 // The page as a whole: drawing every area from the state, the static texts and language switch,
 // and wiring the markup's controls.
 import { $ } from "../dom.js";
+import { renderBasics, tickBasics } from "./basics.js";
 import { onChatInput, renderChatControls, renderChatList, renderTyping, renderUnread, selectPanel, sendChat } from "./chat.js";
 import { declineConsent, giveConsent, renderRecording, reviewConsent, startRecording, stopRecording, withdrawConsent } from "./consent.js";
 import { moveDevices, refreshDevices } from "./devices.js";
@@ -106,6 +107,7 @@ export function renderAll(state) {
   renderUnread(state);
   updateJoinButton(state);
   renderStatus(state);
+  renderBasics(state);
 }
 
 /**
@@ -161,5 +163,6 @@ export function wireStaticControls(state) {
     tickTimer(state);
     tickSchedule(state);
     reportLayout(state);
+    tickBasics(state);
   }, 1000);
 }
