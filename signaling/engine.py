@@ -85,6 +85,8 @@ class RoomEngine:
         await self.outlet.emit(event, data, to=sid, ignore_queue=True)
 
     async def close(self) -> None:
+        for connection in self.connections.values():
+            self.authority_check.disarm(connection)
         await self.tasks.close()
         if self.sfu is not None:
             await self.sfu.close()
@@ -113,12 +115,14 @@ class RoomEngine:
         if room is not None:
             lobby.check_entry(room, identity)
         settings = self.settings
-        self.connections[sid] = Connection(
+        connection = Connection(
             identity=identity,
             chat_bucket=TokenBucket(settings.chat_rate, settings.chat_burst),
             signal_bucket=TokenBucket(settings.signal_rate, settings.signal_burst),
             flood_bucket=TokenBucket(settings.flood_rate, settings.flood_burst),
         )
+        await self.authority_check.admitted(sid, connection)
+        self.connections[sid] = connection
 
     def _connect_allowed(self, address: str) -> bool:
         now = time.monotonic()
@@ -138,6 +142,8 @@ class RoomEngine:
     async def disconnected(self, sid: str) -> None:
         """The socket closed: its member is marked disconnected and its reconnect grace starts."""
         connection = self.connections.pop(sid, None)
+        if connection is not None:
+            self.authority_check.disarm(connection)
         if connection is None or not connection.joined:
             return
         identity = connection.identity

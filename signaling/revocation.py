@@ -1,4 +1,5 @@
-"""Revocation reaching open sockets: the per-request authority check, the notice-driven re-check, the slow sweep."""
+"""Revocation reaching open sockets: the per-request authority check, the notice-driven re-check, expiry timers,
+the slow batched sweep."""
 
 from __future__ import annotations
 
@@ -20,14 +21,20 @@ log = logging.getLogger("mediation.signaling")
 
 # How long a socket refused on a request stays open, so that the request's ack and error reach it first.
 ACK_SECONDS = 0.1
+# The shortest pause between two sweeps (a ``credential_recheck_seconds`` of 0 asks on every request).
+MIN_SWEEP_SECONDS = 0.05
 
 
 class AuthorityCheck:
     """Whether each of this node's sockets may still act; runs on the engine's tasks and its sockets' turns.
 
     A socket is asked about in the case record (``Hooks.authorize``) when the versions of its scopes
-    changed since it was last asked (a revocation), and otherwise once every ``credential_recheck_seconds``
-    (on a request or by the sweep), for what no notice announces (a link's expiry) or a lost notice."""
+    changed since it was last asked (a revocation, announced or seen by a request) and when its
+    credential's expiry passes (a timer per socket). What nothing announces (a lost notice, a database
+    edited by hand) is found by the sweep: every ``credential_recheck_seconds`` / 2 all the node's
+    sockets are asked about together (``Hooks.authorize_many``, one read of the case record), so the
+    cost grows with the changes, not with sockets × time. A request asks alone only if the sweep has
+    not found its socket good for ``credential_recheck_seconds`` (the case record did not answer it)."""
 
     def __init__(self, engine: RoomEngine, authority: Authority) -> None:
         self._engine = engine
@@ -38,6 +45,42 @@ class AuthorityCheck:
         self._engine.tasks.own(self.authority.run())
         self._engine.tasks.own(self._sweep())
 
+    async def admitted(self, sid: str, connection: Connection) -> None:
+        """A socket just authenticated: remember its versions and arm its expiry.
+
+        Read after the case record was: a revocation committed since then has bumped a version, so
+        versions all 0 (nothing in its scopes was ever revoked) prove the answer current, and its
+        requests need not ask again until a version moves. Otherwise its first request asks."""
+        versions = await self.authority.versions(scopes_of(connection.identity))
+        if not any(versions):
+            connection.versions = versions
+        self.arm(sid, connection)
+
+    def arm(self, sid: str, connection: Connection) -> None:
+        """Ask about the socket again the moment its credential expires (exactly then, not at a sweep)."""
+        expires_at = connection.identity.expires_at
+        if expires_at is None:
+            return
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+        loop = asyncio.get_running_loop()
+        connection.expiry = loop.call_later(max(0.0, expires_at - time.time()), self._expired, sid)
+
+    def disarm(self, connection: Connection) -> None:
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+            connection.expiry = None
+
+    def _expired(self, sid: str) -> None:
+        connection = self._engine.connections.get(sid)
+        if connection is None or connection.refusal is not None:
+            return
+        connection.expiry = None
+        if time.time() < (connection.identity.expires_at or 0.0):
+            self.arm(sid, connection)  # the loop's clock ran ahead of the wall clock: not yet
+            return
+        self._engine.tasks.own(self._recheck([sid], due=True))
+
     async def check(self, sid: str, connection: Connection, *, due: bool = False, in_request: bool = True) -> None:
         """Raise the socket's refusal if its authority is gone; ``due``: ask the case record whatever the versions;
         ``in_request``: a request waits for its ack, so the socket closes a moment later rather than at once."""
@@ -47,7 +90,8 @@ class AuthorityCheck:
         # Read before asking the case record: a revocation committed after this read bumps them again.
         versions = await self.authority.versions(scopes_of(identity))
         interval = self._engine.settings.credential_recheck_seconds
-        if versions == connection.versions and not due and time.monotonic() - connection.checked_at < interval:
+        if (versions == connection.versions and not due and time.monotonic() - connection.checked_at < interval
+                and not (identity.expires_at is not None and time.time() >= identity.expires_at)):
             return
         try:
             await self._engine.hooks.authorize(identity)
@@ -118,15 +162,40 @@ class AuthorityCheck:
                               extra={"session_id": connection.identity.session_id})
 
     async def _sweep(self) -> None:
-        """The slow safety net: every socket is asked about at least once per ``credential_recheck_seconds``."""
+        """The slow safety net: every socket is asked about at least once per ``credential_recheck_seconds``,
+        all of the node's due sockets in one ``authorize_many``."""
         interval = self._engine.settings.credential_recheck_seconds
         while True:
-            await asyncio.sleep(interval / 4)
+            await asyncio.sleep(max(interval / 2, MIN_SWEEP_SECONDS))
             now = time.monotonic()
-            due = [sid for sid, c in self._engine.connections.items()
-                   if c.refusal is None and now - c.checked_at >= interval]
+            due = [(sid, c) for sid, c in self._engine.connections.items()
+                   if c.refusal is None and now - c.checked_at >= interval / 2]
             if due:
-                await self._recheck(due, due=True)
+                await self._sweep_once(due)
+
+    async def _sweep_once(self, due: list[tuple[str, Connection]]) -> None:
+        started = time.monotonic()
+        try:
+            answers = await self._engine.hooks.authorize_many([connection.identity for _, connection in due])
+        except asyncio.CancelledError:
+            raise
+        except Unavailable as exc:
+            log.warning("could not re-check the sockets' authority", extra={"error": str(exc)})
+            return  # the last answers stand; a request overdue asks alone, the next sweep asks again
+        except Exception:  # noqa: BLE001 - the next sweep asks again
+            log.exception("re-checking the sockets' authority failed")
+            return
+        refused = []
+        for (sid, connection), answer in zip(due, answers, strict=True):
+            if answer is None:
+                # Found good as of ``started``; its versions are left as they were, so a revocation
+                # announced meanwhile still makes its next request ask.
+                connection.checked_at = max(connection.checked_at, started)
+            elif self._engine.connections.get(sid) is connection and connection.refusal is None:
+                refused.append(sid)
+        if refused:
+            # Each asked alone on its own turn (a request of its own may be running), then told and closed.
+            self._engine.tasks.own(self._recheck(refused, due=True))
 
 
 def _leave(engine: RoomEngine, code: str) -> Any:
