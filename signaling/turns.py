@@ -31,7 +31,7 @@ class Outlet(Protocol):
     async def disconnect(self, sid: str) -> None: ...
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Connection:
     """What this node knows of one of its sockets; runs only on the socket's own node."""
 
