@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import collections
 import gc
 import io
 import json
@@ -40,7 +41,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import event  # noqa: E402
+
 from bench.sidebyside import NODE_DIR, pct, staging  # noqa: E402
+from server.app import DATABASE  # noqa: E402
 
 
 def _plan(sessions: list[Any], base: str, path: Path, join_concurrency: int) -> Path:
@@ -123,6 +127,16 @@ async def memory(args: argparse.Namespace) -> None:
         print(f"  {stat.size_diff / connections / 1024:8.2f} {stat.count_diff / connections:11.1f}  {_short(where)}")
 
 
+def _shape(statement: str) -> str:
+    """A statement's verb and the tables it names, e.g. ``SELECT join_links``."""
+    words = statement.split()
+    verb = words[0].upper() if words else "?"
+    tables = []
+    for keyword in ("FROM", "JOIN", "INTO", "UPDATE"):
+        tables += [words[i + 1] for i, word in enumerate(words[:-1]) if word.upper() == keyword]
+    return f"{verb} {' '.join(dict.fromkeys(t.strip('(),') for t in tables))}".strip()
+
+
 def _short(where: str) -> str:
     text = where.strip()
     for prefix in (*(p + "/" for p in sys.path if p and "site-packages" in p), str(ROOT) + "/"):
@@ -139,13 +153,25 @@ async def joins(args: argparse.Namespace) -> None:
             sessions = await staging.make_sessions(base, args.rooms, args.setup_concurrency, running.mailbox)
             profiler = cProfile.Profile() if args.profile_joins else None
             found: dict[str, Any] = {}
+            statements: collections.Counter[str] = collections.Counter()
+            counting = False
+
+            def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+                if counting:
+                    statements[_shape(statement)] += 1
+
+            engine = running.in_process_runner.app[DATABASE].engine.sync_engine
+            event.listen(engine, "before_cursor_execute", count)
 
             async def on_event(kind: str, event: dict[str, Any]) -> None:
+                nonlocal counting
                 if kind == "staged":
                     found["began"] = time.perf_counter()
+                    counting = True
                     if profiler is not None:
                         profiler.enable()
                 elif kind == "joined":
+                    counting = False
                     if profiler is not None:
                         profiler.disable()
                     found["wall"] = time.perf_counter() - found["began"]
@@ -156,7 +182,13 @@ async def joins(args: argparse.Namespace) -> None:
     print(f"joins: {len(samples)} connections in {found['wall']:.1f} s; connect + join_room p50 "
           f"{pct(samples, 50) * 1000:.0f} ms, p99 {pct(samples, 99) * 1000:.0f} ms; admission p50 "
           f"{pct(found['admissions'], 50) * 1000:.0f} ms (in-process server, {args.join_concurrency} rooms at a time)")
+    connections = len(samples)
+    print(f"  SQL statements through the joins: {sum(statements.values()) / connections:.1f} a connection "
+          f"(the audit sequencer's included); by kind, a connection:")
+    for shape, n in statements.most_common(args.top):
+        print(f"  {n / connections:6.2f}  {shape}")
     if profiler is not None:
+        print("  cProfile (a coroutine's every resumption counts as a call; cumulative times overlap):")
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
         stats.sort_stats("cumulative").print_stats(args.profile_joins)

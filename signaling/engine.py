@@ -110,6 +110,7 @@ class RoomEngine:
         """Accept the socket, or raise Refused (or Unavailable) with the reason for its ``connect_error``."""
         if not self._connect_allowed(address):
             raise Refused("rate_limited", "too many connection attempts; wait a minute")
+        revocations = await self.authority_check.before_handshake()
         identity = await self.hooks.authenticate(auth, environ)
         room = await self.store.get(identity.session_id)
         if room is not None:
@@ -121,7 +122,7 @@ class RoomEngine:
             signal_bucket=TokenBucket(settings.signal_rate, settings.signal_burst),
             flood_bucket=TokenBucket(settings.flood_rate, settings.flood_burst),
         )
-        await self.authority_check.admitted(sid, connection)
+        await self.authority_check.admitted(sid, connection, revocations)
         self.connections[sid] = connection
 
     def _connect_allowed(self, address: str) -> bool:

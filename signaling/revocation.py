@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from signaling import lobby
-from signaling.authority import Authority, scopes_of
+from signaling.authority import ANY_SCOPE, Authority, scopes_of
 from signaling.errors import RoomError
 from signaling.identity import Identity, Refused, Unavailable
 from signaling.turns import Connection, Turn
@@ -45,15 +45,20 @@ class AuthorityCheck:
         self._engine.tasks.own(self.authority.run())
         self._engine.tasks.own(self._sweep())
 
-    async def admitted(self, sid: str, connection: Connection) -> None:
+    async def before_handshake(self) -> int:
+        """How many revocations there have been, read before the case record is asked about a handshake."""
+        return (await self.authority.versions((ANY_SCOPE,)))[0]
+
+    async def admitted(self, sid: str, connection: Connection, before: int) -> None:
         """A socket just authenticated: remember its versions and arm its expiry.
 
-        Read after the case record was: a revocation committed since then has bumped a version, so
-        versions all 0 (nothing in its scopes was ever revoked) prove the answer current, and its
-        requests need not ask again until a version moves. Otherwise its first request asks."""
-        versions = await self.authority.versions(scopes_of(connection.identity))
-        if not any(versions):
-            connection.versions = versions
+        ``before``: ``before_handshake``'s count. If no revocation at all was made since (on any node:
+        the count is bumped with the scopes, before the case record could be asked after the change),
+        the handshake's answer is current at these versions and its requests need not ask again until
+        one moves. Otherwise its first request asks, as after any revocation in its scopes."""
+        *versions, count = await self.authority.versions((*scopes_of(connection.identity), ANY_SCOPE))
+        if count == before:
+            connection.versions = tuple(versions)
         self.arm(sid, connection)
 
     def arm(self, sid: str, connection: Connection) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Any
 
 from signaling.authority import participant_scope
+from signaling.identity import Identity
 from signaling.roomsettings import RoomSettings
 from tests.signaling.inprocess import Rooms
 
@@ -69,13 +71,32 @@ async def test_joining_asks_the_case_record_nothing_beyond_the_handshake_until_a
         await rooms.close()
 
 
-async def test_a_socket_whose_scopes_were_revoked_before_is_asked_about_at_its_first_request() -> None:
+async def test_a_revocation_before_the_handshake_is_in_its_answer_and_no_request_asks_again() -> None:
     rooms = Rooms(RoomSettings(credential_recheck_seconds=3600))
     try:
         borrower = rooms.record.add("borrower")
-        # An earlier link of the same party was revoked: its version is no longer 0, so the answer given at the
-        # handshake may predate a revocation, and the first request asks again.
+        # An earlier link of the same party was revoked before this socket's handshake asked the case record.
         await rooms.engine.authority_check.authority.revoke({participant_scope(borrower.participant_id)})
+        await rooms.join(borrower)
+        assert rooms.record.asked == {}
+    finally:
+        await rooms.close()
+
+
+async def test_a_revocation_made_while_a_handshake_is_answered_makes_its_first_request_ask() -> None:
+    rooms = Rooms(RoomSettings(credential_recheck_seconds=3600))
+    try:
+        borrower, other = rooms.record.add("borrower"), rooms.record.add("lender")
+        answer = rooms.record.authenticate
+
+        async def racing(auth: Any, environ: dict[str, Any]) -> Identity:
+            identity = await answer(auth, environ)
+            # Committed after the case record answered, before the socket took its versions: any revocation
+            # (here another participant's) means the answer may be stale, so the first request asks.
+            await rooms.engine.authority_check.authority.revoke({participant_scope(other.participant_id)})
+            return identity
+
+        rooms.record.authenticate = racing  # type: ignore[method-assign]
         await rooms.join(borrower)
         assert rooms.record.asked == {borrower.participant_id: 1}
     finally:
