@@ -101,18 +101,19 @@ class RoomAccess:
         if principal.role not in ROOM_ROLES:
             raise Refused("not_a_participant", f'role "{principal.role}" does not take part in mediation rooms')
         async with self._db.read() as session:
+            # The account read in the same statement (one round trip less per staff handshake).
             row = (await session.execute(
-                select(ScheduledSession, Case, Assignment)
+                select(ScheduledSession, Case, Assignment, StaffUser)
                 .join(Case, Case.case_id == ScheduledSession.case_id)
                 .outerjoin(Assignment, (Assignment.case_id == ScheduledSession.case_id)
                            & (Assignment.role == principal.role))
+                .outerjoin(StaffUser, StaffUser.user_id == principal.subject_id)
                 .where(ScheduledSession.session_id == session_id)
             )).one_or_none()
-            if row is None:
-                raise Refused("bad_session", f"no session {session_id}")
-            scheduled, case, assignment = row
-            _check_assignment(principal, assignment)
-            user = await session.get(StaffUser, principal.subject_id)
+        if row is None:
+            raise Refused("bad_session", f"no session {session_id}")
+        scheduled, case, assignment, user = row
+        _check_assignment(principal, assignment)
         return _staff_identity(principal, scheduled, case, user)
 
     async def check_many(self, identities: Sequence[Identity]) -> list[Refused | None]:
