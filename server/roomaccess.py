@@ -98,8 +98,7 @@ class RoomAccess:
     async def _staff(self, principal: Principal, session_id: str | None) -> Identity:
         if session_id is None:
             raise Refused("bad_session", "staff must name the session_id to join")
-        if principal.role not in ROOM_ROLES:
-            raise Refused("not_a_participant", f'role "{principal.role}" does not take part in mediation rooms')
+        _check_room_role(principal)
         async with self._db.read() as session:
             # The account read in the same statement (one round trip less per staff handshake).
             row = (await session.execute(
@@ -154,8 +153,7 @@ class RoomAccess:
                         party = None
                     current = _party_identity(principal, party, scheduled, case)
                 elif principal.kind == "staff":
-                    if principal.role not in ROOM_ROLES:
-                        raise Refused("not_a_participant", f'role "{principal.role}" does not take part in mediation rooms')
+                    _check_room_role(principal)
                     if scheduled is None:
                         raise Refused("bad_session", f"no session {identity.session_id}")
                     _check_assignment(principal, assignments.get((scheduled.case_id, principal.role)))
@@ -183,6 +181,11 @@ def _party_identity(principal: Principal, party: Party | None, scheduled: Schedu
                     session_id=scheduled.session_id, mode=scheduled.mode, link_id=principal.link_id,
                     credential=principal.credential or "", expires_at=_timestamp(principal),
                     **_schedule(scheduled, case))
+
+
+def _check_room_role(principal: Principal) -> None:
+    if principal.role not in ROOM_ROLES:
+        raise Refused("not_a_participant", f'role "{principal.role}" does not take part in mediation rooms')
 
 
 def _check_assignment(principal: Principal, assignment: Assignment | None) -> None:

@@ -34,9 +34,10 @@ class AuthorityCheck:
     changed since it was last asked (a revocation, announced or seen by a request) and when its
     credential's expiry passes (a timer per socket). What nothing announces (a lost notice, a database
     edited by hand) is found by the sweep: every ``credential_recheck_seconds`` / 2 the node's
-    sockets not found good for a quarter of it are asked about together (``Hooks.authorize_many``, one read of the case record), so the
-    cost grows with the changes, not with sockets × time. A request asks alone only if the sweep has
-    not found its socket good for ``credential_recheck_seconds`` (the case record did not answer it)."""
+    sockets not found good for a quarter of it are asked about together (``Hooks.authorize_many``, one
+    read of the case record), so the cost grows with the changes, not with sockets × time. A request
+    asks alone only if the sweep has not found its socket good for ``credential_recheck_seconds`` (the
+    case record did not answer it)."""
 
     def __init__(self, engine: RoomEngine, authority: Authority) -> None:
         self._engine = engine

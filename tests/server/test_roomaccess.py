@@ -75,7 +75,8 @@ async def test_check_many_answers_as_check_for_every_socket_in_a_fixed_number_of
         await session.execute(update(StaffSession).where(StaffSession.token_hash == hash_token(first.bank))
                               .values(expires_at=now - dt.timedelta(seconds=1)))
         await session.execute(update(JoinLink).where(JoinLink.party_id == first.borrower_id)
-                              .values(revoked_at=now, revoked_reason=RevokeReason.REMOVED.value, revoked_by=first.mediator_id))
+                              .values(revoked_at=now, revoked_reason=RevokeReason.REMOVED.value,
+                                      revoked_by=first.mediator_id))
         await session.execute(delete(Assignment).where(Assignment.case_id == first.case_id,
                                                        Assignment.role == "mediator"))
     # A socket whose session was cancelled meanwhile, and one claiming a session its link is not for.
