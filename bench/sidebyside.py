@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from tests.recording.agekeys import generate  # noqa: E402
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, create_admin  # noqa: E402
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD  # noqa: E402
 from tests.support.walk import Http, approve_first_key  # noqa: E402
 
 NODE_DIR = ROOT / "bench" / "node"
@@ -173,8 +173,8 @@ class Target:
 
 
 async def register_compliance_key(base: str, node_env: dict[str, str], workdir: Path) -> None:
-    """An officer's key in force, put there as production does (two administrators approve it)."""
-    create_admin(node_env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
+    """An officer's key in force, put there as production does (two administrators approve it; the staging
+    made the second already)."""
     key = generate(workdir / "officer")
     async with aiohttp.ClientSession() as session:
         http = Http(session, base)
@@ -192,7 +192,7 @@ async def our_server(config: str, args: argparse.Namespace, tmp: Path) -> AsyncI
         if config.endswith("sealed"):
             await register_compliance_key(nodes[0].base, nodes[0].env, tmp)
         began = time.perf_counter()
-        sessions = await staging.make_sessions(nodes[0].base, args.rooms, args.setup_concurrency)
+        sessions = await staging.make_sessions(nodes[0].base, args.rooms, args.setup_concurrency, running.mailbox)
         print(f"  {config}: {len(sessions)} sessions staged in {time.perf_counter() - began:.0f} s", flush=True)
         rooms = []
         for session in sessions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Literal
 
 STAFF_ROLES = ("case_officer", "mediator", "bank_representative", "compliance_officer", "administrator")
@@ -29,6 +30,8 @@ class Principal:
     via: str | None = None  # "session", "receipt", "join_link" or "recorder"
     # The token's kind and SHA-256 ("jln:<hex>"), so a long-lived socket can have it checked again.
     credential: str | None = dataclasses.field(default=None, repr=False)
+    # When the credential stops working by itself (a staff session's or a join link's expiry), if it does.
+    expires_at: dt.datetime | None = None
 
     @property
     def grant(self) -> str:

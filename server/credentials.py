@@ -9,18 +9,19 @@ node's memory). A token is looked up by its SHA-256; the Principal keeps that ha
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access import NOBODY, Principal
 from server.database import Database
 from server.errors import Forbidden, Unauthorized
 from server.joinlinks import JoinLinks, LinkRefused
-from server.models import Case, Party, StaffSession, StaffUser
+from server.models import Case, JoinLink, Party, StaffSession, StaffUser
 from server.tokens import hash_token, token_kind
 from signaling.identity import Identity
 
@@ -128,11 +129,7 @@ class Credentials:
                     select(StaffSession, StaffUser).join(StaffUser, StaffUser.user_id == StaffSession.user_id)
                     .where(StaffSession.token_hash == token_hash)
                 )).one_or_none()
-                if (row is None or row[0].revoked_at is not None or row[0].expires_at <= now or row[1].disabled
-                        or row[1].awaiting_approval):
-                    raise CredentialRefused("the session has expired or was ended; sign in again", "expired")
-                return Principal(kind="staff", role=row[1].role, subject_id=row[1].user_id, via="session",
-                                 credential=credential)
+                return staff_principal(row, credential, now)
             if kind == "rcp":
                 row = (await session.execute(
                     select(Case, Party).join(Party, Party.case_id == Case.case_id)
@@ -146,14 +143,44 @@ class Credentials:
                 return Principal(kind="party", role="borrower", subject_id=row[1].party_id,
                                  case_id=row[0].case_id, via="receipt", credential=credential)
             if kind == "jln":
-                try:
-                    link = await JoinLinks.verify(session, token_hash)
-                except LinkRefused as exc:
-                    raise CredentialRefused(exc.message, exc.reason) from None
-                return Principal(kind="party", role=link.role, subject_id=link.party_id, case_id=link.case_id,
-                                 link_id=link.link_id, session_id=link.session_id, via="join_link",
-                                 credential=credential)
+                return link_principal(await JoinLinks.find(session, token_hash), credential)
         raise CredentialRefused("the token is malformed", "malformed")
+
+    async def resolve_many(self, session: AsyncSession, credentials: Collection[str]
+                           ) -> dict[str, Principal | CredentialRefused]:
+        """What ``resolve_again`` answers for each credential, read in one query per kind of token in ``session``."""
+        now = _now()
+        found: dict[str, Principal | CredentialRefused] = {}
+        by_kind: dict[str, dict[bytes, str]] = {"stf": {}, "jln": {}}
+        for credential in credentials:
+            kind, _, digest = credential.partition(":")
+            try:
+                token_hash = bytes.fromhex(digest)
+            except ValueError:
+                found[credential] = CredentialRefused("the credential is malformed", "malformed")
+                continue
+            if kind in by_kind:
+                by_kind[kind][token_hash] = credential
+                continue
+            try:  # a recorder's (in memory) or a kind no room admits: as ``resolve_again`` answers it alone
+                found[credential] = await self.resolve_again(credential)
+            except CredentialRefused as exc:
+                found[credential] = exc
+        if by_kind["stf"]:
+            rows = {row[0].token_hash: row for row in (await session.execute(
+                select(StaffSession, StaffUser).join(StaffUser, StaffUser.user_id == StaffSession.user_id)
+                .where(StaffSession.token_hash.in_(list(by_kind["stf"])))
+            )).all()}
+            for token_hash, credential in by_kind["stf"].items():
+                found[credential] = _answer(staff_principal, rows.get(token_hash), credential, now)
+        if by_kind["jln"]:
+            links = {link.token_hash: link for link in (await session.execute(
+                select(JoinLink).where(JoinLink.token_hash.in_(list(by_kind["jln"])))
+            )).scalars()}
+            for token_hash, credential in by_kind["jln"].items():
+                found[credential] = _answer(lambda link, c, _now: link_principal(link, c),
+                                            links.get(token_hash), credential, now)
+        return found
 
     def _check_origin(self, request: web.Request) -> None:
         # Cookie-authenticated writes must come from our own pages (SameSite is the first line).
@@ -163,3 +190,31 @@ class Credentials:
         own = f"{request.scheme}://{request.host}"
         if origin != own and origin not in self._allowed_origins:
             raise Forbidden(f"cross-origin request from {origin[:100]!r} refused", code="bad_origin")
+
+
+def staff_principal(row: Any, credential: str, now: dt.datetime) -> Principal:
+    """A staff session's (StaffSession, StaffUser) row as a Principal, or CredentialRefused if it no longer stands."""
+    if (row is None or row[0].revoked_at is not None or row[0].expires_at <= now or row[1].disabled
+            or row[1].awaiting_approval):
+        raise CredentialRefused("the session has expired or was ended; sign in again", "expired")
+    return Principal(kind="staff", role=row[1].role, subject_id=row[1].user_id, via="session",
+                     credential=credential, expires_at=row[0].expires_at)
+
+
+def link_principal(link: JoinLink | None, credential: str) -> Principal:
+    """A join link as its party's Principal, or CredentialRefused if it does not open its session now."""
+    try:
+        link = JoinLinks.usable(link)
+    except LinkRefused as exc:
+        raise CredentialRefused(exc.message, exc.reason) from None
+    return Principal(kind="party", role=link.role, subject_id=link.party_id, case_id=link.case_id,
+                     link_id=link.link_id, session_id=link.session_id, via="join_link",
+                     credential=credential, expires_at=link.expires_at)
+
+
+def _answer(make: Callable[[Any, str, dt.datetime], Principal], row: Any, credential: str,
+            now: dt.datetime) -> Principal | CredentialRefused:
+    try:
+        return make(row, credential, now)
+    except CredentialRefused as exc:
+        return exc

@@ -95,13 +95,18 @@ class JoinLinks:
     @staticmethod
     async def verify(session: AsyncSession, token_hash: bytes) -> JoinLink:
         """The link whose token hashes to ``token_hash`` if it opens its session now, else LinkRefused."""
-        link = (await session.execute(
-            select(JoinLink).where(JoinLink.token_hash == token_hash)
-        )).scalar_one_or_none()
-        return JoinLinks._usable(link)
+        return JoinLinks.usable(await JoinLinks.find(session, token_hash))
 
     @staticmethod
-    def _usable(link: JoinLink | None) -> JoinLink:
+    async def find(session: AsyncSession, token_hash: bytes) -> JoinLink | None:
+        """The link whose token hashes to ``token_hash``, usable or not."""
+        return (await session.execute(
+            select(JoinLink).where(JoinLink.token_hash == token_hash)
+        )).scalar_one_or_none()
+
+    @staticmethod
+    def usable(link: JoinLink | None) -> JoinLink:
+        """``link`` if it opens its session now, else LinkRefused with the reason."""
         if link is None:
             raise LinkRefused("unknown", "this join link is not valid")
         if link.revoked_at is not None:

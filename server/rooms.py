@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -38,7 +39,7 @@ from server.roomaccess import RoomAccess
 from server.tokens import new_id
 from recording.records.storage import RecordExistsError
 from signaling.errors import RoomError
-from signaling.identity import Identity, SequenceTaken, Unavailable
+from signaling.identity import Identity, Refused, SequenceTaken, Unavailable
 
 log = logging.getLogger("mediation.rooms")
 
@@ -95,6 +96,10 @@ class RoomHooks:
     @_needs_case_record
     async def authorize(self, identity: Identity) -> None:
         await self._access.check(identity)
+
+    @_needs_case_record
+    async def authorize_many(self, identities: Sequence[Identity]) -> list[Refused | None]:
+        return await self._access.check_many(identities)
 
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         actor = "system" if identity.role == "system" else f"{identity.role}:{identity.participant_id}"

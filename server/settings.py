@@ -345,8 +345,9 @@ class Settings:
     sms_token: Secret = _field("SMS_TOKEN", Secret, Secret(""), secret=True)
     # One delivery attempt (SMTP conversation or gateway request) gives up after this long.
     delivery_timeout_seconds: float = _field("DELIVERY_TIMEOUT_SECONDS", _positive_float, 10.0)
-    # Revocation reaching open sockets: a revocation is announced to every node at once; besides, every
-    # open socket's authority is asked about again at least this often (a link's expiry, a lost notice).
+    # Revocation reaching open sockets: a revocation is announced to every node at once, an expiry ends
+    # its socket at that moment; besides, each node asks about all its sockets' authority together at
+    # least this often (a lost notice, a database edited by hand).
     credential_recheck_seconds: float = _field("CREDENTIAL_RECHECK_SECONDS", _positive_float, 30.0)
     # Staff accounts: sign-in back-off (server/signinthrottle.py). Failures allowed before each scope
     # backs off, the first delay (doubling per further failure) and its caps, and when failures are forgotten.

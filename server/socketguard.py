@@ -9,6 +9,8 @@ request with 429, ``Retry-After`` and ``{code, message}`` (docs/protocol.md, "Ha
 - ``handshake_rate_limited``: new sessions per minute;
 - ``poll_rate_limited``: polling requests per minute.
 
+Websockets are not compressed: an offer of permessage-deflate is dropped before engine.io answers it.
+
 A frame that does not decode as socket.io is dropped and counted (``mediation_malformed_frames``), and
 logged at most once per address per minute as one line without a traceback; its session stays.
 """
@@ -22,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from aiohttp import web
+from aiohttp import hdrs, web
 from socketio import packet as sio_packet
 
 from server.ratelimit import SlidingWindow
@@ -151,9 +153,24 @@ class SocketBudgets:
                 refused = self.refusal(request)
                 if refused is not None:
                     return refused
+                request = uncompressed(request)
             return await handler(request)
 
         return socket_budgets
+
+
+def uncompressed(request: web.Request) -> web.Request:
+    """The request without its offer of permessage-deflate, so the websocket is not compressed.
+
+    A compressed websocket keeps a zlib compressor and decompressor for its whole life: about 300 KB of
+    allocations per socket, most of our memory per connection (bench/memory.py), for frames that are
+    short JSON. Uncompressed, attacker-chosen chat text is never compressed together with what else the
+    stream carries either."""
+    if hdrs.SEC_WEBSOCKET_EXTENSIONS not in request.headers:
+        return request
+    headers = request.headers.copy()
+    del headers[hdrs.SEC_WEBSOCKET_EXTENSIONS]
+    return request.clone(headers=headers)
 
 
 class GuardedServer(socketio.AsyncServer):

@@ -17,6 +17,11 @@ from signaling.identity import Identity
 OnRevoked = Callable[[frozenset[str] | None], None]
 
 
+# Bumped by every revocation, whatever its scopes: unchanged across a handshake, it proves that nothing was
+# revoked while the case record was being asked (signaling/revocation.py, AuthorityCheck.admitted).
+ANY_SCOPE = "any"
+
+
 def scopes_of(identity: Identity) -> tuple[str, str, str]:
     """The scopes whose revocation may end a socket of ``identity``."""
     return (participant_scope(identity.participant_id), session_scope(identity.session_id),
@@ -42,7 +47,7 @@ class Authority(Protocol):
         """The current version of each scope (0 for a scope never revoked); Unavailable if not answering."""
 
     async def revoke(self, scopes: Collection[str]) -> None:
-        """Bump each scope's version, then tell every node (``listen``'s callback on each)."""
+        """Bump each scope's version and ANY_SCOPE's, then tell every node (``listen``'s callback on each)."""
 
     def listen(self, on_revoked: OnRevoked) -> None:
         """Call ``on_revoked`` (on the listener's task; it must not block) for every revocation, on this node."""
@@ -64,7 +69,7 @@ class LocalAuthority:
         return tuple(self._versions.get(scope, 0) for scope in scopes)
 
     async def revoke(self, scopes: Collection[str]) -> None:
-        for scope in scopes:
+        for scope in (*scopes, ANY_SCOPE):
             self._versions[scope] = self._versions.get(scope, 0) + 1
         for listener in self._listeners:
             listener(frozenset(scopes))

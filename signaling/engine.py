@@ -87,6 +87,8 @@ class RoomEngine:
         await self.outlet.emit(event, data, to=sid, ignore_queue=True)
 
     async def close(self) -> None:
+        for connection in self.connections.values():
+            self.authority_check.disarm(connection)
         await self.tasks.close()
         if self.sfu is not None:
             await self.sfu.close()
@@ -110,17 +112,20 @@ class RoomEngine:
         """Accept the socket, or raise Refused (or Unavailable) with the reason for its ``connect_error``."""
         if not self._connect_allowed(address):
             raise Refused("rate_limited", "too many connection attempts; wait a minute")
+        revocations = await self.authority_check.before_handshake()
         identity = await self.hooks.authenticate(auth, environ)
         room = await self.store.get(identity.session_id)
         if room is not None:
             lobby.check_entry(room, identity)
         settings = self.settings
-        self.connections[sid] = Connection(
+        connection = Connection(
             identity=identity,
             chat_bucket=TokenBucket(settings.chat_rate, settings.chat_burst),
             signal_bucket=TokenBucket(settings.signal_rate, settings.signal_burst),
             flood_bucket=TokenBucket(settings.flood_rate, settings.flood_burst),
         )
+        await self.authority_check.admitted(sid, connection, revocations)
+        self.connections[sid] = connection
 
     def _connect_allowed(self, address: str) -> bool:
         now = time.monotonic()
@@ -140,6 +145,8 @@ class RoomEngine:
     async def disconnected(self, sid: str) -> None:
         """The socket closed: its member is marked disconnected and its reconnect grace starts."""
         connection = self.connections.pop(sid, None)
+        if connection is not None:
+            self.authority_check.disarm(connection)
         if connection is None or not connection.joined:
             return
         identity = connection.identity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -25,6 +26,9 @@ class Identity:
     # Opaque to signaling: names the credential the socket entered with, so Hooks.authorize can
     # check it again.
     credential: str = dataclasses.field(default="", repr=False)
+    # When that credential stops working by itself (seconds since the epoch), if it does: the socket is
+    # asked about again at that moment (signaling/revocation.py).
+    expires_at: float | None = None
 
 
 class Refused(Exception):
@@ -55,8 +59,13 @@ class Hooks(Protocol):
         its session now (revoked, expired, account disabled, assignment lost, session cancelled, case closed).
 
         Called before a request's turn when a revocation touched the socket's scopes (or its periodic
-        re-check is due), and at once on every node when one is announced: the socket then gets
-        ``access_revoked`` with the code, the room sees it leave, and the socket is disconnected."""
+        re-check is overdue), at once on every node when one is announced, and when the credential's
+        ``expires_at`` passes: the socket then gets ``access_revoked`` with the code, the room sees it
+        leave, and the socket is disconnected."""
+
+    async def authorize_many(self, identities: Sequence[Identity]) -> list[Refused | None]:
+        """``authorize`` for many sockets at once (the periodic re-check of a node's sockets): for each, its
+        Refused or None; one read of the case record whatever their number. Unavailable as ``authorize``."""
 
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         """Append a room event to the audit log."""

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 
 import redis.asyncio as aioredis
 
-from signaling.authority import OnRevoked
+from signaling.authority import ANY_SCOPE, OnRevoked
 from signaling.redisstate import answering, redis_client
 
 log = logging.getLogger("mediation.signaling.authority")
@@ -46,7 +46,7 @@ class RedisAuthority:
         ordered = sorted(scopes)
         with answering():
             async with self._redis.pipeline(transaction=True) as pipe:
-                for scope in ordered:
+                for scope in (*ordered, ANY_SCOPE):
                     pipe.incr(self._prefix + scope)
                     pipe.pexpire(self._prefix + scope, self._ttl_ms)
                 pipe.publish(self._channel, json.dumps(ordered))

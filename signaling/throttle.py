@@ -9,6 +9,8 @@ from collections.abc import Callable
 class TokenBucket:
     """``rate`` tokens per second, holding at most ``burst``."""
 
+    __slots__ = ("rate", "burst", "_clock", "_tokens", "_updated")  # three per socket
+
     def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = burst

@@ -31,7 +31,7 @@ class Outlet(Protocol):
     async def disconnect(self, sid: str) -> None: ...
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Connection:
     """What this node knows of one of its sockets; runs only on the socket's own node."""
 
@@ -44,6 +44,7 @@ class Connection:
     # The authority versions of its scopes when it was last found good (None: not since it connected).
     versions: tuple[int, ...] | None = None
     refusal: RoomError | None = None  # set once its credential was found revoked; its disconnect is under way
+    expiry: asyncio.TimerHandle | None = None  # asks about it again when its credential expires
     # One request of a socket at a time, in arrival order: a burst from one client queues here, it
     # does not hold the room store's connections or its room's lock against everyone else.
     turns: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)

@@ -93,3 +93,14 @@ async def test_socketguard_malformed_frames_counted_logged_once_without_tracebac
     lines = [r for r in caplog.records if "malformed" in r.getMessage()]
     assert len(lines) == 1 and lines[0].client == CLIENT_A and lines[0].levelno == logging.WARNING
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+async def test_socketguard_websocket_declines_compression_offered_and_still_opens(guarded: Api) -> None:
+    url = guarded.base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    async with guarded.session.ws_connect(url, compress=15, headers={"X-Forwarded-For": CLIENT_A}) as ws:
+        assert ws.compress == 0  # permessage-deflate offered by the client, not agreed by the server
+        opened = await ws.receive_str(timeout=10)
+        assert opened.startswith("0{") and '"sid"' in opened  # engine.io's open packet, uncompressed
+    # Offered nothing, the same.
+    async with guarded.session.ws_connect(url, compress=0, headers={"X-Forwarded-For": CLIENT_B}) as ws:
+        assert (await ws.receive_str(timeout=10)).startswith("0{")

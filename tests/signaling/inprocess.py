@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from signaling.engine import RoomEngine
@@ -34,6 +36,8 @@ class CaseRecord:
         self.audits: list[tuple[str, str, dict[str, Any]]] = []
         self.sealed = sealed
         self.recorder_started = 0
+        self.batches = 0  # calls of authorize_many: the periodic re-checks of every socket at once
+        self.asked: dict[str, int] = {}  # participant_id -> calls of authorize about it alone
         self.answering = True  # False: authorize raises Unavailable, as a database that is down does
         self.proofs: dict[str, tuple[str, str]] = {}  # code_id -> (participant_id, act), spent by their use
 
@@ -51,8 +55,23 @@ class CaseRecord:
     async def authorize(self, identity: Identity) -> None:
         if not self.answering:
             raise Unavailable("the case record did not answer")
+        self.asked[identity.participant_id] = self.asked.get(identity.participant_id, 0) + 1
+        refusal = self._refusal(identity)
+        if refusal is not None:
+            raise refusal
+
+    async def authorize_many(self, identities: Sequence[Identity]) -> list[Refused | None]:
+        if not self.answering:
+            raise Unavailable("the case record did not answer")
+        self.batches += 1
+        return [self._refusal(identity) for identity in identities]
+
+    def _refusal(self, identity: Identity) -> Refused | None:
         if identity.participant_id in self.revoked:
-            raise Refused("bad_token", "this participant's link was revoked")
+            return Refused("bad_token", "this participant's link was revoked")
+        if identity.expires_at is not None and time.time() >= identity.expires_at:
+            return Refused("bad_token", "this participant's link has expired")
+        return None
 
     async def audit(self, identity: Identity, action: str, detail: dict[str, Any]) -> None:
         self.audits.append((identity.participant_id, action, detail))

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.authority import LocalAuthority
+from signaling.authority import ANY_SCOPE, LocalAuthority
 from signaling.redisauthority import RedisAuthority
 from tests.support.services import RedisServer
 
@@ -62,6 +62,9 @@ async def test_authority_bump_on_one_node_is_read_on_the_other_before_its_notice
     assert heard == [frozenset({"session:ses_1"})]
     await first.revoke({"session:ses_1", "participant:pty_1"})
     assert await first.versions(SCOPES) == (1, 2, 0)
+    # Every revocation also counts once in ANY_SCOPE, read alike by every node (a handshake's proof that
+    # nothing was revoked while the case record answered it).
+    assert await second.versions((ANY_SCOPE,)) == (2,)
 
 
 async def test_authority_in_process_tells_its_listener_as_it_bumps() -> None:
@@ -71,3 +74,5 @@ async def test_authority_in_process_tells_its_listener_as_it_bumps() -> None:
     await authority.revoke({"case:cas_1"})
     assert heard == [frozenset({"case:cas_1"})]
     assert await authority.versions(SCOPES) == (0, 0, 1)
+    await authority.revoke({"case:cas_1", "session:ses_1"})
+    assert await authority.versions((ANY_SCOPE,)) == (2,)

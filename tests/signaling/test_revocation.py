@@ -4,6 +4,7 @@ refused, it is told ``access_revoked`` and it closes, within a second (one node 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,8 @@ import socketio
 import pytest
 from sqlalchemy import update
 
-from server.models import StaffUser
+from server.models import JoinLink, StaffSession, StaffUser
+from server.tokens import hash_token
 from tests.support.mailbox import Mailbox
 from tests.conftest import _serve, make_settings, walk_to_scheduled
 from tests.signaling.conftest import Session, issue_link
@@ -152,3 +154,29 @@ async def test_revocation_not_announced_is_not_found_before_the_recheck_is_due(r
         await session.execute(update(StaffUser).where(StaffUser.user_id == room.journey.bank_id).values(disabled=True))
     # Per request only the versions are compared (30 s between re-checks by default): no case-record query.
     assert (await bank.request("chat_history", {}))["ok"]
+
+
+@pytest.mark.parametrize("who", ["bank", "borrower"])
+async def test_a_credential_expiring_mid_connection_closes_its_socket_at_expiry(room: Session, who: str) -> None:
+    # The periodic re-check is 30 s away (a sweep asks only about sockets older than half that): only the
+    # socket's expiry timer can end it within the wait below.
+    expires_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=6)
+    async with room.api.services.db.write() as session:
+        if who == "bank":
+            await session.execute(update(StaffSession).where(StaffSession.token_hash == hash_token(room.journey.bank))
+                                  .values(expires_at=expires_at))
+        else:
+            await session.execute(update(JoinLink).where(JoinLink.token_hash == hash_token(room.borrower_link))
+                                  .values(expires_at=expires_at))
+    mediator, bank, borrower = await room.admitted_trio()
+    peer = bank if who == "bank" else borrower
+    assert (await peer.request("chat_history", {}))["ok"]  # good until it expires
+    notice = await peer.wait_for("access_revoked", timeout=12)  # it sends nothing meanwhile
+    assert dt.datetime.now(dt.timezone.utc) >= expires_at, "closed before its credential expired"
+    assert notice["code"] == "bad_token", notice
+    async with asyncio.timeout(WAIT):
+        while peer.client.connected:
+            await asyncio.sleep(0.05)
+    assert (await mediator.request("chat_history", {}))["ok"]
+    await mediator.wait_for("room_state", lambda s: peer.participant_id not in
+                            {p["participant_id"] for p in s["participants"]})
