@@ -112,6 +112,8 @@ async def media_layout(engine: RoomEngine, turn: Turn, payload: payloads.MediaLa
     assert sfu is not None
     if len({feed.participant_id for feed in payload.feeds}) != len(payload.feeds):
         raise RoomError("invalid_payload", "media_layout: each participant at most once")
+    if not sfu.publishes(session_id, participant_id, sid):  # refused before it counts against the budget
+        raise RoomError("not_published", "no media of this socket at the media server; publish first")
     if not sfu.may_lay_out(session_id, participant_id):
         raise RoomError("rate_limited", "media_layout at most twice a second")
     tiles = {feed.participant_id: (feed.width, feed.height) for feed in payload.feeds}

@@ -413,6 +413,11 @@ class Sfu:
 
     # --- simulcast layers by tile size -------------------------------------------------------------------
 
+    def publishes(self, session_id: str, participant_id: str, sid: str) -> bool:
+        """Whether this socket of the member has media at the media server through this node."""
+        media = self._media.get((session_id, participant_id))
+        return media is not None and media.sid == sid
+
     def may_lay_out(self, session_id: str, participant_id: str) -> bool:
         """Whether the member's last media_layout is far enough behind (then this one counts)."""
         now = asyncio.get_running_loop().time()
