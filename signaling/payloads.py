@@ -109,6 +109,13 @@ class MediaCandidate(Payload):
     candidate: Annotated[dict[str, Any], AfterValidator(_bounded_object)]
 
 
+class RecordMedia(Payload):
+    """The recorder worker's UDP ports for Janus's forwarded RTP and its RTCP feedback (signaling/sfurecorder.py)."""
+
+    rtp_port: Annotated[int, Field(ge=1, le=65535, strict=True)]
+    rtcp_port: Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
 class MuteChat(Payload):
     participant_id: ParticipantId
     muted: bool
