@@ -36,7 +36,8 @@ class FakeClient extends Emitter {
     return {};
   }
 
-  async signal() {
+  async signal(to, kind, payload) {
+    this.sent.push(["signal", { to, kind, payload }]);
     return {};
   }
 
@@ -214,4 +215,24 @@ test("streamOwners keeps well-formed entries only", () => {
   ]);
   assert.deepEqual([...owners], [["0", { participantId: MEDIATOR, kind: "audio" }], ["3", { participantId: BANK, kind: "video" }]]);
   assert.equal(streamOwners("nope").size, 0);
+});
+
+test("a recording adds no connection: the recorder gets nothing from the page, Janus forwards to it", async () => {
+  const RECORDER = "rcd_00000000000000000000000000000004";
+  const client = new FakeClient();
+  const { sfu } = sfuFor(client);
+  client.joinAs("admitted");
+  await settle();
+  const recorder = { participant_id: RECORDER, role: "recorder", name: "Recorder", status: "admitted", connected: true };
+  const recording = roomState("admitted", { recording: true });
+  recording.participants.push(recorder);
+  client.emit("room_state", recording);
+  client.emit("recording_started", {});
+  client.emit("media_offer", mediaOffer([MEDIATOR, BANK]));
+  await settle(50);
+  await sfu.setLocalStream(new FakeMediaStream([new FakeTrack("audio"), new FakeTrack("video")]));
+  await settle(30);
+  assert.equal(FakeRTCPeerConnection.instances.length, 2, "the up and the down connection, nothing else");
+  assert.deepEqual(client.sentOf("signal"), []);
+  assert.equal(client.sentOf("publish_media").length, 1);
 });
