@@ -150,6 +150,7 @@ def room_settings(settings: Settings) -> RoomSettings:
         credential_recheck_seconds=settings.credential_recheck_seconds,
         janus_urls=settings.janus_urls, janus_api_secret=settings.janus_api_secret.reveal(),
         janus_admin_key=settings.janus_admin_key.reveal(), janus_video_bitrate=settings.janus_video_bitrate,
+        recorder_rtp_host=settings.recorder_rtp_host,
     )
 
 
