@@ -104,6 +104,7 @@ class ForwardedMedia:
         self.drops: Counter[str] = Counter()
         self.taken = 0
         self._source: str | None = None
+        self._accepted: set[str] = set()  # source addresses as the socket reports them, once found to be Janus's
         self._streams: dict[int, _Stream] = {}
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
@@ -127,6 +128,7 @@ class ForwardedMedia:
     def expect_source(self, host: str) -> None:
         """Take datagrams from ``host`` (Janus's address as the server resolved it) and no other."""
         self._source = _address(host)
+        self._accepted = set()
 
     @property
     def ssrcs(self) -> set[int]:
@@ -165,8 +167,16 @@ class ForwardedMedia:
             self.drops["failed"] += 1
             logger.exception("a forwarded RTP datagram could not be handled")
 
+    def _from_janus(self, host: str) -> bool:
+        if host in self._accepted:
+            return True
+        if self._source is None or _address(host) != self._source:
+            return False
+        self._accepted.add(host)  # one spelling of Janus's address: the next packets skip parsing it
+        return True
+
     def _take(self, data: bytes, addr: Any) -> None:
-        if self._source is None or _address(addr[0]) != self._source:
+        if not self._from_janus(addr[0]):
             self.drops["foreign_source"] += 1
             return
         if not 12 <= len(data) <= MAX_DATAGRAM or data[0] >> 6 != 2 or 72 <= data[1] & 0x7F <= 76:
@@ -208,7 +218,7 @@ class ForwardedMedia:
     def _on_rtcp(self, data: bytes, addr: Any) -> None:
         # Janus opens each forwarder's feedback path with two empty packets; nothing else is expected here.
         try:
-            if self._source is None or _address(addr[0]) != self._source:
+            if not self._from_janus(addr[0]):
                 self.drops["foreign_source"] += 1
         except ValueError:
             self.drops["malformed"] += 1
