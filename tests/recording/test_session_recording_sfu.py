@@ -22,6 +22,8 @@ from tests.conftest import Api
 from tests.recording.test_session_recording import (
     RecordedRoom,
     Sender,
+    _recorder_gone,
+    open_recorded_room,
     recorded_session_files_playable_sealed_media_and_transcript,
     recorder_killed_keeps_sealed_segments_playable_and_room_alive,
 )
@@ -94,3 +96,45 @@ async def test_sfu_recorder_killed_forwarders_stop_segments_playable_room_alive(
 
     await recorder_killed_keeps_sealed_segments_playable_and_room_alive(
         api_sfu, tmp_path, JanusSender, after_start=all_forwarded, after_kill=none_left)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_sfu_caucus_stops_its_members_forwarders_and_they_resume_in_a_new_part(api_sfu: Api,
+                                                                                     tmp_path: Path) -> None:
+    room = await open_recorded_room(api_sfu, tmp_path, JanusSender)
+    mediator, bank, borrower = room.peers
+    session_id = mediator.auth["session_id"]
+
+    async def forwarded(count: int) -> None:
+        async def reached() -> bool:
+            return len(await janus_forwarders(api_sfu, session_id)) == count
+        await _until(reached)
+
+    try:
+        await room.start_recording()
+        await forwarded(6)
+        await asyncio.sleep(3)
+        # The recorder is outside every caucus: the caucus members' media stop reaching it at Janus.
+        assert (await mediator.request("open_caucus", {"participant_id": borrower.participant_id}))["ok"]
+        await forwarded(2)
+        await asyncio.sleep(2)
+        assert (await mediator.request("close_caucus", {}))["ok"]
+        await forwarded(6)
+        await asyncio.sleep(3)
+        assert (await mediator.request("end_session", {}))["ok"]
+        await _recorder_gone(api_sfu)
+    finally:
+        await room.close()
+
+    _, manifest = await api_sfu.call("GET", f"/api/cases/{room.case_id}/records/manifest", token=room.compliance)
+    parts: dict[str, set[int]] = {}
+    for item in manifest["objects"]:
+        if item["kind"] == "recording_segment":
+            parts.setdefault(item["participant_id"], set()).add(item["part"])
+    # The bank was recorded throughout, in one part; each caucus member's file ended at the caucus, and a
+    # new part began when it closed.
+    assert parts[bank.participant_id] == {0}, parts
+    assert parts[mediator.participant_id] == {0, 1} and parts[borrower.participant_id] == {0, 1}, parts
+    files = await room.segments()
+    assert set(files) == {mediator.participant_id, bank.participant_id, borrower.participant_id}
