@@ -52,7 +52,8 @@ FEEDBACK_SSRC = 0x5245_4344
 # At most one PLI per stream in this many seconds, whatever asks for it.
 PLI_INTERVAL_SECONDS = 0.5
 
-DROP_REASONS = ("foreign_source", "unknown_ssrc", "malformed", "wrong_payload_type", "failed")
+# too_early: before the server named Janus's address (Janus's first packets can precede media_forwards).
+DROP_REASONS = ("too_early", "foreign_source", "unknown_ssrc", "malformed", "wrong_payload_type", "failed")
 
 
 def _address(host: str) -> str:
@@ -176,6 +177,9 @@ class ForwardedMedia:
         return True
 
     def _take(self, data: bytes, addr: Any) -> None:
+        if self._source is None:
+            self.drops["too_early"] += 1
+            return
         if not self._from_janus(addr[0]):
             self.drops["foreign_source"] += 1
             return
@@ -218,7 +222,7 @@ class ForwardedMedia:
     def _on_rtcp(self, data: bytes, addr: Any) -> None:
         # Janus opens each forwarder's feedback path with two empty packets; nothing else is expected here.
         try:
-            if not self._from_janus(addr[0]):
+            if self._source is not None and not self._from_janus(addr[0]):
                 self.drops["foreign_source"] += 1
         except ValueError:
             self.drops["malformed"] += 1

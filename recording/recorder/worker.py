@@ -32,6 +32,8 @@ UPLOAD_ATTEMPTS = 5
 # Segments uploading at once. A segment is handed over as soon as it is sealed, not after the one
 # before it is filed: a crash then loses only what was not yet sent, however slow the node answers.
 UPLOADS_IN_FLIGHT = 8
+# In a room on the SFU, how often the datagrams dropped on the forwarding ports are logged (when they changed).
+DROPS_REPORT_SECONDS = 60.0
 
 
 class RecordingWorker:
@@ -92,12 +94,16 @@ class RecordingWorker:
             log.info("recorder joined", extra={"session_id": self._session_id, "media": joined.get("media")})
             if joined.get("media") == "sfu" and not await self._receive_forwarded():
                 return 2
-            await self._done.wait()
+            reported: dict[str, int] = {}
+            while not self._done.is_set():
+                try:
+                    await asyncio.wait_for(self._done.wait(), DROPS_REPORT_SECONDS)
+                except TimeoutError:
+                    reported = self._report_drops(reported)
         finally:
             if self.forwarded is not None:
                 self.forwarded.close()  # no frame reaches a file after this
-                if self.forwarded.drops:
-                    log.warning("forwarded datagrams dropped", extra={"drops": dict(self.forwarded.drops)})
+                self._report_drops({})
             await self._peer.close()  # flushes every open file's last segment through _on_segment
             if self._uploads:
                 await asyncio.wait(set(self._uploads))  # each logs and counts its own failure
@@ -135,6 +141,13 @@ class RecordingWorker:
         log.info("receiving forwarded media", extra={"host": self._rtp_host, "rtp_port": rtp_port,
                                                      "rtcp_port": rtcp_port})
         return True
+
+    def _report_drops(self, reported: dict[str, int]) -> dict[str, int]:
+        """Log the forwarded datagrams dropped so far, by reason, if they changed since ``reported``."""
+        drops = dict(self.forwarded.drops) if self.forwarded is not None else {}
+        if drops and drops != reported:
+            log.warning("forwarded datagrams dropped", extra={"drops": drops, "taken": self.forwarded.taken})
+        return drops
 
     async def _on_forwards(self, data: Any) -> None:
         """The streams Janus forwards here now: a participant's new set of streams starts a new file part."""
