@@ -61,6 +61,7 @@ class Scene:
             "signal": {"to": other, "kind": "offer", "payload": OFFER},
             "publish_media": {"offer": OFFER}, "answer_media": {"answer": {"type": "answer", "sdp": "v=0\r\n"}},
             "media_candidate": {"target": "publish", "candidate": {"candidate": None}},
+            "record_media": {"rtp_port": 40000, "rtcp_port": 40001},
             "mute_chat": {"participant_id": target, "muted": True},
             "request_mute_media": {"participant_id": target, "audio": True, "video": True},
             "remove_participant": {"participant_id": target}, "lock_room": {"locked": True},
