@@ -152,6 +152,7 @@ def room_settings(settings: Settings) -> RoomSettings:
         credential_recheck_seconds=settings.credential_recheck_seconds,
         janus_urls=settings.janus_urls, janus_api_secret=settings.janus_api_secret.reveal(),
         janus_admin_key=settings.janus_admin_key.reveal(), janus_video_bitrate=settings.janus_video_bitrate,
+        recorder_rtp_host=settings.recorder_rtp_host,
     )
 
 
@@ -337,7 +338,8 @@ def create_app(settings: Settings) -> web.Application:
                                  segment_seconds=settings.recording_segment_seconds,
                                  stop_grace_seconds=settings.recording_stop_grace_seconds,
                                  first_part=records.next_part,
-                                 log_level=settings.log_level, log_bytes_per_minute=settings.log_bytes_per_minute)
+                                 log_level=settings.log_level, log_bytes_per_minute=settings.log_bytes_per_minute,
+                                 rtp_host=settings.recorder_rtp_host)
     links = JoinLinks(audit, settings.join_link_ttl_seconds)
     # Sign-in's Argon2 in its own bounded pool: a flood of sign-ins is refused, sealing never waits on it.
     hashing = HashingPool(settings.password_hash_workers, settings.password_hash_queue,

@@ -49,8 +49,9 @@ class ProcessRecorders:
     def __init__(self, base_url: Callable[[], str], recipients: Callable[[str], object],
                  segment_seconds: float = 0.6, stop_grace_seconds: float = 30.0,
                  first_part: Callable[[str, str], Awaitable[int]] | None = None, log_level: str = "INFO",
-                 log_bytes_per_minute: int = 256 * 1024) -> None:
+                 log_bytes_per_minute: int = 256 * 1024, rtp_host: str = "127.0.0.1") -> None:
         self._base_url = base_url
+        self._rtp_host = rtp_host  # where Janus forwards RTP to the worker, in rooms on the SFU
         self._log = {"MEDIATION_LOG_LEVEL": log_level, "MEDIATION_LOG_BYTES_PER_MINUTE": str(log_bytes_per_minute)}
         self._recipients = recipients
         # (case_id, session_id) -> the first part number free: a second recording of a session must
@@ -77,7 +78,7 @@ class ProcessRecorders:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server.recorderworker", "--url", self._base_url(), "--session", identity.session_id,
             "--segment-seconds", str(self._segment_seconds), "--started-at", repr(time.time()),
-            "--first-part", str(first_part), env=env,
+            "--first-part", str(first_part), "--rtp-host", self._rtp_host, env=env,
             stdin=asyncio.subprocess.DEVNULL,
         )
         waiter = asyncio.create_task(self._reap(identity.session_id, process, token_hash))

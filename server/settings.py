@@ -82,6 +82,12 @@ def _host(raw: str) -> str:
     return raw
 
 
+def _ip_address(raw: str) -> str:
+    if not _is_ip(raw.strip()):
+        raise ValueError("expected an IP address")
+    return str(ipaddress.ip_address(raw.strip().strip("[]")))
+
+
 def _font_file(raw: str) -> str:
     """A font file, or a face of a collection as ``path#index``; empty: ask fontconfig."""
     path, _, index = raw.partition("#")
@@ -275,6 +281,9 @@ class Settings:
     janus_api_secret: Secret = _field("JANUS_API_SECRET", Secret, Secret(""), secret=True)
     janus_admin_key: Secret = _field("JANUS_ADMIN_KEY", Secret, Secret(""), secret=True)
     janus_video_bitrate: int = _field("JANUS_VIDEO_BITRATE", _positive_int, 600_000)
+    # Where Janus forwards recorded publishers' RTP: the address each recorder worker binds its two UDP ports on,
+    # reachable from Janus only (docs/deploy.md, "The recorder's forwarded media").
+    recorder_rtp_host: str = _field("RECORDER_RTP_HOST", _ip_address, "127.0.0.1")
     reconnect_grace_seconds: int = _field("RECONNECT_GRACE_SECONDS", _positive_int, 60)
     # Room connections per client address per minute, on each node (behind a trusted proxy, the client's).
     room_connects_per_minute: int = _field("ROOM_CONNECTS_PER_MINUTE", _positive_int, 120)

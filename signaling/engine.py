@@ -65,8 +65,8 @@ class RoomEngine:
         self.sfu: Sfu | None = None
         if settings.janus_urls:
             self.sfu = Sfu(SfuSettings(settings.janus_urls, settings.janus_api_secret, settings.janus_admin_key,
-                                       settings.janus_video_bitrate), store, self._emit_here, self.tasks,
-                           client=janus)
+                                       settings.janus_video_bitrate, recorder_rtp_host=settings.recorder_rtp_host),
+                           store, self._emit_here, self.tasks, client=janus)
             self.runner.media_changed = self.sfu.schedule
         self._connect_attempts: dict[str, list[float]] = {}
 

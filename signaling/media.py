@@ -127,6 +127,20 @@ async def media_layout(engine: RoomEngine, turn: Turn, payload: payloads.MediaLa
             raise RoomError("not_published", "no media of this socket at the media server; publish first")
 
     turn.after_save.append(lay_out)
+async def record_media(engine: RoomEngine, turn: Turn, payload: payloads.RecordMedia) -> None:
+    """The recorder's ports for Janus's forwarded RTP: from now on this node keeps its forwarders (signaling/sfurecorder.py).
+
+    Only the ports come from the worker; the address Janus sends to is this node's setting, never the worker's."""
+    _sfu_room(engine, turn)
+    sfu, session_id, participant_id, sid = engine.sfu, turn.room.session_id, turn.member.participant_id, turn.sid
+    assert sfu is not None
+    if payload.rtp_port == payload.rtcp_port:
+        raise RoomError("invalid_payload", "record_media: rtp_port and rtcp_port are two different ports")
+
+    async def register() -> None:
+        sfu.recording.register(session_id, participant_id, sid, payload.rtp_port, payload.rtcp_port)
+
+    turn.after_save.append(register)
 
 
 def check_signal_payload(kind: str, payload: dict[str, Any]) -> None:

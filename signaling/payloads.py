@@ -123,6 +123,11 @@ class TileSize(Payload):
 
 class MediaLayout(Payload):
     feeds: Annotated[list[TileSize], Field(max_length=MAX_LAYOUT_FEEDS)]
+class RecordMedia(Payload):
+    """The recorder worker's UDP ports for Janus's forwarded RTP and its RTCP feedback (signaling/sfurecorder.py)."""
+
+    rtp_port: Annotated[int, Field(ge=1, le=65535, strict=True)]
+    rtcp_port: Annotated[int, Field(ge=1, le=65535, strict=True)]
 
 
 class MuteChat(Payload):

@@ -26,6 +26,7 @@ PEOPLE = PARTIES | {"mediator"}
 # The recording peer only negotiates media and leaves; it never chats or moderates.
 EVERYONE = PEOPLE | {"recorder"}
 MEDIATOR = frozenset({"mediator"})
+RECORDER = frozenset({"recorder"})
 
 Handler = Callable[["RoomEngine", "Turn", Any], Awaitable[dict[str, Any] | None]]
 
@@ -75,6 +76,7 @@ REQUESTS: dict[str, Request] = _table(
     R("answer_media", payloads.AnswerMedia, media.answer_media, PEOPLE, admitted=True, bucket="signal"),
     R("media_candidate", payloads.MediaCandidate, media.media_candidate, PEOPLE, admitted=True, bucket="signal"),
     R("media_layout", payloads.MediaLayout, media.media_layout, PEOPLE, admitted=True, bucket="signal"),
+    R("record_media", payloads.RecordMedia, media.record_media, RECORDER, admitted=True, bucket="signal"),
     R("mute_chat", payloads.MuteChat, moderation.mute_chat, MEDIATOR, admitted=True, bucket="signal"),
     R("request_mute_media", payloads.RequestMuteMedia, moderation.request_mute_media, MEDIATOR, admitted=True,
       bucket="signal"),

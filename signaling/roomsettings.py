@@ -45,6 +45,7 @@ class RoomSettings:
     janus_api_secret: str = ""
     janus_admin_key: str = ""  # the VideoRoom plugin's admin_key: creating rooms and RTP forwarders
     janus_video_bitrate: int = 600_000
+    recorder_rtp_host: str = "127.0.0.1"  # where Janus forwards recorded media to the recorder worker
 
     def budget(self, name: str) -> Budget:
         """The per-participant budget ``name`` of the request table."""

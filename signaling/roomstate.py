@@ -81,7 +81,7 @@ class Room:
                     ended=self.ended, caucus=None if self.caucus is None else list(self.caucus),
                     removed=list(self.removed), deleted={seq: dict(d) for seq, d in self.deleted.items()},
                     consents={pid: dict(c) for pid, c in self.consents.items()}, recording=self.recording,
-                    sealed=self.sealed, opened=self.opened,
+                    sealed=self.sealed, opened=self.opened, janus=self.janus,
                     waiting_devices={pid: copy.copy(d) for pid, d in self.waiting_devices.items()})
 
     @classmethod

@@ -27,6 +27,7 @@ from typing import Any
 
 from signaling.janus import JanusClient, JanusError, JanusLost, JanusSession
 from signaling.roomstate import ADMITTED, Room, RoomStore
+from signaling.sfurecorder import RecorderForwarding
 from signaling.tasks import Tasks
 from signaling.views import isolated_from
 
@@ -87,6 +88,8 @@ class SfuSettings:
     admin_key: str
     # The video bitrate of a publisher's top simulcast layer (its camera's own size), in bits per second.
     video_bitrate: int = 600_000
+    # Where Janus forwards recorded publishers' RTP: the address the recorder workers bind (signaling/sfurecorder.py).
+    recorder_rtp_host: str = "127.0.0.1"
 
     @property
     def publisher_bitrate(self) -> int:
@@ -140,12 +143,14 @@ class Sfu:
         self._reconciling: set[str] = set()
         self._published_at: dict[tuple[str, str], float] = {}
         self._laid_out_at: dict[tuple[str, str], float] = {}
+        self.recording = RecorderForwarding(self, settings.recorder_rtp_host)
 
     def start(self) -> None:
         self._client.start()
         self._tasks.own(self._watch())
 
     async def close(self) -> None:
+        await self.recording.close()
         for instance in self._instances.values():
             if instance.session is not None:
                 await instance.session.close()
@@ -248,6 +253,8 @@ class Sfu:
             raise JanusError(0, "Janus gave no answer to the publisher's offer")
         # Publications run one at a time per member (its socket's requests are ordered): counted once taken.
         self._published_at[key] = asyncio.get_running_loop().time()
+        if isinstance(offer.get("sdp"), str):
+            self.recording.published(session_id, participant_id, offer["sdp"])
         self.schedule(session_id)
         return {"type": "answer", "sdp": jsep["sdp"]}
 
@@ -298,7 +305,7 @@ class Sfu:
         if session_id in self._reconciling:
             self._dirty.add(session_id)
             return
-        if any(m.session_id == session_id for m in self._media.values()):
+        if session_id in self.recording.sessions or any(m.session_id == session_id for m in self._media.values()):
             self._reconciling.add(session_id)
             self._tasks.own(self._reconcile_loop(session_id))
 
@@ -311,6 +318,11 @@ class Sfu:
                 except (JanusLost, JanusError) as exc:
                     log.warning("room subscriptions not reconciled", extra={"session_id": session_id,
                                                                             "error": str(exc)})
+                try:
+                    await self.recording.reconcile(session_id)
+                except (JanusLost, JanusError) as exc:
+                    log.warning("recorder forwarders not reconciled", extra={"session_id": session_id,
+                                                                             "error": str(exc)})
                 if session_id not in self._dirty:
                     return
         finally:
@@ -319,7 +331,7 @@ class Sfu:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(RECONCILE_SECONDS)
-            for session_id in {m.session_id for m in self._media.values()}:
+            for session_id in {m.session_id for m in self._media.values()} | self.recording.sessions:
                 self.schedule(session_id)
 
     async def reconcile(self, session_id: str) -> None:
@@ -465,6 +477,34 @@ class Sfu:
         for change in changes:
             key = (str(change["mid"]), media.video_mids[str(change["mid"])])
             media.substreams[key] = int(change["substream"])
+    # --- for the recorder's forwarders (signaling/sfurecorder.py) ------------------------------------
+
+    @property
+    def store(self) -> RoomStore:
+        return self._store
+
+    async def instance(self, url: str) -> Instance:
+        return await self._instance(url)
+
+    async def active_feeds(self, instance: Instance, session_id: str) -> set[int]:
+        return await self._active_feeds(instance, session_id)
+
+    @staticmethod
+    def room_id(session_id: str) -> int:
+        return janus_room_id(session_id)
+
+    @staticmethod
+    def feed(session_id: str, participant_id: str) -> int:
+        return feed_id(session_id, participant_id)
+
+    def room_secret(self, session_id: str) -> str:
+        return self._secret(session_id)
+
+    async def emit(self, event: str, data: Any, sid: str) -> None:
+        await self._emit(event, data, sid)
+
+    def own(self, work: Awaitable[None]) -> None:
+        self._tasks.own(work)
 
     # --- handles going away ---------------------------------------------------------------------------
 

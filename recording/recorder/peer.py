@@ -3,7 +3,10 @@
 The recorder is one more participant of the room: each browser offers it a connection carrying
 its camera and microphone. We answer receive-only with VP8 and Opus as the only codecs, capture
 the encoded frames (``recording.recorder.capture``), mux them untouched (``recording.recorder.webm``) and hand the
-file over in segments to ``on_segment``, which seals and stores them.
+file over in segments to ``on_segment``, which seals and stores them. In a room on the selective
+forwarding unit no browser connects to the recorder: Janus forwards each participant's RTP to it
+(``recording.recorder.forwarded``) and ``open_forwarded`` starts the same file, segments and key frame
+requests without a connection.
 
 ICE: no STUN or TURN server unless given. aiortc would otherwise query Google's public STUN
 server while gathering and wait for it up to its timeout; the recorder's host candidates are
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,7 +61,7 @@ class _Recording:
     """One participant's connection, muxer and segment numbering. Owned by ``RecorderPeer``."""
 
     participant_id: str
-    pc: RTCPeerConnection
+    pc: RTCPeerConnection | None  # None: media forwarded by the SFU (``open_forwarded``)
     muxer: WebmMuxer
     started_at: float  # epoch seconds; start of the next segment
     receivers: dict[str, RTCRtpReceiver] = dataclasses.field(default_factory=dict)  # recorded, per kind
@@ -67,6 +71,8 @@ class _Recording:
     keyframe: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     segments_task: asyncio.Task[None] | None = None
     keyframes_task: asyncio.Task[None] | None = None
+    # Asks the sender for a video key frame; None: no video, or nobody to ask yet.
+    ask_keyframe: Callable[[], Awaitable[object]] | None = None
 
 
 class RecorderPeer:
@@ -147,6 +153,7 @@ class RecorderPeer:
             started_at=time.time(),
         )
         pc = recording.pc
+        assert pc is not None
         self._recordings[participant_id] = recording
         try:
             # Transceivers created before the offer is applied are matched to its m-lines in
@@ -170,11 +177,41 @@ class RecorderPeer:
             raise
         if recording.stop.is_set():
             raise RuntimeError(f'Cannot answer participant "{participant_id}" in recording state "closed"')
+        video = recording.receivers.get("video")
+        if video is not None:
+            recording.ask_keyframe = functools.partial(request_keyframe, video)
+        self._start_tasks(recording)
+        return pc.localDescription.sdp
+
+    def open_forwarded(self, participant_id: str, kinds: set[str],
+                       ask_keyframe: Callable[[], Awaitable[object]] | None = None,
+                       ) -> Callable[[str], Callable[[RTCRtpCodecParameters, JitterFrame], None]]:
+        """Start recording ``participant_id`` from media that arrives without a connection (RTP forwarded by the
+        SFU: ``recording.recorder.forwarded``); returns ``sink(kind)``, the frame callback of each kind.
+
+        ``ask_keyframe()`` asks the sender for a video key frame. Whoever feeds the sinks stops before
+        ``close_participant``: a frame written after it is lost."""
+        if self._closed:
+            raise RuntimeError('Cannot open a recording in recorder state "closed"')
+        if participant_id in self._recordings or participant_id in self._finished:
+            raise ValueError(f'participant "{participant_id}" already has a recording')
+        recorded = kinds & set(KINDS)
+        if not recorded:
+            raise ValueError(f'participant "{participant_id}" forwards no audio or video to record')
+        recording = _Recording(
+            participant_id=participant_id, pc=None,
+            muxer=WebmMuxer(recorded, session_start=self._monotonic_start, cluster_ms=self._cluster_ms),
+            started_at=time.time(), ask_keyframe=ask_keyframe if "video" in recorded else None)
+        self._recordings[participant_id] = recording
+        self._start_tasks(recording)
+        return lambda kind: self._frame_sink(recording, kind if kind in recorded else None)
+
+    def _start_tasks(self, recording: _Recording) -> None:
+        participant_id = recording.participant_id
         recording.segments_task = asyncio.create_task(
             self._run_segments(recording), name=f"recorder-segments-{participant_id}")
         recording.keyframes_task = asyncio.create_task(
             self._request_keyframes(recording), name=f"recorder-keyframes-{participant_id}")
-        return pc.localDescription.sdp
 
     async def add_ice_candidate(self, participant_id: str, candidate: dict[str, Any] | None) -> None:
         """Add a trickled remote candidate, shaped like the browser's ``RTCIceCandidateInit``.
@@ -182,6 +219,8 @@ class RecorderPeer:
         ``None`` or an empty ``candidate`` string means end of candidates.
         """
         recording = self._recording(participant_id)
+        if recording.pc is None:
+            raise ValueError(f'participant "{participant_id}" is recorded from forwarded media: no ICE')
         if candidate is None or not candidate.get("candidate"):
             await recording.pc.addIceCandidate(None)
             return
@@ -213,7 +252,8 @@ class RecorderPeer:
                     raise
             except Exception:
                 logger.exception("recorder task %s failed", task.get_name())
-        await recording.pc.close()  # stops the receivers: no frame arrives after this
+        if recording.pc is not None:
+            await recording.pc.close()  # stops the receivers: no frame arrives after this
         await self._deliver(recording, recording.muxer.close(), final=True)
 
     async def close(self) -> None:
@@ -262,12 +302,11 @@ class RecorderPeer:
 
     async def _request_keyframes(self, recording: _Recording) -> None:
         """Ask for a key frame once video flows, and again every second until one arrives."""
-        receiver = recording.receivers.get("video")
-        if receiver is None:
+        if recording.ask_keyframe is None:
             return
         await recording.first_video.wait()
         while recording.muxer.waiting_for_keyframe:
-            await request_keyframe(receiver)
+            await recording.ask_keyframe()
             try:
                 await asyncio.wait_for(recording.keyframe.wait(), KEYFRAME_RETRY_SECONDS)
             except TimeoutError:
@@ -289,7 +328,7 @@ class RecorderPeer:
         recording.started_at = ended_at
 
     def _on_connection_state(self, recording: _Recording) -> None:
-        if recording.pc.connectionState == "failed" and recording.participant_id in self._recordings:
+        if recording.pc is not None and recording.pc.connectionState == "failed" and recording.participant_id in self._recordings:
             task = asyncio.create_task(self.close_participant(recording.participant_id),
                                        name=f"recorder-close-{recording.participant_id}")
             self._closing.add(task)

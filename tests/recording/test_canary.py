@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -24,7 +25,8 @@ from sqlalchemy import select
 
 from server.jsonlog import JsonFormatter
 from server.models import ChatJournalEntry
-from tests.conftest import Api, _serve, make_settings, walk_to_scheduled
+from tests.conftest import Api, _serve, janus_settings, make_settings, walk_to_scheduled
+from tests.support.janus import JanusServer
 from tests.recording.agekeys import generate
 from tests.support.services import RedisServer
 from tests.signaling.conftest import issue_link
@@ -96,6 +98,18 @@ async def _redis_values_containing(url: str, needle: bytes) -> list[str]:
 @pytest.mark.slow
 async def test_canary_phrase_never_rests_in_plaintext_after_a_session(
         tmp_path: Path, postgres_url: str, redis_server: RedisServer) -> None:
+    await canary_phrase_never_rests_in_plaintext(tmp_path, postgres_url, redis_server, {})
+
+
+@pytest.mark.slow
+async def test_canary_phrase_never_rests_in_plaintext_after_a_session_on_janus(
+        tmp_path: Path, postgres_url: str, redis_server: RedisServer, janus: JanusServer) -> None:
+    """The same with the rooms' media on Janus (the recorder, when one runs, fed by its RTP forwarders)."""
+    await canary_phrase_never_rests_in_plaintext(tmp_path, postgres_url, redis_server, janus_settings(janus))
+
+
+async def canary_phrase_never_rests_in_plaintext(tmp_path: Path, postgres_url: str, redis_server: RedisServer,
+                                                 extra: dict[str, Any]) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
@@ -103,7 +117,7 @@ async def test_canary_phrase_never_rests_in_plaintext_after_a_session(
     root.addHandler(handler)
     previous = root.level
     root.setLevel(logging.DEBUG)
-    settings = make_settings(tmp_path, database_url=postgres_url, redis_url=redis_server.url)
+    settings = make_settings(tmp_path, database_url=postgres_url, redis_url=redis_server.url, **extra)
     try:
         async for api in _serve(settings):
             await _session(api, tmp_path, redis_server)

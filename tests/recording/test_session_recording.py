@@ -179,7 +179,7 @@ class RecordedRoom:
             await peer.close()
 
 
-async def open_recorded_room(api: Api, tmp_path: Path) -> RecordedRoom:
+async def open_recorded_room(api: Api, tmp_path: Path, sender: type[Sender] = Sender) -> RecordedRoom:
     key = generate(tmp_path / "officer")
     _, compliance = await api.staff("compliance_officer")
     await api.approve_key(compliance, key.recipient)
@@ -189,7 +189,7 @@ async def open_recorded_room(api: Api, tmp_path: Path) -> RecordedRoom:
     bank = Participant(api.base, {"token": journey.bank, "session_id": journey.session_id})
     borrower = Participant(api.base, {"token": borrower_link})
     room = RecordedRoom(api=api, key=key, compliance=compliance, case_id=journey.case_id, mediator=mediator,
-                        bank=bank, borrower=borrower, senders=[Sender(p) for p in (mediator, bank, borrower)],
+                        bank=bank, borrower=borrower, senders=[sender(p) for p in (mediator, bank, borrower)],
                         proof=functools.partial(journey.proof, api.http), devices=journey.devices)
     joined = await mediator.join()
     assert joined["records_sealed"] is True
@@ -294,7 +294,12 @@ async def _recorder_gone(api: Api) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_recorded_session_files_playable_sealed_media_and_transcript(api: Api, tmp_path: Path) -> None:
-    room = await open_recorded_room(api, tmp_path)
+    await recorded_session_files_playable_sealed_media_and_transcript(api, tmp_path)
+
+
+async def recorded_session_files_playable_sealed_media_and_transcript(api: Api, tmp_path: Path,
+                                                                      sender: type[Sender] = Sender) -> None:
+    room = await open_recorded_room(api, tmp_path, sender)
     mediator, bank, borrower = room.peers
     try:
         await room.start_recording()
@@ -382,16 +387,27 @@ async def test_recorded_session_files_playable_sealed_media_and_transcript(api: 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_recorder_killed_keeps_sealed_segments_playable_and_room_alive(api: Api, tmp_path: Path) -> None:
-    room = await open_recorded_room(api, tmp_path)
+    await recorder_killed_keeps_sealed_segments_playable_and_room_alive(api, tmp_path)
+
+
+async def recorder_killed_keeps_sealed_segments_playable_and_room_alive(
+        api: Api, tmp_path: Path, sender: type[Sender] = Sender,
+        after_start: Callable[[RecordedRoom], Awaitable[None]] | None = None,
+        after_kill: Callable[[RecordedRoom], Awaitable[None]] | None = None) -> None:
+    room = await open_recorded_room(api, tmp_path, sender)
     mediator, bank, borrower = room.peers
     try:
         await room.start_recording()
+        if after_start is not None:
+            await after_start(room)
         await asyncio.sleep(12)
         (running,) = api.services.recorders._running.values()
         running.process.kill()
         stopped = await borrower.wait_for("recording_stopped")
         assert stopped["reason"] == "recorder_lost"
         await _recorder_gone(api)
+        if after_kill is not None:
+            await after_kill(room)
         # The room carries on: chat still flows, and the mediator may record again.
         sent = await borrower.request("send_chat", {"text": "still talking"})
         assert sent["ok"]
@@ -485,7 +501,7 @@ async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(t
             peers += [mediator, bank, borrower]
             room = RecordedRoom(api=None, key=key, compliance=compliance, case_id=journey.case_id,  # type: ignore[arg-type]
                                 mediator=mediator, bank=bank, borrower=borrower,
-                                senders=[Sender(p) for p in (mediator, bank, borrower)],
+                                senders=[sender(p) for p in (mediator, bank, borrower)],
                                 proof=functools.partial(journey.proof, http))
             room.notice = (await mediator.join())["recording_notice"][0]["sha256"]
             for party in (bank, borrower):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from signaling.requests import EVERYONE, MEDIATOR, PARTIES, PEOPLE, REQUESTS
+from signaling.requests import EVERYONE, MEDIATOR, PARTIES, PEOPLE, RECORDER, REQUESTS
 from signaling.roomsettings import RoomSettings
 from tests.signaling.protocol_doc import PROTOCOL, fields, name, rows, section
 
@@ -19,6 +19,7 @@ WHO = {
     "admitted": (PEOPLE, True, True),
     "admitted, the recorder too": (EVERYONE, True, True),
     "mediator": (MEDIATOR, True, True),
+    "the recorder": (RECORDER, True, True),
     "a party (borrower, lender, bank representative), in the lobby or admitted": (PARTIES, False, True),
 }
 

@@ -62,6 +62,7 @@ class Scene:
             "publish_media": {"offer": OFFER}, "answer_media": {"answer": {"type": "answer", "sdp": "v=0\r\n"}},
             "media_candidate": {"target": "publish", "candidate": {"candidate": None}},
             "media_layout": {"feeds": [{"participant_id": other, "width": 320, "height": 180}]},
+            "record_media": {"rtp_port": 40000, "rtcp_port": 40001},
             "mute_chat": {"participant_id": target, "muted": True},
             "request_mute_media": {"participant_id": target, "audio": True, "video": True},
             "remove_participant": {"participant_id": target}, "lock_room": {"locked": True},

@@ -276,7 +276,7 @@ test("layoutFeeds keeps the protocol's bounds: integers 0-8192, each participant
   assert.deepEqual(layoutFeeds("nope"), []);
 });
 
-test("with a protection, every sender up and every receiver down is protected, and the recorder's mesh has it", async () => {
+test("with a protection, every sender up and every receiver down is protected", async () => {
   const client = new FakeClient();
   const senders = new Set();
   const receivers = new Set();
@@ -294,5 +294,24 @@ test("with a protection, every sender up and every receiver down is protected, a
   assert.equal(down.length, 4);
   assert.ok(up.every((t) => senders.has(t.sender)), "every sender up");
   assert.ok(down.every((t) => receivers.has(t.receiver)), "every receiver down");
-  assert.equal(sfu.recorderMesh.protection, protection);
+});
+
+test("a recording adds no connection: the recorder gets nothing from the page, Janus forwards to it", async () => {
+  const RECORDER = "rcd_00000000000000000000000000000004";
+  const client = new FakeClient();
+  const { sfu } = sfuFor(client);
+  client.joinAs("admitted");
+  await settle();
+  const recorder = { participant_id: RECORDER, role: "recorder", name: "Recorder", status: "admitted", connected: true };
+  const recording = roomState("admitted", { recording: true });
+  recording.participants.push(recorder);
+  client.emit("room_state", recording);
+  client.emit("recording_started", {});
+  client.emit("media_offer", mediaOffer([MEDIATOR, BANK]));
+  await settle(50);
+  await sfu.setLocalStream(new FakeMediaStream([new FakeTrack("audio"), new FakeTrack("video")]));
+  await settle(30);
+  assert.equal(FakeRTCPeerConnection.instances.length, 2, "the up and the down connection, nothing else");
+  assert.deepEqual(client.sentOf("signal"), []);
+  assert.equal(client.sentOf("publish_media").length, 1);
 });

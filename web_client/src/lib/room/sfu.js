@@ -16,11 +16,10 @@
 // Recovery: `media_reset` (the media server restarted), a socket that reconnects, an up connection that
 // fails: both connections are closed and we publish again, every `retryMs` until it is taken.
 //
-// The recorder is still a peer of the mesh kind (it takes an offer through `signal`): while a recording
-// runs, a mesh limited to the recorder carries our media to it.
+// The recorder is no peer of ours here: Janus forwards what we publish to it (docs/protocol.md, "The recorder
+// in a room on the media server"). We never connect to it, so a recording adds no uplink.
 
 import { Emitter } from "./emitter.js";
-import { Mesh } from "./mesh.js";
 import { KINDS, candidatePayload, protectTransceivers } from "./peer.js";
 
 /**
@@ -173,11 +172,6 @@ export class Sfu extends Emitter {
     /** @type {string | null} the layout the server took last (JSON), null: send it again once published */
     this._sentLayout = null;
     this._sendingLayout = false;
-    // Our media to the recorder, while a recording runs: a mesh that connects to the recorder only.
-    this.recorderMesh = new Mesh({
-      client, RTCPeerConnection, localStream, MediaStream, log, protection,
-      only: (participant) => participant.role === "recorder",
-    });
 
     /** @type {Record<string, (...args: any[]) => void>} */
     this._handlers = {
@@ -425,10 +419,9 @@ export class Sfu extends Emitter {
   /** @param {MediaStream | null} stream */
   async setLocalStream(stream) {
     this.localStream = stream;
-    await this.recorderMesh.setLocalStream(stream);
     for (const kind of KINDS) {
       const track = stream ? stream.getTracks().find((t) => t.kind === kind) || null : null;
-      await this.replaceTrack(kind, track, { recorder: false });
+      await this.replaceTrack(kind, track);
     }
   }
 
@@ -436,10 +429,8 @@ export class Sfu extends Emitter {
    * Send `track` (or nothing) for `kind` on the up connection: no renegotiation, its transceivers stay.
    * @param {MediaKind} kind
    * @param {MediaStreamTrack | null} track
-   * @param {{recorder?: boolean}} [options]
    */
-  async replaceTrack(kind, track, { recorder = true } = {}) {
-    if (recorder) await this.recorderMesh.replaceTrack(kind, track);
+  async replaceTrack(kind, track) {
     const transceiver = this.up ? this._transceiverFor(this.up, kind) : undefined;
     if (!transceiver) return;
     try {
@@ -506,7 +497,6 @@ export class Sfu extends Emitter {
     this.stopped = true;
     if (this._retry) clearTimeout(this._retry);
     this._closeAll("stopped");
-    this.recorderMesh.stop();
     for (const [name, handler] of Object.entries(this._handlers)) this.client.off(name, handler);
   }
 }
