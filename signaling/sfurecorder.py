@@ -185,8 +185,9 @@ class RecorderForwarding:
                                       "ssrc": secrets.randbelow(2 ** 32 - 1) + 1}
             if kind == "video":
                 stream["rtcp_port"] = target.rtcp_port  # the recorder's PLIs reach the publisher through it
-                # One stream of the best simulcast layer the publisher sends (without it Janus forwards layer 0).
-                stream["simulcast"] = True
+                # No `simulcast: true`: Janus then sends substream 0 (the lowest) here. With the flag it forwards
+                # the top layer, but in our tests the recorder then got little more than the key frames
+                # (docs/protocol.md, "Simulcast layers").
             streams.append(stream)
         try:
             data, _ = await instance.session.request(instance.control, {

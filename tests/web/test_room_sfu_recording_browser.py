@@ -30,12 +30,16 @@ SEGMENTS_WAIT = 60.0
 
 
 def _decoded(data: bytes) -> dict[str, int]:
-    """How many frames of each kind decode from a participant's joined file."""
-    counts = {}
+    """How many frames of each kind decode from a participant's joined file, and the widest video frame."""
+    counts = {"width": 0}
     for kind in ("video", "audio"):
         with av.open(io.BytesIO(data), format="webm") as container:
             streams = getattr(container.streams, kind)
-            counts[kind] = sum(1 for _ in container.decode(streams[0])) if streams else 0
+            counts[kind] = 0
+            for frame in container.decode(streams[0]) if streams else ():
+                counts[kind] += 1
+                if kind == "video":
+                    counts["width"] = max(counts["width"], frame.width)
     return counts
 
 
