@@ -122,7 +122,9 @@ class RoomHooks:
 
     @_needs_case_record
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
-        body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")}
+        # An end-to-end encrypted message is filed as its ciphertext with its KID and length: no text here.
+        body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel",
+                                        "kid", "ciphertext", "length") if k in message}
         filing = Filing(plaintext=json.dumps(body, ensure_ascii=False).encode(), kind=RecordKind.CHAT_MESSAGE,
                         case_id=identity.case_id, session_id=identity.session_id, index=message["seq"],
                         actor=_actor(identity))
