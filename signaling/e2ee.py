@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from signaling import payloads
 from signaling.errors import RoomError
+from signaling.identity import UnknownRecipient
 from signaling.views import channel_of, live_recipients
 
 if TYPE_CHECKING:
@@ -62,3 +63,29 @@ async def share_keys(engine: RoomEngine, turn: Turn, payload: payloads.ShareKeys
             "to_public_key": target.public_key})
         delivered.append(target.participant_id)
     return {"delivered": delivered}
+
+
+AGE_HEADER = b"age-encryption.org/v1\n"
+
+
+async def file_key(engine: RoomEngine, turn: Turn, payload: payloads.FileKey) -> dict[str, Any]:
+    """File the sender's base key, sealed in its browser to the compliance recipients, on the case.
+
+    The node sees only the age ciphertext; the page files a key before it shares or uses it."""
+    room, member = turn.room, turn.member
+    if not member.public_key:
+        raise RoomError("no_device_key", "join with a device key to file keys")
+    if not room.sealed:
+        raise RoomError("not_recorded", "this room's records are sealed to nobody: no key is filed")
+    if not valid_kid(payload.kid):
+        raise RoomError("invalid_kid", f"a KID is an integer from 0 to 2^48 - 1, not {payload.kid}")
+    sealed = decode_base64url(payload.sealed)
+    if sealed is None or not sealed.startswith(AGE_HEADER) or len(sealed) > payloads.MAX_SEALED_KEY_BYTES:
+        raise RoomError("invalid_ciphertext",
+                        f"sealed is an age file of at most {payloads.MAX_SEALED_KEY_BYTES} bytes, in base64url")
+    try:
+        index = await engine.hooks.key_sealed(turn.identity, sealed, list(payload.recipients),
+                                              {"kid": payload.kid, "channel": payload.channel, "epoch": payload.epoch})
+    except UnknownRecipient as exc:
+        raise RoomError("unknown_recipient", str(exc)) from None
+    return {"index": index}

@@ -82,6 +82,20 @@ class WrappedKey(Payload):
     wrapped: Annotated[str, StringConstraints(max_length=MAX_WRAPPED_KEY_BYTES * 2)]
 
 
+MAX_SEALED_KEY_BYTES = 8192
+AgeRecipient = Annotated[str, StringConstraints(pattern=r"^age1[02-9ac-hj-np-z]{58}$")]
+
+
+class FileKey(Payload):
+    """A base key the sender sealed to the compliance recipients, to be filed on the case (an e2ee_key record)."""
+
+    channel: Channel
+    epoch: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    kid: int
+    recipients: Annotated[list[AgeRecipient], Field(min_length=1, max_length=32)]
+    sealed: Annotated[str, StringConstraints(max_length=MAX_SEALED_KEY_BYTES * 2)]
+
+
 class ShareKeys(Payload):
     """A sender's base key for one channel and epoch, wrapped to each member's device key by the sender."""
 

@@ -68,6 +68,8 @@ REQUESTS: dict[str, Request] = _table(
     R("return_to_lobby", payloads.Target, lobby.return_to_lobby, MEDIATOR, admitted=True, bucket="signal"),
     R("send_chat", payloads.SendChat, chat.send_chat, PEOPLE, admitted=True, bucket="chat"),
     R("share_keys", payloads.ShareKeys, e2ee.share_keys, PEOPLE, admitted=True, bucket="signal"),
+    # Each filed key is a sealed record, like a message: the chat budget bounds them.
+    R("file_key", payloads.FileKey, e2ee.file_key, PEOPLE, admitted=True, bucket="chat"),
     R("chat_history", payloads.Empty, chat.chat_history, PEOPLE, admitted=True, bucket="signal"),
     R("typing", payloads.Typing, chat.typing, PEOPLE, admitted=True, bucket="chat"),
     R("media_state", payloads.MediaState, media.media_state, EVERYONE, admitted=False, bucket="signal"),

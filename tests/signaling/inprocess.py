@@ -34,6 +34,7 @@ class CaseRecord:
         self.audits: list[tuple[str, str, dict[str, Any]]] = []
         self.sealed = sealed
         self.recorder_started = 0
+        self.keys: list[tuple[str, bytes, dict[str, Any]]] = []  # e2ee keys filed: (participant_id, sealed, detail)
         self.answering = True  # False: authorize raises Unavailable, as a database that is down does
         self.proofs: dict[str, tuple[str, str]] = {}  # code_id -> (participant_id, act), spent by their use
 
@@ -65,6 +66,11 @@ class CaseRecord:
 
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         return None
+
+    async def key_sealed(self, identity: Identity, sealed: bytes, recipients: list[str],
+                         detail: dict[str, Any]) -> int:
+        self.keys.append((identity.participant_id, sealed, detail))
+        return len(self.keys) - 1
 
     def proof(self, identity: Identity, act: str) -> dict[str, str]:
         """A single-use proof of ``identity``'s possession factor for ``act`` (the server's are tested in

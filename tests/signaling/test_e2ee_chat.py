@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,8 @@ from server.models import AuditEntry
 from signaling.payloads import MAX_CHAT_CIPHERTEXT_BYTES
 from tests.signaling.conftest import Session
 from tests.signaling.peer import Participant
+from recording.compliance.e2eekeys import b64url_encode, decrypt_chat, parse_key_record
+from tests.recording.agekeys import age_binary, generate
 from tests.support.e2ee import DeviceKeys
 
 CANARY = "canary-7f3c: we could settle at 41,250"
@@ -155,3 +158,45 @@ async def test_browser_without_device_key_makes_room_not_end_to_end(room: Sessio
             AuditEntry.case_id == room.journey.case_id,
             AuditEntry.action == "room_participant_joined"))).scalars()]
     assert sorted(d["end_to_end"] for d in joins) == [False, True]
+
+
+async def test_file_key_files_the_sealed_key_which_opens_the_stored_ciphertext(room: Session, tmp_path) -> None:
+    _, compliance = await room.api.staff("compliance_officer")
+    officer = generate(tmp_path / "officer")
+    await room.api.approve_key(compliance, officer.recipient)
+    (mediator, m_keys), (bank, b_keys), (borrower, r_keys) = trio = await _encrypted_trio(room)
+    key = r_keys.new_send_key("main")
+    stranger = generate(tmp_path / "stranger")
+    refused = await borrower.request("file_key", r_keys.file_payload(key, [officer.recipient, stranger.recipient]))
+    assert refused["error"] == "unknown_recipient"
+    bad = {**r_keys.file_payload(key, [officer.recipient]), "sealed": b64url_encode(b"plain bytes")}
+    assert (await borrower.request("file_key", bad))["error"] == "invalid_ciphertext"
+    filed = await borrower.request("file_key", r_keys.file_payload(key, [officer.recipient]))
+    assert filed == {"ok": True, "index": 0}
+    assert (await borrower.request("share_keys", r_keys.share_payload(key, _members(trio, but=r_keys))))["ok"]
+    sent = await borrower.request("send_chat", r_keys.encrypt("main", CANARY))
+    assert sent["ok"]
+    records = room.api.services.records
+    listed = {record.kind: record for record, _ in await records.list(room.journey.case_id)}
+    assert listed["e2ee_key"].participant_id == borrower.participant_id and listed["e2ee_key"].index == 0
+    # What the node stored: the message as ciphertext, its key sealed to the officer; the officer opens both.
+    opened = {}
+    for kind in ("e2ee_key", "chat_message"):
+        data = await records._storage.get(listed[kind].storage_key)  # noqa: SLF001 - the bytes as stored
+        assert CANARY.encode() not in data
+        opened[kind] = subprocess.run([age_binary("age"), "-d", "-i", str(officer.identity_file)], input=data,
+                                      check=True, capture_output=True, timeout=30).stdout
+    session_key = parse_key_record(opened["e2ee_key"], session_id=room.journey.session_id,
+                                   participant_id=borrower.participant_id)
+    message = json.loads(opened["chat_message"])
+    assert "text" not in message and CANARY not in opened["chat_message"].decode()
+    assert decrypt_chat(session_key, room.journey.session_id, message["ciphertext"]) == CANARY
+
+
+async def test_file_key_in_a_room_sealed_to_nobody_is_refused(room: Session) -> None:
+    (_, _), (bank, b_keys), _ = await _encrypted_trio(room)
+    key = b_keys.new_send_key("main")
+    recipient = "age1" + "q" * 58
+    payload = {"channel": "main", "epoch": 0, "kid": key.kid, "recipients": [recipient],
+               "sealed": b64url_encode(b"age-encryption.org/v1\n-> X25519 x\n")}
+    assert (await bank.request("file_key", payload))["error"] == "not_recorded"

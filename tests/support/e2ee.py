@@ -7,6 +7,7 @@ an X25519 device key per join, base keys wrapped member to member, chat under HK
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 import unicodedata
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from recording.records.sealing import seal
 from recording.compliance.e2eekeys import (
     SessionKey, b64url_decode, b64url_encode, chat_aad, chat_key, decrypt_chat,
 )
@@ -94,6 +96,19 @@ class DeviceKeys:
         sealed = AESGCM(chat_key(key.base_key, key.kid)).encrypt(
             nonce, normalise(text).encode(), chat_aad(self.session_id, self.participant_id, channel, key.kid))
         return {"ciphertext": b64url_encode(nonce + sealed), "kid": key.kid, "channel": channel}
+
+    def key_document(self, key: SessionKey) -> bytes:
+        """The plaintext of the key's e2ee_key record, as the page seals it (docs/records.md)."""
+        return json.dumps({"type": "mediation-e2ee-key/v1", "session_id": self.session_id,
+                           "participant_id": self.participant_id, "public_key": self.public_key,
+                           "channel": key.channel, "epoch": key.epoch, "kid": key.kid,
+                           "base_key": b64url_encode(key.base_key)},
+                          sort_keys=True, separators=(",", ":")).encode()
+
+    def file_payload(self, key: SessionKey, recipients: list[str]) -> dict:
+        """``file_key``'s payload: the key sealed to ``recipients``."""
+        return {"channel": key.channel, "epoch": key.epoch, "kid": key.kid, "recipients": recipients,
+                "sealed": b64url_encode(seal(self.key_document(key), recipients))}
 
     def decrypt(self, message: dict) -> str:
         """The text of a delivered ``chat_message``, under a key this device made or received."""
