@@ -172,7 +172,7 @@ class CaseRecords:
                 return await self._enter(sealed, actor, detail)
             except (RecordExistsError, IntegrityError):
                 index += 1  # taken: by a filing a crash left unentered, or another socket of this participant
-        raise Conflict(f"no free number for a key of participant {participant_id}", code="key_exists", field="index")
+        raise RecordExistsError(f"no free number for a key of participant {participant_id} after index {index}")
 
     async def _enter(self, sealed: SealedObject, actor: str, extra: dict[str, Any] | None = None,
                      also: Callable[[AsyncSession], Awaitable[None]] | None = None) -> SealedRecord:

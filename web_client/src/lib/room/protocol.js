@@ -489,6 +489,13 @@ export class RoomClient extends Emitter {
     return this.request("send_chat", typeof content === "string" ? { text: content } : content);
   }
 
+  /** file_key: resolves with {index}.
+   * @param {{channel: string, epoch: number, kid: number, recipients: string[], sealed: string}} payload
+   */
+  fileKey(payload) {
+    return this.request("file_key", payload);
+  }
+
   /** share_keys: resolves with {delivered: [participant_id…]}.
    * @param {{channel: string, epoch: number, kid: number, keys: {participant_id: string, wrapped: string}[]}} payload
    */
