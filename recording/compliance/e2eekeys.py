@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["CHAT_INFO", "KeyRecordError", "SessionKey", "chat_aad", "chat_key", "decrypt_chat",
-           "parse_key_record", "session_keys"]
+           "parse_key_record", "reveal", "session_keys"]
 
 CHAT_INFO = b"mediation chat v1"
 NONCE_BYTES = 12
@@ -126,3 +126,26 @@ def session_keys(records: Iterable[tuple[bytes, Mapping[str, Any]]]) -> dict[int
             raise KeyRecordError(f"KID {key.kid} names two different keys")
         keys[key.kid] = key
     return keys
+
+
+def reveal(messages: Iterable[dict[str, Any]], keys: Mapping[int, SessionKey], session_id: str) -> list[str]:
+    """Give each encrypted message (``kid`` + ``ciphertext``, no ``text``) its text, in place; returns what
+    could not be opened, one sentence per message. A key opens only its own sender's messages in its channel."""
+    unopened = []
+    for message in messages:
+        if "text" in message or "ciphertext" not in message:
+            continue
+        kid, seq = message.get("kid"), message.get("seq")
+        key = keys.get(kid) if isinstance(kid, int) else None
+        if key is None:
+            unopened.append(f"chat message {seq}: no key record for KID {kid!r}")
+            continue
+        if key.participant_id != message.get("participant_id") or key.channel != message.get("channel", "main"):
+            unopened.append(f"chat message {seq}: KID {kid} is {key.participant_id}'s {key.channel} key, "
+                            f"not {message.get('participant_id')}'s {message.get('channel')}")
+            continue
+        try:
+            message["text"] = decrypt_chat(key, session_id, str(message["ciphertext"]))
+        except KeyRecordError as exc:
+            unopened.append(f"chat message {seq}: {exc}")
+    return unopened

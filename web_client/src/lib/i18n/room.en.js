@@ -172,6 +172,7 @@ export default Object.freeze({
   "error.invalid_ciphertext": "The encrypted message was malformed.",
   "error.invalid_kid": "The encrypted message named no valid key.",
   "error.wrong_channel": "You are no longer in that conversation: send the message again.",
+  "error.not_recorded": "This room records nothing, so no key is filed.",
   "error.unknown_recipient": "The compliance key list changed: reload the page.",
   "participant.cannotEncrypt": "cannot encrypt",
   "chat.lobbyHint": "You can read and send messages once you are in the room.",

@@ -172,6 +172,7 @@ export default Object.freeze({
   "error.invalid_ciphertext": "加密消息格式有误。",
   "error.invalid_kid": "加密消息未注明有效的密钥。",
   "error.wrong_channel": "您已不在该对话中：请重新发送。",
+  "error.not_recorded": "本调解室不作记录，无需存档密钥。",
   "error.unknown_recipient": "合规密钥列表已变更：请刷新页面。",
   "participant.cannotEncrypt": "无法加密",
   "chat.lobbyHint": "进入调解室后即可查看和发送消息。",
