@@ -3,13 +3,15 @@
 A hook on the node's room namespace records everything the node received and sent (every request's payload,
 every notice and every acknowledgement). A canary phrase typed in the pages is read by the other members'
 pages, and appears in nothing the node relayed or kept: not in those messages, not in the database, the
-records directory, Redis's values or files. The officer's key opens the stored message. The caucus key never
-reaches the page left out, which cannot decrypt caucus ciphertext a hook relays to it; and a public key the
-node substitutes for one page makes that page's security code differ from the others'.
+records directory, Redis's values or files. The caucus key never reaches the page left out, which cannot
+decrypt caucus ciphertext a hook relays to it; a public key the node substitutes for one page makes that
+page's security code differ from the others'. The officer's key opens the stored message, and the compliance
+tool and page show both phrases in the chat and the transcript.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -21,14 +23,19 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from recording.compliance.e2eekeys import decrypt_chat, parse_key_record
+from recording.compliance.fetch import fetch_bundle
+from recording.compliance.open import load_identities, open_bundle
 from server.app import ROOM_STORE, ROOMS
 from tests.conftest import Api, _serve, make_settings, walk_to_scheduled
 from tests.recording.agekeys import age_binary, generate
+from tests.recording.test_session_recording import _transcript_sealed
 from tests.recording.test_canary import _redis_files_containing, _redis_values_containing, _rows_containing
 from tests.signaling.conftest import issue_link
 from tests.support.e2ee import DeviceKeys
 from tests.support.services import RedisServer
-from tests.web.browser import WAIT_MS, admit, confirm_dialog, join_room, open_page, send_chat, sign_in
+from tests.web.browser import (
+    WAIT_MS, Pages, admit, confirm_dialog, join_room, load_identity_file, open_page, open_session, send_chat, sign_in,
+)
 
 CANARY = "CANARY-e2ee-金丝雀-5521"
 CAUCUS_CANARY = "CAUCUS-e2ee-私密-8830"
@@ -99,9 +106,10 @@ async def test_e2ee_three_pages_node_relays_and_keeps_only_ciphertext(
                              login_attempts_per_minute=200, applications_per_minute=200)
     async for api in _serve(settings):
         officer = generate(tmp_path / "officer")
-        _, compliance = await api.staff("compliance_officer")
+        _, compliance = await api.staff("compliance_officer", username="officer-e2ee")
         await api.approve_key(compliance, officer.recipient)
-        await _session(api, browser, redis_server, officer)
+        case_id, session_id = await _session(api, browser, redis_server, officer)
+        await _compliance_opens(api, browser, officer, compliance, case_id, session_id, tmp_path)
     needle = CANARY.encode()
     for path in settings.data_dir.rglob("*"):
         if path.is_file():
@@ -111,7 +119,7 @@ async def test_e2ee_three_pages_node_relays_and_keeps_only_ciphertext(
     assert _redis_files_containing(redis_server, needle) == []
 
 
-async def _session(api: Api, browser: Browser, redis_server: RedisServer, officer: Any) -> None:
+async def _session(api: Api, browser: Browser, redis_server: RedisServer, officer: Any) -> tuple[str, str]:
     journey = await walk_to_scheduled(api)
     link = await issue_link(api, journey, journey.borrower_id)
     users = {u.user_id: u.username for u in await api.services.accounts.list_staff()}
@@ -189,10 +197,39 @@ async def _session(api: Api, browser: Browser, redis_server: RedisServer, office
 
     honest = await _code(bank)
     tap.alter = substitute
-    await mediator.get_by_test_id(f"mute-chat-{bank_id}").click()  # any roster change brings a room_state
+    await mediator.get_by_test_id(f"mute-chat-{bank_id}").dispatch_event("click")  # a roster change: room_state
     await expect(mediator.get_by_test_id("security-code")).not_to_have_text(honest, timeout=WAIT_MS)
     assert await _code(borrower) == honest == await _code(bank)
     tap.alter = None
+
+    await mediator.get_by_test_id("end-session").click()
+    await confirm_dialog(mediator)
+    await _transcript_sealed(api, journey.case_id)
+    assert CANARY not in tap.text() and CAUCUS_CANARY not in tap.text()
+    return journey.case_id, journey.session_id
+
+
+async def _compliance_opens(api: Api, browser: Browser, officer: Any, token: str, case_id: str, session_id: str,
+                            tmp_path: Path) -> None:
+    """The officer's tool and page decrypt the chat and the transcript with the keys the pages filed."""
+    await api.services.audit.checkpoint()
+    pin = tmp_path / "pin"
+    _, problems = await asyncio.to_thread(fetch_bundle, api.base, case_id, token, tmp_path / "bundle", pin)
+    assert problems == []
+    report = open_bundle(tmp_path / "bundle", load_identities(officer.identity_file), [], tmp_path / "out", pin=pin)
+    assert "undecryptable_chat" not in report.codes, report.render()
+    for name in ("chat.txt", "transcript.txt"):
+        shown = (tmp_path / "out" / session_id / name).read_text()
+        assert CANARY in shown and CAUCUS_CANARY in shown, name
+    pages = Pages(browser, api.base)
+    page = await pages.open("/compliance?lang=en", width=1360)
+    await page.get_by_test_id("signin-form").wait_for(timeout=WAIT_MS)
+    await sign_in(page, "officer-e2ee")
+    await load_identity_file(page, officer.identity_file)
+    await page.locator(f"[data-testid=case-open][data-case-id={case_id}]").click()
+    verdict = await open_session(page, session_id)
+    opened = await page.get_by_test_id("opened").inner_text()
+    assert CANARY in opened and CAUCUS_CANARY in opened, (verdict, opened[:2000])
 
 
 def _open(officer: Any, data: bytes) -> bytes:
