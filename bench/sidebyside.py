@@ -193,7 +193,7 @@ async def our_server(config: str, args: argparse.Namespace, tmp: Path) -> AsyncI
         if config.endswith("sealed"):
             await register_compliance_key(nodes[0].base, nodes[0].env, tmp)
         began = time.perf_counter()
-        sessions = await staging.make_sessions(nodes[0].base, args.rooms, args.setup_concurrency)
+        sessions = await staging.make_sessions(nodes[0].base, args.rooms, args.setup_concurrency, running.mailbox)
         print(f"  {config}: {len(sessions)} sessions staged in {time.perf_counter() - began:.0f} s", flush=True)
         rooms = []
         for session in sessions:

@@ -17,7 +17,7 @@ the end, which no index gap can show (without it, recordings cannot be called co
 Event types are the room's socket notices (docs/protocol.md) where one exists, else the past
 tense of the request; any other type is still shown, generically, never dropped:
 
-    participant_joined {participant_id, role?, status?}    participant_left {participant_id, reason?}
+    participant_joined {participant_id, role?, status?, end_to_end?}    participant_left {participant_id, reason?}
     admitted {participant_id, by}             refused {participant_id, by, reason?}
     returned_to_lobby {participant_id, by?, reason?}
     removed {participant_id, by, reason?}     chat_message {seq, participant_id, text | kid + ciphertext, channel}
@@ -126,7 +126,9 @@ def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, M
     subject = who(event.get("participant_id"))
     if kind == "participant_joined":
         status = event.get("status")
-        return f"{subject} joined" + (f" ({clean_text(status)})" if status else "")
+        # A browser without a device key: the room was not end-to-end encrypted while it was in (docs/protocol.md).
+        clear = " from a browser that cannot encrypt: NOT end-to-end encrypted" if event.get("end_to_end") is False else ""
+        return f"{subject} joined" + (f" ({clean_text(status)})" if status else "") + clear
     if kind == "participant_left":
         return f"{subject} left{_reason(event)}"
     if kind == "admitted":

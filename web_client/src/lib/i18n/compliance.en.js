@@ -151,6 +151,8 @@ export default Object.freeze({
   "timeline.none": "No verified transcript.",
   "timeline.noTime": "time unknown",
 
+  "ev.unencrypted": " from a browser that cannot encrypt: NOT end-to-end encrypted",
+  "ev.undecrypted": "(end-to-end encrypted; no key record opened it)",
   "ev.joined": "{subject} joined",
   "ev.joinedStatus": "{subject} joined ({status})",
 

@@ -151,6 +151,8 @@ export default Object.freeze({
   "timeline.none": "没有通过验证的会话纪要。",
   "timeline.noTime": "时间不明",
 
+  "ev.unencrypted": "（所用浏览器无法加密：未端到端加密）",
+  "ev.undecrypted": "（端到端加密；没有密钥记录可以解密）",
   "ev.joined": "{subject} 进入会话",
   "ev.joinedStatus": "{subject} 进入会话（{status}）",
 
