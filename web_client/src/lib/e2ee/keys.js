@@ -179,7 +179,12 @@ export class E2eeSession extends EventTarget {
     for (const notice of pending) await this.acceptShared(notice);
     if (this._members.get(channel) !== fingerprint) {
       this._members.set(channel, fingerprint);
-      await this._rotate(channel, members);
+      try {
+        await this._rotate(channel, members);
+      } catch (error) {
+        this._members.delete(channel); // not filed or not shared: the next roster (or send) tries again
+        throw error;
+      }
     }
   }
 
