@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from tests.recording.agekeys import generate  # noqa: E402
-from tests.support.nodes import ADMIN, ADMIN_PASSWORD, SECOND_ADMIN, SECOND_ADMIN_PASSWORD, create_admin  # noqa: E402
+from tests.support.nodes import ADMIN, ADMIN_PASSWORD  # noqa: E402
 from tests.support.walk import Http, approve_first_key  # noqa: E402
 
 NODE_DIR = ROOT / "bench" / "node"
@@ -174,8 +174,8 @@ class Target:
 
 
 async def register_compliance_key(base: str, node_env: dict[str, str], workdir: Path) -> None:
-    """An officer's key in force, put there as production does (two administrators approve it)."""
-    create_admin(node_env, SECOND_ADMIN, SECOND_ADMIN_PASSWORD)
+    """An officer's key in force, put there as production does (two administrators approve it; the servers were
+    started with both, bench/signaling.py)."""
     key = generate(workdir / "officer")
     async with aiohttp.ClientSession() as session:
         http = Http(session, base)
