@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import TYPE_CHECKING, Any
 
 from signaling import payloads
@@ -20,9 +21,12 @@ if TYPE_CHECKING:
     from signaling.turns import Turn
 
 
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def decode_base64url(value: str) -> bytes | None:
     """The bytes of unpadded base64url ``value``, or None when it is not that."""
-    if "=" in value or len(value) % 4 == 1:
+    if not _BASE64URL.fullmatch(value) or len(value) % 4 == 1:
         return None
     try:
         return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)

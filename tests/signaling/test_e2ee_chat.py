@@ -73,6 +73,7 @@ async def test_e2ee_room_refuses_plaintext(room: Session) -> None:
 @pytest.mark.parametrize(("change", "code"), [
     ({"ciphertext": "not base64!"}, "invalid_ciphertext"),
     ({"ciphertext": "AAAA="}, "invalid_ciphertext"),
+    ({"ciphertext": "AAAA+AAA/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, "invalid_ciphertext"),  # base64, not -url
     ({"ciphertext": "A" * 45}, "invalid_ciphertext"),  # 45 characters are no whole number of bytes
     ({"ciphertext": base64.urlsafe_b64encode(bytes(MAX_CHAT_CIPHERTEXT_BYTES + 1)).decode().rstrip("=")},
      "message_too_long"),
