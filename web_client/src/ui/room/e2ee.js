@@ -127,7 +127,7 @@ export function renderE2ee(state) {
     .filter((p) => p.status === "admitted" && p.role !== "recorder" && !p.public_key).map((p) => p.name);
   status.hidden = false;
   status.dataset.encrypted = String(encrypted);
-  status.textContent = encrypted ? state.t("e2ee.on")
+  $("e2ee-text").textContent = encrypted ? state.t("e2ee.on")
     : state.t("e2ee.off", { names: listNames(state, without) });
   codeLine.hidden = !encrypted || !state.securityCode;
   $("security-code").textContent = state.securityCode || "";
