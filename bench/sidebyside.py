@@ -6,7 +6,8 @@
 
 Each configuration runs in turn on a fresh server: ``relay`` is one node with no compliance key (chat is
 relayed, not sealed), ``sealed`` one node with an officer's key in force (every message sealed, filed and
-audited before its acknowledgement, as in production), ``redis-relay`` / ``redis-sealed`` two nodes on
+audited before its acknowledgement, as in production), ``e2ee-relay`` / ``e2ee-sealed`` the same two with
+end-to-end encrypted chat (every member joins with a device key and sends ciphertext of the same length), ``redis-relay`` / ``redis-sealed`` two nodes on
 Redis and PostgreSQL with each room's mediator on one node and its parties on the other, and ``node`` the
 reference of bench/node/reference.js (socket.io 4: numbered chat, history, broadcast, ack; nothing else).
 The rooms of our server are staged as every test stages them (tests/support/walk.py, through
@@ -51,7 +52,7 @@ from tests.support.nodes import ADMIN, ADMIN_PASSWORD  # noqa: E402
 from tests.support.walk import Http, approve_first_key  # noqa: E402
 
 NODE_DIR = ROOT / "bench" / "node"
-CONFIGS = ("relay", "sealed", "redis-relay", "redis-sealed", "node")
+CONFIGS = ("relay", "sealed", "e2ee-relay", "e2ee-sealed", "redis-relay", "redis-sealed", "node")
 P99_BUDGET_S = 0.100
 
 
@@ -231,7 +232,8 @@ async def measure(config: str, target: Target, args: argparse.Namespace, tmp: Pa
         pin(pid, server_cpus)
     plan = {"rooms": [{"members": members} for members in target.rooms], "joinConcurrency": args.join_concurrency,
             "rates": args.rates, "stepSeconds": args.step_seconds, "drainSeconds": args.drain,
-            "idleSeconds": args.idle_seconds, "stopAtP99Seconds": P99_BUDGET_S}
+            "idleSeconds": args.idle_seconds, "stopAtP99Seconds": P99_BUDGET_S,
+            "e2ee": config.startswith("e2ee")}
     plan_path = tmp / f"plan-{config}.json"
     plan_path.write_text(json.dumps(plan))
     command = [shutil.which("node") or "node", str(NODE_DIR / "load.js"), str(plan_path)]

@@ -157,6 +157,23 @@ class CaseRecords:
             raise Conflict(f"segment {index} of part {part} of participant {participant_id} is already filed",
                            code="segment_exists", field="index") from None
 
+    async def file_sealed_key(self, ciphertext: bytes, *, actor: str, recipients: list[str], case_id: str,
+                              session_id: str, participant_id: str, detail: dict[str, Any]) -> SealedRecord:
+        """Store an end-to-end encryption key a browser sealed to ``recipients`` and enter it on the case.
+
+        Numbered per participant from 0; ``detail`` (the key's KID, channel and epoch, as the browser
+        declares them) goes into the audit entry."""
+        index = await self.next_index(case_id, session_id, RecordKind.E2EE_KEY, participant_id)
+        for _ in range(8):
+            try:
+                sealed = await self._sealer.store(ciphertext, kind=RecordKind.E2EE_KEY, case_id=case_id,
+                                                  session_id=session_id, recipients=recipients,
+                                                  participant_id=participant_id, index=index)
+                return await self._enter(sealed, actor, detail)
+            except (RecordExistsError, IntegrityError):
+                index += 1  # taken: by a filing a crash left unentered, or another socket of this participant
+        raise RecordExistsError(f"no free number for a key of participant {participant_id} after index {index}")
+
     async def _enter(self, sealed: SealedObject, actor: str, extra: dict[str, Any] | None = None,
                      also: Callable[[AsyncSession], Awaitable[None]] | None = None) -> SealedRecord:
         record = SealedRecord(record_id=new_id("rec"), case_id=sealed.case_id, session_id=sealed.session_id,

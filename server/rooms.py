@@ -39,7 +39,7 @@ from server.roomaccess import RoomAccess
 from server.tokens import new_id
 from recording.records.storage import RecordExistsError
 from signaling.errors import RoomError
-from signaling.identity import Identity, Refused, SequenceTaken, Unavailable
+from signaling.identity import Identity, Refused, SequenceTaken, Unavailable, UnknownRecipient
 
 log = logging.getLogger("mediation.rooms")
 
@@ -127,7 +127,9 @@ class RoomHooks:
 
     @_needs_case_record
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
-        body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel")}
+        # An end-to-end encrypted message is filed as its ciphertext with its KID and length: no text here.
+        body = {k: message[k] for k in ("seq", "sent_at", "participant_id", "name", "role", "text", "channel",
+                                        "kid", "ciphertext", "length") if k in message}
         filing = Filing(plaintext=json.dumps(body, ensure_ascii=False).encode(), kind=RecordKind.CHAT_MESSAGE,
                         case_id=identity.case_id, session_id=identity.session_id, index=message["seq"],
                         actor=_actor(identity))
@@ -137,6 +139,20 @@ class RoomHooks:
             await self._chat.file(filing, body)
         except (RecordExistsError, IntegrityError):
             raise SequenceTaken(f"chat message {message['seq']} of {identity.session_id} is sealed already") from None
+
+    @_needs_case_record
+    async def key_sealed(self, identity: Identity, sealed: bytes, recipients: list[str],
+                         detail: dict[str, Any]) -> int:
+        # The browser sealed it (docs/records.md, "End-to-end encryption keys"); only recipients in the statement
+        # in force are accepted, so the audit entry's recipients never name a key nobody approved.
+        in_force = set(await self._records.recipients(identity.case_id))
+        strangers = [r for r in recipients if r not in in_force]
+        if strangers:
+            raise UnknownRecipient(f"not a recipient in force: {strangers[0]}")
+        record = await self._records.file_sealed_key(
+            sealed, actor=_actor(identity), recipients=recipients, case_id=identity.case_id,
+            session_id=identity.session_id, participant_id=identity.participant_id, detail=detail)
+        return int(record.index or 0)
 
     @_needs_case_record
     async def prove_possession(self, identity: Identity, act: str, proof: dict[str, str] | None) -> dict[str, Any]:

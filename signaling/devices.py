@@ -46,7 +46,7 @@ def must_wait(member: Member, sid: str, resume: str | None) -> bool:
     return True
 
 
-def wait(engine: RoomEngine, turn: Turn, resume_hash: str) -> None:
+def wait(engine: RoomEngine, turn: Turn, resume_hash: str, public_key: str | None = None) -> None:
     """The joining socket waits as ``turn.member``'s second device; an earlier waiting one is closed."""
     room, member = turn.room, turn.member
     earlier = room.waiting_devices.get(member.participant_id)
@@ -55,7 +55,8 @@ def wait(engine: RoomEngine, turn: Turn, resume_hash: str) -> None:
                                          "event": "join_room"})
         turn.disconnects.append(earlier.sid)
     room.waiting_devices[member.participant_id] = Device(sid=turn.sid, node=engine.node_id, since=time.time(),
-                                                         link_id=turn.identity.link_id, resume_hash=resume_hash)
+                                                         link_id=turn.identity.link_id, resume_hash=resume_hash,
+                                                         public_key=public_key)
     turn.roster_changed = True
     turn.audit("second_device_waiting", participant_id=member.participant_id, role=member.role,
                device_sid=turn.sid, link_id=turn.identity.link_id, present_sid=member.sid)
@@ -156,4 +157,5 @@ def drop_on_node(room: Room, node_id: str) -> bool:
 def _take_place(member: Member, device: Device) -> None:
     member.sid, member.node, member.connected, member.disconnected_at = device.sid, device.node, True, None
     member.resume_hash = device.resume_hash
+    member.public_key = device.public_key
     member.audio = member.video = False

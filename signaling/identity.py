@@ -44,6 +44,10 @@ class Unavailable(Exception):
     """A service the room depends on (its store, the case record) did not answer: retry shortly."""
 
 
+class UnknownRecipient(Exception):
+    """A browser sealed a key to a recipient that is not in the statement in force."""
+
+
 class SequenceTaken(Exception):
     """A chat number is sealed already, by an attempt whose message never reached the room store."""
 
@@ -79,6 +83,11 @@ class Hooks(Protocol):
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         """Seal one chat message into the case record before it is acknowledged; SequenceTaken if its
         ``seq`` is sealed already."""
+
+    async def key_sealed(self, identity: Identity, sealed: bytes, recipients: list[str],
+                         detail: dict[str, Any]) -> int:
+        """File a base key the member's browser sealed to ``recipients`` (an e2ee_key record); its index.
+        UnknownRecipient when a recipient is not in the statement in force."""
 
     async def prove_possession(self, identity: Identity, act: str, proof: dict[str, str] | None) -> dict[str, Any]:
         """Check and spend ``proof`` that the member holds its party's verified contact, for ``act``

@@ -46,7 +46,7 @@ async def join_room(engine: RoomEngine, turn: Turn, payload: payloads.JoinRoom) 
     key, key_hash = devices.resume_key()
     if second_device:
         # One live presence per party: this connection waits for the mediator (signaling/devices.py).
-        devices.wait(engine, turn, key_hash)
+        devices.wait(engine, turn, key_hash, payload.public_key)
     else:
         if returning and member.sid is not None and member.sid != turn.sid:
             # The mediator's (or recorder's) newer connection is its presence; the older one is closed.
@@ -56,11 +56,14 @@ async def join_room(engine: RoomEngine, turn: Turn, payload: payloads.JoinRoom) 
             turn.audit("participant_replaced", role=member.role, replaced_sid=member.sid, device_sid=turn.sid)
         member.sid, member.node, member.connected, member.disconnected_at = turn.sid, engine.node_id, True, None
         member.resume_hash = key_hash
+        # A new key pair per join: a rejoin changes the key, so senders rotate and the security code changes.
+        member.public_key = payload.public_key if member.role != "recorder" else None
         if member.role in ("mediator", "recorder"):
             member.status = ADMITTED  # the mediator's control survives its reconnects
         room.members[member.participant_id] = member
         turn.roster_changed = True
-        turn.audit("participant_rejoined" if returning else "participant_joined", role=member.role)
+        turn.audit("participant_rejoined" if returning else "participant_joined", role=member.role,
+                   end_to_end=member.role == "recorder" or member.public_key is not None)
     settings = engine.settings
     return {
         "participant_id": member.participant_id, "role": member.role, "name": member.name,

@@ -11,6 +11,12 @@ from signaling.textpolicy import checked_text
 
 MAX_CHAT_CHARS = 2000
 MAX_SIGNAL_BYTES = 64 * 1024
+# An end-to-end encrypted message: a 12-byte nonce, the AES-256-GCM ciphertext of at most MAX_CHAT_CHARS
+# characters of UTF-8 (4 bytes each at most) and its 16-byte tag (docs/protocol.md, "End-to-end encryption").
+CHAT_NONCE_BYTES, CHAT_TAG_BYTES = 12, 16
+MAX_CHAT_CIPHERTEXT_BYTES = CHAT_NONCE_BYTES + MAX_CHAT_CHARS * 4 + CHAT_TAG_BYTES
+MAX_KID = 2**48 - 1
+MAX_WRAPPED_KEY_BYTES = 12 + 32 + 16  # nonce, base key, tag
 
 ParticipantId = Annotated[str, StringConstraints(pattern=r"^(pty|usr|rcd)_[0-9a-f]{32}$")]
 
@@ -35,9 +41,19 @@ class Empty(Payload):
     pass
 
 
+# Unpadded base64url (RFC 4648 §5), as the browsers' byte helpers write it.
+Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]*$")]
+# A raw X25519 public key: 32 bytes are 43 base64url characters, the last carrying 4 bits.
+PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")]
+Channel = Literal["main", "caucus"]
+
+
 class JoinRoom(Payload):
     # The resume_key this device was given when it last held its place (docs/protocol.md).
     resume: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = None
+    # This join's X25519 device key (docs/protocol.md, "End-to-end encryption"); absent: this browser
+    # cannot encrypt, and the room is not end-to-end encrypted while it is admitted.
+    public_key: PublicKey | None = None
 
 
 class Target(Payload):
@@ -50,8 +66,43 @@ class Refuse(Payload):
 
 
 class SendChat(Payload):
-    # Checked for length after normalisation, in the handler, to give specific error codes.
-    text: Annotated[str, StringConstraints(max_length=MAX_CHAT_CHARS * 4)]
+    """Either ``text`` (only in a room that is not end-to-end encrypted) or ``ciphertext`` with ``kid``.
+
+    Text is checked for length after normalisation, and the ciphertext's encoding, length and KID in the
+    handler, to give specific error codes."""
+
+    text: Annotated[str, StringConstraints(max_length=MAX_CHAT_CHARS * 4)] | None = None
+    ciphertext: Annotated[str, StringConstraints(max_length=MAX_CHAT_CIPHERTEXT_BYTES * 2)] | None = None
+    kid: int | None = None
+    channel: Channel | None = None
+
+
+class WrappedKey(Payload):
+    participant_id: ParticipantId
+    wrapped: Annotated[str, StringConstraints(max_length=MAX_WRAPPED_KEY_BYTES * 2)]
+
+
+MAX_SEALED_KEY_BYTES = 8192
+AgeRecipient = Annotated[str, StringConstraints(pattern=r"^age1[02-9ac-hj-np-z]{58}$")]
+
+
+class FileKey(Payload):
+    """A base key the sender sealed to the compliance recipients, to be filed on the case (an e2ee_key record)."""
+
+    channel: Channel
+    epoch: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    kid: int
+    recipients: Annotated[list[AgeRecipient], Field(min_length=1, max_length=32)]
+    sealed: Annotated[str, StringConstraints(max_length=MAX_SEALED_KEY_BYTES * 2)]
+
+
+class ShareKeys(Payload):
+    """A sender's base key for one channel and epoch, wrapped to each member's device key by the sender."""
+
+    channel: Channel
+    epoch: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    kid: int
+    keys: Annotated[list[WrappedKey], Field(min_length=1, max_length=32)]
 
 
 class Typing(Payload):

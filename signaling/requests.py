@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from signaling import caucus, chat, consent, devices, lobby, media, moderation, payloads
+from signaling import caucus, chat, consent, devices, e2ee, lobby, media, moderation, payloads
 from signaling.errors import RoomError
 from signaling.roomstate import ADMITTED, Member
 
@@ -68,6 +68,9 @@ REQUESTS: dict[str, Request] = _table(
     R("refuse_device", payloads.Refuse, devices.refuse_device, MEDIATOR, admitted=True, bucket="signal"),
     R("return_to_lobby", payloads.Target, lobby.return_to_lobby, MEDIATOR, admitted=True, bucket="signal"),
     R("send_chat", payloads.SendChat, chat.send_chat, PEOPLE, admitted=True, bucket="chat"),
+    R("share_keys", payloads.ShareKeys, e2ee.share_keys, PEOPLE, admitted=True, bucket="signal"),
+    # Each filed key is a sealed record, like a message: the chat budget bounds them.
+    R("file_key", payloads.FileKey, e2ee.file_key, PEOPLE, admitted=True, bucket="chat"),
     R("chat_history", payloads.Empty, chat.chat_history, PEOPLE, admitted=True, bucket="signal"),
     R("typing", payloads.Typing, chat.typing, PEOPLE, admitted=True, bucket="chat"),
     R("media_state", payloads.MediaState, media.media_state, EVERYONE, admitted=False, bucket="signal"),

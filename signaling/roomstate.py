@@ -26,6 +26,7 @@ class Member:
     video: bool = False
     chat_muted: bool = False
     resume_hash: str | None = None  # SHA-256 of the resume_key of the device holding the place
+    public_key: str | None = None  # this join's X25519 device key, base64url (signaling/e2ee.py)
 
 
 @dataclasses.dataclass
@@ -37,6 +38,7 @@ class Device:
     since: float
     link_id: str | None = None  # the credential it entered with (None: a staff sign-in)
     resume_hash: str | None = None  # SHA-256 of the resume_key it was given, kept if it takes the place
+    public_key: str | None = None  # its X25519 device key, kept if it takes the place
 
 
 @dataclasses.dataclass

@@ -34,6 +34,11 @@ def isolated_from(room: Room, member: Member) -> list[str]:
             and (m.participant_id in room.caucus) != inside]
 
 
+def end_to_end(room: Room) -> bool:
+    """Whether every admitted person (the recorder aside) joined with a device key: then chat is encrypted."""
+    return all(m.public_key for m in room.members.values() if m.status == ADMITTED and m.role != "recorder")
+
+
 def live_recipients(room: Room, channel: str) -> list[Member]:
     """Connected members who receive live traffic of ``channel`` right now."""
     admitted = [m for m in room.members.values() if m.status == ADMITTED and m.sid]
@@ -78,6 +83,8 @@ def room_view(room: Room, viewer: Member) -> dict[str, Any]:
             "status": member.status, "connected": member.connected, "audio": member.audio, "video": member.video,
             "chat_muted": member.chat_muted, "in_caucus": member.participant_id in caucus,
             "consented": member.participant_id in room.consents,
+            # This join's device key (docs/protocol.md, "End-to-end encryption"); null: it cannot encrypt.
+            "public_key": member.public_key,
             # Whether another device with this participant's credential waits for the mediator: shown to
             # the mediator and to the participant itself.
             "second_device_waiting": member.participant_id in room.waiting_devices
@@ -92,6 +99,8 @@ def room_view(room: Room, viewer: Member) -> dict[str, Any]:
         "mediator_present": room.mediator_present(), "participants": participants,
         "caucus": {"active": bool(caucus)}, "recording": room.recording,
         "isolated_from": isolated_from(room, viewer) if viewer.status == ADMITTED else [],
+        # Every admitted person joined with a device key: chat must be sent encrypted.
+        "end_to_end": end_to_end(room),
     }
     if caucus and not viewer_outside and not in_lobby:
         view["caucus"]["members"] = list(caucus)

@@ -15,6 +15,7 @@
 // It then waits for "close" on stdin before disconnecting, so the last memory reading sees every socket.
 "use strict";
 
+const crypto = require("crypto");
 const fs = require("fs");
 const { io } = require("socket.io-client");
 
@@ -26,7 +27,14 @@ const now = () => Number(process.hrtime.bigint()) / 1e9;
 const say = (event) => process.stdout.write(JSON.stringify(event) + "\n");
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
-// One step's bookkeeping: message text -> [sent at, deliveries still expected].
+// With plan.e2ee every member joins with a device key and sends ciphertext as a browser would (nonce,
+// AES-GCM body of the message's length, tag; random bytes: the server checks the shape, never decrypts)
+// and deliveries are matched on it: the server's cost per ciphertext message (docs/protocol.md).
+const e2eeKey = () => crypto.randomBytes(32).toString("base64url");
+const ciphertextOf = (text) => crypto.randomBytes(12 + Buffer.byteLength(text) + 16).toString("base64url");
+const idOf = (message) => (plan.e2ee ? message.ciphertext : message.text);
+
+// One step's bookkeeping: message text (or ciphertext) -> [sent at, deliveries still expected].
 let meter = null;
 
 function newMeter() {
@@ -42,6 +50,7 @@ class Member {
     this.spec = spec;
     this.participantId = null;
     this.admitted = null;
+    this.kid = crypto.randomInt(2 ** 47);
   }
 
   async join() {
@@ -56,7 +65,8 @@ class Member {
       this.socket.once("connect", resolve);
       this.socket.once("connect_error", (err) => reject(new Error(`connect refused: ${err.message}`)));
     });
-    const joined = await this.socket.timeout(TIMEOUT_MS).emitWithAck("join_room", {});
+    const joined = await this.socket.timeout(TIMEOUT_MS).emitWithAck("join_room",
+      plan.e2ee ? { public_key: e2eeKey() } : {});
     if (!joined.ok) throw new Error(`join_room refused: ${JSON.stringify(joined)}`);
     this.participantId = joined.participant_id;
     return [now() - began, joined];
@@ -65,21 +75,23 @@ class Member {
   received(message) {
     const at = now();
     if (!meter || message.participant_id === this.participantId) return; // the sender's echo is not a delivery
-    const flight = meter.inFlight.get(message.text);
+    const flight = meter.inFlight.get(idOf(message));
     if (!flight) return;
     meter.latencies.push(at - flight[0]);
     meter.delivered += 1;
     flight[1] -= 1;
-    if (flight[1] <= 0) meter.inFlight.delete(message.text);
+    if (flight[1] <= 0) meter.inFlight.delete(idOf(message));
     if (meter.inFlight.size === 0 && meter.settled) meter.settled();
   }
 
-  send(text, others) {
+  send(plain, others) {
     const step = meter;
     const sentAt = now();
+    const text = plan.e2ee ? ciphertextOf(plain) : plain;
     step.inFlight.set(text, [sentAt, others]);
     step.sent += 1;
-    this.socket.timeout(TIMEOUT_MS).emit("send_chat", { text }, (err, reply) => {
+    const payload = plan.e2ee ? { ciphertext: text, kid: this.kid } : { text };
+    this.socket.timeout(TIMEOUT_MS).emit("send_chat", payload, (err, reply) => {
       if (!err && reply && reply.ok) {
         step.acks.push(now() - sentAt);
         return;

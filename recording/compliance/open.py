@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 
 import pyrage
 
+from recording.compliance import e2eekeys
 from recording.compliance.seekable import NotSeekableError, write_seekable
 from recording.compliance.pinning import EVIDENCE_FILE, check_evidence, read_pin, write_pin
 from recording.records import transcript
@@ -51,8 +52,9 @@ __all__ = ["Report", "SetupError", "load_identities", "open_bundle", "report_gap
 INCOMPLETE = ".INCOMPLETE"
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
-# Transcripts first: the segment counts they declare decide whether a recording is complete.
-_KIND_ORDER = [RecordKind.TRANSCRIPT, RecordKind.CHAT_MESSAGE, RecordKind.CONSENT, RecordKind.AGREEMENT,
+# Keys first: the chat of transcripts and messages is decrypted with them. Then transcripts: the segment
+# counts they declare decide whether a recording is complete.
+_KIND_ORDER = [RecordKind.E2EE_KEY, RecordKind.TRANSCRIPT, RecordKind.CHAT_MESSAGE, RecordKind.CONSENT, RecordKind.AGREEMENT,
                RecordKind.RECORDING_SEGMENT]
 
 Group = tuple[str, ...]
@@ -199,6 +201,8 @@ def _group(kind: object, session_id: object, participant_id: object, index: obje
         return ("transcript", session)
     if kind == RecordKind.CONSENT and participant_id:
         return ("consent", session, participant_id, str(index))
+    if kind == RecordKind.E2EE_KEY and participant_id:
+        return ("keys", session, participant_id, str(index))
     if kind == RecordKind.AGREEMENT:
         return ("agreement", str(index))
     return None
@@ -209,7 +213,7 @@ def _sequence_key(kind: RecordKind, session_id: str | None, participant_id: str 
     """The objects whose indices must run FIRST_INDEX, FIRST_INDEX + 1, … without a gap."""
     if kind == RecordKind.RECORDING_SEGMENT:
         return (kind.value, session_id or "-", participant_id or "-", f"{part or 0:04d}")
-    if kind == RecordKind.CONSENT:
+    if kind in (RecordKind.CONSENT, RecordKind.E2EE_KEY):
         return (kind.value, session_id or "-", participant_id or "-")
     return (kind.value, session_id or "-")
 
@@ -293,6 +297,7 @@ class _Opener:
         self.chat: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.chat_missing: dict[str, dict[int, str]] = defaultdict(dict)
         self.recordings: dict[Group, tuple[str, BinaryIO]] = {}
+        self.keys: dict[str, list[tuple[bytes, dict[str, Any]]]] = defaultdict(list)  # session -> key records
 
     def _listed(self, kind: RecordKind, session_id: str | None, participant_id: str | None, index: int,
                 part: int | None) -> None:
@@ -386,6 +391,8 @@ class _Opener:
                 self.chat[session].append({**message, "seq": obj.index})
         elif obj.kind == RecordKind.CONSENT:
             self._write(f"{session}/consents/{obj.participant_id}/{obj.index:04d}.json", plaintext)
+        elif obj.kind == RecordKind.E2EE_KEY:
+            self.keys[session].append((plaintext, {"session_id": session, "participant_id": obj.participant_id}))
         elif obj.kind == RecordKind.AGREEMENT:
             self._write(f"agreements/{obj.index:04d}.json", plaintext)
         elif group is not None:
@@ -405,6 +412,7 @@ class _Opener:
     def _read_transcript(self, obj: BundleObject, group: Group | None, session: str, plaintext: bytes) -> None:
         try:
             doc = transcript.read_transcript(json.loads(plaintext))
+            self._decrypt_chat(group, session, [e for e in doc["events"] if e.get("type") == "chat_message"])
             text = transcript.render_transcript(doc)
         except ValueError as exc:
             self.report.problem(group, "bad_transcript",
@@ -480,9 +488,20 @@ class _Opener:
         report_gaps(self.transcripts, self.report)
         self.report.transcripts = dict(self.transcripts)
 
+    def _decrypt_chat(self, group: Group | None, session: str, messages: list[dict[str, Any]]) -> None:
+        """End-to-end encrypted messages get their text from the session's key records (e2eekeys)."""
+        try:
+            keys = e2eekeys.session_keys(self.keys.get(session, []))
+        except e2eekeys.KeyRecordError as exc:
+            self.report.problem(group, "bad_key_record", f"session {session}: a key record is unusable: {exc}")
+            keys = {}
+        for problem in e2eekeys.reveal(messages, keys, session):
+            self.report.problem(group, "undecryptable_chat", f"session {session}: {problem}")
+
     def _finish_chat(self) -> None:
         for session in sorted(set(self.chat) | set(self.chat_missing)):
             group = ("chat", session)
+            self._decrypt_chat(group, session, self.chat.get(session, []))
             spoiled = self.report.spoiled(group)
             heading = f"Chat of session {session} of case {self.manifest.case_id}\n"
             if spoiled:

@@ -21,6 +21,8 @@ class RecordKind(enum.StrEnum):
     TRANSCRIPT = "transcript"
     CONSENT = "consent"
     AGREEMENT = "agreement"
+    # A browser's end-to-end encryption base key, sealed in the browser (docs/records.md).
+    E2EE_KEY = "e2ee_key"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,7 @@ FIRST_INDEX: dict[RecordKind, int] = {
     RecordKind.CHAT_MESSAGE: 1,
     RecordKind.CONSENT: 0,
     RecordKind.AGREEMENT: 1,
+    RecordKind.E2EE_KEY: 0,
 }
 
 _PART_DIGITS = 4
@@ -53,6 +56,7 @@ _RULES: dict[RecordKind, _KeyRule] = {
         "cases/{case}/sessions/{session}/consents/{participant}/{index}.json.age", True, True, 4),
     # An agreement belongs to the case, not to one session: drafts and signatures come later.
     RecordKind.AGREEMENT: _KeyRule("cases/{case}/agreements/{index}.json.age", False, False, 4),
+    RecordKind.E2EE_KEY: _KeyRule("cases/{case}/sessions/{session}/keys/{participant}/{index}.json.age", True, True, 6),
 }
 
 
@@ -79,6 +83,7 @@ def record_key(
     transcript         cases/<case>/sessions/<session>/transcript.json.age
     consent            cases/<case>/sessions/<session>/consents/<participant>/<index:04d>.json.age
     agreement          cases/<case>/agreements/<version:04d>.json.age
+    e2ee_key           cases/<case>/sessions/<session>/keys/<participant>/<index:06d>.json.age
     """
     try:
         kind = RecordKind(kind)

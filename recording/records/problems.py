@@ -19,7 +19,7 @@ PROBLEM_CODES = frozenset({
     "audit_seq_mismatch", "audit_wrong_case", "audit_no_detail", "audit_field_absent", "audit_field_mismatch",
     "not_on_case", "download_failed", "truncated", "too_long", "sha256_mismatch",
     "not_sealed_to_you", "decrypt_auth_failed", "decrypt_failed",
-    "bad_transcript", "bad_chat_message", "missing_indices", "missing_parts", "no_transcript",
+    "bad_transcript", "bad_chat_message", "bad_key_record", "undecryptable_chat", "missing_indices", "missing_parts", "no_transcript",
     "transcript_no_recordings", "recording_gap",
     # the witnessed log: checkpoint notes, witness cosignatures, pins
     "checkpoint_note_malformed", "checkpoint_note_bad_signature", "checkpoint_not_witnessed",

@@ -17,10 +17,10 @@ the end, which no index gap can show (without it, recordings cannot be called co
 Event types are the room's socket notices (docs/protocol.md) where one exists, else the past
 tense of the request; any other type is still shown, generically, never dropped:
 
-    participant_joined {participant_id, role?, status?}    participant_left {participant_id, reason?}
+    participant_joined {participant_id, role?, status?, end_to_end?}    participant_left {participant_id, reason?}
     admitted {participant_id, by}             refused {participant_id, by, reason?}
     returned_to_lobby {participant_id, by?, reason?}
-    removed {participant_id, by, reason?}     chat_message {seq, participant_id, text, channel}
+    removed {participant_id, by, reason?}     chat_message {seq, participant_id, text | kid + ciphertext, channel}
     message_deleted {seq, by}                 chat_muted {participant_id, by, muted}
     mute_media_requested {participant_id, by, audio, video}
     room_locked {by, locked}                  caucus_started {by, members}
@@ -112,6 +112,10 @@ def _reason(event: Mapping[str, Any]) -> str:
 def _chat_line(person: str, event: Mapping[str, Any]) -> str:
     channel = event.get("channel")
     prefix = "[caucus] " if channel == "caucus" else ""
+    if "text" not in event and "ciphertext" in event:
+        # End-to-end encrypted, and not decrypted here (no key record opened it): docs/records.md.
+        return f"{prefix}#{clean_text(event.get('seq', '?'))} {person}: (encrypted; KID {clean_text(event.get('kid'))}: " \
+               "no key opened it)"
     text = clean_text(event.get("text", ""), newlines=True).replace("\n", "\n" + _INDENT + "  ")
     return f"{prefix}#{clean_text(event.get('seq', '?'))} {person}: {text}"
 
@@ -122,7 +126,9 @@ def _describe_event(event: Mapping[str, Any], who: _People, chat: dict[object, M
     subject = who(event.get("participant_id"))
     if kind == "participant_joined":
         status = event.get("status")
-        return f"{subject} joined" + (f" ({clean_text(status)})" if status else "")
+        # A browser without a device key: the room was not end-to-end encrypted while it was in (docs/protocol.md).
+        clear = " from a browser that cannot encrypt: NOT end-to-end encrypted" if event.get("end_to_end") is False else ""
+        return f"{subject} joined" + (f" ({clean_text(status)})" if status else "") + clear
     if kind == "participant_left":
         return f"{subject} left{_reason(event)}"
     if kind == "admitted":
@@ -295,7 +301,8 @@ def build_transcript(
         participant_id = message["participant_id"]
         people[participant_id] = {"participant_id": participant_id, "name": message["name"], "role": message["role"]}
         events.append({"at": message["sent_at"], "type": "chat_message",
-                       **{k: message[k] for k in ("seq", "participant_id", "text", "channel")}})
+                       **{k: message[k] for k in ("seq", "participant_id", "text", "kid", "ciphertext", "channel")
+                          if k in message}})
     for event in events:  # a gap names whose recording it is in
         if event["type"] == "recording_gap":
             people.setdefault(event["participant_id"], {"participant_id": event["participant_id"],

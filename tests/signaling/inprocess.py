@@ -38,6 +38,7 @@ class CaseRecord:
         self.recorder_started = 0
         self.batches = 0  # calls of authorize_many: the periodic re-checks of every socket at once
         self.asked: dict[str, int] = {}  # participant_id -> calls of authorize about it alone
+        self.keys: list[tuple[str, bytes, dict[str, Any]]] = []  # e2ee keys filed: (participant_id, sealed, detail)
         self.answering = True  # False: authorize raises Unavailable, as a database that is down does
         self.proofs: dict[str, tuple[str, str]] = {}  # code_id -> (participant_id, act), spent by their use
 
@@ -84,6 +85,11 @@ class CaseRecord:
 
     async def chat_message(self, identity: Identity, message: dict[str, Any]) -> None:
         return None
+
+    async def key_sealed(self, identity: Identity, sealed: bytes, recipients: list[str],
+                         detail: dict[str, Any]) -> int:
+        self.keys.append((identity.participant_id, sealed, detail))
+        return len(self.keys) - 1
 
     def proof(self, identity: Identity, act: str) -> dict[str, str]:
         """A single-use proof of ``identity``'s possession factor for ``act`` (the server's are tested in

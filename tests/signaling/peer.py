@@ -7,6 +7,8 @@ from typing import Any
 
 import socketio
 
+from tests.support.e2ee import DeviceKeys
+
 WAIT = 10.0
 
 
@@ -37,12 +39,15 @@ class Participant:
         await self.client.connect(self.base, namespaces=["/room"], auth=self.auth, headers=self.headers,
                                   transports=["websocket"], wait_timeout=WAIT)
 
-    async def join(self) -> dict[str, Any]:
+    async def join(self, keys: DeviceKeys | None = None) -> dict[str, Any]:
+        """Join; with ``keys``, as a browser that encrypts (its public key goes with the join)."""
         await self.connect()
-        result = await self.request("join_room", {})
+        result = await self.request("join_room", {} if keys is None else {"public_key": keys.public_key})
         assert result["ok"], result
         self.participant_id = result["participant_id"]
         self.resume_key = result.get("resume_key")
+        if keys is not None:
+            keys.participant_id = result["participant_id"]
         return result
 
     async def request(self, event: str, data: Any = None) -> dict[str, Any]:

@@ -67,6 +67,10 @@ class Scene:
             "request_mute_media": {"participant_id": target, "audio": True, "video": True},
             "remove_participant": {"participant_id": target}, "lock_room": {"locked": True},
             "delete_message": {"seq": 1}, "open_caucus": {"participant_id": target},
+            "file_key": {"channel": "main", "epoch": 0, "kid": 1, "recipients": ["age1" + "q" * 58],
+                         "sealed": "YWdl"},
+            "share_keys": {"channel": "main", "epoch": 0, "kid": 1,
+                           "keys": [{"participant_id": other, "wrapped": "A" * 80}]},
             # The sender's own possession proof: what the table decides is who may send, not the proof.
             "give_consent": {"notice_sha256": NOTICE,
                              "proof": self.rooms.record.proof(self.sender, "give_consent")},

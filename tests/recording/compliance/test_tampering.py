@@ -190,7 +190,8 @@ def test_tampering_table_names_unique_and_covers_most_codes() -> None:
     # transcript_no_recordings; test_open.py covers them), a fork (two signed heads), and a
     # missing audit key (the page pins an id, the tool a key: they differ by design). A gap is
     # named by a sealed transcript, so recording_gap has its own shared table, tests/fixtures/gaps.json.
+    # End-to-end encrypted chat needs a room: tests/recording/compliance/test_e2ee_open.py covers its codes.
     unreachable = {"download_failed", "ed25519_unsupported", "manifest_wrong_case", "bad_transcript",
-                   "bad_chat_message", "transcript_no_recordings", "audit_fork", "no_audit_key",
+                   "bad_chat_message", "bad_key_record", "undecryptable_chat", "transcript_no_recordings", "audit_fork", "no_audit_key",
                    "audit_key_unusable", "checkpoint_unverifiable", "recording_gap"}
     assert PROBLEM_CODES - unreachable - covered == set()

@@ -51,13 +51,14 @@ import { describeCheckpoint, pythonIsoformat } from "./checkpoint.js";
 
 export const BUNDLE_FORMAT = "mediation-case-bundle/v1";
 
-export const KINDS = Object.freeze(["recording_segment", "chat_message", "transcript", "consent", "agreement"]);
+export const KINDS = Object.freeze(["recording_segment", "chat_message", "transcript", "consent", "agreement",
+  "e2ee_key"]);
 
 // Where each sequence starts: segments count from 0 within each part (segment 0 holds the
 // part's WebM header) and parts from 0; chat from 1 (the room's seq); consents from 0;
-// agreement versions from 1.
+// agreement versions from 1; a participant's end-to-end encryption keys from 0.
 /** @type {Readonly<Record<string, number>>} */
-export const FIRST_INDEX = Object.freeze({ recording_segment: 0, chat_message: 1, consent: 0, agreement: 1 });
+export const FIRST_INDEX = Object.freeze({ recording_segment: 0, chat_message: 1, consent: 0, agreement: 1, e2ee_key: 0 });
 
 const ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -82,6 +83,8 @@ const RULES = {
     key: (f) => `cases/${f.case}/sessions/${f.session}/consents/${f.participant}/${f.index}.json.age` },
   agreement: { session: false, participant: false, digits: 4,
     key: (f) => `cases/${f.case}/agreements/${f.index}.json.age` },
+  e2ee_key: { session: true, participant: true, digits: 6,
+    key: (f) => `cases/${f.case}/sessions/${f.session}/keys/${f.participant}/${f.index}.json.age` },
 };
 
 export class MalformedError extends Error {}

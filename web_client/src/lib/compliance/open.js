@@ -10,6 +10,7 @@ import { bytesToHex, sha256, utf8 } from "./bytes.js";
 import { CheckpointVerifier, CryptoUnsupportedError, importAuditKey } from "./checkpoint.js";
 import { checkEvidence } from "./evidence.js";
 import { FIRST_INDEX, checkAuditEntry, describeObject } from "./manifest.js";
+import { reveal, sessionKeys } from "./e2eekeys.js";
 import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } from "./transcript.js";
 
 /** @typedef {import("./types.js").Problem} Problem */
@@ -42,8 +43,9 @@ import { chatSeqs, cleanText, declaredParts, readTranscript, recordingGaps } fro
  */
 /** @typedef {import("./evidence.js").CheckpointEvidence} CheckpointEvidence */
 
-// Transcripts first: the segment counts they declare decide whether a recording is complete.
-const KIND_ORDER = ["transcript", "chat_message", "consent", "agreement", "recording_segment"];
+// Keys first: they decrypt the chat of transcripts and messages. Then transcripts: the segment counts
+// they declare decide whether a recording is complete.
+const KIND_ORDER = ["e2ee_key", "transcript", "chat_message", "consent", "agreement", "recording_segment"];
 const DOWNLOADS_AT_ONCE = 4;
 const DOWNLOAD_WINDOW = 8;
 
@@ -67,6 +69,7 @@ export function groupOf(kind, sessionId, participantId, index, part = null) {
   if (kind === "chat_message") return ["chat", session];
   if (kind === "transcript") return ["transcript", session];
   if (kind === "consent" && participantId) return ["consent", session, participantId, String(index)];
+  if (kind === "e2ee_key" && participantId) return ["keys", session, participantId, String(index)];
   if (kind === "agreement") return ["agreement", String(index)];
   return null;
 }
@@ -78,7 +81,7 @@ export function groupOf(kind, sessionId, participantId, index, part = null) {
  */
 function sequenceKey(kind, sessionId, participantId, part) {
   if (kind === "recording_segment") return [kind, sessionId || "-", participantId || "-", pad(part || 0, 4)];
-  if (kind === "consent") return [kind, sessionId || "-", participantId || "-"];
+  if (kind === "consent" || kind === "e2ee_key") return [kind, sessionId || "-", participantId || "-"];
   return [kind, sessionId || "-"];
 }
 
@@ -213,6 +216,8 @@ class Opening {
     this.indices = new Map(); // JSON(sequence key) -> {key, indices: []}
     /** @type {Map<string, {session: string, participant: string, parts: Set<number>}>} */
     this.parts = new Map(); // JSON([session, participant]) -> {session, participant, parts: Set}
+    /** @type {Map<string, [unknown, {sessionId: string, participantId: string | null}][]>} */
+    this.keys = new Map(); // session -> its decrypted e2ee_key records, with where each was filed
   }
 
   /**
@@ -275,6 +280,7 @@ class Opening {
       this.onProgress?.(done, ordered.length);
     }
     for (const fork of this.verifier.forks) report.problem(null, fork.code, fork.params);
+    await this.decryptChat();
     this.checkSequences();
     this.checkParts();
     reportGaps(report);
@@ -417,10 +423,36 @@ class Opening {
         if (!report.chat.has(session)) report.chat.set(session, []);
         /** @type {Record<string, any>[]} */ (report.chat.get(session)).push({ ...value, seq: obj.index });
       }
+    } else if (obj.kind === "e2ee_key") {
+      if (!this.keys.has(session)) this.keys.set(session, []);
+      /** @type {[unknown, {sessionId: string, participantId: string | null}][]} */ (this.keys.get(session))
+        .push([value, { sessionId: session, participantId: obj.participantId ?? null }]);
     } else if (obj.kind === "consent") {
       report.consents.push({ sessionId: session, participantId: obj.participantId, index: obj.index, value, text });
     } else if (obj.kind === "agreement") {
       report.agreements.push({ index: obj.index, value, text });
+    }
+  }
+
+  /** End-to-end encrypted chat, in transcripts and messages, gets its text from the session's key records. */
+  async decryptChat() {
+    const { report } = this;
+    const sessions = new Set([...report.transcripts.keys(), ...report.chat.keys()]);
+    for (const session of sessions) {
+      let keys = new Map();
+      try {
+        keys = sessionKeys(this.keys.get(session) ?? []);
+      } catch (/** @type {any} */ error) {
+        report.problem(["chat", session], "bad_key_record", { session, message: String(error?.message ?? error) });
+      }
+      const doc = report.transcripts.get(session);
+      const inTranscript = doc ? doc.events.filter((/** @type {any} */ e) => e.type === "chat_message") : [];
+      for (const [group, messages] of /** @type {[Group, Record<string, any>[]][]} */ ([
+        [["transcript", session], inTranscript], [["chat", session], report.chat.get(session) ?? []]])) {
+        for (const seq of await reveal(messages, keys, session)) {
+          report.problem(group, "undecryptable_chat", { session, seq });
+        }
+      }
     }
   }
 

@@ -24,8 +24,10 @@ export const TRANSCRIPT_FORMAT = "mediation-transcript/v1";
  * @property {Person} [subject]
  * @property {string} [reason]
  * @property {string | null} [status]
+ * @property {boolean} [unencrypted] joined from a browser that cannot encrypt: the room was not end-to-end encrypted
  * @property {number | null} [seq]
  * @property {string} [text]
+ * @property {boolean} [undecrypted] end-to-end encrypted, and no key record opened it
  * @property {"caucus" | "main"} [channel]
  * @property {Person | null} [author]
  * @property {boolean} [muted]
@@ -171,10 +173,12 @@ export function timeline(doc) {
     switch (entry.type) {
       case "participant_joined":
         entry.status = typeof event.status === "string" ? cleanText(event.status) : null;
+        entry.unencrypted = event.end_to_end === false;
         break;
       case "chat_message":
         entry.seq = Number.isSafeInteger(event.seq) ? event.seq : null;
         entry.text = cleanText(event.text ?? "", { newlines: true });
+        if (event.text === undefined && typeof event.ciphertext === "string") entry.undecrypted = true;
         entry.channel = event.channel === "caucus" ? "caucus" : "main";
         break;
       case "message_deleted": {

@@ -151,6 +151,8 @@ export default Object.freeze({
   "timeline.none": "No verified transcript.",
   "timeline.noTime": "time unknown",
 
+  "ev.unencrypted": " from a browser that cannot encrypt: NOT end-to-end encrypted",
+  "ev.undecrypted": "(end-to-end encrypted; no key record opened it)",
   "ev.joined": "{subject} joined",
   "ev.joinedStatus": "{subject} joined ({status})",
 
@@ -282,6 +284,8 @@ export default Object.freeze({
   "problem.decrypt_failed": "DECRYPTION FAILED: {message}",
   "problem.bad_transcript": "decrypted, but cannot be read as a transcript: {message}",
   "problem.bad_chat_message": "decrypted, but is not a readable chat message",
+  "problem.bad_key_record": "an end-to-end encryption key record is unusable (not a key document, filed elsewhere, or a KID claimed twice)",
+  "problem.undecryptable_chat": "an end-to-end encrypted message could not be decrypted: no key record for its KID, another sender's key, or altered",
   "problem.missing_indices": "{kindLabel} {where}: index(es) {missing} MISSING (present: {present})",
   "problem.missing_parts": "recording {where}: part(s) {missing} MISSING",
   "problem.no_transcript": "session {session} has no verified transcript, so nothing vouches that its recordings and chat are whole (what is cut from the end leaves no gap)",

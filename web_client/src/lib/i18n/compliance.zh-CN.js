@@ -151,6 +151,8 @@ export default Object.freeze({
   "timeline.none": "没有通过验证的会话纪要。",
   "timeline.noTime": "时间不明",
 
+  "ev.unencrypted": "（所用浏览器无法加密：未端到端加密）",
+  "ev.undecrypted": "（端到端加密；没有密钥记录可以解密）",
   "ev.joined": "{subject} 进入会话",
   "ev.joinedStatus": "{subject} 进入会话（{status}）",
 
@@ -282,6 +284,8 @@ export default Object.freeze({
   "problem.decrypt_failed": "解密失败：{message}",
   "problem.bad_transcript": "已解密，但无法作为会话纪要读取：{message}",
   "problem.bad_chat_message": "已解密，但不是可读的聊天消息",
+  "problem.bad_key_record": "端到端加密密钥记录无法使用（不是密钥文档、存档位置不符或 KID 被重复占用）",
+  "problem.undecryptable_chat": "端到端加密消息无法解密：没有其 KID 的密钥记录、属于其他发送者的密钥或已被篡改",
   "problem.missing_indices": "{kindLabel} {where}：序号 {missing} 缺失（现有：{present}）",
   "problem.missing_parts": "录像 {where}：第 {missing} 段缺失",
   "problem.no_transcript": "会话 {session} 没有通过验证的会话纪要，无法证明其录像和聊天记录完整（末尾被截去的内容不会留下空缺）",

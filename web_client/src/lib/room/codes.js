@@ -51,6 +51,7 @@ export const NOTICES = Object.freeze([
   "caucus_in_progress",
   "caucus_ended",
   "chat_muted",
+  "keys_shared",
   "mute_media_requested",
   "recording_started",
   "recording_stopped",
@@ -102,6 +103,13 @@ export const REQUEST_ERROR_CODES = Object.freeze([
   "no_recipients",
   "consent_missing",
   "not_recording",
+  "invalid_ciphertext",
+  "invalid_kid",
+  "wrong_channel",
+  "no_device_key",
+  "encryption_required",
+  "not_recorded",
+  "unknown_recipient",
   // Used by the server, not listed in docs/protocol.md:
   "unavailable", // the room store is briefly unreachable; nothing changed
   "replaced", // an `error` notice: the same participant joined from another window (then disconnected)

@@ -153,6 +153,8 @@ export class RoomClient extends Emitter {
     this.socket = null;
     /** @type {string | null} the resume_key of this device's last join_room (docs/protocol.md) */
     this._resumeKey = null;
+    /** @type {string | null} this page's X25519 device key, sent with every join_room (null: cannot encrypt) */
+    this.publicKey = null;
     /** @type {JoinResult | null} The last join_room result ({participant_id, role, name, status, mode, schedule, room, ...}). */
     this.self = null;
     /** @type {RoomState | null} The last room_state body. */
@@ -398,6 +400,7 @@ export class RoomClient extends Emitter {
     // while its old socket still looks live to the server; without it, it would wait as a second device.
     /** @type {Record<string, any>} */
     const payload = this._resumeKey ? { resume: this._resumeKey } : {};
+    if (this.publicKey) payload.public_key = this.publicKey;
     const promise = this._send("join_room", payload).then(
       (result) => {
         this.joined = true;
@@ -476,13 +479,28 @@ export class RoomClient extends Emitter {
     return this.request("return_to_lobby", { participant_id: participantId });
   }
 
-  /** send_chat: resolves with {seq, sent_at}.
+  /** send_chat: resolves with {seq, sent_at}. `content` is the text (a room that is not end-to-end
+   * encrypted) or the encrypted message {ciphertext, kid, channel} (docs/protocol.md, "End-to-end encryption").
    *
-   * @param {string} text
+   * @param {string | {ciphertext: string, kid: number, channel: string}} content
    * @returns {Promise<{seq: number, sent_at: string} & Record<string, any>>}
    */
-  sendChat(text) {
-    return this.request("send_chat", { text });
+  sendChat(content) {
+    return this.request("send_chat", typeof content === "string" ? { text: content } : content);
+  }
+
+  /** file_key: resolves with {index}.
+   * @param {{channel: string, epoch: number, kid: number, recipients: string[], sealed: string}} payload
+   */
+  fileKey(payload) {
+    return this.request("file_key", payload);
+  }
+
+  /** share_keys: resolves with {delivered: [participant_id…]}.
+   * @param {{channel: string, epoch: number, kid: number, keys: {participant_id: string, wrapped: string}[]}} payload
+   */
+  shareKeys(payload) {
+    return this.request("share_keys", payload);
   }
 
   /**

@@ -17,6 +17,7 @@
  * @property {boolean} [in_caucus]
  * @property {boolean} [consented]
  * @property {boolean} [second_device_waiting] another device with this participant's credential waits (mediator, self)
+ * @property {string | null} [public_key] the X25519 device key it joined with; null: its browser cannot encrypt
  *
  * @typedef {object} Caucus
  * @property {boolean} active
@@ -32,6 +33,7 @@
  * @property {Caucus} [caucus]
  * @property {string[]} [isolated_from] whom our media must not reach (caucus)
  * @property {boolean} [second_device] this connection waits as a second device of its participant
+ * @property {boolean} [end_to_end] every admitted person joined with a device key: chat is end-to-end encrypted
  *
  * @typedef {object} RecordingNotice One language of the recording notice.
  * @property {string} language
@@ -67,7 +69,11 @@
  * @property {string} participant_id
  * @property {string} name
  * @property {Role} role
- * @property {string} text
+ * @property {string} [text] the text: sent in the clear, or decrypted here
+ * @property {number} [kid] the KID of the sender's key (an encrypted message)
+ * @property {string} [ciphertext] base64url nonce ‖ AES-256-GCM ciphertext ‖ tag
+ * @property {number} [length] the ciphertext's bytes
+ * @property {boolean} [undecryptable] encrypted, and this page holds no key that opens it
  * @property {string | number} sent_at
  * @property {"main" | "caucus"} [channel]
  * @property {false | {by: string | null, at: string | null}} [deleted]

@@ -13,9 +13,9 @@ export function eventText(entry) {
     ? t("ev.reason", { reason: t.has(`reason.${entry.reason}`) ? t(`reason.${entry.reason}`) : entry.reason }) : "";
   switch (entry.type) {
     case "participant_joined":
-      return entry.status
+      return (entry.status
         ? t("ev.joinedStatus", { subject, status: t.has(`status.${entry.status}`) ? t(`status.${entry.status}`) : entry.status })
-        : t("ev.joined", { subject });
+        : t("ev.joined", { subject })) + (entry.unencrypted ? t("ev.unencrypted") : "");
     case "participant_left": return t("ev.left", { subject, reason });
     case "admitted": return t("ev.admitted", { actor, subject });
     case "refused": return t("ev.refused", { actor, subject, reason });
@@ -65,7 +65,7 @@ export function chatLine(entry, name) {
     h("span", { class: "chat-who", text: name }),
     entry.channel === "caucus" ? h("span", { class: "badge badge-caucus", text: t("ev.chatCaucus") }) : null,
     h("span", { class: "chat-seq", text: `#${entry.seq ?? "?"}` }),
-    h("span", { class: "chat-text", testid: "chat-text", text: entry.text }),
+    h("span", { class: "chat-text", testid: "chat-text", text: entry.undecrypted ? t("ev.undecrypted") : entry.text }),
   ];
 }
 

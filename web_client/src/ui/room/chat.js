@@ -2,6 +2,7 @@
 // mediator's delete; the side panel's tabs and unread badge.
 import { parseTime } from "../../lib/room/time.js";
 import { $, h } from "../dom.js";
+import { chatContent, onRevealed, reveal } from "./e2ee.js";
 import { act, notify, notifyError } from "./notices.js";
 import { isMediator, listNames, log, nameOf, roleLabel, selfId } from "./state.js";
 
@@ -64,7 +65,9 @@ function messageNode(state, msg) {
     "data-pending": msg.pending ? "true" : null,
   },
   head,
-  h("p", { class: "msg-text", text: msg.text }),
+  msg.undecryptable
+    ? h("p", { class: "msg-text msg-undecryptable", "data-testid": "undecryptable", text: t("chat.undecryptable") })
+    : h("p", { class: "msg-text", text: msg.text }),
   deleted ? h("p", { class: "msg-deleted-note", "data-testid": "deleted-note", text: t("chat.deleted") }) : null);
 }
 
@@ -77,6 +80,9 @@ function chatList() {
 function nearBottom(list) {
   return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
 }
+
+// A message decrypted late (its key arrived after it) is drawn again.
+onRevealed((state, msg) => upsertMessage(state, msg));
 
 /** Insert or update one message, in seq order. */
 export function upsertMessage(state, msg, { fromAck = false } = {}) {
@@ -139,7 +145,7 @@ export async function loadHistory(state) {
   if (!state.client || state.status !== "admitted") return;
   try {
     const { messages } = await state.client.chatHistory();
-    const history = Array.isArray(messages) ? messages : [];
+    const history = await Promise.all((Array.isArray(messages) ? messages : []).map((msg) => reveal(state, msg)));
     const maxSeq = history.reduce((m, msg) => Math.max(m, msg.seq || 0), 0);
     const merged = new Map();
     for (const msg of history) {
@@ -180,7 +186,7 @@ export async function sendChat(state, event) {
   autoGrow();
   stopTyping(state);
   try {
-    const { seq, sent_at: sentAt } = await state.client.sendChat(text);
+    const { seq, sent_at: sentAt } = await state.client.sendChat(await chatContent(state, text));
     const self = state.self;
     upsertMessage(state, 
       {

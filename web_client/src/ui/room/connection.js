@@ -5,6 +5,7 @@ import { RoomClient } from "../../lib/room/protocol.js";
 import { $ } from "../dom.js";
 import { loadHistory, onMessageDeleted, onTyping, renderChatControls, stopTyping, upsertMessage } from "./chat.js";
 import { renderRecording } from "./consent.js";
+import { onKeysShared, reveal } from "./e2ee.js";
 import { afterAdmission, leaveRoomView, onJoined, onRoomState, updateJoinButton } from "./lobby.js";
 import { onMuteRequested, stopMedia } from "./media.js";
 import { notify, notifyError } from "./notices.js";
@@ -157,7 +158,10 @@ function wireClient(state, client) {
   client.on("device_replaced", () => terminate(state, "device-replaced"));
   // The credential or the authority this socket entered with was revoked (docs/protocol.md, "Revocation").
   client.on("access_revoked", ({ code }) => terminate(state, CODE_STATES[code] || "error"));
-  client.on("chat_message", (msg) => upsertMessage(state, msg));
+  client.on("chat_message", (msg) => {
+    reveal(state, msg).then((shown) => upsertMessage(state, shown));
+  });
+  client.on("keys_shared", (notice) => onKeysShared(state, notice));
   client.on("message_deleted", ({ seq }) => onMessageDeleted(state, seq));
   client.on("typing", (body) => onTyping(state, body));
   client.on("caucus_started", ({ members }) => {

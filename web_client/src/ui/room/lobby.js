@@ -3,6 +3,7 @@ import { Mesh } from "../../lib/room/mesh.js";
 import { Sfu } from "../../lib/room/sfu.js";
 import { $ } from "../dom.js";
 import { loadHistory, stopTyping } from "./chat.js";
+import { onE2eeJoined, onE2eeRoster, prepareE2ee } from "./e2ee.js";
 import { onRefused, terminate } from "./connection.js";
 import { resumeAudio, sendMediaState, startMedia, stopMedia } from "./media.js";
 import { admitParticipant } from "./moderation.js";
@@ -45,6 +46,7 @@ export async function join(state) {
   updateJoinButton(state);
   resumeAudio(state);
   try {
+    await prepareE2ee(state);
     await state.client.joinRoom();
   } catch (err) {
     if (CODE_STATES[err.code]) onRefused(state, err.code);
@@ -62,6 +64,7 @@ export async function join(state) {
  */
 export function onJoined(state, result, { rejoin } = {}) {
   state.self = result;
+  onE2eeJoined(state, result);
   state.mode = result.mode || (result.room && result.room.mode) || "video";
   state.status = result.status;
   if (!state.joinedAt) state.joinedAt = Date.now();
@@ -131,6 +134,7 @@ function applyRoomState(state, room) {
       state.caucusMembers = null;
     }
   }
+  onE2eeRoster(state);
 }
 
 /**

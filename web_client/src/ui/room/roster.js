@@ -85,6 +85,8 @@ function rosterEntry(state, p) {
   // The party left out of a caucus is not told who is in it (the server may still flag it).
   const showCaucus = p.in_caucus && !state.caucusExcluded;
   if (showCaucus) meta.push(t("participant.inCaucus"));
+  // The mediator admits a browser that cannot encrypt knowing it: the room then is not end-to-end encrypted.
+  if (p.role !== "recorder" && !p.public_key) meta.push(t("participant.cannotEncrypt"));
   const icons = h("span", { class: "roster-icons" });
   // Consent matters for parties while the session can be recorded (sealed records, video).
   const consentShown = recordingApplies(state) && PARTY_ROLES.includes(p.role);
@@ -116,6 +118,7 @@ function rosterEntry(state, p) {
     "data-audio": String(Boolean(p.audio)),
     "data-video": String(Boolean(p.video)),
     "data-chat-muted": String(Boolean(p.chat_muted)),
+    "data-encrypts": p.role === "recorder" ? null : String(Boolean(p.public_key)),
     "data-consented": consentShown ? String(Boolean(p.consented)) : null,
     "data-self": String(me),
   },

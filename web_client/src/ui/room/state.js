@@ -71,6 +71,10 @@ export const translatorFor = (lang) => makeTranslator(lang, ROOM_CATALOGS);
  * @property {Map<string, any>} tiles participant_id -> tile parts ("self" for the local preview)
  * @property {Map<string, MediaStream | null>} pendingStreams remote streams that came before their tile
  * @property {import("./meeting.js").MeetingState} meeting speaker, self-view, blur, time warnings, lobby cue
+ * @property {import("../../lib/e2ee/keys.js").E2eeSession | null | undefined} e2ee the key layer; null: this
+ *   browser cannot encrypt; undefined: not made yet
+ * @property {string} securityCode the code of the current members' keys ("" before the first)
+ * @property {Promise<string[]> | null} sealingRecipients the checked compliance recipients, once asked for
  */
 
 /**
@@ -133,6 +137,9 @@ export function createRoomState(search) {
     tiles: new Map(),
     pendingStreams: new Map(),
     meeting: createMeetingState(),
+    e2ee: undefined,
+    securityCode: "",
+    sealingRecipients: null,
   };
 }
 
