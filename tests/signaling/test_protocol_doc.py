@@ -20,6 +20,7 @@ WHO = {
     "admitted, the recorder too": (EVERYONE, True, True),
     "mediator": (MEDIATOR, True, True),
     "a party (borrower, lender, bank representative), in the lobby or admitted": (PARTIES, False, True),
+    "a party (borrower, lender, bank representative), admitted": (PARTIES, True, True),
 }
 
 

@@ -65,6 +65,7 @@ class Scene:
             "request_mute_media": {"participant_id": target, "audio": True, "video": True},
             "remove_participant": {"participant_id": target}, "lock_room": {"locked": True},
             "delete_message": {"seq": 1}, "open_caucus": {"participant_id": target},
+            "raise_hand": {"raised": True}, "start_screen_share": {"stream_id": "screen-1"}, "lower_hand": {"participant_id": target},
             # The sender's own possession proof: what the table decides is who may send, not the proof.
             "give_consent": {"notice_sha256": NOTICE,
                              "proof": self.rooms.record.proof(self.sender, "give_consent")},
