@@ -594,6 +594,26 @@ export class RoomClient extends Emitter {
     return this.request("close_caucus", {});
   }
 
+  /** @param {string} streamId the id of the MediaStream carrying the screen */
+  startScreenShare(streamId) {
+    return this.request("start_screen_share", { stream_id: streamId });
+  }
+
+  /** @param {string} [participantId] another's share (the mediator only); absent: our own */
+  stopScreenShare(participantId) {
+    return this.request("stop_screen_share", participantId ? { participant_id: participantId } : {});
+  }
+
+  /** @param {boolean} raised */
+  raiseHand(raised) {
+    return this.request("raise_hand", { raised: Boolean(raised) });
+  }
+
+  /** @param {string} participantId */
+  lowerHand(participantId) {
+    return this.request("lower_hand", { participant_id: participantId });
+  }
+
   /**
    * give_consent: `noticeSha256` is the sha256 of the recording notice shown (join result); `proof` the
    * party's possession proof for this act (src/lib/possession.js; docs/protocol.md, "Possession proofs").

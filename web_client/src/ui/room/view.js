@@ -16,6 +16,9 @@ import { submitSignIn } from "./signin.js";
 import { translatorFor } from "./state.js";
 import { renderStatus, setConnection } from "./status.js";
 import { renderTiles } from "./tiles.js";
+import { renderHands, toggleHand } from "./hands.js";
+import { renderNetwork, watchNetwork } from "./network.js";
+import { renderShare, stopOthersShare, toggleShare } from "./screenshare.js";
 
 /** @typedef {import("./state.js").RoomPageState} RoomPageState */
 
@@ -106,6 +109,17 @@ export function renderAll(state) {
   renderUnread(state);
   updateJoinButton(state);
   renderStatus(state);
+  renderMeeting(state);
+}
+
+/**
+ * The meeting basics: the shared screen, raised hands, network and speaker marks on the tiles.
+ * @param {RoomPageState} state
+ */
+export function renderMeeting(state) {
+  renderShare(state);
+  renderHands(state);
+  renderNetwork(state);
 }
 
 /**
@@ -157,6 +171,10 @@ export function wireStaticControls(state) {
     navigator.mediaDevices.addEventListener("devicechange", () => refreshDevices(state));
   }
   wireLeaveGuards(state);
+  $("toggle-share").addEventListener("click", () => toggleShare(state));
+  $("screen-stop").addEventListener("click", () => stopOthersShare(state));
+  $("raise-hand").addEventListener("click", () => toggleHand(state));
+  watchNetwork(state);
   setInterval(() => {
     tickTimer(state);
     tickSchedule(state);

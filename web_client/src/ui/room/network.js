@@ -1,0 +1,138 @@
+// Active speaker and network quality on the room page, both read from the connections' getStats()
+// once a second (../../lib/room/stats.js). Each tile shows its connection's quality (ours: the worst
+// of our connections) as bars with an accessible name; a weak connection of our own gets a hint.
+// The tile of whoever speaks is highlighted. It is not announced: a screen reader speaking up every
+// time the speaker changes would talk over the people in the room and over the chat; the tile says
+// "speaking" to whoever reads it.
+import { h } from "../dom.js";
+import { Sfu } from "../../lib/room/sfu.js";
+import { SpeakerDetector, quality, readStats, worse } from "../../lib/room/stats.js";
+import { liveTrack, toggleVideo } from "./media.js";
+import { notify } from "./notices.js";
+import { log } from "./state.js";
+
+/** @typedef {import("./state.js").RoomPageState} RoomPageState */
+/** @typedef {import("../../lib/room/stats.js").Quality} Quality */
+
+const POLL_MS = 1000;
+const HINT_AFTER = 3; // poor readings in a row before the hint
+const HINT_AGAIN_MS = 120_000;
+
+/** @type {WeakMap<RTCPeerConnection, import("../../lib/room/stats.js").Counters>} */
+const counters = new WeakMap();
+const speakers = new SpeakerDetector();
+/** @type {Map<string, Quality>} participant id ("self" for us) -> quality */
+const qualities = new Map();
+let timer = /** @type {ReturnType<typeof setInterval> | undefined} */ (undefined);
+let polling = false;
+let poorInARow = 0;
+let hintedAt = -Infinity;
+
+/**
+ * The connections to read: per participant in the mesh; in a room on the media server, ours up and
+ * down, whose quality is our own (the media server's connections carry everyone).
+ * @param {RoomPageState} state
+ * @returns {{id: string | null, pc: RTCPeerConnection}[]} id null: not one participant's
+ */
+function connections(state) {
+  const media = state.mesh;
+  if (!media) return [];
+  if (media instanceof Sfu) {
+    const own = [media.up, media.down].filter(Boolean).map((pc) => ({ id: null, pc: /** @type {RTCPeerConnection} */ (pc) }));
+    return [...own, ...[...media.recorderMesh.peers.values()].map((peer) => ({ id: null, pc: peer.pc }))];
+  }
+  return [...media.peers.values()].map((peer) => ({ id: peer.recorder ? null : peer.id, pc: peer.pc }));
+}
+
+/** @param {RoomPageState} state */
+async function poll(state) {
+  if (polling || state.phase !== "room" || state.mode !== "video") return;
+  polling = true;
+  try {
+    /** @type {Map<string, number>} */
+    const levels = new Map();
+    /** @type {Quality} */
+    let own = "unknown";
+    let sentLevel = 0;
+    qualities.clear();
+    for (const { id, pc } of connections(state)) {
+      if (pc.connectionState === "closed") continue;
+      let report;
+      try {
+        report = await pc.getStats();
+      } catch {
+        continue;
+      }
+      const reading = readStats(report, counters.get(pc) || null);
+      counters.set(pc, reading.counters);
+      const measured = quality(reading);
+      own = worse(own, measured);
+      sentLevel = Math.max(sentLevel, reading.sent ?? 0);
+      if (id) {
+        qualities.set(id, measured);
+        if (reading.level !== null) levels.set(id, reading.level);
+      }
+    }
+    const mic = liveTrack(state, "audio");
+    levels.set("self", mic && mic.enabled ? sentLevel : 0);
+    qualities.set("self", own);
+    const active = speakers.update(levels, performance.now());
+    renderNetwork(state, active);
+    ownHint(state, own);
+  } catch (err) {
+    log(state, "stats failed", err);
+  } finally {
+    polling = false;
+  }
+}
+
+/**
+ * @param {RoomPageState} state
+ * @param {Quality} own
+ */
+function ownHint(state, own) {
+  poorInARow = own === "poor" ? poorInARow + 1 : 0;
+  if (poorInARow < HINT_AFTER || performance.now() - hintedAt < HINT_AGAIN_MS) return;
+  hintedAt = performance.now();
+  const actions = liveTrack(state, "video")
+    ? [{ label: state.t("net.cameraOff"), testid: "network-camera-off", run: () => toggleVideo(state) }]
+    : [];
+  notify(state, state.t("net.ownPoor"), { tone: "warning", key: "network", testid: "network-hint", timeout: 15000, actions });
+}
+
+/**
+ * Draw each tile's indicator and the speaker highlight.
+ * @param {RoomPageState} state
+ * @param {string | null} active
+ */
+export function renderNetwork(state, active = speakers.active) {
+  for (const [id, tile] of state.tiles) {
+    const level = qualities.get(id) || "unknown";
+    let net = /** @type {HTMLElement | null} */ (tile.root.querySelector(".net-quality"));
+    if (!net) {
+      net = h("span", { class: "net-quality", testid: "net-quality", role: "img" },
+        h("span", { class: "net-bar" }), h("span", { class: "net-bar" }), h("span", { class: "net-bar" }));
+      tile.root.append(net);
+    }
+    net.dataset.level = level;
+    const label = state.t(`net.${level}`);
+    net.setAttribute("aria-label", label);
+    net.setAttribute("title", label);
+    const speaking = id === active && state.phase === "room";
+    tile.root.dataset.speaking = String(speaking);
+    let note = /** @type {HTMLElement | null} */ (tile.root.querySelector(".tile-speaking"));
+    if (speaking && !note) {
+      note = h("span", { class: "tile-speaking visually-hidden" });
+      tile.root.querySelector(".tile-name")?.append(note);
+    }
+    if (note) note.textContent = speaking ? state.t("speaker.speaking") : "";
+  }
+}
+
+/**
+ * Poll while the page is in the room.
+ * @param {RoomPageState} state
+ */
+export function watchNetwork(state) {
+  if (timer === undefined) timer = setInterval(() => poll(state), POLL_MS);
+}
