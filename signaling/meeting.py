@@ -27,6 +27,9 @@ async def start_screen_share(engine: RoomEngine, turn: Turn, payload: payloads.S
     room, member = turn.room, turn.member
     if room.mode != "video":
         raise RoomError("chat_only", "this is a chat-only session; no screen is shared")
+    if engine.sfu is not None:
+        raise RoomError("share_unsupported", "this server's media server forwards cameras only; screens are "
+                                             "shared in mesh rooms")
     if left_out(room, member):
         # Those left out of a caucus share with nobody the room could see: the mediator is inside.
         raise RoomError("caucus_active", "a private caucus is in progress; share your screen after it")

@@ -187,3 +187,14 @@ async def test_meeting_a_caucus_members_hand_is_hidden_from_those_left_out(meeti
 def test_meeting_payloads_refuse_what_is_not_their_shape(model: type[payloads.Payload], payload: dict) -> None:
     with pytest.raises(ValidationError):
         model.model_validate(payload)
+
+
+async def test_meeting_rooms_on_the_media_server_share_no_screen(meeting: Meeting) -> None:
+    engine = meeting.rooms.engine
+    engine.sfu = object()  # type: ignore[assignment]  # configured with Janus: it forwards one camera each
+    try:
+        assert await meeting.refused("borrower", "start_screen_share", {"stream_id": STREAM}) == "share_unsupported"
+        await meeting.send("borrower", "raise_hand", {"raised": True})  # hands are the same in both
+        assert meeting.state("mediator")["hands"] == [meeting.pid("borrower")]
+    finally:
+        engine.sfu = None

@@ -29,4 +29,5 @@ export default Object.freeze({
   "error.share_active": "Someone else is sharing a screen. Ask them or the mediator to stop it first.",
   "error.not_sharing": "That screen share has already ended.",
   "error.hand_not_raised": "That hand is no longer raised.",
+  "error.share_unsupported": "Screens cannot be shared in this room.",
 });

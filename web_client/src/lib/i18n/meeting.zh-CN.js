@@ -29,4 +29,5 @@ export default Object.freeze({
   "error.share_active": "其他人正在共享屏幕。请先请其本人或调解员停止。",
   "error.not_sharing": "该屏幕共享已经结束。",
   "error.hand_not_raised": "对方已放下手。",
+  "error.share_unsupported": "本会谈室不支持共享屏幕。",
 });

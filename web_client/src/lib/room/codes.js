@@ -110,6 +110,7 @@ export const REQUEST_ERROR_CODES = Object.freeze([
   "share_active",
   "not_sharing",
   "hand_not_raised",
+  "share_unsupported",
   // Used by the server, not listed in docs/protocol.md:
   "unavailable", // the room store is briefly unreachable; nothing changed
   "replaced", // an `error` notice: the same participant joined from another window (then disconnected)

@@ -103,6 +103,23 @@ export function readStats(report, previous = null) {
 }
 
 /**
+ * The audio level of each inbound audio stream by its m-line's mid (a media server's one connection carries
+ * everyone: ../room/sfu.js knows whose each mid is).
+ * @param {{forEach: (fn: (stat: any) => void) => void}} report
+ * @returns {Map<string, number>}
+ */
+export function levelsByMid(report) {
+  /** @type {Map<string, number>} */
+  const levels = new Map();
+  report.forEach((/** @type {any} */ stat) => {
+    if (stat && stat.type === "inbound-rtp" && stat.kind === "audio" && typeof stat.mid === "string") {
+      levels.set(stat.mid, num(stat.audioLevel) ?? 0);
+    }
+  });
+  return levels;
+}
+
+/**
  * The quality of a connection from its reading: "poor" past any of the hard limits, "fair" past a soft one,
  * "good" otherwise; "unknown" before anything was measured.
  * @param {Pick<Reading, "rtt" | "loss" | "outgoingBitrate" | "dropped">} reading

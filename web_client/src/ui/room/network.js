@@ -6,7 +6,7 @@
 // "speaking" to whoever reads it.
 import { h } from "../dom.js";
 import { Sfu } from "../../lib/room/sfu.js";
-import { SpeakerDetector, quality, readStats, worse } from "../../lib/room/stats.js";
+import { SpeakerDetector, levelsByMid, quality, readStats, worse } from "../../lib/room/stats.js";
 import { liveTrack, toggleVideo } from "./media.js";
 import { notify } from "./notices.js";
 import { log } from "./state.js";
@@ -71,6 +71,13 @@ async function poll(state) {
       if (id) {
         qualities.set(id, measured);
         if (reading.level !== null) levels.set(id, reading.level);
+      } else if (state.mesh instanceof Sfu && pc === state.mesh.down) {
+        // Everyone comes down the one connection: its quality is each one's, its mids say who is loud.
+        for (const [mid, level] of levelsByMid(report)) {
+          const owner = state.mesh.owners.get(mid);
+          if (owner) levels.set(owner.participantId, level);
+        }
+        for (const owner of state.mesh.owners.values()) qualities.set(owner.participantId, measured);
       }
     }
     const mic = liveTrack(state, "audio");

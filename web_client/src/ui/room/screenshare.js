@@ -15,15 +15,14 @@ let sharing = null;
 let starting = false;
 
 /**
- * The mesh that carries our screen: the room's, or in a room on the media server the connection to the
- * recorder (the media server does not take a second video yet: docs/protocol.md).
+ * The mesh that carries our screen. Rooms on the media server do not share screens yet (docs/protocol.md):
+ * it forwards one camera per participant.
  * @param {RoomPageState} state
  * @returns {import("../../lib/room/mesh.js").Mesh | null}
  */
 function meshOf(state) {
   const media = state.mesh;
-  if (!media) return null;
-  return media instanceof Sfu ? media.recorderMesh : media;
+  return media && !(media instanceof Sfu) ? media : null;
 }
 
 /** @returns {boolean} */
@@ -38,7 +37,7 @@ function supported() {
 function mayShare(state) {
   const role = state.self ? state.self.role : null;
   return state.phase === "room" && state.mode === "video" && state.status === "admitted" && role !== null &&
-    role !== "recorder" && !state.caucusExcluded;
+    role !== "recorder" && !state.caucusExcluded && meshOf(state) !== null;
 }
 
 /** @param {RoomPageState} state */
