@@ -90,7 +90,7 @@ async def _mic(page: Page, on: bool) -> None:
     button = page.get_by_test_id("toggle-audio")
     if (await button.get_attribute("data-on")) != str(on).lower():
         await button.click()
-    await expect(button).to_have_attribute("data-on", str(on).lower())
+    await expect(button).to_have_attribute("data-on", str(on).lower(), timeout=WAIT_MS)
 
 
 @pytest.mark.slow
@@ -121,8 +121,14 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
     try:
         await sign_in(mediator, users[mediator_id].username)
-        await join_room(mediator)
         await sign_in(bank, users[bank_id].username)
+        # Cameras off: three browsers encoding and decoding cameras starve this shared machine, and the
+        # screen is the video that matters here.
+        for page in pages:
+            await expect(page.get_by_test_id("toggle-video")).to_be_enabled(timeout=WAIT_MS)
+            await page.get_by_test_id("toggle-video").click()
+            await expect(page.get_by_test_id("toggle-video")).to_have_attribute("data-on", "false", timeout=WAIT_MS)
+        await join_room(mediator)
         await join_room(bank)
         await join_room(borrower)
         await admit(mediator, bank_id, borrower_id)
@@ -136,23 +142,17 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         await mediator.wait_for_function(
             "() => !document.querySelector('[data-testid=start-recording]').disabled", timeout=WAIT_MS)
         await mediator.get_by_test_id("start-recording").click()
-        for page in pages:
-            await page.get_by_test_id("recording-indicator").wait_for(state="visible", timeout=WAIT_MS)
+        for page in pages:  # the recorder is a process of its own: slow to start on a loaded machine
+            await page.get_by_test_id("recording-indicator").wait_for(state="visible", timeout=3 * WAIT_MS)
 
         # --- network quality: every tile measured, with an accessible name ------------------------------
         for page in pages:
-            try:
-                await page.wait_for_function("""() => {
-                    const marks = [...document.querySelectorAll('#tiles [data-testid=net-quality]')];
-                    return marks.length === 3 && marks.every(m => m.dataset.level !== 'unknown'); }""", timeout=WAIT_MS)
-            except Exception:
-                print("DEBUG", page.url, await page.evaluate("""() => [...document.querySelectorAll('[data-testid=net-quality]')].map(m => [m.closest('.tile')?.dataset.participantId, m.dataset.level, m.closest('#tiles') ? 'in' : 'out'])"""))
-                print("DEBUG console", console)
-                raise
+            await page.wait_for_function("""() => {
+                const marks = [...document.querySelectorAll('#tiles [data-testid=net-quality]')];
+                return marks.length === 3 && marks.every(m => m.dataset.level !== 'unknown'); }""", timeout=WAIT_MS)
             marks = await page.locator("#tiles [data-testid=net-quality]").evaluate_all(
                 "(marks) => marks.map(m => [m.dataset.level, m.getAttribute('aria-label')])")
             assert all(level in LEVELS and label for level, label in marks), marks
-        print("DEBUG local", await mediator.evaluate("() => [...document.querySelectorAll('[data-testid=net-quality]')].map(m => m.parentElement.outerHTML.slice(0, 300))"))
         assert (await mediator.locator("[data-testid=local-tile] [data-testid=net-quality]").get_attribute(
             "aria-label") or "").startswith("Network: ")
         assert (await borrower.locator("[data-testid=local-tile] [data-testid=net-quality]").get_attribute(
@@ -160,18 +160,20 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
 
         # --- the borrower (phone, zh-CN) shares a screen: decoded large on the other two pages -----------
         share = borrower.get_by_test_id("toggle-share")
-        await expect(share).to_have_attribute("aria-pressed", "false")
+        await expect(share).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
         await share.click()
-        await expect(share).to_have_attribute("aria-pressed", "true")
+        await expect(share).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
         assert await borrower.get_by_test_id("toggle-share-label").inner_text() == "停止共享"
-        await expect(borrower.get_by_test_id("screen-caption")).to_have_text("您正在共享屏幕")
+        await expect(borrower.get_by_test_id("screen-caption")).to_have_text("您正在共享屏幕", timeout=WAIT_MS)
         for page in (mediator, bank):
-            await expect(page.get_by_test_id("screen-stage")).to_have_attribute("data-sharer", borrower_id)
+            stage = page.get_by_test_id("screen-stage")
+            await expect(stage).to_have_attribute("data-sharer", borrower_id, timeout=WAIT_MS)
             await _screen_decoded(page)
-        await expect(mediator.get_by_test_id("screen-caption")).to_contain_text("is sharing their screen")
-        await expect(bank.get_by_test_id("screen-caption")).to_contain_text("is sharing their screen")
+        caption = "is sharing their screen"
+        await expect(mediator.get_by_test_id("screen-caption")).to_contain_text(caption, timeout=WAIT_MS)
+        await expect(bank.get_by_test_id("screen-caption")).to_contain_text(caption, timeout=WAIT_MS)
         # One share at a time: the others' control waits.
-        await expect(bank.get_by_test_id("toggle-share")).to_be_disabled()
+        await expect(bank.get_by_test_id("toggle-share")).to_be_disabled(timeout=WAIT_MS)
         await asyncio.sleep(3)  # some seconds of the screen in the recording
         await shot(mediator, AREA, "screen-share-mediator-en")
         await shot(borrower, AREA, "screen-share-borrower-phone-zh-CN")
@@ -180,38 +182,40 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         # The mediator stops it; the borrower is told.
         await mediator.get_by_test_id("screen-stop").click()
         await borrower.get_by_test_id("share-stopped").wait_for(timeout=WAIT_MS)
-        await expect(share).to_have_attribute("aria-pressed", "false")
+        await expect(share).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
         for page in pages:
-            await expect(page.get_by_test_id("screen-stage")).to_be_hidden()
+            await expect(page.get_by_test_id("screen-stage")).to_be_hidden(timeout=WAIT_MS)
         # Shared again, then ended with the browser's own "stop sharing".
         await share.click()
-        await expect(mediator.get_by_test_id("screen-stage")).to_have_attribute("data-sharer", borrower_id)
+        stage = mediator.get_by_test_id("screen-stage")
+        await expect(stage).to_have_attribute("data-sharer", borrower_id, timeout=WAIT_MS)
         await _screen_decoded(mediator)
         await borrower.evaluate(BROWSER_STOPS_SHARING)
         for page in pages:
-            await expect(page.get_by_test_id("screen-stage")).to_be_hidden()
-        await expect(share).to_have_attribute("aria-pressed", "false")
-        await expect(bank.get_by_test_id("toggle-share")).to_be_enabled()
+            await expect(page.get_by_test_id("screen-stage")).to_be_hidden(timeout=WAIT_MS)
+        await expect(share).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
+        await expect(bank.get_by_test_id("toggle-share")).to_be_enabled(timeout=WAIT_MS)
 
         # --- hands: raised in order, seen by the mediator, lowered by the mediator -----------------------
-        await expect(mediator.get_by_test_id("raise-hand")).to_be_hidden()  # the mediator calls on people
+        # The mediator calls on people; it raises no hand.
+        await expect(mediator.get_by_test_id("raise-hand")).to_be_hidden(timeout=WAIT_MS)
         await bank.get_by_test_id("raise-hand").click()
-        await expect(bank.get_by_test_id("raise-hand")).to_have_attribute("aria-pressed", "true")
+        await expect(bank.get_by_test_id("raise-hand")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
         await borrower.get_by_test_id("raise-hand").click()
         queue = mediator.get_by_test_id("hand-item")
-        await expect(queue).to_have_count(2)
+        await expect(queue).to_have_count(2, timeout=WAIT_MS)
         assert await queue.evaluate_all("(items) => items.map(i => i.dataset.participantId)") == [bank_id, borrower_id]
-        await expect(mediator.locator(f"[data-testid=remote-tile][data-participant-id='{bank_id}']")).to_have_attribute(
-            "data-hand", "1")
-        await expect(mediator.get_by_test_id("hand-queue")).to_be_visible()
+        bank_tile = mediator.locator(f"[data-testid=remote-tile][data-participant-id='{bank_id}']")
+        await expect(bank_tile).to_have_attribute("data-hand", "1", timeout=WAIT_MS)
+        await expect(mediator.get_by_test_id("hand-queue")).to_be_visible(timeout=WAIT_MS)
         await shot(mediator, AREA, "hands-mediator-en")
         await shot(borrower, AREA, "hands-borrower-phone-zh-CN")
         await mediator.locator(f"[data-testid=lower-hand][data-participant-id='{bank_id}']").click()
-        await expect(queue).to_have_count(1)
+        await expect(queue).to_have_count(1, timeout=WAIT_MS)
         await bank.get_by_test_id("hand-lowered").wait_for(timeout=WAIT_MS)
-        await expect(bank.get_by_test_id("raise-hand")).to_have_attribute("aria-pressed", "false")
+        await expect(bank.get_by_test_id("raise-hand")).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
         await borrower.get_by_test_id("raise-hand").click()  # the borrower lowers its own
-        await expect(mediator.get_by_test_id("hand-queue")).to_be_hidden()
+        await expect(mediator.get_by_test_id("hand-queue")).to_be_hidden(timeout=WAIT_MS)
 
         # --- the active speaker: only the mediator's microphone on, then only the bank's -----------------
         await _mic(bank, False)
@@ -251,7 +255,7 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         for video in screens:
             assert video["error"] is None and math.isfinite(video["duration"]) and video["width"] > 0, video
         tile = compliance.locator(f"[data-participant-id='{borrower_id}-screen']").first
-        await expect(tile).to_contain_text("(screen)")
+        await expect(tile).to_contain_text("(screen)", timeout=WAIT_MS)
         await shot(compliance, AREA, "compliance-screen-recording-en")
         await compliance.context.close()
     finally:
