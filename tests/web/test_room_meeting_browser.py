@@ -147,9 +147,14 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
 
         # --- network quality: every tile measured, with an accessible name ------------------------------
         for page in pages:
-            await page.wait_for_function("""() => {
-                const marks = [...document.querySelectorAll('#tiles [data-testid=net-quality]')];
-                return marks.length === 3 && marks.every(m => m.dataset.level !== 'unknown'); }""", timeout=WAIT_MS)
+            try:
+                await page.wait_for_function("""() => {
+                    const marks = [...document.querySelectorAll('#tiles [data-testid=net-quality]')];
+                    return marks.length === 3 && marks.every(m => m.dataset.level !== 'unknown'); }""", timeout=WAIT_MS)
+            except Exception:
+                print("DEBUG", page.url, await page.evaluate("""() => [...document.querySelectorAll('.tile')].map(t => [t.dataset.testid, t.dataset.participantId, t.querySelector('[data-testid=net-quality]')?.dataset.level, t.closest('#tiles') ? 'in' : 'out'])"""))
+                print("DEBUG console", console[-30:])
+                raise
             marks = await page.locator("#tiles [data-testid=net-quality]").evaluate_all(
                 "(marks) => marks.map(m => [m.dataset.level, m.getAttribute('aria-label')])")
             assert all(level in LEVELS and label for level, label in marks), marks
@@ -163,7 +168,7 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         await expect(share).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
         await share.click()
         await expect(share).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
-        assert await borrower.get_by_test_id("toggle-share-label").inner_text() == "停止共享"
+        assert await borrower.locator("#toggle-share-label").inner_text() == "停止共享"
         await expect(borrower.get_by_test_id("screen-caption")).to_have_text("您正在共享屏幕", timeout=WAIT_MS)
         for page in (mediator, bank):
             stage = page.get_by_test_id("screen-stage")

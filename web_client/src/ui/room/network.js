@@ -21,8 +21,8 @@ const HINT_AGAIN_MS = 120_000;
 /** @type {WeakMap<RTCPeerConnection, import("../../lib/room/stats.js").Counters>} */
 const counters = new WeakMap();
 const speakers = new SpeakerDetector();
-/** @type {Map<string, Quality>} participant id ("self" for us) -> quality */
-const qualities = new Map();
+/** @type {Map<string, Quality>} participant id ("self" for us) -> quality, as last measured */
+let qualities = new Map();
 let timer = /** @type {ReturnType<typeof setInterval> | undefined} */ (undefined);
 let polling = false;
 let poorInARow = 0;
@@ -54,7 +54,9 @@ async function poll(state) {
     /** @type {Quality} */
     let own = "unknown";
     let sentLevel = 0;
-    qualities.clear();
+    // Filled apart and swapped in at the end: a redraw while the stats are read shows the last measure.
+    /** @type {Map<string, Quality>} */
+    const measuredNow = new Map();
     for (const { id, pc } of connections(state)) {
       if (pc.connectionState === "closed") continue;
       let report;
@@ -69,7 +71,7 @@ async function poll(state) {
       own = worse(own, measured);
       sentLevel = Math.max(sentLevel, reading.sent ?? 0);
       if (id) {
-        qualities.set(id, measured);
+        measuredNow.set(id, measured);
         if (reading.level !== null) levels.set(id, reading.level);
       } else if (state.mesh instanceof Sfu && pc === state.mesh.down) {
         // Everyone comes down the one connection: its quality is each one's, its mids say who is loud.
@@ -77,12 +79,13 @@ async function poll(state) {
           const owner = state.mesh.owners.get(mid);
           if (owner) levels.set(owner.participantId, level);
         }
-        for (const owner of state.mesh.owners.values()) qualities.set(owner.participantId, measured);
+        for (const owner of state.mesh.owners.values()) measuredNow.set(owner.participantId, measured);
       }
     }
     const mic = liveTrack(state, "audio");
     levels.set("self", mic && mic.enabled ? sentLevel : 0);
-    qualities.set("self", own);
+    measuredNow.set("self", own);
+    qualities = measuredNow;
     const active = speakers.update(levels, performance.now());
     renderNetwork(state, active);
     ownHint(state, own);
