@@ -115,10 +115,9 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
     borrower = await phone.new_page()
     await borrower.goto(with_lang(f"{api.base}/room#{link}", "zh-CN"))
     pages = (mediator, bank, borrower)
-    console: list[str] = []
+    errors: list[str] = []
     for page in pages:
-        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-        page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+        page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         await sign_in(mediator, users[mediator_id].username)
         await sign_in(bank, users[bank_id].username)
@@ -147,14 +146,9 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
 
         # --- network quality: every tile measured, with an accessible name ------------------------------
         for page in pages:
-            try:
-                await page.wait_for_function("""() => {
-                    const marks = [...document.querySelectorAll('#tiles [data-testid=net-quality]')];
-                    return marks.length === 3 && marks.every(m => m.dataset.level !== 'unknown'); }""", timeout=WAIT_MS)
-            except Exception:
-                print("DEBUG", page.url, await page.evaluate("""() => [...document.querySelectorAll('.tile')].map(t => [t.dataset.testid, t.dataset.participantId, t.querySelector('[data-testid=net-quality]')?.dataset.level, t.closest('#tiles') ? 'in' : 'out'])"""))
-                print("DEBUG console", console[-30:])
-                raise
+            await page.wait_for_function("""() => {
+                const marks = [...document.querySelectorAll('#tiles [data-testid=net-quality]')];
+                return marks.length === 3 && marks.every(m => m.dataset.level !== 'unknown'); }""", timeout=WAIT_MS)
             marks = await page.locator("#tiles [data-testid=net-quality]").evaluate_all(
                 "(marks) => marks.map(m => [m.dataset.level, m.getAttribute('aria-label')])")
             assert all(level in LEVELS and label for level, label in marks), marks
@@ -263,6 +257,7 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         await expect(tile).to_contain_text("(screen)", timeout=WAIT_MS)
         await shot(compliance, AREA, "compliance-screen-recording-en")
         await compliance.context.close()
+        assert errors == [], errors
     finally:
         for page in pages:
             await page.context.close()
