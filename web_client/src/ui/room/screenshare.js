@@ -56,7 +56,8 @@ export async function toggleShare(state) {
   /** @type {MediaStream | null} */
   let stream = null;
   try {
-    stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 24 } }, audio: false });
+    // A schedule of numbers changes seldom: a few frames a second keep it sharp and spare weak phones.
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 5, max: 15 } }, audio: false });
   } catch (err) {
     log(state, "getDisplayMedia failed", err);
     // The person closed the browser's picker: nothing to say.
