@@ -174,9 +174,9 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         # One share at a time: the others' control waits.
         await expect(bank.get_by_test_id("toggle-share")).to_be_disabled(timeout=WAIT_MS)
         await asyncio.sleep(3)  # some seconds of the screen in the recording
-        await shot(mediator, AREA, "screen-share-mediator-en")
-        await shot(borrower, AREA, "screen-share-borrower-phone-zh-CN")
-        await shot(bank, AREA, "screen-share-bank-en")
+        await shot(mediator, AREA, "screen-share-mediator-en", full_page=False)
+        await shot(borrower, AREA, "screen-share-borrower-phone-zh-CN", full_page=False)
+        await shot(bank, AREA, "screen-share-bank-en", full_page=False)
 
         # The mediator stops it; the borrower is told.
         await mediator.get_by_test_id("screen-stop").click()
@@ -207,8 +207,8 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         bank_tile = mediator.locator(f"[data-testid=remote-tile][data-participant-id='{bank_id}']")
         await expect(bank_tile).to_have_attribute("data-hand", "1", timeout=WAIT_MS)
         await expect(mediator.get_by_test_id("hand-queue")).to_be_visible(timeout=WAIT_MS)
-        await shot(mediator, AREA, "hands-mediator-en")
-        await shot(borrower, AREA, "hands-borrower-phone-zh-CN")
+        await shot(mediator, AREA, "hands-mediator-en", full_page=False)
+        await shot(borrower, AREA, "hands-borrower-phone-zh-CN", full_page=False)
         await mediator.locator(f"[data-testid=lower-hand][data-participant-id='{bank_id}']").click()
         await expect(queue).to_have_count(1, timeout=WAIT_MS)
         await bank.get_by_test_id("hand-lowered").wait_for(timeout=WAIT_MS)
@@ -226,7 +226,7 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         await _mic(bank, True)
         await _wait_speaker(borrower, bank_id)
         await _wait_speaker(mediator, bank_id)
-        await shot(mediator, AREA, "speaker-mediator-en")
+        await shot(mediator, AREA, "speaker-mediator-en", full_page=False)
 
         # --- the recording keeps the screen as a source of its own ---------------------------------------
         await mediator.get_by_test_id("end-session").click()
@@ -253,9 +253,10 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         screens = [v for v in videos if v["participant"] == f"{borrower_id}-screen"]
         for video in screens:
             assert video["error"] is None and math.isfinite(video["duration"]) and video["width"] > 0, video
-        tile = compliance.locator(f"[data-participant-id='{borrower_id}-screen']").first
-        await expect(tile).to_contain_text("(screen)", timeout=WAIT_MS)
-        await shot(compliance, AREA, "compliance-screen-recording-en")
+        # The review player names the source after its sharer.
+        tile = compliance.locator(f"[data-testid=player-tile][data-participant-id='{borrower_id}-screen']")
+        await expect(tile.locator(".player-name")).to_have_text("Li Wei (screen)", timeout=WAIT_MS)
+        await shot(compliance, AREA, "compliance-screen-recording-en", full_page=False)
         await compliance.context.close()
         assert errors == [], errors
     finally:
