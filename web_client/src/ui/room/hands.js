@@ -73,7 +73,7 @@ export function renderHands(state) {
     const name = nameOf(state, id);
     return h("li", { class: "hand-item", dataset: { participantId: id }, testid: "hand-item" },
       h("span", { class: "hand-name", text: name }),
-      h("button", { type: "button", class: "btn btn-small", testid: "lower-hand", "aria-label": state.t("hand.lowerFor", { name }),
+      h("button", { type: "button", class: "btn btn-small btn-on-dark", testid: "lower-hand", "aria-label": state.t("hand.lowerFor", { name }),
         dataset: { participantId: id }, on: { click: () => act(state, async () => state.client?.lowerHand(id)) } },
       state.t("hand.lowerShort")));
   }));
