@@ -25,7 +25,6 @@ export default Object.freeze({
   "net.poor": "Network: poor",
   "net.unknown": "Network: measuring",
   "net.ownPoor": "Your connection is weak. Turning off your camera may keep the sound clear.",
-  "net.cameraOff": "Turn off camera",
   "error.share_active": "Someone else is sharing a screen. Ask them or the mediator to stop it first.",
   "error.not_sharing": "That screen share has already ended.",
   "error.hand_not_raised": "That hand is no longer raised.",

@@ -25,7 +25,6 @@ export default Object.freeze({
   "net.poor": "网络：较差",
   "net.unknown": "网络：检测中",
   "net.ownPoor": "您的网络较弱。关闭摄像头可以让声音更清晰。",
-  "net.cameraOff": "关闭摄像头",
   "error.share_active": "其他人正在共享屏幕。请先请其本人或调解员停止。",
   "error.not_sharing": "该屏幕共享已经结束。",
   "error.hand_not_raised": "对方已放下手。",

@@ -4,19 +4,18 @@
 // The tile of whoever speaks is highlighted. It is not announced: a screen reader speaking up every
 // time the speaker changes would talk over the people in the room and over the chat; the tile says
 // "speaking" to whoever reads it.
-import { h } from "../dom.js";
+import { $, h } from "../dom.js";
 import { Sfu } from "../../lib/room/sfu.js";
 import { SpeakerDetector, levelsByMid, quality, readStats, worse } from "../../lib/room/stats.js";
-import { liveTrack, toggleVideo } from "./media.js";
-import { notify } from "./notices.js";
+import { liveTrack } from "./media.js";
 import { log } from "./state.js";
 
 /** @typedef {import("./state.js").RoomPageState} RoomPageState */
 /** @typedef {import("../../lib/room/stats.js").Quality} Quality */
 
 const POLL_MS = 1000;
-const HINT_AFTER = 3; // poor readings in a row before the hint
-const HINT_AGAIN_MS = 120_000;
+const HINT_AFTER = 3; // poor readings in a row before the hint shows
+const CLEAR_AFTER = 5; // better readings in a row before it goes
 
 /** @type {WeakMap<RTCPeerConnection, import("../../lib/room/stats.js").Counters>} */
 const counters = new WeakMap();
@@ -26,7 +25,7 @@ let qualities = new Map();
 let timer = /** @type {ReturnType<typeof setInterval> | undefined} */ (undefined);
 let polling = false;
 let poorInARow = 0;
-let hintedAt = -Infinity;
+let betterInARow = 0;
 
 /**
  * The connections to read: per participant in the mesh; in a room on the media server, ours up and
@@ -97,17 +96,21 @@ async function poll(state) {
 }
 
 /**
+ * A line on the stage while our own connection stays poor (a status, read once when it appears); not a
+ * toast, which on a phone would cover the chat.
  * @param {RoomPageState} state
  * @param {Quality} own
  */
 function ownHint(state, own) {
   poorInARow = own === "poor" ? poorInARow + 1 : 0;
-  if (poorInARow < HINT_AFTER || performance.now() - hintedAt < HINT_AGAIN_MS) return;
-  hintedAt = performance.now();
-  const actions = liveTrack(state, "video")
-    ? [{ label: state.t("net.cameraOff"), testid: "network-camera-off", run: () => toggleVideo(state) }]
-    : [];
-  notify(state, state.t("net.ownPoor"), { tone: "warning", key: "network", testid: "network-hint", timeout: 15000, actions });
+  betterInARow = own === "good" || own === "fair" ? betterInARow + 1 : 0;
+  const hint = $("network-hint");
+  if (hint.hidden && poorInARow >= HINT_AFTER) {
+    hint.textContent = state.t("net.ownPoor");
+    hint.hidden = false;
+  } else if (!hint.hidden && (betterInARow >= CLEAR_AFTER || state.phase !== "room")) {
+    hint.hidden = true;
+  }
 }
 
 /**
