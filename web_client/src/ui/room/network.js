@@ -106,8 +106,8 @@ function ownHint(state, own) {
   betterInARow = own === "good" || own === "fair" ? betterInARow + 1 : 0;
   const hint = $("network-hint");
   if (hint.hidden && poorInARow >= HINT_AFTER) {
-    hint.textContent = state.t("net.ownPoor");
     hint.hidden = false;
+    renderNetwork(state);
   } else if (!hint.hidden && (betterInARow >= CLEAR_AFTER || state.phase !== "room")) {
     hint.hidden = true;
   }
@@ -119,6 +119,8 @@ function ownHint(state, own) {
  * @param {string | null} active
  */
 export function renderNetwork(state, active = speakers.active) {
+  const hint = $("network-hint");
+  if (!hint.hidden) hint.textContent = state.t("net.ownPoor"); // in the page's language, also after a switch
   for (const [id, tile] of state.tiles) {
     const level = qualities.get(id) || "unknown";
     let net = /** @type {HTMLElement | null} */ (tile.root.querySelector(".net-quality"));
