@@ -246,7 +246,10 @@ async def test_room_meeting_share_hands_speaker_network_and_the_recorded_screen(
         await load_identity_file(compliance, key.identity_file)
         await compliance.locator(f"[data-testid=case-row][data-case-id={journey.case_id}]").get_by_test_id(
             "case-open").click()
-        await open_session(compliance, journey.session_id)
+        verdict = await open_session(compliance, journey.session_id)
+        opened = await compliance.get_by_test_id("opened").inner_text()
+        # The transcript names every source; without it the player could only show ids.
+        assert verdict in ("complete", "incomplete"), (verdict, opened)
         videos = await recording_videos(compliance)
         participants = {v["participant"] for v in videos}
         assert {mediator_id, bank_id, borrower_id, f"{borrower_id}-screen"} <= participants, videos
