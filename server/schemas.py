@@ -555,7 +555,8 @@ class RecordList(View):
 class SegmentQuery(Body):
     model_config = ConfigDict(extra="forbid", strict=False)
 
-    participant_id: Annotated[str, StringConstraints(pattern=r"^(pty|usr)_[0-9a-f]{32}$")]
+    # A participant's camera and microphone, or with "-screen" the screen it shared (docs/records.md).
+    participant_id: Annotated[str, StringConstraints(pattern=r"^(pty|usr)_[0-9a-f]{32}(-screen)?$")]
     part: Annotated[int, Field(ge=0, le=9999)] = 0
     index: Annotated[int, Field(ge=0, le=1_000_000)]
     # Completeness (docs/records.md, "Recording gaps"): what media time the segment holds.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from signaling import payloads
+from signaling import meeting, payloads
 from signaling.errors import RoomError
 from signaling.roomstate import ADMITTED
 
@@ -21,6 +21,8 @@ async def open_caucus(engine: RoomEngine, turn: Turn, payload: payloads.Target) 
     if target.status != ADMITTED:
         raise RoomError("not_admitted", f"{target.name} is not in the room")
     room.caucus = [turn.member.participant_id, target.participant_id]
+    # A screen shared to the whole room must not go on inside the caucus, nor one shared inside it after.
+    meeting.end_share(turn, reason="caucus")
     for member in room.members.values():
         if member.status != ADMITTED:
             continue
@@ -45,6 +47,7 @@ def end_caucus(turn: Turn, *, reason: str) -> None:
         return
     members = room.caucus
     room.caucus = None
+    meeting.end_share(turn, reason="caucus")
     for member in room.members.values():
         if member.status == ADMITTED:
             turn.send(member.sid, "caucus_ended", {})

@@ -192,6 +192,21 @@ class RequestMuteMedia(Payload):
     video: bool
 
 
+class StartScreenShare(Payload):
+    # The id of the MediaStream that carries the screen track (its msid in the SDP): how receivers and the
+    # recorder tell the screen from the camera.
+    stream_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9{}_.+=-]{1,64}$")]
+
+
+class StopScreenShare(Payload):
+    # Absent: the sender's own share; another participant's only for the mediator.
+    participant_id: ParticipantId | None = None
+
+
+class RaiseHand(Payload):
+    raised: bool
+
+
 class LockRoom(Payload):
     locked: bool
 

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from signaling import caucus, chat, consent, devices, e2ee, lobby, media, moderation, payloads
+from signaling import caucus, chat, consent, devices, e2ee, lobby, media, meeting, moderation, payloads
 from signaling.errors import RoomError
 from signaling.roomstate import ADMITTED, Member
 
@@ -80,6 +80,11 @@ REQUESTS: dict[str, Request] = _table(
     R("media_candidate", payloads.MediaCandidate, media.media_candidate, PEOPLE, admitted=True, bucket="signal"),
     R("media_layout", payloads.MediaLayout, media.media_layout, PEOPLE, admitted=True, bucket="signal"),
     R("record_media", payloads.RecordMedia, media.record_media, RECORDER, admitted=True, bucket="signal"),
+    R("start_screen_share", payloads.StartScreenShare, meeting.start_screen_share, PEOPLE, admitted=True, bucket="signal"),
+    R("stop_screen_share", payloads.StopScreenShare, meeting.stop_screen_share, PEOPLE, admitted=True,
+      bucket="signal"),
+    R("raise_hand", payloads.RaiseHand, meeting.raise_hand, PARTIES, admitted=True, bucket="signal"),
+    R("lower_hand", payloads.Target, meeting.lower_hand, MEDIATOR, admitted=True, bucket="signal"),
     R("mute_chat", payloads.MuteChat, moderation.mute_chat, MEDIATOR, admitted=True, bucket="signal"),
     R("request_mute_media", payloads.RequestMuteMedia, moderation.request_mute_media, MEDIATOR, admitted=True,
       bucket="signal"),

@@ -58,6 +58,9 @@ class Room:
     opened: bool = False
     waiting_devices: dict[str, Device] = dataclasses.field(default_factory=dict)  # participant_id -> its second
     janus: str | None = None  # the Janus instance (API URL) holding the room's media, once placed (signaling/sfu.py)
+    # {participant_id, stream_id} of the one screen shared (signaling/meeting.py), or None
+    screen_share: dict[str, str] | None = None
+    hands: list[str] = dataclasses.field(default_factory=list)  # raised hands, in the order raised
 
     @property
     def mediator(self) -> Member | None:
@@ -84,7 +87,9 @@ class Room:
                     removed=list(self.removed), deleted={seq: dict(d) for seq, d in self.deleted.items()},
                     consents={pid: dict(c) for pid, c in self.consents.items()}, recording=self.recording,
                     sealed=self.sealed, opened=self.opened, janus=self.janus,
-                    waiting_devices={pid: copy.copy(d) for pid, d in self.waiting_devices.items()})
+                    waiting_devices={pid: copy.copy(d) for pid, d in self.waiting_devices.items()},
+                    screen_share=None if self.screen_share is None else dict(self.screen_share),
+                    hands=list(self.hands))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Room:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from signaling import meeting
 from signaling.errors import RoomError
 from signaling.identity import Hooks, Identity
 from signaling.liveness import NodeLiveness
@@ -135,6 +136,7 @@ class TurnRunner:
                 member = Member(participant_id=identity.participant_id, role=identity.role, name=identity.name)
             turn = Turn.begin(room, member, identity, sid)
             result = await action(turn, payload)
+            meeting.prune(turn)
         await self.flush(turn)
         return result
 

@@ -104,7 +104,25 @@ def room_view(room: Room, viewer: Member) -> dict[str, Any]:
     }
     if caucus and not viewer_outside and not in_lobby:
         view["caucus"]["members"] = list(caucus)
+    view.update(meeting_view(room, viewer))
     return view
+
+
+def meeting_view(room: Room, viewer: Member) -> dict[str, Any]:
+    """The screen share and raised hands ``viewer`` may see: none in the lobby; across a caucus, nothing of its
+    members (signaling/meeting.py ends a share when a caucus opens or closes)."""
+    if viewer.status != ADMITTED:
+        return {"screen_share": None, "hands": []}
+    hidden = set(room.caucus or []) if bool(room.caucus) and viewer.participant_id not in (room.caucus or []) else set()
+
+    def shown(participant_id: str) -> bool:
+        member = room.members.get(participant_id)
+        return (member is not None and member.status == ADMITTED and member.connected
+                and participant_id not in hidden)
+
+    share = room.screen_share
+    return {"screen_share": dict(share) if share is not None and shown(share["participant_id"]) else None,
+            "hands": [participant_id for participant_id in room.hands if shown(participant_id)]}
 
 
 def waiting_view(room: Room, member: Member) -> dict[str, Any]:

@@ -73,6 +73,8 @@ class _Recording:
     keyframes_task: asyncio.Task[None] | None = None
     # Asks the sender for a video key frame; None: no video, or nobody to ask yet.
     ask_keyframe: Callable[[], Awaitable[object]] | None = None
+    screen: _Recording | None = None  # the shared screen of the same connection, a file of its own
+    owns_pc: bool = True  # False for a screen: the participant's recording closes the connection
 
 
 class RecorderPeer:
@@ -128,21 +130,28 @@ class RecorderPeer:
     def participant_ids(self) -> list[str]:
         return list(self._recordings)
 
-    async def handle_offer(self, participant_id: str, offer_sdp: str) -> str:
-        """Answer ``participant_id``'s offer (receive-only, VP8/Opus) and start recording it."""
+    async def handle_offer(self, participant_id: str, offer_sdp: str, *, screen_stream: str | None = None,
+                           screen_id: str | None = None) -> str:
+        """Answer ``participant_id``'s offer (receive-only, VP8/Opus) and start recording it.
+
+        With ``screen_stream`` (the room's ``screen_share`` stream id of this participant) and ``screen_id``,
+        the video m-line whose ``msid`` names that stream is recorded as a file of its own, ``screen_id``,
+        delivered through ``on_segment`` like a participant's and closed with it."""
         if self._closed:
             raise RuntimeError('Cannot handle an offer in recorder state "closed"')
-        if participant_id in self._recordings or participant_id in self._finished:
-            raise ValueError(f'participant "{participant_id}" already has a recording')
+        for file_id in (participant_id, screen_id):
+            if file_id is not None and (file_id in self._recordings or file_id in self._finished):
+                raise ValueError(f'participant "{file_id}" already has a recording')
         offer = SessionDescription.parse(offer_sdp)
-        # The first m-line of each kind that sends is recorded; any further one (a second camera,
-        # a screen share) is received but dropped.
+        screen_index = _screen_line(offer, screen_stream) if screen_id is not None else None
+        # The first m-line of each kind that sends is recorded, and the shared screen; any further one
+        # (a second camera) is received but dropped.
         recorded: dict[int, str] = {}
         for index, media in enumerate(offer.media):
-            if (media.kind in KINDS and media.direction in ("sendrecv", "sendonly")
+            if (media.kind in KINDS and media.direction in ("sendrecv", "sendonly") and index != screen_index
                     and media.kind not in recorded.values()):
                 recorded[index] = media.kind
-        if not recorded:
+        if not recorded and screen_index is None:
             raise ValueError(f'participant "{participant_id}" offers no audio or video to record')
 
         recording = _Recording(
@@ -154,7 +163,14 @@ class RecorderPeer:
         )
         pc = recording.pc
         assert pc is not None
+        screen = None
+        if screen_index is not None and screen_id is not None:
+            screen = recording.screen = _Recording(
+                participant_id=screen_id, pc=pc, owns_pc=False, started_at=recording.started_at,
+                muxer=WebmMuxer({"video"}, session_start=self._monotonic_start, cluster_ms=self._cluster_ms))
         self._recordings[participant_id] = recording
+        if screen is not None:
+            self._recordings[screen.participant_id] = screen
         try:
             # Transceivers created before the offer is applied are matched to its m-lines in
             # order, kind by kind, and only so do codec preferences narrow what is negotiated.
@@ -163,24 +179,31 @@ class RecorderPeer:
                     continue
                 transceiver = pc.addTransceiver(media.kind, direction="recvonly")
                 transceiver.setCodecPreferences(recorded_codecs(media.kind))
-                kind = recorded.get(index)
+                kind, into = recorded.get(index), recording
+                if index == screen_index and screen is not None:
+                    kind, into = "video", screen
                 if kind is not None:
-                    recording.receivers[kind] = transceiver.receiver
+                    into.receivers[kind] = transceiver.receiver
                 # Every receiver is tapped so that none ever decodes; unrecorded ones drop frames.
-                capture_encoded_frames(transceiver.receiver, self._frame_sink(recording, kind))
+                capture_encoded_frames(transceiver.receiver, self._frame_sink(into, kind))
             pc.on("connectionstatechange", lambda: self._on_connection_state(recording))
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except BaseException:
             self._recordings.pop(participant_id, None)
+            if screen is not None:
+                self._recordings.pop(screen.participant_id, None)
             await pc.close()
             raise
         if recording.stop.is_set():
             raise RuntimeError(f'Cannot answer participant "{participant_id}" in recording state "closed"')
-        video = recording.receivers.get("video")
-        if video is not None:
-            recording.ask_keyframe = functools.partial(request_keyframe, video)
-        self._start_tasks(recording)
+        for each in (recording, screen):
+            if each is None:
+                continue
+            video = each.receivers.get("video")
+            if video is not None:
+                each.ask_keyframe = functools.partial(request_keyframe, video)
+            self._start_tasks(each)
         return pc.localDescription.sdp
 
     def open_forwarded(self, participant_id: str, kinds: set[str],
@@ -238,6 +261,9 @@ class RecorderPeer:
                 return
             raise KeyError(f'no recording for participant "{participant_id}"')
         self._finished.add(participant_id)
+        if recording.screen is not None:
+            # The screen's file ends with the connection that carried it.
+            await self.close_participant(recording.screen.participant_id)
         recording.stop.set()
         # The segment task finishes the segment it may be delivering; the key frame task only waits.
         if recording.keyframes_task is not None:
@@ -252,14 +278,15 @@ class RecorderPeer:
                     raise
             except Exception:
                 logger.exception("recorder task %s failed", task.get_name())
-        if recording.pc is not None:
+        if recording.pc is not None and recording.owns_pc:
             await recording.pc.close()  # stops the receivers: no frame arrives after this
         await self._deliver(recording, recording.muxer.close(), final=True)
 
     async def close(self) -> None:
         """Close every participant (delivering their last segments), then the recorder."""
         self._closed = True
-        await asyncio.gather(*(self.close_participant(pid) for pid in list(self._recordings)))
+        owners = [pid for pid, recording in self._recordings.items() if recording.owns_pc]
+        await asyncio.gather(*(self.close_participant(pid) for pid in owners))
         if self._closing:
             await asyncio.gather(*self._closing)
 
@@ -275,6 +302,8 @@ class RecorderPeer:
             # Runs on the event loop, inside aiortc's RTP handling.
             if kind is None or codec.mimeType.lower() not in RECORDED_CODECS[kind]:
                 return  # not recorded; a foreign codec cannot be negotiated, but is never muxed
+            if recording.stop.is_set():
+                return  # a screen closed while its connection goes on: its file is complete
             is_keyframe = kind == "audio" or vp8_keyframe_size(frame.data) is not None
             recording.muxer.write(kind, frame.data, frame.timestamp, is_keyframe)
             if kind == "video":
@@ -338,3 +367,14 @@ class RecorderPeer:
         self._closing.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("closing a failed connection", exc_info=task.exception())
+
+
+def _screen_line(offer: SessionDescription, stream_id: str | None) -> int | None:
+    """The index of the sending video m-line whose ``a=msid`` names ``stream_id`` (the shared screen's stream)."""
+    if not stream_id:
+        return None
+    for index, media in enumerate(offer.media):
+        msid_stream = (media.msid or "").split(" ")[0]
+        if media.kind == "video" and media.direction in ("sendrecv", "sendonly") and msid_stream == stream_id:
+            return index
+    return None

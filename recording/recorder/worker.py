@@ -24,6 +24,7 @@ from recording.recorder.coverage import block_times, media_ranges
 from recording.recorder.forwarded import ForwardedMedia
 from recording.recorder.peer import RecorderPeer
 from recording.records.sealing import parse_recipient, seal
+from recording.records.transcript import SCREEN_SUFFIX
 
 log = logging.getLogger("mediation.recorder")
 
@@ -34,6 +35,11 @@ UPLOAD_ATTEMPTS = 5
 UPLOADS_IN_FLIGHT = 8
 # In a room on the SFU, how often the datagrams dropped on the forwarding ports are logged (when they changed).
 DROPS_REPORT_SECONDS = 60.0
+
+
+def screen_source(participant_id: str) -> str:
+    """The recording source id of ``participant_id``'s shared screen (docs/records.md, "Screen recordings")."""
+    return f"{participant_id}{SCREEN_SUFFIX}"
 
 
 class RecordingWorker:
@@ -60,6 +66,8 @@ class RecordingWorker:
         self._parts: dict[str, int] = {}
         self._first_part = first_part  # parts below it hold an earlier recording of the session
         self._files: dict[str, tuple[str, int]] = {}
+        # participant_id -> the stream id of the screen it shares (room_state's screen_share), recorded apart
+        self._screens: dict[str, str] = {}
         self._done = asyncio.Event()
         self._failures = 0
         self._uploads: set[asyncio.Task[None]] = set()
@@ -122,7 +130,18 @@ class RecordingWorker:
                 return  # in a room on the SFU the recorder takes no connection from anyone
             await self._close_file(sender)
             file_id = self._new_part(sender)
-            answer = await self._peer.handle_offer(file_id, payload.get("sdp", ""))
+            screen_stream = self._screens.get(sender)
+            screen_id = None
+            if screen_stream is not None and f"a=msid:{screen_stream} " in payload.get("sdp", ""):
+                # The shared screen is a source of its own (docs/records.md, "Screen recordings"), with its
+                # own parts: a new one only when a connection carries the screen again.
+                source = screen_source(sender)
+                screen_part = self._parts.get(source, self._first_part - 1) + 1
+                self._parts[source] = screen_part
+                screen_id = f"{source}#{screen_part}"
+                self._files[screen_id] = (source, screen_part)
+            answer = await self._peer.handle_offer(file_id, payload.get("sdp", ""), screen_stream=screen_stream,
+                                                   screen_id=screen_id)
             await self._sio.call("signal", {"to": sender, "kind": "answer",
                                             "payload": {"type": "answer", "sdp": answer}},
                                  namespace=NAMESPACE, timeout=15)
@@ -208,6 +227,10 @@ class RecordingWorker:
             await self._peer.close_participant(file_id)
 
     async def _on_room_state(self, state: dict[str, Any]) -> None:
+        share = state.get("screen_share")
+        self._screens = ({share["participant_id"]: share["stream_id"]} if isinstance(share, dict)
+                         and isinstance(share.get("participant_id"), str) and isinstance(share.get("stream_id"), str)
+                         else {})
         present = {p["participant_id"] for p in state.get("participants", [])
                    if p.get("status") == "admitted" and p.get("connected")}
         for participant_id in [p for p in self._current if p not in present]:

@@ -271,6 +271,10 @@ def _event(entry: RoomEntry) -> dict[str, Any]:
     return {k: v for k, v in event.items() if v is not None}
 
 
+# The suffix of a shared screen's recording source: "<participant_id>-screen" (docs/records.md, "Screen recordings").
+SCREEN_SUFFIX = "-screen"
+
+
 def build_transcript(
     *,
     case_id: str,
@@ -310,6 +314,13 @@ def build_transcript(
     for person in people.values():
         if person["participant_id"] in names:
             person["name"], person["role"] = names[person["participant_id"]]
+    for source in recordings:
+        # A shared screen is recorded as a source of its own, listed as "<participant> (screen)".
+        owner = source.removesuffix(SCREEN_SUFFIX)
+        if owner != source and source not in people:
+            name, role = names.get(owner, (people.get(owner, {}).get("name", owner), None))
+            people[source] = {"participant_id": source, "name": f"{name} (screen)", "role": role,
+                              "screen_of": owner}
     events.sort(key=lambda e: parsed.timestamp() if (parsed := _parse_time(e.get("at"))) else float("inf"))
     return {
         "format": TRANSCRIPT_FORMAT, "case_id": case_id, "session_id": session_id,

@@ -21,6 +21,7 @@ WHO = {
     "mediator": (MEDIATOR, True, True),
     "the recorder": (RECORDER, True, True),
     "a party (borrower, lender, bank representative), in the lobby or admitted": (PARTIES, False, True),
+    "a party (borrower, lender, bank representative), admitted": (PARTIES, True, True),
 }
 
 

@@ -71,6 +71,7 @@ class Scene:
                          "sealed": "YWdl"},
             "share_keys": {"channel": "main", "epoch": 0, "kid": 1,
                            "keys": [{"participant_id": other, "wrapped": "A" * 80}]},
+            "raise_hand": {"raised": True}, "start_screen_share": {"stream_id": "screen-1"}, "lower_hand": {"participant_id": target},
             # The sender's own possession proof: what the table decides is who may send, not the proof.
             "give_consent": {"notice_sha256": NOTICE,
                              "proof": self.rooms.record.proof(self.sender, "give_consent")},

@@ -295,7 +295,7 @@ async def enrol_device(page: Page, mailbox: Mailbox, address: str) -> None:
     assert match is not None, mail.text
     await page.get_by_test_id("possession-code").fill(match.group(1))
     await page.get_by_test_id("possession-confirm").click()
-    await expect(dialog).to_have_count(0)
+    await expect(dialog).to_have_count(0, timeout=WAIT_MS)  # enrolment, then the act it was asked for
 
 
 async def confirm_session(page: Page, mailbox: Mailbox | None = None, address: str = "") -> None:

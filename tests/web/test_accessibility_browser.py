@@ -202,6 +202,21 @@ async def test_accessibility_room_states_have_no_serious_violations(api: Api, br
         await mediator.get_by_test_id("chat-send").click()
         await audit.check(mediator, "room-mediator-admitted", full_page=False)
 
+        # The meeting basics: the borrower shares a screen and the bank raises a hand; the mediator sees the
+        # shared screen, the hand queue and each tile's network quality.
+        await borrower.get_by_test_id("toggle-share").click()
+        await expect(mediator.get_by_test_id("screen-stage")).to_be_visible()
+        await bank.get_by_test_id("raise-hand").click()
+        await expect(mediator.get_by_test_id("hand-queue")).to_be_visible()
+        await expect(mediator.locator("#tiles [data-testid=net-quality]").first).to_be_attached()
+        await audit.check(mediator, "room-mediator-share-hands", full_page=False)
+        await audit.check(borrower, "room-party-sharing", full_page=False)
+        await audit.check(bank, "room-party-hand-raised", full_page=False)
+        await mediator.get_by_test_id("lower-hand").click()
+        await expect(mediator.get_by_test_id("hand-queue")).to_be_hidden()
+        await borrower.get_by_test_id("toggle-share").click()
+        await expect(mediator.get_by_test_id("screen-stage")).to_be_hidden()
+
         # A caucus with the bank: the borrower (no consent choice yet) is left out.
         await mediator.get_by_test_id(f"caucus-{journey.bank_id}").click()
         await confirm_dialog(mediator)

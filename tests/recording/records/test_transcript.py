@@ -118,3 +118,19 @@ def test_transcript_legacy_room_log_form_refused() -> None:
     room_log = {"case_id": "cas_1", "session_id": "ses_1", "events": [], "messages": []}
     with pytest.raises(ValueError, match="transcript format is None"):
         read_transcript(room_log)
+
+
+def test_transcript_lists_a_shared_screen_as_a_source_named_after_its_sharer() -> None:
+    entries = [RoomEntry(at="2026-03-01T10:00:00+00:00", actor="borrower:pty_b", action="participant_joined",
+                         detail={"session_id": "ses_1", "role": "borrower"}),
+               RoomEntry(at="2026-03-01T10:01:00+00:00", actor="borrower:pty_b", action="screen_share_started",
+                         detail={"session_id": "ses_1", "participant_id": "pty_b"})]
+    doc = build_transcript(case_id="cas_1", session_id="ses_1", ended_at="2026-03-01T10:30:00+00:00",
+                           entries=entries, messages=[], names={"pty_b": ("Bo", "borrower")},
+                           recordings={"pty_b": [4], "pty_b-screen": [2]})
+    assert declared_parts(doc) == {"pty_b": [4], "pty_b-screen": [2]}
+    people = {p["participant_id"]: p for p in doc["participants"]}
+    assert people["pty_b-screen"] == {"participant_id": "pty_b-screen", "name": "Bo (screen)", "role": "borrower",
+                                      "screen_of": "pty_b"}
+    assert people["pty_b"]["name"] == "Bo"
+    assert [e["type"] for e in doc["events"]] == ["participant_joined", "screen_share_started"]

@@ -1,5 +1,7 @@
 // English for the room page, merged over the common catalog (./en.js). No DOM here.
+import meeting from "./sharing.en.js";
 export default Object.freeze({
+  ...meeting,
   "app.title": "Mediation room",
   "app.brand": "Online Mediation Centre",
   "app.skip": "Skip to main content",

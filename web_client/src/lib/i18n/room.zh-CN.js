@@ -1,5 +1,7 @@
 // Chinese (the default) for the room page, merged over the common catalog (./zh-CN.js). No DOM here.
+import meeting from "./sharing.zh-CN.js";
 export default Object.freeze({
+  ...meeting,
   "app.title": "在线调解室",
   "app.brand": "在线调解中心",
   "app.skip": "跳到主要内容",

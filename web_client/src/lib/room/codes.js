@@ -26,6 +26,10 @@ export const REQUESTS = Object.freeze({
   deleteMessage: "delete_message",
   openCaucus: "open_caucus",
   closeCaucus: "close_caucus",
+  startScreenShare: "start_screen_share",
+  stopScreenShare: "stop_screen_share",
+  raiseHand: "raise_hand",
+  lowerHand: "lower_hand",
   giveConsent: "give_consent",
   withdrawConsent: "withdraw_consent",
   startRecording: "start_recording",
@@ -53,6 +57,8 @@ export const NOTICES = Object.freeze([
   "chat_muted",
   "keys_shared",
   "mute_media_requested",
+  "screen_share_stopped",
+  "hand_lowered",
   "recording_started",
   "recording_stopped",
   "device_replaced",
@@ -110,6 +116,10 @@ export const REQUEST_ERROR_CODES = Object.freeze([
   "encryption_required",
   "not_recorded",
   "unknown_recipient",
+  "share_active",
+  "not_sharing",
+  "hand_not_raised",
+  "share_unsupported",
   // Used by the server, not listed in docs/protocol.md:
   "unavailable", // the room store is briefly unreachable; nothing changed
   "replaced", // an `error` notice: the same participant joined from another window (then disconnected)

@@ -36,6 +36,7 @@ import {
   KINDS, addCandidate, addReceiveOnly, candidatePayload, closeConnection, isPolite, newPeer, sdpFingerprint, setSenderTrack,
   protectTransceivers, takeDescription, takeTrack,
 } from "./peer.js";
+import { addScreen, parseScreenShare, takeScreenTrack } from "./screen.js";
 
 export { isPolite, sdpFingerprint };
 
@@ -125,6 +126,10 @@ export class Mesh extends Emitter {
     this._queues = new Map();
     this.online = false;
     this.stopped = false;
+    /** @type {import("./screen.js").Screen | null} our shared screen (./screen.js) */
+    this.screen = null;
+    /** @type {import("./screen.js").ScreenShare | null} who shares a screen, as the room last said */
+    this.screenShare = null;
 
     /** @type {Record<string, (...args: any[]) => void>} */
     this._handlers = {
@@ -200,7 +205,7 @@ export class Mesh extends Emitter {
       if (this.only && !this.only(p)) continue;
       if (this.isolated.has(id) || this.refusedByServer.has(id)) continue;
       // The recorder takes our camera and microphone and sends nothing back: without media, no use.
-      if (p.role === "recorder" && !this._localTrack("audio") && !this._localTrack("video")) continue;
+      if (p.role === "recorder" && !this._localTrack("audio") && !this._localTrack("video") && !this.screen) continue;
       wanted.push(id);
     }
     return wanted;
@@ -235,6 +240,7 @@ export class Mesh extends Emitter {
     if (!state || !Array.isArray(state.participants)) return;
     if (state.mode) this.mode = state.mode;
     this.participants = new Map(state.participants.map((p) => [p.participant_id, p]));
+    this.screenShare = parseScreenShare(state.screen_share);
     if (Array.isArray(state.isolated_from)) {
       // The server's own account of whom we are isolated from (also right after a re-join).
       this.isolated = new Set(state.isolated_from);
@@ -348,6 +354,7 @@ export class Mesh extends Emitter {
       }
       sending = true;
     }
+    if (addScreen(peer, this.screen)) sending = true;
     // The impolite end always offers (receive-only when it has no media), so that a new connection
     // is always announced to the other end. `announce` forces it (watchdog on the polite end).
     if (!sending && (announce ?? !peer.polite)) addReceiveOnly(peer);
@@ -539,6 +546,7 @@ export class Mesh extends Emitter {
    */
   _onTrack(peer, event) {
     if (peer.closed || peer.recorder) return; // the recorder sends nothing; nothing to show
+    if (takeScreenTrack(this, peer, event)) return;
     const stream = takeTrack(peer, event, this.MediaStream);
     if (stream) this.emit("remote_stream", { participantId: peer.id, stream, track: event.track });
   }

@@ -3,10 +3,12 @@
 // No DOM access here: this module is imported by the browser page and by the Node unit tests.
 // The socket.io `io` function is injected, so tests may pass a fake or the npm socket.io-client.
 
-import { CONNECT_ERROR_CODES, NOTICES, PARTY_ROLES } from "./codes.js";
+import { NOTICES } from "./codes.js";
 import { Emitter } from "./emitter.js";
+import { connectErrorInfo, isObject } from "./shapes.js";
 
 export * from "./codes.js";
+export * from "./shapes.js";
 export { Emitter };
 
 /**
@@ -23,40 +25,6 @@ export { Emitter };
 export const NAMESPACE = "/room";
 export const SOCKET_PATH = "/socket.io/";
 export const DEFAULT_ACK_TIMEOUT_MS = 10000;
-
-/**
- * The recording notice to show in `lang`, from join_room's `recording_notice` ([{language, text,
- * sha256}]): that language, else zh-CN, else the first one. Null when there is none usable.
- * Consent is given to the notice shown, so its `sha256` is the one sent with give_consent.
- *
- * @param {unknown} notices
- * @param {string} lang
- * @returns {RecordingNotice | null}
- */
-export function pickNotice(notices, lang) {
-  if (!Array.isArray(notices)) return null;
-  const usable = notices.filter(
-    (n) => isObject(n) && typeof n.text === "string" && n.text.trim() && typeof n.sha256 === "string" && /^[0-9a-f]{64}$/.test(n.sha256),
-  );
-  return (
-    usable.find((n) => n.language === lang) ||
-    usable.find((n) => n.language === "zh-CN") ||
-    usable[0] ||
-    null
-  );
-}
-
-/**
- * Admitted parties of a room_state who have not consented: who holds up `start_recording`
- * (the server's rule: every admitted borrower, lender and bank representative consents).
- *
- * @param {RoomState | null | undefined} room
- * @returns {Participant[]}
- */
-export function missingConsents(room) {
-  const list = room && Array.isArray(room.participants) ? room.participants : [];
-  return list.filter((p) => p && p.status === "admitted" && PARTY_ROLES.includes(p.role) && !p.consented);
-}
 
 /** Refusals after which connecting again later may succeed. */
 const RETRYABLE_REFUSALS = new Set(["rate_limited", "room_locked", "connect_refused", "unavailable"]);
@@ -78,36 +46,6 @@ export class ProtocolError extends Error {
     this.event = event;
     this.data = data;
   }
-}
-
-/**
- * @param {unknown} value
- * @returns {value is Record<string, any>}
- */
-function isObject(value) {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
-}
-
-/**
- * The `{code, message, refused}` of a connect_error, whatever shape the server or transport gave it.
- * `refused`: the server answered with a refusal (socket.io does not retry then); otherwise the
- * server was not reached and socket.io keeps retrying. `socket` (optional) tells the two apart when
- * the refusal carries no code: socket.io destroys the socket on a refusal (`active` false).
- *
- * @param {any} err socket.io's connect_error
- * @param {{active?: boolean} | null} [socket]
- * @returns {ConnectErrorInfo}
- */
-export function connectErrorInfo(err, socket = null) {
-  const data = err && isObject(err.data) ? err.data : null;
-  if (data && typeof data.code === "string") {
-    return { code: data.code, message: typeof data.message === "string" ? data.message : "", refused: true };
-  }
-  // A server may put the bare code in the message (ConnectionRefusedError("bad_token")).
-  const message = err && typeof err.message === "string" ? err.message : "";
-  if (CONNECT_ERROR_CODES.includes(message)) return { code: message, message, refused: true };
-  if (socket && socket.active === false) return { code: "connect_refused", message, refused: true };
-  return { code: "connect_failed", message, refused: false };
 }
 
 /**
@@ -618,6 +556,26 @@ export class RoomClient extends Emitter {
 
   closeCaucus() {
     return this.request("close_caucus", {});
+  }
+
+  /** @param {string} streamId the id of the MediaStream carrying the screen */
+  startScreenShare(streamId) {
+    return this.request("start_screen_share", { stream_id: streamId });
+  }
+
+  /** @param {string} [participantId] another's share (the mediator only); absent: our own */
+  stopScreenShare(participantId) {
+    return this.request("stop_screen_share", participantId ? { participant_id: participantId } : {});
+  }
+
+  /** @param {boolean} raised */
+  raiseHand(raised) {
+    return this.request("raise_hand", { raised: Boolean(raised) });
+  }
+
+  /** @param {string} participantId */
+  lowerHand(participantId) {
+    return this.request("lower_hand", { participant_id: participantId });
   }
 
   /**

@@ -34,6 +34,8 @@
  * @property {string[]} [isolated_from] whom our media must not reach (caucus)
  * @property {boolean} [second_device] this connection waits as a second device of its participant
  * @property {boolean} [end_to_end] every admitted person joined with a device key: chat is end-to-end encrypted
+ * @property {{participant_id: string, stream_id: string} | null} [screen_share] who shares a screen, in which stream
+ * @property {string[]} [hands] raised hands, oldest first
  *
  * @typedef {object} RecordingNotice One language of the recording notice.
  * @property {string} language

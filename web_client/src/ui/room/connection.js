@@ -13,6 +13,8 @@ import { forgetToken, keepToken, keptToken, log } from "./state.js";
 import { blockWith, clearStatus, CODE_STATES, setConnection, setStatus } from "./status.js";
 import { renderTiles } from "./tiles.js";
 import { renderAll } from "./view.js";
+import { onHandLowered } from "./hands.js";
+import { onShareStopped } from "./screenshare.js";
 
 /** @typedef {import("./state.js").RoomPageState} RoomPageState */
 
@@ -194,6 +196,8 @@ function wireClient(state, client) {
     renderChatControls(state);
   });
   client.on("mute_media_requested", (body) => onMuteRequested(state, body));
+  client.on("screen_share_stopped", (body) => onShareStopped(state, body));
+  client.on("hand_lowered", () => onHandLowered(state));
   client.on("error", (body) => {
     log(state, "server error notice", body);
     if (body && body.code === "replaced") {

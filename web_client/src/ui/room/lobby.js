@@ -12,6 +12,7 @@ import { isMediator, log, participant, participants, roleLabel, selfId } from ".
 import { clearStatus, CODE_STATES, setStatus } from "./status.js";
 import { attachRemote } from "./tiles.js";
 import { renderAll } from "./view.js";
+import { renderShare } from "./screenshare.js";
 
 /** @typedef {import("./state.js").RoomPageState} RoomPageState */
 
@@ -104,6 +105,7 @@ function ensureMesh(state) {
   state.mesh = mesh;
   mesh.on("remote_stream", ({ participantId, stream }) => attachRemote(state, participantId, stream));
   mesh.on("remote_stream_removed", ({ participantId }) => attachRemote(state, participantId, null));
+  mesh.on("remote_screen", () => renderShare(state));
   mesh.on("peer_state", ({ participantId, state: connState }) => {
     const tile = state.tiles.get(participantId);
     if (tile) tile.root.dataset.peer = connState;

@@ -17,6 +17,9 @@ import { submitSignIn } from "./signin.js";
 import { translatorFor } from "./state.js";
 import { renderStatus, setConnection } from "./status.js";
 import { renderTiles, reportLayout } from "./tiles.js";
+import { renderHands, toggleHand } from "./hands.js";
+import { renderNetwork, watchNetwork } from "./network.js";
+import { renderShare, stopOthersShare, toggleShare } from "./screenshare.js";
 
 /** @typedef {import("./state.js").RoomPageState} RoomPageState */
 
@@ -108,6 +111,17 @@ export function renderAll(state) {
   updateJoinButton(state);
   renderStatus(state);
   renderBasics(state);
+  renderMeeting(state);
+}
+
+/**
+ * The meeting basics: the shared screen, raised hands, network and speaker marks on the tiles.
+ * @param {RoomPageState} state
+ */
+export function renderMeeting(state) {
+  renderShare(state);
+  renderHands(state);
+  renderNetwork(state);
 }
 
 /**
@@ -159,6 +173,10 @@ export function wireStaticControls(state) {
     navigator.mediaDevices.addEventListener("devicechange", () => refreshDevices(state));
   }
   wireLeaveGuards(state);
+  $("toggle-share").addEventListener("click", () => toggleShare(state));
+  $("screen-stop").addEventListener("click", () => stopOthersShare(state));
+  $("raise-hand").addEventListener("click", () => toggleHand(state));
+  watchNetwork(state);
   setInterval(() => {
     tickTimer(state);
     tickSchedule(state);
