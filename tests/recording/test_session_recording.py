@@ -501,7 +501,7 @@ async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(t
             peers += [mediator, bank, borrower]
             room = RecordedRoom(api=None, key=key, compliance=compliance, case_id=journey.case_id,  # type: ignore[arg-type]
                                 mediator=mediator, bank=bank, borrower=borrower,
-                                senders=[sender(p) for p in (mediator, bank, borrower)],
+                                senders=[Sender(p) for p in (mediator, bank, borrower)],
                                 proof=functools.partial(journey.proof, http))
             room.notice = (await mediator.join())["recording_notice"][0]["sha256"]
             for party in (bank, borrower):
@@ -512,8 +512,8 @@ async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(t
             await asyncio.sleep(8)
             killed_at = time.time()
             await asyncio.to_thread(node.kill)
-            for sender in room.senders:
-                await sender.close()
+            for media_sender in room.senders:
+                await media_sender.close()
             node.start()
             await asyncio.to_thread(node.wait_ready, time.monotonic() + START_TIMEOUT)
             # Everyone comes back to the restarted node and the mediator records again: media resumes
@@ -533,8 +533,8 @@ async def test_node_killed_loses_under_two_seconds_and_the_tool_names_each_gap(t
             await again.start_recording()
             await asyncio.sleep(4)
             assert (await again.mediator.request("end_session", {}))["ok"]
-            for sender in again.senders:
-                await sender.close()
+            for media_sender in again.senders:
+                await media_sender.close()
 
             async def sealed() -> bool:
                 _, listed = await http.request("GET", f"/api/cases/{journey.case_id}/records", token=compliance)
