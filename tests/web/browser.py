@@ -600,8 +600,11 @@ class Audit:
             if before_size:
                 await page.set_viewport_size(before_size)
 
-    def assert_clean(self) -> None:
+    def assert_clean(self, *, known: tuple[str, ...] = ()) -> None:
+        """Fail on every finding but those naming one of ``known``: defects on record as open (each named with
+        its reason where it is passed), printed on every run so they stay in sight until fixed."""
         print(f"accessibility: {len(self.checked)} views checked, {len(self.findings)} findings")
         for finding in self.findings:
             print(finding)
-        assert self.findings == [], "\n".join(self.findings[:80])
+        open_ones = [f for f in self.findings if not any(k in f for k in known)]
+        assert open_ones == [], "\n".join(open_ones[:80])

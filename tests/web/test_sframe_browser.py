@@ -114,7 +114,7 @@ async def test_sframe_loopback_right_key_decodes_and_wire_is_ciphertext(browser:
     # What a node relays: the VP8 payload header in clear, then SFrame with our KID, then ciphertext
     # that opens (in Python) into the frame the encoder made, which it resembles no more than chance.
     ciphertext = bytearray()
-    counters = set()
+    counters: dict[int, bytes] = {}
     keys = 0
     for frame in snapshot["tapped"]:
         wire = bytes(frame["data"])
@@ -125,13 +125,15 @@ async def test_sframe_loopback_right_key_decodes_and_wire_is_ciphertext(browser:
             assert wire[3:6] == b"\x9d\x01\x2a" and int.from_bytes(wire[6:8], "little") & 0x3FFF == 640
         kid, ctr, size = parse_header(wire[prefix:])
         assert kid == KID
-        counters.add(ctr)
+        # A nonce is never used for two different frames. The tap's receiver may be handed one frame twice
+        # (a loaded host's retransmissions); that is the same bytes under the same CTR, not a reuse.
+        assert counters.setdefault(ctr, wire) == wire, f"CTR {ctr} sealed two different frames"
         plain = decrypt_media_frame("video", wire, {KID: KEY})
         assert plain[:prefix] == wire[:prefix] and len(wire) == len(plain) + size + 16
         body, sealed = plain[prefix:], wire[prefix + size:prefix + size + len(plain) - prefix]
         assert sum(a == b for a, b in zip(body, sealed, strict=True)) <= max(4, len(body) // 32)
         ciphertext += sealed
-    assert keys >= 1 and len(counters) == len(snapshot["tapped"])
+    assert keys >= 1 and len(counters) >= len(snapshot["tapped"]) // 2
     # Bytes of AES-GCM ciphertext are uniform: Pearson's statistic over 256 values stays near its
     # 255 degrees of freedom (standard deviation about 23).
     expected = len(ciphertext) / 256
